@@ -1,0 +1,68 @@
+"""Canonical cell classes, genetic subtypes and the one colour palette shared everywhere.
+
+Layers, the gallery, plots, GeoJSON exports and reports all take their colours from
+:data:`CLASS_COLORS`, so a class looks the same wherever it is shown.
+"""
+
+from __future__ import annotations
+
+#: White-cell (and related) classes known to the ``wbc`` model, in model output order.
+CELL_CLASSES: tuple[str, ...] = (
+    "basophil",
+    "eosinophil",
+    "erythroblast",
+    "ig",  # immature granulocyte (promyelocyte, myelocyte, metamyelocyte)
+    "lymphocyte",
+    "monocyte",
+    "neutrophil",
+    "platelet",
+    "blast",
+)
+
+#: Human-readable names for display.
+CLASS_LABELS: dict[str, str] = {
+    "basophil": "Basophil",
+    "eosinophil": "Eosinophil",
+    "erythroblast": "Erythroblast",
+    "ig": "Immature granulocyte",
+    "lymphocyte": "Lymphocyte",
+    "monocyte": "Monocyte",
+    "neutrophil": "Neutrophil",
+    "platelet": "Platelet",
+    "blast": "Blast",
+    "unclassified": "Unclassified",
+}
+
+#: Fixed colours (hex RGB) per class.
+CLASS_COLORS: dict[str, str] = {
+    "basophil": "#6a3d9a",
+    "eosinophil": "#ff7f00",
+    "erythroblast": "#b15928",
+    "ig": "#fdbf6f",
+    "lymphocyte": "#1f78b4",
+    "monocyte": "#33a02c",
+    "neutrophil": "#a6cee3",
+    "platelet": "#cab2d6",
+    "blast": "#e31a1c",
+    "unclassified": "#999999",
+}
+
+#: Genetic subtypes of the demo AML subtype model (synthetic, demo only).
+AML_SUBTYPES: tuple[str, ...] = ("PML::RARA", "NPM1", "CBFB::MYH11", "RUNX1::RUNX1T1", "control")
+
+#: Labels of the Taleqani B-ALL bag model.
+ALL_STAGES: tuple[str, ...] = ("Benign", "Early", "Pre", "Pro")
+
+RESEARCH_USE_ONLY = "research use only — not for diagnosis"
+
+
+def class_color(name: str) -> str:
+    """The palette colour of a class (grey for unknown names)."""
+    return CLASS_COLORS.get(name, CLASS_COLORS["unclassified"])
+
+
+def class_rgba(name: str, alpha: float = 1.0) -> tuple[float, float, float, float]:
+    """The palette colour of a class as an RGBA tuple of floats in [0, 1]."""
+    h = class_color(name).lstrip("#")
+    r, g, b = (int(h[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+    return (r, g, b, alpha)

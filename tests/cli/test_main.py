@@ -1,0 +1,34 @@
+"""The CLI contract: every subcommand has --help; bad input is one line and exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from hemascope.cli.main import _command_modules, build_parser, main
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert "hemascope" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("module", _command_modules(), ids=lambda m: " ".join(m.COMMAND))
+def test_every_subcommand_has_help(module, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*module.COMMAND, "--help"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip()
+    assert (module.__doc__ or "").strip(), "every command module has a docstring"
+
+
+def test_parser_builds():
+    assert build_parser().prog == "hemascope"
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "hemascope.cli.main", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "COMMAND" in out.stdout
