@@ -52,6 +52,10 @@ class DataError(HemascopeError):
     """A training/evaluation data set or labels file is empty or inconsistent."""
 
 
+class ResultError(HemascopeError):
+    """A saved result directory is missing, incomplete (no completion marker) or inconsistent."""
+
+
 class Cancelled(HemascopeError):
     """A long computation was cancelled by the caller."""
 
@@ -68,5 +72,6 @@ __all__ = [
     "ModelIntegrityError",
     "ConfigError",
     "DataError",
+    "ResultError",
     "Cancelled",
 ]

@@ -1,0 +1,365 @@
+"""Atomic file writing and :class:`SlideResult`, the saved outcome of analysing one slide.
+
+Every file hemascope writes goes through the ``atomic_*`` helpers here: the data is written to a
+temporary file next to the destination, flushed to disk, then moved over the destination with
+:func:`os.replace`. A crash therefore leaves either the old file or the new one, never half a file.
+A saved result directory is only *complete* once its marker file :data:`COMPLETE_MARKER` exists,
+and the marker is written last.
+
+Layout of a result directory::
+
+    cells.parquet      one row per cell (level-0 px, µm, class, probabilities)
+    embeddings.npy     (n_cells, d) float32 cell embeddings (optional)
+    smear_mask.npy     low-resolution boolean smear mask (optional)
+    config.toml        the AnalysisConfig used
+    result.json        differential count, subtype, provenance, file checksums
+    COMPLETE           completion marker (written last)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hemascope.config import AnalysisConfig
+from hemascope.errors import ResultError
+
+COMPLETE_MARKER = "COMPLETE"
+RESULT_FORMAT_VERSION = 1
+
+
+# --- atomic writing ------------------------------------------------------------------------------
+def _fsync_path(path: Path) -> None:
+    if path.is_dir():
+        for child in path.rglob("*"):
+            if child.is_file():
+                _fsync_file(child)
+    else:
+        _fsync_file(path)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can fsync a directory
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write to; on success it replaces ``path`` atomically.
+
+    The temporary name sits in the same directory (same file system) and keeps the suffix of
+    ``path``, so writers that infer the format from the suffix still work. It may be a file or a
+    directory (e.g. a Zarr store). If the block raises, the temporary is deleted and ``path`` is
+    left untouched.
+
+    Parameters
+    ----------
+    path
+        Final destination.
+
+    Yields
+    ------
+    Path
+        Where to write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # the writer creates it (as a file or a directory)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise ResultError(f"nothing was written for {path}")
+        _fsync_path(tmp)
+        if tmp.is_dir() and path.exists():
+            # os.replace cannot overwrite a non-empty directory: move the old one aside first.
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            _remove(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            _remove(old)
+        else:
+            os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file + :func:`os.replace`); returns ``path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically; returns ``path``."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically (numpy values and dataclasses converted)."""
+    return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, ensure_ascii=False) + "\n")
+
+
+def atomic_write_npy(path: str | Path, array: np.ndarray) -> Path:
+    """Write ``array`` as a ``.npy`` file atomically (never pickled objects); returns ``path``."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_write_table(path: str | Path, table: pd.DataFrame) -> Path:
+    """Write a DataFrame atomically as Parquet (``.parquet``) or CSV (``.csv``); returns ``path``."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ResultError(f"table files must end in .parquet or .csv, got {path.name}")
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            table.to_parquet(tmp, index=False)
+        else:
+            table.to_csv(tmp, index=False)
+    return path
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert ``obj`` (dataclasses, numpy, pandas, paths, tuples) to plain JSON values."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, (pd.Series, pd.DataFrame)):
+        return to_jsonable(obj.to_dict())
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """The hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_complete(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a completely saved :class:`SlideResult` (marker present)."""
+    return (Path(directory) / COMPLETE_MARKER).is_file()
+
+
+# --- the result ----------------------------------------------------------------------------------
+@dataclass
+class SlideResult:
+    """Everything found on one slide, with how it was found.
+
+    Attributes
+    ----------
+    cells
+        The cell table: one row per cell, positions in level-0 pixels and µm, and (when
+        classified) ``class``, ``confidence`` and ``prob_<class>`` columns.
+    embeddings
+        ``(n_cells, d)`` float32 embeddings in the row order of ``cells`` (``None`` if absent).
+    differential
+        The differential count as plain values (counts, percentages, confidence intervals, blast %).
+    subtype
+        The slide-level subtype prediction (probabilities, label or abstention, model), or ``None``.
+    smear_mask
+        Low-resolution boolean smear mask (``None`` if absent).
+    smear_mask_downsample
+        Level-0 pixels per smear-mask pixel.
+    labels_path
+        Where the cell label mask (OME-Zarr) was written, if any.
+    slide
+        Slide facts: ``path``, ``shape`` (level-0 rows, cols), ``mpp``, ``mpp_source``, ``format``.
+    config
+        The :class:`~hemascope.config.AnalysisConfig` used.
+    provenance
+        hemascope version, segmenter and its version, model names and sha256, timings (s).
+    """
+
+    cells: pd.DataFrame
+    embeddings: np.ndarray | None = None
+    differential: dict[str, Any] = field(default_factory=dict)
+    subtype: dict[str, Any] | None = None
+    smear_mask: np.ndarray | None = None
+    smear_mask_downsample: float = 1.0
+    labels_path: Path | None = None
+    slide: dict[str, Any] = field(default_factory=dict)
+    config: AnalysisConfig = field(default_factory=AnalysisConfig)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_cells(self) -> int:
+        """Number of cells found."""
+        return len(self.cells)
+
+    def save(self, directory: str | Path) -> Path:
+        """Save to ``directory`` atomically, file by file, writing the completion marker last.
+
+        An existing marker is removed first, so an interrupted re-save never looks complete.
+
+        Parameters
+        ----------
+        directory
+            Output directory (created if needed).
+
+        Returns
+        -------
+        Path
+            ``directory``.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        marker = directory / COMPLETE_MARKER
+        _remove(marker)
+        files: dict[str, str] = {}
+
+        def _track(path: Path) -> None:
+            files[path.name] = sha256_file(path)
+
+        _track(atomic_write_table(directory / "cells.parquet", self.cells))
+        for name, array in (("embeddings.npy", self.embeddings), ("smear_mask.npy", self.smear_mask)):
+            if array is not None:
+                _track(atomic_write_npy(directory / name, array))
+            else:
+                _remove(directory / name)
+        _track(self.config.save(directory / "config.toml"))
+        labels = None
+        if self.labels_path is not None:
+            labels_path = Path(self.labels_path)
+            labels = labels_path.name if labels_path.parent.resolve() == directory.resolve() else str(labels_path)
+        meta = {
+            "format_version": RESULT_FORMAT_VERSION,
+            "n_cells": self.n_cells,
+            "differential": self.differential,
+            "subtype": self.subtype,
+            "smear_mask_downsample": self.smear_mask_downsample,
+            "labels_path": labels,
+            "slide": self.slide,
+            "provenance": self.provenance,
+            "files": files,
+        }
+        result_json = atomic_write_json(directory / "result.json", meta)
+        atomic_write_json(marker, {"result.json": sha256_file(result_json)})
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path, *, verify: bool = True) -> SlideResult:
+        """Load a result saved by :meth:`save`.
+
+        Parameters
+        ----------
+        directory
+            The result directory.
+        verify
+            Check every file against the SHA-256 recorded when it was saved.
+
+        Returns
+        -------
+        SlideResult
+
+        Raises
+        ------
+        ResultError
+            If the directory is missing, incomplete (no marker: the save was interrupted) or a file
+            does not match its checksum.
+        """
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ResultError(f"no result directory at {directory}")
+        if not is_complete(directory):
+            raise ResultError(f"{directory} holds no complete result (the run was interrupted or is still going)")
+        try:
+            meta = json.loads((directory / "result.json").read_text(encoding="utf-8"))
+            marker = json.loads((directory / COMPLETE_MARKER).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ResultError(f"{directory}: unreadable result metadata ({exc})") from None
+        if verify:
+            if marker.get("result.json") != sha256_file(directory / "result.json"):
+                raise ResultError(f"{directory}/result.json does not match its completion marker")
+            for name, digest in meta.get("files", {}).items():
+                path = directory / name
+                if not path.is_file() or sha256_file(path) != digest:
+                    raise ResultError(f"{path} is missing or was changed after the result was saved")
+        cells = pd.read_parquet(directory / "cells.parquet")
+        arrays = {}
+        for name in ("embeddings", "smear_mask"):
+            path = directory / f"{name}.npy"
+            arrays[name] = np.load(path, allow_pickle=False) if path.is_file() else None
+        labels = meta.get("labels_path")
+        labels_path = None if labels is None else (directory / labels if not Path(labels).is_absolute() else Path(labels))
+        return cls(
+            cells=cells,
+            embeddings=arrays["embeddings"],
+            differential=meta.get("differential") or {},
+            subtype=meta.get("subtype"),
+            smear_mask=arrays["smear_mask"],
+            smear_mask_downsample=float(meta.get("smear_mask_downsample", 1.0)),
+            labels_path=labels_path,
+            slide=meta.get("slide") or {},
+            config=AnalysisConfig.from_toml(directory / "config.toml"),
+            provenance=meta.get("provenance") or {},
+        )
+
+
+__all__ = [
+    "COMPLETE_MARKER",
+    "SlideResult",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_npy",
+    "atomic_write_table",
+    "atomic_write_text",
+    "is_complete",
+    "sha256_file",
+    "to_jsonable",
+]
