@@ -10,6 +10,7 @@ import dask.array as da
 import numpy as np
 
 from hemascope.errors import InvalidInputError
+from hemascope.io.tiles import level_downsample
 
 
 @dataclass
@@ -74,9 +75,9 @@ class Slide:
 
     @property
     def downsamples(self) -> list[float]:
-        """Downsample factor of each level relative to level 0 (from the column counts)."""
-        cols0 = self.levels[0].shape[1]
-        return [float(cols0) / float(a.shape[1]) for a in self.levels]
+        """Downsample factor of each level relative to level 0 (exact powers of two for 2x pyramids)."""
+        shape0 = self.level_shapes[0]
+        return [level_downsample(shape0, s) for s in self.level_shapes]
 
     def level_mpp(self, level: int) -> float | None:
         """Micrometres per pixel of ``level`` (``None`` when unknown)."""
