@@ -1,0 +1,307 @@
+"""QuPath-compatible GeoJSON: cells out as detections, annotations (or detections) back in.
+
+Written files are a ``FeatureCollection`` whose features carry ``objectType: "detection"``, a
+``classification`` (display name and ``[r, g, b]`` colour from :mod:`hemascope.classes`) and
+``measurements``. Coordinates are level-0 pixels in GeoJSON's ``(x, y)`` order; hemascope's
+``(row, col)`` is swapped at this border only. Floats are written with Python's shortest exact
+representation, so write → read returns the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hemascope.classes import CLASS_LABELS, class_color
+from hemascope.errors import InvalidInputError
+from hemascope.results import atomic_write_text
+
+ROW, COL = "row", "col"
+"""Cell-table columns holding the level-0 centroid ``(row, col)``."""
+
+_NAME_TO_CLASS = {label.lower(): key for key, label in CLASS_LABELS.items()}
+_SKIP_MEASUREMENTS = {ROW, COL, "class", "label", "cell_id"}
+
+
+@dataclass
+class GeoJSONObject:
+    """One feature read from a GeoJSON file, in hemascope's ``(row, col)`` convention.
+
+    Attributes
+    ----------
+    object_type
+        QuPath ``objectType`` (``"annotation"``, ``"detection"``, ``"cell"``, ...; ``"annotation"``
+        when the file does not say).
+    geometry_type
+        GeoJSON geometry type (``"Polygon"``, ``"MultiPolygon"``, ``"Point"``, ...).
+    coordinates
+        One ``(n, 2)`` float array of ``(row, col)`` level-0 pixels per ring / line / point set
+        (polygon exteriors and holes in file order; a Point is a ``(1, 2)`` array).
+    classification
+        hemascope class key when the name matches one (``"blast"``), else the name as written,
+        or ``None``.
+    color
+        Classification colour as ``(r, g, b)`` ints, or ``None``.
+    measurements
+        Measurement name to value.
+    id
+        Feature id (``None`` when absent).
+    properties
+        All properties as written.
+    """
+
+    object_type: str
+    geometry_type: str
+    coordinates: list[np.ndarray]
+    classification: str | None = None
+    color: tuple[int, int, int] | None = None
+    measurements: dict[str, float] = field(default_factory=dict)
+    id: str | None = None
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+# --- writing -----------------------------------------------------------------------------------
+def _rgb(name: str) -> list[int]:
+    h = class_color(name).lstrip("#")
+    return [int(h[i : i + 2], 16) for i in (0, 2, 4)]
+
+
+def _circle(row: float, col: float, radius: float, n_vertices: int) -> list[list[float]]:
+    angles = np.linspace(0.0, 2.0 * np.pi, n_vertices, endpoint=False)
+    ring = [[float(col + radius * np.cos(a)), float(row + radius * np.sin(a))] for a in angles]
+    return ring + [ring[0]]
+
+
+def _radius_px(cells: pd.DataFrame, mpp: float | None) -> np.ndarray:
+    if "area_px" in cells:
+        area = cells["area_px"].to_numpy(float)
+    elif "area_um2" in cells and mpp:
+        area = cells["area_um2"].to_numpy(float) / (mpp * mpp)
+    else:
+        area = np.full(len(cells), np.pi * (5.0 / (mpp or 0.5)) ** 2)  # a 10 µm cell
+    return np.sqrt(np.maximum(area, 1.0) / np.pi)
+
+
+def _mask_rings(labels: np.ndarray, offset: tuple[int, int], tolerance: float) -> dict[int, list[list[float]]]:
+    """Outer contour of every labelled object, in level-0 ``(x, y)``."""
+    from skimage.measure import approximate_polygon, find_contours, regionprops
+
+    rings: dict[int, list[list[float]]] = {}
+    for region in regionprops(np.asarray(labels)):
+        r0, c0, _, _ = region.bbox
+        padded = np.pad(region.image, 1).astype(np.uint8)
+        contours = find_contours(padded, 0.5)
+        if not contours:
+            continue
+        contour = max(contours, key=len)
+        contour = approximate_polygon(contour, tolerance) if tolerance > 0 else contour
+        rows = contour[:, 0] - 1 + r0 + offset[0]
+        cols = contour[:, 1] - 1 + c0 + offset[1]
+        ring = [[float(c), float(r)] for r, c in zip(rows, cols, strict=True)]
+        if ring[0] != ring[-1]:
+            ring.append(ring[0])
+        rings[int(region.label)] = ring
+    return rings
+
+
+def _measurements(row: pd.Series, columns: list[str]) -> dict[str, float]:
+    out = {}
+    for name in columns:
+        value = row[name]
+        if isinstance(value, (bool, np.bool_)):
+            out[name] = float(value)
+        elif isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value):
+            out[name] = float(value)
+    return out
+
+
+def cells_to_geojson(
+    cells: pd.DataFrame,
+    *,
+    labels: np.ndarray | None = None,
+    labels_offset: tuple[int, int] = (0, 0),
+    label_column: str = "label",
+    mpp: float | None = None,
+    n_vertices: int = 24,
+    tolerance: float = 0.5,
+) -> dict[str, Any]:
+    """Convert a cell table to a QuPath-compatible GeoJSON ``FeatureCollection`` of detections.
+
+    Parameters
+    ----------
+    cells
+        Cell table with level-0 ``row``, ``col``; optional ``class``, ``label`` and numeric columns
+        (written as measurements).
+    labels
+        Optional instance-label image whose values match ``cells[label_column]``; each cell is then
+        outlined by its mask contour. Cells without a mask (or all cells when ``labels`` is
+        ``None``) become circles of the cell's area (``area_px``, or ``area_um2`` with ``mpp``).
+    labels_offset
+        Level-0 ``(row, col)`` of the label image's top-left pixel.
+    label_column
+        Column of ``cells`` holding each cell's label value.
+    mpp
+        µm per level-0 pixel (for ``area_um2``).
+    n_vertices
+        Vertices of a circle outline.
+    tolerance
+        Contour simplification tolerance in pixels (0 keeps every contour vertex).
+
+    Returns
+    -------
+    dict
+        The FeatureCollection, ready for :func:`json.dumps`.
+    """
+    missing = [c for c in (ROW, COL) if c not in cells]
+    if missing:
+        raise InvalidInputError(f"the cell table has no {missing} column(s) (level-0 centroid)")
+    rings = _mask_rings(labels, labels_offset, tolerance) if labels is not None else {}
+    radii = _radius_px(cells, mpp)
+    numeric = [c for c in cells.columns if c not in _SKIP_MEASUREMENTS and pd.api.types.is_numeric_dtype(cells[c])]
+    features = []
+    for i, (_, row) in enumerate(cells.iterrows()):
+        ring = None
+        if rings and label_column in cells:
+            ring = rings.get(int(row[label_column]))
+        if ring is None:
+            ring = _circle(float(row[ROW]), float(row[COL]), float(radii[i]), n_vertices)
+        props: dict[str, Any] = {"objectType": "detection", "isLocked": False}
+        name = row["class"] if "class" in cells else None
+        if isinstance(name, str) and name:
+            props["classification"] = {"name": CLASS_LABELS.get(name, name), "color": _rgb(name)}
+        props["measurements"] = _measurements(row, numeric)
+        feature_id = str(uuid.uuid5(uuid.NAMESPACE_OID, f"hemascope-cell-{row.get('cell_id', i)}"))
+        features.append(
+            {"type": "Feature", "id": feature_id, "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": props}
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def write_geojson(path: str | Path, cells: pd.DataFrame, **kwargs: Any) -> Path:
+    """Write cells as QuPath detections to a GeoJSON file, atomically.
+
+    Parameters
+    ----------
+    path
+        Destination (``.geojson``).
+    cells
+        Cell table (see :func:`cells_to_geojson`).
+    **kwargs
+        Passed to :func:`cells_to_geojson` (``labels``, ``mpp``, ...).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    return atomic_write_text(path, json.dumps(cells_to_geojson(cells, **kwargs)))
+
+
+# --- reading -----------------------------------------------------------------------------------
+def _rings_of(geometry: dict[str, Any]) -> list[np.ndarray]:
+    kind, coords = geometry.get("type"), geometry.get("coordinates")
+    if kind == "GeometryCollection":
+        return [r for g in geometry.get("geometries", []) for r in _rings_of(g)]
+    if coords is None:
+        raise InvalidInputError(f"a {kind} geometry has no coordinates")
+    depth = {"Point": 0, "MultiPoint": 1, "LineString": 1, "Polygon": 2, "MultiLineString": 2, "MultiPolygon": 3}
+    if kind not in depth:
+        raise InvalidInputError(f"unsupported GeoJSON geometry type {kind!r}")
+    if depth[kind] == 0:
+        parts = [[coords]]
+    elif depth[kind] == 1:
+        parts = [coords]
+    elif depth[kind] == 2:
+        parts = list(coords)
+    else:
+        parts = [ring for polygon in coords for ring in polygon]
+    out = []
+    for part in parts:
+        xy = np.asarray(part, dtype=float).reshape(-1, 2)
+        out.append(xy[:, ::-1].copy())  # (x, y) -> (row, col)
+    return out
+
+
+def _parse_color(value: Any) -> tuple[int, int, int] | None:
+    if isinstance(value, (list, tuple)) and len(value) >= 3:
+        return (int(value[0]), int(value[1]), int(value[2]))
+    if isinstance(value, int):  # QuPath's packed ARGB integer
+        value &= 0xFFFFFF
+        return ((value >> 16) & 255, (value >> 8) & 255, value & 255)
+    return None
+
+
+def _parse_measurements(value: Any) -> dict[str, float]:
+    if isinstance(value, dict):
+        return {str(k): float(v) for k, v in value.items() if isinstance(v, (int, float))}
+    if isinstance(value, list):  # older QuPath: [{"name": ..., "value": ...}]
+        return {str(m["name"]): float(m["value"]) for m in value if isinstance(m, dict) and "name" in m}
+    return {}
+
+
+def _parse_feature(feature: dict[str, Any]) -> GeoJSONObject:
+    if feature.get("type") != "Feature" or not isinstance(feature.get("geometry"), dict):
+        raise InvalidInputError("expected GeoJSON Features with a geometry")
+    props = feature.get("properties") or {}
+    cls = props.get("classification") or {}
+    name = cls.get("name") if isinstance(cls, dict) else (cls if isinstance(cls, str) else None)
+    color = _parse_color(cls.get("color", cls.get("colorRGB"))) if isinstance(cls, dict) else None
+    key = _NAME_TO_CLASS.get(name.lower(), name) if isinstance(name, str) else None
+    return GeoJSONObject(
+        object_type=str(props.get("objectType", "annotation")),
+        geometry_type=str(feature["geometry"].get("type")),
+        coordinates=_rings_of(feature["geometry"]),
+        classification=key,
+        color=color,
+        measurements=_parse_measurements(props.get("measurements")),
+        id=None if feature.get("id") is None else str(feature["id"]),
+        properties=props,
+    )
+
+
+def read_geojson(path: str | Path) -> list[GeoJSONObject]:
+    """Read QuPath (or any) GeoJSON: a FeatureCollection, a Feature, or a list of Features.
+
+    Parameters
+    ----------
+    path
+        The ``.geojson`` / ``.json`` file.
+
+    Returns
+    -------
+    list of GeoJSONObject
+        One per feature, coordinates converted to level-0 ``(row, col)``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the file is missing, not JSON, or not GeoJSON features.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidInputError(f"GeoJSON file not found: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{path} is not valid JSON ({exc})") from None
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+        features = data.get("features") or []
+    elif isinstance(data, dict) and data.get("type") == "Feature":
+        features = [data]
+    elif isinstance(data, list):
+        features = data
+    else:
+        raise InvalidInputError(f"{path} is not a GeoJSON FeatureCollection, Feature or list of Features")
+    try:
+        return [_parse_feature(f) for f in features]
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{path}: {exc}") from None
+
+
+__all__ = ["GeoJSONObject", "cells_to_geojson", "write_geojson", "read_geojson"]
