@@ -196,8 +196,12 @@ class AnalysisConfig:
         return atomic_write_text(path, self.to_toml())
 
     def fingerprint(self) -> str:
-        """A short hash of the settings that change the cells found (used to guard resume)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        """A short hash of the settings that change the results (used to guard resume).
+
+        ``device`` and ``batch_size`` are left out: a run may resume on other hardware.
+        """
+        data = {k: v for k, v in self.to_dict().items() if k not in ("device", "batch_size")}
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def roi_px(self, mpp: float) -> list[tuple[float, float]] | None:

@@ -210,7 +210,10 @@ class SlideResult:
     differential
         The differential count as plain values (counts, percentages, confidence intervals, blast %).
     subtype
-        The slide-level subtype prediction (probabilities, label or abstention, model), or ``None``.
+        The primary slide-level subtype prediction (probabilities, label or abstention, model,
+        version), or ``None``.
+    subtypes
+        Every bag model's prediction side by side (the first is ``subtype``).
     smear_mask
         Low-resolution boolean smear mask (``None`` if absent).
     smear_mask_downsample
@@ -229,6 +232,7 @@ class SlideResult:
     embeddings: np.ndarray | None = None
     differential: dict[str, Any] = field(default_factory=dict)
     subtype: dict[str, Any] | None = None
+    subtypes: list[dict[str, Any]] = field(default_factory=list)
     smear_mask: np.ndarray | None = None
     smear_mask_downsample: float = 1.0
     labels_path: Path | None = None
@@ -281,6 +285,7 @@ class SlideResult:
             "n_cells": self.n_cells,
             "differential": self.differential,
             "subtype": self.subtype,
+            "subtypes": self.subtypes,
             "smear_mask_downsample": self.smear_mask_downsample,
             "labels_path": labels,
             "slide": self.slide,
@@ -341,6 +346,7 @@ class SlideResult:
             embeddings=arrays["embeddings"],
             differential=meta.get("differential") or {},
             subtype=meta.get("subtype"),
+            subtypes=meta.get("subtypes") or [],
             smear_mask=arrays["smear_mask"],
             smear_mask_downsample=float(meta.get("smear_mask_downsample", 1.0)),
             labels_path=labels_path,

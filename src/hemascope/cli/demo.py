@@ -1,0 +1,98 @@
+"""``hemascope demo``: make the embedded sample smear, analyse it with the bundled models, show what was found.
+
+Writes the saved result and every export (cell table CSV/Parquet, QuPath GeoJSON, report JSON and
+PNG) under ``--out`` and prints where they are, the differential count, the blast percentage and the
+subtype prediction (or abstention). ``--gui`` then opens napari with the result layers and widgets.
+Research use only — not for diagnosis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+COMMAND = ("demo",)
+HELP = "analyse the embedded sample smear end to end and print what was found"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the command-line arguments."""
+    parser.add_argument("--out", default="hemascope-demo", metavar="DIR", help="output folder (default: ./hemascope-demo)")
+    parser.add_argument("--gui", action="store_true", help="open the result in napari afterwards")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}%"
+
+
+def describe_result(result: Any) -> str:
+    """A plain-text account of a :class:`~hemascope.results.SlideResult` for the terminal.
+
+    Parameters
+    ----------
+    result
+        An analysed slide.
+
+    Returns
+    -------
+    str
+        Cells found, the differential count, blast %, the subtype (or abstention), models and the
+        research-use notice.
+    """
+    from hemascope.classes import CLASS_LABELS, RESEARCH_USE_ONLY
+
+    diff = result.differential
+    lines = [f"{result.n_cells} cells found on {result.slide.get('name', 'the slide')}"]
+    lines.append(f"Differential count ({diff.get('n_counted', 0)} white cells counted):")
+    percent = diff.get("percent") or {}
+    for name, count in (diff.get("counts") or {}).items():
+        if count:
+            lines.append(f"  {CLASS_LABELS.get(name, name):<22} {count:>6}  {_pct(percent.get(name)) if name in percent else '(not counted)'}")
+    if diff.get("sufficient") is False:
+        lines.append(f"  note: {diff.get('reason')}")
+    low, high = (diff.get("blast_ci") or [None, None])[:2]
+    ci = f" (95% CI {_pct(low)}–{_pct(high)})" if low is not None else ""
+    lines.append(f"Blasts: {_pct(diff.get('blast_percent'))}{ci}")
+    for sub in result.subtypes or ([result.subtype] if result.subtype else []):
+        probs = ", ".join(f"{k} {v:.2f}" for k, v in (sub.get("probabilities") or {}).items() if v is not None)
+        answer = f"abstained ({sub.get('reason')})" if sub.get("abstained") else f"{sub.get('label')}"
+        demo = " [demo model]" if sub.get("demo") else ""
+        lines.append(f"Subtype ({sub.get('model')} v{sub.get('version')}{demo}): {answer}" + (f" — {probs}" if probs else ""))
+    cell = (result.provenance.get("models") or {}).get("cell", {})
+    if cell:
+        lines.append(f"Cell model: {cell.get('name')} v{cell.get('version')} (sha256 {str(cell.get('sha256'))[:12]})")
+    lines.append(RESEARCH_USE_ONLY.upper())
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Make the sample slide, analyse it, write all outputs and print the findings."""
+    import time
+
+    from hemascope.export import export_all
+    from hemascope.io import open_slide
+    from hemascope.pipeline import analyze_slide
+    from hemascope.progress import tqdm_progress
+    from hemascope.synthetic import sample_slide_path
+
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    path = sample_slide_path()
+    with open_slide(path) as slide:
+        levels = " ".join(f"{r}x{c}" for r, c in slide.level_shapes)
+        print(f"Sample slide: {path}\n  format {slide.format}, {slide.mpp} µm/px ({slide.mpp_source}), levels {levels}")
+    result = analyze_slide(path, out_dir=out / "result", progress=tqdm_progress("analysing", disable=args.quiet))
+    exports = export_all(result, out / "exports")
+    print(describe_result(result))
+    print(f"Result: {out / 'result'}")
+    for name, file in exports.items():
+        print(f"  {name:<14} {file}")
+    print(f"Done in {time.perf_counter() - t0:.1f} s.")
+    if args.gui:
+        from hemascope.napari import launch_viewer
+
+        launch_viewer(result)
+    return 0

@@ -1,0 +1,298 @@
+"""Cohort runs: many slides, one output folder each, in-process or on a dask.distributed cluster.
+
+:func:`analyze_cohort` plans every slide's regions on the client, submits one task per unfinished
+region (segment + classify, checkpointed atomically into the slide's folder, exactly as
+:func:`hemascope.analyze_slide` does) and one task per slide that assembles the regions, adds the
+slide-level summary, saves the :class:`~hemascope.results.SlideResult` and writes the exports.
+Workers load each model once per process (:func:`hemascope.pipeline.cached_cell_model`).
+
+The cluster is a :class:`distributed.LocalCluster` of ``workers`` processes, or any running
+scheduler given by ``scheduler`` (e.g. one started by dask-jobqueue on SLURM/PBS, or by dask-cuda
+for GPU workers; see ``docs/cohorts.md``). With neither, slides run one after the other in this
+process. A failing slide is recorded in the summary and the others go on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hemascope.config import AnalysisConfig, load_config
+from hemascope.errors import Cancelled, InvalidInputError
+from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
+from hemascope.results import SlideResult, atomic_write_table, is_complete
+
+SUMMARY_FILE = "summary.csv"
+SUMMARY_COLUMNS = (
+    "slide", "status", "seconds", "n_cells", "n_counted", "blast_percent", "subtype", "subtype_model",
+    "abstained", "error", "out_dir",
+)
+
+
+# --- naming and summary rows ----------------------------------------------------------------------
+def slide_folder_names(paths: Sequence[str | Path]) -> list[str]:
+    """One unique output-folder name per slide (file name without its extensions)."""
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for path in paths:
+        base = Path(path).name.split(".")[0] or "slide"
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        names.append(base if count == 0 else f"{base}-{count + 1}")
+    return names
+
+
+def summary_row(slide: str, out_dir: Path, status: str, seconds: float, result: SlideResult | None = None,
+                error: str = "") -> dict[str, Any]:
+    """One line of the run summary table.
+
+    Parameters
+    ----------
+    slide
+        The slide path as given.
+    out_dir
+        Its output folder.
+    status
+        ``"done"``, ``"resumed"`` (already complete) or ``"failed"``.
+    seconds
+        Wall time spent on it in this run.
+    result
+        The result, when there is one.
+    error
+        What went wrong (failed slides).
+
+    Returns
+    -------
+    dict
+    """
+    row: dict[str, Any] = dict.fromkeys(SUMMARY_COLUMNS)
+    row.update(slide=str(slide), status=status, seconds=round(seconds, 3), error=error, out_dir=str(out_dir))
+    if result is not None:
+        diff, sub = result.differential, result.subtype or {}
+        row.update(
+            n_cells=result.n_cells, n_counted=diff.get("n_counted"), blast_percent=diff.get("blast_percent"),
+            subtype=sub.get("label"), subtype_model=sub.get("model"), abstained=sub.get("abstained"),
+        )
+    return row
+
+
+def _write_summary(out_root: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    atomic_write_table(out_root / SUMMARY_FILE, table)
+    return table
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")
+
+
+def _save_exports(result: SlideResult, out_dir: Path, export: bool) -> None:
+    if export:
+        from hemascope.export import export_all
+
+        export_all(result, out_dir / "exports")
+
+
+# --- worker tasks ----------------------------------------------------------------------------------
+def _limit_threads() -> None:
+    """Give torch as many threads as the dask worker has (not one per core per worker)."""
+    try:
+        from distributed import get_worker
+
+        nthreads = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        return
+    import torch
+
+    if torch.get_num_threads() != nthreads:
+        torch.set_num_threads(nthreads)
+
+
+def region_task(path: str, config: AnalysisConfig, region: Any, index: int, out_dir: str) -> int:
+    """Worker task: segment + classify one region and checkpoint it; returns its cell count."""
+    from hemascope.pipeline import RegionCheckpoints, cached_slide, run_region
+
+    _limit_threads()
+    slide = cached_slide(path, config.mpp)
+    output = run_region(slide, region, index, config)
+    RegionCheckpoints(out_dir).save(output)
+    return len(output.cells)
+
+
+def finish_task(path: str, config: AnalysisConfig, out_dir: str, n_regions: int, export: bool,
+                *region_counts: int) -> dict[str, Any]:
+    """Worker task: assemble a slide's checkpointed regions, summarise, save and export it.
+
+    Returns the slide's summary row (small, unlike the result itself).
+    """
+    from hemascope.pipeline import RegionCheckpoints, cached_slide, finish_slide
+
+    _limit_threads()
+    slide = cached_slide(path, config.mpp)
+    store = RegionCheckpoints(out_dir)
+    outputs = [store.load(i) for i in range(n_regions)]
+    missing = [i for i, o in enumerate(outputs) if o is None]
+    if missing:
+        raise InvalidInputError(f"regions {missing[:5]} of {path} were not saved")
+    result = finish_slide(slide, outputs, config)  # type: ignore[arg-type]
+    result.save(out_dir)
+    _save_exports(result, Path(out_dir), export)
+    return summary_row(path, Path(out_dir), "done", 0.0, result)
+
+
+# --- drivers -----------------------------------------------------------------------------------------
+def _run_in_process(items: list[tuple[str, Path]], config: AnalysisConfig, resume: bool, export: bool,
+                    progress: ProgressCallback | None, cancel: CancelToken | None, out_root: Path) -> list[dict]:
+    from hemascope.pipeline import analyze_slide
+
+    rows = []
+    for k, (path, out) in enumerate(items):
+        check_cancelled(cancel)
+        t0 = time.perf_counter()
+        was_done = resume and is_complete(out)
+        try:
+            result = analyze_slide(path, config, out_dir=out, resume=resume, cancel=cancel)
+            if not was_done:
+                _save_exports(result, out, export)
+            rows.append(summary_row(path, out, "resumed" if was_done else "done", time.perf_counter() - t0, result))
+        except Cancelled:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a failing slide is recorded, the others go on
+            rows.append(summary_row(path, out, "failed", time.perf_counter() - t0, error=_error_text(exc)))
+        _write_summary(out_root, rows)
+        report(progress, k + 1, len(items), Path(path).name)
+    return rows
+
+
+def _make_client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler), None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def _run_on_cluster(client: Any, items: list[tuple[str, Path]], config: AnalysisConfig, resume: bool,
+                    export: bool, progress: ProgressCallback | None, cancel: CancelToken | None,
+                    out_root: Path) -> list[dict]:
+    from distributed import as_completed
+
+    from hemascope.pipeline import RegionCheckpoints, open_input, plan_slide_regions, start_run
+
+    rows: dict[int, dict] = {}
+    pending: dict[Any, int] = {}  # finish future -> item index
+    started: dict[int, float] = {}
+    for k, (path, out) in enumerate(items):
+        started[k] = time.perf_counter()
+        try:
+            if resume and is_complete(out):
+                rows[k] = summary_row(path, out, "resumed", 0.0, SlideResult.load(out))
+                continue
+            slide = open_input(path, config)
+            regions = plan_slide_regions(slide, config)
+            slide.close()
+            start_run(slide, regions, config, out, resume)
+            done = RegionCheckpoints(out).finished() if resume else set()
+            futures = [
+                client.submit(region_task, str(path), config, region, i, str(out), pure=False)
+                for i, region in enumerate(regions) if i not in done
+            ]
+            finish = client.submit(finish_task, str(path), config, str(out), len(regions), export, *futures, pure=False)
+            pending[finish] = k
+        except Exception as exc:  # noqa: BLE001 - record and go on
+            rows[k] = summary_row(path, out, "failed", time.perf_counter() - started[k], error=_error_text(exc))
+    total = len(items)
+    report(progress, len(rows), total, "planned")
+    for future in as_completed(list(pending)):
+        if cancel is not None and cancel.is_set():
+            client.cancel(list(pending))
+            check_cancelled(cancel)
+        k = pending[future]
+        path, out = items[k]
+        seconds = time.perf_counter() - started[k]
+        if future.status == "finished":
+            rows[k] = {**future.result(), "seconds": round(seconds, 3)}
+        else:
+            exc = future.exception()
+            rows[k] = summary_row(path, out, "failed", seconds, error=_error_text(exc))
+        _write_summary(out_root, [rows[i] for i in sorted(rows)])
+        report(progress, len(rows), total, Path(path).name)
+    return [rows[i] for i in sorted(rows)]
+
+
+def analyze_cohort(
+    slides: Sequence[str | Path],
+    out_dir: str | Path,
+    config: AnalysisConfig | dict[str, Any] | str | Path | None = None,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    resume: bool = False,
+    export: bool = True,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> pd.DataFrame:
+    """Analyse many slides, one output folder each, and write a run summary CSV.
+
+    Parameters
+    ----------
+    slides
+        Slide files.
+    out_dir
+        Output root: ``<out_dir>/<slide name>/`` per slide and ``<out_dir>/summary.csv``.
+    config
+        Run settings (see :func:`hemascope.config.load_config`).
+    workers
+        Start a LocalCluster with this many worker processes (one thread each).
+    scheduler
+        Address of a running dask scheduler (``tcp://host:8786``) to use instead.
+    client
+        An existing ``distributed.Client`` to use instead of either.
+    resume
+        Skip complete slides and continue unfinished ones from their last finished region.
+    export
+        Also write the exports (CSV, Parquet, GeoJSON, report JSON/PNG) into ``<slide>/exports``.
+    progress, cancel
+        See :mod:`hemascope.progress`; progress counts slides.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The summary table (slide, status, seconds, cell counts, blast %, subtype, error, out_dir).
+
+    Raises
+    ------
+    InvalidInputError
+        If no slides are given, or both ``workers`` and ``scheduler`` are.
+    """
+    config = load_config(config)
+    if not slides:
+        raise InvalidInputError("no slides given")
+    if workers is not None and scheduler is not None:
+        raise InvalidInputError("give --workers or --scheduler, not both")
+    if workers is not None and workers < 1:
+        raise InvalidInputError(f"workers must be >= 1, got {workers}")
+    out_root = Path(out_dir)
+    out_root.mkdir(parents=True, exist_ok=True)
+    items = [(str(p), out_root / name) for p, name in zip(slides, slide_folder_names(slides), strict=True)]
+    if client is None and workers is None and scheduler is None:
+        rows = _run_in_process(items, config, resume, export, progress, cancel, out_root)
+        return _write_summary(out_root, rows)
+    own_client, cluster = (None, None) if client is not None else _make_client(workers, scheduler)
+    try:
+        rows = _run_on_cluster(client or own_client, items, config, resume, export, progress, cancel, out_root)
+    finally:
+        if own_client is not None:
+            own_client.close()
+        if cluster is not None:
+            cluster.close()
+    return _write_summary(out_root, rows)
+
+
+__all__ = ["SUMMARY_FILE", "analyze_cohort", "finish_task", "region_task", "slide_folder_names", "summary_row"]
