@@ -1,0 +1,248 @@
+"""The Analyze dock: pick a slide layer, region and models, run the pipeline in a worker thread.
+
+The compute is :func:`hemascope.napari.analysis_run.iter_analysis` (a plain generator) run by
+``napari.qt.threading``, so the viewer stays responsive; Cancel stops the pipeline at its next
+check. When the run finishes, :func:`hemascope.napari.show_results` adds the result layers.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import dask.array as da
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from hemascope.errors import HemascopeError, InvalidInputError
+from hemascope.napari.analysis_run import (
+    ProgressEvent,
+    analysis_config,
+    available_devices,
+    iter_analysis,
+    roi_from_polygon_um,
+)
+from hemascope.napari.layers import META_SLIDE
+from hemascope.napari.viewer import show_results
+
+if TYPE_CHECKING:
+    import napari
+
+WHOLE_SMEAR = "whole smear"
+DEFAULT_MODEL = "(default)"
+
+
+def slide_of_layer(layer: Any) -> Any:
+    """The :class:`~hemascope.io.Slide` behind an Image layer.
+
+    Layers opened by hemascope keep their slide; any other RGB layer is wrapped (levels as dask
+    arrays, µm/px from the layer's scale when it is not 1).
+    """
+    slide = layer.metadata.get(META_SLIDE)
+    if slide is not None:
+        return slide
+    from hemascope.io import Slide
+
+    if not layer.rgb:
+        raise InvalidInputError(f"layer {layer.name!r} is not an RGB image")
+    levels = list(layer.data) if layer.multiscale else [layer.data]
+    levels = [da.asarray(level)[..., :3].astype(np.uint8) for level in levels]
+    mpp = float(layer.scale[-1]) if float(layer.scale[-1]) != 1.0 else None
+    return Slide(levels=levels, mpp=mpp, format="memory", mpp_source="user" if mpp else None)
+
+
+def roi_of_shapes(layer: Any) -> tuple[tuple[float, float], ...]:
+    """The first shape of a Shapes layer as a polygon in world µm (what ``roi_um`` expects)."""
+    if len(layer.data) == 0:
+        raise InvalidInputError(f"shapes layer {layer.name!r} is empty: draw the region first")
+    vertices = np.asarray(layer.data[0], dtype=float)
+    world = np.array([layer.data_to_world(v) for v in vertices])
+    return roi_from_polygon_um(world[:, -2:])
+
+
+class AnalyzeWidget(QWidget):
+    """Dock widget running :func:`hemascope.analyze_slide` on a slide layer.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer (injected by napari).
+    """
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker: Any = None
+        self.result: Any = None
+        self._cancel = threading.Event()
+
+        self.image_combo = QComboBox()
+        self.region_combo = QComboBox()
+        self.segmenter_combo = QComboBox()
+        self.segmenter_combo.addItems(["classical", "cellpose"])
+        self.cellpose_model = QLineEdit()
+        self.cellpose_model.setPlaceholderText("Cellpose model name or file")
+        browse = QPushButton("…")
+        browse.clicked.connect(self._browse_model)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.cellpose_model)
+        model_row.addWidget(browse)
+        self.cell_model_combo = QComboBox()
+        self.cell_model_combo.setEditable(True)
+        self.cell_model_combo.addItems(self._cell_models())
+        self.slide_model_combo = QComboBox()
+        self.slide_model_combo.setEditable(True)
+        self.slide_model_combo.addItems([DEFAULT_MODEL, "none"])
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(available_devices())
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 4096)
+        self.batch_spin.setValue(64)
+
+        form = QFormLayout()
+        form.addRow("image", self.image_combo)
+        form.addRow("region", self.region_combo)
+        form.addRow("segmenter", self.segmenter_combo)
+        form.addRow("cellpose model", model_row)
+        form.addRow("cell model", self.cell_model_combo)
+        form.addRow("slide model", self.slide_model_combo)
+        form.addRow("device", self.device_combo)
+        form.addRow("batch size", self.batch_spin)
+
+        self.run_button = QPushButton("Run")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.status = QLabel("ready")
+        self.status.setWordWrap(True)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress_bar)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        self.segmenter_combo.currentTextChanged.connect(self._segmenter_changed)
+        self._segmenter_changed(self.segmenter_combo.currentText())
+        for event in (self.viewer.layers.events.inserted, self.viewer.layers.events.removed):
+            event.connect(self._refresh_layers)
+        self._refresh_layers()
+
+    # --- choices ------------------------------------------------------------------------------
+    @staticmethod
+    def _cell_models() -> list[str]:
+        from hemascope.models import list_models
+
+        names = [card.name for card in list_models()]
+        return names or ["wbc"]
+
+    def _segmenter_changed(self, name: str) -> None:
+        self.cellpose_model.setEnabled(name == "cellpose")
+
+    def _browse_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Cellpose model file")
+        if path:
+            self.cellpose_model.setText(path)
+
+    def _refresh_layers(self, event: Any = None) -> None:
+        from napari.layers import Image, Shapes
+
+        for combo, kind, extra in (
+            (self.image_combo, Image, []),
+            (self.region_combo, Shapes, [WHOLE_SMEAR]),
+        ):
+            current = combo.currentText()
+            combo.clear()
+            names = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, kind)]
+            if kind is Image:
+                names = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image) and lyr.rgb]
+            combo.addItems(extra + names)
+            if current in extra + names:
+                combo.setCurrentText(current)
+
+    def config(self) -> Any:
+        """The :class:`~hemascope.config.AnalysisConfig` the current choices describe."""
+        region = self.region_combo.currentText()
+        roi = None if region in ("", WHOLE_SMEAR) else roi_of_shapes(self.viewer.layers[region])
+        slide_model = self.slide_model_combo.currentText().strip()
+        return analysis_config(
+            segmenter=self.segmenter_combo.currentText(),
+            segmenter_model=self.cellpose_model.text().strip() or None,
+            cell_model=self.cell_model_combo.currentText().strip() or "wbc",
+            slide_model=None if slide_model in ("", DEFAULT_MODEL) else slide_model,
+            device=self.device_combo.currentText(),
+            batch_size=self.batch_spin.value(),
+            roi_um=roi,
+        )
+
+    # --- running ------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Start the analysis of the chosen layer in a worker thread."""
+        from napari.qt.threading import thread_worker
+
+        name = self.image_combo.currentText()
+        if not name:
+            self.status.setText("open a slide first")
+            return
+        try:
+            slide = slide_of_layer(self.viewer.layers[name])
+            config = self.config()
+        except HemascopeError as exc:
+            self.status.setText(f"error: {exc}")
+            return
+        self._cancel = threading.Event()
+        self.worker = thread_worker(iter_analysis, start_thread=False)(
+            slide, config, cancel=self._cancel
+        )
+        self.worker.yielded.connect(self._on_progress)
+        self.worker.returned.connect(self._on_result)
+        self.worker.errored.connect(self._on_error)
+        self.worker.finished.connect(self._on_finished)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress_bar.setValue(0)
+        self.status.setText(f"analysing {name} …")
+        self.worker.start()
+
+    def cancel(self) -> None:
+        """Ask the running analysis to stop."""
+        self._cancel.set()
+        self.status.setText("cancelling …")
+
+    def _on_progress(self, event: ProgressEvent) -> None:
+        self.progress_bar.setValue(round(event.fraction * 1000))
+        self.status.setText(f"{event.message} ({event.done}/{event.total})")
+
+    def _on_result(self, result: Any) -> None:
+        self.result = result
+        show_results(self.viewer, result)
+        self.progress_bar.setValue(1000)
+        self.status.setText(f"done: {result.n_cells} cells")
+
+    def _on_error(self, exc: BaseException) -> None:
+        from hemascope.errors import Cancelled
+
+        self.status.setText("cancelled" if isinstance(exc, Cancelled) else f"error: {exc}")
+
+    def _on_finished(self) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)

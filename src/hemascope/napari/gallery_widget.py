@@ -1,0 +1,213 @@
+"""The Cell gallery dock: thumbnails by class, click to go to a cell, number keys to reclassify.
+
+Keys ``1``–``9`` set the selected cell to the n-th class of :data:`hemascope.classes.CELL_CLASSES`
+(``0``: unclassified); the cells layer's features and colours follow. "Save reviewed…" writes the
+reviewed cells as crops plus a CSV for ``hemascope train cells``. The logic lives in
+:mod:`hemascope.napari.review`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtCore import QEvent, QObject, QSize, Qt
+from qtpy.QtGui import QIcon, QImage, QPixmap
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from hemascope.classes import CELL_CLASSES, CLASS_LABELS, class_rgba
+from hemascope.errors import HemascopeError
+from hemascope.napari.layers import CENTROID_COLUMNS, META_RESULT, META_SLIDE
+from hemascope.napari.review import (
+    cell_thumbnail,
+    focus_on_cell,
+    gallery_order,
+    reclassify,
+    save_reviewed_labels,
+    sort_columns,
+)
+
+if TYPE_CHECKING:
+    import napari
+
+ALL_CLASSES = "all classes"
+THUMB = 64
+#: Number key → class (``0`` clears to unclassified).
+KEY_CLASSES = {str(i + 1): c for i, c in enumerate(CELL_CLASSES)} | {"0": "unclassified"}
+
+
+def _framed_icon(image: np.ndarray, cls: str) -> QIcon:
+    """A thumbnail with a 3-pixel frame in the class colour."""
+    rows, cols = image.shape[:2]
+    framed = np.empty((rows + 6, cols + 6, 3), dtype=np.uint8)
+    framed[:] = (np.array(class_rgba(cls)[:3]) * 255).astype(np.uint8)
+    framed[3:-3, 3:-3] = image
+    h, w = framed.shape[:2]
+    qimage = QImage(framed.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    return QIcon(QPixmap.fromImage(qimage))
+
+
+class GalleryWidget(QWidget):
+    """Dock widget reviewing the cells of the current result.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer (injected by napari).
+    per_class
+        Most thumbnails shown per class.
+    """
+
+    def __init__(self, napari_viewer: napari.Viewer, per_class: int = 24) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.per_class = per_class
+        self.layer: Any = None
+        self.slide: Any = None
+        self.class_combo = QComboBox()
+        self.sort_combo = QComboBox()
+        self.list = QListWidget()
+        self.list.setViewMode(QListView.ViewMode.IconMode)
+        self.list.setIconSize(QSize(THUMB + 6, THUMB + 6))
+        self.list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.list.setMovement(QListView.Movement.Static)
+        self.list.setUniformItemSizes(True)
+        self.list.itemClicked.connect(self._on_clicked)
+        self.list.installEventFilter(self)
+        self.help = QLabel("click: go to cell · keys " + ", ".join(
+            f"{k}={CLASS_LABELS[c]}" for k, c in KEY_CLASSES.items()))
+        self.help.setWordWrap(True)
+        self.save_button = QPushButton("Save reviewed…")
+        self.save_button.clicked.connect(self._save_dialog)
+        controls = QHBoxLayout()
+        controls.addWidget(self.class_combo)
+        controls.addWidget(self.sort_combo)
+        layout = QVBoxLayout(self)
+        layout.addLayout(controls)
+        layout.addWidget(self.list)
+        layout.addWidget(self.help)
+        layout.addWidget(self.save_button)
+        self.class_combo.currentTextChanged.connect(lambda _: self.populate())
+        self.sort_combo.currentTextChanged.connect(lambda _: self.populate())
+        self.viewer.layers.events.inserted.connect(self._find_layer)
+        self.viewer.layers.events.removed.connect(self._find_layer)
+        self._find_layer()
+
+    # --- data ---------------------------------------------------------------------------------
+    def _find_layer(self, event: Any = None) -> None:
+        layers = [lyr for lyr in self.viewer.layers if META_RESULT in lyr.metadata]
+        layer = layers[-1] if layers else None
+        if layer is not self.layer:
+            self.set_layer(layer)
+
+    def _slide_for(self, result: Any) -> Any:
+        for layer in self.viewer.layers:
+            if META_SLIDE in layer.metadata:
+                return layer.metadata[META_SLIDE]
+        path = result.slide.get("path")
+        if path and Path(path).exists():
+            from hemascope.io import open_slide
+
+            return open_slide(path, mpp=result.slide.get("mpp"))
+        return None
+
+    def set_layer(self, layer: Any) -> None:
+        """Review the cells of ``layer`` (a cells Points layer from :func:`show_results`)."""
+        self.layer = layer
+        self.slide = self._slide_for(layer.metadata[META_RESULT]) if layer is not None else None
+        self.class_combo.blockSignals(True)
+        self.sort_combo.blockSignals(True)
+        self.class_combo.clear()
+        self.sort_combo.clear()
+        if layer is not None:
+            present = set(layer.features["class"].astype(str))
+            self.class_combo.addItems([ALL_CLASSES] + [c for c in (*CELL_CLASSES, "unclassified")
+                                                       if c in present])
+            self.sort_combo.addItems(sort_columns(layer.features) or ["table order"])
+        self.class_combo.blockSignals(False)
+        self.sort_combo.blockSignals(False)
+        self.populate()
+
+    def populate(self) -> None:
+        """Rebuild the thumbnails for the chosen class and sort order."""
+        self.list.clear()
+        if self.layer is None:
+            return
+        cells = self.layer.features
+        sort_by = self.sort_combo.currentText()
+        chosen = self.class_combo.currentText()
+        groups = gallery_order(
+            cells,
+            sort_by=sort_by if sort_by in cells.columns else None,
+            classes=None if chosen in ("", ALL_CLASSES) else [chosen],
+            per_class=self.per_class,
+        )
+        for cls, positions in groups.items():
+            for pos in positions:
+                self.list.addItem(self._item(pos, cls))
+
+    def _item(self, pos: int, cls: str) -> QListWidgetItem:
+        cells = self.layer.features
+        score = cells[self.sort_combo.currentText()].iloc[pos] if self.sort_combo.currentText() in cells else None
+        text = CLASS_LABELS.get(cls, cls) + (f" {float(score):.2f}" if score is not None else "")
+        item = QListWidgetItem(text)
+        if self.slide is not None:
+            row, col = (float(cells[c].iloc[pos]) for c in CENTROID_COLUMNS)
+            item.setIcon(_framed_icon(cell_thumbnail(self.slide, row, col, size=THUMB), cls))
+        item.setData(Qt.ItemDataRole.UserRole, int(pos))
+        return item
+
+    # --- actions ------------------------------------------------------------------------------
+    def selected_position(self) -> int | None:
+        """Row position (in the cells layer) of the selected thumbnail."""
+        item = self.list.currentItem()
+        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+
+    def _on_clicked(self, item: QListWidgetItem) -> None:
+        pos = int(item.data(Qt.ItemDataRole.UserRole))
+        focus_on_cell(self.viewer, self.layer, pos)
+        self.layer.selected_data = {pos}
+
+    def reclassify_selected(self, new_class: str) -> None:
+        """Set the selected cell's class (features, colour, review flag) and refresh its tile."""
+        item = self.list.currentItem()
+        if item is None or self.layer is None:
+            return
+        pos = int(item.data(Qt.ItemDataRole.UserRole))
+        reclassify(self.layer, pos, new_class)
+        refreshed = self._item(pos, new_class)
+        item.setText(refreshed.text())
+        item.setIcon(refreshed.icon())
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        """Number keys on the thumbnail list reclassify the selected cell."""
+        if obj is self.list and event.type() == QEvent.Type.KeyPress and event.text() in KEY_CLASSES:
+            self.reclassify_selected(KEY_CLASSES[event.text()])
+            return True
+        return super().eventFilter(obj, event)
+
+    def save(self, path: str | Path) -> Path:
+        """Save the reviewed cells (crops + CSV for ``hemascope train cells``) to ``path``."""
+        return save_reviewed_labels(path, self.layer.features, self.slide)
+
+    def _save_dialog(self) -> None:
+        if self.layer is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save reviewed labels", "reviewed.csv", "CSV (*.csv)")
+        if path:
+            try:
+                self.help.setText(f"saved {self.save(path)}")
+            except HemascopeError as exc:
+                self.help.setText(f"error: {exc}")

@@ -1,0 +1,130 @@
+"""The Slide report dock: differential table (with the class legend), charts, models, notice.
+
+It shows the :class:`~hemascope.results.SlideResult` of the topmost cells layer added by
+:func:`hemascope.napari.show_results` (or one given to :meth:`ReportWidget.set_result`). The charts
+are drawn by the same functions as the exported report PNG (:mod:`hemascope.export.report`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from qtpy.QtGui import QColor
+from qtpy.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from hemascope.classes import CELL_CLASSES, CLASS_LABELS, RESEARCH_USE_ONLY, class_color
+from hemascope.napari.layers import META_RESULT
+
+if TYPE_CHECKING:
+    import napari
+
+TABLE_HEADERS = ("", "class", "count", "%", "95% CI")
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{float(value):.{digits}f}"
+
+
+def subtype_summary(subtype: dict[str, Any] | None) -> str:
+    """One line for the subtype prediction: the label, or the abstention and its reason."""
+    if not subtype:
+        return "subtype: not predicted"
+    model = subtype.get("model", "?")
+    if subtype.get("abstained"):
+        return f"subtype ({model}): ABSTAINED — {subtype.get('reason') or 'low evidence'}"
+    return f"subtype ({model}): {subtype.get('label')}"
+
+
+def differential_rows(differential: dict[str, Any]) -> list[tuple[str, int, str, str]]:
+    """``(class, count, percent, CI)`` rows of a differential count, in palette order."""
+    counts = differential.get("counts") or {}
+    percent = differential.get("percent") or {}
+    low, high = differential.get("ci_low") or {}, differential.get("ci_high") or {}
+    names = [c for c in CELL_CLASSES if c in counts] + [c for c in counts if c not in CELL_CLASSES]
+    return [
+        (n, int(counts[n]), _fmt(percent.get(n)), f"{_fmt(low.get(n))}–{_fmt(high.get(n))}")
+        for n in names
+    ]
+
+
+class ReportWidget(QWidget):
+    """Dock widget with the slide report of the current result.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer (injected by napari).
+    """
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+        from matplotlib.figure import Figure
+
+        super().__init__()
+        self.viewer = napari_viewer
+        self.result: Any = None
+        self.notice = QLabel(RESEARCH_USE_ONLY.upper())
+        self.notice.setStyleSheet("color: #e31a1c; font-weight: bold;")
+        self.summary = QLabel("no result yet: run Analyze slide")
+        self.summary.setWordWrap(True)
+        self.blast = QLabel("")
+        self.subtype = QLabel("")
+        self.subtype.setWordWrap(True)
+        self.models = QLabel("")
+        self.models.setWordWrap(True)
+        self.table = QTableWidget(0, len(TABLE_HEADERS))
+        self.table.setHorizontalHeaderLabels(TABLE_HEADERS)
+        self.table.verticalHeader().setVisible(False)
+        self.figure = Figure(figsize=(4, 5))
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.canvas.setMinimumHeight(320)
+        layout = QVBoxLayout(self)
+        for widget in (self.notice, self.summary, self.blast, self.subtype, self.models,
+                       self.table, self.canvas):
+            layout.addWidget(widget)
+        self.viewer.layers.events.inserted.connect(self._find_result)
+        self.viewer.layers.events.removed.connect(self._find_result)
+        self._find_result()
+
+    def _find_result(self, event: Any = None) -> None:
+        for layer in reversed(list(self.viewer.layers)):
+            result = layer.metadata.get(META_RESULT)
+            if result is not None:
+                if result is not self.result:
+                    self.set_result(result)
+                return
+
+    def set_result(self, result: Any) -> None:
+        """Show the report of a :class:`~hemascope.results.SlideResult`."""
+        from hemascope.export.report import _models_line, _plot_differential, _plot_subtype
+
+        self.result = result
+        diff = result.differential or {}
+        name = str(result.slide.get("path") or "slide").rsplit("/", 1)[-1]
+        self.summary.setText(f"{name}: {result.n_cells} cells, {diff.get('n_counted', '?')} counted")
+        ci = diff.get("blast_ci") or (None, None)
+        text = f"blasts: {_fmt(diff.get('blast_percent'))}% (95% CI {_fmt(ci[0])}–{_fmt(ci[1])})"
+        if diff.get("sufficient") is False:
+            text += f" — {diff.get('reason') or 'too few cells'}"
+        self.blast.setText(text)
+        self.subtype.setText(subtype_summary(result.subtype))
+        self.models.setText(_models_line(result))
+        rows = differential_rows(diff)
+        self.table.setRowCount(len(rows))
+        for i, (cls, count, pct, interval) in enumerate(rows):
+            swatch = QTableWidgetItem("")
+            swatch.setBackground(QColor(class_color(cls)))  # the legend: the palette colour
+            cells = (swatch, QTableWidgetItem(CLASS_LABELS.get(cls, cls)), QTableWidgetItem(str(count)),
+                     QTableWidgetItem(pct), QTableWidgetItem(interval))
+            for j, item in enumerate(cells):
+                self.table.setItem(i, j, item)
+        self.table.resizeColumnsToContents()
+        self.figure.clear()
+        top, bottom = self.figure.subplots(2, 1)
+        _plot_differential(top, diff)
+        _plot_subtype(bottom, result.subtype)
+        self.figure.tight_layout()
+        self.canvas.draw_idle()

@@ -1,0 +1,168 @@
+"""Scripting through napari: add a result's layers to a viewer, or open a viewer with everything.
+
+These are the plain functions behind the widgets (``hemascope demo --gui`` calls
+:func:`launch_viewer`)::
+
+    import napari, hemascope
+    from hemascope.napari import launch_viewer
+    result = hemascope.analyze_slide("slide.ome.tif")
+    viewer = launch_viewer(result)
+    napari.run()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hemascope.napari.layers import (
+    META_RESULT,
+    cells_layer_data,
+    heatmap_layer_data,
+    labels_layer_data,
+    open_label_pyramid,
+    slide_layer_data,
+    smear_mask_layer_data,
+)
+
+if TYPE_CHECKING:
+    from napari.layers import Layer
+
+    import napari
+    from hemascope.results import SlideResult
+
+#: Metadata flag on every layer :func:`show_results` adds (so a new result replaces them).
+META_RESULT_LAYER = "hemascope_result_layer"
+
+
+def _add(viewer: napari.Viewer, layer_tuple: tuple[Any, dict[str, Any], str]) -> Layer:
+    data, kwargs, layer_type = layer_tuple
+    kwargs = {**kwargs, "metadata": {**kwargs.get("metadata", {}), META_RESULT_LAYER: True}}
+    return getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+
+
+def result_layer_tuples(result: SlideResult) -> list[tuple[Any, dict[str, Any], str]]:
+    """The layers of a result as ``LayerDataTuple``\\ s, bottom to top.
+
+    Smear mask, blast-probability heatmap, cell masks (multiscale from the OME-Zarr label pyramid)
+    and the cells Points layer (features = the cell table; the result in its metadata).
+
+    Parameters
+    ----------
+    result
+        A :class:`~hemascope.results.SlideResult`.
+
+    Returns
+    -------
+    list of LayerDataTuple
+    """
+    mpp = result.slide.get("mpp")
+    tuples = []
+    if result.smear_mask is not None:
+        tuples.append(smear_mask_layer_data(result.smear_mask, result.smear_mask_downsample, mpp))
+    shape = result.slide.get("shape")
+    if shape is not None and "prob_blast" in result.cells.columns:
+        tuples.append(heatmap_layer_data(result.cells, tuple(shape)[:2], mpp))
+    if result.labels_path is not None and Path(result.labels_path).exists():
+        levels = open_label_pyramid(result.labels_path)
+        tuples.append(labels_layer_data(levels, mpp, slide_path=result.slide.get("path")))
+    tuples.append(cells_layer_data(result.cells, mpp, metadata={META_RESULT: result}))
+    return tuples
+
+
+def show_results(viewer: napari.Viewer, result: SlideResult, *, replace: bool = True) -> list[Layer]:
+    """Add a result's layers to ``viewer`` (see :func:`result_layer_tuples`).
+
+    Parameters
+    ----------
+    viewer
+        The napari viewer.
+    result
+        A :class:`~hemascope.results.SlideResult`.
+    replace
+        Remove the layers an earlier call added first.
+
+    Returns
+    -------
+    list of napari.layers.Layer
+        The added layers, bottom to top (the cells Points layer last).
+    """
+    if replace:
+        for layer in [lyr for lyr in viewer.layers if lyr.metadata.get(META_RESULT_LAYER)]:
+            viewer.layers.remove(layer)
+    return [_add(viewer, t) for t in result_layer_tuples(result)]
+
+
+def add_slide(viewer: napari.Viewer, slide: Any, *, mpp: float | None = None) -> Layer:
+    """Open ``slide`` (a path or a :class:`~hemascope.io.Slide`) as a multiscale RGB layer.
+
+    ``mpp`` overrides the file's µm/px when ``slide`` is a path (as a result's config may have).
+    """
+    if isinstance(slide, str | Path):
+        from hemascope.io import open_slide
+
+        slide = open_slide(slide, mpp=mpp)
+    data, kwargs, _ = slide_layer_data(slide)
+    return viewer.add_image(data, **kwargs)
+
+
+def add_widgets(viewer: napari.Viewer) -> dict[str, Any]:
+    """Dock the Analyze, Slide report and Cell gallery widgets; returns them by name."""
+    from hemascope.napari.analyze_widget import AnalyzeWidget
+    from hemascope.napari.gallery_widget import GalleryWidget
+    from hemascope.napari.report_widget import ReportWidget
+
+    widgets = {
+        "Analyze slide": AnalyzeWidget(viewer),
+        "Slide report": ReportWidget(viewer),
+        "Cell gallery": GalleryWidget(viewer),
+    }
+    for name, widget in widgets.items():
+        viewer.window.add_dock_widget(widget, name=name, area="right")
+    return widgets
+
+
+def launch_viewer(
+    result: SlideResult | None = None,
+    slide: Any = None,
+    *,
+    widgets: bool = True,
+    block: bool = False,
+    show: bool = True,
+) -> napari.Viewer:
+    """Open napari with a slide, a result's layers and the hemascope widgets.
+
+    Parameters
+    ----------
+    result
+        A :class:`~hemascope.results.SlideResult` to show (optional).
+    slide
+        The slide (path or :class:`~hemascope.io.Slide`); by default the result's own slide file
+        when it still exists.
+    widgets
+        Dock the Analyze, Slide report and Cell gallery widgets.
+    block
+        Run the Qt event loop (``napari.run()``) before returning, as a command-line tool does.
+    show
+        Show the window (``False`` for off-screen use).
+
+    Returns
+    -------
+    napari.Viewer
+    """
+    import napari
+
+    viewer = napari.Viewer(title="hemascope", show=show)
+    viewer.scale_bar.visible = True
+    if slide is None and result is not None and result.slide.get("path"):
+        path = Path(result.slide["path"])
+        slide = path if path.exists() else None
+    if slide is not None:
+        add_slide(viewer, slide, mpp=result.slide.get("mpp") if result is not None else None)
+    if result is not None:
+        show_results(viewer, result)
+    if widgets:
+        add_widgets(viewer)
+    if block:
+        napari.run()
+    return viewer

@@ -1,0 +1,65 @@
+"""Fixtures of the napari room: small synthetic slides and results made by the tests themselves."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hemascope.classes import CELL_CLASSES
+
+MPP = 0.5
+
+
+def draw_cells(shape: tuple[int, int], centres: np.ndarray, radius: float = 10) -> np.ndarray:
+    """A white RGB field with a purple disc at each ``(row, col)`` centre."""
+    image = np.full((*shape, 3), 235, dtype=np.uint8)
+    rr, cc = np.mgrid[: shape[0], : shape[1]]
+    for r, c in centres:
+        disc = (rr - r) ** 2 + (cc - c) ** 2 <= radius**2
+        image[disc] = (120, 60, 150)
+    return image
+
+
+@pytest.fixture
+def cell_table() -> pd.DataFrame:
+    """Cells of every class on a grid, with probabilities, in level-0 px and µm."""
+    rng = np.random.default_rng(0)
+    n = 36
+    rows = 40 + (np.arange(n) // 6) * 70.0
+    cols = 40 + (np.arange(n) % 6) * 70.0
+    classes = [CELL_CLASSES[i % len(CELL_CLASSES)] for i in range(n)]
+    probs = rng.dirichlet(np.ones(len(CELL_CLASSES)), size=n)
+    table = pd.DataFrame({"id": np.arange(n), "row": rows, "col": cols, "y_um": rows * MPP,
+                          "x_um": cols * MPP, "area_um2": np.full(n, 80.0), "class": classes,
+                          "confidence": probs.max(axis=1)})
+    for j, cls in enumerate(CELL_CLASSES):
+        table[f"prob_{cls}"] = probs[:, j]
+    return table
+
+
+@pytest.fixture
+def slide(cell_table):
+    """An in-memory slide with a disc under every cell of ``cell_table``."""
+    from hemascope.io import slide_from_array
+
+    image = draw_cells((460, 460), cell_table[["row", "col"]].to_numpy())
+    return slide_from_array(image, mpp=MPP, name="field.png")
+
+
+@pytest.fixture
+def result(cell_table):
+    """A :class:`SlideResult` of ``cell_table`` with a differential, subtype and smear mask."""
+    from hemascope.results import SlideResult, to_jsonable
+    from hemascope.slide.differential import differential_count
+
+    diff = to_jsonable(differential_count(cell_table["class"], min_cells=10))
+    subtype = {"model": "demo-aml", "abstained": True, "reason": "too few blasts",
+               "probabilities": {"NPM1": 0.4, "control": 0.6}, "label": None}
+    mask = np.zeros((58, 58), dtype=bool)
+    mask[2:55, 2:55] = True
+    return SlideResult(cells=cell_table, differential=diff, subtype=subtype, smear_mask=mask,
+                       smear_mask_downsample=8.0,
+                       slide={"path": None, "shape": (460, 460), "mpp": MPP},
+                       provenance={"models": {"cell": {"name": "wbc", "version": "1"}},
+                                   "segmenter": "classical"})
