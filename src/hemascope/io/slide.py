@@ -45,6 +45,7 @@ class Slide:
     metadata: dict[str, Any] = field(default_factory=dict)
     mpp_source: str | None = None
     _closers: list[Any] = field(default_factory=list, repr=False)
+    _region_readers: list[Any] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if not self.levels:
@@ -100,7 +101,30 @@ class Slide:
         """Read a ``(height, width, 3)`` uint8 region of ``level`` with its top-left at (row, col).
 
         Coordinates are in that level's pixels. Parts outside the image are filled with white
-        (glass), so a region can always be requested around a cell near the border.
+        (glass), so a region can always be requested around a cell near the border. Levels of
+        tiled files are read by decoding just the tiles touched (no dask graph); others through
+        dask.
+
+        Parameters
+        ----------
+        level
+            Pyramid level (0 = full resolution).
+        row, col
+            Top-left corner in that level's pixels (may be negative or beyond the image).
+        height, width
+            Region size in pixels (positive).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(height, width, 3)`` uint8.
+
+        Raises
+        ------
+        InvalidInputError
+            For a level that does not exist or a non-positive size.
+        CorruptSlideError
+            When a tile in the region cannot be decoded.
         """
         if not 0 <= level < self.n_levels:
             raise InvalidInputError(f"level {level} does not exist (slide has {self.n_levels})")
@@ -110,9 +134,17 @@ class Slide:
         rows, cols = arr.shape[:2]
         r0, c0 = max(row, 0), max(col, 0)
         r1, c1 = min(row + height, rows), min(col + width, cols)
+        if r1 <= r0 or c1 <= c0:
+            return np.full((height, width, 3), 255, dtype=np.uint8)
+        reader = self._region_readers[level] if level < len(self._region_readers) else None
+        if reader is not None:
+            block = reader.read(r0, c0, r1 - r0, c1 - c0)
+        else:
+            block = np.asarray(arr[r0:r1, c0:c1, :3])
+        if (r0, c0, r1 - r0, c1 - c0) == (row, col, height, width):
+            return block
         out = np.full((height, width, 3), 255, dtype=np.uint8)
-        if r1 > r0 and c1 > c0:
-            out[r0 - row : r1 - row, c0 - col : c1 - col] = np.asarray(arr[r0:r1, c0:c1, :3])
+        out[r0 - row : r1 - row, c0 - col : c1 - col] = block
         return out
 
     def thumbnail(self, max_size: int = 1024) -> np.ndarray:

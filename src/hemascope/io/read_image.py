@@ -1,0 +1,119 @@
+"""Reader for flat images (PNG, JPEG): one decoded level plus a lazily computed pyramid."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+
+from hemascope.errors import CorruptSlideError, UnsupportedFormatError
+from hemascope.io.lazy import lazy_pyramid
+from hemascope.io.slide import Slide
+
+CHUNK = 512
+_PNG_BIT_DEPTH_OFFSET = 24
+
+
+class _FlatImage:
+    """Decodes the whole image once, on first use (flat formats cannot be read by region)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._array: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def load(self) -> np.ndarray:
+        from PIL import Image
+
+        with self._lock:
+            if self._array is None:
+                try:
+                    with Image.open(self._path) as img:
+                        img.load()
+                        self._array = np.ascontiguousarray(np.asarray(img)[..., :3])
+                except Exception as exc:  # noqa: BLE001 - any decoder failure means a damaged file
+                    raise CorruptSlideError(
+                        f"{self._path.name}: cannot decode ({exc!s:.200})"
+                    ) from exc
+            return self._array
+
+    def close(self) -> None:
+        self._array = None
+
+    def __dask_tokenize__(self) -> tuple:
+        stat = self._path.stat()
+        return ("hemascope-flat-image", str(self._path), stat.st_mtime_ns, stat.st_size)
+
+
+def _check_png_depth(path: Path) -> None:
+    with open(path, "rb") as fh:
+        header = fh.read(_PNG_BIT_DEPTH_OFFSET + 2)
+    if len(header) < _PNG_BIT_DEPTH_OFFSET + 2:
+        raise CorruptSlideError(f"{path.name}: truncated PNG header")
+    depth, colour = header[_PNG_BIT_DEPTH_OFFSET], header[_PNG_BIT_DEPTH_OFFSET + 1]
+    if depth != 8 or colour not in (2, 6):
+        raise UnsupportedFormatError(
+            f"{path.name}: PNG with {depth}-bit samples, colour type {colour}; "
+            "hemascope reads 8-bit RGB(A) only"
+        )
+
+
+def open_image(path: Path) -> Slide:
+    """Open a PNG or JPEG image as a :class:`Slide` (decoded on first pixel access).
+
+    Parameters
+    ----------
+    path
+        An existing PNG or JPEG file.
+
+    Returns
+    -------
+    Slide
+        ``format="image"``, level 0 chunked in 512-pixel blocks over one decode, with a lazy 2x
+        pyramid; ``mpp`` from the file's DPI is not trusted (``None``) — pass ``mpp=`` instead.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        Not 8-bit RGB(A) (greyscale, palette, 16-bit), or too large for a flat image.
+    CorruptSlideError
+        The header cannot be parsed (the pixels are checked when first read).
+    """
+    from PIL import Image
+
+    with open(path, "rb") as fh:
+        is_png = fh.read(4) == b"\x89PNG"
+    if is_png:
+        _check_png_depth(path)
+    try:
+        with Image.open(path) as img:
+            mode, (width, height), fmt = img.mode, img.size, img.format
+    except Image.DecompressionBombError as exc:
+        raise UnsupportedFormatError(
+            f"{path.name}: too large for a flat image; convert it to a pyramidal TIFF"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - unreadable header
+        raise CorruptSlideError(
+            f"{path.name}: cannot read the image header ({exc!s:.200})"
+        ) from exc
+    if mode not in ("RGB", "RGBA"):
+        raise UnsupportedFormatError(f"{path.name}: {mode} image; hemascope reads 8-bit RGB only")
+    if width == 0 or height == 0:
+        raise CorruptSlideError(f"{path.name}: zero-size image")
+    flat = _FlatImage(path)
+    whole = da.from_delayed(
+        dask.delayed(flat.load, pure=True)(), shape=(height, width, 3), dtype=np.uint8
+    )
+    level0 = whole.rechunk((CHUNK, CHUNK, 3))
+    slide = Slide(
+        levels=lazy_pyramid(level0, CHUNK),
+        mpp=None,
+        path=path,
+        format="image",
+        metadata={"image_format": fmt, "mode": mode, "tile_size": None, "pyramid": "computed"},
+    )
+    slide._closers.append(flat)
+    return slide

@@ -1,0 +1,199 @@
+"""Direct, validated tile access to tiled TIFF pages: the fast path of :meth:`Slide.read_region`.
+
+tifffile zero-fills tiles whose offset or byte count is 0 and only logs a warning; a truncated file
+yields short reads. :class:`TiledPageReader` checks every tile's offset and byte count against the
+file size when a slide is opened, and turns decode failures (and tifffile's warnings) into
+:class:`~hemascope.errors.CorruptSlideError` when tiles are read.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from hemascope.errors import CorruptSlideError
+
+
+class _RecordCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def tifffile_warnings_as_errors(what: str) -> Iterator[None]:
+    """Raise :class:`CorruptSlideError` if tifffile logs a warning inside the block.
+
+    tifffile reports damaged data (missing tiles it zero-fills, undecodable segments) through its
+    logger rather than exceptions; inside this block such a report becomes an error.
+
+    Parameters
+    ----------
+    what
+        Description of the data being read, used in the error message.
+    """
+    logger = logging.getLogger("tifffile")
+    capture = _RecordCapture()
+    logger.addHandler(capture)
+    try:
+        yield
+    finally:
+        logger.removeHandler(capture)
+    if capture.messages:
+        raise CorruptSlideError(f"{what}: {capture.messages[0][:200]}")
+
+
+def check_segments(page: Any, file_size: int, what: str) -> None:
+    """Validate a page's strip/tile offsets and byte counts against the file size.
+
+    Parameters
+    ----------
+    page
+        A tifffile ``TiffPage``.
+    file_size
+        Size of the file in bytes.
+    what
+        Description used in error messages (e.g. ``"level 0"``).
+
+    Raises
+    ------
+    CorruptSlideError
+        If a segment is missing (offset or byte count 0), lies beyond the end of the file, or the
+        number of segments does not match the image geometry.
+    """
+    offsets = np.asarray(page.dataoffsets, dtype=np.int64)
+    counts = np.asarray(page.databytecounts, dtype=np.int64)
+    if offsets.size == 0 or offsets.shape != counts.shape:
+        raise CorruptSlideError(
+            f"{what}: no image data (offsets {offsets.size}, counts {counts.size})"
+        )
+    if page.is_tiled:
+        expected = -(-page.imagelength // page.tilelength) * -(-page.imagewidth // page.tilewidth)
+        if page.planarconfig == 2:
+            expected *= page.samplesperpixel
+        if offsets.size != expected:
+            raise CorruptSlideError(f"{what}: {offsets.size} tiles, the geometry needs {expected}")
+    missing = int(np.count_nonzero((offsets <= 0) | (counts <= 0)))
+    if missing:
+        raise CorruptSlideError(
+            f"{what}: {missing} tile(s)/strip(s) have no data (offset or size 0)"
+        )
+    beyond = int(np.count_nonzero(offsets + counts > file_size))
+    if beyond:
+        raise CorruptSlideError(
+            f"{what}: {beyond} tile(s)/strip(s) extend past the end of the file ({file_size} bytes)"
+        )
+
+
+def is_fast_readable(page: Any) -> bool:
+    """Whether :class:`TiledPageReader` can serve ``page`` (tiled, chunky, 8-bit RGB(A), 2-D)."""
+    return bool(
+        page.is_tiled
+        and not page.is_ndpi
+        and page.planarconfig == 1
+        and page.imagedepth == 1
+        and page.tiledepth == 1
+        and page.samplesperpixel in (3, 4)
+        and page.bitspersample == 8
+    )
+
+
+class TiledPageReader:
+    """Read regions of one tiled TIFF page by decoding only the tiles they touch.
+
+    Reads use ``os.pread`` on a private file descriptor, so dask threads can decode in parallel.
+    A small LRU cache of decoded tiles serves overlapping requests (crops around nearby cells).
+
+    Parameters
+    ----------
+    path
+        The TIFF file.
+    page
+        The tifffile ``TiffPage`` of the level (must satisfy :func:`is_fast_readable`).
+    what
+        Description used in error messages.
+    cache_tiles
+        Number of decoded tiles kept.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], page: Any, what: str, cache_tiles: int = 32):
+        self._page = page
+        self._what = what
+        self._shape = (int(page.imagelength), int(page.imagewidth))
+        self._tile = (int(page.tilelength), int(page.tilewidth))
+        self._ntc = -(-self._shape[1] // self._tile[1])
+        self._offsets = [int(v) for v in page.dataoffsets]
+        self._counts = [int(v) for v in page.databytecounts]
+        self._decode = page.decode
+        self._decode_args: dict[str, Any] = {}
+        if page.jpegtables is not None:
+            self._decode_args["jpegtables"] = page.jpegtables
+        if page.jpegheader is not None:
+            self._decode_args["jpegheader"] = page.jpegheader
+        self._fd = os.open(os.fspath(path), os.O_RDONLY)
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_size = cache_tiles
+        self._lock = threading.Lock()
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, cols)`` of the page."""
+        return self._shape
+
+    def _tile_at(self, index: int) -> np.ndarray:
+        with self._lock:
+            cached = self._cache.get(index)
+            if cached is not None:
+                self._cache.move_to_end(index)
+                return cached
+        data = os.pread(self._fd, self._counts[index], self._offsets[index])
+        if len(data) != self._counts[index]:
+            raise CorruptSlideError(f"{self._what}: tile {index} is truncated")
+        try:
+            with tifffile_warnings_as_errors(f"{self._what}: tile {index}"):
+                segment = self._decode(data, index, **self._decode_args)[0]
+        except CorruptSlideError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any codec failure means a damaged tile
+            raise CorruptSlideError(
+                f"{self._what}: tile {index} cannot be decoded ({exc})"
+            ) from exc
+        if segment is None:
+            raise CorruptSlideError(f"{self._what}: tile {index} has no data")
+        tile = np.asarray(segment).reshape(self._tile[0], self._tile[1], -1)[..., :3]
+        with self._lock:
+            self._cache[index] = tile
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return tile
+
+    def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        """Return the ``(height, width, 3)`` region at ``(row, col)`` (must lie inside the page)."""
+        out = np.empty((height, width, 3), dtype=np.uint8)
+        th, tw = self._tile
+        for tr in range(row // th, (row + height - 1) // th + 1):
+            for tc in range(col // tw, (col + width - 1) // tw + 1):
+                tile = self._tile_at(tr * self._ntc + tc)
+                r0, c0 = tr * th, tc * tw
+                rs, re = max(row, r0), min(row + height, r0 + th)
+                cs, ce = max(col, c0), min(col + width, c0 + tw)
+                out[rs - row : re - row, cs - col : ce - col] = tile[
+                    rs - r0 : re - r0, cs - c0 : ce - c0
+                ]
+        return out
+
+    def close(self) -> None:
+        """Close the file descriptor."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
