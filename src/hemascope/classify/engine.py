@@ -1,0 +1,360 @@
+"""Batched cell classification: crops are cut on a background thread while the model runs.
+
+:func:`predict_cells` classifies the cells of a segmentation table on a slide;
+:func:`classify_images` classifies single-cell images (arrays or files). Both return calibrated
+per-class probabilities (the card's temperature), the top class and its confidence, and
+optionally the pooled embeddings that slide-level (MIL) models consume.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hemascope.classify.calibration import calibrated_probabilities
+from hemascope.classify.crops import crops_to_tensor, slide_crop
+from hemascope.errors import InvalidInputError
+from hemascope.io import Slide
+from hemascope.models import LoadedModel, load_model
+from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
+
+#: Accepted names of the level-0 centroid columns of a cell table, in order of preference.
+CENTROID_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("centroid_row", "centroid_col"),
+    ("row", "col"),
+)
+
+
+@dataclass
+class CellPredictions:
+    """Per-cell classification results.
+
+    Attributes
+    ----------
+    table
+        One row per input cell (same index): ``class``, ``confidence`` and ``prob_<class>``.
+    embeddings
+        ``(n_cells, embed_dim)`` float32 pooled features, or ``None`` when not requested.
+    model
+        ``name@version (sha)`` of the model that produced them.
+    """
+
+    table: pd.DataFrame
+    embeddings: np.ndarray | None
+    model: str
+
+
+@dataclass
+class ImagePredictions:
+    """Results of :func:`classify_images`: one table row per readable image, plus the failures."""
+
+    table: pd.DataFrame
+    embeddings: np.ndarray | None
+    model: str
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA if available, else Apple MPS, else CPU; other values pass through."""
+    if str(device) != "auto":
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise InvalidInputError("device 'cuda' requested but CUDA is not available")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _as_loaded(model: str | Path | LoadedModel, device: torch.device) -> LoadedModel:
+    if isinstance(model, LoadedModel):
+        if model.device != device:
+            model.module.to(device)
+            model.device = device
+        return model
+    return load_model(model, device=device)
+
+
+def _tta_views(x: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 dihedral transforms (4 rotations × optional flip) of an NCHW batch."""
+    views = []
+    for flip in (False, True):
+        base = torch.flip(x, dims=(3,)) if flip else x
+        views.extend(torch.rot90(base, k, dims=(2, 3)) for k in range(4))
+    return views
+
+
+def _prefetch(batches: Iterator[np.ndarray], depth: int) -> Iterator[np.ndarray]:
+    """Run ``batches`` on a daemon thread, ``depth`` batches ahead; re-raises its errors here."""
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    done = object()
+    stop = threading.Event()
+
+    def worker() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=worker, name="hemascope-crop-loader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def run_model(
+    loaded: LoadedModel,
+    batches: Iterable[np.ndarray],
+    total: int,
+    *,
+    tta: bool = False,
+    return_embeddings: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run a model over uint8 crop batches; the engine shared by every entry point.
+
+    Parameters
+    ----------
+    loaded
+        The verified model.
+    batches
+        Iterable of ``(n, size, size, 3)`` uint8 crops at the card's scale.
+    total
+        Total number of crops (for progress).
+    tta
+        Average calibrated probabilities (and embeddings) over the 8 dihedral transforms.
+    return_embeddings
+        Also return pooled features.
+    progress, cancel
+        See :mod:`hemascope.progress`.
+
+    Returns
+    -------
+    (probabilities, embeddings)
+        ``(total, n_classes)`` float32 and ``(total, embed_dim)`` float32 or ``None``.
+    """
+    device, card, module = loaded.device, loaded.card, loaded.module
+    autocast = (
+        torch.autocast(device.type, dtype=torch.float16)
+        if device.type in ("cuda", "mps")
+        else nullcontext()
+    )
+    probs: list[np.ndarray] = []
+    embs: list[np.ndarray] = []
+    done = 0
+    report(progress, 0, total, "classifying")
+    with torch.inference_mode():
+        for crops in batches:
+            check_cancelled(cancel)
+            x = crops_to_tensor(crops, card, device)
+            views = _tta_views(x) if tta else [x]
+            p_sum, e_sum = 0.0, 0.0
+            for view in views:
+                with autocast:
+                    logits, emb = module.forward_with_embedding(view)
+                p_sum = p_sum + calibrated_probabilities(logits, card.temperature)
+                if return_embeddings:
+                    e_sum = e_sum + emb.float()
+            probs.append((p_sum / len(views)).cpu().numpy().astype(np.float32))
+            if return_embeddings:
+                embs.append((e_sum / len(views)).cpu().numpy().astype(np.float32))
+            done += len(crops)
+            report(progress, done, total, "classifying")
+    k = len(card.classes)
+    prob = np.concatenate(probs) if probs else np.zeros((0, k), np.float32)
+    emb_out = None
+    if return_embeddings:
+        dim = getattr(module, "embed_dim", 0)
+        emb_out = np.concatenate(embs) if embs else np.zeros((0, dim), np.float32)
+    return prob, emb_out
+
+
+def probabilities_table(
+    prob: np.ndarray, classes: Sequence[str], index: pd.Index | None = None
+) -> pd.DataFrame:
+    """``class``, ``confidence`` and ``prob_<class>`` columns from a probability matrix."""
+    top = prob.argmax(axis=1) if len(prob) else np.zeros(0, dtype=int)
+    table = pd.DataFrame(index=index if index is not None else pd.RangeIndex(len(prob)))
+    table["class"] = pd.Series(
+        np.asarray(classes, dtype=object)[top], index=table.index, dtype=object
+    )
+    table["confidence"] = prob.max(axis=1) if len(prob) else np.zeros(0, np.float32)
+    for j, name in enumerate(classes):
+        table[f"prob_{name}"] = prob[:, j]
+    return table
+
+
+def _centroids(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    for rcol, ccol in CENTROID_COLUMNS:
+        if rcol in cells.columns and ccol in cells.columns:
+            return cells[rcol].to_numpy(float), cells[ccol].to_numpy(float)
+    names = " or ".join(f"{r}/{c}" for r, c in CENTROID_COLUMNS)
+    raise InvalidInputError(f"cell table needs centroid columns {names} (level-0 px)")
+
+
+def predict_cells(
+    slide: Slide,
+    cells: pd.DataFrame,
+    model: str | Path | LoadedModel = "wbc",
+    *,
+    device: str | torch.device = "auto",
+    batch_size: int = 256,
+    tta: bool = False,
+    return_embeddings: bool = False,
+    prefetch: int = 3,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> CellPredictions:
+    """Classify the cells of a segmentation table on a slide.
+
+    Crops of ``card.input_size`` px at ``card.mpp`` µm/px are cut around each centroid from the
+    best pyramid level by a background thread (``prefetch`` batches ahead) while the model runs.
+
+    Parameters
+    ----------
+    slide
+        The slide (with known µm/px).
+    cells
+        The cell table; needs level-0 centroid columns (see :data:`CENTROID_COLUMNS`).
+    model
+        Registry name, path/URL, or an already loaded model.
+    device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"mps"``; autocast (float16) is used on GPUs.
+    batch_size
+        Crops per forward pass.
+    tta
+        Average over flips and 90° rotations (8× slower).
+    return_embeddings
+        Also return the pooled features per cell.
+    prefetch
+        Batches cut ahead by the loader thread.
+    progress, cancel
+        See :mod:`hemascope.progress`.
+
+    Returns
+    -------
+    CellPredictions
+        Table aligned to ``cells.index`` and optional embeddings.
+    """
+    if batch_size < 1:
+        raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
+    rows, cols = _centroids(cells)
+    loaded = _as_loaded(model, resolve_device(device))
+    card = loaded.card
+    if slide.mpp is None:
+        raise InvalidInputError("the slide's µm/px is unknown; pass mpp= when opening it")
+    level = slide.best_level_for_mpp(card.mpp)
+
+    def batches() -> Iterator[np.ndarray]:
+        for start in range(0, len(rows), batch_size):
+            stop = min(start + batch_size, len(rows))
+            yield np.stack(
+                [slide_crop(slide, rows[i], cols[i], card, level) for i in range(start, stop)]
+            )
+
+    prob, emb = run_model(
+        loaded,
+        _prefetch(batches(), prefetch),
+        len(rows),
+        tta=tta,
+        return_embeddings=return_embeddings,
+        progress=progress,
+        cancel=cancel,
+    )
+    return CellPredictions(probabilities_table(prob, card.classes, cells.index), emb, loaded.label)
+
+
+def classify_images(
+    images_or_paths: Sequence[np.ndarray | str | Path],
+    model: str | Path | LoadedModel = "wbc",
+    mpp: float | None = None,
+    *,
+    device: str | torch.device = "auto",
+    batch_size: int = 128,
+    tta: bool = False,
+    return_embeddings: bool = False,
+    estimate: Callable[[np.ndarray], float] | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> ImagePredictions:
+    """Classify single-cell images (arrays or files) of any size, one row per image.
+
+    Each image is resampled from ``mpp`` to the card's µm/px and centre-cropped. Files that
+    cannot be read (corrupt, grayscale, RGBA, smaller than a cell) are skipped and listed in
+    ``failed`` with the reason; the batch goes on.
+
+    Parameters
+    ----------
+    images_or_paths
+        RGB uint8 arrays and/or image file paths.
+    model
+        Registry name, path/URL, or a loaded model.
+    mpp
+        µm/px of the images; ``None`` estimates it per image with ``estimate``.
+    device, batch_size, tta, return_embeddings, progress, cancel
+        As in :func:`predict_cells`.
+    estimate
+        ``image -> µm/px`` used when ``mpp`` is None (default
+        :func:`hemascope.segment.estimate_mpp`).
+
+    Returns
+    -------
+    ImagePredictions
+        ``table`` with columns ``path`` (``"<array i>"`` for arrays), ``mpp``, ``class``,
+        ``confidence`` and ``prob_<class>``; ``failed`` as ``(path, reason)`` pairs.
+    """
+    from hemascope.classify.images import load_cell_crops
+
+    if len(images_or_paths) == 0:
+        raise InvalidInputError("no images to classify")
+    loaded = _as_loaded(model, resolve_device(device))
+    names, mpps, crops, failed = load_cell_crops(
+        images_or_paths, loaded.card, mpp, estimate=estimate, cancel=cancel
+    )
+
+    def batches() -> Iterator[np.ndarray]:
+        for start in range(0, len(crops), batch_size):
+            yield np.stack(crops[start : start + batch_size])
+
+    prob, emb = run_model(
+        loaded,
+        batches(),
+        len(crops),
+        tta=tta,
+        return_embeddings=return_embeddings,
+        progress=progress,
+        cancel=cancel,
+    )
+    table = probabilities_table(prob, loaded.card.classes)
+    table.insert(0, "mpp", np.asarray(mpps, dtype=float))
+    table.insert(0, "path", names)
+    return ImagePredictions(table, emb, loaded.label, failed)

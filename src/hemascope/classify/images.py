@@ -1,0 +1,134 @@
+"""Read single-cell images from files or arrays and turn them into model crops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from hemascope.classify.crops import cell_image_to_crop, check_rgb_uint8
+from hemascope.errors import (
+    CorruptSlideError,
+    HemascopeError,
+    InvalidInputError,
+    SlideNotFoundError,
+    UnsupportedFormatError,
+)
+from hemascope.models.card import ModelCard
+from hemascope.progress import CancelToken, check_cancelled
+
+#: File suffixes treated as images when a folder is given.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def read_cell_image(path: str | Path) -> np.ndarray:
+    """Read an RGB 8-bit image file into ``(rows, cols, 3)`` uint8.
+
+    Raises
+    ------
+    SlideNotFoundError
+        The file does not exist.
+    CorruptSlideError
+        The file cannot be decoded.
+    UnsupportedFormatError
+        It decodes, but is not RGB 8-bit (grayscale, RGBA, 16-bit, palette...).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SlideNotFoundError(f"{path}: no such file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode == "P":
+                raise UnsupportedFormatError(f"{path}: palette image, expected RGB")
+            arr = np.asarray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise CorruptSlideError(f"{path}: cannot decode image ({exc})") from None
+    return check_rgb_uint8(arr, str(path))
+
+
+def expand_image_paths(items: Sequence[str | Path]) -> list[Path]:
+    """Expand folders into their image files (sorted, recursive); files pass through.
+
+    Raises
+    ------
+    InvalidInputError
+        A folder holds no image files.
+    """
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise InvalidInputError(
+                    f"{p}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})"
+                )
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+def _default_estimator() -> Callable[[np.ndarray], float]:
+    try:
+        from hemascope.segment import estimate_mpp
+    except ImportError:
+        raise InvalidInputError(
+            "µm/px not given and the scale estimator (hemascope.segment.estimate_mpp) is not available; pass mpp"
+        ) from None
+
+    def _estimate(image: np.ndarray) -> float:
+        value = estimate_mpp(image)
+        return float(getattr(value, "mpp", value))
+
+    return _estimate
+
+
+def load_cell_crops(
+    items: Sequence[np.ndarray | str | Path],
+    card: ModelCard,
+    mpp: float | None,
+    *,
+    estimate: Callable[[np.ndarray], float] | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[list[str], list[float], list[np.ndarray], list[tuple[str, str]]]:
+    """Load images and resample them to model crops, collecting failures instead of stopping.
+
+    Returns
+    -------
+    (names, mpps, crops, failed)
+        Names and scales of the usable images, their crops, and ``(name, reason)`` failures.
+    """
+    if mpp is not None and not mpp > 0:
+        raise InvalidInputError(f"mpp must be positive, got {mpp}")
+    names: list[str] = []
+    mpps: list[float] = []
+    crops: list[np.ndarray] = []
+    failed: list[tuple[str, str]] = []
+    for i, item in enumerate(items):
+        check_cancelled(cancel)
+        name = f"<array {i}>" if isinstance(item, np.ndarray) else str(item)
+        try:
+            image = (
+                check_rgb_uint8(item, name)
+                if isinstance(item, np.ndarray)
+                else read_cell_image(item)
+            )
+            scale = mpp
+            if scale is None:
+                estimate = estimate or _default_estimator()
+                scale = float(estimate(image))
+            crop = cell_image_to_crop(image, scale, card)
+        except HemascopeError as exc:
+            if isinstance(exc, InvalidInputError) and "estimator" in str(exc):
+                raise
+            failed.append((name, str(exc)))
+            continue
+        names.append(name)
+        mpps.append(scale)
+        crops.append(crop)
+    return names, mpps, crops, failed

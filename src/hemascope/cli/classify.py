@@ -1,0 +1,61 @@
+"""``hemascope classify``: classify single-cell images into a CSV (one row per image).
+
+Bad files (corrupt, grayscale, RGBA, smaller than a cell) are skipped and listed on stderr; the
+batch goes on. Without ``--mpp`` the scale of each image is estimated from its red cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+COMMAND = ("classify",)
+HELP = "classify single-cell images (files or folders) with a cell model into a CSV"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``hemascope classify``."""
+    parser.add_argument(
+        "images", nargs="+", metavar="IMAGE", help="image files or folders of images"
+    )
+    parser.add_argument("--model", default="wbc", help="registry name, card/weights path or URL")
+    parser.add_argument(
+        "--mpp", type=float, help="µm/px of the images (default: estimated per image)"
+    )
+    parser.add_argument(
+        "--out", required=True, help="output CSV (path, class, confidence, prob_<class>)"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--tta", action="store_true", help="average over 8 flips/rotations")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Classify and write the CSV; returns 0 when at least one image was classified."""
+    import sys
+
+    from hemascope.classify import classify_images, expand_image_paths
+    from hemascope.errors import DataError
+    from hemascope.progress import tqdm_progress
+    from hemascope.results import atomic_write_table
+
+    paths = expand_image_paths(args.images)
+    result = classify_images(
+        paths,
+        args.model,
+        args.mpp,
+        device=args.device,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        progress=tqdm_progress("classify", disable=args.quiet),
+    )
+    for name, reason in result.failed:
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    if result.table.empty:
+        raise DataError(f"none of the {len(paths)} images could be classified")
+    out = atomic_write_table(args.out, result.table.round(5))
+    print(
+        f"{len(result.table)} images classified with {result.model} -> {out}"
+        + (f"; {len(result.failed)} skipped" if result.failed else "")
+    )
+    return 0

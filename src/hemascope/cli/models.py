@@ -1,0 +1,47 @@
+"""``hemascope models``: list the available cell models with their cards."""
+
+from __future__ import annotations
+
+import argparse
+
+COMMAND = ("models",)
+HELP = "list the available cell classification models and their model cards"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``hemascope models``."""
+    parser.add_argument(
+        "name", nargs="?", help="show the full card of one model (name, path or URL)"
+    )
+    parser.add_argument("--json", action="store_true", help="print cards as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the model list or one card."""
+    import json
+
+    from hemascope.models import cache_dir, list_models, load_model
+
+    if args.name:
+        card = load_model(args.name).card
+        print(card.to_json())
+        return 0
+    cards = list_models()
+    if args.json:
+        print(json.dumps([c.to_dict() for c in cards], indent=2))
+        return 0
+    if not cards:
+        print(f"no models found (bundled or in {cache_dir()})")
+        return 0
+    for c in cards:
+        test = c.metrics.get("test", {})
+        figure = (
+            f"test macro-F1 {test['macro_f1']:.3f}" if "macro_f1" in test else "no test metrics"
+        )
+        print(
+            f"{c.name} {c.version}  {c.input_size} px @ {c.mpp:g} µm/px  sha256 {c.sha256[:12]}  {figure}"
+        )
+        print(f"    classes: {', '.join(c.classes)}")
+        if c.description:
+            print(f"    {c.description}")
+    return 0

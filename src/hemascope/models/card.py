@@ -1,0 +1,112 @@
+"""The model card: everything needed to use a set of weights correctly, stored as JSON.
+
+A card names the architecture and its parameters, the classes in output order, the input crop
+(``input_size`` pixels at ``mpp`` µm/px, so a cell is always seen at the same physical size), the
+normalisation, the calibration temperature, where the training data came from and under which
+licence, the measured metrics, and the sha256 of the weights file it belongs to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from hemascope.errors import ModelIntegrityError
+
+#: Default per-channel normalisation of RGB values scaled to [0, 1].
+DEFAULT_MEAN = (0.5, 0.5, 0.5)
+DEFAULT_STD = (0.25, 0.25, 0.25)
+
+
+@dataclass
+class ModelCard:
+    """Metadata of one model (see the module docstring).
+
+    Attributes
+    ----------
+    name, version
+        Registry name (e.g. ``"wbc"``) and version string.
+    classes
+        Class names in output order.
+    input_size
+        Side of the square input crop in pixels.
+    mpp
+        Micrometres per pixel of the input crop.
+    architecture, arch_params
+        Network name in :data:`hemascope.models.architectures.ARCHITECTURES` and its parameters.
+    mean, std
+        Per-channel normalisation of RGB in [0, 1].
+    temperature
+        Calibration temperature (logits are divided by it before the softmax).
+    weights
+        File name of the ``.safetensors`` weights, relative to the card.
+    sha256
+        Hex digest of the weights file.
+    training_data, licence, metrics, description
+        Provenance and measured performance.
+    """
+
+    name: str
+    version: str
+    classes: list[str]
+    input_size: int
+    mpp: float
+    architecture: str = "cellnet"
+    arch_params: dict[str, Any] = field(default_factory=dict)
+    mean: list[float] = field(default_factory=lambda: list(DEFAULT_MEAN))
+    std: list[float] = field(default_factory=lambda: list(DEFAULT_STD))
+    temperature: float = 1.0
+    weights: str = ""
+    sha256: str = ""
+    training_data: list[str] = field(default_factory=list)
+    licence: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise ModelIntegrityError(f"card {self.name!r}: classes must be >= 2 unique names")
+        if self.input_size < 8 or self.mpp <= 0:
+            raise ModelIntegrityError(f"card {self.name!r}: bad input_size/mpp")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise ModelIntegrityError(f"card {self.name!r}: mean/std need 3 positive values")
+        if self.temperature <= 0:
+            raise ModelIntegrityError(f"card {self.name!r}: temperature must be positive")
+
+    @property
+    def field_um(self) -> float:
+        """Side of the input crop in micrometres."""
+        return self.input_size * self.mpp
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as a JSON-able dict."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """The card as indented JSON text."""
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelCard:
+        """Build a card from a dict, rejecting missing required keys; unknown keys are ignored."""
+        known = {f.name for f in fields(cls)}
+        missing = {"name", "version", "classes", "input_size", "mpp"} - set(data)
+        if missing:
+            raise ModelIntegrityError(f"model card lacks {sorted(missing)}")
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (TypeError, ValueError) as exc:
+            raise ModelIntegrityError(f"invalid model card: {exc}") from None
+
+    @classmethod
+    def read(cls, path: str | Path) -> ModelCard:
+        """Read a card from a JSON file."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ModelIntegrityError(f"cannot read model card {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ModelIntegrityError(f"model card {path} is not a JSON object")
+        return cls.from_dict(data)

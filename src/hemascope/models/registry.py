@@ -1,0 +1,298 @@
+"""The model registry: find, verify and load models stored as ``.safetensors`` + JSON card.
+
+Where models come from, in the order :func:`load_model` tries them:
+
+1. a URL (``https://``, ``http://`` or ``file://``) of a card (``.json``) or weights file
+   (``.safetensors``, with ``sha256=``): downloaded once into the cache directory, hash-checked;
+2. a local path to a card or a weights file;
+3. a name: the bundled models (``hemascope/models/weights/<name>.json``), then the cache.
+
+The cache directory is ``$HEMASCOPE_CACHE_DIR/models`` when that variable is set, else
+``$XDG_CACHE_HOME/hemascope/models`` (``~/.cache/hemascope/models``). Weights are only ever read
+with :mod:`safetensors` (never unpickled); a wrong sha256, a malformed file or tensors whose
+names or shapes do not fit the card's architecture raise
+:class:`~hemascope.errors.ModelIntegrityError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from hemascope.errors import ModelIntegrityError, ModelNotFoundError
+from hemascope.models.architectures import build_model
+from hemascope.models.card import ModelCard
+
+BUNDLED_DIR = Path(__file__).parent / "weights"
+_URL_SCHEMES = ("http://", "https://", "file://")
+
+
+@dataclass
+class LoadedModel:
+    """A verified network in eval mode together with its card.
+
+    Attributes
+    ----------
+    module
+        The torch module (eval mode, on ``device``).
+    card
+        Its :class:`~hemascope.models.card.ModelCard`.
+    device
+        The torch device the module lives on.
+    source
+        Where the weights were read from.
+    """
+
+    module: torch.nn.Module
+    card: ModelCard
+    device: torch.device
+    source: str
+
+    @property
+    def classes(self) -> list[str]:
+        """Class names in output order."""
+        return list(self.card.classes)
+
+    @property
+    def label(self) -> str:
+        """``name@version (sha256[:12])`` for provenance records."""
+        return f"{self.card.name}@{self.card.version} ({self.card.sha256[:12]})"
+
+
+def cache_dir() -> Path:
+    """The directory where downloaded models are cached (see the module docstring)."""
+    root = os.environ.get("HEMASCOPE_CACHE_DIR")
+    if root:
+        return Path(root) / "models"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "hemascope" / "models"
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _card_paths() -> list[Path]:
+    paths = sorted(BUNDLED_DIR.glob("*.json"))
+    cached = cache_dir()
+    if cached.is_dir():
+        paths += sorted(cached.glob("*/*.json"))
+    return paths
+
+
+def list_models() -> list[ModelCard]:
+    """Cards of every locally available model: bundled first, then cached downloads.
+
+    Returns
+    -------
+    list of ModelCard
+        One card per model name (a bundled model hides a cached one of the same name).
+    """
+    cards: dict[str, ModelCard] = {}
+    for path in _card_paths():
+        try:
+            card = ModelCard.read(path)
+        except ModelIntegrityError:
+            continue
+        cards.setdefault(card.name, card)
+    return list(cards.values())
+
+
+def _find_named(name: str) -> Path:
+    for path in _card_paths():
+        if path.stem == name:
+            return path
+    known = sorted(c.name for c in list_models())
+    raise ModelNotFoundError(f"no model named {name!r}; available: {', '.join(known) or 'none'}")
+
+
+def _download(url: str, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:  # noqa: S310
+            shutil.copyfileobj(resp, out)
+        os.replace(tmp, dest)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ModelNotFoundError(f"cannot fetch {url}: {exc}") from None
+
+
+def _fetch_url(url: str, sha256: str | None) -> tuple[Path, ModelCard | None, str | None]:
+    """Download a card or weights URL into the cache; returns (weights path, card, expected hash)."""
+    cache = cache_dir()
+    if url.endswith(".json"):
+        card_tmp = cache / "_cards" / hashlib.sha256(url.encode()).hexdigest()[:16] / "card.json"
+        _download(url, card_tmp)
+        card = ModelCard.read(card_tmp)
+        expected = sha256 or card.sha256
+        if not expected:
+            raise ModelIntegrityError(f"card at {url} pins no sha256; refusing to download weights")
+        weights_url = urllib.parse.urljoin(url, card.weights or f"{card.name}.safetensors")
+        dest = cache / card.name / (card.weights or f"{card.name}.safetensors")
+        if not (dest.is_file() and sha256_file(dest) == expected):
+            _download(weights_url, dest)
+        card_dest = dest.with_name(f"{card.name}.json")
+        card_dest.write_text(card.to_json(), encoding="utf-8")
+        return dest, card, expected
+    if not sha256:
+        raise ModelIntegrityError(f"loading weights from {url} needs a pinned sha256=")
+    name = Path(urllib.parse.urlparse(url).path).name or "model.safetensors"
+    dest = cache / sha256[:16] / name
+    if not (dest.is_file() and sha256_file(dest) == sha256):
+        _download(url, dest)
+    return dest, None, sha256
+
+
+def _resolve(
+    name_or_path: str | Path, sha256: str | None
+) -> tuple[Path, ModelCard | None, str | None]:
+    text = str(name_or_path)
+    if text.startswith(_URL_SCHEMES):
+        return _fetch_url(text, sha256)
+    path = Path(text).expanduser()
+    if path.suffix in (".json", ".safetensors") or path.exists():
+        if not path.is_file():
+            raise ModelNotFoundError(f"model file not found: {path}")
+        if path.suffix == ".json":
+            card = ModelCard.read(path)
+            weights = path.parent / (card.weights or f"{card.name}.safetensors")
+            if not weights.is_file():
+                raise ModelNotFoundError(f"card {path} points to missing weights {weights}")
+            return weights, card, sha256 or card.sha256 or None
+        sibling = path.with_suffix(".json")
+        card = ModelCard.read(sibling) if sibling.is_file() else None
+        return path, card, sha256 or (card.sha256 if card else None) or None
+    card_path = _find_named(text)
+    card = ModelCard.read(card_path)
+    weights = card_path.parent / (card.weights or f"{card.name}.safetensors")
+    if not weights.is_file():
+        raise ModelNotFoundError(f"model {text!r}: weights file {weights.name} is missing")
+    return weights, card, sha256 or card.sha256 or None
+
+
+def _card_from_metadata(path: Path) -> ModelCard:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise ModelIntegrityError(f"{path} is not a valid safetensors file: {exc}") from None
+    if "card" not in meta:
+        raise ModelIntegrityError(f"{path} has no model card (no sibling .json, no metadata)")
+    return ModelCard.from_dict(json.loads(meta["card"]))
+
+
+def load_model(
+    name_or_path: str | Path, device: str | torch.device = "cpu", *, sha256: str | None = None
+) -> LoadedModel:
+    """Find, verify and load a model.
+
+    Parameters
+    ----------
+    name_or_path
+        A registry name (``"wbc"``), a path to a card or weights file, or a URL (see the module
+        docstring).
+    device
+        Torch device for the module (``"cpu"``, ``"cuda"``, ...).
+    sha256
+        Expected hex digest of the weights; overrides the card's (required for weights URLs).
+
+    Returns
+    -------
+    LoadedModel
+        The module in eval mode and its card.
+
+    Raises
+    ------
+    ModelNotFoundError
+        Unknown name, missing file or unreachable URL.
+    ModelIntegrityError
+        Wrong hash, malformed file, or tensors that do not fit the architecture.
+    """
+    weights, card, expected = _resolve(name_or_path, sha256)
+    if expected:
+        actual = sha256_file(weights)
+        if actual != expected:
+            raise ModelIntegrityError(
+                f"sha256 of {weights.name} is {actual[:16]}..., expected {expected[:16]}...; "
+                "the file is corrupt or not the model the card describes"
+            )
+    if card is None:
+        card = _card_from_metadata(weights)
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, RuntimeError) as exc:
+        raise ModelIntegrityError(f"{weights} is not a valid safetensors file: {exc}") from None
+    module = build_model(card.architecture, len(card.classes), card.arch_params)
+    expected_shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    got_shapes = {k: tuple(v.shape) for k, v in state.items()}
+    if expected_shapes != got_shapes:
+        bad = sorted(set(expected_shapes) ^ set(got_shapes)) or sorted(
+            k for k in expected_shapes if expected_shapes[k] != got_shapes[k]
+        )
+        raise ModelIntegrityError(
+            f"weights {weights.name} do not fit {card.architecture} with {len(card.classes)} "
+            f"classes (mismatched tensors: {', '.join(bad[:4])})"
+        )
+    module.load_state_dict(state)
+    dev = torch.device(device)
+    module.to(dev).eval()
+    if not card.sha256:
+        card.sha256 = sha256_file(weights)
+    return LoadedModel(module=module, card=card, device=dev, source=str(weights))
+
+
+def save_model(module: torch.nn.Module, card: ModelCard, directory: str | Path) -> Path:
+    """Write ``<name>.safetensors`` and ``<name>.json`` (with the weights' sha256) into a directory.
+
+    Both files are written to temporary names first and moved into place, so a crash never leaves
+    a half-written model. The card is also embedded in the safetensors metadata.
+
+    Parameters
+    ----------
+    module
+        The trained network (its ``state_dict`` is saved, moved to CPU).
+    card
+        The card; ``weights`` and ``sha256`` are filled in here.
+    directory
+        Output directory (created if needed).
+
+    Returns
+    -------
+    pathlib.Path
+        The path of the written card.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    card.weights = f"{card.name}.safetensors"
+    card.sha256 = ""
+    state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
+    weights = directory / card.weights
+    tmp = weights.with_suffix(".safetensors.part")
+    save_file(state, str(tmp), metadata={"card": card.to_json(), "format": "pt"})
+    os.replace(tmp, weights)
+    card.sha256 = sha256_file(weights)
+    card_path = directory / f"{card.name}.json"
+    tmp_card = card_path.with_suffix(".json.part")
+    tmp_card.write_text(card.to_json() + "\n", encoding="utf-8")
+    os.replace(tmp_card, card_path)
+    return card_path

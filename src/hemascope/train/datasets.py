@@ -1,0 +1,176 @@
+"""Cell data sets: class-per-folder layouts or CSV lists, reproducible splits, crop banks.
+
+A *cell table* is a DataFrame with one row per single-cell image: ``path``, ``class``, ``domain``
+(scanner/centre/source; used for domain-balanced sampling), ``mpp`` (µm/px of the image) and an
+optional ``group`` (e.g. the field a cell was cut from, so that a split never separates cells of
+one field). A *crop bank* is all images resampled once to the model's µm/px, slightly larger than
+the model input so that rotation and scale jitter never run out of pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hemascope.classify.crops import cell_image_to_crop
+from hemascope.classify.images import IMAGE_SUFFIXES, read_cell_image
+from hemascope.errors import DataError, HemascopeError
+from hemascope.models.card import ModelCard
+from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
+
+TABLE_COLUMNS = ("path", "class", "domain", "mpp", "group")
+
+
+def read_cell_table(
+    source: str | Path, *, mpp: float | None = None, domain: str | None = None
+) -> pd.DataFrame:
+    """Read a cell table from a class-per-folder directory or a CSV list.
+
+    Parameters
+    ----------
+    source
+        A directory whose sub-folders are class names holding images (PBC, Matek, Acevedo
+        layouts), or a CSV with columns ``path`` and ``class`` (or ``label``) and optionally
+        ``domain``, ``mpp`` and ``group``; relative paths are resolved against the CSV's folder.
+    mpp
+        µm/px of images without an ``mpp`` column (required for folders).
+    domain
+        Domain of rows without a ``domain`` column (default: the source's name).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`TABLE_COLUMNS`, absolute paths.
+
+    Raises
+    ------
+    DataError
+        Missing source, empty data set, missing columns or unknown scale.
+    """
+    source = Path(source)
+    if source.is_dir():
+        rows = [
+            (str(f.resolve()), sub.name)
+            for sub in sorted(p for p in source.iterdir() if p.is_dir())
+            for f in sorted(sub.iterdir())
+            if f.suffix.lower() in IMAGE_SUFFIXES
+        ]
+        table = pd.DataFrame(rows, columns=["path", "class"])
+    elif source.is_file():
+        try:
+            table = pd.read_csv(source)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DataError(f"{source}: not a readable CSV ({exc})") from None
+        if "class" not in table.columns and "label" in table.columns:
+            table = table.rename(columns={"label": "class"})
+        missing = {"path", "class"} - set(table.columns)
+        if missing:
+            raise DataError(f"{source}: CSV lacks columns {sorted(missing)}")
+        table["path"] = [str((source.parent / p).resolve()) for p in table["path"].astype(str)]
+    else:
+        raise DataError(f"{source}: no such folder or CSV file")
+    if table.empty:
+        raise DataError(f"{source}: no labelled images found")
+    table["class"] = table["class"].astype(str)
+    if "domain" not in table.columns:
+        table["domain"] = domain or source.stem
+    if "mpp" not in table.columns:
+        if mpp is None:
+            raise DataError(f"{source}: the images' µm/px is unknown; pass mpp")
+        table["mpp"] = float(mpp)
+    if "group" not in table.columns:
+        table["group"] = table["path"]
+    return table[list(TABLE_COLUMNS)].reset_index(drop=True)
+
+
+def split_table(
+    table: pd.DataFrame, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> dict[str, pd.DataFrame]:
+    """Stratified train/val/test split by ``group`` (cells of one group stay together).
+
+    Each class's groups are shuffled with ``seed`` and cut by ``fractions``; a group is assigned
+    by its majority class. The same table and seed always give the same split.
+
+    Returns
+    -------
+    dict
+        ``{"train": ..., "val": ..., "test": ...}``.
+    """
+    if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
+        raise DataError(f"split fractions must be >= 0 and sum to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    group_class = table.groupby("group")["class"].agg(lambda s: s.value_counts().index[0])
+    assign: dict[str, str] = {}
+    for _, groups in sorted(group_class.groupby(group_class), key=lambda kv: kv[0]):
+        names = np.array(sorted(groups.index))
+        rng.shuffle(names)
+        n = len(names)
+        n_train = int(round(fractions[0] * n))
+        n_val = int(round(fractions[1] * n))
+        for i, g in enumerate(names):
+            assign[g] = "train" if i < n_train else "val" if i < n_train + n_val else "test"
+    part = table["group"].map(assign)
+    return {k: table[part == k].reset_index(drop=True) for k in ("train", "val", "test")}
+
+
+def bank_size(card: ModelCard, margin: float = 1.5) -> int:
+    """Side of the stored crops: the model input times ``margin`` (room for rotation/scale)."""
+    return int(round(card.input_size * margin))
+
+
+def load_crop_bank(
+    table: pd.DataFrame,
+    card: ModelCard,
+    *,
+    margin: float = 1.5,
+    cache_dir: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Read and resample every image of a cell table to the card's µm/px.
+
+    Parameters
+    ----------
+    table
+        A cell table (:func:`read_cell_table`).
+    card
+        Gives the target µm/px and input size.
+    margin
+        Stored crops are ``margin`` times the model input.
+    cache_dir
+        If given, the bank is cached there as ``.npy`` keyed by the table's paths and scales.
+
+    Returns
+    -------
+    (crops, failed)
+        ``(n, S, S, 3)`` uint8 in table order, and ``(path, reason)`` for unreadable images
+        (their crops are white, so drop them from the table before training).
+    """
+    size = bank_size(card, margin)
+    key = hashlib.sha256(
+        "|".join(f"{p}:{m}" for p, m in zip(table["path"], table["mpp"], strict=True)).encode()
+        + f"{card.mpp}:{size}".encode()
+    ).hexdigest()[:20]
+    cached = Path(cache_dir) / f"bank_{key}.npy" if cache_dir else None
+    if cached is not None and cached.is_file():
+        return np.load(cached), []
+    out = np.full((len(table), size, size, 3), 255, dtype=np.uint8)
+    failed: list[tuple[str, str]] = []
+    for i, (path, mpp) in enumerate(zip(table["path"], table["mpp"], strict=True)):
+        if i % 256 == 0:
+            check_cancelled(cancel)
+            report(progress, i, len(table), "reading cells")
+        try:
+            out[i] = cell_image_to_crop(read_cell_image(path), float(mpp), card, size=size)
+        except HemascopeError as exc:
+            failed.append((str(path), str(exc)))
+    report(progress, len(table), len(table), "reading cells")
+    if cached is not None and not failed:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".part.npy")
+        np.save(tmp, out)
+        tmp.replace(cached)
+    return out, failed

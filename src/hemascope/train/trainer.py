@@ -1,0 +1,290 @@
+"""The cell-classifier training loop: balanced sampling, stain augmentation, checkpoints, card.
+
+:func:`train_cells` trains a :class:`~hemascope.models.CellNet` on crop banks made from cell
+tables, keeps the best epoch by validation macro-F1, fits the calibration temperature on the
+validation set, and writes ``<name>.safetensors`` + ``<name>.json`` (the model card, with the
+metrics) + ``metrics.json`` into the output directory. Re-running with ``resume=True`` continues
+from the last complete epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from hemascope.classify.calibration import fit_temperature
+from hemascope.classify.engine import resolve_device
+from hemascope.errors import DataError
+from hemascope.models import ModelCard, build_model, save_model
+from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
+from hemascope.results import atomic_write_json
+from hemascope.train.augment import AugmentConfig, augment_batch
+from hemascope.train.checkpoint import load_checkpoint, save_checkpoint
+from hemascope.train.datasets import load_crop_bank
+from hemascope.train.losses import make_loss
+from hemascope.train.metrics import classification_metrics
+from hemascope.train.noise import inject_symmetric_noise
+from hemascope.train.sampling import balanced_sampler
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in ``metrics.json``)."""
+
+    name: str = "cells"
+    version: str = "0.1.0"
+    classes: list[str] | None = None
+    input_size: int = 48
+    mpp: float = 0.5
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    epochs: int = 12
+    samples_per_epoch: int | None = None
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    loss: str = "ce"
+    balance_classes: bool = True
+    balance_domains: bool = True
+    noise_rate: float = 0.0
+    seed: int = 0
+    amp: bool = False
+    device: str = "auto"
+    margin: float = 1.5
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    training_data: list[str] = field(default_factory=list)
+    licence: str = ""
+    description: str = ""
+    threads: int | None = None
+
+
+@dataclass
+class TrainResult:
+    """Paths and figures of a finished run."""
+
+    card_path: Path
+    metrics: dict[str, Any]
+
+
+def _labels(table: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    unknown = sorted(set(table["class"]) - set(classes))
+    if unknown:
+        raise DataError(f"labels not among the model classes: {unknown}")
+    index = {c: i for i, c in enumerate(classes)}
+    return table["class"].map(index).to_numpy(np.int64)
+
+
+def _logits(
+    module: torch.nn.Module,
+    bank: torch.Tensor,
+    card: ModelCard,
+    device: torch.device,
+    batch: int = 512,
+) -> np.ndarray:
+    module.eval()
+    off = AugmentConfig.off()
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(bank), batch):
+            x = augment_batch(
+                bank[s : s + batch].to(device), card.input_size, card.mean, card.std, off
+            )
+            out.append(module(x).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, len(card.classes)), np.float32)
+
+
+def _lr_at(step: int, total: int, base: float) -> float:
+    warm = max(1, total // 20)
+    if step < warm:
+        return base * (step + 1) / warm
+    return base * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+
+
+def train_cells(
+    config: TrainConfig,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    test: pd.DataFrame | None = None,
+    *,
+    out_dir: str | Path,
+    cache_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> TrainResult:
+    """Train a cell classifier and write its weights, card and metrics.
+
+    Parameters
+    ----------
+    config
+        The run definition.
+    train, val, test
+        Cell tables (:func:`hemascope.train.datasets.read_cell_table`); ``test`` is optional.
+    out_dir
+        Where the checkpoint, model, card, ``metrics.json`` go.
+    cache_dir
+        Crop-bank cache (speeds up repeated runs on the same data).
+    resume
+        Continue from ``out_dir/checkpoint.*`` if present.
+    progress, cancel
+        See :mod:`hemascope.progress`.
+
+    Returns
+    -------
+    TrainResult
+    """
+    if train.empty or val.empty:
+        raise DataError("training and validation sets must not be empty")
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    classes = list(config.classes or sorted(set(train["class"])))
+    device = resolve_device(config.device)
+    card = ModelCard(
+        name=config.name,
+        version=config.version,
+        classes=classes,
+        input_size=config.input_size,
+        mpp=config.mpp,
+        arch_params={"widths": list(config.widths)},
+        training_data=list(config.training_data),
+        licence=config.licence,
+        description=config.description,
+    )
+    out_dir = Path(out_dir)
+    banks = {}
+    for split, table in (("train", train), ("val", val), ("test", test)):
+        if table is None or table.empty:
+            continue
+        bank, failed = load_crop_bank(
+            table, card, margin=config.margin, cache_dir=cache_dir, progress=progress, cancel=cancel
+        )
+        if failed:
+            raise DataError(
+                f"{len(failed)} unreadable images in {split}, first: {failed[0][0]}: {failed[0][1]}"
+            )
+        banks[split] = torch.from_numpy(bank)
+    y_train = _labels(train, classes)
+    y_val = _labels(val, classes)
+    if config.noise_rate > 0:
+        y_train = inject_symmetric_noise(y_train, config.noise_rate, len(classes), seed=config.seed)
+    counts = np.bincount(y_train, minlength=len(classes))
+    module = build_model(card.architecture, len(classes), card.arch_params).to(device)
+    loss_fn = make_loss(config.loss, counts, epochs=config.epochs).to(device)
+    opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    start_epoch, best_f1, history = 0, -1.0, []
+    best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    if resume:
+        restored = load_checkpoint(out_dir, module, opt)
+        if restored is not None:
+            info, best_state = restored
+            start_epoch, best_f1, history = info["epoch"] + 1, info["best_f1"], info["history"]
+    steps_per_epoch = max(1, (config.samples_per_epoch or len(y_train)) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    y_train_t = torch.from_numpy(y_train)
+    for epoch in range(start_epoch, config.epochs):
+        t0 = time.perf_counter()
+        module.train()
+        if hasattr(loss_fn, "set_epoch"):
+            loss_fn.set_epoch(epoch)
+        sampler = balanced_sampler(
+            y_train,
+            train["domain"].to_numpy(),
+            by_class=config.balance_classes,
+            by_domain=config.balance_domains,
+            seed=config.seed * 1000 + epoch,
+            num_samples=steps_per_epoch * config.batch_size,
+        )
+        order = torch.as_tensor(list(sampler))
+        gen = torch.Generator().manual_seed(config.seed * 7919 + epoch)
+        running = 0.0
+        for step in range(steps_per_epoch):
+            check_cancelled(cancel)
+            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(epoch * steps_per_epoch + step, total_steps, config.lr)
+            x = augment_batch(
+                banks["train"][idx].to(device),
+                card.input_size,
+                card.mean,
+                card.std,
+                config.augment,
+                gen,
+            )
+            y = y_train_t[idx].to(device)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                loss = loss_fn(module(x), y)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            running += float(loss)
+            report(
+                progress,
+                epoch * steps_per_epoch + step + 1,
+                total_steps,
+                f"epoch {epoch + 1} loss {running / (step + 1):.3f}",
+            )
+        val_pred = _logits(module, banks["val"], card, device).argmax(1)
+        val_f1 = classification_metrics(y_val, val_pred, classes)["macro_f1"]
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": running / steps_per_epoch,
+                "val_macro_f1": val_f1,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+        if val_f1 > best_f1:
+            best_f1 = val_f1
+            best_state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+        save_checkpoint(
+            out_dir,
+            module,
+            best_state,
+            opt,
+            {"epoch": epoch, "best_f1": best_f1, "history": history},
+        )
+    module.load_state_dict(best_state)
+    val_logits = _logits(module, banks["val"], card, device)
+    card.temperature = fit_temperature(val_logits, y_val)
+    metrics: dict[str, Any] = {
+        "config": _jsonable(asdict(config)),
+        "history": history,
+        "train_class_counts": dict(zip(classes, counts.tolist(), strict=True)),
+    }
+    for split, table in (("val", val), ("test", test)):
+        if split not in banks:
+            continue
+        logits = val_logits if split == "val" else _logits(module, banks[split], card, device)
+        prob = torch.softmax(torch.from_numpy(logits) / card.temperature, 1).numpy()
+        metrics[split] = classification_metrics(
+            _labels(table, classes), prob.argmax(1), classes, prob
+        )
+    card.metrics = {
+        s: {
+            "accuracy": round(metrics[s]["accuracy"], 4),
+            "macro_f1": round(metrics[s]["macro_f1"], 4),
+            "ece": round(metrics[s]["ece"], 4),
+            "n": metrics[s]["n"],
+        }
+        for s in ("val", "test")
+        if s in metrics
+    }
+    card_path = save_model(module.cpu(), card, out_dir)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    report(progress, total_steps, total_steps, "done")
+    return TrainResult(card_path, metrics)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
