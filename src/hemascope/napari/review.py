@@ -129,6 +129,12 @@ def reclassify(layer: Any, index: int, new_class: str) -> None:
     layer.face_color = colors
 
 
+def camera_of(viewer: Any) -> Any:
+    """The viewer's camera (``viewer.scene.camera`` from napari 0.9, ``viewer.camera`` before)."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera
+
+
 def focus_on_cell(viewer: Any, layer: Any, index: int, *, field_um: float = 60.0) -> None:
     """Centre the viewer's camera on a cell and zoom so ``field_um`` fills the canvas.
 
@@ -144,9 +150,10 @@ def focus_on_cell(viewer: Any, layer: Any, index: int, *, field_um: float = 60.0
         Width of the view around the cell in world units (µm).
     """
     world = np.asarray(layer.data_to_world(layer.data[index]), dtype=float)
-    viewer.camera.center = tuple(world[-2:])
+    camera = camera_of(viewer)
+    camera.center = tuple(world[-2:])
     canvas = getattr(viewer, "_canvas_size", (600, 600))
-    viewer.camera.zoom = max(min(canvas) / field_um, 1e-6)
+    camera.zoom = max(min(canvas) / field_um, 1e-6)
 
 
 def save_reviewed_labels(
