@@ -1,0 +1,208 @@
+"""Ground truth of a synthetic smear: the cell table, instance masks and the slide label.
+
+Files next to a slide ``<stem>.ome.tif``: ``<stem>.cells.csv`` (one row per white cell and
+platelet, columns :data:`TRUTH_COLUMNS`), ``<stem>.truth.json`` (slide label: subtype, kind, seed,
+µm/px, shape and the full spec) and, on request, ``<stem>.masks.tif`` (two tiled uint32 pages: cell
+and nucleus instance labels whose values are the table's ``id``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hemascope import __version__
+from hemascope.errors import DataError
+from hemascope.synthetic.spec import SmearSpec
+
+#: Columns of the truth cell table. ``row``/``col`` are the centroid in level-0 pixels,
+#: ``x_um``/``y_um`` the same point in µm, the bbox is half-open ``[row0, row1) x [col0, col1)``.
+TRUTH_COLUMNS: tuple[str, ...] = (
+    "id", "class", "subclass", "row", "col", "x_um", "y_um",
+    "bbox_row0", "bbox_col0", "bbox_row1", "bbox_col1", "diameter_um", "features",
+)
+
+_SLIDE_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".svs", ".png", ".jpg")
+
+
+def truth_paths(slide_path: str | os.PathLike[str]) -> dict[str, Path]:
+    """Paths of the truth files of a slide: keys ``"cells"``, ``"label"``, ``"masks"``."""
+    path = Path(slide_path)
+    name = path.name
+    for suffix in _SLIDE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    base = path.with_name(name)
+    return {
+        "cells": base.with_name(name + ".cells.csv"),
+        "label": base.with_name(name + ".truth.json"),
+        "masks": base.with_name(name + ".masks.tif"),
+    }
+
+
+@dataclass
+class GroundTruth:
+    """What a synthetic smear really contains.
+
+    Attributes
+    ----------
+    cells
+        One row per white cell and platelet (columns :data:`TRUTH_COLUMNS`). Red cells are not listed.
+    label
+        Slide label: ``subtype``, ``kind``, ``seed``, ``mpp``, ``shape``, ``spec`` (dict),
+        ``generator`` and ``version``.
+    cell_labels, nucleus_labels
+        Instance label images (int32, values = ``id``) when requested and small enough to hold.
+    """
+
+    cells: pd.DataFrame
+    label: dict[str, Any]
+    cell_labels: np.ndarray | None = None
+    nucleus_labels: np.ndarray | None = None
+
+    @property
+    def spec(self) -> SmearSpec:
+        """The spec that generated the smear."""
+        return SmearSpec.from_dict(self.label["spec"])
+
+    @property
+    def subtype(self) -> str:
+        """Slide-level genetic subtype."""
+        return str(self.label["subtype"])
+
+    def white_cells(self) -> pd.DataFrame:
+        """The rows of the table that are not platelets."""
+        return self.cells[self.cells["class"] != "platelet"]
+
+    def save(self, slide_path: str | os.PathLike[str]) -> dict[str, Path]:
+        """Write ``<stem>.cells.csv`` and ``<stem>.truth.json`` next to ``slide_path`` atomically."""
+        from hemascope.results import atomic_write_json, atomic_write_table
+
+        paths = truth_paths(slide_path)
+        atomic_write_table(paths["cells"], self.cells)
+        atomic_write_json(paths["label"], self.label)
+        return paths
+
+    @classmethod
+    def load(cls, slide_path: str | os.PathLike[str]) -> GroundTruth:
+        """Read the truth saved next to ``slide_path`` (masks are not loaded; see :func:`read_masks`).
+
+        Raises
+        ------
+        DataError
+            When the truth files are missing or unreadable.
+        """
+        import json
+
+        paths = truth_paths(slide_path)
+        try:
+            label = json.loads(paths["label"].read_text(encoding="utf-8"))
+            cells = pd.read_csv(paths["cells"], keep_default_na=False,
+                                dtype={"subclass": str, "features": str})
+        except (OSError, ValueError) as exc:
+            raise DataError(f"no readable ground truth next to {slide_path}: {exc}") from exc
+        missing = set(TRUTH_COLUMNS) - set(cells.columns)
+        if missing:
+            raise DataError(f"{paths['cells']} lacks columns {sorted(missing)}")
+        return cls(cells=cells, label=label)
+
+
+def slide_label(spec: SmearSpec) -> dict[str, Any]:
+    """The slide label written to ``truth.json``."""
+    return {
+        "subtype": spec.subtype,
+        "kind": spec.kind,
+        "seed": spec.seed,
+        "mpp": spec.mpp,
+        "shape": list(spec.size),
+        "spec": spec.to_dict(),
+        "generator": "hemascope.synthetic",
+        "version": __version__,
+    }
+
+
+def iter_truth_rows(renderer: Any) -> Iterator[pd.DataFrame]:
+    """Truth rows block by block (row-major) for a :class:`~hemascope.synthetic.render.SmearRenderer`.
+
+    Only cells whose centroid pixel lies inside the slide are listed. Nothing is rendered.
+    """
+    layout = renderer.layout
+    mpp = renderer.mpp
+    rows_max, cols_max = renderer.spec.size
+    half = renderer._plt_cell.shape[1] // 2
+    plt_boxes = []
+    plt_diam = []
+    for v in range(renderer._plt_cell.shape[0]):
+        rr, cc = np.nonzero(renderer._plt_cell[v] > 0.5)
+        plt_boxes.append((rr.min() - half, cc.min() - half, rr.max() - half + 1, cc.max() - half + 1))
+        plt_diam.append(2 * renderer.platelet_plans[v].radius)
+    plt_boxes_a = np.array(plt_boxes, dtype=np.int64)
+    plt_diam_a = np.array(plt_diam)
+    for bi in range(layout.n_block_rows):
+        for bj in range(layout.n_block_cols):
+            blk = layout.block(bi, bj)
+            recs = []
+            for cid, plan in zip(blk.wbc_ids.tolist(), blk.wbc, strict=True):
+                r, c = plan.y_um / mpp, plan.x_um / mpp
+                if not (0 <= round(r) < rows_max and 0 <= round(c) < cols_max):
+                    continue
+                up, down, left, right = plan.extent_um()
+                recs.append((
+                    cid, plan.cls, plan.subclass, r, c, plan.x_um, plan.y_um,
+                    math.ceil((plan.y_um - up) / mpp), math.ceil((plan.x_um - left) / mpp),
+                    math.floor((plan.y_um + down) / mpp) + 1, math.floor((plan.x_um + right) / mpp) + 1,
+                    2 * plan.radius, ";".join(plan.features),
+                ))
+            wbc = pd.DataFrame.from_records(recs, columns=list(TRUTH_COLUMNS))
+            pc = np.rint(blk.plt_yx / mpp).astype(np.int64)
+            ok = (pc[:, 0] >= 0) & (pc[:, 0] < rows_max) & (pc[:, 1] >= 0) & (pc[:, 1] < cols_max)
+            pc, var, ids = pc[ok], blk.plt_variant[ok], blk.plt_ids[ok]
+            box = plt_boxes_a[var] + np.concatenate([pc, pc], axis=1) if len(var) else np.zeros((0, 4), int)
+            plt = pd.DataFrame({
+                "id": ids, "class": "platelet", "subclass": "", "row": pc[:, 0].astype(float),
+                "col": pc[:, 1].astype(float), "x_um": pc[:, 1] * mpp, "y_um": pc[:, 0] * mpp,
+                "bbox_row0": box[:, 0], "bbox_col0": box[:, 1], "bbox_row1": box[:, 2],
+                "bbox_col1": box[:, 3], "diameter_um": plt_diam_a[var], "features": "",
+            })
+            frames = [f for f in (wbc, plt) if len(f)]
+            if frames:
+                yield pd.concat(frames, ignore_index=True)
+
+
+def truth_table(renderer: Any) -> pd.DataFrame:
+    """The whole truth cell table of a renderer's smear, sorted by id."""
+    frames = list(iter_truth_rows(renderer))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in TRUTH_COLUMNS}).astype(
+            {"class": str, "subclass": str, "features": str, "id": np.int64}
+        )
+    table = pd.concat(frames, ignore_index=True).sort_values("id", ignore_index=True)
+    for col in ("bbox_row0", "bbox_col0", "bbox_row1", "bbox_col1", "id"):
+        table[col] = table[col].astype(np.int64)
+    return table
+
+
+def read_masks(slide_path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``<stem>.masks.tif``: the cell and nucleus instance label images (uint32).
+
+    Raises
+    ------
+    DataError
+        When the masks file is missing (the slide was made without ``masks=True``) or unreadable.
+    """
+    import tifffile
+
+    path = truth_paths(slide_path)["masks"]
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return tif.pages[0].asarray(), tif.pages[1].asarray()
+    except (OSError, IndexError, ValueError) as exc:
+        raise DataError(f"no readable masks for {slide_path}: {exc}") from exc
