@@ -11,7 +11,7 @@ from hemascope.classes import CELL_CLASSES
 MPP = 0.5
 
 
-def draw_cells(shape: tuple[int, int], centres: np.ndarray, radius: float = 10) -> np.ndarray:
+def _draw_cells(shape: tuple[int, int], centres: np.ndarray, radius: float = 10) -> np.ndarray:
     """A white RGB field with a purple disc at each ``(row, col)`` centre."""
     image = np.full((*shape, 3), 235, dtype=np.uint8)
     rr, cc = np.mgrid[: shape[0], : shape[1]]
@@ -19,6 +19,12 @@ def draw_cells(shape: tuple[int, int], centres: np.ndarray, radius: float = 10) 
         disc = (rr - r) ** 2 + (cc - c) ** 2 <= radius**2
         image[disc] = (120, 60, 150)
     return image
+
+
+@pytest.fixture
+def draw_cells():
+    """``draw_cells(shape, centres, radius)``: a white field with purple discs (RGB uint8)."""
+    return _draw_cells
 
 
 @pytest.fixture
@@ -43,7 +49,7 @@ def slide(cell_table):
     """An in-memory slide with a disc under every cell of ``cell_table``."""
     from hemascope.io import slide_from_array
 
-    image = draw_cells((460, 460), cell_table[["row", "col"]].to_numpy())
+    image = _draw_cells((460, 460), cell_table[["row", "col"]].to_numpy())
     return slide_from_array(image, mpp=MPP, name="field.png")
 
 
