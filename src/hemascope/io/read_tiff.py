@@ -15,7 +15,12 @@ import dask.array as da
 from hemascope.errors import CorruptSlideError, HemascopeError, UnsupportedFormatError
 from hemascope.io.lazy import guarded_dask, lazy_pyramid
 from hemascope.io.slide import Slide
-from hemascope.io.tiff_tiles import TiledPageReader, check_segments, is_fast_readable
+from hemascope.io.tiff_tiles import (
+    TiledPageReader,
+    check_segments,
+    install_checked_decode,
+    is_fast_readable,
+)
 
 _UNIT_TO_UM = {"pm": 1e-6, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
 PLAUSIBLE_MPP = (0.01, 50.0)
@@ -184,15 +189,16 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
             raise CorruptSlideError(f"{what}: zero-size level {tuple(level.shape)}")
         for page in level.pages:
             if page is not None:
-                check_segments(page, file_size, what)
+                check_segments(page, file_size, what, keyframe=level.keyframe)
+        install_checked_decode(level.keyframe, what)
         chunks = tuple(int(c) for c in array.chunks)
         token = (str(path), stat.st_mtime_ns, stat.st_size, index)
         lazy = guarded_dask(array, chunks, what, token, tifffile_backed=True)
         levels.append(_rgb_view(lazy, level.axes, what))
         reader = None
         page = level.keyframe
-        if len(level.pages) == 1 and level.axes == "YXS" and is_fast_readable(page):
-            reader = TiledPageReader(path, level.pages[0], what)
+        if list(level.pages) == [page] and level.axes == "YXS" and is_fast_readable(page):
+            reader = TiledPageReader(path, page, what)
             closers.append(reader)
         readers.append(reader)
     tile = (int(page0.tilelength), int(page0.tilewidth)) if page0.is_tiled else None

@@ -53,17 +53,19 @@ def tifffile_warnings_as_errors(what: str) -> Iterator[None]:
         raise CorruptSlideError(f"{what}: {capture.messages[0][:200]}")
 
 
-def check_segments(page: Any, file_size: int, what: str) -> None:
+def check_segments(page: Any, file_size: int, what: str, keyframe: Any = None) -> None:
     """Validate a page's strip/tile offsets and byte counts against the file size.
 
     Parameters
     ----------
     page
-        A tifffile ``TiffPage``.
+        A tifffile ``TiffPage`` or ``TiffFrame``.
     file_size
         Size of the file in bytes.
     what
         Description used in error messages (e.g. ``"level 0"``).
+    keyframe
+        The ``TiffPage`` holding the geometry of a ``TiffFrame`` (default: ``page`` itself).
 
     Raises
     ------
@@ -77,10 +79,13 @@ def check_segments(page: Any, file_size: int, what: str) -> None:
         raise CorruptSlideError(
             f"{what}: no image data (offsets {offsets.size}, counts {counts.size})"
         )
-    if page.is_tiled:
-        expected = -(-page.imagelength // page.tilelength) * -(-page.imagewidth // page.tilewidth)
-        if page.planarconfig == 2:
-            expected *= page.samplesperpixel
+    geometry = keyframe if keyframe is not None else page
+    if geometry.is_tiled:
+        expected = -(-geometry.imagelength // geometry.tilelength) * -(
+            -geometry.imagewidth // geometry.tilewidth
+        )
+        if geometry.planarconfig == 2:
+            expected *= geometry.samplesperpixel
         if offsets.size != expected:
             raise CorruptSlideError(f"{what}: {offsets.size} tiles, the geometry needs {expected}")
     missing = int(np.count_nonzero((offsets <= 0) | (counts <= 0)))
@@ -93,6 +98,38 @@ def check_segments(page: Any, file_size: int, what: str) -> None:
         raise CorruptSlideError(
             f"{what}: {beyond} tile(s)/strip(s) extend past the end of the file ({file_size} bytes)"
         )
+
+
+_JPEG = 7
+_EOI = b"\xff\xd9"
+
+
+def install_checked_decode(page: Any, what: str) -> None:
+    """Make ``page.decode`` refuse missing and truncated JPEG segments.
+
+    libjpeg decodes a truncated JPEG with only a warning, filling the rest of the tile with grey,
+    and tifffile zero-fills a segment without data. The wrapper (used by tifffile's zarr store and
+    by :class:`TiledPageReader` alike) raises :class:`CorruptSlideError` instead: a JPEG segment
+    must end with the EOI marker.
+
+    Parameters
+    ----------
+    page
+        A tifffile ``TiffPage`` (its cached ``decode`` is replaced on this instance only).
+    what
+        Description used in error messages.
+    """
+    original = page.decode
+    jpeg = page.compression == _JPEG and not page.is_ndpi
+
+    def checked_decode(data: bytes | None, index: int, **kwargs: Any) -> Any:
+        if data is None:
+            raise CorruptSlideError(f"{what}: segment {index} has no data")
+        if jpeg and bytes(data[-2:]) != _EOI and not bytes(data).rstrip(b"\x00").endswith(_EOI):
+            raise CorruptSlideError(f"{what}: JPEG segment {index} is truncated (no end marker)")
+        return original(data, index, **kwargs)
+
+    page.__dict__["decode"] = checked_decode
 
 
 def is_fast_readable(page: Any) -> bool:

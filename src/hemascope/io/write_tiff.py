@@ -140,7 +140,7 @@ def write_pyramidal_tiff(
     }
     if compression == "jpeg":
         options["compressionargs"] = {"level": int(quality)}
-    metadata: dict | None = None
+    metadata: dict | None = None  # None: no tifffile "shaped" JSON next to a user description
     if ome:
         metadata = {"axes": "YXS", "Name": path.name.split(".")[0]}
         if mpp is not None:

@@ -1,0 +1,128 @@
+"""Synthetic images and slide files for the I/O tests (every file is written by the tests)."""
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from hemascope.io import write_ome_zarr, write_pyramidal_tiff
+from hemascope.io.tiles import downsample2
+
+APERIO = "Aperio Image Library v12.0.15\r\n{cols}x{rows} [0,0 {cols}x{rows}] (256x256) JPEG Q=90|AppMag = 40|MPP = 0.2498"
+
+
+def smooth_image(rows: int = 600, cols: int = 700) -> np.ndarray:
+    """A smooth RGB pattern (survives JPEG well) with distinct rows and columns."""
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    r = 128 + 100 * np.sin(yy / 37.0)
+    g = 128 + 100 * np.cos(xx / 53.0)
+    b = 128 + 60 * np.sin((yy + xx) / 71.0)
+    return np.stack([r, g, b], axis=-1).astype(np.uint8)
+
+
+def write_format(kind: str, directory, image: np.ndarray):
+    """Write ``image`` in one of the supported formats; returns (path, expected mpp, lossless)."""
+    d = directory
+    if kind == "ome-tiff":
+        return (
+            write_pyramidal_tiff(
+                d / "s.ome.tif", image, mpp=0.25, tile_size=256, compression="zlib"
+            ),
+            0.25,
+            True,
+        )
+    if kind == "ome-tiff-single":
+        path = write_pyramidal_tiff(
+            d / "s1.ome.tif", image, mpp=0.3, tile_size=256, compression="zlib", n_levels=1
+        )
+        return path, 0.3, True
+    if kind == "tiff":
+        path = write_pyramidal_tiff(
+            d / "p.tif", image, mpp=0.5, tile_size=256, compression="zlib", ome=False
+        )
+        return path, 0.5, True
+    if kind == "bigtiff":
+        path = d / "big.tif"
+        tifffile.imwrite(
+            path,
+            image,
+            bigtiff=True,
+            tile=(128, 128),
+            photometric="rgb",
+            resolution=(1e4 / 0.4, 1e4 / 0.4),
+            resolutionunit="CENTIMETER",
+        )
+        return path, 0.4, True
+    if kind == "svs":
+        return write_svs(d / "s.svs", image), 0.2498, False
+    if kind == "ndpi":
+        # tifffile detects NDPI from the Hamamatsu tags; it cannot write the NDPI 64-bit-offset
+        # layout, so the file keeps a .tif suffix (a .ndpi suffix makes tifffile expect that layout)
+        path = d / "h.tif"
+        tags = [
+            (65420, "I", 1, 1, True),
+            (65421, "f", 1, 20.0, True),
+            (271, "s", 0, "Hamamatsu", True),
+            (272, "s", 0, "C13220", True),
+        ]
+        tifffile.imwrite(
+            path,
+            image,
+            photometric="rgb",
+            compression="jpeg",
+            extratags=tags,
+            rowsperstrip=64,
+            resolution=(1e4 / 0.23, 1e4 / 0.23),
+            resolutionunit="CENTIMETER",
+        )
+        return path, 0.23, False
+    if kind in ("ome-zarr-0.4", "ome-zarr-0.5"):
+        version = kind.rsplit("-", 1)[1]
+        return (
+            write_ome_zarr(
+                d / f"z{version}.ome.zarr", image, mpp=0.35, version=version, chunks=256
+            ),
+            0.35,
+            True,
+        )
+    if kind == "png":
+        path = d / "f.png"
+        Image.fromarray(image).save(path)
+        return path, None, True
+    if kind == "jpeg":
+        path = d / "f.jpg"
+        Image.fromarray(image).save(path, quality=95)
+        return path, None, False
+    if kind == "plain-tiff":
+        path = d / "plain.tif"
+        tifffile.imwrite(path, image, photometric="rgb")
+        return path, None, True
+    raise ValueError(kind)
+
+
+def write_svs(path, image: np.ndarray):
+    """An Aperio-layout file: tiled baseline, stripped thumbnail, tiled levels, label."""
+    desc = APERIO.format(rows=image.shape[0], cols=image.shape[1])
+    opts = {
+        "photometric": "rgb",
+        "compression": "jpeg",
+        "compressionargs": {"level": 90},
+        "metadata": None,
+    }
+    with tifffile.TiffWriter(path) as tw:
+        tw.write(image, tile=(256, 256), description=desc, **opts)
+        tw.write(
+            np.ascontiguousarray(image[::8, ::8]),
+            description=desc.replace("\r\n", " -> thumb\r\n", 1),
+            **opts,
+        )
+        level = image
+        for _ in range(2):
+            level = downsample2(level)
+            tw.write(level, tile=(256, 256), description=desc, **opts)
+        tw.write(
+            np.ascontiguousarray(image[::10, ::10]),
+            subfiletype=1,
+            description="Aperio Image Library v12\r\nlabel",
+            **opts,
+        )
+    return path
