@@ -78,7 +78,7 @@ def _labels(table: pd.DataFrame, classes: list[str]) -> np.ndarray:
     if unknown:
         raise DataError(f"labels not among the model classes: {unknown}")
     index = {c: i for i, c in enumerate(classes)}
-    return table["class"].map(index).to_numpy(np.int64)
+    return table["class"].map(index).to_numpy(np.int64).copy()
 
 
 def _logits(
@@ -190,7 +190,7 @@ def train_cells(
     total_steps = steps_per_epoch * config.epochs
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    y_train_t = torch.from_numpy(y_train)
+    y_train_t = torch.as_tensor(np.array(y_train))
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         module.train()
@@ -227,7 +227,7 @@ def train_cells(
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            running += float(loss)
+            running += loss.item()
             report(
                 progress,
                 epoch * steps_per_epoch + step + 1,

@@ -1,0 +1,295 @@
+"""Bags for slide-level training: labels CSVs, bag sources, cell embeddings and a feature cache.
+
+A bag is the set of cells of one patient / slide / field with one label. Three layouts are read:
+
+(a) a folder of single-cell images per bag (the AML_Hehr / SCEMILA layout), embedded with
+    :func:`hemascope.classify.classify_images`;
+(b) a field or slide image per bag: cells are found first (:func:`hemascope.segment.find_cells`),
+    then classified and embedded on the slide (:func:`hemascope.classify.predict_cells`);
+(c) an analysed slide (a :class:`hemascope.results.SlideResult` folder with its cell table and
+    embeddings).
+
+All three give ``(cells table with a class column, embeddings)``; the bag keeps the cells chosen by
+:func:`hemascope.slide.bag.select_instances`. Computed bags can be cached in one ``.npz`` file
+(plain arrays, no pickle) so several bag models are trained on the same embeddings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hemascope.errors import DataError, InvalidInputError
+from hemascope.slide.bag import check_embeddings, check_single_scale, select_instances
+
+BAG_COLUMNS = ("bag", "patient_id", "patient", "slide", "path", "image", "folder")
+LABEL_COLUMNS = ("label", "bag_label", "diagnosis", "subtype", "class")
+
+
+@dataclass
+class Bag:
+    """One labelled bag of cell embeddings.
+
+    Attributes
+    ----------
+    name : str
+        Bag name (as in the labels CSV).
+    features : numpy.ndarray
+        ``(n_instances, D)`` float32 embeddings of the cells in the bag.
+    label : str or None
+        Bag label (None when unknown, e.g. at prediction time).
+    n_cells : int
+        Cells found before selecting the bag's instances.
+    n_blasts : int
+        Cells classified as blasts.
+    mpp : float
+        µm/px of the source (NaN when unknown).
+    """
+
+    name: str
+    features: np.ndarray
+    label: str | None = None
+    n_cells: int = 0
+    n_blasts: int = 0
+    mpp: float = float("nan")
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(text).lower())
+
+
+def canonical_label(value: str, classes: Sequence[str]) -> str:
+    """Map a label onto ``classes`` ignoring case and punctuation (``PML_RARA`` → ``PML::RARA``).
+
+    Raises
+    ------
+    DataError
+        If the label matches no class.
+    """
+    lookup = {_key(c): c for c in classes}
+    try:
+        return lookup[_key(value)]
+    except KeyError:
+        raise DataError(f"unknown class {value!r}; expected one of {list(classes)}") from None
+
+
+def bag_targets(bags: Sequence[Bag], classes: Sequence[str]) -> np.ndarray:
+    """Integer class index of each bag's label.
+
+    Raises
+    ------
+    DataError
+        If a bag has no label or a label outside ``classes``.
+    """
+    index = {c: i for i, c in enumerate(classes)}
+    bad = sorted({str(b.label) for b in bags if b.label not in index})
+    if bad:
+        raise DataError(f"bag labels {bad[:5]} are not among the classes {list(classes)}")
+    return np.array([index[b.label] for b in bags], dtype=np.int64)
+
+
+def _pick(columns: Sequence[str], wanted: str | None, options: Sequence[str], what: str) -> str:
+    if wanted is not None:
+        if wanted not in columns:
+            raise DataError(f"labels CSV has no column {wanted!r} (columns: {list(columns)})")
+        return wanted
+    for name in options:
+        if name in columns:
+            return name
+    raise DataError(
+        f"labels CSV needs a {what} column (one of {list(options)}); it has {list(columns)}"
+    )
+
+
+def read_bag_labels(
+    csv_path: str | Path,
+    *,
+    classes: Sequence[str] | None = None,
+    bag_column: str | None = None,
+    label_column: str | None = None,
+    root: str | Path | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Read a labels CSV: one row per bag, its source path and its label.
+
+    Parameters
+    ----------
+    csv_path : str or Path
+        The CSV (e.g. SCEMILA's ``metadata.csv`` with ``patient_id`` and ``bag_label``).
+    classes : sequence of str, optional
+        Allowed classes in output order; labels are matched ignoring case and punctuation.
+        Default: the sorted distinct labels.
+    bag_column, label_column : str, optional
+        Column names (default: detected from :data:`BAG_COLUMNS` / :data:`LABEL_COLUMNS`).
+    root : str or Path, optional
+        Folder the bag names are relative to (default: the CSV's folder).
+
+    Returns
+    -------
+    tuple
+        ``(table with columns bag, label, source, classes)``.
+
+    Raises
+    ------
+    DataError
+        If the CSV is missing or empty, names a bag that does not exist under ``root``, repeats a
+        bag, or holds a label outside ``classes``.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise DataError(f"labels CSV {csv_path} does not exist")
+    try:
+        table = pd.read_csv(csv_path, dtype=str).dropna(how="all")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read labels CSV {csv_path}: {exc}") from None
+    if table.empty:
+        raise DataError(f"labels CSV {csv_path} has no rows")
+    bag_col = _pick(table.columns, bag_column, BAG_COLUMNS, "bag")
+    label_col = _pick(table.columns, label_column, LABEL_COLUMNS, "label")
+    table = table[[bag_col, label_col]].rename(columns={bag_col: "bag", label_col: "label"})
+    if table["label"].isna().any() or table["bag"].isna().any():
+        raise DataError(f"labels CSV {csv_path} has rows without a bag name or label")
+    duplicated = table["bag"][table["bag"].duplicated()].unique().tolist()
+    if duplicated:
+        raise DataError(f"labels CSV {csv_path} lists bags more than once: {duplicated[:5]}")
+    if classes is None:
+        classes = sorted(table["label"].unique())
+    classes = list(classes)
+    unknown = sorted({v for v in table["label"] if _key(v) not in {_key(c) for c in classes}})
+    if unknown:
+        raise DataError(
+            f"labels CSV {csv_path} has unknown classes {unknown[:5]}; expected {classes}"
+        )
+    table["label"] = [canonical_label(v, classes) for v in table["label"]]
+    base = Path(root) if root is not None else csv_path.parent
+    table["source"] = [str(base / b) for b in table["bag"]]
+    missing = [
+        b for b, s in zip(table["bag"], table["source"], strict=True) if not Path(s).exists()
+    ]
+    if missing:
+        raise DataError(
+            f"labels CSV {csv_path} names {len(missing)} bag(s) not found under {base}: {missing[:5]}"
+        )
+    return table.reset_index(drop=True), classes
+
+
+def bag_from_cells(
+    name: str,
+    cells: pd.DataFrame,
+    embeddings: np.ndarray,
+    *,
+    instances: str,
+    label: str | None = None,
+) -> Bag:
+    """Build a :class:`Bag` from a classified cell table and its embeddings.
+
+    Parameters
+    ----------
+    name : str
+        Bag name.
+    cells : pandas.DataFrame
+        Classified cells (``class``; ``mpp`` when known, which must be one scale).
+    embeddings : numpy.ndarray
+        ``(n_cells, D)`` embeddings aligned with ``cells``.
+    instances : str
+        ``"blast"`` or ``"all"`` (see :func:`hemascope.slide.bag.select_instances`).
+    label : str, optional
+        The bag label.
+
+    Returns
+    -------
+    Bag
+        The bag (possibly with zero instances: callers decide whether that is an error).
+    """
+    features = check_embeddings(embeddings, len(cells))
+    mpp = float("nan")
+    if "mpp" in cells.columns:
+        found = check_single_scale(cells["mpp"].to_numpy(dtype=float), bag=f"bag {name!r}")
+        mpp = float("nan") if found is None else found
+    n_blasts = int((cells["class"].astype(str) == "blast").sum()) if "class" in cells.columns else 0
+    chosen = select_instances(cells, instances)
+    return Bag(
+        name=name,
+        features=features[chosen],
+        label=label,
+        n_cells=len(cells),
+        n_blasts=n_blasts,
+        mpp=mpp,
+    )
+
+
+def save_bags(path: str | Path, bags: Sequence[Bag]) -> Path:
+    """Cache bags in one ``.npz`` (plain arrays, no pickle), written atomically."""
+    import io
+
+    from hemascope.results import atomic_write_bytes
+
+    if not bags:
+        raise DataError("no bags to save")
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        features=np.concatenate([b.features for b in bags]).astype(np.float32),
+        sizes=np.array([len(b.features) for b in bags], dtype=np.int64),
+        names=np.array([b.name for b in bags], dtype=str),
+        labels=np.array(["" if b.label is None else b.label for b in bags], dtype=str),
+        n_cells=np.array([b.n_cells for b in bags], dtype=np.int64),
+        n_blasts=np.array([b.n_blasts for b in bags], dtype=np.int64),
+        mpp=np.array([b.mpp for b in bags], dtype=np.float64),
+    )
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_bags(path: str | Path) -> list[Bag]:
+    """Read bags cached by :func:`save_bags`."""
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read bag cache {path}: {exc}") from None
+    required = {"features", "sizes", "names", "labels", "n_cells", "n_blasts", "mpp"}
+    if not required <= set(data.files):
+        raise DataError(f"{path} is not a bag cache (missing {sorted(required - set(data.files))})")
+    offsets = np.concatenate([[0], np.cumsum(data["sizes"])])
+    if offsets[-1] != len(data["features"]):
+        raise DataError(f"bag cache {path} is inconsistent")
+    return [
+        Bag(
+            name=str(data["names"][i]),
+            features=data["features"][offsets[i] : offsets[i + 1]],
+            label=str(data["labels"][i]) or None,
+            n_cells=int(data["n_cells"][i]),
+            n_blasts=int(data["n_blasts"][i]),
+            mpp=float(data["mpp"][i]),
+        )
+        for i in range(len(data["sizes"]))
+    ]
+
+
+def split_bags(
+    bags: Sequence[Bag], fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), *, seed: int = 0
+) -> tuple[list[Bag], list[Bag], list[Bag]]:
+    """Stratified train/validation/test split of bags by label, reproducible from ``seed``.
+
+    Raises
+    ------
+    InvalidInputError
+        If the fractions are not three non-negative numbers summing to 1.
+    """
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise InvalidInputError(f"fractions must be 3 numbers summing to 1, got {fractions}")
+    rng = np.random.default_rng(seed)
+    parts: tuple[list[Bag], list[Bag], list[Bag]] = ([], [], [])
+    labels = sorted({str(b.label) for b in bags})
+    for label in labels:
+        members = [b for b in bags if str(b.label) == label]
+        order = rng.permutation(len(members))
+        n_train = int(round(fractions[0] * len(members)))
+        n_val = int(round(fractions[1] * len(members)))
+        for rank, i in enumerate(order):
+            part = 0 if rank < n_train else 1 if rank < n_train + n_val else 2
+            parts[part].append(members[i])
+    return parts

@@ -1,0 +1,152 @@
+"""Losses, sampling, label noise, augmentation, metrics and data sets of the training room."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from hemascope.errors import DataError, InvalidInputError
+from hemascope.train import (
+    LOSSES,
+    AugmentConfig,
+    augment_batch,
+    balanced_weights,
+    classification_metrics,
+    expected_calibration_error,
+    hed_shift,
+    inject_symmetric_noise,
+    make_loss,
+    read_cell_table,
+    save_confusion_png,
+    split_table,
+)
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_losses_are_finite_differentiable_and_prefer_the_truth(name):
+    counts = np.array([100, 10, 5])
+    loss = make_loss(name, counts, epochs=3)
+    target = torch.tensor([0, 1, 2, 0])
+    good = torch.nn.functional.one_hot(target, 3).float() * 6
+    bad = torch.roll(good, 1, dims=1)
+    logits = bad.clone().requires_grad_(True)
+    value = loss(logits, target)
+    value.backward()
+    assert torch.isfinite(value) and logits.grad.abs().sum() > 0
+    assert loss(good, target) < value
+
+
+def test_unknown_loss():
+    with pytest.raises(InvalidInputError):
+        make_loss("hinge", np.array([1, 1]))
+
+
+def test_ldam_defers_reweighting():
+    loss = make_loss("ldam", np.array([1000, 10]), epochs=3)  # DRW from epoch 2
+    logits, target = torch.zeros(2, 2), torch.tensor([0, 1])
+    loss.set_epoch(0)
+    early = float(loss(logits, target))
+    loss.set_epoch(2)
+    assert float(loss(logits, target)) != pytest.approx(early)
+
+
+def test_balanced_weights_equalise_classes_and_domains():
+    labels = np.array([0] * 90 + [1] * 10 + [0] * 5 + [2] * 5)
+    domains = np.array(["a"] * 100 + ["b"] * 10)
+    w = balanced_weights(labels, domains)
+    mass = lambda m: w[m].sum() / w.sum()  # noqa: E731
+    assert mass(domains == "a") == pytest.approx(0.5)
+    assert mass((domains == "a") & (labels == 0)) == pytest.approx(0.25)
+    w2 = balanced_weights(labels, domains, by_domain=False)
+    assert mass_of(w2, labels == 1) == pytest.approx(mass_of(w2, labels == 2))
+
+
+def mass_of(w, m):
+    return w[m].sum() / w.sum()
+
+
+def test_symmetric_noise_flips_exactly_the_rate():
+    labels = np.repeat(np.arange(5), 200)
+    noisy = inject_symmetric_noise(labels, 0.2, 5, seed=1)
+    assert (noisy != labels).sum() == 200
+    assert np.array_equal(noisy, inject_symmetric_noise(labels, 0.2, 5, seed=1))
+    assert len(np.unique(noisy[noisy != labels])) == 5  # spread over all classes
+    with pytest.raises(InvalidInputError):
+        inject_symmetric_noise(labels, 1.0, 5)
+
+
+def test_augmentation_shapes_determinism_and_identity():
+    crops = torch.randint(0, 256, (4, 24, 24, 3), dtype=torch.uint8)
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    a = augment_batch(crops, 16, [0.5] * 3, [0.25] * 3, AugmentConfig(), g())
+    b = augment_batch(crops, 16, [0.5] * 3, [0.25] * 3, AugmentConfig(), g())
+    assert a.shape == (4, 3, 16, 16) and torch.equal(a, b)
+    off = augment_batch(crops, 16, [0.0] * 3, [1.0] * 3, AugmentConfig.off())
+    assert torch.allclose(off * 255, crops[:, 4:20, 4:20].permute(0, 3, 1, 2).float(), atol=1e-3)
+    x = torch.rand(2, 3, 8, 8) * 0.8 + 0.1
+    assert torch.allclose(hed_shift(x, torch.zeros(2, 3), torch.zeros(2, 3)), x, atol=1e-4)
+    darker = hed_shift(x, torch.tensor([[0.5, 0.0, 0.0]] * 2), torch.zeros(2, 3))
+    assert darker.mean() < x.mean()
+
+
+def test_metrics_on_a_known_confusion(tmp_path):
+    y_true = np.array([0, 0, 0, 1, 1, 2])
+    y_pred = np.array([0, 0, 1, 1, 1, 0])
+    m = classification_metrics(y_true, y_pred, ["a", "b", "c"])
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["per_class"]["a"]["precision"] == pytest.approx(2 / 3)
+    assert m["per_class"]["b"]["recall"] == pytest.approx(1.0)
+    assert m["per_class"]["c"]["f1"] == 0
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8 + 0) / 3)
+    assert m["confusion"] == [[2, 1, 0], [0, 2, 0], [1, 0, 0]]
+    png = save_confusion_png(m["confusion"], ["a", "b", "c"], tmp_path / "cm.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    prob = np.array([[0.9, 0.1], [0.9, 0.1]])
+    assert expected_calibration_error(prob, np.array([0, 1])) == pytest.approx(0.4)
+
+
+def test_cell_tables_from_folders_and_csv(tmp_path):
+    for cls in ("x", "y"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(
+                tmp_path / "data" / cls / f"{i}.png"
+            )
+    t = read_cell_table(tmp_path / "data", mpp=0.5)
+    assert len(t) == 8 and set(t["class"]) == {"x", "y"} and (t["domain"] == "data").all()
+    with pytest.raises(DataError, match="µm/px"):
+        read_cell_table(tmp_path / "data")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no labelled images"):
+        read_cell_table(tmp_path / "empty", mpp=1)
+    csv = tmp_path / "list.csv"
+    pd.DataFrame({"path": ["data/x/0.png"], "label": ["x"], "domain": ["s1"], "mpp": [0.3]}).to_csv(
+        csv, index=False
+    )
+    c = read_cell_table(csv)
+    assert (
+        c.loc[0, "class"] == "x" and c.loc[0, "mpp"] == 0.3 and c.loc[0, "path"].endswith("0.png")
+    )
+    pd.DataFrame({"file": ["a"]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(DataError, match="lacks"):
+        read_cell_table(tmp_path / "bad.csv", mpp=1)
+
+
+def test_split_keeps_groups_together_and_is_reproducible():
+    t = pd.DataFrame(
+        {
+            "path": [f"p{i}" for i in range(200)],
+            "class": ["a", "b"] * 100,
+            "domain": "d",
+            "mpp": 1.0,
+            "group": [f"g{i // 4}" for i in range(200)],
+        }
+    )
+    t["class"] = [("a" if int(g[1:]) % 2 else "b") for g in t["group"]]
+    parts = split_table(t, seed=0)
+    assert sum(len(p) for p in parts.values()) == 200
+    groups = [set(p["group"]) for p in parts.values()]
+    assert not (groups[0] & groups[1]) and not (groups[0] & groups[2])
+    assert 0.6 < len(parts["train"]) / 200 < 0.8
+    assert parts["val"].equals(split_table(t, seed=0)["val"])
