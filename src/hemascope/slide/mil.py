@@ -1,0 +1,205 @@
+"""Bag classifiers over per-cell embeddings, in plain torch.
+
+Three ways to turn a bag of cell embeddings into a slide (bag) label, sharing one interface so they
+are trained, evaluated and shown side by side:
+
+- :class:`MeanPoolBagClassifier` — mean of the (projected) cell embeddings, then a linear layer;
+- :class:`GatedAttentionMIL` — gated attention multiple-instance learning (Ilse et al. 2018) with one
+  attention head per class, each class scored from its own attention-weighted bag vector, as in
+  SCEMILA (Hehr et al. 2023);
+- :class:`InstanceBagClassifier` — a cell-level classifier trained on labels inherited from the bag;
+  the bag probability is the mean of the cell probabilities.
+
+Every model maps ``(features (B, N, D), mask (B, N) bool)`` to ``(logits (B, C), weights (B, N, C))``
+where ``weights`` says how much each cell contributed to each class (attention for MIL, uniform for
+mean pooling, per-cell probability share for the instance model).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from hemascope.errors import InvalidInputError
+
+#: Names of the bag-model architectures, as written in model cards.
+BAG_ARCHITECTURES: tuple[str, ...] = ("attention", "mean", "instance")
+
+
+def _full_mask(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    if mask is None:
+        return torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+    return mask.to(torch.bool)
+
+
+class _CellEncoder(nn.Sequential):
+    """Per-cell projection of an embedding: LayerNorm, Linear, ReLU, Dropout."""
+
+    def __init__(self, in_dim: int, hidden: int, dropout: float) -> None:
+        super().__init__(
+            nn.LayerNorm(in_dim), nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout)
+        )
+
+
+class GatedAttentionMIL(nn.Module):
+    """Gated attention MIL with one attention head per class (SCEMILA-style).
+
+    Parameters
+    ----------
+    in_dim : int
+        Dimension of a cell embedding.
+    n_classes : int
+        Number of bag classes.
+    hidden : int, optional
+        Width of the per-cell projection.
+    attention_dim : int, optional
+        Width of the gated attention layers.
+    dropout : float, optional
+        Dropout after the per-cell projection.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        n_classes: int,
+        hidden: int = 128,
+        attention_dim: int = 64,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.encoder = _CellEncoder(in_dim, hidden, dropout)
+        self.attention_v = nn.Linear(hidden, attention_dim)
+        self.attention_u = nn.Linear(hidden, attention_dim)
+        self.attention_w = nn.Linear(attention_dim, n_classes)
+        self.class_weight = nn.Parameter(torch.empty(n_classes, hidden))
+        self.class_bias = nn.Parameter(torch.zeros(n_classes))
+        nn.init.xavier_uniform_(self.class_weight)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bag logits ``(B, C)`` and per-class attention ``(B, N, C)`` (sums to 1 over cells)."""
+        mask = _full_mask(x, mask)
+        h = self.encoder(x)
+        scores = self.attention_w(
+            torch.tanh(self.attention_v(h)) * torch.sigmoid(self.attention_u(h))
+        )
+        scores = scores.masked_fill(~mask[..., None], float("-inf"))
+        attention = torch.softmax(scores, dim=1)
+        attention = torch.nan_to_num(attention, nan=0.0)  # a fully masked (empty) bag
+        pooled = torch.einsum("bnc,bnh->bch", attention, h)
+        logits = (pooled * self.class_weight).sum(-1) + self.class_bias
+        return logits, attention
+
+
+class MeanPoolBagClassifier(nn.Module):
+    """Mean of the projected cell embeddings followed by a linear classifier.
+
+    Parameters
+    ----------
+    in_dim : int
+        Dimension of a cell embedding.
+    n_classes : int
+        Number of bag classes.
+    hidden : int, optional
+        Width of the per-cell projection.
+    dropout : float, optional
+        Dropout after the per-cell projection.
+    """
+
+    def __init__(
+        self, in_dim: int, n_classes: int, hidden: int = 128, dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.encoder = _CellEncoder(in_dim, hidden, dropout)
+        self.head = nn.Linear(hidden, n_classes)
+        self.n_classes = n_classes
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bag logits ``(B, C)`` and uniform cell weights ``(B, N, C)``."""
+        mask = _full_mask(x, mask)
+        weights = mask.to(x.dtype) / mask.sum(1, keepdim=True).clamp(min=1).to(x.dtype)
+        pooled = torch.einsum("bn,bnh->bh", weights, self.encoder(x))
+        weights = weights[..., None].expand(-1, -1, self.n_classes)
+        return self.head(pooled), weights
+
+
+class InstanceBagClassifier(nn.Module):
+    """A cell classifier trained on inherited bag labels; bag probability = mean cell probability.
+
+    Parameters
+    ----------
+    in_dim : int
+        Dimension of a cell embedding.
+    n_classes : int
+        Number of bag classes.
+    hidden : int, optional
+        Width of the hidden layer.
+    dropout : float, optional
+        Dropout after the hidden layer.
+    """
+
+    def __init__(
+        self, in_dim: int, n_classes: int, hidden: int = 128, dropout: float = 0.1
+    ) -> None:
+        super().__init__()
+        self.encoder = _CellEncoder(in_dim, hidden, dropout)
+        self.head = nn.Linear(hidden, n_classes)
+
+    def cell_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-cell logits ``(B, N, C)`` (trained against the inherited bag label)."""
+        return self.head(self.encoder(x))
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bag log-probabilities ``(B, C)`` (mean cell probability) and each cell's share ``(B, N, C)``."""
+        mask = _full_mask(x, mask)
+        probs = torch.softmax(self.cell_logits(x), dim=-1) * mask[..., None].to(x.dtype)
+        total = probs.sum(1, keepdim=True)
+        n = mask.sum(1).clamp(min=1).to(x.dtype)[:, None]
+        bag_probs = total[:, 0, :] / n
+        share = probs / total.clamp(min=1e-12)
+        return torch.log(bag_probs.clamp(min=1e-12)), share
+
+
+def build_bag_model(architecture: str, in_dim: int, n_classes: int, **kwargs) -> nn.Module:
+    """Build an untrained bag classifier by its card name.
+
+    Parameters
+    ----------
+    architecture : str
+        One of :data:`BAG_ARCHITECTURES`.
+    in_dim : int
+        Dimension of a cell embedding.
+    n_classes : int
+        Number of bag classes.
+    **kwargs
+        Width/dropout settings passed to the model class.
+
+    Returns
+    -------
+    torch.nn.Module
+        The model (in training mode).
+
+    Raises
+    ------
+    InvalidInputError
+        For an unknown architecture or non-positive sizes.
+    """
+    if in_dim <= 0 or n_classes < 2:
+        raise InvalidInputError(
+            f"a bag model needs in_dim > 0 and >= 2 classes, got {in_dim}, {n_classes}"
+        )
+    classes = {
+        "attention": GatedAttentionMIL,
+        "mean": MeanPoolBagClassifier,
+        "instance": InstanceBagClassifier,
+    }
+    if architecture not in classes:
+        raise InvalidInputError(
+            f"unknown bag architecture {architecture!r}; expected one of {list(BAG_ARCHITECTURES)}"
+        )
+    return classes[architecture](in_dim, n_classes, **kwargs)

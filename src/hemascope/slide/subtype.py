@@ -1,0 +1,193 @@
+"""Slide-level (genetic subtype) prediction from the bag of a slide's cells, with abstention.
+
+:func:`predict_subtype` selects the bag (blasts, or all cells, as the model's card says), refuses
+to guess below the model's minimum number of cells ("too few blasts"), and otherwise returns the
+calibrated class probabilities and the most-attended cells, to be reviewed in the gallery.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from hemascope.classes import RESEARCH_USE_ONLY
+from hemascope.errors import InvalidInputError
+from hemascope.slide.bag import check_embeddings, check_single_scale, select_instances
+from hemascope.slide.bag_model import BagModel, load_bag_model
+
+DEFAULT_TOP_K = 8
+
+
+@dataclass(frozen=True)
+class SubtypePrediction:
+    """The bag model's answer for one slide (or bag).
+
+    Attributes
+    ----------
+    model, version : str
+        Bag model name and version.
+    demo : bool
+        True for a synthetic/demo model.
+    classes : list of str
+        Bag classes in model order.
+    probabilities : dict of str to float
+        Calibrated class probabilities (NaN when abstained).
+    label : str or None
+        Predicted class, None when abstained.
+    abstained : bool
+        True when the model refused to guess.
+    reason : str
+        Why it abstained ("" otherwise).
+    n_cells, n_instances, min_instances : int
+        Cells given, cells in the bag, and the abstention threshold.
+    instances : str
+        Which cells form the bag (``"blast"`` or ``"all"``).
+    top_cells : list
+        Ids (``id`` column, else index labels) of the most-attended cells for the predicted class,
+        most attended first.
+    top_indices : list of int
+        Their row positions in the cell table.
+    top_weights : list of float
+        Their attention weights.
+    caption : str
+        Model name, version, demo flag and the research-use notice, for every figure.
+    notice : str
+        :data:`hemascope.classes.RESEARCH_USE_ONLY`.
+    """
+
+    model: str
+    version: str
+    demo: bool
+    classes: list[str]
+    probabilities: dict[str, float]
+    label: str | None
+    abstained: bool
+    reason: str
+    n_cells: int
+    n_instances: int
+    min_instances: int
+    instances: str
+    top_cells: list = field(default_factory=list)
+    top_indices: list[int] = field(default_factory=list)
+    top_weights: list[float] = field(default_factory=list)
+    caption: str = ""
+    notice: str = RESEARCH_USE_ONLY
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dictionary (NaN written as ``None``)."""
+        probs = {k: (None if math.isnan(v) else v) for k, v in self.probabilities.items()}
+        return {
+            "model": self.model,
+            "version": self.version,
+            "demo": self.demo,
+            "classes": list(self.classes),
+            "probabilities": probs,
+            "label": self.label,
+            "abstained": self.abstained,
+            "reason": self.reason,
+            "n_cells": self.n_cells,
+            "n_instances": self.n_instances,
+            "min_instances": self.min_instances,
+            "instances": self.instances,
+            "top_cells": [c.item() if hasattr(c, "item") else c for c in self.top_cells],
+            "top_indices": list(self.top_indices),
+            "top_weights": list(self.top_weights),
+            "caption": self.caption,
+            "notice": self.notice,
+        }
+
+
+def predict_subtype(
+    cells_table: pd.DataFrame,
+    embeddings: np.ndarray,
+    model: str | BagModel = "aml-subtype-demo",
+    *,
+    min_blasts: int | None = None,
+    min_confidence: float = 0.0,
+    top_k: int = DEFAULT_TOP_K,
+) -> SubtypePrediction:
+    """Predict the slide label from the bag of its cells, or abstain.
+
+    Parameters
+    ----------
+    cells_table : pandas.DataFrame
+        One row per cell (needs ``class`` when the model bags blasts; an ``mpp`` column, when
+        present, must hold one scale; an ``id`` column, when present, names the top cells).
+    embeddings : numpy.ndarray
+        ``(n_cells, D)`` embeddings from the cell model named in the bag model's card.
+    model : str or BagModel, optional
+        Bundled bag-model name, card path, or a loaded :class:`BagModel`.
+    min_blasts : int, optional
+        Abstain below this many cells in the bag (default: the card's ``min_instances``).
+    min_confidence : float, optional
+        Also abstain when the top probability is below this (default 0: off).
+    top_k : int, optional
+        How many most-attended cells to return.
+
+    Returns
+    -------
+    SubtypePrediction
+        Probabilities and label, or an explicit abstention with its reason.
+
+    Raises
+    ------
+    InvalidInputError
+        On embeddings that do not match the table or the model, a table without classes, or a
+        bag mixing scales.
+    """
+    bag_model = model if isinstance(model, BagModel) else load_bag_model(model)
+    card = bag_model.card
+    if not isinstance(cells_table, pd.DataFrame):
+        raise InvalidInputError("cells_table must be a pandas DataFrame (one row per cell)")
+    features = check_embeddings(embeddings, len(cells_table), card.embedding_dim)
+    if "mpp" in cells_table.columns:
+        check_single_scale(cells_table["mpp"].to_numpy(dtype=float), bag="the slide")
+    threshold = card.min_instances if min_blasts is None else int(min_blasts)
+    if threshold < 1:
+        raise InvalidInputError(f"min_blasts must be >= 1, got {threshold}")
+    positions = select_instances(cells_table, card.instances)
+    noun = "blasts" if card.instances == "blast" else "cells"
+    common = {
+        "model": card.name,
+        "version": card.version,
+        "demo": card.demo,
+        "classes": list(card.classes),
+        "n_cells": len(cells_table),
+        "n_instances": int(positions.size),
+        "min_instances": threshold,
+        "instances": card.instances,
+        "caption": card.caption,
+    }
+    nan_probs = {c: float("nan") for c in card.classes}
+    if positions.size < threshold:
+        reason = f"too few {noun}: {positions.size} in the bag, at least {threshold} needed"
+        return SubtypePrediction(
+            probabilities=nan_probs, label=None, abstained=True, reason=reason, **common
+        )
+    probs, weights = bag_model.predict(features[positions])
+    best = int(np.argmax(probs))
+    if probs[best] < min_confidence:
+        reason = f"low confidence: top probability {probs[best]:.2f} < {min_confidence:.2f}"
+        return SubtypePrediction(
+            probabilities=nan_probs, label=None, abstained=True, reason=reason, **common
+        )
+    order = np.argsort(-weights[:, best], kind="stable")[: max(0, top_k)]
+    rows = positions[order]
+    ids = (
+        cells_table["id"].to_numpy()
+        if "id" in cells_table.columns
+        else cells_table.index.to_numpy()
+    )
+    return SubtypePrediction(
+        probabilities={c: float(p) for c, p in zip(card.classes, probs, strict=True)},
+        label=card.classes[best],
+        abstained=False,
+        reason="",
+        top_cells=[ids[r] for r in rows],
+        top_indices=[int(r) for r in rows],
+        top_weights=[float(weights[o, best]) for o in order],
+        **common,
+    )

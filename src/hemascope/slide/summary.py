@@ -1,0 +1,102 @@
+"""The slide summary the pipeline stores: differential count plus the bag models' predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from hemascope.classes import RESEARCH_USE_ONLY
+from hemascope.errors import InvalidInputError
+from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
+from hemascope.slide.differential import DEFAULT_MIN_CELLS, DifferentialCount, differential_count
+from hemascope.slide.subtype import SubtypePrediction, predict_subtype
+
+#: Bag models run by default, side by side: gated attention MIL first, mean pooling beside it.
+DEFAULT_BAG_MODELS: tuple[str, ...] = ("aml-subtype-demo", "aml-subtype-demo-mean")
+
+
+@dataclass(frozen=True)
+class SlideSummary:
+    """Slide-level results.
+
+    Attributes
+    ----------
+    differential : DifferentialCount
+        Counts, percentages, Wilson intervals, blast %, minimum-cell rule.
+    subtypes : list of SubtypePrediction
+        One prediction (or abstention) per bag model, side by side; empty without embeddings.
+    notice : str
+        :data:`hemascope.classes.RESEARCH_USE_ONLY`.
+    """
+
+    differential: DifferentialCount
+    subtypes: list[SubtypePrediction] = field(default_factory=list)
+    notice: str = RESEARCH_USE_ONLY
+
+    @property
+    def subtype(self) -> SubtypePrediction | None:
+        """The primary (first) bag model's prediction, if any."""
+        return self.subtypes[0] if self.subtypes else None
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable dictionary."""
+        return {
+            "differential": self.differential.to_dict(),
+            "subtypes": [s.to_dict() for s in self.subtypes],
+            "notice": self.notice,
+        }
+
+
+def summarize(
+    cells_table: pd.DataFrame,
+    embeddings: np.ndarray | None = None,
+    *,
+    models: Sequence[str] = DEFAULT_BAG_MODELS,
+    min_cells: int = DEFAULT_MIN_CELLS,
+    min_blasts: int | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> SlideSummary:
+    """Differential count and bag-model predictions of one slide.
+
+    Parameters
+    ----------
+    cells_table : pandas.DataFrame
+        Classified cells (``class`` column, as from ``classify.predict_cells``).
+    embeddings : numpy.ndarray, optional
+        ``(n_cells, D)`` cell embeddings; without them no subtype is predicted.
+    models : sequence of str, optional
+        Bag models to run side by side (names or card paths); empty for none.
+    min_cells : int, optional
+        Minimum-cell rule of the differential count.
+    min_blasts : int, optional
+        Abstention threshold for every bag model (default: each card's own).
+    progress, cancel : optional
+        Progress callback and cancel token (see :mod:`hemascope.progress`).
+
+    Returns
+    -------
+    SlideSummary
+        The differential and one :class:`SubtypePrediction` per model.
+
+    Raises
+    ------
+    InvalidInputError
+        If the table has no ``class`` column, or the embeddings do not fit (see
+        :func:`~hemascope.slide.subtype.predict_subtype`).
+    """
+    if not isinstance(cells_table, pd.DataFrame) or "class" not in cells_table.columns:
+        raise InvalidInputError("summarize needs a cell table with a 'class' column")
+    model_list = list(models) if embeddings is not None else []
+    total = 1 + len(model_list)
+    differential = differential_count(cells_table["class"].astype(str), min_cells=min_cells)
+    report(progress, 1, total, "differential count")
+    subtypes = []
+    for i, name in enumerate(model_list, start=2):
+        check_cancelled(cancel)
+        subtypes.append(predict_subtype(cells_table, embeddings, name, min_blasts=min_blasts))
+        report(progress, i, total, f"bag model {name}")
+    return SlideSummary(differential=differential, subtypes=subtypes)

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+from slide_helpers import CLASSES, DIM, make_bags
+
+from hemascope.errors import DataError, InvalidInputError
+from hemascope.train.bags_data import Bag
+from hemascope.train.mil_evaluation import (
+    accuracy_vs_bag_size,
+    evaluate_bags,
+    plot_accuracy_vs_bag_size,
+)
+from hemascope.train.mil_training import train_bag_model
+
+
+@pytest.mark.parametrize(
+    ("architecture", "loss", "epochs"),
+    [("attention", "ce", 8), ("mean", "ce", 8), ("instance", "gce", 16)],
+)
+def test_each_architecture_learns_held_out_bags(architecture, loss, epochs):
+    bags = make_bags(45, seed=2)
+    test = make_bags(30, seed=99)
+    trained = train_bag_model(
+        bags[:36],
+        CLASSES,
+        architecture=architecture,
+        val_bags=bags[36:],
+        loss=loss,
+        epochs=epochs,
+        batch_size=4,
+        lr=3e-3,
+        arch_params={"hidden": 32},
+        seed=0,
+    )
+    result = evaluate_bags(trained.module, test, CLASSES, temperature=trained.temperature)
+    assert result.metrics["accuracy"] >= 0.9
+    assert 0.0 <= result.metrics["ece"] <= 1.0
+    assert list(result.table.columns[:3]) == ["bag", "label", "predicted"]
+    assert len(trained.history) == epochs and "val_accuracy" in trained.history[0]
+
+
+def test_untrained_model_is_not_good():
+    # guards the test above against a metric that always passes
+    from hemascope.slide.mil import build_bag_model
+
+    torch.manual_seed(5)
+    module = build_bag_model("attention", DIM, 3, hidden=32).eval()
+    result = evaluate_bags(module, make_bags(60, seed=3), CLASSES)
+    assert result.metrics["accuracy"] < 0.8
+
+
+def test_accuracy_vs_bag_size_grows_and_plot(tmp_path, trained_attention):
+    _, trained = trained_attention
+    curve = accuracy_vs_bag_size(
+        trained.module, make_bags(30, seed=7), CLASSES, [1, 4, 8], temperature=trained.temperature
+    )
+    assert list(curve["size"]) == [1, 4, 8]
+    assert curve["accuracy"].iloc[-1] > curve["accuracy"].iloc[0]
+    png = plot_accuracy_vs_bag_size({"test": curve}, tmp_path / "acc.png", title="synthetic")
+    assert png.stat().st_size > 1000
+
+
+def test_bad_training_input():
+    bags = make_bags(6)
+    with pytest.raises(DataError, match="empty"):
+        train_bag_model(
+            [*bags, Bag("void", np.zeros((0, DIM), np.float32), "alpha")], CLASSES, epochs=1
+        )
+    with pytest.raises(DataError, match="not among the classes"):
+        train_bag_model([*bags, Bag("odd", bags[0].features, "delta")], CLASSES, epochs=1)
+    with pytest.raises(DataError, match="different sizes"):
+        train_bag_model(
+            [*bags, Bag("wide", np.ones((3, DIM + 1), np.float32), "alpha")], CLASSES, epochs=1
+        )
+    with pytest.raises(DataError):
+        train_bag_model([], CLASSES)
+    with pytest.raises(InvalidInputError):
+        train_bag_model(bags, CLASSES, loss="nonsense")
