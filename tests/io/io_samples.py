@@ -126,3 +126,27 @@ def write_svs(path, image: np.ndarray):
             **opts,
         )
     return path
+
+
+def patch_tile_table(path, tag_name: str, index: int, value: int, page: int = 0) -> None:
+    """Overwrite entry ``index`` of a page's TileOffsets/TileByteCounts (or Strip*) in place."""
+    import struct
+
+    with tifffile.TiffFile(path) as tif:
+        tag = tif.pages[page].tags[tag_name]
+        fmt = {4: "I", 16: "Q", 3: "H"}[tag.dtype]
+        byteorder = tif.byteorder
+        if tag.count == 1:
+            offset = tag.valueoffset
+        else:
+            offset = tag.valueoffset + index * struct.calcsize(fmt)
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(struct.pack(byteorder + fmt, value))
+
+
+def tile_table(path, page: int = 0):
+    """(offsets, bytecounts) of a page."""
+    with tifffile.TiffFile(path) as tif:
+        p = tif.pages[page]
+        return list(p.dataoffsets), list(p.databytecounts)

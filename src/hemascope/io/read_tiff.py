@@ -172,6 +172,11 @@ def _close_all(closers: list[Any]) -> None:
 def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slide:
     if not tif.series:
         raise CorruptSlideError(f"{path.name}: the TIFF holds no image")
+    for other in tif.series:
+        if 0 in tuple(other.shape):
+            raise CorruptSlideError(
+                f"{path.name}: zero-size image {tuple(other.shape)} in the file"
+            )
     series = tif.series[0]
     page0 = series.levels[0].keyframe
     fmt, mpp, objective, extra = _file_metadata(tif, page0)
