@@ -31,14 +31,25 @@ def _unit(angle: float) -> tuple[float, float]:
     return math.sin(angle), math.cos(angle)
 
 
-def _lobe_union(grid: shapes.Grid, centers: list[tuple[float, float]], radius: float,
-                rng: np.random.Generator, link_width: float) -> np.ndarray:
+def _lobe_union(
+    grid: shapes.Grid,
+    centers: list[tuple[float, float]],
+    radius: float,
+    rng: np.random.Generator,
+    link_width: float,
+) -> np.ndarray:
     """Lobes joined in sequence by thin chromatin filaments."""
     dist = None
     for i, c in enumerate(centers):
         h = np.array([[3, rng.uniform(0, 0.06), rng.uniform(0, 6.3)]])
-        d = shapes.blob(grid, c, radius * rng.uniform(0.85, 1.1), 1 + abs(rng.normal(0, 0.15)),
-                        rng.uniform(0, np.pi), h)
+        d = shapes.blob(
+            grid,
+            c,
+            radius * rng.uniform(0.85, 1.1),
+            1 + abs(rng.normal(0, 0.15)),
+            rng.uniform(0, np.pi),
+            h,
+        )
         dist = d if dist is None else np.maximum(dist, d)
         if i:
             dist = np.maximum(dist, shapes.segment(grid, centers[i - 1], c, link_width))
@@ -66,8 +77,12 @@ def nucleus_distance(
     uy, ux = _unit(direction)
     off = m["nuc_offset"] * rc * rng.uniform(0.5, 1.0)
     c = (off * uy, off * ux)
-    small = np.array([[3, rng.uniform(0, 0.03), rng.uniform(0, 6.3)],
-                      [4, rng.uniform(0, 0.02), rng.uniform(0, 6.3)]])
+    small = np.array(
+        [
+            [3, rng.uniform(0, 0.03), rng.uniform(0, 6.3)],
+            [4, rng.uniform(0, 0.02), rng.uniform(0, 6.3)],
+        ]
+    )
     cup = None
     if kind in ("round", "kidney", "cup"):
         dist = shapes.blob(grid, c, rn, 1 + abs(rng.normal(0, 0.07)), rng.uniform(0, np.pi), small)
@@ -93,9 +108,13 @@ def nucleus_distance(
         rho = rc * rng.uniform(0.38, 0.5)
         start = rng.uniform(0, 2 * np.pi)
         step = min(1.9 * rl / rho, 1.6 * np.pi / max(n - 1, 1)) * rng.uniform(0.95, 1.1)
-        centers = [(rho * math.sin(start + k * step) - rho * math.sin(start + (n - 1) * step / 2) * 0.6,
-                    rho * math.cos(start + k * step) - rho * math.cos(start + (n - 1) * step / 2) * 0.6)
-                   for k in range(n)]
+        centers = [
+            (
+                rho * math.sin(start + k * step) - rho * math.sin(start + (n - 1) * step / 2) * 0.6,
+                rho * math.cos(start + k * step) - rho * math.cos(start + (n - 1) * step / 2) * 0.6,
+            )
+            for k in range(n)
+        ]
         dist = _lobe_union(grid, centers, rl, rng, link_width=0.45)
     elif kind == "bilobed":
         rl = rc * math.sqrt(m["nc"] / 2) * 1.05
@@ -107,8 +126,14 @@ def nucleus_distance(
     return dist.astype(np.float32), c, cup
 
 
-def _discs(grid: shapes.Grid, rng: np.random.Generator, count: int, inside: np.ndarray,
-           r_um: tuple[float, float], mpp: float) -> np.ndarray:
+def _discs(
+    grid: shapes.Grid,
+    rng: np.random.Generator,
+    count: int,
+    inside: np.ndarray,
+    r_um: tuple[float, float],
+    mpp: float,
+) -> np.ndarray:
     """Union coverage of ``count`` small discs centred where ``inside > 0.5``."""
     out = np.zeros(grid[0].shape, dtype=np.float32)
     where = np.flatnonzero(inside.ravel() > 0.5)
@@ -121,8 +146,9 @@ def _discs(grid: shapes.Grid, rng: np.random.Generator, count: int, inside: np.n
     return out
 
 
-def _auer_rods(grid: shapes.Grid, plan: CellPlan, rng: np.random.Generator, cyto: np.ndarray,
-               mpp: float) -> np.ndarray:
+def _auer_rods(
+    grid: shapes.Grid, plan: CellPlan, rng: np.random.Generator, cyto: np.ndarray, mpp: float
+) -> np.ndarray:
     """Coverage of the Auer rods of ``plan`` (none, one, one long, or a bundle)."""
     out = np.zeros(grid[0].shape, dtype=np.float32)
     if "auer_rod" not in plan.features and "auer_bundle" not in plan.features:
@@ -185,8 +211,14 @@ def draw_cell(plan: CellPlan, mpp: float, palette: Palette) -> Sprite:
     if "hof" in plan.features:
         r = plan.radius
         norm = math.hypot(*nc) or 1.0
-        hof_c = (nc[0] - 0.55 * r * nc[0] / norm, nc[1] - 0.55 * r * nc[1] / norm) if norm > 1e-6 else (0.0, 0.3 * r)
-        cyto_level = cyto_level * (1.0 - 0.6 * shapes.soft(shapes.blob(grid, hof_c, 0.28 * r, 1.3), mpp))
+        hof_c = (
+            (nc[0] - 0.55 * r * nc[0] / norm, nc[1] - 0.55 * r * nc[1] / norm)
+            if norm > 1e-6
+            else (0.0, 0.3 * r)
+        )
+        cyto_level = cyto_level * (
+            1.0 - 0.6 * shapes.soft(shapes.blob(grid, hof_c, 0.28 * r, 1.3), mpp)
+        )
     vac_lo, vac_hi = m["vacuoles"]
     if vac_hi:
         vac = _discs(grid, rng, int(rng.integers(vac_lo, vac_hi + 1)), cyto_cov, (0.3, 0.8), mpp)

@@ -119,15 +119,22 @@ def render_cell(
     palette = palette_for(shift)
     size = int(size)
     center = (size // 2) * mpp
-    plan = plan_cell(rng, cls, subtype, center + rng.uniform(-0.5, 0.5) * mpp,
-                     center + rng.uniform(-0.5, 0.5) * mpp)
+    plan = plan_cell(
+        rng,
+        cls,
+        subtype,
+        center + rng.uniform(-0.5, 0.5) * mpp,
+        center + rng.uniform(-0.5, 0.5) * mpp,
+    )
     sprite = draw_cell(plan, mpp, palette)
     # red cells on a random monolayer around the cell
     bank = rbc_bank(16, mpp, int(rng.integers(2**31)))
     n = int(rng.poisson(0.55 * (size * mpp) ** 2 / 44.0))
     centers = rng.integers(0, size, (n, 2))
     far = np.hypot(*(centers * mpp - center).T) > plan.radius + 1.0
-    rbc = SmearRenderer._stamp(bank, rng.integers(0, len(bank), int(far.sum())), centers[far], (size, size))
+    rbc = SmearRenderer._stamp(
+        bank, rng.integers(0, len(bank), int(far.sum())), centers[far], (size, size)
+    )
     od = rbc[..., None] * palette["rbc"]
     cell = np.zeros((size, size), dtype=np.float32)
     nucleus = np.zeros((size, size), dtype=np.float32)
@@ -140,8 +147,15 @@ def render_cell(
     od *= (1.0 - WBC_OPACITY * cell)[..., None]
     od[a0:a1, b0:b1] += sprite.od[sub]
     od += palette.glass
-    image = finish(np.exp(-od) * np.float32(255.0), shift, mpp, 0, np.arange(size), np.arange(size),
-                   int(rng.integers(2**31)))
+    image = finish(
+        np.exp(-od) * np.float32(255.0),
+        shift,
+        mpp,
+        0,
+        np.arange(size),
+        np.arange(size),
+        int(rng.integers(2**31)),
+    )
     if shift.jpeg_quality is not None:
         image = jpeg_roundtrip(image, shift.jpeg_quality)
     return image, cell > 0.5, nucleus > 0.5

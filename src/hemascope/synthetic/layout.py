@@ -77,7 +77,10 @@ class SmearLayout:
     """
 
     def __init__(
-        self, spec: SmearSpec, n_rbc_variants: int = 64, n_platelet_variants: int = 32,
+        self,
+        spec: SmearSpec,
+        n_rbc_variants: int = 64,
+        n_platelet_variants: int = 32,
         cache_blocks: int = 256,
     ) -> None:
         self.spec = spec
@@ -111,12 +114,14 @@ class SmearLayout:
             return np.ones(np.broadcast(y, x).shape)
         m = self._margin_um
         wob = 0.25 * m
-        inside = np.minimum.reduce([
-            y - m + wob * np.sin(x / (3 * m) + self._edge_phase[0]),
-            self.height_um - m - y + wob * np.sin(x / (3 * m) + self._edge_phase[1]),
-            x - m + wob * np.sin(y / (3 * m) + self._edge_phase[2]),
-            self.width_um - m - x + wob * np.sin(y / (3 * m) + self._edge_phase[3]),
-        ])
+        inside = np.minimum.reduce(
+            [
+                y - m + wob * np.sin(x / (3 * m) + self._edge_phase[0]),
+                self.height_um - m - y + wob * np.sin(x / (3 * m) + self._edge_phase[1]),
+                x - m + wob * np.sin(y / (3 * m) + self._edge_phase[2]),
+                self.width_um - m - x + wob * np.sin(y / (3 * m) + self._edge_phase[3]),
+            ]
+        )
         return np.clip(inside / (0.5 * m), 0.0, 1.0)
 
     def thickness(self, y_um: np.ndarray, x_um: np.ndarray) -> np.ndarray:
@@ -126,6 +131,12 @@ class SmearLayout:
             proj = np.cos(angle) * x_um + np.sin(angle) * y_um
             t = t + amp * np.sin(2 * np.pi * proj / wavelength + phase)
         return t * self.spec.resolved_rbc_density
+
+    def inside(self, y_um: np.ndarray, x_um: np.ndarray) -> np.ndarray:
+        """Whether positions (µm) fall on a pixel of the slide (cells centred outside are not drawn)."""
+        r = np.rint(np.asarray(y_um) / self.mpp)
+        c = np.rint(np.asarray(x_um) / self.mpp)
+        return (r >= 0) & (c >= 0) & (r < self.spec.size[0]) & (c < self.spec.size[1])
 
     # --- blocks ---------------------------------------------------------------------------
     def _cached(self, key: tuple[str, int, int], make):  # noqa: ANN001, ANN202
@@ -153,7 +164,7 @@ class SmearLayout:
         y, x = base_y + jitter[:, 0], base_x + jitter[:, 1]
         p_site = self.spec.resolved_wbc_density * 1e-6 * WBC_SPACING_UM**2
         occupied = rng.random(k.size) < np.minimum(p_site, 1.0) * self.coverage(y, x)
-        inside = (y >= 0) & (x >= 0) & (y < self.height_um) & (x < self.width_um)
+        inside = self.inside(y, x)
         priority = rng.random(k.size)
         classes = rng.choice(len(self._classes), size=k.size, p=self._probs)
         plans, prios, slots = [], [], []
@@ -168,16 +179,23 @@ class SmearLayout:
         return self._cached(("wbc", bi, bj), lambda: self._thin_wbcs(bi, bj))
 
     def _thin_wbcs(self, bi: int, bj: int) -> tuple[list[CellPlan], np.ndarray]:
-        own, own_prio, own_slots = self._cached(("cand", bi, bj), lambda: self._wbc_candidates(bi, bj))
+        own, own_prio, own_slots = self._cached(
+            ("cand", bi, bj), lambda: self._wbc_candidates(bi, bj)
+        )
         if not own:
             return [], np.zeros(0, dtype=np.int64)
         others: list[CellPlan] = []
         other_prio: list[float] = []
         for di in (-1, 0, 1):
             for dj in (-1, 0, 1):
-                if (di or dj) and 0 <= bi + di < self.n_block_rows and 0 <= bj + dj < self.n_block_cols:
+                if (
+                    (di or dj)
+                    and 0 <= bi + di < self.n_block_rows
+                    and 0 <= bj + dj < self.n_block_cols
+                ):
                     plans, prio, _ = self._cached(
-                        ("cand", bi + di, bj + dj), lambda a=bi + di, b=bj + dj: self._wbc_candidates(a, b)
+                        ("cand", bi + di, bj + dj),
+                        lambda a=bi + di, b=bj + dj: self._wbc_candidates(a, b),
                     )
                     others.extend(plans)
                     other_prio.extend(prio.tolist())
@@ -185,7 +203,9 @@ class SmearLayout:
         prio = np.concatenate([own_prio, np.array(other_prio)])
         yx = np.array([[p.y_um, p.x_um] for p in allp])
         rad = np.array([p.radius * max(1.0, p.aspect) * 1.08 for p in allp])
-        d = np.hypot(yx[: len(own), None, 0] - yx[None, :, 0], yx[: len(own), None, 1] - yx[None, :, 1])
+        d = np.hypot(
+            yx[: len(own), None, 0] - yx[None, :, 0], yx[: len(own), None, 1] - yx[None, :, 1]
+        )
         clash = d < (rad[: len(own), None] + rad[None, :] + 1.0)
         clash[np.arange(len(own)), np.arange(len(own))] = False
         beaten = (clash & (prio[None, :] > own_prio[:, None])).any(axis=1)
@@ -218,7 +238,9 @@ class SmearLayout:
         rng = self._rng(bi, bj, 2)
         dy = RBC_SPACING_UM * math.sqrt(3) / 2
         rows = np.arange(math.ceil(y0 / dy), math.ceil((y0 + BLOCK_UM) / dy))
-        cols = np.arange(math.floor(x0 / RBC_SPACING_UM) - 1, math.ceil((x0 + BLOCK_UM) / RBC_SPACING_UM) + 1)
+        cols = np.arange(
+            math.floor(x0 / RBC_SPACING_UM) - 1, math.ceil((x0 + BLOCK_UM) / RBC_SPACING_UM) + 1
+        )
         rr, cc = np.meshgrid(rows, cols, indexing="ij")
         by = rr.ravel() * dy
         bx = (cc.ravel() + 0.5 * (rr.ravel() % 2)) * RBC_SPACING_UM
@@ -236,14 +258,23 @@ class SmearLayout:
         prng = self._rng(bi, bj, 3)
         n_plt = int(prng.poisson(self.spec.platelet_ratio * max(len(yx), 1)))
         n_plt = min(n_plt, ID_STRIDE - _WBC_SLOTS - 1)
-        pyx = np.stack([y0 + prng.random(n_plt) * BLOCK_UM, x0 + prng.random(n_plt) * BLOCK_UM], axis=1)
+        pyx = np.stack(
+            [y0 + prng.random(n_plt) * BLOCK_UM, x0 + prng.random(n_plt) * BLOCK_UM], axis=1
+        )
         pvar = prng.integers(0, self.n_platelet_variants, n_plt)
         pids = (bi * self.n_block_cols + bj) * ID_STRIDE + _WBC_SLOTS + 1 + np.arange(n_plt)
-        ok = ~self._near_wbc(bi, bj, pyx, 2.5) & (prng.random(n_plt) < self.coverage(pyx[:, 0], pyx[:, 1]))
-        ok &= (pyx[:, 0] < self.height_um) & (pyx[:, 1] < self.width_um)
+        ok = ~self._near_wbc(bi, bj, pyx, 2.5) & (
+            prng.random(n_plt) < self.coverage(pyx[:, 0], pyx[:, 1])
+        )
+        ok &= self.inside(pyx[:, 0], pyx[:, 1])
         return BlockCells(
-            wbc=wbc, wbc_ids=wbc_ids, rbc_yx=rbc_yx, rbc_variant=rbc_variant,
-            plt_yx=pyx[ok], plt_variant=pvar[ok], plt_ids=pids[ok].astype(np.int64),
+            wbc=wbc,
+            wbc_ids=wbc_ids,
+            rbc_yx=rbc_yx,
+            rbc_variant=rbc_variant,
+            plt_yx=pyx[ok],
+            plt_variant=pvar[ok],
+            plt_ids=pids[ok].astype(np.int64),
         )
 
     def blocks_touching(self, row: int, col: int, height: int, width: int) -> list[tuple[int, int]]:

@@ -56,6 +56,7 @@ def _m(**kw: object) -> dict:
     return {**_BASE, **kw}
 
 
+# fmt: off
 #: Morphology per ``(class, subclass)``; diameters are ``(mean, sd)`` in µm.
 MORPHOLOGY: dict[tuple[str, str], dict] = {
     ("neutrophil", "segmented"): _m(diameter=(12.0, 1.0), nucleus="segmented", nc=0.28,
@@ -133,6 +134,7 @@ MORPHOLOGY: dict[tuple[str, str], dict] = {
                          granules="platelet", granule_density=3.0, granule_um=0.3,
                          granule_peak=1.3),
 }
+# fmt: on
 
 #: Subclass frequencies of classes that have subclasses.
 SUBCLASS_MIX: dict[str, dict[str, float]] = {
@@ -244,7 +246,11 @@ def plan_cell(
     diameter = float(np.clip(rng.normal(mean, sd), 0.7 * mean, 1.35 * mean))
     irregular = 0.1 if cls == "platelet" else 0.025
     harmonics = np.stack(
-        [np.arange(2, 6), rng.uniform(0, irregular, 4) / np.arange(1, 5), rng.uniform(0, 2 * np.pi, 4)],
+        [
+            np.arange(2, 6),
+            rng.uniform(0, irregular, 4) / np.arange(1, 5),
+            rng.uniform(0, 2 * np.pi, 4),
+        ],
         axis=1,
     )
     morph = MORPHOLOGY[(cls, subclass)]

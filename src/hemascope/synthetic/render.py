@@ -42,7 +42,9 @@ def rbc_bank(n: int, mpp: float, seed: int) -> np.ndarray:
         radius = rng.uniform(3.25, 4.2)
         harm = np.array([[3, rng.uniform(0, 0.02), rng.uniform(0, 6.3)]])
         body = shapes.soft(
-            shapes.blob(grid, (0.0, 0.0), radius, 1 + abs(rng.normal(0, 0.05)), rng.uniform(0, 3.2), harm),
+            shapes.blob(
+                grid, (0.0, 0.0), radius, 1 + abs(rng.normal(0, 0.05)), rng.uniform(0, 3.2), harm
+            ),
             mpp,
         )
         pallor = rng.uniform(0.45, 0.7) * np.exp(-((r / (radius * rng.uniform(0.42, 0.55))) ** 2))
@@ -51,7 +53,9 @@ def rbc_bank(n: int, mpp: float, seed: int) -> np.ndarray:
     return out
 
 
-def platelet_bank(n: int, mpp: float, seed: int, palette: Palette) -> tuple[np.ndarray, np.ndarray, list[CellPlan]]:
+def platelet_bank(
+    n: int, mpp: float, seed: int, palette: Palette
+) -> tuple[np.ndarray, np.ndarray, list[CellPlan]]:
     """``n`` platelets centred on a pixel: OD ``(n, S, S, 3)``, coverage ``(n, S, S)`` and their plans."""
     rng = np.random.default_rng([seed, 0x9F])
     plans = [plan_cell(rng, "platelet", "control", 0.0, 0.0) for _ in range(n)]
@@ -81,9 +85,12 @@ def hash_noise(rows: np.ndarray, cols: np.ndarray, seed: int) -> np.ndarray:
     c = cols.astype(np.uint64)[None, :, None]
     ch = np.arange(3, dtype=np.uint64)[None, None, :]
     with np.errstate(over="ignore"):
-        key = (r * np.uint64(0x9E3779B97F4A7C15)) ^ (c * np.uint64(0xC2B2AE3D27D4EB4F)) ^ (
-            ch * np.uint64(0x165667B19E3779F9)
-        ) ^ np.uint64(seed * 0x27D4EB2F165667C5 % 2**64)
+        key = (
+            (r * np.uint64(0x9E3779B97F4A7C15))
+            ^ (c * np.uint64(0xC2B2AE3D27D4EB4F))
+            ^ (ch * np.uint64(0x165667B19E3779F9))
+            ^ np.uint64(seed * 0x27D4EB2F165667C5 % 2**64)
+        )
 
         def mix(x: np.ndarray) -> np.ndarray:
             x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -97,12 +104,21 @@ def hash_noise(rows: np.ndarray, cols: np.ndarray, seed: int) -> np.ndarray:
     return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2 * np.pi * u2)).astype(np.float32)
 
 
-def finish(intensity: np.ndarray, shift: DomainShift, mpp: float, pad: int,
-           rows: np.ndarray, cols: np.ndarray, seed: int) -> np.ndarray:
+def finish(
+    intensity: np.ndarray,
+    shift: DomainShift,
+    mpp: float,
+    pad: int,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    seed: int,
+) -> np.ndarray:
     """Optics and sensor: blur a padded float RGB region, crop ``pad``, add noise, quantise to uint8."""
     if shift.blur_um > 0:
         sigma = shift.blur_um / mpp
-        intensity = gaussian_filter(intensity, sigma=(sigma, sigma, 0), mode="nearest", truncate=4.0)
+        intensity = gaussian_filter(
+            intensity, sigma=(sigma, sigma, 0), mode="nearest", truncate=4.0
+        )
     if pad:
         intensity = intensity[pad:-pad, pad:-pad]
     if shift.noise > 0:
@@ -146,7 +162,9 @@ class SmearRenderer:
         return s
 
     @staticmethod
-    def _stamp(bank: np.ndarray, variants: np.ndarray, centers: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    def _stamp(
+        bank: np.ndarray, variants: np.ndarray, centers: np.ndarray, shape: tuple[int, int]
+    ) -> np.ndarray:
         """Sum bank sprites (``(V, S, S, ...)``) centred at integer pixels into a ``shape`` image."""
         h, w = shape
         extra = bank.shape[3:]
@@ -162,13 +180,17 @@ class SmearRenderer:
         flat = (rr * w + cc)[valid]
         vals = bank[variants][valid]
         if not extra:
-            return np.bincount(flat, weights=vals, minlength=h * w).astype(np.float32).reshape(shape)
+            return (
+                np.bincount(flat, weights=vals, minlength=h * w).astype(np.float32).reshape(shape)
+            )
         out = np.empty(out_shape, dtype=np.float32)
         for k in range(extra[0]):
             out[:, k] = np.bincount(flat, weights=vals[:, k], minlength=h * w)
         return out.reshape(shape + extra)
 
-    def render(self, row: int, col: int, height: int, width: int, *, labels: bool = False) -> Region:
+    def render(
+        self, row: int, col: int, height: int, width: int, *, labels: bool = False
+    ) -> Region:
         """Render the level-0 region with top-left ``(row, col)``.
 
         Parameters
@@ -231,8 +253,9 @@ class SmearRenderer:
             cell_lab, nuc_lab = cell_lab[p:-p, p:-p], nuc_lab[p:-p, p:-p]
         return Region(image=image, cell_labels=cell_lab, nucleus_labels=nuc_lab)
 
-    def _paste_platelet_labels(self, lab: np.ndarray, variants: np.ndarray, centers: np.ndarray,
-                               ids: np.ndarray) -> None:
+    def _paste_platelet_labels(
+        self, lab: np.ndarray, variants: np.ndarray, centers: np.ndarray, ids: np.ndarray
+    ) -> None:
         h, w = lab.shape
         half = self._plt_cell.shape[1] // 2
         for v, (cr, cc), cid in zip(variants, centers, ids, strict=True):

@@ -16,8 +16,14 @@ SAMPLE_NAME = "hemascope_sample.ome.tif"
 #: AML, rich in white cells (cup-like blasts among normal leukocytes); JPEG quality 85 keeps the
 #: committed file under 4 MB.
 SAMPLE_SPEC = SmearSpec(
-    size=(3072, 3072), mpp=0.5, seed=2024, kind="blood", subtype="NPM1", wbc_density=300.0,
-    glass_margin=0.03, shift=DomainShift(jpeg_quality=85),
+    size=(3072, 3072),
+    mpp=0.5,
+    seed=2024,
+    kind="blood",
+    subtype="NPM1",
+    wbc_density=300.0,
+    glass_margin=0.03,
+    shift=DomainShift(jpeg_quality=85),
 )
 
 
@@ -27,18 +33,24 @@ def _checkout_dir() -> Path:
 
 def cache_dir() -> Path:
     """hemascope's cache folder: ``$HEMASCOPE_CACHE_DIR``, else ``~/.cache/hemascope``."""
-    return Path(os.environ.get("HEMASCOPE_CACHE_DIR") or Path.home() / ".cache" / "hemascope").expanduser()
+    return Path(
+        os.environ.get("HEMASCOPE_CACHE_DIR") or Path.home() / ".cache" / "hemascope"
+    ).expanduser()
 
 
 def _is_current(path: Path) -> bool:
-    """Whether ``path`` and its truth exist and were generated from :data:`SAMPLE_SPEC`."""
+    """Whether ``path`` and its truth exist and were made from :data:`SAMPLE_SPEC` by this generator."""
     from hemascope.errors import DataError
-    from hemascope.synthetic.truth import GroundTruth
+    from hemascope.synthetic.truth import GENERATOR_VERSION, GroundTruth
 
     if not path.is_file():
         return False
     try:
-        return GroundTruth.load(path).label.get("spec") == SAMPLE_SPEC.to_dict()
+        label = GroundTruth.load(path).label
+        return (
+            label.get("spec") == SAMPLE_SPEC.to_dict()
+            and label.get("generator_version") == GENERATOR_VERSION
+        )
     except DataError:
         return False
 

@@ -14,7 +14,9 @@ Grid = tuple[np.ndarray, np.ndarray]
 """``(dy, dx)``: µm offsets of the pixel centres from the shape's reference point."""
 
 
-def local_grid(center_um: tuple[float, float], half: int, mpp: float) -> tuple[Grid, tuple[int, int]]:
+def local_grid(
+    center_um: tuple[float, float], half: int, mpp: float
+) -> tuple[Grid, tuple[int, int]]:
     """A ``(2 * half + 1)`` square pixel grid around the pixel nearest ``center_um``.
 
     Parameters
@@ -95,7 +97,9 @@ def blob(
     return polar_radius(theta, radius, aspect, angle, h) - r
 
 
-def segment(grid: Grid, p0: tuple[float, float], p1: tuple[float, float], width: float) -> np.ndarray:
+def segment(
+    grid: Grid, p0: tuple[float, float], p1: tuple[float, float], width: float
+) -> np.ndarray:
     """Signed distance to a capsule (thick line segment) from ``p0`` to ``p1`` (µm)."""
     py, px = grid[0] - p0[0], grid[1] - p0[1]
     vy, vx = p1[0] - p0[0], p1[1] - p0[1]

@@ -49,8 +49,13 @@ class SmearTileSource:
     """
 
     def __init__(
-        self, spec: SmearSpec, *, workers: int = 1, tile_size: int = TILE_SIZE,
-        progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+        self,
+        spec: SmearSpec,
+        *,
+        workers: int = 1,
+        tile_size: int = TILE_SIZE,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
     ) -> None:
         if workers < 1:
             raise InvalidInputError(f"workers must be >= 1, got {workers}")
@@ -61,7 +66,8 @@ class SmearTileSource:
         rows, cols = spec.size
         self._tiles = [
             (r, c, min(tile_size, rows - r), min(tile_size, cols - c))
-            for r in range(0, rows, tile_size) for c in range(0, cols, tile_size)
+            for r in range(0, rows, tile_size)
+            for c in range(0, cols, tile_size)
         ]
         self._index = {t: i for i, t in enumerate(self._tiles)}
         self._done = 0
@@ -69,7 +75,9 @@ class SmearTileSource:
         self._futures: dict[int, Future] = {}
         self._ahead = 3 * workers
         if workers > 1:
-            self._pool = ProcessPoolExecutor(workers, initializer=_worker_init, initargs=(spec.to_dict(),))
+            self._pool = ProcessPoolExecutor(
+                workers, initializer=_worker_init, initargs=(spec.to_dict(),)
+            )
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -123,7 +131,9 @@ def _write_masks(path: Path, renderer: SmearRenderer, cancel: CancelToken | None
         for r in range(0, rows, TILE_SIZE):
             for c in range(0, cols, TILE_SIZE):
                 check_cancelled(cancel)
-                reg = renderer.render(r, c, min(TILE_SIZE, rows - r), min(TILE_SIZE, cols - c), labels=True)
+                reg = renderer.render(
+                    r, c, min(TILE_SIZE, rows - r), min(TILE_SIZE, cols - c), labels=True
+                )
                 lab = reg.cell_labels if which == "cell" else reg.nucleus_labels
                 out = np.zeros((TILE_SIZE, TILE_SIZE), dtype=np.uint32)
                 out[: lab.shape[0], : lab.shape[1]] = lab
@@ -133,8 +143,14 @@ def _write_masks(path: Path, renderer: SmearRenderer, cancel: CancelToken | None
 
     with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=rows * cols * 4 > 2**31) as tif:
         for which in ("cell", "nucleus"):
-            tif.write(tiles(which), shape=(rows, cols), dtype=np.uint32, tile=(TILE_SIZE, TILE_SIZE),
-                      compression="zlib", description=f"hemascope {which} instance labels")
+            tif.write(
+                tiles(which),
+                shape=(rows, cols),
+                dtype=np.uint32,
+                tile=(TILE_SIZE, TILE_SIZE),
+                compression="zlib",
+                description=f"hemascope {which} instance labels",
+            )
 
 
 def make_smear(
@@ -186,8 +202,9 @@ def make_smear(
     path.parent.mkdir(parents=True, exist_ok=True)
     quality = spec.shift.jpeg_quality or 90
     with SmearTileSource(spec, workers=workers, progress=progress, cancel=cancel) as source:
-        write_pyramidal_tiff(path, source, mpp=spec.mpp, tile_size=TILE_SIZE, compression="jpeg",
-                             quality=quality)
+        write_pyramidal_tiff(
+            path, source, mpp=spec.mpp, tile_size=TILE_SIZE, compression="jpeg", quality=quality
+        )
         renderer = source.renderer
     truth = GroundTruth(cells=truth_table(renderer), label=slide_label(spec))
     truth.save(path)

@@ -97,7 +97,9 @@ class DomainShift:
             raise InvalidInputError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
         bg = tuple(int(v) for v in self.background)
         if len(bg) != 3 or not all(100 <= v <= 255 for v in bg):
-            raise InvalidInputError(f"background must be 3 values in 100..255, got {self.background}")
+            raise InvalidInputError(
+                f"background must be 3 values in 100..255, got {self.background}"
+            )
         object.__setattr__(self, "background", bg)
 
     @classmethod
@@ -224,7 +226,9 @@ class SmearSpec:
             if self.subtype != "control":
                 blast = _AML_BLAST_FRACTION[self.kind]
                 rest = sum(v for c, v in mix.items() if c != "blast")
-                mix = {c: (blast if c == "blast" else v * (1 - blast) / rest) for c, v in mix.items()}
+                mix = {
+                    c: (blast if c == "blast" else v * (1 - blast) / rest) for c, v in mix.items()
+                }
         total = sum(mix.values())
         return {c: mix.get(c, 0.0) / total for c in WBC_CLASSES}
 
@@ -263,8 +267,12 @@ class SmearSpec:
             raise InvalidInputError(f"unknown SmearSpec keys {sorted(unknown)}")
         shift = data.pop("shift", None) or {}
         try:
-            shift_obj = DomainShift(**{**shift, "background": tuple(shift.get("background", (243, 238, 236)))})
-            return cls(**{**data, "size": tuple(data.get("size", (2048, 2048))), "shift": shift_obj})
+            shift_obj = DomainShift(
+                **{**shift, "background": tuple(shift.get("background", (243, 238, 236)))}
+            )
+            return cls(
+                **{**data, "size": tuple(data.get("size", (2048, 2048))), "shift": shift_obj}
+            )
         except TypeError as exc:
             raise InvalidInputError(f"invalid SmearSpec: {exc}") from exc
 

@@ -23,11 +23,27 @@ from hemascope.errors import DataError
 from hemascope.synthetic.spec import SmearSpec
 
 #: Columns of the truth cell table. ``row``/``col`` are the centroid in level-0 pixels,
-#: ``x_um``/``y_um`` the same point in µm, the bbox is half-open ``[row0, row1) x [col0, col1)``.
+#: ``x_um``/``y_um`` the same point in µm, the bbox is half-open ``[row0, row1) x [col0, col1)``
+#: (clipped to the slide), ``diameter_um`` the cell's mean diameter, ``features`` ``;``-separated
+#: subtype features (see :class:`~hemascope.synthetic.morphology.CellPlan`).
 TRUTH_COLUMNS: tuple[str, ...] = (
-    "id", "class", "subclass", "row", "col", "x_um", "y_um",
-    "bbox_row0", "bbox_col0", "bbox_row1", "bbox_col1", "diameter_um", "features",
+    "id",
+    "class",
+    "subclass",
+    "row",
+    "col",
+    "x_um",
+    "y_um",
+    "bbox_row0",
+    "bbox_col0",
+    "bbox_row1",
+    "bbox_col1",
+    "diameter_um",
+    "features",
 )
+
+#: Bumped whenever the same spec would render different pixels (stale caches are then rebuilt).
+GENERATOR_VERSION = 1
 
 _SLIDE_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".svs", ".png", ".jpg")
 
@@ -58,7 +74,7 @@ class GroundTruth:
         One row per white cell and platelet (columns :data:`TRUTH_COLUMNS`). Red cells are not listed.
     label
         Slide label: ``subtype``, ``kind``, ``seed``, ``mpp``, ``shape``, ``spec`` (dict),
-        ``generator`` and ``version``.
+        ``generator``, ``generator_version`` and ``version``.
     cell_labels, nucleus_labels
         Instance label images (int32, values = ``id``) when requested and small enough to hold.
     """
@@ -105,8 +121,9 @@ class GroundTruth:
         paths = truth_paths(slide_path)
         try:
             label = json.loads(paths["label"].read_text(encoding="utf-8"))
-            cells = pd.read_csv(paths["cells"], keep_default_na=False,
-                                dtype={"subclass": str, "features": str})
+            cells = pd.read_csv(
+                paths["cells"], keep_default_na=False, dtype={"subclass": str, "features": str}
+            )
         except (OSError, ValueError) as exc:
             raise DataError(f"no readable ground truth next to {slide_path}: {exc}") from exc
         missing = set(TRUTH_COLUMNS) - set(cells.columns)
@@ -125,6 +142,7 @@ def slide_label(spec: SmearSpec) -> dict[str, Any]:
         "shape": list(spec.size),
         "spec": spec.to_dict(),
         "generator": "hemascope.synthetic",
+        "generator_version": GENERATOR_VERSION,
         "version": __version__,
     }
 
@@ -142,7 +160,9 @@ def iter_truth_rows(renderer: Any) -> Iterator[pd.DataFrame]:
     plt_diam = []
     for v in range(renderer._plt_cell.shape[0]):
         rr, cc = np.nonzero(renderer._plt_cell[v] > 0.5)
-        plt_boxes.append((rr.min() - half, cc.min() - half, rr.max() - half + 1, cc.max() - half + 1))
+        plt_boxes.append(
+            (rr.min() - half, cc.min() - half, rr.max() - half + 1, cc.max() - half + 1)
+        )
         plt_diam.append(2 * renderer.platelet_plans[v].radius)
     plt_boxes_a = np.array(plt_boxes, dtype=np.int64)
     plt_diam_a = np.array(plt_diam)
@@ -155,23 +175,49 @@ def iter_truth_rows(renderer: Any) -> Iterator[pd.DataFrame]:
                 if not (0 <= round(r) < rows_max and 0 <= round(c) < cols_max):
                     continue
                 up, down, left, right = plan.extent_um()
-                recs.append((
-                    cid, plan.cls, plan.subclass, r, c, plan.x_um, plan.y_um,
-                    math.ceil((plan.y_um - up) / mpp), math.ceil((plan.x_um - left) / mpp),
-                    math.floor((plan.y_um + down) / mpp) + 1, math.floor((plan.x_um + right) / mpp) + 1,
-                    2 * plan.radius, ";".join(plan.features),
-                ))
+                recs.append(
+                    (
+                        cid,
+                        plan.cls,
+                        plan.subclass,
+                        r,
+                        c,
+                        plan.x_um,
+                        plan.y_um,
+                        math.ceil((plan.y_um - up) / mpp),
+                        math.ceil((plan.x_um - left) / mpp),
+                        math.floor((plan.y_um + down) / mpp) + 1,
+                        math.floor((plan.x_um + right) / mpp) + 1,
+                        2 * plan.radius,
+                        ";".join(plan.features),
+                    )
+                )
             wbc = pd.DataFrame.from_records(recs, columns=list(TRUTH_COLUMNS))
             pc = np.rint(blk.plt_yx / mpp).astype(np.int64)
             ok = (pc[:, 0] >= 0) & (pc[:, 0] < rows_max) & (pc[:, 1] >= 0) & (pc[:, 1] < cols_max)
             pc, var, ids = pc[ok], blk.plt_variant[ok], blk.plt_ids[ok]
-            box = plt_boxes_a[var] + np.concatenate([pc, pc], axis=1) if len(var) else np.zeros((0, 4), int)
-            plt = pd.DataFrame({
-                "id": ids, "class": "platelet", "subclass": "", "row": pc[:, 0].astype(float),
-                "col": pc[:, 1].astype(float), "x_um": pc[:, 1] * mpp, "y_um": pc[:, 0] * mpp,
-                "bbox_row0": box[:, 0], "bbox_col0": box[:, 1], "bbox_row1": box[:, 2],
-                "bbox_col1": box[:, 3], "diameter_um": plt_diam_a[var], "features": "",
-            })
+            box = (
+                plt_boxes_a[var] + np.concatenate([pc, pc], axis=1)
+                if len(var)
+                else np.zeros((0, 4), int)
+            )
+            plt = pd.DataFrame(
+                {
+                    "id": ids,
+                    "class": "platelet",
+                    "subclass": "",
+                    "row": pc[:, 0].astype(float),
+                    "col": pc[:, 1].astype(float),
+                    "x_um": pc[:, 1] * mpp,
+                    "y_um": pc[:, 0] * mpp,
+                    "bbox_row0": box[:, 0],
+                    "bbox_col0": box[:, 1],
+                    "bbox_row1": box[:, 2],
+                    "bbox_col1": box[:, 3],
+                    "diameter_um": plt_diam_a[var],
+                    "features": "",
+                }
+            )
             frames = [f for f in (wbc, plt) if len(f)]
             if frames:
                 yield pd.concat(frames, ignore_index=True)
@@ -185,6 +231,14 @@ def truth_table(renderer: Any) -> pd.DataFrame:
             {"class": str, "subclass": str, "features": str, "id": np.int64}
         )
     table = pd.concat(frames, ignore_index=True).sort_values("id", ignore_index=True)
+    rows, cols = renderer.spec.size
+    for col, hi in (
+        ("bbox_row0", rows),
+        ("bbox_row1", rows),
+        ("bbox_col0", cols),
+        ("bbox_col1", cols),
+    ):
+        table[col] = table[col].clip(0, hi)
     for col in ("bbox_row0", "bbox_col0", "bbox_row1", "bbox_col1", "id"):
         table[col] = table[col].astype(np.int64)
     return table
