@@ -7,6 +7,7 @@ tiles or strips); tiled RGB levels also get a direct tile reader as the fast pat
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from hemascope.io.tiff_tiles import (
     check_segments,
     install_checked_decode,
     is_fast_readable,
+    tifffile_warnings_as_errors,
 )
 
 _UNIT_TO_UM = {"pm": 1e-6, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
@@ -150,12 +152,17 @@ def open_tiff(path: Path) -> Slide:
 
     file_size = path.stat().st_size
     try:
-        tif = tifffile.TiffFile(path)
+        with tifffile_warnings_as_errors(f"{path.name}: damaged TIFF", logging.ERROR):
+            tif = tifffile.TiffFile(path)
+    except CorruptSlideError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any parse failure of a TIFF header is corruption
         raise CorruptSlideError(f"{path.name}: not a readable TIFF ({exc!s:.200})") from exc
     closers: list[Any] = [tif]
     try:
-        return _open_tiff(path, tif, file_size, closers)
+        # tifffile logs (at ERROR) and skips IFDs it cannot parse: a silently shorter pyramid
+        with tifffile_warnings_as_errors(f"{path.name}: damaged TIFF", logging.ERROR):
+            return _open_tiff(path, tif, file_size, closers)
     except HemascopeError:
         _close_all(closers)
         raise

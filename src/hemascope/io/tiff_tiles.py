@@ -22,8 +22,8 @@ from hemascope.errors import CorruptSlideError
 
 
 class _RecordCapture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -31,19 +31,23 @@ class _RecordCapture(logging.Handler):
 
 
 @contextmanager
-def tifffile_warnings_as_errors(what: str) -> Iterator[None]:
-    """Raise :class:`CorruptSlideError` if tifffile logs a warning inside the block.
+def tifffile_warnings_as_errors(what: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Raise :class:`CorruptSlideError` if tifffile logs at ``level`` or above inside the block.
 
-    tifffile reports damaged data (missing tiles it zero-fills, undecodable segments) through its
-    logger rather than exceptions; inside this block such a report becomes an error.
+    tifffile reports damaged data (missing tiles it zero-fills, undecodable segments, IFDs it
+    skips) through its logger rather than exceptions; inside this block such a report becomes an
+    error.
 
     Parameters
     ----------
     what
         Description of the data being read, used in the error message.
+    level
+        Lowest logging level that counts (``logging.ERROR`` while parsing a file's structure,
+        where tifffile also warns about harmless oddities).
     """
     logger = logging.getLogger("tifffile")
-    capture = _RecordCapture()
+    capture = _RecordCapture(level)
     logger.addHandler(capture)
     try:
         yield
