@@ -15,7 +15,8 @@ from hemascope.classes import CLASS_LABELS, RESEARCH_USE_ONLY, class_color
 from hemascope.results import SlideResult, atomic_write_bytes, atomic_write_json, to_jsonable
 
 
-def _models_line(result: SlideResult) -> str:
+def models_caption(result: SlideResult) -> str:
+    """One line naming the segmenter and every model (name and version) of a result."""
     models = result.provenance.get("models", {})
     parts = []
     for role, info in models.items():
@@ -61,7 +62,8 @@ def write_report_json(path: str | Path, result: SlideResult) -> Path:
     return atomic_write_json(path, report_dict(result))
 
 
-def _plot_differential(ax: Any, differential: dict[str, Any]) -> None:
+def plot_differential(ax: Any, differential: dict[str, Any]) -> None:
+    """Draw a differential count (``DifferentialCount.to_dict()``) as bars with Wilson CIs on ``ax``."""
     percent = {k: v for k, v in (differential.get("percent") or {}).items() if v is not None}
     if not percent:
         ax.text(0.5, 0.5, "no differential count", ha="center", va="center", transform=ax.transAxes)
@@ -88,7 +90,8 @@ def _plot_differential(ax: Any, differential: dict[str, Any]) -> None:
     ax.set_title(title, fontsize=9)
 
 
-def _plot_subtype(ax: Any, subtype: dict[str, Any] | None) -> None:
+def plot_subtype(ax: Any, subtype: dict[str, Any] | None) -> None:
+    """Draw subtype probabilities with the prediction or abstention state on ``ax``."""
     probs = (subtype or {}).get("probabilities") or {}
     if not probs:
         ax.text(0.5, 0.5, "no subtype prediction", ha="center", va="center", transform=ax.transAxes)
@@ -130,11 +133,11 @@ def write_report_png(path: str | Path, result: SlideResult, *, dpi: int = 120) -
     fig = Figure(figsize=(10, 4.8))
     FigureCanvasAgg(fig)
     left, right = fig.subplots(1, 2)
-    _plot_differential(left, result.differential)
-    _plot_subtype(right, result.subtype)
+    plot_differential(left, result.differential)
+    plot_subtype(right, result.subtype)
     name = Path(str(result.slide.get("path", "slide"))).name
     fig.suptitle(f"{name}: {result.n_cells} cells — {RESEARCH_USE_ONLY}", fontsize=10)
-    fig.text(0.01, 0.01, _models_line(result), fontsize=7)
+    fig.text(0.01, 0.01, models_caption(result), fontsize=7)
     fig.tight_layout(rect=(0, 0.04, 1, 0.95))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
@@ -170,4 +173,15 @@ def export_all(result: SlideResult, directory: str | Path) -> dict[str, Path]:
     }
 
 
-__all__ = ["export_all", "report_dict", "write_report_json", "write_report_png"]
+# Old private names, still imported by hemascope.napari.report_widget (use the public ones).
+_models_line, _plot_differential, _plot_subtype = models_caption, plot_differential, plot_subtype
+
+__all__ = [
+    "export_all",
+    "models_caption",
+    "plot_differential",
+    "plot_subtype",
+    "report_dict",
+    "write_report_json",
+    "write_report_png",
+]
