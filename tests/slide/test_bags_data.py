@@ -72,8 +72,10 @@ def test_bag_from_cells_selects_blasts_and_checks_scale():
 
 def test_cache_round_trip_and_split(tmp_path):
     bags = make_bags(30)
-    path = save_bags(tmp_path / "bags.npz", bags)
-    back = load_bags(path)
+    path = save_bags(tmp_path / "bags.npz", bags, meta={"cell_model_sha256": "abc"})
+    back = load_bags(path, expect={"cell_model_sha256": "abc"})
+    with pytest.raises(DataError, match="cell_model_sha256"):
+        load_bags(path, expect={"cell_model_sha256": "def"})
     assert [b.name for b in back] == [b.name for b in bags]
     assert all(np.array_equal(a.features, b.features) for a, b in zip(back, bags, strict=True))
     assert [b.label for b in back] == [b.label for b in bags]

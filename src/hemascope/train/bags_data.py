@@ -131,7 +131,8 @@ def read_bag_labels(
     Returns
     -------
     tuple
-        ``(table with columns bag, label, source, classes)``.
+        ``(table, classes)``; the table has columns ``bag``, ``label``, ``source`` and, when the
+        CSV has one, ``split`` (train/val/test).
 
     Raises
     ------
@@ -150,7 +151,15 @@ def read_bag_labels(
         raise DataError(f"labels CSV {csv_path} has no rows")
     bag_col = _pick(table.columns, bag_column, BAG_COLUMNS, "bag")
     label_col = _pick(table.columns, label_column, LABEL_COLUMNS, "label")
-    table = table[[bag_col, label_col]].rename(columns={bag_col: "bag", label_col: "label"})
+    keep = [bag_col, label_col] + (["split"] if "split" in table.columns else [])
+    table = table[keep].rename(columns={bag_col: "bag", label_col: "label"})
+    if "split" in table.columns:
+        table["split"] = table["split"].fillna("").str.strip().str.lower()
+        odd = sorted(set(table["split"]) - {"train", "val", "test"})
+        if odd:
+            raise DataError(
+                f"labels CSV {csv_path}: split must be train, val or test, got {odd[:5]}"
+            )
     if table["label"].isna().any() or table["bag"].isna().any():
         raise DataError(f"labels CSV {csv_path} has rows without a bag name or label")
     duplicated = table["bag"][table["bag"].duplicated()].unique().tolist()
@@ -222,9 +231,14 @@ def bag_from_cells(
     )
 
 
-def save_bags(path: str | Path, bags: Sequence[Bag]) -> Path:
-    """Cache bags in one ``.npz`` (plain arrays, no pickle), written atomically."""
+def save_bags(path: str | Path, bags: Sequence[Bag], *, meta: dict[str, str] | None = None) -> Path:
+    """Cache bags in one ``.npz`` (plain arrays, no pickle), written atomically.
+
+    ``meta`` (e.g. the cell model's sha256 and the instance selection) is stored with them and
+    checked by :func:`load_bags`.
+    """
     import io
+    import json
 
     from hemascope.results import atomic_write_bytes
 
@@ -240,12 +254,22 @@ def save_bags(path: str | Path, bags: Sequence[Bag]) -> Path:
         n_cells=np.array([b.n_cells for b in bags], dtype=np.int64),
         n_blasts=np.array([b.n_blasts for b in bags], dtype=np.int64),
         mpp=np.array([b.mpp for b in bags], dtype=np.float64),
+        meta=np.array(json.dumps(meta or {}, sort_keys=True)),
     )
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def load_bags(path: str | Path) -> list[Bag]:
-    """Read bags cached by :func:`save_bags`."""
+def load_bags(path: str | Path, *, expect: dict[str, str] | None = None) -> list[Bag]:
+    """Read bags cached by :func:`save_bags`.
+
+    Raises
+    ------
+    DataError
+        If the file is not a bag cache, or its ``meta`` differs from ``expect`` on any key given
+        (e.g. the bags were embedded with another cell model).
+    """
+    import json
+
     try:
         data = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -256,6 +280,13 @@ def load_bags(path: str | Path) -> list[Bag]:
     offsets = np.concatenate([[0], np.cumsum(data["sizes"])])
     if offsets[-1] != len(data["features"]):
         raise DataError(f"bag cache {path} is inconsistent")
+    stored = json.loads(str(data["meta"])) if "meta" in data.files else {}
+    for key, value in (expect or {}).items():
+        if stored.get(key) != value:
+            raise DataError(
+                f"bag cache {path} was made with {key}={stored.get(key)!r}, not {value!r}; "
+                "delete it or use another cache file"
+            )
     return [
         Bag(
             name=str(data["names"][i]),

@@ -1,0 +1,186 @@
+"""Fit, evaluate and save one bag model: the shared core of ``hemascope train bags`` and the
+benchmark scripts, so every architecture is trained and scored the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hemascope.errors import DataError
+from hemascope.models.card import ModelCard
+from hemascope.progress import CancelToken, ProgressCallback
+from hemascope.results import atomic_write_json, atomic_write_table
+from hemascope.slide.bag_model import BagModelCard, save_bag_model
+from hemascope.train.bags_data import Bag
+from hemascope.train.mil_evaluation import (
+    accuracy_vs_bag_size,
+    evaluate_bags,
+    plot_accuracy_vs_bag_size,
+)
+from hemascope.train.mil_training import TrainedBagModel, train_bag_model
+
+#: Bag sizes of the accuracy-vs-size curve.
+CURVE_SIZES: tuple[int, ...] = (1, 2, 3, 5, 10, 20, 50, 100)
+
+
+@dataclass
+class BagFitReport:
+    """What :func:`fit_bag_model` produced.
+
+    Attributes
+    ----------
+    card_path : Path
+        The saved card (weights beside it).
+    card : BagModelCard
+        The card, with metrics.
+    trained : TrainedBagModel
+        Module, temperature and history.
+    test_table : pandas.DataFrame or None
+        Per-bag test predictions.
+    curve : pandas.DataFrame or None
+        Accuracy vs number of cells per bag on the test bags.
+    """
+
+    card_path: Path
+    card: BagModelCard
+    trained: TrainedBagModel
+    test_table: pd.DataFrame | None
+    curve: pd.DataFrame | None
+
+
+def fit_bag_model(
+    splits: dict[str, Sequence[Bag]],
+    classes: Sequence[str],
+    *,
+    name: str,
+    version: str,
+    cell_card: ModelCard,
+    out_dir: str | Path,
+    architecture: str = "attention",
+    loss: str = "ce",
+    instances: str = "blast",
+    min_instances: int = 10,
+    demo: bool = False,
+    training_data: Sequence[str] = (),
+    licence: str = "",
+    description: str = "",
+    train_options: dict[str, Any] | None = None,
+    seed: int = 0,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> BagFitReport:
+    """Train one bag model on ``splits["train"]``, pick/calibrate on ``"val"``, score on ``"test"``.
+
+    Writes into ``out_dir``: ``<name>.safetensors`` + ``<name>.json`` (card with test metrics),
+    ``<name>.test.csv`` (per-bag predictions), ``<name>.curve.csv`` and ``<name>.curve.png``
+    (accuracy vs cells per bag) and ``<name>.history.json``.
+
+    Parameters
+    ----------
+    splits : dict
+        ``"train"`` (required), ``"val"`` and ``"test"`` (optional) lists of bags.
+    classes : sequence of str
+        Bag classes in output order.
+    name, version : str
+        Model name and version.
+    cell_card : ModelCard
+        Card of the cell model that made the embeddings.
+    out_dir : str or Path
+        Output folder.
+    architecture, loss : str, optional
+        See :func:`~hemascope.train.mil_training.train_bag_model`.
+    instances : str, optional
+        ``"blast"`` or ``"all"``: which cells formed the bags (recorded in the card).
+    min_instances : int, optional
+        Abstention threshold recorded in the card.
+    demo : bool, optional
+        Mark the model as synthetic/demo.
+    training_data, licence, description : optional
+        Card provenance.
+    train_options : dict, optional
+        Extra keyword arguments of ``train_bag_model`` (epochs, lr, batch_size, ...).
+    seed : int, optional
+        Training seed.
+    progress, cancel : optional
+        See :mod:`hemascope.progress`.
+
+    Returns
+    -------
+    BagFitReport
+        Paths, card, model and test results.
+
+    Raises
+    ------
+    DataError
+        If there are no training bags.
+    """
+    train = list(splits.get("train") or [])
+    if not train:
+        raise DataError("no training bags")
+    val = list(splits.get("val") or [])
+    test = list(splits.get("test") or [])
+    out_dir = Path(out_dir)
+    trained = train_bag_model(
+        train,
+        classes,
+        architecture=architecture,
+        val_bags=val or None,
+        loss=loss,
+        seed=seed,
+        progress=progress,
+        cancel=cancel,
+        **(train_options or {}),
+    )
+    metrics: dict[str, Any] = {
+        "n_bags": {"train": len(train), "val": len(val), "test": len(test)},
+        "loss": loss,
+        "best_epoch": trained.best_epoch,
+    }
+    test_table = curve = None
+    if test:
+        evaluation = evaluate_bags(trained.module, test, classes, temperature=trained.temperature)
+        metrics["test"] = evaluation.metrics
+        test_table = evaluation.table
+        curve = accuracy_vs_bag_size(
+            trained.module, test, classes, CURVE_SIZES, temperature=trained.temperature, seed=seed
+        )
+        metrics["test_accuracy_vs_cells"] = curve.to_dict(orient="records")
+    card = BagModelCard(
+        name=name,
+        version=version,
+        classes=list(classes),
+        architecture=architecture,
+        arch_params=trained.arch_params,
+        embedding_model=cell_card.name,
+        embedding_version=cell_card.version,
+        embedding_sha256=cell_card.sha256,
+        embedding_dim=int(train[0].features.shape[1]),
+        input_size=cell_card.input_size,
+        mpp=cell_card.mpp,
+        instances=instances,
+        min_instances=min_instances,
+        temperature=trained.temperature,
+        demo=demo,
+        training_data=list(training_data),
+        licence=licence,
+        metrics=metrics,
+        description=description,
+    )
+    card_path = save_bag_model(trained.module, card, out_dir)
+    atomic_write_json(out_dir / f"{name}.history.json", trained.history)
+    if test_table is not None:
+        atomic_write_table(out_dir / f"{name}.test.csv", test_table)
+        atomic_write_table(out_dir / f"{name}.curve.csv", curve)
+        noun = "blasts" if instances == "blast" else "cells"
+        plot_accuracy_vs_bag_size(
+            {card.display_name: curve},
+            out_dir / f"{name}.curve.png",
+            title=f"{card.display_name}: held-out bags",
+            xlabel=f"{noun} per bag",
+        )
+    return BagFitReport(card_path, card, trained, test_table, curve)
