@@ -149,7 +149,9 @@ def test_corpus_of_mutations_raises_only_documented_errors(tmp_path):
     assert len(results) >= 50
     bad = {k: v for k, v in results.items() if v == "hang" or v.startswith("UNDOCUMENTED")}
     assert not bad, bad
-    not_caught = {k: results[k] for k in must_be_corrupt if results[k] != CorruptSlideError.__name__}
+    not_caught = {
+        k: results[k] for k in must_be_corrupt if results[k] != CorruptSlideError.__name__
+    }
     assert not not_caught, not_caught
     # the corpus is not toothless: most mutations are detected
     detected = sum(v != "ok" for v in results.values())
