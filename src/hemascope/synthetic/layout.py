@@ -73,7 +73,8 @@ class SmearLayout:
     n_rbc_variants, n_platelet_variants
         Sizes of the red-cell and platelet sprite banks the variants index into.
     cache_blocks
-        How many blocks to keep in memory (neighbouring tiles reuse them).
+        How many cached entries (three per block) to keep; the default holds four rows of blocks,
+        enough for tiles read in row-major order to never lay out a block twice.
     """
 
     def __init__(
@@ -81,7 +82,7 @@ class SmearLayout:
         spec: SmearSpec,
         n_rbc_variants: int = 64,
         n_platelet_variants: int = 32,
-        cache_blocks: int = 256,
+        cache_blocks: int | None = None,
     ) -> None:
         self.spec = spec
         self.mpp = spec.mpp
@@ -103,7 +104,7 @@ class SmearLayout:
         self._edge_phase = rng.uniform(0, 2 * np.pi, 4)
         self._margin_um = spec.glass_margin * min(self.height_um, self.width_um)
         self._cache: OrderedDict[tuple[str, int, int], object] = OrderedDict()
-        self._cache_size = cache_blocks
+        self._cache_size = cache_blocks or max(256, 3 * 4 * (self.n_block_cols + 2))
 
     # --- smear thickness ------------------------------------------------------------------
     def coverage(self, y_um: np.ndarray, x_um: np.ndarray) -> np.ndarray:
@@ -251,9 +252,9 @@ class SmearLayout:
         keep = rng.random(by.size) < keep_p
         extra = rng.random(by.size) < np.clip(keep_p - 0.8, 0, 1)  # thick areas: overlapping cells
         yx = np.concatenate([yx[keep], yx[extra] + rng.normal(0, 3.5, (int(extra.sum()), 2))])
-        variant = rng.integers(0, self.n_rbc_variants, len(yx))
+        variant = rng.integers(0, self.n_rbc_variants, len(yx)).astype(np.uint8)
         near = self._near_wbc(bi, bj, yx, 0.5)
-        rbc_yx, rbc_variant = yx[~near], variant[~near]
+        rbc_yx, rbc_variant = yx[~near].astype(np.float32), variant[~near]
         # platelets: Poisson, a fraction of the red cells
         prng = self._rng(bi, bj, 3)
         n_plt = int(prng.poisson(self.spec.platelet_ratio * max(len(yx), 1)))

@@ -137,7 +137,7 @@ class SmearRenderer:
         How many white-cell sprites to keep (cells on tile borders are drawn once).
     """
 
-    def __init__(self, spec: SmearSpec, wbc_cache: int = 2048) -> None:
+    def __init__(self, spec: SmearSpec, wbc_cache: int = 384) -> None:
         self.spec = spec
         self.mpp = spec.mpp
         self.layout = SmearLayout(spec)
