@@ -269,7 +269,10 @@ def finish_slide(
     outputs = sorted(outputs, key=lambda o: o.index)
     tables = [o.cells for o in outputs if len(o.cells)]
     cells = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame({"region": pd.Series(dtype=int)})
-    cells.insert(0, "cell_id", np.arange(len(cells), dtype=np.int64))
+    # One id per cell on the slide (region tables number their cells locally).
+    if "id" in cells:
+        cells = cells.drop(columns="id")
+    cells.insert(0, "id", np.arange(len(cells), dtype=np.int64))
     embs = [o.embeddings for o in outputs if len(o.cells) and o.embeddings is not None]
     embeddings = np.concatenate(embs).astype(np.float32) if embs else None
     if "class" not in cells:
@@ -280,7 +283,7 @@ def finish_slide(
         bag_models = () if config.slide_model.lower() == "none" else (config.slide_model,)
     kwargs = {} if config.min_cells is None else {"min_cells": config.min_cells}
     summary = summarize(
-        cells.rename(columns={"cell_id": "id"}), embeddings, models=bag_models, min_blasts=config.min_blasts,
+        cells, embeddings, models=bag_models, min_blasts=config.min_blasts,
         progress=progress, cancel=cancel, **kwargs,
     )
     seconds: dict[str, float] = {"segment": 0.0, "classify": 0.0}

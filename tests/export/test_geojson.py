@@ -18,7 +18,7 @@ def _cells():
     n = 15
     return pd.DataFrame(
         {
-            "cell_id": np.arange(n),
+            "id": np.arange(n),
             "row": rng.uniform(0, 5000, n) + 1 / 3,
             "col": rng.uniform(0, 9000, n) + 1 / 7,
             "area_px": rng.uniform(200, 900, n),

@@ -17,7 +17,7 @@ from hemascope.slide.differential import differential_count
 def _result():
     classes = ["blast"] * 30 + ["neutrophil"] * 50 + ["lymphocyte"] * 20
     n = len(classes)
-    cells = pd.DataFrame({"cell_id": np.arange(n), "row": np.arange(n) * 10.0, "col": np.arange(n) * 5.0, "class": classes})
+    cells = pd.DataFrame({"id": np.arange(n), "row": np.arange(n) * 10.0, "col": np.arange(n) * 5.0, "class": classes})
     subtype = {"probabilities": {"NPM1": 0.7, "control": 0.3}, "label": None, "abstained": True, "reason": "too few blasts", "model": "aml_demo"}
     return SlideResult(
         cells=cells,

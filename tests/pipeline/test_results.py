@@ -22,7 +22,7 @@ def _result(n=20):
     rng = np.random.default_rng(0)
     cells = pd.DataFrame(
         {
-            "cell_id": np.arange(n),
+            "id": np.arange(n),
             "row": rng.uniform(0, 1000, n),
             "col": rng.uniform(0, 1000, n),
             "class": rng.choice(["blast", "neutrophil"], n),

@@ -26,7 +26,7 @@ ROW, COL = "row", "col"
 """Cell-table columns holding the level-0 centroid ``(row, col)``."""
 
 _NAME_TO_CLASS = {label.lower(): key for key, label in CLASS_LABELS.items()}
-_SKIP_MEASUREMENTS = {ROW, COL, "class", "label", "cell_id"}
+_SKIP_MEASUREMENTS = {ROW, COL, "class", "label", "id"}
 
 
 @dataclass
@@ -176,7 +176,7 @@ def cells_to_geojson(
         if isinstance(name, str) and name:
             props["classification"] = {"name": CLASS_LABELS.get(name, name), "color": _rgb(name)}
         props["measurements"] = _measurements(row, numeric)
-        feature_id = str(uuid.uuid5(uuid.NAMESPACE_OID, f"hemascope-cell-{row.get('cell_id', i)}"))
+        feature_id = str(uuid.uuid5(uuid.NAMESPACE_OID, f"hemascope-cell-{row.get('id', i)}"))
         features.append(
             {"type": "Feature", "id": feature_id, "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": props}
         )
