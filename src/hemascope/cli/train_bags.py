@@ -77,7 +77,7 @@ def _classes(text: str | None) -> list[str] | None:
 
     if text is None:
         return None
-    named = {"aml": list(AML_SUBTYPES), "all": list(ALL_STAGES)}
+    named = {"aml": list(AML_SUBTYPES), "b-all": list(ALL_STAGES)}
     return named.get(text.lower(), [c.strip() for c in text.split(",") if c.strip()])
 
 

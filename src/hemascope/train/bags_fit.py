@@ -150,6 +150,12 @@ def fit_bag_model(
             trained.module, test, classes, CURVE_SIZES, temperature=trained.temperature, seed=seed
         )
         metrics["test_accuracy_vs_cells"] = curve.to_dict(orient="records")
+        answered = test_table["n_instances"] >= min_instances
+        test_table["abstained"] = ~answered
+        metrics["test_coverage"] = float(answered.mean())
+        metrics["test_accuracy_answered"] = (
+            float(test_table.loc[answered, "correct"].mean()) if answered.any() else float("nan")
+        )
     card = BagModelCard(
         name=name,
         version=version,
