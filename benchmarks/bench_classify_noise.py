@@ -29,8 +29,8 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.2)
     ap.add_argument("--losses", default="ce,ls,gce,sce")
     ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--samples-per-epoch", type=int, default=3072)
-    ap.add_argument("--widths", default="12,24,48,96")
+    ap.add_argument("--samples-per-epoch", type=int, default=1536)
+    ap.add_argument("--widths", default="8,16,32,64")
     ap.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "classify_noise"
     )

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Train the bundled cell models on the real data (see docs/models.md).
 # Usage: scripts/train_bundled_models.sh [WORK_DIR] [EPOCHS] [SAMPLES_PER_EPOCH]
+# The two models train in parallel (one process each).
 # First run: python scripts/prepare_cell_data.py --work WORK_DIR  (scales, Taleqani crops, splits)
 set -euo pipefail
 W=${1:-/tmp/hemascope_cells}
-EPOCHS=${2:-10}
-SPE=${3:-4096}
-COMMON=(--epochs "$EPOCHS" --samples-per-epoch "$SPE" --threads 2 --cache-dir "$W/cache" --quiet
+EPOCHS=${2:-8}
+SPE=${3:-2048}
+COMMON=(--epochs "$EPOCHS" --samples-per-epoch "$SPE" --threads 2 --cache-dir "$W/cache" --quiet --val-per-epoch 1000
         --input-size 48 --model-mpp 0.5 --widths 16,32,64,128 --seed 0)
 PBC="PBC (Acevedo et al. 2020, Data in Brief 30:105474; Mendeley snkd93bnjr; CC BY 4.0), CellaVision DM96, MGG, 0.105 um/px measured from red cells"
 TAL="Taleqani Hospital B-ALL fields (Aria, Ghaderzadeh et al. 2021), cells cut by scripts/prepare_cell_data.py at 0.444 um/px, field label inherited (noisy)"
@@ -19,7 +20,7 @@ hemascope train cells --name wbc --version "${VERSION:-0.1.0}" --classes wbc --n
   --training-data "$PBC" --training-data "$TAL" --training-data "$SPLIT" \
   --licence "weights: BSD-3-Clause (hemascope); trained on PBC (CC BY 4.0) and Taleqani ALL (upstream licence not verified; research use only)" \
   --description "White-cell type + blast classifier for single-cell crops (research use only)" \
-  "${COMMON[@]}" --out "$W/runs/wbc"
+  "${COMMON[@]}" --out "$W/runs/wbc" &
 
 hemascope train cells --name blast --version "${VERSION:-0.1.0}" --classes nonblast,blast \
   --relabel blast=blast --relabel '*=nonblast' \
@@ -29,4 +30,5 @@ hemascope train cells --name blast --version "${VERSION:-0.1.0}" --classes nonbl
   --training-data "$PBC" --training-data "$TAL" --training-data "$SPLIT" \
   --licence "weights: BSD-3-Clause (hemascope); trained on PBC (CC BY 4.0) and Taleqani ALL (upstream licence not verified; research use only)" \
   --description "Blast vs non-blast for single-cell crops; domain-balanced (PBC / Taleqani) (research use only)" \
-  "${COMMON[@]}" --out "$W/runs/blast"
+  "${COMMON[@]}" --out "$W/runs/blast" &
+wait

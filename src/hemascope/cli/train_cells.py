@@ -56,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--samples-per-epoch", type=int, help="samples drawn per epoch (default: the train size)"
     )
     fit.add_argument("--batch-size", type=int, default=128)
+    fit.add_argument(
+        "--val-per-epoch", type=int, default=1500, help="validation cells used for epoch selection"
+    )
     fit.add_argument("--lr", type=float, default=3e-3)
     fit.add_argument("--loss", default="ce", help="ce, ls, gce, sce, focal, cb, ldam")
     fit.add_argument("--no-class-balance", action="store_true")
@@ -145,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         widths=widths,
         epochs=args.epochs,
         samples_per_epoch=args.samples_per_epoch,
+        val_per_epoch=args.val_per_epoch,
         batch_size=args.batch_size,
         lr=args.lr,
         loss=args.loss,

@@ -47,6 +47,7 @@ class TrainConfig:
     widths: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     epochs: int = 12
     samples_per_epoch: int | None = None
+    val_per_epoch: int | None = 1500
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 5e-4
@@ -191,6 +192,15 @@ def train_cells(
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     y_train_t = torch.as_tensor(np.array(y_train))
+    # epoch-wise model selection on a fixed subset of the validation set (the full set is used
+    # for the temperature and the reported metrics)
+    val_pick = np.arange(len(y_val))
+    if config.val_per_epoch and len(y_val) > config.val_per_epoch:
+        val_pick = np.sort(
+            np.random.default_rng(config.seed).choice(
+                len(y_val), config.val_per_epoch, replace=False
+            )
+        )
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         module.train()
@@ -234,8 +244,8 @@ def train_cells(
                 total_steps,
                 f"epoch {epoch + 1} loss {running / (step + 1):.3f}",
             )
-        val_pred = _logits(module, banks["val"], card, device).argmax(1)
-        val_f1 = classification_metrics(y_val, val_pred, classes)["macro_f1"]
+        val_pred = _logits(module, banks["val"][val_pick], card, device).argmax(1)
+        val_f1 = classification_metrics(y_val[val_pick], val_pred, classes)["macro_f1"]
         history.append(
             {
                 "epoch": epoch,
