@@ -1,0 +1,194 @@
+"""Whole-slide and field cell finding: :func:`find_cells` runs the regions on dask threads."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hemascope.errors import InvalidInputError
+from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
+from hemascope.segment.backends import resolve_segmenter
+from hemascope.segment.regions import CellMask, plan_regions, segment_region_with_masks, slide_mpp
+from hemascope.segment.settings import SegmentSettings
+from hemascope.segment.smear import SmearMask, compute_smear_mask
+from hemascope.segment.table import concat_cell_tables
+
+
+@dataclass
+class Segmentation:
+    """What :func:`find_cells` found.
+
+    Attributes
+    ----------
+    cells
+        Cell table (columns :data:`~hemascope.segment.table.CELL_COLUMNS`), ``id`` 1..N.
+    mpp
+        µm/px of level 0 used.
+    mpp_source
+        ``"file"``, ``"user"`` or ``"estimated"``.
+    smear_mask
+        The smear (and ROI) mask at low resolution.
+    segmenter
+        The backend used (``"auto"`` resolved).
+    cell_labels, nucleus_labels
+        uint32 instance labels over the whole image (value = ``id``) for in-memory fields;
+        ``None`` for slides (see :func:`~hemascope.segment.labels.write_label_pyramid`).
+    masks
+        Per-cell masks in table order (used to paint labels).
+    """
+
+    cells: pd.DataFrame
+    mpp: float
+    mpp_source: str
+    smear_mask: SmearMask
+    segmenter: str
+    cell_labels: np.ndarray | None = None
+    nucleus_labels: np.ndarray | None = None
+    masks: list[CellMask] | None = None
+
+
+def paint_labels(shape: tuple[int, int], masks: list[CellMask]) -> tuple[np.ndarray, np.ndarray]:
+    """Paint per-cell masks into uint32 cell and nucleus label images (cell ``i`` gets ``i + 1``).
+
+    Parameters
+    ----------
+    shape
+        Level-0 ``(rows, cols)``.
+    masks
+        Masks in table order.
+
+    Returns
+    -------
+    cells, nuclei
+        uint32 label images.
+    """
+    cells = np.zeros(shape, dtype=np.uint32)
+    nuclei = np.zeros(shape, dtype=np.uint32)
+    for value, m in enumerate(masks, start=1):
+        r0, c0 = m.origin
+        r1, c1 = r0 + m.cell.shape[0], c0 + m.cell.shape[1]
+        a0, b0 = max(r0, 0), max(c0, 0)
+        a1, b1 = min(r1, shape[0]), min(c1, shape[1])
+        if a1 <= a0 or b1 <= b0:
+            continue
+        sub = (slice(a0 - r0, a1 - r0), slice(b0 - c0, b1 - c0))
+        cells[a0:a1, b0:b1][m.cell[sub]] = value
+        nuclei[a0:a1, b0:b1][m.nucleus[sub]] = value
+    return cells, nuclei
+
+
+def _as_slide(source: Any, mpp: float | None):
+    from hemascope.io import Slide, slide_from_array
+
+    if isinstance(source, Slide):
+        if mpp is not None:
+            source.mpp, source.mpp_source = float(mpp), "user"
+        return source, False
+    if isinstance(source, np.ndarray):
+        return slide_from_array(source, mpp=mpp), True
+    raise InvalidInputError(f"expected a Slide or an RGB uint8 array, got {type(source).__name__}")
+
+
+def find_cells(
+    source: Any,
+    *,
+    mpp: float | None = None,
+    segmenter: str = "classical",
+    roi: Any = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    region_size: int = 2048,
+    num_workers: int | None = None,
+    **settings: Any,
+) -> Segmentation:
+    """Find and segment the white cells of a slide or an in-memory field.
+
+    Parameters
+    ----------
+    source
+        A :class:`hemascope.io.Slide` or a ``(rows, cols, 3)`` uint8 RGB array.
+    mpp
+        µm/px of level 0; overrides the file's value. When neither is known it is estimated from
+        the red cells (``mpp_source="estimated"``).
+    segmenter
+        ``"classical"``, ``"cellpose"`` or ``"auto"``.
+    roi
+        Optional polygon ``(n, 2)`` in µm, ``(y, x)``; only cells inside are searched.
+    progress
+        ``progress(done, total, message)`` after each region.
+    cancel
+        Token with ``is_set()``; checked before each region (raises :class:`~hemascope.errors.Cancelled`).
+    region_size
+        Region core side in level-0 pixels.
+    num_workers
+        Threads (default: all cores).
+    **settings
+        Further :class:`~hemascope.segment.settings.SegmentSettings` fields (``model``, ``device``,
+        ``min_diameter_um``, classical parameters, ...).
+
+    Returns
+    -------
+    Segmentation
+        The cell table (empty with the right columns when there are no cells), scale, smear mask
+        and, for fields, label images.
+
+    Raises
+    ------
+    InvalidInputError
+        For a non-RGB input, an ROI outside the slide, or an unknown and non-estimable µm/px.
+    ModelNotFoundError
+        For ``segmenter="cellpose"`` without local weights.
+    """
+    import dask
+
+    run_settings = SegmentSettings.from_any(settings, segmenter=segmenter)
+    if run_settings.segmenter == "auto":
+        run_settings = replace(run_settings, segmenter=resolve_segmenter(run_settings))
+    if run_settings.segmenter == "cellpose":
+        from hemascope.segment.cellpose_backend import load_cellpose_model
+
+        load_cellpose_model(run_settings.model, run_settings.device)  # fail fast, before any work
+    slide, is_field = _as_slide(source, mpp)
+    smear = compute_smear_mask(slide)
+    mpp_value, mpp_source = slide_mpp(slide, smear)
+    if slide.mpp is None:
+        slide.mpp, slide.mpp_source = mpp_value, mpp_source
+    if roi is not None:
+        smear = compute_smear_mask(slide, roi)
+    regions = plan_regions(slide, run_settings, region_size=region_size, smear=smear)
+    total = len(regions)
+    done = 0
+    lock = threading.Lock()
+    report(progress, 0, total, "segmenting")
+
+    def run_one(region):
+        nonlocal done
+        check_cancelled(cancel)
+        result = segment_region_with_masks(slide, region, run_settings)
+        with lock:
+            done += 1
+            report(progress, done, total, f"region {done}/{total}")
+        return result
+
+    tasks = [dask.delayed(run_one)(r) for r in regions]
+    workers = num_workers or os.cpu_count() or 1
+    results = dask.compute(*tasks, scheduler="threads", num_workers=workers) if tasks else []
+    check_cancelled(cancel)
+    tables = []
+    all_masks: list[CellMask] = []
+    for table, masks in results:
+        table = table.assign(_mask=np.arange(len(all_masks), len(all_masks) + len(table)))
+        tables.append(table)
+        all_masks.extend(masks)
+    cells = concat_cell_tables(tables)
+    order = cells.pop("_mask").to_numpy(dtype=int) if "_mask" in cells else np.zeros(0, dtype=int)
+    masks_in_order = [all_masks[i] for i in order]
+    seg = Segmentation(cells, mpp_value, mpp_source, smear, run_settings.segmenter, masks=masks_in_order)
+    if is_field:
+        seg.cell_labels, seg.nucleus_labels = paint_labels(slide.shape, masks_in_order)
+    return seg

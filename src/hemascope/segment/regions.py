@@ -1,0 +1,324 @@
+"""Tiling a slide into independent regions: :func:`plan_regions` and :func:`segment_region`.
+
+A region is a *core* box (the regions' cores tile the slide without overlap, aligned to the file's
+tiles) grown by an *overlap* of at least one white-cell diameter into a *window*. Candidates are
+searched in the window, each is segmented in a level-0 crop around it, and a cell is kept by the
+region whose core holds its centroid. Candidate search and segmentation only depend on pixels
+around each cell, on a sampling grid shared by every region, so two regions that both see a
+cell find it identically, and exactly one of them keeps it: no cell twice, none cut in half.
+
+Both functions are pure (plain, picklable inputs and outputs), so regions can be run in any order,
+on dask threads or dask.distributed workers, and resumed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hemascope.errors import InvalidInputError
+from hemascope.segment.backends import resolve_segmenter, segment_crops, segmenter_version
+from hemascope.segment.candidates import find_candidates
+from hemascope.segment.settings import SegmentSettings
+from hemascope.segment.smear import SmearMask, compute_smear_mask
+from hemascope.segment.table import empty_cell_table, measure_cells
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Region:
+    """One independent piece of work: a core box, its window and the slide facts it needs.
+
+    Attributes
+    ----------
+    index
+        Position in the plan.
+    core
+        Level-0 ``(row0, col0, row1, col1)``, half-open; cores tile the slide.
+    window
+        The core grown by the overlap (may extend past the slide; reads outside are glass).
+    mpp
+        µm/px of level 0 used for this run.
+    mpp_source
+        ``"file"``, ``"user"`` or ``"estimated"``.
+    background
+        Glass colour of the slide.
+    smear, smear_origin, smear_downsample
+        Smear-mask pixels over the window (bool), the mask-pixel ``(row, col)`` of ``smear[0, 0]``
+        and the level-0 pixels per mask pixel.
+    grid
+        Level-0 pixels per candidate-search pixel (the window starts on this grid).
+    """
+
+    index: int
+    core: Box
+    window: Box
+    mpp: float
+    mpp_source: str
+    background: tuple[float, float, float]
+    smear: np.ndarray
+    smear_origin: tuple[int, int]
+    smear_downsample: float
+    grid: int
+
+    def owns(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Whether level-0 centroids ``(rows, cols)`` lie in this region's core."""
+        r0, c0, r1, c1 = self.core
+        rows, cols = np.asarray(rows), np.asarray(cols)
+        return (rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)
+
+
+def _tile_size(slide) -> int:
+    chunks = getattr(slide.levels[0], "chunksize", None)
+    return int(chunks[0]) if chunks else 512
+
+
+def _candidate_grid(slide, mpp: float, settings: SegmentSettings) -> int:
+    return max(int(settings.candidate_mpp / mpp), 1)
+
+
+def slide_mpp(slide, smear: SmearMask | None = None) -> tuple[float, str]:
+    """The slide's µm/px and its source, estimating it from red cells when the file lacks it.
+
+    Parameters
+    ----------
+    slide
+        A :class:`hemascope.io.Slide`.
+    smear
+        Its smear mask (where to look for red cells); computed when ``None``.
+
+    Returns
+    -------
+    mpp, source
+        µm/px and ``"file"``/``"user"``/``"estimated"``.
+
+    Raises
+    ------
+    InvalidInputError
+        When the pixel size is unknown and cannot be estimated.
+    """
+    if slide.mpp:
+        return float(slide.mpp), slide.mpp_source or "file"
+    from hemascope.segment.scale import estimate_mpp
+
+    smear = smear or compute_smear_mask(slide)
+    rows, cols = slide.shape
+    size = min(2048, rows, cols)
+    if smear.mask.any():
+        ys, xs = np.nonzero(smear.mask)
+        k = len(ys) // 2
+        centre = (ys[k] * smear.downsample, xs[k] * smear.downsample)
+    else:
+        centre = (rows / 2, cols / 2)
+    r0 = int(np.clip(centre[0] - size / 2, 0, rows - size))
+    c0 = int(np.clip(centre[1] - size / 2, 0, cols - size))
+    try:
+        return estimate_mpp(slide.read_region(0, r0, c0, size, size)), "estimated"
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{slide.name}: µm/px unknown and not estimable ({exc})") from None
+
+
+def plan_regions(
+    slide,
+    settings: SegmentSettings | Mapping[str, Any] | None = None,
+    *,
+    region_size: int = 2048,
+    roi: Any = None,
+    smear: SmearMask | None = None,
+) -> list[Region]:
+    """Split a slide into independent regions over its smear (and ROI).
+
+    Parameters
+    ----------
+    slide
+        A :class:`hemascope.io.Slide`; when its ``mpp`` is ``None`` it is estimated from red cells.
+    settings
+        :class:`SegmentSettings` or a mapping of them.
+    region_size
+        Core side in level-0 pixels (rounded up to whole file tiles).
+    roi
+        Optional polygon ``(n, 2)`` in µm, ``(y, x)`` = ``(row, col)``.
+    smear
+        A precomputed smear mask (computed when ``None``).
+
+    Returns
+    -------
+    list of Region
+        Regions whose core overlaps the smear; empty for a blank slide.
+
+    Raises
+    ------
+    InvalidInputError
+        For an ROI outside the slide, or an unknown and non-estimable µm/px.
+    """
+    settings = SegmentSettings.from_any(settings)
+    if region_size < 64:
+        raise InvalidInputError(f"region_size must be >= 64, got {region_size}")
+    mpp, source = slide_mpp(slide)
+    if smear is None or roi is not None:
+        if slide.mpp is None:
+            slide.mpp, slide.mpp_source = mpp, source
+        smear = compute_smear_mask(slide, roi)
+    tile = _tile_size(slide)
+    core = int(math.ceil(region_size / tile) * tile)
+    grid = _candidate_grid(slide, mpp, settings)
+    overlap = int(math.ceil(settings.max_diameter_um / mpp / grid + 2) * grid)
+    rows, cols = slide.shape
+    regions = []
+    for r0 in range(0, rows, core):
+        for c0 in range(0, cols, core):
+            box = (r0, c0, min(r0 + core, rows), min(c0 + core, cols))
+            if not smear.any_in(box):
+                continue
+            window = ((r0 - overlap) // grid * grid, (c0 - overlap) // grid * grid, box[2] + overlap, box[3] + overlap)
+            d = smear.downsample
+            wr0, wc0 = max(int(window[0] / d), 0), max(int(window[1] / d), 0)
+            patch = smear.mask[wr0 : int(math.ceil(window[2] / d)), wc0 : int(math.ceil(window[3] / d))]
+            regions.append(
+                Region(len(regions), box, window, mpp, source, smear.background,
+                       patch.copy(), (wr0, wc0), d, grid)
+            )
+    return regions
+
+
+def _in_smear(region: Region, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    d = region.smear_downsample
+    r = np.floor(rows / d).astype(int) - region.smear_origin[0]
+    c = np.floor(cols / d).astype(int) - region.smear_origin[1]
+    ok = (r >= 0) & (c >= 0) & (r < region.smear.shape[0]) & (c < region.smear.shape[1])
+    out = np.zeros(len(rows), dtype=bool)
+    out[ok] = region.smear[r[ok], c[ok]]
+    return out
+
+
+def read_reduced(slide, box: Box, grid: int) -> np.ndarray:
+    """Read a level-0 box at ``1/grid`` resolution (block means over the best pyramid level).
+
+    Parameters
+    ----------
+    slide
+        A :class:`hemascope.io.Slide`.
+    box
+        Level-0 ``(row0, col0, row1, col1)`` with ``row0``/``col0`` multiples of ``grid``.
+    grid
+        Level-0 pixels per output pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(ceil(h / grid), ceil(w / grid), 3)`` uint8.
+    """
+    level = 0
+    for i, d in enumerate(slide.downsamples):
+        if d <= grid and grid % round(d) == 0 and abs(d - round(d)) < 1e-6:
+            level = i
+    d = int(round(slide.downsamples[level]))
+    f = grid // d
+    r0, c0, r1, c1 = box
+    h = int(math.ceil((r1 - r0) / grid)) * f
+    w = int(math.ceil((c1 - c0) / grid)) * f
+    image = slide.read_region(level, r0 // d, c0 // d, h, w)
+    if f > 1:
+        image = image.reshape(h // f, f, w // f, f, 3).mean(axis=(1, 3))
+        image = np.round(image).astype(np.uint8)
+    return image
+
+
+def _select_instance(cells: np.ndarray, centre: tuple[int, int], max_px: float) -> int:
+    label = int(cells[centre])
+    if label or not cells.any():
+        return label
+    rr, cc = np.nonzero(cells)
+    dist = np.hypot(rr - centre[0], cc - centre[1])
+    k = int(np.argmin(dist))
+    return int(cells[rr[k], cc[k]]) if dist[k] <= max_px else 0
+
+
+@dataclass(frozen=True)
+class CellMask:
+    """The masks of one found cell: level-0 top-left and boolean cell/nucleus arrays."""
+
+    origin: tuple[int, int]
+    cell: np.ndarray
+    nucleus: np.ndarray
+
+
+def segment_region_with_masks(
+    slide, region: Region, settings: SegmentSettings | Mapping[str, Any] | None = None
+) -> tuple[pd.DataFrame, list[CellMask]]:
+    """:func:`segment_region` that also returns each kept cell's masks (for label images).
+
+    Returns
+    -------
+    cells, masks
+        The region's cell table (``id`` numbered 1..n within the region) and one
+        :class:`CellMask` per row.
+    """
+    settings = SegmentSettings.from_any(settings)
+    mpp, grid = region.mpp, region.grid
+    reduced = read_reduced(slide, region.window, grid)
+    centres = find_candidates(
+        reduced, mpp * grid, region.background,
+        min_diameter_um=settings.min_diameter_um, min_od=settings.candidate_min_od,
+    )
+    rows = region.window[0] + centres[:, 0] * grid + (grid - 1) / 2
+    cols = region.window[1] + centres[:, 1] * grid + (grid - 1) / 2
+    keep = _in_smear(region, rows, cols) if len(rows) else np.zeros(0, dtype=bool)
+    rows, cols = np.round(rows[keep]).astype(int), np.round(cols[keep]).astype(int)
+    half = int(math.ceil(settings.max_diameter_um / mpp))
+    crops = [slide.read_region(0, r - half, c - half, 2 * half + 1, 2 * half + 1) for r, c in zip(rows, cols, strict=True)]
+    name = resolve_segmenter(settings)
+    version = segmenter_version(name)
+    tables, masks, seen = [], [], []
+    results = segment_crops(crops, mpp, region.background, settings) if crops else []
+    for (r, c), crop, (cells, nuclei) in zip(zip(rows, cols, strict=True), crops, results, strict=True):
+        label = _select_instance(cells, (half, half), settings.min_diameter_um / 2 / mpp)
+        if not label:
+            continue
+        one = np.where(cells == label, 1, 0).astype(np.int32)
+        row = measure_cells(one, np.where(nuclei == label, 1, 0), crop, mpp, offset=(r - half, c - half),
+                            segmenter=name, segmenter_version=version)
+        cy, cx = float(row["row"].iloc[0]), float(row["col"].iloc[0])
+        if not region.owns(np.array([cy]), np.array([cx]))[0]:
+            continue
+        if any(math.hypot(cy - y, cx - x) < settings.min_diameter_um / 2 / mpp for y, x in seen):
+            continue  # the same cell reached from a second candidate (e.g. another lobe)
+        seen.append((cy, cx))
+        tables.append(row)
+        rr, cc = np.nonzero(one)
+        r_lo, c_lo = rr.min(), cc.min()
+        sl = (slice(r_lo, rr.max() + 1), slice(c_lo, cc.max() + 1))
+        masks.append(CellMask((int(r - half + r_lo), int(c - half + c_lo)), one[sl] > 0, nuclei[sl] == label))
+    if not tables:
+        return empty_cell_table(), []
+    out = pd.concat(tables, ignore_index=True)
+    out["id"] = np.arange(1, len(out) + 1, dtype=np.int64)
+    return out, masks
+
+
+def segment_region(slide, region: Region, settings: SegmentSettings | Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Find and segment the white cells owned by one region.
+
+    Parameters
+    ----------
+    slide
+        The :class:`hemascope.io.Slide` the region was planned on.
+    region
+        One of :func:`plan_regions`.
+    settings
+        :class:`SegmentSettings` or a mapping (e.g. ``{"segmenter": "classical"}``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`~hemascope.segment.table.CELL_COLUMNS`; cells whose centroid lies in the
+        region's core; ``id`` numbered 1..n within the region (renumber after concatenating, see
+        :func:`~hemascope.segment.table.concat_cell_tables`).
+    """
+    return segment_region_with_masks(slide, region, settings)[0]

@@ -1,0 +1,197 @@
+"""Where the smear is: a low-resolution smear-vs-glass mask, combined with an optional ROI polygon.
+
+The mask is computed on a thumbnail of about ``mask_mpp`` µm/px. Glass is bright; the smear is
+faintly to strongly stained; pen marks and the slide edge or label are far denser than any stained
+blood (or not stain-coloured at all) and are excluded, with a safety margin around them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import draw, filters, morphology, transform
+
+from hemascope.errors import InvalidInputError
+from hemascope.segment.stain import estimate_background, optical_density, total_density
+
+#: Mean OD (sum of channels) above which a low-resolution pixel is not smear but ink/edge/label.
+_INK_OD = 1.2
+#: Mean OD below which a low-resolution pixel is bare glass.
+_GLASS_OD = 0.04
+
+
+@dataclass(frozen=True)
+class SmearMask:
+    """A boolean mask over the slide at reduced resolution.
+
+    Attributes
+    ----------
+    mask
+        ``(rows, cols)`` bool, True where white cells may be searched.
+    downsample
+        Level-0 pixels per mask pixel.
+    background
+        Glass colour (RGB) measured on the thumbnail.
+    """
+
+    mask: np.ndarray
+    downsample: float
+    background: tuple[float, float, float]
+
+    def covers(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Whether level-0 points ``(rows, cols)`` lie inside the mask."""
+        r = np.clip((np.asarray(rows) / self.downsample).astype(int), 0, self.mask.shape[0] - 1)
+        c = np.clip((np.asarray(cols) / self.downsample).astype(int), 0, self.mask.shape[1] - 1)
+        return self.mask[r, c]
+
+    def any_in(self, box: tuple[int, int, int, int]) -> bool:
+        """Whether any mask pixel falls inside the level-0 box ``(row0, col0, row1, col1)``."""
+        r0, c0, r1, c1 = (int(v / self.downsample) for v in box)
+        return bool(self.mask[r0 : max(r1, r0 + 1), c0 : max(c1, c0 + 1)].any())
+
+
+def smear_mask_from_thumbnail(thumbnail: np.ndarray, mpp: float | None) -> np.ndarray:
+    """Smear-vs-glass mask of a thumbnail, without pen marks and slide edges.
+
+    Parameters
+    ----------
+    thumbnail
+        ``(rows, cols, 3)`` uint8 RGB at low resolution.
+    mpp
+        Its µm/px (``None``: sizes are taken relative to the thumbnail).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(rows, cols)`` bool.
+    """
+    background = estimate_background(thumbnail)
+    od = optical_density(thumbnail, background)
+    scale = mpp if mpp else 8.0
+    smooth = max(24.0 / scale, 1.0)  # ~ three red cells
+    density = filters.gaussian(total_density(od), sigma=smooth)
+    ink = filters.gaussian(total_density(od), sigma=max(smooth / 3, 0.5)) > _INK_OD
+    # Ink that is not Romanowsky-coloured: green/black pens absorb red and blue alike (no red window).
+    neutral = (od[..., 1] < 0.6 * od[..., 0]) & (od.sum(axis=-1) > 0.6)
+    ink |= ndi.binary_opening(neutral, iterations=1)
+    ink = morphology.dilation(ink, morphology.disk(max(int(round(40.0 / scale)), 1)))
+    smear = (density > _GLASS_OD) & ~ink
+    smear = morphology.remove_small_objects(smear, max_size=max(int((100.0 / scale) ** 2), 4))
+    return ndi.binary_fill_holes(smear) & ~ink
+
+
+def roi_mask(roi_um: np.ndarray | list, shape: tuple[int, int], um_per_px: float) -> np.ndarray:
+    """Rasterise a polygon given in µm ``(y, x)`` = ``(row, col)`` onto a grid of ``um_per_px``.
+
+    Parameters
+    ----------
+    roi_um
+        ``(n, 2)`` vertices in µm, ``n >= 3``.
+    shape
+        Grid ``(rows, cols)``.
+    um_per_px
+        µm per grid pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(rows, cols)`` bool.
+
+    Raises
+    ------
+    InvalidInputError
+        For a malformed polygon or one that does not overlap the slide.
+    """
+    poly = np.asarray(roi_um, dtype=float)
+    if poly.ndim != 2 or poly.shape[1] != 2 or poly.shape[0] < 3 or not np.isfinite(poly).all():
+        raise InvalidInputError(f"ROI must be a polygon of at least 3 (y, x) µm vertices, got shape {poly.shape}")
+    mask = draw.polygon2mask(shape, poly / um_per_px)
+    if not mask.any():
+        rows, cols = shape
+        raise InvalidInputError(
+            f"the ROI (y {poly[:, 0].min():.0f}..{poly[:, 0].max():.0f} µm, "
+            f"x {poly[:, 1].min():.0f}..{poly[:, 1].max():.0f} µm) lies outside the slide "
+            f"({rows * um_per_px:.0f} x {cols * um_per_px:.0f} µm)"
+        )
+    return mask
+
+
+def low_resolution(slide, target_mpp: float | None, max_side: int = 4096) -> tuple[np.ndarray, float]:
+    """A low-resolution RGB copy of a slide, read level by level in bounded memory.
+
+    Parameters
+    ----------
+    slide
+        A :class:`hemascope.io.Slide`.
+    target_mpp
+        Wanted µm/px (``None``: the longer side becomes ``max_side``).
+    max_side
+        Upper bound of the longer side.
+
+    Returns
+    -------
+    image, downsample
+        ``(rows, cols, 3)`` uint8 and its level-0 pixels per pixel.
+    """
+    rows0, cols0 = slide.shape
+    want = max(rows0, cols0) / max_side
+    if target_mpp and slide.mpp:
+        want = max(want, target_mpp / slide.mpp)
+    want = max(want, 1.0)
+    level = 0
+    for i, d in enumerate(slide.downsamples):
+        if d <= want * 1.0001:
+            level = i
+    arr = slide.levels[level]
+    factor = max(int(want / slide.downsamples[level]), 1)
+    if factor > 1:
+        import dask.array as da
+
+        rows, cols = (arr.shape[0] // factor) * factor, (arr.shape[1] // factor) * factor
+        if rows == 0 or cols == 0:
+            factor = 1
+        else:
+            arr = da.coarsen(np.mean, arr[:rows, :cols, :3], {0: factor, 1: factor}, trim_excess=True)
+    image = np.asarray(arr.compute() if hasattr(arr, "compute") else arr)
+    image = np.clip(np.round(image), 0, 255).astype(np.uint8)[..., :3]
+    return image, slide.downsamples[level] * factor
+
+
+def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
+    """The smear mask of a slide, optionally restricted to an ROI polygon in µm.
+
+    Parameters
+    ----------
+    slide
+        A :class:`hemascope.io.Slide` (its ``mpp`` may be ``None`` when no ROI is given).
+    roi_um
+        Optional ``(n, 2)`` polygon, ``(y, x)`` µm.
+    mask_mpp
+        µm/px of the mask.
+
+    Returns
+    -------
+    SmearMask
+        The mask, its downsample and the glass colour.
+
+    Raises
+    ------
+    InvalidInputError
+        If an ROI is given without µm/px, or lies outside the slide.
+    """
+    thumb, downsample = low_resolution(slide, mask_mpp)
+    mpp = slide.mpp * downsample if slide.mpp else None
+    mask = smear_mask_from_thumbnail(thumb, mpp)
+    if roi_um is not None:
+        if mpp is None:
+            raise InvalidInputError("an ROI in µm needs the slide's µm/px (pass mpp)")
+        mask &= roi_mask(roi_um, mask.shape, mpp)
+    bg = estimate_background(thumb)
+    return SmearMask(mask=mask, downsample=float(downsample), background=tuple(float(v) for v in bg))
+
+
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a boolean mask to ``shape``."""
+    return transform.resize(mask, shape, order=0, preserve_range=True, anti_aliasing=False).astype(bool)
