@@ -39,8 +39,8 @@ def main() -> None:
     slide = slide_from_array(image, mpp=0.25)
     cells = pd.DataFrame(
         {
-            "centroid_row": rng.uniform(0, 4096, args.cells),
-            "centroid_col": rng.uniform(0, 4096, args.cells),
+            "row": rng.uniform(0, 4096, args.cells),
+            "col": rng.uniform(0, 4096, args.cells),
         }
     )
     loaded = load_model(args.model, device=resolve_device(args.device))

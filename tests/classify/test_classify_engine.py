@@ -51,7 +51,7 @@ def test_predict_cells_batches_tta_embeddings_progress(tiny_model):
         img[r - 6 : r + 6, c - 6 : c + 6] = (120, 40, 160)
     slide = slide_from_array(img, mpp=0.5)
     cells = pd.DataFrame(
-        {"centroid_row": [r for r, _ in centres], "centroid_col": [c for _, c in centres]},
+        {"row": [r for r, _ in centres], "col": [c for _, c in centres]},
         index=[10, 11, 12, 13, 14],
     )
     calls = []
@@ -81,7 +81,7 @@ def test_predict_cells_cancel_and_bad_table(tiny_model):
     slide = slide_from_array(np.full((64, 64, 3), 255, np.uint8), mpp=1.0)
     cancel = threading.Event()
     cancel.set()
-    cells = pd.DataFrame({"centroid_row": [10.0] * 4, "centroid_col": [10.0] * 4})
+    cells = pd.DataFrame({"row": [10.0] * 4, "col": [10.0] * 4})
     with pytest.raises(Cancelled):
         predict_cells(slide, cells, tiny_model, device="cpu", cancel=cancel)
     with pytest.raises(InvalidInputError, match="centroid"):

@@ -21,16 +21,14 @@ import torch
 
 from hemascope.classify.calibration import calibrated_probabilities
 from hemascope.classify.crops import crops_to_tensor, slide_crop
+from hemascope.classify.images import load_cell_crops
 from hemascope.errors import InvalidInputError
 from hemascope.io import Slide
 from hemascope.models import LoadedModel, load_model
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 
-#: Accepted names of the level-0 centroid columns of a cell table, in order of preference.
-CENTROID_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("centroid_row", "centroid_col"),
-    ("row", "col"),
-)
+#: Level-0 centroid columns of a cell table (as in :data:`hemascope.segment.CELL_COLUMNS`).
+CENTROID_COLUMNS: tuple[str, str] = ("row", "col")
 
 
 @dataclass
@@ -214,11 +212,12 @@ def probabilities_table(
 
 
 def _centroids(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    for rcol, ccol in CENTROID_COLUMNS:
-        if rcol in cells.columns and ccol in cells.columns:
-            return cells[rcol].to_numpy(float), cells[ccol].to_numpy(float)
-    names = " or ".join(f"{r}/{c}" for r, c in CENTROID_COLUMNS)
-    raise InvalidInputError(f"cell table needs centroid columns {names} (level-0 px)")
+    rcol, ccol = CENTROID_COLUMNS
+    if rcol not in cells.columns or ccol not in cells.columns:
+        raise InvalidInputError(
+            f"cell table needs centroid columns {rcol!r} and {ccol!r} (level-0 px)"
+        )
+    return cells[rcol].to_numpy(float), cells[ccol].to_numpy(float)
 
 
 def predict_cells(
@@ -244,7 +243,7 @@ def predict_cells(
     slide
         The slide (with known µm/px).
     cells
-        The cell table; needs level-0 centroid columns (see :data:`CENTROID_COLUMNS`).
+        The cell table; needs level-0 centroid columns ``row``/``col`` (the segmentation table).
     model
         Registry name, path/URL, or an already loaded model.
     device
@@ -332,8 +331,6 @@ def classify_images(
         ``table`` with columns ``path`` (``"<array i>"`` for arrays), ``mpp``, ``class``,
         ``confidence`` and ``prob_<class>``; ``failed`` as ``(path, reason)`` pairs.
     """
-    from hemascope.classify.images import load_cell_crops
-
     if len(images_or_paths) == 0:
         raise InvalidInputError("no images to classify")
     loaded = _as_loaded(model, resolve_device(device))
