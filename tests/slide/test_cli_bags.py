@@ -50,9 +50,47 @@ def bag_folders(tmp_path_factory):
     return root
 
 
-def test_train_then_predict(tmp_path, cell_model, bag_folders, capsys):
-    out = tmp_path / "model"
-    cache = tmp_path / "bags.npz"
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory, cell_model, bag_folders):
+    """`hemascope train bags` (mean pooling, all cells) on the cell folders."""
+    out = tmp_path_factory.mktemp("trained")
+    args = [
+        "train",
+        "bags",
+        "--labels",
+        str(bag_folders / "metadata.csv"),
+        "--cell-model",
+        str(cell_model),
+        "--mpp",
+        str(MPP),
+        "--instances",
+        "all",
+        "--method",
+        "mean",
+        "--name",
+        "demo-bags",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--hidden",
+        "16",
+        "--min-instances",
+        "3",
+        "--cache",
+        str(out / "bags.npz"),
+        "--out",
+        str(out),
+        "--quiet",
+        "--demo",
+    ]
+    assert main(args) == 0
+    return out, args
+
+
+def test_train_then_predict(tmp_path, cell_model, bag_folders, trained_dir, capsys):
+    out, args = trained_dir
+    cache = out / "bags.npz"
     args = [
         "train",
         "bags",
@@ -176,3 +214,45 @@ def test_wrong_cell_model_is_refused(tmp_path, cell_model, trained_attention, ca
         ]
     )
     assert code == 2 and "trained on embeddings of cell model" in capsys.readouterr().err
+
+
+def test_predict_field_image_and_saved_analysis(tmp_path, cell_model, trained_dir):
+    """Layouts (b) a field image (cells found first) and (c) a saved analysis."""
+    from hemascope.classify import predict_cells
+    from hemascope.io import slide_from_array
+    from hemascope.results import SlideResult
+    from hemascope.synthetic import SmearSpec, render_field
+
+    out, _ = trained_dir
+    image, _ = render_field(SmearSpec(size=(384, 384), seed=3, kind="marrow", subtype="NPM1"))
+    field = tmp_path / "field.png"
+    Image.fromarray(image).save(field)
+    slide = slide_from_array(image, mpp=MPP)
+    cells = pd.DataFrame({"row": [100.0, 200.0, 300.0], "col": [120.0, 220.0, 320.0]})
+    pred = predict_cells(slide, cells, str(cell_model), return_embeddings=True, device="cpu")
+    analysis = tmp_path / "analysis"
+    SlideResult(
+        cells=pd.concat([cells, pred.table], axis=1), embeddings=pred.embeddings, slide={"mpp": MPP}
+    ).save(analysis)
+    csv = tmp_path / "out.csv"
+    code = main(
+        [
+            "predict-bags",
+            str(field),
+            str(analysis),
+            "--model",
+            str(out / "demo-bags.json"),
+            "--cell-model",
+            str(cell_model),
+            "--mpp",
+            str(MPP),
+            "--out",
+            str(csv),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    image_row, analysis_row = pd.read_csv(csv).to_dict(orient="records")
+    assert image_row["n_cells"] >= 3, image_row["reason"]
+    assert not image_row["abstained"] and image_row["predicted"] in {"lymph", "neut"}
+    assert analysis_row["n_cells"] == 3 and not analysis_row["abstained"]
