@@ -104,10 +104,9 @@ def class_colors(classes: Sequence[str] | pd.Series, alpha: float = 1.0) -> np.n
     numpy.ndarray
         ``float32`` array of shape ``(len(classes), 4)``.
     """
-    names = np.asarray(pd.Series(classes, dtype="object").fillna("unclassified").astype(str))
-    uniques, inverse = np.unique(names, return_inverse=True)
-    table = np.array([class_rgba(u, alpha) for u in uniques], dtype=np.float32).reshape(-1, 4)
-    return table[inverse.reshape(-1)] if len(names) else np.zeros((0, 4), np.float32)
+    codes, uniques = pd.factorize(pd.Series(classes, dtype="object").fillna("unclassified"))
+    table = np.array([class_rgba(str(u), alpha) for u in uniques], dtype=np.float32).reshape(-1, 4)
+    return table[codes] if len(codes) else np.zeros((0, 4), np.float32)
 
 
 def cell_diameters_um(cells: pd.DataFrame) -> np.ndarray:

@@ -99,7 +99,7 @@ class ReportWidget(QWidget):
 
     def set_result(self, result: Any) -> None:
         """Show the report of a :class:`~hemascope.results.SlideResult`."""
-        from hemascope.export.report import _models_line, _plot_differential, _plot_subtype
+        from hemascope.export.report import models_caption, plot_differential, plot_subtype
 
         self.result = result
         diff = result.differential or {}
@@ -111,7 +111,7 @@ class ReportWidget(QWidget):
             text += f" — {diff.get('reason') or 'too few cells'}"
         self.blast.setText(text)
         self.subtype.setText(subtype_summary(result.subtype))
-        self.models.setText(_models_line(result))
+        self.models.setText(models_caption(result))
         rows = differential_rows(diff)
         self.table.setRowCount(len(rows))
         for i, (cls, count, pct, interval) in enumerate(rows):
@@ -124,7 +124,7 @@ class ReportWidget(QWidget):
         self.table.resizeColumnsToContents()
         self.figure.clear()
         top, bottom = self.figure.subplots(2, 1)
-        _plot_differential(top, diff)
-        _plot_subtype(bottom, result.subtype)
+        plot_differential(top, diff)
+        plot_subtype(bottom, result.subtype)
         self.figure.tight_layout()
         self.canvas.draw_idle()
