@@ -195,7 +195,7 @@ def draw_cell(plan: CellPlan, mpp: float, palette: Palette) -> Sprite:
     """
     m = plan.morphology
     rng = np.random.default_rng(plan.seed)
-    half = int(math.ceil(max(plan.extent_um()) / mpp)) + 2
+    half = int(math.ceil(max(plan.extents) / mpp)) + 2
     grid, origin = shapes.local_grid((plan.y_um, plan.x_um), half, mpp)
     body = shapes.soft(
         shapes.blob(grid, (0.0, 0.0), plan.radius, plan.aspect, plan.angle, plan.harmonics), mpp

@@ -217,16 +217,18 @@ class SmearLayout:
 
     def _near_wbc(self, bi: int, bj: int, yx: np.ndarray, pad_um: float) -> np.ndarray:
         """Mask of points of block ``(bi, bj)`` within a white-cell radius + ``pad_um``."""
-        near = np.zeros(len(yx), dtype=bool)
-        if len(yx) == 0:
-            return near
-        for di in (-1, 0, 1):
-            for dj in (-1, 0, 1):
-                if 0 <= bi + di < self.n_block_rows and 0 <= bj + dj < self.n_block_cols:
-                    for plan in self.wbcs(bi + di, bj + dj)[0]:
-                        r = plan.radius + pad_um
-                        near |= (yx[:, 0] - plan.y_um) ** 2 + (yx[:, 1] - plan.x_um) ** 2 < r * r
-        return near
+        plans = [
+            plan
+            for di in (-1, 0, 1)
+            for dj in (-1, 0, 1)
+            if 0 <= bi + di < self.n_block_rows and 0 <= bj + dj < self.n_block_cols
+            for plan in self.wbcs(bi + di, bj + dj)[0]
+        ]
+        if len(yx) == 0 or not plans:
+            return np.zeros(len(yx), dtype=bool)
+        cy, cx, r = np.array([(p.y_um, p.x_um, p.radius + pad_um) for p in plans]).T
+        d2 = (yx[:, 0, None] - cy[None, :]) ** 2 + (yx[:, 1, None] - cx[None, :]) ** 2
+        return (d2 < r[None, :] ** 2).any(axis=1)
 
     def block(self, bi: int, bj: int) -> BlockCells:
         """All cells of block ``(bi, bj)`` (cached)."""

@@ -26,6 +26,7 @@ cytoplasm, a perinuclear hof and single long, slender Auer rods.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -79,7 +80,7 @@ MORPHOLOGY: dict[tuple[str, str], dict] = {
                                    granule_density=1.0, granule_um=0.45, granule_peak=0.6),
     ("basophil", ""): _m(diameter=(11.5, 1.0), nucleus="bilobed", nc=0.35, chromatin_density=1.6,
                          cyto="cyto_basophil", granules="gran_basophil", granule_density=0.9,
-                         granule_um=0.45, granule_peak=0.8, granules_over_nucleus=True),
+                         granule_um=0.45, granule_peak=0.6, granules_over_nucleus=True),
     ("ig", "promyelocyte"): _m(diameter=(18.0, 2.2), nc=0.5, nuc_offset=0.22,
                                chromatin="chromatin_fine", chromatin_density=1.7, clump_um=0.6,
                                clump_contrast=0.2, nucleoli=(1, 2), cyto="cyto_promyelocyte",
@@ -112,7 +113,7 @@ MORPHOLOGY: dict[tuple[str, str], dict] = {
                                                 clump_um=0.5, clump_contrast=0.15,
                                                 cyto="cyto_promyelocyte",
                                                 granules="gran_azurophilic", granule_density=1.8,
-                                                granule_um=0.35, granule_peak=0.5,
+                                                granule_um=0.35, granule_peak=0.38,
                                                 granules_over_nucleus=True, auer="bundle",
                                                 auer_prob=0.45),
     ("blast", "cuplike"): _m(diameter=(15.0, 1.8), nucleus="cup", nc=0.7, nuc_offset=0.05,
@@ -201,8 +202,9 @@ class CellPlan:
         """The :data:`MORPHOLOGY` entry of this cell type."""
         return MORPHOLOGY[(self.cls, self.subclass)]
 
-    def extent_um(self) -> tuple[float, float, float, float]:
-        """Tight body extents ``(up, down, left, right)`` in µm from the centre."""
+    @cached_property
+    def extents(self) -> tuple[float, float, float, float]:
+        """Tight body extents ``(up, down, left, right)`` in µm from the centre (cached)."""
         theta = np.linspace(0, 2 * np.pi, 256, endpoint=False)
         from hemascope.synthetic.shapes import polar_radius
 

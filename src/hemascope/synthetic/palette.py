@@ -18,24 +18,24 @@ from hemascope.synthetic.spec import DomainShift
 #: Colour (RGB on white light) of one unit of each stained structure, after a May–Grünwald–Giemsa
 #: stain as seen in the CellaVision images of normal blood (Acevedo et al. 2020).
 STAIN_RGB: dict[str, tuple[int, int, int]] = {
-    "rbc": (232, 180, 178),  # haemoglobin, pink-salmon
+    "rbc": (226, 180, 186),  # haemoglobin, mauve-pink
     "platelet": (160, 112, 182),  # purple granulomere
     "platelet_rim": (214, 200, 226),  # pale hyalomere
-    "chromatin": (112, 66, 150),  # purple nucleus (condensed chromatin is drawn denser)
-    "chromatin_fine": (150, 112, 186),  # open, lacy chromatin of blasts and monocytes
+    "chromatin": (160, 124, 190),  # purple nucleus (condensed chromatin is drawn denser)
+    "chromatin_fine": (168, 138, 200),  # open, lacy chromatin of blasts and monocytes
     "nucleolus": (184, 170, 210),  # pale blue-grey nucleoli
     "cyto_neutrophil": (232, 210, 216),  # pale pink-lilac
     "cyto_lymphocyte": (172, 182, 228),  # sky blue
     "cyto_monocyte": (198, 188, 218),  # grey-blue ground glass
     "cyto_eosinophil": (234, 214, 206),
     "cyto_basophil": (214, 196, 220),
-    "cyto_blast": (150, 160, 218),  # deep basophilic blue
+    "cyto_blast": (158, 170, 224),  # deep basophilic blue
     "cyto_promyelocyte": (170, 168, 220),
     "cyto_myelocyte": (222, 196, 208),  # pinkish, secondary granules
     "cyto_erythroblast": (176, 166, 204),  # polychromatic grey-blue
     "cyto_orthochromatic": (214, 170, 172),  # haemoglobinised
     "gran_neutrophil": (196, 150, 186),  # fine lilac
-    "gran_eosinophil": (228, 116, 84),  # orange-red, refractile
+    "gran_eosinophil": (234, 150, 120),  # orange-red, refractile
     "gran_eosinophil_dark": (96, 50, 120),  # inv(16) abnormal eosinophil granules
     "gran_basophil": (58, 30, 92),  # dark purple-black
     "gran_azurophilic": (118, 48, 128),  # primary (azurophilic) granules, reddish purple

@@ -47,7 +47,7 @@ def rbc_bank(n: int, mpp: float, seed: int) -> np.ndarray:
             ),
             mpp,
         )
-        pallor = rng.uniform(0.45, 0.7) * np.exp(-((r / (radius * rng.uniform(0.42, 0.55))) ** 2))
+        pallor = rng.uniform(0.5, 0.75) * np.exp(-((r / (radius * rng.uniform(0.48, 0.6))) ** 2))
         rim = 1.0 + 0.12 * np.exp(-(((r - 0.8 * radius) / (0.18 * radius)) ** 2))
         out[v] = body * (1.0 - pallor) * rim * rng.uniform(0.85, 1.05)
     return out
@@ -123,7 +123,9 @@ def finish(
         intensity = intensity[pad:-pad, pad:-pad]
     if shift.noise > 0:
         intensity = intensity + shift.noise * hash_noise(rows, cols, seed)
-    return np.clip(intensity + 0.5, 0, 255).astype(np.uint8)
+    intensity += np.float32(0.5)
+    np.clip(intensity, 0, 255, out=intensity)
+    return intensity.astype(np.uint8)
 
 
 class SmearRenderer:
@@ -168,25 +170,31 @@ class SmearRenderer:
         """Sum bank sprites (``(V, S, S, ...)``) centred at integer pixels into a ``shape`` image."""
         h, w = shape
         extra = bank.shape[3:]
-        out_shape = (h * w,) + extra
-        if len(variants) == 0:
-            return np.zeros(shape + extra, dtype=np.float32)
         s = bank.shape[1]
         half = s // 2
+        near = (
+            (centers[:, 0] >= -half)
+            & (centers[:, 0] < h + half)
+            & (centers[:, 1] >= -half)
+            & (centers[:, 1] < w + half)
+        )
+        centers, variants = centers[near], variants[near]
+        # draw into a canvas padded by 2 * half so that no index falls outside it
+        pad = 2 * half
+        h2, w2 = h + 2 * pad, w + 2 * pad
         off = np.arange(-half, half + 1)
-        rr = (centers[:, 0, None] + off[None, :])[:, :, None]  # (N, S, 1)
-        cc = (centers[:, 1, None] + off[None, :])[:, None, :]  # (N, 1, S)
-        valid = (rr >= 0) & (rr < h) & (cc >= 0) & (cc < w)
-        flat = (rr * w + cc)[valid]
-        vals = bank[variants][valid]
+        offsets = (off[:, None] * w2 + off[None, :]).ravel()
+        base = (centers[:, 0] + pad) * w2 + (centers[:, 1] + pad)
+        flat = (base[:, None] + offsets[None, :]).ravel()
+        vals = bank.reshape((bank.shape[0], s * s) + extra)[variants].reshape((-1,) + extra)
         if not extra:
-            return (
-                np.bincount(flat, weights=vals, minlength=h * w).astype(np.float32).reshape(shape)
-            )
-        out = np.empty(out_shape, dtype=np.float32)
+            canvas = np.bincount(flat, weights=vals, minlength=h2 * w2).reshape(h2, w2)
+            return canvas[pad : pad + h, pad : pad + w].astype(np.float32)
+        out = np.empty(shape + extra, dtype=np.float32)
         for k in range(extra[0]):
-            out[:, k] = np.bincount(flat, weights=vals[:, k], minlength=h * w)
-        return out.reshape(shape + extra)
+            canvas = np.bincount(flat, weights=vals[:, k], minlength=h2 * w2).reshape(h2, w2)
+            out[..., k] = canvas[pad : pad + h, pad : pad + w]
+        return out
 
     def render(
         self, row: int, col: int, height: int, width: int, *, labels: bool = False
@@ -224,13 +232,17 @@ class SmearRenderer:
         od = rbc[..., None] * self.palette["rbc"]
         plt_c_all = np.concatenate(plt_c) - origin
         plt_v_all = np.concatenate(plt_v)
-        od += self._stamp(self._plt_od, plt_v_all, plt_c_all, (h, w))
+        self._paste_platelets(od, plt_v_all, plt_c_all)
         cell_lab = nuc_lab = None
         if labels:
             cell_lab = np.zeros((h, w), dtype=np.int32)
             nuc_lab = np.zeros((h, w), dtype=np.int32)
             self._paste_platelet_labels(cell_lab, plt_v_all, plt_c_all, np.concatenate(plt_ids))
+        y0, y1, x0, x1 = r0 * mpp, (r0 + h) * mpp, c0 * mpp, (c0 + w) * mpp
         for cell_id, plan in wbcs:
+            reach = plan.radius * plan.aspect * 1.3 + 2 * mpp
+            if not (y0 - reach < plan.y_um < y1 + reach and x0 - reach < plan.x_um < x1 + reach):
+                continue  # cannot touch the region: do not draw it
             s = self.sprite(cell_id, plan)
             sr, sc = s.origin[0] - r0, s.origin[1] - c0
             n = s.cell.shape[0]
@@ -247,11 +259,25 @@ class SmearRenderer:
         od += self.palette.glass
         rows = np.arange(row, row + height)
         cols = np.arange(col, col + width)
-        inten = np.exp(-od) * np.float32(255.0)
-        image = finish(inten, self.spec.shift, mpp, p, rows, cols, self.spec.seed)
+        np.negative(od, out=od)
+        np.exp(od, out=od)
+        od *= np.float32(255.0)
+        image = finish(od, self.spec.shift, mpp, p, rows, cols, self.spec.seed)
         if labels and p:
             cell_lab, nuc_lab = cell_lab[p:-p, p:-p], nuc_lab[p:-p, p:-p]
         return Region(image=image, cell_labels=cell_lab, nucleus_labels=nuc_lab)
+
+    def _paste_platelets(self, od: np.ndarray, variants: np.ndarray, centers: np.ndarray) -> None:
+        """Add the OD of platelets centred at ``centers`` (region pixels) into ``od``."""
+        h, w = od.shape[:2]
+        half = self._plt_cell.shape[1] // 2
+        for v, (cr, cc) in zip(variants.tolist(), centers.tolist(), strict=True):
+            a0, b0 = max(cr - half, 0), max(cc - half, 0)
+            a1, b1 = min(cr + half + 1, h), min(cc + half + 1, w)
+            if a0 >= a1 or b0 >= b1:
+                continue
+            ra, ca = a0 - (cr - half), b0 - (cc - half)
+            od[a0:a1, b0:b1] += self._plt_od[v, ra : ra + (a1 - a0), ca : ca + (b1 - b0)]
 
     def _paste_platelet_labels(
         self, lab: np.ndarray, variants: np.ndarray, centers: np.ndarray, ids: np.ndarray

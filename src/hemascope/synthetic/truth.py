@@ -174,7 +174,7 @@ def iter_truth_rows(renderer: Any) -> Iterator[pd.DataFrame]:
                 r, c = plan.y_um / mpp, plan.x_um / mpp
                 if not (0 <= round(r) < rows_max and 0 <= round(c) < cols_max):
                     continue
-                up, down, left, right = plan.extent_um()
+                up, down, left, right = plan.extents
                 recs.append(
                     (
                         cid,
