@@ -114,3 +114,29 @@ def test_summarize_runs_models_side_by_side(trained_attention):
     assert only_counts.subtypes == [] and calls == [(1, 1)]
     with pytest.raises(InvalidInputError):
         summarize(pd.DataFrame({"x": [1]}))
+
+
+def test_default_models_are_lenient(trained_attention, tmp_path, monkeypatch):
+    """models=None runs the installed defaults; one built on another cell model abstains."""
+    import shutil
+
+    import hemascope.slide.bag_model as bag_model_module
+    from hemascope.slide.summary import DEFAULT_BAG_MODELS
+
+    path, _ = trained_attention
+    card = json.loads(path.read_text())
+    card["name"] = DEFAULT_BAG_MODELS[0]
+    card["weights"] = f"{card['name']}.safetensors"
+    shutil.copy(path.with_suffix(".safetensors"), tmp_path / card["weights"])
+    (tmp_path / f"{card['name']}.json").write_text(json.dumps(card))
+    monkeypatch.setattr(bag_model_module, "WEIGHTS_DIR", tmp_path)
+    table, emb = _slide(0, 40, 20)
+    summary = summarize(table, emb)
+    assert [s.model for s in summary.subtypes] == [DEFAULT_BAG_MODELS[0]]
+    assert not summary.subtype.abstained
+    other = np.zeros((len(table), DIM + 3), np.float32)
+    lenient = summarize(table, other)
+    assert lenient.subtype.abstained and "not applicable" in lenient.subtype.reason
+    assert summarize(table, other, models=DEFAULT_BAG_MODELS).subtype.abstained
+    with pytest.raises(InvalidInputError):
+        summarize(table, other, models=[DEFAULT_BAG_MODELS[0]])

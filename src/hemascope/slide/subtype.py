@@ -16,7 +16,7 @@ import pandas as pd
 from hemascope.classes import RESEARCH_USE_ONLY
 from hemascope.errors import InvalidInputError
 from hemascope.slide.bag import check_embeddings, check_single_scale, select_instances
-from hemascope.slide.bag_model import BagModel, load_bag_model
+from hemascope.slide.bag_model import BagModel, BagModelCard, load_bag_model
 
 DEFAULT_TOP_K = 8
 
@@ -100,6 +100,60 @@ class SubtypePrediction:
         }
 
 
+def _common(
+    card: BagModelCard, cells_table: pd.DataFrame, n_instances: int, min_instances: int
+) -> dict:
+    return {
+        "model": card.name,
+        "version": card.version,
+        "demo": card.demo,
+        "classes": list(card.classes),
+        "n_cells": len(cells_table),
+        "n_instances": int(n_instances),
+        "min_instances": int(min_instances),
+        "instances": card.instances,
+        "caption": card.caption,
+    }
+
+
+def abstention(
+    card: BagModelCard,
+    cells_table: pd.DataFrame,
+    reason: str,
+    *,
+    n_instances: int = 0,
+    min_instances: int | None = None,
+) -> SubtypePrediction:
+    """An explicit abstention of the bag model ``card`` on a slide, with its reason.
+
+    Parameters
+    ----------
+    card : BagModelCard
+        The bag model that abstains.
+    cells_table : pandas.DataFrame
+        The slide's cells (for the counts).
+    reason : str
+        Why (e.g. "too few blasts: 3 in the bag, at least 10 needed").
+    n_instances : int, optional
+        Cells in the bag.
+    min_instances : int, optional
+        Threshold applied (default: the card's).
+
+    Returns
+    -------
+    SubtypePrediction
+        ``abstained=True``, ``label=None``, NaN probabilities.
+    """
+    threshold = card.min_instances if min_instances is None else min_instances
+    return SubtypePrediction(
+        probabilities={c: float("nan") for c in card.classes},
+        label=None,
+        abstained=True,
+        reason=reason,
+        **_common(card, cells_table, n_instances, threshold),
+    )
+
+
 def predict_subtype(
     cells_table: pd.DataFrame,
     embeddings: np.ndarray,
@@ -150,30 +204,19 @@ def predict_subtype(
         raise InvalidInputError(f"min_blasts must be >= 1, got {threshold}")
     positions = select_instances(cells_table, card.instances)
     noun = "blasts" if card.instances == "blast" else "cells"
-    common = {
-        "model": card.name,
-        "version": card.version,
-        "demo": card.demo,
-        "classes": list(card.classes),
-        "n_cells": len(cells_table),
-        "n_instances": int(positions.size),
-        "min_instances": threshold,
-        "instances": card.instances,
-        "caption": card.caption,
-    }
-    nan_probs = {c: float("nan") for c in card.classes}
     if positions.size < threshold:
         reason = f"too few {noun}: {positions.size} in the bag, at least {threshold} needed"
-        return SubtypePrediction(
-            probabilities=nan_probs, label=None, abstained=True, reason=reason, **common
+        return abstention(
+            card, cells_table, reason, n_instances=positions.size, min_instances=threshold
         )
     probs, weights = bag_model.predict(features[positions])
     best = int(np.argmax(probs))
     if probs[best] < min_confidence:
         reason = f"low confidence: top probability {probs[best]:.2f} < {min_confidence:.2f}"
-        return SubtypePrediction(
-            probabilities=nan_probs, label=None, abstained=True, reason=reason, **common
+        return abstention(
+            card, cells_table, reason, n_instances=positions.size, min_instances=threshold
         )
+    common = _common(card, cells_table, positions.size, threshold)
     order = np.argsort(-weights[:, best], kind="stable")[: max(0, top_k)]
     rows = positions[order]
     ids = (

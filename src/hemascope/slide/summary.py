@@ -11,8 +11,9 @@ import pandas as pd
 from hemascope.classes import RESEARCH_USE_ONLY
 from hemascope.errors import InvalidInputError
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
+from hemascope.slide.bag_model import list_bag_models, load_bag_model
 from hemascope.slide.differential import DEFAULT_MIN_CELLS, DifferentialCount, differential_count
-from hemascope.slide.subtype import SubtypePrediction, predict_subtype
+from hemascope.slide.subtype import SubtypePrediction, abstention, predict_subtype
 
 #: Bag models run by default, side by side: gated attention MIL first, mean pooling beside it.
 DEFAULT_BAG_MODELS: tuple[str, ...] = ("aml-subtype-demo", "aml-subtype-demo-mean")
@@ -54,7 +55,7 @@ def summarize(
     cells_table: pd.DataFrame,
     embeddings: np.ndarray | None = None,
     *,
-    models: Sequence[str] = DEFAULT_BAG_MODELS,
+    models: Sequence[str] | None = None,
     min_cells: int = DEFAULT_MIN_CELLS,
     min_blasts: int | None = None,
     progress: ProgressCallback | None = None,
@@ -69,7 +70,10 @@ def summarize(
     embeddings : numpy.ndarray, optional
         ``(n_cells, D)`` cell embeddings; without them no subtype is predicted.
     models : sequence of str, optional
-        Bag models to run side by side (names or card paths); empty for none.
+        Bag models to run side by side (names or card paths); empty for none. ``None`` (or
+        exactly :data:`DEFAULT_BAG_MODELS`) runs the default models that are installed, and a
+        default model trained on another cell model's embeddings abstains (with the reason)
+        instead of raising; other names must exist and fit the embeddings.
     min_cells : int, optional
         Minimum-cell rule of the differential count.
     min_blasts : int, optional
@@ -90,6 +94,10 @@ def summarize(
     """
     if not isinstance(cells_table, pd.DataFrame) or "class" not in cells_table.columns:
         raise InvalidInputError("summarize needs a cell table with a 'class' column")
+    lenient = models is None or tuple(models) == DEFAULT_BAG_MODELS
+    if lenient:
+        installed = set(list_bag_models())
+        models = [name for name in DEFAULT_BAG_MODELS if name in installed]
     model_list = list(models) if embeddings is not None else []
     total = 1 + len(model_list)
     differential = differential_count(cells_table["class"].astype(str), min_cells=min_cells)
@@ -97,6 +105,17 @@ def summarize(
     subtypes = []
     for i, name in enumerate(model_list, start=2):
         check_cancelled(cancel)
-        subtypes.append(predict_subtype(cells_table, embeddings, name, min_blasts=min_blasts))
+        bag_model = load_bag_model(name)
+        width = np.shape(embeddings)[1] if np.ndim(embeddings) == 2 else None
+        if lenient and width != bag_model.card.embedding_dim:
+            reason = (
+                f"not applicable: {name} needs embeddings of cell model "
+                f"{bag_model.card.embedding_model!r} ({bag_model.card.embedding_dim} features)"
+            )
+            subtypes.append(abstention(bag_model.card, cells_table, reason))
+        else:
+            subtypes.append(
+                predict_subtype(cells_table, embeddings, bag_model, min_blasts=min_blasts)
+            )
         report(progress, i, total, f"bag model {name}")
     return SlideSummary(differential=differential, subtypes=subtypes)
