@@ -164,3 +164,39 @@ def test_openslide_backend_reads_aperio(tmp_path, image):
             0, 0, 0, *image.shape[:2]
         )
         assert np.abs(diff).mean() < 2  # same JPEG tiles, possibly different IDCT
+
+
+def test_aszarr_layouts_group_and_array(tmp_path, image):
+    """Levels tifffile's zarr store serves (planar RGB here): both store layouts open."""
+    from hemascope.io.read_tiff import _zarr_levels
+
+    planar = np.moveaxis(image, -1, 0)
+    path = tmp_path / "planar-pyramid.ome.tif"
+    opts = {
+        "photometric": "rgb",
+        "planarconfig": "separate",
+        "tile": (128, 128),
+        "compression": "zlib",
+    }
+    with tifffile.TiffWriter(path, ome=True) as tw:
+        tw.write(
+            planar,
+            subifds=2,
+            metadata={"axes": "SYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5},
+            **opts,
+        )
+        level = image
+        for _ in range(2):
+            level = downsample2(level)
+            tw.write(np.moveaxis(level, -1, 0), subfiletype=1, metadata=None, **opts)
+    with tifffile.TiffFile(path) as tif:
+        assert len(_zarr_levels(tif.series[0])) == 3  # multiscales group
+    with open_slide(path) as slide:
+        assert slide.metadata["pyramid"] == "file" and slide.n_levels == 3 and slide.mpp == 0.5
+        assert slide._region_readers[0] is None  # served by the zarr store, not the tile reader
+        assert np.array_equal(slide.read_region(0, 0, 0, *image.shape[:2]), image)
+        assert np.array_equal(np.asarray(slide.levels[2]), downsample2(downsample2(image)))
+    single = tmp_path / "planar.tif"
+    tifffile.imwrite(single, planar, **opts)
+    with tifffile.TiffFile(single) as tif:
+        assert len(_zarr_levels(tif.series[0])) == 1  # a single array

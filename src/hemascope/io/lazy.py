@@ -67,6 +67,9 @@ def guarded_dask(
         fancy=False,
         meta=np.empty((0,) * guarded.ndim, dtype=guarded.dtype),
         name=f"hemascope-{tokenize(token)}",
+        # inlined into each task: graph optimisation then costs O(chunks read), not O(chunks in
+        # the level) -- 10 ms instead of 200 ms per small read of a 100k x 100k level
+        inline_array=True,
     )
 
 

@@ -1,8 +1,12 @@
 """Reader for the TIFF family: pyramidal TIFF/BigTIFF, OME-TIFF, Aperio SVS, Hamamatsu NDPI.
 
-Levels are dask arrays over tifffile's ``aszarr`` store opened with zarr 3 (chunks = the file's
-tiles or strips); tiled RGB levels also get a direct tile reader as the fast path of
-:meth:`Slide.read_region`. Opening reads only the IFDs and tile tables, never pixels.
+Levels are dask arrays whose chunks are the file's tiles or strips. Regular tiled RGB levels (what
+every whole-slide scanner and our writer produce) are served by :class:`TiledPageReader`: validated
+``os.pread`` + decode per tile, with no zarr or file lock in between (2-3x faster through dask than
+tifffile's zarr store, see benchmarks/results/io.md); it is also the fast path of
+:meth:`Slide.read_region`. Every other layout (strips, NDPI, planar RGB, multi-page levels) goes
+through tifffile's ``aszarr`` store opened with zarr 3 — a multiscales group or a single array,
+the two layouts tifffile writes. Opening reads only the IFDs and tile tables, never pixels.
 """
 
 from __future__ import annotations
@@ -103,7 +107,7 @@ def _rgb_view(level: da.Array, axes: str, what: str) -> da.Array:
             f"{what}: {level.dtype} pixels; hemascope reads 8-bit RGB only"
         )
     if axes.endswith("YXS") and len(axes) == 3 and level.shape[2] in (3, 4):
-        return level[..., :3]
+        return level if level.shape[2] == 3 else level[..., :3]  # no needless graph layer
     if axes in ("SYX", "CYX") and level.shape[0] in (3, 4):
         return level[:3].transpose(1, 2, 0)
     raise UnsupportedFormatError(
@@ -187,15 +191,11 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
     series = tif.series[0]
     page0 = series.levels[0].keyframe
     fmt, mpp, objective, extra = _file_metadata(tif, page0)
-    arrays = _zarr_levels(series)
-    if len(arrays) != len(series.levels):
-        raise CorruptSlideError(
-            f"{path.name}: {len(arrays)} stored levels, {len(series.levels)} expected"
-        )
+    arrays: list[Any] = []
     stat = path.stat()
     levels: list[da.Array] = []
     readers: list[Any] = []
-    for index, (level, array) in enumerate(zip(series.levels, arrays, strict=True)):
+    for index, level in enumerate(series.levels):
         what = f"{path.name} level {index}"
         if 0 in tuple(level.shape):
             raise CorruptSlideError(f"{what}: zero-size level {tuple(level.shape)}")
@@ -203,15 +203,26 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
             if page is not None:
                 check_segments(page, file_size, what, keyframe=level.keyframe)
         install_checked_decode(level.keyframe, what)
-        chunks = tuple(int(c) for c in array.chunks)
         token = (str(path), stat.st_mtime_ns, stat.st_size, index)
-        lazy = guarded_dask(array, chunks, what, token, tifffile_backed=True)
-        levels.append(_rgb_view(lazy, level.axes, what))
-        reader = None
         page = level.keyframe
+        reader = None
         if list(level.pages) == [page] and level.axes == "YXS" and is_fast_readable(page):
+            # regular RGB tiles: dask chunks decode straight from the file (parallel preads)
             reader = TiledPageReader(path, page, what)
             closers.append(reader)
+            lazy = guarded_dask(reader, reader.chunks, what, token)
+        else:
+            # strips, NDPI, planar or multi-page levels: tifffile's zarr store decodes them
+            if not arrays:
+                arrays = _zarr_levels(series)
+                if len(arrays) != len(series.levels):
+                    raise CorruptSlideError(
+                        f"{path.name}: {len(arrays)} zarr levels, {len(series.levels)} expected"
+                    )
+            array = arrays[index]
+            chunks = tuple(int(c) for c in array.chunks)
+            lazy = guarded_dask(array, chunks, what, token, tifffile_backed=True)
+        levels.append(_rgb_view(lazy, level.axes, what))
         readers.append(reader)
     tile = (int(page0.tilelength), int(page0.tilewidth)) if page0.is_tiled else None
     if len(levels) == 1:

@@ -187,9 +187,25 @@ class TiledPageReader:
         self._lock = threading.Lock()
 
     @property
-    def shape(self) -> tuple[int, int]:
-        """``(rows, cols)`` of the page."""
-        return self._shape
+    def shape(self) -> tuple[int, int, int]:
+        """``(rows, cols, 3)``: the page as an RGB array (for :func:`dask.array.from_array`)."""
+        return (*self._shape, 3)
+
+    @property
+    def chunks(self) -> tuple[int, int, int]:
+        """The tile shape ``(tile_rows, tile_cols, 3)``."""
+        return (*self._tile, 3)
+
+    dtype = np.dtype(np.uint8)
+    ndim = 3
+
+    def __getitem__(self, key: tuple[slice, ...]) -> np.ndarray:
+        """Numpy-style slicing with slices (what dask asks for: one tile-aligned chunk)."""
+        key = (key if isinstance(key, tuple) else (key,)) + (slice(None),) * 3
+        r0, r1, rstep = key[0].indices(self._shape[0])
+        c0, c1, cstep = key[1].indices(self._shape[1])
+        block = self.read(r0, c0, max(r1 - r0, 0), max(c1 - c0, 0))
+        return block[::rstep, ::cstep, key[2]]
 
     def _tile_at(self, index: int) -> np.ndarray:
         with self._lock:
@@ -221,6 +237,8 @@ class TiledPageReader:
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         """Return the ``(height, width, 3)`` region at ``(row, col)`` (must lie inside the page)."""
         out = np.empty((height, width, 3), dtype=np.uint8)
+        if height == 0 or width == 0:
+            return out
         th, tw = self._tile
         for tr in range(row // th, (row + height - 1) // th + 1):
             for tc in range(col // tw, (col + width - 1) // tw + 1):
