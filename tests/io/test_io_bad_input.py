@@ -242,3 +242,21 @@ def test_cli_info_text_and_json(tmp_path, capsys):
     assert info["format"] == "ome-tiff" and info["mpp"] == 0.5 and info["mpp_source"] == "user"
     assert [lv["rows"] for lv in info["levels"]] == [300, 150, 75, 38]
     assert info["levels"][2]["mpp"] == 2.0 and info["tile_size"] == [128, 128]
+
+
+def test_bare_zarr_array_is_unsupported(tmp_path):
+    zarr.create_array(str(tmp_path / "a.zarr"), shape=(3, 8, 8), dtype="u1")
+    with pytest.raises(UnsupportedFormatError):
+        open_slide(tmp_path / "a.zarr")
+
+
+def test_reading_a_closed_slide_is_a_clear_error(tmp_path, image):
+    from hemascope.errors import SlideError
+
+    path, *_ = write_format("ome-tiff", tmp_path, image)
+    slide = open_slide(path)
+    slide.close()
+    with pytest.raises(SlideError, match="closed"):
+        slide.read_region(0, 0, 0, 8, 8)
+    with pytest.raises(SlideError, match="closed"):
+        slide.levels[0][:8, :8].compute()

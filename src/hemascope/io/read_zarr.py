@@ -144,7 +144,10 @@ def open_ome_zarr(path: Path) -> Slide:
     import zarr
 
     try:
-        group = zarr.open_group(str(path), mode="r")
+        node = zarr.open(str(path), mode="r")
+        if not isinstance(node, zarr.Group):
+            raise UnsupportedFormatError(f"{path.name}: a bare zarr array, not an OME-Zarr image")
+        group = node
         attrs = dict(group.attrs)
     except HemascopeError:
         raise

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hemascope.errors import CorruptSlideError
+from hemascope.errors import CorruptSlideError, SlideError
 
 
 class _RecordCapture(logging.Handler):
@@ -213,6 +213,8 @@ class TiledPageReader:
             if cached is not None:
                 self._cache.move_to_end(index)
                 return cached
+        if self._fd < 0:
+            raise SlideError(f"{self._what}: the slide was closed")
         data = os.pread(self._fd, self._counts[index], self._offsets[index])
         if len(data) != self._counts[index]:
             raise CorruptSlideError(f"{self._what}: tile {index} is truncated")
