@@ -178,9 +178,23 @@ def plot_accuracy_vs_bag_size(
 
     fig = Figure(figsize=(6.0, 4.0), dpi=110)
     ax = fig.add_subplot()
-    for label, frame in curves.items():
+    sizes: set[int] = set()
+    for i, (label, frame) in enumerate(curves.items()):
         ax.plot(frame["size"], frame["accuracy"], marker="o", label=label)
+        sizes.update(int(v) for v in frame["size"])
+        if i == 0:  # how many bags are left at each size (bags smaller than k drop out)
+            for k, acc, n in zip(frame["size"], frame["accuracy"], frame["n_bags"], strict=True):
+                ax.annotate(
+                    f"n={n}",
+                    (k, acc),
+                    textcoords="offset points",
+                    xytext=(0, -12),
+                    ha="center",
+                    fontsize=6,
+                    color="#555555",
+                )
     ax.set_xscale("log")
+    ax.set_xticks(sorted(sizes), [str(k) for k in sorted(sizes)])
     ax.set_xlabel(xlabel)
     ax.set_ylabel("bag accuracy")
     ax.set_ylim(0, 1.02)
