@@ -73,7 +73,7 @@ class SmearLayout:
     n_rbc_variants, n_platelet_variants
         Sizes of the red-cell and platelet sprite banks the variants index into.
     cache_blocks
-        How many cached entries (three per block) to keep; the default holds four rows of blocks,
+        How many cached entries (four per block) to keep; the default holds four rows of blocks,
         enough for tiles read in row-major order to never lay out a block twice.
     """
 
@@ -104,7 +104,7 @@ class SmearLayout:
         self._edge_phase = rng.uniform(0, 2 * np.pi, 4)
         self._margin_um = spec.glass_margin * min(self.height_um, self.width_um)
         self._cache: OrderedDict[tuple[str, int, int], object] = OrderedDict()
-        self._cache_size = cache_blocks or max(256, 3 * 4 * (self.n_block_cols + 2))
+        self._cache_size = cache_blocks or max(256, 4 * 4 * (self.n_block_cols + 2))
 
     # --- smear thickness ------------------------------------------------------------------
     def coverage(self, y_um: np.ndarray, x_um: np.ndarray) -> np.ndarray:
@@ -257,28 +257,37 @@ class SmearLayout:
         variant = rng.integers(0, self.n_rbc_variants, len(yx)).astype(np.uint8)
         near = self._near_wbc(bi, bj, yx, 0.5)
         rbc_yx, rbc_variant = yx[~near].astype(np.float32), variant[~near]
-        # platelets: Poisson, a fraction of the red cells
-        prng = self._rng(bi, bj, 3)
-        n_plt = int(prng.poisson(self.spec.platelet_ratio * max(len(yx), 1)))
-        n_plt = min(n_plt, ID_STRIDE - _WBC_SLOTS - 1)
-        pyx = np.stack(
-            [y0 + prng.random(n_plt) * BLOCK_UM, x0 + prng.random(n_plt) * BLOCK_UM], axis=1
-        )
-        pvar = prng.integers(0, self.n_platelet_variants, n_plt)
-        pids = (bi * self.n_block_cols + bj) * ID_STRIDE + _WBC_SLOTS + 1 + np.arange(n_plt)
-        ok = ~self._near_wbc(bi, bj, pyx, 2.5) & (
-            prng.random(n_plt) < self.coverage(pyx[:, 0], pyx[:, 1])
-        )
-        ok &= self.inside(pyx[:, 0], pyx[:, 1])
+        plt_yx, plt_variant, plt_ids = self.platelets(bi, bj)
         return BlockCells(
             wbc=wbc,
             wbc_ids=wbc_ids,
             rbc_yx=rbc_yx,
             rbc_variant=rbc_variant,
-            plt_yx=pyx[ok],
-            plt_variant=pvar[ok],
-            plt_ids=pids[ok].astype(np.int64),
+            plt_yx=plt_yx,
+            plt_variant=plt_variant,
+            plt_ids=plt_ids,
         )
+
+    def platelets(self, bi: int, bj: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Platelets of block ``(bi, bj)``: centres (µm), sprite variants and global ids (cached).
+
+        Their number is ``platelet_ratio`` times the expected red-cell count of the block, so they
+        are laid out without laying out the red cells (the truth table needs only these).
+        """
+        return self._cached(("plt", bi, bj), lambda: self._make_platelets(bi, bj))
+
+    def _make_platelets(self, bi: int, bj: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y0, x0 = bi * BLOCK_UM, bj * BLOCK_UM
+        rng = self._rng(bi, bj, 3)
+        sites = BLOCK_UM**2 / (RBC_SPACING_UM**2 * math.sqrt(3) / 2)
+        mean_rbc = 0.8 * sites * float(self.thickness(y0 + BLOCK_UM / 2, x0 + BLOCK_UM / 2))
+        n = min(int(rng.poisson(self.spec.platelet_ratio * mean_rbc)), ID_STRIDE - _WBC_SLOTS - 1)
+        yx = np.stack([y0 + rng.random(n) * BLOCK_UM, x0 + rng.random(n) * BLOCK_UM], axis=1)
+        variant = rng.integers(0, self.n_platelet_variants, n)
+        ids = (bi * self.n_block_cols + bj) * ID_STRIDE + _WBC_SLOTS + 1 + np.arange(n)
+        ok = ~self._near_wbc(bi, bj, yx, 2.5) & (rng.random(n) < self.coverage(yx[:, 0], yx[:, 1]))
+        ok &= self.inside(yx[:, 0], yx[:, 1])
+        return yx[ok], variant[ok], ids[ok].astype(np.int64)
 
     def blocks_touching(self, row: int, col: int, height: int, width: int) -> list[tuple[int, int]]:
         """Blocks whose cells can draw into the level-0 pixel region (row-major)."""

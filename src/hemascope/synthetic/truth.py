@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ TRUTH_COLUMNS: tuple[str, ...] = (
 )
 
 #: Bumped whenever the same spec would render different pixels (stale caches are then rebuilt).
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 _SLIDE_SUFFIXES = (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".svs", ".png", ".jpg")
 
@@ -147,101 +146,66 @@ def slide_label(spec: SmearSpec) -> dict[str, Any]:
     }
 
 
-def iter_truth_rows(renderer: Any) -> Iterator[pd.DataFrame]:
-    """Truth rows block by block (row-major) for a :class:`~hemascope.synthetic.render.SmearRenderer`.
+def truth_table(renderer: Any) -> pd.DataFrame:
+    """The truth cell table of a renderer's smear (white cells and platelets), sorted by id.
 
-    Only cells whose centroid pixel lies inside the slide are listed. Nothing is rendered.
+    Only the layout is consulted (white cells and platelets, block by block); nothing is rendered
+    and red cells are never laid out, so this takes a small fraction of the rendering time. Only
+    cells whose centroid pixel lies inside the slide are listed; boxes are clipped to the slide.
+    ``class``, ``subclass`` and ``features`` are categorical columns.
     """
     layout = renderer.layout
     mpp = renderer.mpp
     rows_max, cols_max = renderer.spec.size
     half = renderer._plt_cell.shape[1] // 2
-    plt_boxes = []
-    plt_diam = []
+    plt_boxes, plt_diam = [], []
     for v in range(renderer._plt_cell.shape[0]):
         rr, cc = np.nonzero(renderer._plt_cell[v] > 0.5)
-        plt_boxes.append(
-            (rr.min() - half, cc.min() - half, rr.max() - half + 1, cc.max() - half + 1)
-        )
+        plt_boxes.append((rr.min(), cc.min(), rr.max() + 1, cc.max() + 1))
         plt_diam.append(2 * renderer.platelet_plans[v].radius)
-    plt_boxes_a = np.array(plt_boxes, dtype=np.int64)
+    plt_boxes_a = np.array(plt_boxes, dtype=np.int64) - half
     plt_diam_a = np.array(plt_diam)
+    wbc_recs: list[tuple] = []
+    plt_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for bi in range(layout.n_block_rows):
         for bj in range(layout.n_block_cols):
-            blk = layout.block(bi, bj)
-            recs = []
-            for cid, plan in zip(blk.wbc_ids.tolist(), blk.wbc, strict=True):
-                r, c = plan.y_um / mpp, plan.x_um / mpp
-                if not (0 <= round(r) < rows_max and 0 <= round(c) < cols_max):
-                    continue
+            plans, ids = layout.wbcs(bi, bj)
+            for cid, plan in zip(ids.tolist(), plans, strict=True):
                 up, down, left, right = plan.extents
-                recs.append(
-                    (
-                        cid,
-                        plan.cls,
-                        plan.subclass,
-                        r,
-                        c,
-                        plan.x_um,
-                        plan.y_um,
-                        math.ceil((plan.y_um - up) / mpp),
-                        math.ceil((plan.x_um - left) / mpp),
-                        math.floor((plan.y_um + down) / mpp) + 1,
-                        math.floor((plan.x_um + right) / mpp) + 1,
-                        2 * plan.radius,
-                        ";".join(plan.features),
-                    )
-                )
-            wbc = pd.DataFrame.from_records(recs, columns=list(TRUTH_COLUMNS))
-            pc = np.rint(blk.plt_yx / mpp).astype(np.int64)
-            ok = (pc[:, 0] >= 0) & (pc[:, 0] < rows_max) & (pc[:, 1] >= 0) & (pc[:, 1] < cols_max)
-            pc, var, ids = pc[ok], blk.plt_variant[ok], blk.plt_ids[ok]
-            box = (
-                plt_boxes_a[var] + np.concatenate([pc, pc], axis=1)
-                if len(var)
-                else np.zeros((0, 4), int)
-            )
-            plt = pd.DataFrame(
-                {
-                    "id": ids,
-                    "class": "platelet",
-                    "subclass": "",
-                    "row": pc[:, 0].astype(float),
-                    "col": pc[:, 1].astype(float),
-                    "x_um": pc[:, 1] * mpp,
-                    "y_um": pc[:, 0] * mpp,
-                    "bbox_row0": box[:, 0],
-                    "bbox_col0": box[:, 1],
-                    "bbox_row1": box[:, 2],
-                    "bbox_col1": box[:, 3],
-                    "diameter_um": plt_diam_a[var],
-                    "features": "",
-                }
-            )
-            frames = [f for f in (wbc, plt) if len(f)]
-            if frames:
-                yield pd.concat(frames, ignore_index=True)
-
-
-def truth_table(renderer: Any) -> pd.DataFrame:
-    """The whole truth cell table of a renderer's smear, sorted by id."""
-    frames = list(iter_truth_rows(renderer))
-    if not frames:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in TRUTH_COLUMNS}).astype(
-            {"class": str, "subclass": str, "features": str, "id": np.int64}
-        )
-    table = pd.concat(frames, ignore_index=True).sort_values("id", ignore_index=True)
-    rows, cols = renderer.spec.size
-    for col, hi in (
-        ("bbox_row0", rows),
-        ("bbox_row1", rows),
-        ("bbox_col0", cols),
-        ("bbox_col1", cols),
-    ):
-        table[col] = table[col].clip(0, hi)
-    for col in ("bbox_row0", "bbox_col0", "bbox_row1", "bbox_col1", "id"):
-        table[col] = table[col].astype(np.int64)
-    return table
+                wbc_recs.append((
+                    cid, plan.cls, plan.subclass, plan.y_um / mpp, plan.x_um / mpp,
+                    math.ceil((plan.y_um - up) / mpp), math.ceil((plan.x_um - left) / mpp),
+                    math.floor((plan.y_um + down) / mpp) + 1,
+                    math.floor((plan.x_um + right) / mpp) + 1,
+                    2 * plan.radius, ";".join(plan.features),
+                ))  # fmt: skip
+            pyx, pvar, pids = layout.platelets(bi, bj)
+            plt_parts.append((np.rint(pyx / mpp).astype(np.int64), pvar, pids))
+    wbc = pd.DataFrame.from_records(
+        wbc_recs,
+        columns=["id", "class", "subclass", "row", "col", "bbox_row0", "bbox_col0", "bbox_row1",
+                 "bbox_col1", "diameter_um", "features"],
+    )  # fmt: skip
+    pc = np.concatenate([p[0] for p in plt_parts]) if plt_parts else np.zeros((0, 2), np.int64)
+    pvar = np.concatenate([p[1] for p in plt_parts]) if plt_parts else np.zeros(0, np.int64)
+    box = plt_boxes_a[pvar] + np.concatenate([pc, pc], axis=1)
+    plt = pd.DataFrame({
+        "id": np.concatenate([p[2] for p in plt_parts]) if plt_parts else np.zeros(0, np.int64),
+        "class": "platelet", "subclass": "", "row": pc[:, 0].astype(float),
+        "col": pc[:, 1].astype(float), "bbox_row0": box[:, 0], "bbox_col0": box[:, 1],
+        "bbox_row1": box[:, 2], "bbox_col1": box[:, 3], "diameter_um": plt_diam_a[pvar],
+        "features": "",
+    })  # fmt: skip
+    table = pd.concat([wbc, plt], ignore_index=True).sort_values("id", ignore_index=True)
+    table["x_um"] = table["col"] * mpp
+    table["y_um"] = table["row"] * mpp
+    for col, hi in (("bbox_row0", rows_max), ("bbox_row1", rows_max),
+                    ("bbox_col0", cols_max), ("bbox_col1", cols_max)):  # fmt: skip
+        table[col] = table[col].clip(0, hi).astype(np.int64)
+    table["id"] = table["id"].astype(np.int64)
+    for col in ("class", "subclass", "features"):
+        table[col] = table[col].astype(str).astype("category")
+    return table[list(TRUTH_COLUMNS)]
 
 
 def read_masks(slide_path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
