@@ -106,3 +106,13 @@ def test_sample_is_committed_and_regenerates_identically(tmp_path, monkeypatch):
     assert np.abs(a.astype(int) - b).mean() < 0.5
     mtime = cached.stat().st_mtime_ns
     assert sample_slide_path() == cached and cached.stat().st_mtime_ns == mtime  # reused
+
+
+def test_worker_processes_give_the_same_slide(tmp_path):
+    spec = SmearSpec(size=(1100, 1300), seed=9, wbc_density=400.0)
+    one = make_smear(tmp_path / "one.ome.tif", spec, workers=1)
+    two = make_smear(tmp_path / "two.ome.tif", spec, workers=2)
+    assert one.cells.equals(two.cells)
+    a = np.asarray(open_slide(tmp_path / "one.ome.tif").levels[0])
+    b = np.asarray(open_slide(tmp_path / "two.ome.tif").levels[0])
+    assert np.array_equal(a, b)
