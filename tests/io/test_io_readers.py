@@ -200,3 +200,10 @@ def test_aszarr_layouts_group_and_array(tmp_path, image):
     tifffile.imwrite(single, planar, **opts)
     with tifffile.TiffFile(single) as tif:
         assert len(_zarr_levels(tif.series[0])) == 1  # a single array
+
+
+def test_vendor_suffix_goes_to_openslide(tmp_path, image):
+    path, *_ = write_format("tiff", tmp_path, image)
+    renamed = path.rename(tmp_path / "scan.scn")  # OpenSlide recognises files by content
+    with open_slide(renamed) as slide:
+        assert slide.format == "openslide" and slide.shape == image.shape[:2]

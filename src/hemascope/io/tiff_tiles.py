@@ -173,8 +173,8 @@ class TiledPageReader:
         self._shape = (int(page.imagelength), int(page.imagewidth))
         self._tile = (int(page.tilelength), int(page.tilewidth))
         self._ntc = -(-self._shape[1] // self._tile[1])
-        self._offsets = [int(v) for v in page.dataoffsets]
-        self._counts = [int(v) for v in page.databytecounts]
+        self._offsets = np.asarray(page.dataoffsets, dtype=np.int64).tolist()
+        self._counts = np.asarray(page.databytecounts, dtype=np.int64).tolist()
         self._decode = page.decode
         self._decode_args: dict[str, Any] = {}
         if page.jpegtables is not None:
