@@ -7,8 +7,9 @@ Usage::
 
     nice -n 10 python benchmarks/bench_synthetic.py --sizes 10000 50000 [--workers 1 2] [--mpp 0.5]
 
-Prints one markdown table row per run (size, µm/px, workers, seconds, Mpx/s, peak RSS of the
-generator and of its worker processes, file size, truth rows).
+Prints one markdown table row per run: size, µm/px, workers, wall seconds, CPU seconds (the
+generator and its worker processes; the fair figure on a shared machine), Mpx per CPU-second, peak
+RSS of the generator and of its workers, file size, truth rows and the 1-minute load average.
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ start = time.perf_counter()
 truth = make_smear(path, SmearSpec(size=(size, size), mpp=mpp, seed=1), workers=workers)
 seconds = time.perf_counter() - start
 stop.set(); t.join()
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 peak["self"] = max(peak["self"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-print(json.dumps({"size": size, "mpp": mpp, "workers": workers, "seconds": seconds,
+print(json.dumps({"size": size, "mpp": mpp, "workers": workers, "seconds": seconds, "cpu_seconds": cpu,
+                  "load": os.getloadavg()[0],
                   "peak_rss_mib": peak["self"] / 2**20, "workers_rss_mib": peak["children"] / 2**20,
                   "file_mb": os.path.getsize(path) / 1e6, "truth_rows": len(truth.cells)}))
 """
@@ -72,17 +76,18 @@ def main() -> None:
     work = Path(__file__).parent / "_work"
     work.mkdir(exist_ok=True)
     print(
-        "| size (px) | µm/px | workers | time (s) | Mpx/s | peak RSS (MiB) | workers' RSS (MiB) | file (MB) | truth rows |"
+        "| size (px) | µm/px | workers | wall (s) | CPU (s) | Mpx per CPU-s | peak RSS (MiB) "
+        "| workers' RSS (MiB) | file (MB) | truth rows | load avg |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for workers in args.workers:
             r = run_one(size, args.mpp, workers, work)
-            mpx = size * size / 1e6 / r["seconds"]
+            mpx = size * size / 1e6 / r["cpu_seconds"]
             print(
-                f"| {size}² | {r['mpp']} | {workers} | {r['seconds']:.1f} | {mpx:.2f} | "
-                f"{r['peak_rss_mib']:.0f} | {r['workers_rss_mib']:.0f} | {r['file_mb']:.0f} | "
-                f"{r['truth_rows']} |",
+                f"| {size}² | {r['mpp']} | {workers} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} "
+                f"| {mpx:.2f} | {r['peak_rss_mib']:.0f} | {r['workers_rss_mib']:.0f} "
+                f"| {r['file_mb']:.0f} | {r['truth_rows']} | {r['load']:.1f} |",
                 flush=True,
             )
 
