@@ -49,6 +49,7 @@ def segment_crops(
     mpp: float,
     background: tuple[float, float, float] | np.ndarray | None,
     settings: SegmentSettings,
+    red_cell_tint: float = 0.0,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Segment each crop into whole-cell and nucleus instance labels.
 
@@ -62,6 +63,8 @@ def segment_crops(
         Glass colour of the slide.
     settings
         Run settings (``segmenter`` already resolved or ``"auto"``).
+    red_cell_tint
+        The slide's red-cell tint.
 
     Returns
     -------
@@ -72,5 +75,5 @@ def segment_crops(
     if resolve_segmenter(settings) == "cellpose":
         from hemascope.segment.cellpose_backend import segment_crops_cellpose
 
-        return segment_crops_cellpose(crops, mpp, bg, settings)
-    return [segment_classical(crop, mpp, bg, settings.classical) for crop in crops]
+        return segment_crops_cellpose(crops, mpp, bg, settings, red_cell_tint)
+    return [segment_classical(crop, mpp, bg, settings.classical, red_cell_tint) for crop in crops]

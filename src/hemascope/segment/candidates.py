@@ -17,7 +17,7 @@ from skimage import filters, measure, morphology
 from hemascope.segment.stain import leukocyte_tint, nuclear_stain, optical_density
 
 #: Lowest leukocyte tint of a nuclear-stained pixel.
-CANDIDATE_MIN_TINT = 0.08
+CANDIDATE_MIN_TINT = 0.10
 #: A candidate nucleus covers at least this fraction of a disc of ``min_diameter_um``.
 MIN_NUCLEUS_FRACTION = 0.25
 
@@ -29,6 +29,7 @@ def find_candidates(
     *,
     min_diameter_um: float = 5.0,
     min_od: float = 0.25,
+    red_cell_tint: float = 0.0,
 ) -> np.ndarray:
     """Centres of white-cell candidates in an RGB image at reduced resolution.
 
@@ -44,6 +45,8 @@ def find_candidates(
         Smallest white-cell diameter.
     min_od
         Lowest red-channel optical density of nuclear stain.
+    red_cell_tint
+        The slide's red-cell tint (the tint is measured relative to it).
 
     Returns
     -------
@@ -52,9 +55,9 @@ def find_candidates(
         sorted by row then column.
     """
     od = optical_density(image, None if background is None else np.asarray(background, dtype=np.float32))
-    sigma = max(0.4 / mpp, 0.5)
+    sigma = max(0.5 / mpp, 0.5)
     stain = filters.gaussian(nuclear_stain(od), sigma=sigma)
-    tint = filters.gaussian(leukocyte_tint(od), sigma=sigma)
+    tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
     nuclear = (stain > min_od) & (tint > CANDIDATE_MIN_TINT)
     if not nuclear.any():
         return np.zeros((0, 2))

@@ -20,7 +20,14 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, morphology, segmentation
 
-from hemascope.segment.stain import leukocyte_tint, nuclear_stain, optical_density, total_density
+from hemascope.segment.stain import (
+    estimate_background,
+    leukocyte_tint,
+    nuclear_stain,
+    optical_density,
+    total_density,
+)
+from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
 VERSION = "classical-1"
 
@@ -38,7 +45,8 @@ class ClassicalParams:
     close_um: float = 0.6
     open_um: float = 1.2
     split_depth_um: float = 1.0
-    cell_min_area_um2: float = 20.0
+    cell_min_area_um2: float = 28.0
+    cell_min_nucleus_um2: float = 10.0
 
 
 def _px(um: float, mpp: float) -> float:
@@ -78,7 +86,11 @@ def nucleus_mask(od: np.ndarray, mpp: float, params: ClassicalParams = Classical
 
 
 def cell_mask(
-    od: np.ndarray, nuclei: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams()
+    od: np.ndarray,
+    nuclei: np.ndarray,
+    mpp: float,
+    params: ClassicalParams = ClassicalParams(),
+    red_cell_tint: float = 0.0,
 ) -> np.ndarray:
     """Boolean mask of white-cell pixels (cytoplasm and nucleus) around the given nuclei.
 
@@ -95,6 +107,8 @@ def cell_mask(
         Micrometres per pixel.
     params
         Backend parameters.
+    red_cell_tint
+        The slide's red-cell tint (:func:`~hemascope.segment.stain.red_cell_tint`).
 
     Returns
     -------
@@ -102,7 +116,7 @@ def cell_mask(
         ``(rows, cols)`` bool.
     """
     sigma = max(_px(params.tint_smooth_um, mpp), 0.5)
-    tint = filters.gaussian(leukocyte_tint(od), sigma=sigma)
+    tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
     dense = filters.gaussian(total_density(od), sigma=sigma)
     mask = ((tint > params.tint_threshold) & (dense > params.cell_min_od)) | nuclei
     mask = morphology.closing(mask, _disk(_px(params.close_um, mpp)))
@@ -122,7 +136,8 @@ def split_cells(
     One marker per local maximum of the distance transform that is at least ``split_depth_um``
     above its saddle to a neighbour (h-maxima), so two touching round cells get two markers while
     the lobes of one neutrophil (one round cell outline) get one. Instances without nucleus pixels
-    and instances smaller than ``cell_min_area_um2`` are dropped.
+    (less than ``cell_min_nucleus_um2``: platelet clumps, debris) and instances smaller than
+    ``cell_min_area_um2`` are dropped.
 
     Parameters
     ----------
@@ -150,7 +165,7 @@ def split_cells(
     min_px = int(params.cell_min_area_um2 / mpp**2)
     sizes = np.bincount(labels.ravel())
     nucleus_px = np.bincount(labels.ravel(), weights=nuclei.ravel(), minlength=sizes.size)
-    keep = (sizes >= min_px) & (nucleus_px >= max(1, int(params.nucleus_min_area_um2 / mpp**2)))
+    keep = (sizes >= min_px) & (nucleus_px >= max(1, int(params.cell_min_nucleus_um2 / mpp**2)))
     keep[0] = False
     relabel = np.zeros(sizes.size, dtype=np.int32)
     relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
@@ -162,6 +177,7 @@ def segment_classical(
     mpp: float,
     background: np.ndarray | None = None,
     params: ClassicalParams = ClassicalParams(),
+    red_cell_tint: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segment every white cell of an RGB image into whole-cell and nucleus instance labels.
 
@@ -175,15 +191,21 @@ def segment_classical(
         Glass colour; estimated from ``image`` when ``None`` (pass the slide's for small crops).
     params
         Backend parameters.
+    red_cell_tint
+        The slide's red-cell tint; measured on ``image`` when ``None``.
 
     Returns
     -------
     cells, nuclei : numpy.ndarray
         int32 instance labels of the same shape; nucleus ``k`` lies inside cell ``k``.
     """
+    if background is None:
+        background = estimate_background(image)
+    if red_cell_tint is None:
+        red_cell_tint = estimate_red_cell_tint(image, background)
     od = optical_density(image, background)
     nuclei = nucleus_mask(od, mpp, params)
-    cells = split_cells(cell_mask(od, nuclei, mpp, params), nuclei, mpp, params)
+    cells = split_cells(cell_mask(od, nuclei, mpp, params, red_cell_tint), nuclei, mpp, params)
     nucleus_labels = np.where(nuclei, cells, 0).astype(np.int32)
     return cells, nucleus_labels
 

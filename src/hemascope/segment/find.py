@@ -154,12 +154,10 @@ def find_cells(
 
         load_cellpose_model(run_settings.model, run_settings.device)  # fail fast, before any work
     slide, is_field = _as_slide(source, mpp)
-    smear = compute_smear_mask(slide)
-    mpp_value, mpp_source = slide_mpp(slide, smear)
+    mpp_value, mpp_source = slide_mpp(slide)
     if slide.mpp is None:
         slide.mpp, slide.mpp_source = mpp_value, mpp_source
-    if roi is not None:
-        smear = compute_smear_mask(slide, roi)
+    smear = compute_smear_mask(slide, roi)
     regions = plan_regions(slide, run_settings, region_size=region_size, smear=smear)
     total = len(regions)
     done = 0

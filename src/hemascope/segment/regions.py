@@ -49,6 +49,8 @@ class Region:
         ``"file"``, ``"user"`` or ``"estimated"``.
     background
         Glass colour of the slide.
+    red_cell_tint
+        Red-cell tint of the slide (stain reference).
     smear, smear_origin, smear_downsample
         Smear-mask pixels over the window (bool), the mask-pixel ``(row, col)`` of ``smear[0, 0]``
         and the level-0 pixels per mask pixel.
@@ -62,6 +64,7 @@ class Region:
     mpp: float
     mpp_source: str
     background: tuple[float, float, float]
+    red_cell_tint: float
     smear: np.ndarray
     smear_origin: tuple[int, int]
     smear_downsample: float
@@ -107,7 +110,7 @@ def slide_mpp(slide, smear: SmearMask | None = None) -> tuple[float, str]:
         return float(slide.mpp), slide.mpp_source or "file"
     from hemascope.segment.scale import estimate_mpp
 
-    smear = smear or compute_smear_mask(slide)
+    smear = smear or compute_smear_mask(slide)  # coarse: its sizes assume 8 µm/px thumbnails
     rows, cols = slide.shape
     size = min(2048, rows, cols)
     if smear.mask.any():
@@ -181,7 +184,7 @@ def plan_regions(
             wr0, wc0 = max(int(window[0] / d), 0), max(int(window[1] / d), 0)
             patch = smear.mask[wr0 : int(math.ceil(window[2] / d)), wc0 : int(math.ceil(window[3] / d))]
             regions.append(
-                Region(len(regions), box, window, mpp, source, smear.background,
+                Region(len(regions), box, window, mpp, source, smear.background, smear.red_cell_tint,
                        patch.copy(), (wr0, wc0), d, grid)
             )
     return regions
@@ -266,6 +269,7 @@ def segment_region_with_masks(
     centres = find_candidates(
         reduced, mpp * grid, region.background,
         min_diameter_um=settings.min_diameter_um, min_od=settings.candidate_min_od,
+        red_cell_tint=region.red_cell_tint,
     )
     rows = region.window[0] + centres[:, 0] * grid + (grid - 1) / 2
     cols = region.window[1] + centres[:, 1] * grid + (grid - 1) / 2
@@ -276,7 +280,7 @@ def segment_region_with_masks(
     name = resolve_segmenter(settings)
     version = segmenter_version(name)
     tables, masks, seen = [], [], []
-    results = segment_crops(crops, mpp, region.background, settings) if crops else []
+    results = segment_crops(crops, mpp, region.background, settings, region.red_cell_tint) if crops else []
     for (r, c), crop, (cells, nuclei) in zip(zip(rows, cols, strict=True), crops, results, strict=True):
         label = _select_instance(cells, (half, half), settings.min_diameter_um / 2 / mpp)
         if not label:

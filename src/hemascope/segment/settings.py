@@ -46,7 +46,7 @@ class SegmentSettings:
     min_diameter_um: float = 5.0
     max_diameter_um: float = 25.0
     candidate_mpp: float = 1.0
-    candidate_min_od: float = 0.25
+    candidate_min_od: float = 0.15
     classical: ClassicalParams = field(default_factory=ClassicalParams)
 
     def __post_init__(self) -> None:

@@ -14,10 +14,10 @@ from scipy import ndimage as ndi
 from skimage import draw, filters, morphology, transform
 
 from hemascope.errors import InvalidInputError
-from hemascope.segment.stain import estimate_background, optical_density, total_density
+from hemascope.segment.stain import estimate_background, optical_density, red_cell_tint, total_density
 
 #: Mean OD (sum of channels) above which a low-resolution pixel is not smear but ink/edge/label.
-_INK_OD = 1.2
+_INK_OD = 1.5
 #: Mean OD below which a low-resolution pixel is bare glass.
 _GLASS_OD = 0.04
 
@@ -34,11 +34,14 @@ class SmearMask:
         Level-0 pixels per mask pixel.
     background
         Glass colour (RGB) measured on the thumbnail.
+    red_cell_tint
+        The slide's red-cell tint (:func:`~hemascope.segment.stain.red_cell_tint`).
     """
 
     mask: np.ndarray
     downsample: float
     background: tuple[float, float, float]
+    red_cell_tint: float = 0.0
 
     def covers(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Whether level-0 points ``(rows, cols)`` lie inside the mask."""
@@ -70,15 +73,16 @@ def smear_mask_from_thumbnail(thumbnail: np.ndarray, mpp: float | None) -> np.nd
     background = estimate_background(thumbnail)
     od = optical_density(thumbnail, background)
     scale = mpp if mpp else 8.0
-    smooth = max(24.0 / scale, 1.0)  # ~ three red cells
+    limit = max(min(thumbnail.shape[:2]) / 16, 1.0)  # kernels stay small against the image
+    smooth = float(np.clip(24.0 / scale, 1.0, limit))  # ~ three red cells
     density = filters.gaussian(total_density(od), sigma=smooth)
     ink = filters.gaussian(total_density(od), sigma=max(smooth / 3, 0.5)) > _INK_OD
     # Ink that is not Romanowsky-coloured: green/black pens absorb red and blue alike (no red window).
     neutral = (od[..., 1] < 0.6 * od[..., 0]) & (od.sum(axis=-1) > 0.6)
     ink |= ndi.binary_opening(neutral, iterations=1)
-    ink = morphology.dilation(ink, morphology.disk(max(int(round(40.0 / scale)), 1)))
+    ink = morphology.dilation(ink, morphology.disk(int(np.clip(round(40.0 / scale), 1, limit))))
     smear = (density > _GLASS_OD) & ~ink
-    smear = morphology.remove_small_objects(smear, max_size=max(int((100.0 / scale) ** 2), 4))
+    smear = morphology.remove_small_objects(smear, max_size=int(np.clip((100.0 / scale) ** 2, 4, limit**2)))
     return ndi.binary_fill_holes(smear) & ~ink
 
 
@@ -118,7 +122,9 @@ def roi_mask(roi_um: np.ndarray | list, shape: tuple[int, int], um_per_px: float
     return mask
 
 
-def low_resolution(slide, target_mpp: float | None, max_side: int = 4096) -> tuple[np.ndarray, float]:
+def low_resolution(
+    slide, target_mpp: float | None, max_side: int = 4096, min_side: int = 256
+) -> tuple[np.ndarray, float]:
     """A low-resolution RGB copy of a slide, read level by level in bounded memory.
 
     Parameters
@@ -129,6 +135,8 @@ def low_resolution(slide, target_mpp: float | None, max_side: int = 4096) -> tup
         Wanted µm/px (``None``: the longer side becomes ``max_side``).
     max_side
         Upper bound of the longer side.
+    min_side
+        The longer side is never reduced below this (small fields keep their detail).
 
     Returns
     -------
@@ -136,10 +144,10 @@ def low_resolution(slide, target_mpp: float | None, max_side: int = 4096) -> tup
         ``(rows, cols, 3)`` uint8 and its level-0 pixels per pixel.
     """
     rows0, cols0 = slide.shape
-    want = max(rows0, cols0) / max_side
+    want = 1.0
     if target_mpp and slide.mpp:
-        want = max(want, target_mpp / slide.mpp)
-    want = max(want, 1.0)
+        want = min(target_mpp / slide.mpp, max(rows0, cols0) / min_side)
+    want = max(want, max(rows0, cols0) / max_side, 1.0)
     level = 0
     for i, d in enumerate(slide.downsamples):
         if d <= want * 1.0001:
@@ -189,7 +197,12 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
             raise InvalidInputError("an ROI in µm needs the slide's µm/px (pass mpp)")
         mask &= roi_mask(roi_um, mask.shape, mpp)
     bg = estimate_background(thumb)
-    return SmearMask(mask=mask, downsample=float(downsample), background=tuple(float(v) for v in bg))
+    return SmearMask(
+        mask=mask,
+        downsample=float(downsample),
+        background=tuple(float(v) for v in bg),
+        red_cell_tint=red_cell_tint(thumb, bg),
+    )
 
 
 def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -107,23 +107,59 @@ def nuclear_stain(od: np.ndarray) -> np.ndarray:
     return od[..., 0]
 
 
-def leukocyte_tint(od: np.ndarray, floor: float = 0.05) -> np.ndarray:
-    """Blue-lilac tint of white cells vs pink red cells: ``(OD_r - OD_b) / (OD_sum + floor)``.
+def leukocyte_tint(od: np.ndarray, red_cell_tint: float = 0.0, floor: float = 0.05) -> np.ndarray:
+    """Blue-lilac tint of white cells relative to the red cells of the same slide.
+
+    ``(OD_r - OD_b - t_rbc * OD_sum) / (OD_sum + floor)`` where ``t_rbc`` is the slide's red-cell
+    tint (:func:`red_cell_tint`), so a bluer or redder stain shifts both alike and cancels.
 
     Parameters
     ----------
     od
         ``(rows, cols, 3)`` optical densities.
+    red_cell_tint
+        The slide's red-cell tint (0 for a typical May-Grünwald-Giemsa stain).
     floor
         Added to the denominator so that faint glass pixels get a tint near 0.
 
     Returns
     -------
     numpy.ndarray
-        ``(rows, cols)`` float32, about 0.15 in white-cell cytoplasm and nuclei, about 0 in red cells.
+        ``(rows, cols)`` float32: 0 in red cells, about 0.15-0.3 in nuclei and blue cytoplasm.
     """
     total = od.sum(axis=-1)
-    return ((od[..., 0] - od[..., 2]) / (total + floor)).astype(np.float32)
+    return ((od[..., 0] - od[..., 2] - red_cell_tint * total) / (total + floor)).astype(np.float32)
+
+
+#: Upper bound of a red-cell tint (a field filled by one white cell must not raise it further).
+MAX_RED_CELL_TINT = 0.02
+
+
+def red_cell_tint(image: np.ndarray, background: np.ndarray | None = None) -> float:
+    """The tint ``(OD_r - OD_b) / OD_sum`` of the red cells: median over the stained pixels.
+
+    Red cells dominate the stained area of a smear (and of a low-resolution thumbnail, where the
+    ratio is unchanged by mixing with glass). The result is capped at :data:`MAX_RED_CELL_TINT`.
+
+    Parameters
+    ----------
+    image
+        ``(rows, cols, 3)`` uint8 RGB (a thumbnail or a field).
+    background
+        Glass colour (estimated when ``None``).
+
+    Returns
+    -------
+    float
+        The reference tint (0 when nothing is stained).
+    """
+    od = optical_density(image, background)
+    total = od.sum(axis=-1)
+    stained = total > 0.15
+    if stained.sum() < 16:
+        return 0.0
+    ratio = (od[..., 0] - od[..., 2])[stained] / total[stained]
+    return float(min(np.median(ratio), MAX_RED_CELL_TINT))
 
 
 def total_density(od: np.ndarray) -> np.ndarray:
