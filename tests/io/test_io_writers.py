@@ -170,3 +170,36 @@ def test_ome_zarr_rejects_float_labels(tmp_path):
         write_ome_zarr(
             tmp_path / "z.zarr", _image(64, 64), mpp=0.5, labels={"p": np.zeros((64, 64))}
         )
+
+
+class PatternSource:
+    """A 2048 x 3072 TileSource computed on demand (18 MB if it were ever held whole)."""
+
+    shape = (2048, 3072)
+
+    def read(self, row, col, height, width):
+        tile = np.empty((height, width, 3), np.uint8)
+        tile[..., 0] = (row // 7) % 256
+        tile[..., 1] = (col // 5) % 256
+        tile[..., 2] = (np.arange(height)[:, None] * 3 + row) % 256
+        return tile
+
+
+def test_pyramidal_tiff_streams_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        write_pyramidal_tiff(
+            tmp_path / "m.tif", PatternSource(), mpp=0.5, tile_size=256, compression="zlib"
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # level 0 is 18 MB, level 1 4.5 MB: holding either would exceed this
+    assert peak < 4 * 2**20, peak
+    with tifffile.TiffFile(tmp_path / "m.tif") as tif:
+        levels = tif.series[0].levels
+        assert len(levels) == 5  # 2048x3072 ... 128x192
+        expected = PatternSource().read(1024, 2048, 256, 256)
+        assert np.array_equal(levels[0].asarray()[1024:1280, 2048:2304], expected)
