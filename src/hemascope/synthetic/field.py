@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from hemascope.classes import AML_SUBTYPES, CELL_CLASSES
@@ -16,6 +18,12 @@ from hemascope.synthetic.truth import GroundTruth, slide_label, truth_table
 #: Largest field :func:`render_field` builds in memory (pixels); use ``make_smear`` beyond.
 MAX_FIELD_PIXELS = 8192 * 8192
 _CHUNK = 1024
+
+
+@lru_cache(maxsize=8)
+def _crop_rbc_bank(mpp: float) -> np.ndarray:
+    """The red-cell sprites used around :func:`render_cell` crops (one bank per µm/px)."""
+    return rbc_bank(32, mpp, seed=0)
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
@@ -128,7 +136,7 @@ def render_cell(
     )
     sprite = draw_cell(plan, mpp, palette)
     # red cells on a random monolayer around the cell
-    bank = rbc_bank(16, mpp, int(rng.integers(2**31)))
+    bank = _crop_rbc_bank(float(mpp))
     n = int(rng.poisson(0.55 * (size * mpp) ** 2 / 44.0))
     centers = rng.integers(0, size, (n, 2))
     far = np.hypot(*(centers * mpp - center).T) > plan.radius + 1.0
