@@ -69,3 +69,27 @@ def result(cell_table):
                        slide={"path": None, "shape": (460, 460), "mpp": MPP},
                        provenance={"models": {"cell": {"name": "wbc", "version": "1"}},
                                    "segmenter": "classical"})
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, str]:
+    """A tiny cell model and bag model with random weights (real safetensors files and cards)."""
+    import torch
+
+    from hemascope.classes import AML_SUBTYPES
+    from hemascope.models import ModelCard, build_model, save_model
+    from hemascope.slide.bag_model import BagModelCard, save_bag_model
+    from hemascope.slide.mil import build_bag_model
+
+    root = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    card = ModelCard(name="tiny-wbc", version="0.0.1", classes=list(CELL_CLASSES), input_size=16,
+                     mpp=1.0, arch_params={"widths": [4, 8, 8, 8]})
+    cell = save_model(build_model("cellnet", len(CELL_CLASSES), card.arch_params), card, root / "cell")
+    bag_card = BagModelCard(name="tiny-bag", version="0.0.1", classes=list(AML_SUBTYPES),
+                            architecture="attention", embedding_model="tiny-wbc", embedding_dim=8,
+                            input_size=16, mpp=1.0, instances="all", min_instances=3,
+                            arch_params={"hidden": 8}, demo=True)
+    bag = save_bag_model(build_bag_model("attention", 8, len(AML_SUBTYPES), hidden=8), bag_card,
+                         root / "bag")
+    return {"cell_model": str(cell), "slide_model": str(bag)}

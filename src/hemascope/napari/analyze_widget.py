@@ -8,6 +8,7 @@ check. When the run finishes, :func:`hemascope.napari.show_results` adds the res
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import dask.array as da
@@ -70,6 +71,25 @@ def roi_of_shapes(layer: Any) -> tuple[tuple[float, float], ...]:
     vertices = np.asarray(layer.data[0], dtype=float)
     world = np.array([layer.data_to_world(v) for v in vertices])
     return roi_from_polygon_um(world[:, -2:])
+
+
+@dataclass(frozen=True)
+class UserError:
+    """A documented error (bad input, cancel) returned by the worker instead of raised."""
+
+    error: HemascopeError
+
+
+def _user_errors_as_values(slide: Any, config: Any, cancel: threading.Event) -> Any:
+    """:func:`iter_analysis`, returning a :class:`HemascopeError` wrapped in :class:`UserError`.
+
+    Expected outcomes then reach the dock as a value instead of a traceback notification (a
+    worker returning an exception object would re-raise it); bugs still raise.
+    """
+    try:
+        return (yield from iter_analysis(slide, config, cancel=cancel))
+    except HemascopeError as exc:
+        return UserError(exc)
 
 
 class AnalyzeWidget(QWidget):
@@ -210,7 +230,7 @@ class AnalyzeWidget(QWidget):
             self.status.setText(f"error: {exc}")
             return
         self._cancel = threading.Event()
-        self.worker = thread_worker(iter_analysis, start_thread=False)(
+        self.worker = thread_worker(_user_errors_as_values, start_thread=False)(
             slide, config, cancel=self._cancel
         )
         self.worker.yielded.connect(self._on_progress)
@@ -233,6 +253,9 @@ class AnalyzeWidget(QWidget):
         self.status.setText(f"{event.message} ({event.done}/{event.total})")
 
     def _on_result(self, result: Any) -> None:
+        if isinstance(result, UserError):
+            self._on_error(result.error)
+            return
         self.result = result
         show_results(self.viewer, result)
         self.progress_bar.setValue(1000)
@@ -242,6 +265,10 @@ class AnalyzeWidget(QWidget):
         from hemascope.errors import Cancelled
 
         self.status.setText("cancelled" if isinstance(exc, Cancelled) else f"error: {exc}")
+        if isinstance(exc, HemascopeError) and not isinstance(exc, Cancelled):
+            from napari.utils.notifications import show_error
+
+            show_error(f"hemascope: {exc}")
 
     def _on_finished(self) -> None:
         self.run_button.setEnabled(True)
