@@ -78,7 +78,6 @@ def pan_fps(viewer, field_um: float, n_frames: int = 20) -> float:
 
 def main() -> None:
     import napari
-
     from hemascope.napari import add_slide, show_results
     from hemascope.napari.layers import class_colors
 

@@ -43,7 +43,6 @@ def main() -> None:
         return
 
     import napari
-
     from hemascope.napari import launch_viewer
 
     launch_viewer(result, slide=slide)  # slide layer + result layers + the three docks
