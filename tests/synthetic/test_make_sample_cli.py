@@ -59,6 +59,12 @@ def test_bad_options_exit_2_with_one_line(tmp_path, capsys, argv):
     assert not (tmp_path / "x.ome.tif").exists()
 
 
+def test_unwritable_output_exits_2(tmp_path, capsys):
+    (tmp_path / "adir.ome.tif").mkdir()
+    assert main(["make-sample", str(tmp_path / "adir.ome.tif"), "--size", "128", "--quiet"]) == 2
+    assert "directory" in capsys.readouterr().err
+
+
 def test_parse_random_stain_shift_is_seeded():
     assert parse_stain_shift("random", 3) == parse_stain_shift("random", 3)
     assert parse_stain_shift("random:0", 3).hue_deg == 0

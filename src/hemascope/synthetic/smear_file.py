@@ -190,7 +190,7 @@ def make_smear(
     Raises
     ------
     InvalidInputError
-        If ``spec`` is not a :class:`SmearSpec`.
+        If ``spec`` is not a :class:`SmearSpec` or ``path`` cannot be written.
     Cancelled
         If ``cancel`` is set; the partial slide is removed.
     """
@@ -199,13 +199,18 @@ def make_smear(
     if not isinstance(spec, SmearSpec):
         raise InvalidInputError(f"spec must be a SmearSpec, got {type(spec).__name__}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise InvalidInputError(f"cannot write the slide: {path} is a directory")
     quality = spec.shift.jpeg_quality or 90
-    with SmearTileSource(spec, workers=workers, progress=progress, cancel=cancel) as source:
-        write_pyramidal_tiff(
-            path, source, mpp=spec.mpp, tile_size=TILE_SIZE, compression="jpeg", quality=quality
-        )
-        renderer = source.renderer
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with SmearTileSource(spec, workers=workers, progress=progress, cancel=cancel) as source:
+            write_pyramidal_tiff(
+                path, source, mpp=spec.mpp, tile_size=TILE_SIZE, compression="jpeg", quality=quality
+            )
+            renderer = source.renderer
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write the slide {path}: {exc}") from exc
     truth = GroundTruth(cells=truth_table(renderer), label=slide_label(spec))
     truth.save(path)
     if masks:
