@@ -42,11 +42,9 @@ def main() -> None:
             print(f"  {kind:7s} {kwargs['name']!r}: {len(data)} items, scale {kwargs['scale']}")
         return
 
-    import napari
     from hemascope.napari import launch_viewer
 
-    launch_viewer(result, slide=slide)  # slide layer + result layers + the three docks
-    napari.run()
+    launch_viewer(result, slide=slide)  # slide + result layers + the three docks; blocks until closed
 
 
 if __name__ == "__main__":

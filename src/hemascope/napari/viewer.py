@@ -3,11 +3,10 @@
 These are the plain functions behind the widgets (``hemascope demo --gui`` calls
 :func:`launch_viewer`)::
 
-    import napari, hemascope
+    import hemascope
     from hemascope.napari import launch_viewer
     result = hemascope.analyze_slide("slide.ome.tif")
-    viewer = launch_viewer(result)
-    napari.run()
+    launch_viewer(result)  # returns when the window is closed (block=False: at once)
 """
 
 from __future__ import annotations
@@ -127,7 +126,7 @@ def launch_viewer(
     slide: Any = None,
     *,
     widgets: bool = True,
-    block: bool = False,
+    block: bool = True,
     show: bool = True,
 ) -> napari.Viewer:
     """Open napari with a slide, a result's layers and the hemascope widgets.
@@ -142,7 +141,8 @@ def launch_viewer(
     widgets
         Dock the Analyze, Slide report and Cell gallery widgets.
     block
-        Run the Qt event loop (``napari.run()``) before returning, as a command-line tool does.
+        Run the Qt event loop (``napari.run()``) until the window is closed, as a command-line
+        tool needs (``hemascope demo --gui``); ``False`` returns at once (scripts, notebooks).
     show
         Show the window (``False`` for off-screen use).
 
