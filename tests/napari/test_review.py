@@ -13,6 +13,7 @@ from hemascope.napari.review import (
     gallery_order,
     reclassify,
     save_reviewed_labels,
+    sort_columns,
 )
 
 
@@ -69,3 +70,13 @@ def test_reviewed_labels_csv_is_read_by_training(tmp_path, slide, cell_table):
 
     crop = np.asarray(Image.open(table["path"].iloc[0]))
     assert crop.shape == (72, 72, 3) and crop[36, 36].tolist() == [120, 60, 150]
+
+
+def test_gallery_sorts_by_attention(cell_table):
+    from hemascope.napari.layers import with_attention
+
+    cells = with_attention(cell_table, {"top_cells": [8, 17, 3], "top_weights": [0.5, 0.3, 0.2]})
+    groups = gallery_order(cells, sort_by="attention")
+    # cell 8 and 17 are blasts (class index 8 of 9): the most attended comes first
+    assert groups["blast"][:2] == [8, 17]
+    assert sort_columns(cells) == ["confidence", "attention"]

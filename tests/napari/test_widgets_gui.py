@@ -25,7 +25,9 @@ def test_show_results_adds_layers_with_features(viewer_with_result, result):
     names = [lyr.name for lyr in layers]
     assert names == ["smear mask", "blast probability", "cells"]
     cells = viewer.layers["cells"]
-    pd.testing.assert_frame_equal(cells.features, result.cells)
+    pd.testing.assert_frame_equal(cells.features[result.cells.columns], result.cells)
+    attention = cells.features["attention"]  # the subtype model's most-attended cells, by id
+    assert attention.notna().sum() == 3 and attention[8] == 0.5 and attention[3] == 0.2
     np.testing.assert_array_equal(cells.data, result.cells[["row", "col"]].to_numpy())
     assert tuple(cells.scale) == (0.5, 0.5)
     np.testing.assert_allclose(cells.face_color[0], class_rgba(result.cells["class"].iloc[0]))

@@ -175,9 +175,39 @@ def cells_layer_data(
     return (coords, kwargs, "points")
 
 
-def recolor_cells(layer: Any) -> None:
-    """Recompute a cells Points layer's face colours from its ``features["class"]``."""
-    layer.face_color = class_colors(layer.features["class"])
+def with_attention(cells: pd.DataFrame, subtype: dict[str, Any] | None) -> pd.DataFrame:
+    """The cell table plus an ``attention`` column from a subtype prediction's most-attended cells.
+
+    Parameters
+    ----------
+    cells
+        The cell table (with an ``id`` column, else matched by row position).
+    subtype
+        The result's subtype dictionary (``top_cells`` ids or ``top_indices``, and
+        ``top_weights``); ``None`` or no weights returns ``cells`` unchanged.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``attention`` (NaN for cells the model did not single out), so the gallery can
+        sort by it.
+    """
+    weights = list((subtype or {}).get("top_weights") or [])
+    if not weights:
+        return cells
+    out = cells.copy()
+    attention = np.full(len(out), np.nan)
+    ids = (subtype or {}).get("top_cells") or []
+    if "id" in out.columns and len(ids) == len(weights):
+        position = pd.Series(np.arange(len(out)), index=out["id"].to_numpy())
+        rows = position.reindex(ids).to_numpy()
+    else:
+        rows = np.asarray((subtype or {}).get("top_indices") or [], dtype=float)
+    for row, weight in zip(rows, weights, strict=False):
+        if np.isfinite(row) and 0 <= row < len(out):
+            attention[int(row)] = float(weight)
+    out["attention"] = attention
+    return out
 
 
 def blast_heatmap(

@@ -22,6 +22,7 @@ from hemascope.napari.layers import (
     open_label_pyramid,
     slide_layer_data,
     smear_mask_layer_data,
+    with_attention,
 )
 
 if TYPE_CHECKING:
@@ -65,7 +66,8 @@ def result_layer_tuples(result: SlideResult) -> list[tuple[Any, dict[str, Any], 
     if result.labels_path is not None and Path(result.labels_path).exists():
         levels = open_label_pyramid(result.labels_path)
         tuples.append(labels_layer_data(levels, mpp, slide_path=result.slide.get("path")))
-    tuples.append(cells_layer_data(result.cells, mpp, metadata={META_RESULT: result}))
+    cells = with_attention(result.cells, result.subtype)
+    tuples.append(cells_layer_data(cells, mpp, metadata={META_RESULT: result}))
     return tuples
 
 
