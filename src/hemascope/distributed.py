@@ -98,6 +98,13 @@ def _save_exports(result: SlideResult, out_dir: Path, export: bool) -> None:
 
 
 # --- worker tasks ----------------------------------------------------------------------------------
+def _local_dask() -> Any:
+    """Slide reads stay local: never ship lazy slide arrays (open file handles) to the cluster."""
+    import dask
+
+    return dask.config.set(scheduler="synchronous")
+
+
 def _limit_threads() -> None:
     """Give torch as many threads as the dask worker has (not one per core per worker)."""
     try:
@@ -112,35 +119,46 @@ def _limit_threads() -> None:
         torch.set_num_threads(nthreads)
 
 
+def _worker_slide(path: str, mpp: float, mpp_source: str) -> Any:
+    """The slide, opened once per worker process, with the scale the client planned it at."""
+    from hemascope.pipeline import cached_slide
+
+    slide = cached_slide(path, mpp)
+    slide.mpp_source = mpp_source
+    return slide
+
+
 def region_task(path: str, config: AnalysisConfig, region: Any, index: int, out_dir: str) -> int:
     """Worker task: segment + classify one region and checkpoint it; returns its cell count."""
-    from hemascope.pipeline import RegionCheckpoints, cached_slide, run_region
+    from hemascope.pipeline import RegionCheckpoints, run_region
 
     _limit_threads()
-    slide = cached_slide(path, config.mpp)
-    output = run_region(slide, region, index, config)
-    RegionCheckpoints(out_dir).save(output)
+    with _local_dask():
+        slide = _worker_slide(path, region.mpp, region.mpp_source)
+        output = run_region(slide, region, index, config)
+        RegionCheckpoints(out_dir).save(output)
     return len(output.cells)
 
 
-def finish_task(path: str, config: AnalysisConfig, out_dir: str, n_regions: int, export: bool,
-                *region_counts: int) -> dict[str, Any]:
+def finish_task(path: str, config: AnalysisConfig, mpp: tuple[float, str], out_dir: str, n_regions: int,
+                export: bool, *region_counts: int) -> dict[str, Any]:
     """Worker task: assemble a slide's checkpointed regions, summarise, save and export it.
 
     Returns the slide's summary row (small, unlike the result itself).
     """
-    from hemascope.pipeline import RegionCheckpoints, cached_slide, finish_slide
+    from hemascope.pipeline import RegionCheckpoints, finish_slide
 
     _limit_threads()
-    slide = cached_slide(path, config.mpp)
     store = RegionCheckpoints(out_dir)
     outputs = [store.load(i) for i in range(n_regions)]
     missing = [i for i, o in enumerate(outputs) if o is None]
     if missing:
         raise InvalidInputError(f"regions {missing[:5]} of {path} were not saved")
-    result = finish_slide(slide, outputs, config)  # type: ignore[arg-type]
-    result.save(out_dir)
-    _save_exports(result, Path(out_dir), export)
+    with _local_dask():
+        slide = _worker_slide(path, *mpp)
+        result = finish_slide(slide, outputs, config, smear=store.load_smear(), out_dir=out_dir)  # type: ignore[arg-type]
+        result.save(out_dir)
+        _save_exports(result, Path(out_dir), export)
     return summary_row(path, Path(out_dir), "done", 0.0, result)
 
 
@@ -193,16 +211,19 @@ def _run_on_cluster(client: Any, items: list[tuple[str, Path]], config: Analysis
             if resume and is_complete(out):
                 rows[k] = summary_row(path, out, "resumed", 0.0, SlideResult.load(out))
                 continue
-            slide = open_input(path, config)
-            regions = plan_slide_regions(slide, config)
-            slide.close()
-            start_run(slide, regions, config, out, resume)
+            with _local_dask():
+                slide = open_input(path, config)
+                regions, smear = plan_slide_regions(slide, config)
+                slide.close()
+            start_run(slide, regions, smear, config, out, resume)
             done = RegionCheckpoints(out).finished() if resume else set()
             futures = [
                 client.submit(region_task, str(path), config, region, i, str(out), pure=False)
                 for i, region in enumerate(regions) if i not in done
             ]
-            finish = client.submit(finish_task, str(path), config, str(out), len(regions), export, *futures, pure=False)
+            scale = (slide.mpp, slide.mpp_source)
+            finish = client.submit(finish_task, str(path), config, scale, str(out), len(regions), export, *futures,
+                                   pure=False)
             pending[finish] = k
         except Exception as exc:  # noqa: BLE001 - record and go on
             rows[k] = summary_row(path, out, "failed", time.perf_counter() - started[k], error=_error_text(exc))

@@ -29,14 +29,17 @@ from hemascope.errors import ConfigError, InvalidInputError
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 from hemascope.results import (
     SlideResult,
+    atomic_path,
     atomic_write_json,
     atomic_write_npy,
     atomic_write_table,
     is_complete,
+    read_cell_table,
 )
 
 REGIONS_DIR = "regions"
 RUN_MANIFEST = "run.json"
+LABELS_FILE = "labels.ome.zarr"
 
 
 # --- per-process caches (models load once per process / dask worker) ------------------------------
@@ -66,49 +69,74 @@ class RegionOutput:
     cells: pd.DataFrame
     embeddings: np.ndarray | None
     seconds: dict[str, float]
+    masks: list[Any] | None = None
 
 
 class RegionCheckpoints:
-    """Finished regions of one run, one pair of files per region in ``<out_dir>/regions``.
+    """Finished regions of one run, in ``<out_dir>/regions``: per region a table, embeddings, masks.
 
-    The embeddings are written first and the cell table last (both atomically), so a region is
-    finished exactly when its table exists and its row count matches the embeddings.
+    The embeddings and masks are written first and the cell table last (each atomically), so a
+    region is finished exactly when its table exists and its row count matches the other two.
     """
 
     def __init__(self, out_dir: str | Path) -> None:
         self.directory = Path(out_dir) / REGIONS_DIR
 
-    def _paths(self, index: int) -> tuple[Path, Path]:
+    def _paths(self, index: int) -> tuple[Path, Path, Path]:
         stem = self.directory / f"region_{index:06d}"
-        return stem.with_suffix(".parquet"), stem.with_suffix(".npy")
+        return stem.with_suffix(".parquet"), stem.with_suffix(".npy"), stem.with_suffix(".masks.npz")
 
     def save(self, output: RegionOutput) -> None:
-        """Write one finished region atomically (embeddings first, table last)."""
-        table, emb = self._paths(output.index)
+        """Write one finished region atomically (embeddings and masks first, table last)."""
+        from hemascope.export.labels import pack_cell_masks
+
+        table, emb, masks = self._paths(output.index)
         if output.embeddings is not None:
             atomic_write_npy(emb, output.embeddings)
+        if output.masks is not None:
+            with atomic_path(masks) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, **pack_cell_masks(output.masks))
         cells = output.cells.copy()
         cells.attrs = {"seconds": dict(output.seconds)}  # kept in the Parquet metadata
         atomic_write_table(table, cells)
 
     def load(self, index: int) -> RegionOutput | None:
         """A finished region, or ``None`` if it is not (completely) saved."""
-        table, emb = self._paths(index)
+        from hemascope.export.labels import unpack_cell_masks
+
+        table, emb, mask_file = self._paths(index)
         if not table.is_file():
             return None
-        cells = pd.read_parquet(table)
+        cells = read_cell_table(table)
         embeddings = np.load(emb, allow_pickle=False) if emb.is_file() else None
-        if embeddings is not None and len(embeddings) != len(cells):
-            return None  # a crash between the two writes of a re-run region: redo it
+        masks = None
+        if mask_file.is_file():
+            with np.load(mask_file, allow_pickle=False) as packed:
+                masks = unpack_cell_masks(packed)
+        if any(x is not None and len(x) != len(cells) for x in (embeddings, masks)):
+            return None  # a crash between the writes of a re-run region: redo it
         seconds = dict(cells.attrs.get("seconds", {}))
         cells.attrs = {}
-        return RegionOutput(index, cells, embeddings, seconds)
+        return RegionOutput(index, cells, embeddings, seconds, masks)
+
+    def save_smear(self, smear: Any) -> None:
+        """Keep the slide's smear mask with the run (workers that finish the slide need it)."""
+        atomic_write_npy(self.directory / "smear_mask.npy", smear.mask)
+        atomic_write_json(self.directory / "smear_mask.json", {"downsample": smear.downsample, "background": smear.background})
+
+    def load_smear(self) -> Any:
+        """The smear mask saved by :meth:`save_smear`."""
+        from hemascope.segment.smear import SmearMask
+
+        meta = json.loads((self.directory / "smear_mask.json").read_text(encoding="utf-8"))
+        mask = np.load(self.directory / "smear_mask.npy", allow_pickle=False)
+        return SmearMask(mask, float(meta["downsample"]), tuple(meta["background"]))
 
     def finished(self) -> set[int]:
         """Indices of the regions whose table exists."""
         if not self.directory.is_dir():
             return set()
-        return {int(p.stem.split("_")[1]) for p in self.directory.glob("region_*.parquet")}
+        return {int(p.name[7:13]) for p in self.directory.glob("region_*.parquet")}
 
 
 # --- planning ---------------------------------------------------------------------------------------
@@ -136,13 +164,33 @@ def open_input(path_or_slide: Any, config: AnalysisConfig) -> Any:
     raise InvalidInputError(f"expected a slide path or a Slide, got {type(path_or_slide).__name__}")
 
 
-def plan_slide_regions(slide: Any, config: AnalysisConfig) -> list[Any]:
-    """The regions of ``slide`` to segment under ``config`` (see :func:`hemascope.segment.plan_regions`)."""
-    from hemascope.segment import plan_regions
+def plan_slide_regions(slide: Any, config: AnalysisConfig) -> tuple[list[Any], Any]:
+    """The smear mask and the regions of ``slide`` to analyse under ``config``.
 
+    When the slide's µm/px is unknown it is estimated from its red cells (``mpp_source`` becomes
+    ``"estimated"``), as :func:`hemascope.segment.find_cells` does.
+
+    Returns
+    -------
+    regions, smear
+        :func:`hemascope.segment.plan_regions` regions and the
+        :class:`~hemascope.segment.smear.SmearMask` (ROI applied).
+    """
+    from hemascope.segment import plan_regions
+    from hemascope.segment.regions import slide_mpp
+    from hemascope.segment.smear import compute_smear_mask
+
+    smear = compute_smear_mask(slide)
     if slide.mpp is None:
-        raise InvalidInputError(f"{slide.name}: µm/px unknown; set 'mpp' in the configuration")
-    return list(plan_regions(slide, region_size=config.region_size, roi=config.roi_px(slide.mpp)))
+        slide.mpp, slide.mpp_source = slide_mpp(slide, smear)
+    if config.roi_um is not None:
+        smear = compute_smear_mask(slide, np.asarray(config.roi_um))
+    regions = plan_regions(slide, _segment_settings(config), region_size=config.region_size, smear=smear)
+    return regions, smear
+
+
+def _segment_settings(config: AnalysisConfig) -> dict[str, Any]:
+    return {"segmenter": config.segmenter, **config.segmenter_settings}
 
 
 def _check_manifest(out_dir: Path, manifest: dict[str, Any], resume: bool) -> None:
@@ -160,10 +208,11 @@ def _check_manifest(out_dir: Path, manifest: dict[str, Any], resume: bool) -> No
     if checkpoints.directory.is_dir():  # a fresh run: forget the old regions
         for old_file in checkpoints.directory.iterdir():
             old_file.unlink()
+    checkpoints.directory.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, manifest)
 
 
-def start_run(slide: Any, regions: list[Any], config: AnalysisConfig, out_dir: Path, resume: bool) -> None:
+def start_run(slide: Any, regions: list[Any], smear: Any, config: AnalysisConfig, out_dir: Path, resume: bool) -> None:
     """Record (or, when resuming, check) what the run in ``out_dir`` is computing."""
     out_dir.mkdir(parents=True, exist_ok=True)
     facts = _slide_facts(slide)
@@ -174,6 +223,7 @@ def start_run(slide: Any, regions: list[Any], config: AnalysisConfig, out_dir: P
         "n_regions": len(regions),
     }
     _check_manifest(out_dir, manifest, resume)
+    RegionCheckpoints(out_dir).save_smear(smear)
 
 
 # --- the work ---------------------------------------------------------------------------------------
@@ -200,11 +250,11 @@ def run_region(slide: Any, region: Any, index: int, config: AnalysisConfig, *, c
         their embeddings.
     """
     from hemascope.classify import predict_cells
-    from hemascope.segment import segment_region
+    from hemascope.segment.regions import segment_region_with_masks
 
     t0 = time.perf_counter()
-    settings = {"segmenter": config.segmenter, **config.segmenter_settings}
-    cells = segment_region(slide, region, settings).reset_index(drop=True)
+    cells, masks = segment_region_with_masks(slide, region, _segment_settings(config))
+    cells = cells.reset_index(drop=True)
     t1 = time.perf_counter()
     check_cancelled(cancel)
     model = cached_cell_model(config.cell_model, config.device)
@@ -218,41 +268,81 @@ def run_region(slide: Any, region: Any, index: int, config: AnalysisConfig, *, c
         embeddings = pred.embeddings
         if config.min_confidence > 0:
             cells.loc[cells["confidence"] < config.min_confidence, "class"] = "unclassified"
-    cells.insert(0, "region", index)
+    cells["region"] = index
     t2 = time.perf_counter()
-    return RegionOutput(index, cells, embeddings, {"segment": t1 - t0, "classify": t2 - t1})
+    return RegionOutput(index, cells, embeddings, {"segment": t1 - t0, "classify": t2 - t1}, masks)
 
 
-def _model_provenance(config: AnalysisConfig, summary: Any) -> dict[str, Any]:
+def _model_provenance(config: AnalysisConfig) -> dict[str, Any]:
+    from hemascope.slide import load_bag_model
+
     card = cached_cell_model(config.cell_model, config.device).card
     models = {"cell": {"name": card.name, "version": card.version, "sha256": card.sha256}}
-    for i, pred in enumerate(summary.subtypes):
-        key = "slide" if i == 0 else f"slide_{i}"
-        models[key] = {"name": pred.model, "version": pred.version, "demo": pred.demo}
-    try:
-        from hemascope.slide import load_bag_model
-
-        for info in list(models.values())[1:]:
-            info["sha256"] = load_bag_model(info["name"]).card.sha256
-    except Exception:  # noqa: BLE001 - provenance extras must not fail a finished analysis
-        pass
+    for i, name in enumerate(_bag_models(config)):
+        bag = load_bag_model(name).card
+        models["slide" if i == 0 else f"slide_{i}"] = {
+            "name": bag.name, "version": bag.version, "sha256": bag.sha256, "demo": bag.demo,
+        }
     return models
 
 
+def assemble_cells(outputs: list[RegionOutput]) -> tuple[pd.DataFrame, np.ndarray | None, list[Any] | None]:
+    """Concatenate region outputs into one cell table (``id`` 1..N in (row, col) order).
+
+    Returns
+    -------
+    cells, embeddings, masks
+        The table (as :func:`hemascope.segment.concat_cell_tables` orders it), the embeddings and
+        per-cell masks in the same row order (``None`` when absent).
+    """
+    from hemascope.segment import concat_cell_tables
+
+    outputs = sorted(outputs, key=lambda o: o.index)
+    with_cells = [o for o in outputs if len(o.cells)]
+    offsets = np.cumsum([0] + [len(o.cells) for o in with_cells])
+    tables = [o.cells.assign(_pos=np.arange(a, a + len(o.cells))) for o, a in zip(with_cells, offsets, strict=False)]
+    cells = concat_cell_tables(tables)
+    order = cells.pop("_pos").to_numpy(dtype=int) if "_pos" in cells else np.zeros(0, dtype=int)
+    for name, dtype in (("class", object), ("region", np.int64)):
+        if name not in cells:
+            cells[name] = pd.Series(dtype=dtype)
+    embeddings = masks = None
+    if with_cells and all(o.embeddings is not None for o in with_cells):
+        embeddings = np.concatenate([o.embeddings for o in with_cells]).astype(np.float32)[order]
+    if with_cells and all(o.masks is not None for o in with_cells):
+        flat = [m for o in with_cells for m in o.masks]
+        masks = [flat[i] for i in order]
+    return cells, embeddings, masks
+
+
+def _bag_models(config: AnalysisConfig) -> tuple[str, ...]:
+    from hemascope.slide.summary import DEFAULT_BAG_MODELS
+
+    if config.slide_model is None:
+        return tuple(DEFAULT_BAG_MODELS)
+    return () if config.slide_model.lower() == "none" else (config.slide_model,)
+
+
 def finish_slide(
-    slide: Any, outputs: list[RegionOutput], config: AnalysisConfig, *, timings: dict[str, float] | None = None,
+    slide: Any, outputs: list[RegionOutput], config: AnalysisConfig, *, smear: Any = None,
+    out_dir: str | Path | None = None, timings: dict[str, float] | None = None,
     progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
 ) -> SlideResult:
-    """Concatenate finished regions and add the slide-level summary.
+    """Concatenate finished regions, add the slide-level summary and (with ``out_dir``) the label mask.
 
     Parameters
     ----------
     slide
         The open slide.
     outputs
-        Every region's output, in plan order.
+        Every region's output.
     config
         Run settings.
+    smear
+        The slide's :class:`~hemascope.segment.smear.SmearMask` (kept in the result).
+    out_dir
+        When given, the cell label mask is written there as ``labels.ome.zarr`` (the slide's
+        pyramid with ``labels/cells``, label value = cell ``id``). The result itself is not saved.
     timings
         Extra timings (s) to record.
     progress, cancel
@@ -263,40 +353,31 @@ def finish_slide(
     SlideResult
     """
     from hemascope.slide import summarize
-    from hemascope.slide.summary import DEFAULT_BAG_MODELS
 
     t0 = time.perf_counter()
-    outputs = sorted(outputs, key=lambda o: o.index)
-    tables = [o.cells for o in outputs if len(o.cells)]
-    cells = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame({"region": pd.Series(dtype=int)})
-    # One id per cell on the slide (region tables number their cells locally).
-    if "id" in cells:
-        cells = cells.drop(columns="id")
-    cells.insert(0, "id", np.arange(len(cells), dtype=np.int64))
-    embs = [o.embeddings for o in outputs if len(o.cells) and o.embeddings is not None]
-    embeddings = np.concatenate(embs).astype(np.float32) if embs else None
-    if "class" not in cells:
-        cells["class"] = pd.Series(dtype=object)
-    if config.slide_model is None:
-        bag_models = DEFAULT_BAG_MODELS
-    else:
-        bag_models = () if config.slide_model.lower() == "none" else (config.slide_model,)
+    cells, embeddings, masks = assemble_cells(outputs)
     kwargs = {} if config.min_cells is None else {"min_cells": config.min_cells}
-    summary = summarize(
-        cells, embeddings, models=bag_models, min_blasts=config.min_blasts,
-        progress=progress, cancel=cancel, **kwargs,
-    )
+    summary = summarize(cells, embeddings, models=_bag_models(config), min_blasts=config.min_blasts,
+                        progress=progress, cancel=cancel, **kwargs)
+    labels_path = None
+    if out_dir is not None and masks is not None:
+        from hemascope.export.labels import lazy_label_image, write_labels_zarr
+
+        check_cancelled(cancel)
+        labels = lazy_label_image(slide.shape, masks, cells["id"].to_numpy())
+        labels_path = write_labels_zarr(Path(out_dir) / LABELS_FILE, slide, labels, mpp=slide.mpp)
     seconds: dict[str, float] = {"segment": 0.0, "classify": 0.0}
     for o in outputs:
         for key, value in o.seconds.items():
             seconds[key] = seconds.get(key, 0.0) + float(value)
     seconds["summarize"] = time.perf_counter() - t0
     seconds.update(timings or {})
+    versions = cells["segmenter_version"].dropna().unique().tolist() if "segmenter_version" in cells else []
     provenance = {
         "hemascope_version": __version__,
         "segmenter": config.segmenter,
-        "segmenter_version": _segmenter_version(config.segmenter),
-        "models": _model_provenance(config, summary),
+        "segmenter_version": versions[0] if versions else None,
+        "models": _model_provenance(config),
         "n_regions": len(outputs),
         "timings_s": seconds,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -307,18 +388,13 @@ def finish_slide(
         differential=summary.differential.to_dict(),
         subtype=summary.subtype.to_dict() if summary.subtype else None,
         subtypes=[s.to_dict() for s in summary.subtypes],
+        smear_mask=None if smear is None else smear.mask,
+        smear_mask_downsample=1.0 if smear is None else float(smear.downsample),
+        labels_path=labels_path,
         slide=_slide_facts(slide),
         config=config,
         provenance=provenance,
     )
-
-
-def _segmenter_version(segmenter: str) -> str:
-    if segmenter == "cellpose":
-        from importlib.metadata import version
-
-        return f"cellpose {version('cellpose')}"
-    return f"hemascope {__version__}"
 
 
 def analyze_slide(
@@ -361,10 +437,10 @@ def analyze_slide(
         return SlideResult.load(out)
     t_start = time.perf_counter()
     slide = open_input(path_or_slide, config)
-    regions = plan_slide_regions(slide, config)
+    regions, smear = plan_slide_regions(slide, config)
     checkpoints = None
     if out is not None:
-        start_run(slide, regions, config, out, resume)
+        start_run(slide, regions, smear, config, out, resume)
         checkpoints = RegionCheckpoints(out)
     outputs = []
     for i, region in enumerate(regions):
@@ -376,7 +452,8 @@ def analyze_slide(
                 checkpoints.save(output)
         outputs.append(output)
         report(progress, i + 1, len(regions) + 1, f"region {i + 1}/{len(regions)}")
-    result = finish_slide(slide, outputs, config, timings={"total": time.perf_counter() - t_start}, cancel=cancel)
+    result = finish_slide(slide, outputs, config, smear=smear, out_dir=out,
+                          timings={"total": time.perf_counter() - t_start}, cancel=cancel)
     if out is not None:
         result.save(out)
     report(progress, len(regions) + 1, len(regions) + 1, "done")
@@ -387,6 +464,7 @@ __all__ = [
     "RegionCheckpoints",
     "RegionOutput",
     "analyze_slide",
+    "assemble_cells",
     "cached_cell_model",
     "cached_slide",
     "finish_slide",

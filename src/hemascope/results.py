@@ -190,6 +190,23 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def read_cell_table(path: str | Path) -> pd.DataFrame:
+    """Read a Parquet cell table with text columns as ``object`` (as the pipeline makes them).
+
+    Parameters
+    ----------
+    path
+        A ``.parquet`` file written by :func:`atomic_write_table`.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    table = pd.read_parquet(path)
+    text = [c for c in table.columns if pd.api.types.is_string_dtype(table[c]) and table[c].dtype != object]
+    return table.astype({c: object for c in text}) if text else table
+
+
 def is_complete(directory: str | Path) -> bool:
     """Whether ``directory`` holds a completely saved :class:`SlideResult` (marker present)."""
     return (Path(directory) / COMPLETE_MARKER).is_file()
@@ -334,7 +351,7 @@ class SlideResult:
                 path = directory / name
                 if not path.is_file() or sha256_file(path) != digest:
                     raise ResultError(f"{path} is missing or was changed after the result was saved")
-        cells = pd.read_parquet(directory / "cells.parquet")
+        cells = read_cell_table(directory / "cells.parquet")
         arrays = {}
         for name in ("embeddings", "smear_mask"):
             path = directory / f"{name}.npy"
@@ -366,6 +383,7 @@ __all__ = [
     "atomic_write_table",
     "atomic_write_text",
     "is_complete",
+    "read_cell_table",
     "sha256_file",
     "to_jsonable",
 ]

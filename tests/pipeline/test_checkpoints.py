@@ -9,10 +9,11 @@ from hemascope.distributed import slide_folder_names
 from hemascope.errors import ConfigError
 from hemascope.io import slide_from_array
 from hemascope.pipeline import RegionCheckpoints, RegionOutput, start_run
+from hemascope.segment.smear import SmearMask
 
 
 def _output(index, n):
-    cells = pd.DataFrame({"region": index, "row": np.arange(n, dtype=float), "class": ["blast"] * n})
+    cells = pd.DataFrame({"region": index, "row": np.arange(n, dtype=float), "class": pd.Series(["blast"] * n, dtype=object)})
     return RegionOutput(index, cells, np.ones((n, 4), np.float32) * index, {"segment": 0.5, "classify": 0.25})
 
 
@@ -38,13 +39,14 @@ def test_half_saved_region_is_redone(tmp_path):
 
 def test_resume_refuses_other_settings(tmp_path):
     slide = slide_from_array(np.full((64, 64, 3), 200, np.uint8), mpp=0.5)
-    start_run(slide, [0, 1], AnalysisConfig(), tmp_path, resume=False)
+    smear = SmearMask(np.ones((4, 4), bool), 16.0, (240.0, 240.0, 240.0))
+    start_run(slide, [0, 1], smear, AnalysisConfig(), tmp_path, resume=False)
     RegionCheckpoints(tmp_path).save(_output(0, 2))
-    start_run(slide, [0, 1], AnalysisConfig(batch_size=8), tmp_path, resume=True)  # same run: keeps regions
+    start_run(slide, [0, 1], smear, AnalysisConfig(batch_size=8), tmp_path, resume=True)  # same run: keeps regions
     assert RegionCheckpoints(tmp_path).finished() == {0}
     with pytest.raises(ConfigError, match="different config"):
-        start_run(slide, [0, 1], AnalysisConfig(min_confidence=0.5), tmp_path, resume=True)
-    start_run(slide, [0, 1], AnalysisConfig(min_confidence=0.5), tmp_path, resume=False)  # fresh run: forgets
+        start_run(slide, [0, 1], smear, AnalysisConfig(min_confidence=0.5), tmp_path, resume=True)
+    start_run(slide, [0, 1], smear, AnalysisConfig(min_confidence=0.5), tmp_path, resume=False)  # fresh run: forgets
     assert RegionCheckpoints(tmp_path).finished() == set()
 
 

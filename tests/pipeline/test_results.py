@@ -25,7 +25,7 @@ def _result(n=20):
             "id": np.arange(n),
             "row": rng.uniform(0, 1000, n),
             "col": rng.uniform(0, 1000, n),
-            "class": rng.choice(["blast", "neutrophil"], n),
+            "class": pd.Series(rng.choice(["blast", "neutrophil"], n), dtype=object),
         }
     )
     return SlideResult(

@@ -52,4 +52,88 @@ def write_labels_zarr(
     return Path(path)
 
 
-__all__ = ["write_labels_zarr"]
+
+
+# --- per-cell masks ► label images ---------------------------------------------------------------
+def pack_cell_masks(masks: list[Any]) -> dict[str, np.ndarray]:
+    """Pack per-cell masks (objects with ``origin``, ``cell``, ``nucleus``) into flat arrays.
+
+    Parameters
+    ----------
+    masks
+        :class:`hemascope.segment.regions.CellMask` objects.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``origins`` and ``shapes`` ``(n, 2)`` int64 and bit-packed ``cell``/``nucleus`` pixels,
+        ready for :func:`numpy.savez` (no pickling).
+    """
+    origins = np.array([m.origin for m in masks], dtype=np.int64).reshape(-1, 2)
+    shapes = np.array([m.cell.shape for m in masks], dtype=np.int64).reshape(-1, 2)
+    flat_cell = np.concatenate([m.cell.ravel() for m in masks]) if masks else np.zeros(0, bool)
+    flat_nucleus = np.concatenate([m.nucleus.ravel() for m in masks]) if masks else np.zeros(0, bool)
+    return {"origins": origins, "shapes": shapes, "cell": np.packbits(flat_cell), "nucleus": np.packbits(flat_nucleus)}
+
+
+def unpack_cell_masks(packed: Any) -> list[Any]:
+    """The inverse of :func:`pack_cell_masks`: a list of ``CellMask``."""
+    from hemascope.segment.regions import CellMask
+
+    shapes = np.asarray(packed["shapes"])
+    sizes = shapes[:, 0] * shapes[:, 1] if len(shapes) else np.zeros(0, np.int64)
+    total = int(sizes.sum())
+    cell = np.unpackbits(packed["cell"], count=total).astype(bool)
+    nucleus = np.unpackbits(packed["nucleus"], count=total).astype(bool)
+    out, start = [], 0
+    for origin, shape, size in zip(np.asarray(packed["origins"]), shapes, sizes, strict=True):
+        stop = start + int(size)
+        shape_t = (int(shape[0]), int(shape[1]))
+        out.append(CellMask((int(origin[0]), int(origin[1])), cell[start:stop].reshape(shape_t),
+                            nucleus[start:stop].reshape(shape_t)))
+        start = stop
+    return out
+
+
+def lazy_label_image(shape: tuple[int, int], masks: list[Any], values: Any, *, chunks: int = 1024) -> Any:
+    """A lazy (dask) uint32 label image painting ``masks[i].cell`` with ``values[i]``.
+
+    Each chunk paints only the masks whose box meets it, so whole-slide label images are written
+    chunk by chunk in bounded memory.
+
+    Parameters
+    ----------
+    shape
+        Level-0 ``(rows, cols)``.
+    masks
+        Per-cell masks (``origin``, ``cell``).
+    values
+        Label value of each mask (e.g. the cell ``id`` column, 1..N).
+    chunks
+        Chunk edge in pixels.
+
+    Returns
+    -------
+    dask.array.Array
+    """
+    import dask.array as da
+
+    values = np.asarray(values, dtype=np.uint32)
+    boxes = np.array([(*m.origin, m.origin[0] + m.cell.shape[0], m.origin[1] + m.cell.shape[1]) for m in masks],
+                     dtype=np.int64).reshape(-1, 4)
+
+    def paint(block_info: dict | None = None) -> np.ndarray:
+        (r0, r1), (c0, c1) = block_info[None]["array-location"]
+        out = np.zeros((r1 - r0, c1 - c0), dtype=np.uint32)
+        hit = np.nonzero((boxes[:, 0] < r1) & (boxes[:, 2] > r0) & (boxes[:, 1] < c1) & (boxes[:, 3] > c0))[0]
+        for i in hit:
+            br0, bc0, br1, bc1 = boxes[i]
+            a0, a1, b0, b1 = max(br0, r0), min(br1, r1), max(bc0, c0), min(bc1, c1)
+            sub = masks[i].cell[a0 - br0 : a1 - br0, b0 - bc0 : b1 - bc0]
+            out[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0][sub] = values[i]
+        return out
+
+    return da.map_blocks(paint, dtype=np.uint32, chunks=da.core.normalize_chunks((chunks, chunks), shape))
+
+
+__all__ = ["lazy_label_image", "pack_cell_masks", "unpack_cell_masks", "write_labels_zarr"]
