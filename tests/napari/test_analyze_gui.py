@@ -98,3 +98,24 @@ def test_dock_cancel_stops_the_run(make_napari_viewer, qtbot, synthetic_slide, t
     assert dock.status.text() == "cancelled"
     assert "cells" not in [lyr.name for lyr in viewer.layers]
     assert dock.run_button.isEnabled()
+
+
+def test_dock_region_from_shapes_layer_is_a_polygon_in_um(make_napari_viewer, qtbot, synthetic_slide,
+                                                          tiny_models):
+    from hemascope.napari.analyze_widget import WHOLE_SMEAR, AnalyzeWidget
+
+    slide, _ = synthetic_slide
+    viewer = make_napari_viewer()
+    add_slide(viewer, slide)
+    dock = AnalyzeWidget(viewer)
+    qtbot.addWidget(dock)
+    _choose_models(dock, tiny_models)
+    assert dock.config().roi_um is None  # whole smear by default
+    # a rectangle drawn in level-0 pixels on a layer scaled like the slide: the ROI is in µm
+    viewer.add_shapes([np.array([[10, 20], [10, 220], [110, 220], [110, 20]])], scale=(0.5, 0.5),
+                      name="region")
+    assert [dock.region_combo.itemText(i) for i in range(dock.region_combo.count())] == [WHOLE_SMEAR, "region"]
+    dock.region_combo.setCurrentText("region")
+    config = dock.config()
+    np.testing.assert_allclose(config.roi_um, [[5, 10], [5, 110], [55, 110], [55, 10]])
+    assert config.cell_model == tiny_models["cell_model"] and config.device == "cpu"

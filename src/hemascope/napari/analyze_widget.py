@@ -186,17 +186,13 @@ class AnalyzeWidget(QWidget):
     def _refresh_layers(self, event: Any = None) -> None:
         from napari.layers import Image, Shapes
 
-        for combo, kind, extra in (
-            (self.image_combo, Image, []),
-            (self.region_combo, Shapes, [WHOLE_SMEAR]),
-        ):
+        images = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image) and lyr.rgb]
+        regions = [WHOLE_SMEAR] + [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Shapes)]
+        for combo, names in ((self.image_combo, images), (self.region_combo, regions)):
             current = combo.currentText()
             combo.clear()
-            names = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, kind)]
-            if kind is Image:
-                names = [lyr.name for lyr in self.viewer.layers if isinstance(lyr, Image) and lyr.rgb]
-            combo.addItems(extra + names)
-            if current in extra + names:
+            combo.addItems(names)
+            if current in names:
                 combo.setCurrentText(current)
 
     def config(self) -> Any:
