@@ -207,3 +207,30 @@ def test_vendor_suffix_goes_to_openslide(tmp_path, image):
     renamed = path.rename(tmp_path / "scan.scn")  # OpenSlide recognises files by content
     with open_slide(renamed) as slide:
         assert slide.format == "openslide" and slide.shape == image.shape[:2]
+
+
+OME_WITH_OBJECTIVE = (
+    '<?xml version="1.0" encoding="UTF-8"?><OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+    '<Instrument ID="Instrument:0"><Objective ID="Objective:0" NominalMagnification="40.0"/></Instrument>'
+    '<Image ID="Image:0" Name="x"><InstrumentRef ID="Instrument:0"/><ObjectiveSettings ID="Objective:0"/>'
+    '<Pixels ID="Pixels:0" DimensionOrder="XYCZT" Type="uint8" SizeX="700" SizeY="600" SizeC="3" SizeZ="1" '
+    'SizeT="1" Interleaved="true" PhysicalSizeX="250" PhysicalSizeXUnit="nm" PhysicalSizeY="250" '
+    'PhysicalSizeYUnit="nm"><Channel ID="Channel:0:0" SamplesPerPixel="3"/><TiffData IFD="0" PlaneCount="1"/>'
+    "</Pixels></Image></OME>"
+)
+
+
+def test_ome_objective_and_units(tmp_path, image):
+    path = tmp_path / "obj.ome.tif"
+    tifffile.imwrite(
+        path,
+        image,
+        photometric="rgb",
+        tile=(128, 128),
+        description=OME_WITH_OBJECTIVE,
+        metadata=None,
+    )
+    with open_slide(path) as slide:
+        assert slide.format == "ome-tiff"
+        assert slide.mpp == pytest.approx(0.25)  # 250 nm
+        assert slide.objective_power == 40.0

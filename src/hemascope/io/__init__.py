@@ -1,4 +1,23 @@
-"""Slide I/O: lazy pyramidal readers (tifffile + zarr + dask) and streamed writers."""
+"""Slide I/O: lazy pyramidal readers (tifffile + zarr + dask) and streamed writers.
+
+:func:`open_slide` reads, without touching level-0 pixels:
+
+=========================  ============  ======================================================
+file                       ``format``    µm/px and objective from
+=========================  ============  ======================================================
+pyramidal TIFF / BigTIFF   ``tiff``      TIFF resolution + unit (screen DPI is ignored)
+OME-TIFF                   ``ome-tiff``  OME ``PhysicalSizeX`` (+ unit), ``NominalMagnification``
+Aperio SVS                 ``svs``       ``MPP`` and ``AppMag`` in the ImageDescription
+Hamamatsu NDPI             ``ndpi``      TIFF resolution, NDPI ``Magnification`` tag
+OME-Zarr v0.4 / v0.5       ``ome-zarr``  level-0 ``scale`` transformation with a length unit
+PNG, JPEG (8-bit RGB)      ``image``     never (pass ``mpp=``); pyramid computed lazily
+MRXS, SCN, BIF, VMS, ...   ``openslide`` OpenSlide's properties (extra ``openslide``)
+=========================  ============  ======================================================
+
+A single-level TIFF also gets a lazily computed pyramid. Writers:
+:func:`write_pyramidal_tiff` (streamed tile by tile) and :func:`write_ome_zarr` (with label
+pyramids). Damaged or unsupported input raises :class:`~hemascope.errors.SlideError` subclasses.
+"""
 
 from hemascope.io.slide import Slide, slide_from_array
 from hemascope.io.tiles import TileSource

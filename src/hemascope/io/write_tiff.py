@@ -100,8 +100,9 @@ def write_pyramidal_tiff(
         Write OME-XML with the reduced levels as SubIFDs (OME-TIFF). With ``False`` the levels follow
         each other in the main IFD chain (the layout of Aperio SVS and of OpenSlide's generic TIFF).
     description
-        ImageDescription of the first page (e.g. an Aperio header ``"Aperio Image Library ...|MPP = 0.25"``);
-        only with ``ome=False``, since OME-TIFF keeps its OME-XML there.
+        ImageDescription of the first page; only with ``ome=False``, since OME-TIFF keeps its
+        OME-XML there. (An Aperio header alone does not make an SVS file: readers also expect a
+        thumbnail page after level 0, which this writer does not write.)
 
     Returns
     -------
