@@ -130,7 +130,8 @@ def _worker_slide(path: str, mpp: float, mpp_source: str) -> Any:
 
 def region_task(path: str, config: AnalysisConfig, region: Any, index: int, out_dir: str) -> int:
     """Worker task: segment + classify one region and checkpoint it; returns its cell count."""
-    from hemascope.pipeline import RegionCheckpoints, run_region
+    from hemascope.pipeline import run_region
+    from hemascope.region_checkpoints import RegionCheckpoints
 
     _limit_threads()
     with _local_dask():
@@ -146,7 +147,8 @@ def finish_task(path: str, config: AnalysisConfig, mpp: tuple[float, str], out_d
 
     Returns the slide's summary row (small, unlike the result itself).
     """
-    from hemascope.pipeline import RegionCheckpoints, finish_slide
+    from hemascope.pipeline import finish_slide
+    from hemascope.region_checkpoints import RegionCheckpoints
 
     _limit_threads()
     store = RegionCheckpoints(out_dir)
@@ -200,7 +202,8 @@ def _run_on_cluster(client: Any, items: list[tuple[str, Path]], config: Analysis
                     out_root: Path) -> list[dict]:
     from distributed import as_completed
 
-    from hemascope.pipeline import RegionCheckpoints, open_input, plan_slide_regions, start_run
+    from hemascope.pipeline import open_input, plan_slide_regions, start_run
+    from hemascope.region_checkpoints import RegionCheckpoints
 
     rows: dict[int, dict] = {}
     pending: dict[Any, int] = {}  # finish future -> item index

@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +26,9 @@ from hemascope import __version__
 from hemascope.config import AnalysisConfig, load_config
 from hemascope.errors import ConfigError, InvalidInputError
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
-from hemascope.results import (
-    SlideResult,
-    atomic_path,
-    atomic_write_json,
-    atomic_write_npy,
-    atomic_write_table,
-    is_complete,
-    read_cell_table,
-)
+from hemascope.region_checkpoints import RegionCheckpoints, RegionOutput
+from hemascope.results import SlideResult, atomic_write_json, is_complete
 
-REGIONS_DIR = "regions"
 RUN_MANIFEST = "run.json"
 LABELS_FILE = "labels.ome.zarr"
 
@@ -58,85 +49,6 @@ def cached_slide(path: str, mpp: float | None) -> Any:
     from hemascope.io import open_slide
 
     return open_slide(path, mpp=mpp)
-
-
-# --- region checkpoints ---------------------------------------------------------------------------
-@dataclass
-class RegionOutput:
-    """Cells found in one region: the table (with class columns) and their embeddings."""
-
-    index: int
-    cells: pd.DataFrame
-    embeddings: np.ndarray | None
-    seconds: dict[str, float]
-    masks: list[Any] | None = None
-
-
-class RegionCheckpoints:
-    """Finished regions of one run, in ``<out_dir>/regions``: per region a table, embeddings, masks.
-
-    The embeddings and masks are written first and the cell table last (each atomically), so a
-    region is finished exactly when its table exists and its row count matches the other two.
-    """
-
-    def __init__(self, out_dir: str | Path) -> None:
-        self.directory = Path(out_dir) / REGIONS_DIR
-
-    def _paths(self, index: int) -> tuple[Path, Path, Path]:
-        stem = self.directory / f"region_{index:06d}"
-        return stem.with_suffix(".parquet"), stem.with_suffix(".npy"), stem.with_suffix(".masks.npz")
-
-    def save(self, output: RegionOutput) -> None:
-        """Write one finished region atomically (embeddings and masks first, table last)."""
-        from hemascope.export.labels import pack_cell_masks
-
-        table, emb, masks = self._paths(output.index)
-        if output.embeddings is not None:
-            atomic_write_npy(emb, output.embeddings)
-        if output.masks is not None:
-            with atomic_path(masks) as tmp, open(tmp, "wb") as fh:
-                np.savez(fh, **pack_cell_masks(output.masks))
-        cells = output.cells.copy()
-        cells.attrs = {"seconds": dict(output.seconds)}  # kept in the Parquet metadata
-        atomic_write_table(table, cells)
-
-    def load(self, index: int) -> RegionOutput | None:
-        """A finished region, or ``None`` if it is not (completely) saved."""
-        from hemascope.export.labels import unpack_cell_masks
-
-        table, emb, mask_file = self._paths(index)
-        if not table.is_file():
-            return None
-        cells = read_cell_table(table)
-        embeddings = np.load(emb, allow_pickle=False) if emb.is_file() else None
-        masks = None
-        if mask_file.is_file():
-            with np.load(mask_file, allow_pickle=False) as packed:
-                masks = unpack_cell_masks(packed)
-        if any(x is not None and len(x) != len(cells) for x in (embeddings, masks)):
-            return None  # a crash between the writes of a re-run region: redo it
-        seconds = dict(cells.attrs.get("seconds", {}))
-        cells.attrs = {}
-        return RegionOutput(index, cells, embeddings, seconds, masks)
-
-    def save_smear(self, smear: Any) -> None:
-        """Keep the slide's smear mask with the run (workers that finish the slide need it)."""
-        atomic_write_npy(self.directory / "smear_mask.npy", smear.mask)
-        atomic_write_json(self.directory / "smear_mask.json", {"downsample": smear.downsample, "background": smear.background})
-
-    def load_smear(self) -> Any:
-        """The smear mask saved by :meth:`save_smear`."""
-        from hemascope.segment.smear import SmearMask
-
-        meta = json.loads((self.directory / "smear_mask.json").read_text(encoding="utf-8"))
-        mask = np.load(self.directory / "smear_mask.npy", allow_pickle=False)
-        return SmearMask(mask, float(meta["downsample"]), tuple(meta["background"]))
-
-    def finished(self) -> set[int]:
-        """Indices of the regions whose table exists."""
-        if not self.directory.is_dir():
-            return set()
-        return {int(p.name[7:13]) for p in self.directory.glob("region_*.parquet")}
 
 
 # --- planning ---------------------------------------------------------------------------------------
@@ -461,8 +373,6 @@ def analyze_slide(
 
 
 __all__ = [
-    "RegionCheckpoints",
-    "RegionOutput",
     "analyze_slide",
     "assemble_cells",
     "cached_cell_model",

@@ -8,7 +8,8 @@ from hemascope.config import AnalysisConfig
 from hemascope.distributed import slide_folder_names
 from hemascope.errors import ConfigError
 from hemascope.io import slide_from_array
-from hemascope.pipeline import RegionCheckpoints, RegionOutput, start_run
+from hemascope.pipeline import start_run
+from hemascope.region_checkpoints import RegionCheckpoints, RegionOutput
 from hemascope.segment.smear import SmearMask
 
 

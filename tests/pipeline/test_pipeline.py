@@ -16,7 +16,8 @@ import pytest
 import zarr
 
 from hemascope.errors import Cancelled, ConfigError
-from hemascope.pipeline import RegionCheckpoints, analyze_slide
+from hemascope.pipeline import analyze_slide
+from hemascope.region_checkpoints import RegionCheckpoints
 from hemascope.results import COMPLETE_MARKER, SlideResult, is_complete
 
 
