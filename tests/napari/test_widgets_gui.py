@@ -80,3 +80,20 @@ def test_report_shows_differential_subtype_and_notice(viewer_with_result, qtbot,
     assert counts["Blast"] == int((result.cells["class"] == "blast").sum())
     assert "wbc v1" in report.models.text()
     assert len(report.figure.axes) == 2
+
+
+def test_geojson_export_import_round_trips_through_napari(viewer_with_result, tmp_path):
+    from napari import save_layers
+
+    viewer, _ = viewer_with_result
+    cells = viewer.layers["cells"]
+    cells.data = cells.data + np.random.default_rng(2).random(cells.data.shape) / 7  # awkward floats
+    path = tmp_path / "cells.geojson"
+    [written] = save_layers(str(path), [cells], plugin="hemascope")
+    [back] = viewer.open(written, plugin="hemascope")
+    np.testing.assert_array_equal(back.data, cells.data)  # exactly, not approximately
+    assert list(back.features["class"]) == list(cells.features["class"])
+    np.testing.assert_allclose(back.scale, cells.scale, rtol=1e-12)  # µm/px from the measurements
+    [csv] = save_layers(str(tmp_path / "cells.csv"), [cells], plugin="hemascope")
+    table = pd.read_csv(csv)
+    np.testing.assert_array_equal(table[["row", "col"]].to_numpy(), cells.data)

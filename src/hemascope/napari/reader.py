@@ -90,11 +90,9 @@ def _centroid(obj: object) -> tuple[float, float]:
 
 def _infer_mpp(objects: list) -> float | None:
     """µm/px from hemascope measurements (``x_um`` beside the pixel centroid), if present."""
-    for obj in objects:
-        m = obj.measurements
-        if "x_um" in m and m.get(CENTROID_X_PX, 0) > 0:
-            return m["x_um"] / m[CENTROID_X_PX]
-    return None
+    ratios = [o.measurements["x_um"] / o.measurements[CENTROID_X_PX] for o in objects
+              if "x_um" in o.measurements and o.measurements.get(CENTROID_X_PX, 0) > 0]
+    return float(np.median(ratios)) if ratios else None
 
 
 def geojson_layer_data(

@@ -35,7 +35,8 @@ def points_to_cells(data: np.ndarray, attributes: dict[str, Any]) -> pd.DataFram
     Returns
     -------
     pandas.DataFrame
-        One row per point; moved or added points take their current positions.
+        One row per point; moved or added points take their current positions (``row``/``col``,
+        and ``y_um``/``x_um`` when the layer's µm/px is known).
     """
     coords = np.asarray(data, dtype=float)
     if coords.ndim != 2 or coords.shape[1] < 2:
@@ -48,6 +49,10 @@ def points_to_cells(data: np.ndarray, attributes: dict[str, Any]) -> pd.DataFram
     )
     cells[CENTROID_COLUMNS[0]] = coords[:, -2]
     cells[CENTROID_COLUMNS[1]] = coords[:, -1]
+    mpp = _layer_mpp(attributes)
+    if mpp:  # keep the µm positions consistent with moved or added points
+        cells["y_um"] = coords[:, -2] * mpp
+        cells["x_um"] = coords[:, -1] * mpp
     return cells
 
 
