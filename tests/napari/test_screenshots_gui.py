@@ -46,8 +46,9 @@ def test_screenshot_of_results_and_widgets(make_napari_viewer, qtbot, out_dir, s
     viewer.window._qt_window.resize(1400, 900)
     add_slide(viewer, slide)
     show_results(viewer, result)
-    add_widgets(viewer)
+    widgets = add_widgets(viewer)
     viewer.reset_view()
+    qtbot.waitUntil(lambda: widgets["Cell gallery"].thumbnails_pending == 0, timeout=20_000)
     qtbot.wait(300)  # let the docks lay out
     image = _save(viewer, out_dir / "napari_results_widgets.png", canvas_only=False)
     assert image[..., :3].std() > 10

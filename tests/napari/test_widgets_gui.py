@@ -46,6 +46,8 @@ def test_gallery_click_moves_camera_and_keys_reclassify(viewer_with_result, qtbo
     qtbot.addWidget(gallery)
     cells = viewer.layers["cells"]
     assert gallery.list.count() == len(cells.data)  # 36 cells, < per_class each
+    qtbot.waitUntil(lambda: gallery.thumbnails_pending == 0, timeout=20_000)
+    assert not gallery.list.item(0).icon().isNull()
     item = gallery.list.item(5)
     pos = item.data(Qt.ItemDataRole.UserRole)
     camera = camera_of(viewer)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from qtpy.QtCore import QEvent, QObject, QSize, Qt
+from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
 from qtpy.QtGui import QIcon, QImage, QPixmap
 from qtpy.QtWidgets import (
     QComboBox,
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 ALL_CLASSES = "all classes"
 THUMB = 64
+#: Thumbnails read per event-loop turn.
+ICONS_PER_TICK = 8
 #: Number key → class (``0`` clears to unclassified).
 KEY_CLASSES = {str(i + 1): c for i, c in enumerate(CELL_CLASSES)} | {"0": "unclassified"}
 
@@ -76,6 +78,10 @@ class GalleryWidget(QWidget):
         self.per_class = per_class
         self.layer: Any = None
         self.slide: Any = None
+        self._pending: list[tuple[QListWidgetItem, int, str]] = []
+        self._icon_timer = QTimer(self)
+        self._icon_timer.setInterval(0)
+        self._icon_timer.timeout.connect(self._load_some_icons)
         self.class_combo = QComboBox()
         self.sort_combo = QComboBox()
         self.list = QListWidget()
@@ -141,7 +147,8 @@ class GalleryWidget(QWidget):
         self.populate()
 
     def populate(self) -> None:
-        """Rebuild the thumbnails for the chosen class and sort order."""
+        """Rebuild the gallery for the chosen class and sort order (thumbnails load in batches)."""
+        self._pending.clear()
         self.list.clear()
         if self.layer is None:
             return
@@ -156,18 +163,35 @@ class GalleryWidget(QWidget):
         )
         for cls, positions in groups.items():
             for pos in positions:
-                self.list.addItem(self._item(pos, cls))
-
-    def _item(self, pos: int, cls: str) -> QListWidgetItem:
-        cells = self.layer.features
-        score = cells[self.sort_combo.currentText()].iloc[pos] if self.sort_combo.currentText() in cells else None
-        text = CLASS_LABELS.get(cls, cls) + (f" {float(score):.2f}" if score is not None else "")
-        item = QListWidgetItem(text)
+                item = QListWidgetItem(self._label(pos, cls))
+                item.setData(Qt.ItemDataRole.UserRole, int(pos))
+                self.list.addItem(item)
+                self._pending.append((item, pos, cls))
         if self.slide is not None:
-            row, col = (float(cells[c].iloc[pos]) for c in CENTROID_COLUMNS)
-            item.setIcon(_framed_icon(cell_thumbnail(self.slide, row, col, size=THUMB), cls))
-        item.setData(Qt.ItemDataRole.UserRole, int(pos))
-        return item
+            self._icon_timer.start()
+
+    def _label(self, pos: int, cls: str) -> str:
+        cells, sort_by = self.layer.features, self.sort_combo.currentText()
+        score = float(cells[sort_by].iloc[pos]) if sort_by in cells.columns else float("nan")
+        return CLASS_LABELS.get(cls, cls) + (f" {score:.2f}" if np.isfinite(score) else "")
+
+    def _set_icon(self, item: QListWidgetItem, pos: int, cls: str) -> None:
+        cells = self.layer.features
+        row, col = (float(cells[c].iloc[pos]) for c in CENTROID_COLUMNS)
+        item.setIcon(_framed_icon(cell_thumbnail(self.slide, row, col, size=THUMB), cls))
+
+    def _load_some_icons(self) -> None:
+        """Read the next few thumbnails (a timer calls this so the viewer stays responsive)."""
+        for _ in range(ICONS_PER_TICK):
+            if not self._pending:
+                self._icon_timer.stop()
+                return
+            self._set_icon(*self._pending.pop(0))
+
+    @property
+    def thumbnails_pending(self) -> int:
+        """Thumbnails not read yet."""
+        return len(self._pending)
 
     # --- actions ------------------------------------------------------------------------------
     def selected_position(self) -> int | None:
@@ -187,9 +211,9 @@ class GalleryWidget(QWidget):
             return
         pos = int(item.data(Qt.ItemDataRole.UserRole))
         reclassify(self.layer, pos, new_class)
-        refreshed = self._item(pos, new_class)
-        item.setText(refreshed.text())
-        item.setIcon(refreshed.icon())
+        item.setText(self._label(pos, new_class))
+        if self.slide is not None:
+            self._set_icon(item, pos, new_class)
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         """Number keys on the thumbnail list reclassify the selected cell."""
