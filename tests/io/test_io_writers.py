@@ -203,3 +203,56 @@ def test_pyramidal_tiff_streams_in_bounded_memory(tmp_path):
         assert len(levels) == 5  # 2048x3072 ... 128x192
         expected = PatternSource().read(1024, 2048, 256, 256)
         assert np.array_equal(levels[0].asarray()[1024:1280, 2048:2304], expected)
+
+
+def test_pyramidal_tiff_progress_and_cancel(tmp_path):
+    import threading
+
+    from hemascope.errors import Cancelled
+
+    calls = []
+    write_pyramidal_tiff(
+        tmp_path / "p.tif",
+        _image(600, 700),
+        mpp=0.5,
+        tile_size=256,
+        progress=lambda *a: calls.append(a),
+    )
+    # 3x3 + 2x2 + 1 tiles over three levels
+    assert calls[-1][:2] == (14, 14) and [c[0] for c in calls] == list(range(1, 15))
+
+    cancel = threading.Event()
+
+    def progress(done, total, message):
+        if done == 5:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        write_pyramidal_tiff(
+            tmp_path / "c.tif",
+            _image(600, 700),
+            mpp=0.5,
+            tile_size=256,
+            progress=progress,
+            cancel=cancel,
+        )
+    assert not list(tmp_path.glob("c.tif")) and not list(tmp_path.glob(".hemascope-spool-*"))
+
+
+def test_ome_zarr_progress_and_cancel(tmp_path):
+    import threading
+
+    from hemascope.errors import Cancelled
+
+    calls = []
+    labels = {"cells": np.zeros((300, 400), np.int32)}
+    write_ome_zarr(tmp_path / "p.zarr", _image(300, 400), mpp=0.5, labels=labels, chunks=128,
+                   progress=lambda *a: calls.append(a))  # fmt: skip
+    # 3 image levels (300x400, 150x200, 75x100) and 3 label levels
+    assert calls[-1][:2] == (6, 6) and [c[0] for c in calls] == list(range(7))
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        write_ome_zarr(tmp_path / "c.zarr", _image(300, 400), mpp=0.5, cancel=cancel)
+    assert not (tmp_path / "c.zarr").exists()

@@ -92,7 +92,25 @@ def lazy_pyramid(level0: da.Array, tile_size: int = 512) -> list[da.Array]:
     shapes = level_shapes_for(tuple(int(s) for s in level0.shape[:2]), tile_size, None)
     levels = [level0]
     for _ in shapes[1:]:
-        src = levels[-1].rechunk((2 * tile_size, 2 * tile_size, 3))
-        out_chunks = tuple(tuple((c + 1) // 2 for c in dim) for dim in src.chunks[:2]) + ((3,),)
-        levels.append(src.map_blocks(downsample2, chunks=out_chunks, dtype=np.uint8))
+        levels.append(reduce2(levels[-1], tile_size))
     return levels
+
+
+def reduce2(level: da.Array, chunk: int) -> da.Array:
+    """The lazy 2x box-filter reduction of an RGB dask level, in ``chunk``-pixel chunks.
+
+    Parameters
+    ----------
+    level
+        ``(rows, cols, 3)`` uint8 dask array.
+    chunk
+        Chunk edge of the result.
+
+    Returns
+    -------
+    dask.array.Array
+        ``(ceil(rows / 2), ceil(cols / 2), 3)`` uint8.
+    """
+    src = level.rechunk((2 * chunk, 2 * chunk, 3))
+    out_chunks = tuple(tuple((c + 1) // 2 for c in dim) for dim in src.chunks[:2]) + ((3,),)
+    return src.map_blocks(downsample2, chunks=out_chunks, dtype=np.uint8)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from hemascope.io.tiles import (
     iter_tile_origins,
     level_shapes_for,
 )
+from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 
 COMPRESSIONS = ("jpeg", "zlib", "zstd", "lzw", "none")
 _BIGTIFF_BYTES = 2**31
@@ -37,10 +38,15 @@ def check_mpp(mpp: float | None) -> float | None:
 
 
 def _level_tiles(
-    source: TileSource, shape: tuple[int, int], tile_size: int, spool: TileSpool | None
+    source: TileSource,
+    shape: tuple[int, int],
+    tile_size: int,
+    spool: TileSpool | None,
+    step: Callable[[], None],
 ) -> Iterator[np.ndarray]:
     """Yield full-size tiles of one level (edges padded white); spool their 2x reductions."""
     for row, col in iter_tile_origins(shape, tile_size):
+        step()
         height = min(tile_size, shape[0] - row)
         width = min(tile_size, shape[1] - col)
         tile = np.asarray(source.read(row, col, height, width))
@@ -69,6 +75,8 @@ def write_pyramidal_tiff(
     n_levels: int | None = None,
     ome: bool = True,
     description: str | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
 ) -> Path:
     """Write an RGB image as a tiled pyramidal TIFF, streaming tile by tile.
 
@@ -103,6 +111,11 @@ def write_pyramidal_tiff(
         ImageDescription of the first page; only with ``ome=False``, since OME-TIFF keeps its
         OME-XML there. (An Aperio header alone does not make an SVS file: readers also expect a
         thumbnail page after level 0, which this writer does not write.)
+    progress
+        ``progress(done, total, message)`` after every tile of every level.
+    cancel
+        Checked before every tile; when set, the partial file is removed and
+        :class:`~hemascope.errors.Cancelled` raised.
 
     Returns
     -------
@@ -113,6 +126,8 @@ def write_pyramidal_tiff(
     ------
     InvalidInputError
         For a non-RGB-uint8 source, a bad tile size, compression, quality, mpp or level count.
+    Cancelled
+        When ``cancel`` is set.
     """
     import tifffile
 
@@ -149,6 +164,16 @@ def write_pyramidal_tiff(
                 PhysicalSizeX=mpp, PhysicalSizeXUnit="µm", PhysicalSizeY=mpp, PhysicalSizeYUnit="µm"
             )
 
+    total = sum(-(-rows // tile_size) * -(-cols // tile_size) for rows, cols in shapes)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        check_cancelled(cancel)
+        if done:
+            report(progress, done, total, "writing pyramid")
+        done += 1
+
     spools: list[TileSpool] = []
     try:
         with tifffile.TiffWriter(path, bigtiff=bigtiff, ome=ome) as tif:
@@ -168,7 +193,7 @@ def write_pyramidal_tiff(
                         kwargs["subifds"] = len(shapes) - 1
                 else:
                     kwargs.update(subfiletype=1, metadata=None)
-                tiles = _level_tiles(level_source, shape, tile_size, spool)
+                tiles = _level_tiles(level_source, shape, tile_size, spool, step)
                 tif.write(tiles, shape=(shape[0], shape[1], 3), **kwargs)
                 if level > 0:
                     spools[level - 1].close()
@@ -179,4 +204,5 @@ def write_pyramidal_tiff(
     finally:
         for spool in spools:
             spool.close()
+    report(progress, total, total, "pyramid written")
     return path

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import shutil
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,10 @@ import dask.array as da
 import numpy as np
 
 from hemascope.errors import InvalidInputError
-from hemascope.io.tiles import downsample2, level_downsample, level_shapes_for
+from hemascope.io.lazy import reduce2
+from hemascope.io.tiles import level_downsample, level_shapes_for
 from hemascope.io.write_tiff import check_mpp
+from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 
 VERSIONS = ("0.5", "0.4")
 _RGB = ("FF0000", "00FF00", "0000FF")
@@ -74,6 +77,7 @@ def _write_image_levels(
     n_levels: int | None,
     chunks: int,
     version: str,
+    step: Callable[[str], None],
 ) -> list[tuple[int, int]]:
     """Write levels ``0..n`` as ``(c, y, x)`` arrays; build missing ones from the written level above."""
     shapes = (
@@ -88,12 +92,8 @@ def _write_image_levels(
         elif i == 0:
             data = base
         else:
-            src = previous.rechunk((2 * chunks, 2 * chunks, 3))
-            data = src.map_blocks(
-                downsample2,
-                chunks=tuple(tuple((c + 1) // 2 for c in dim) for dim in src.chunks[:2]) + ((3,),),
-                dtype=np.uint8,
-            )
+            data = reduce2(previous, chunks)
+        step(f"image level {i}")
         arr = _create(group, str(i), (3, *shape), (3, chunks, chunks), np.uint8, version)
         da.store(data.transpose(2, 0, 1).rechunk((3, chunks, chunks)), arr, lock=False)
         previous = da.from_zarr(arr).transpose(1, 2, 0)
@@ -108,21 +108,19 @@ def _write_labels(
     mpp: float | None,
     chunks: int,
     version: str,
+    step: Callable[[str], None],
 ) -> None:
     group = root.create_group("labels")
     _set_ome_attrs(group, version, {"labels": list(labels)})
     for name, label in labels.items():
-        arr = label if isinstance(label, da.Array) else np.asarray(label)
-        if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool):
-            raise InvalidInputError(
-                f"label {name!r}: expected a 2-D integer array, got {arr.shape} {arr.dtype}"
-            )
+        arr = label
         if arr.dtype == bool:
             arr = arr.astype(np.uint8)
         sub = group.create_group(name)
         scales = []
         level = 0
         while level < n_levels and arr.shape[0] >= 1 and arr.shape[1] >= 1:
+            step(f"label {name} level {level}")
             z = _create(sub, str(level), tuple(arr.shape), (chunks, chunks), arr.dtype, version)
             chunked = arr if isinstance(arr, da.Array) else da.from_array(arr, chunks=chunks)
             da.store(chunked.rechunk((chunks, chunks)), z, lock=False)
@@ -150,6 +148,8 @@ def write_ome_zarr(
     chunks: int = 512,
     n_levels: int | None = None,
     overwrite: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
 ) -> Path:
     """Write an RGB image (and optional label images) as an OME-Zarr multiscale directory.
 
@@ -176,6 +176,11 @@ def write_ome_zarr(
         Pyramid levels when a single array is given (default: at least 3, until one chunk fits).
     overwrite
         Replace an existing ``path``; otherwise an existing path is an error.
+    progress
+        ``progress(done, total, message)`` after each stored array (image or label level).
+    cancel
+        Checked before each stored array; when set, the partial directory is removed and
+        :class:`~hemascope.errors.Cancelled` raised.
 
     Returns
     -------
@@ -187,6 +192,8 @@ def write_ome_zarr(
     InvalidInputError
         For non-RGB-uint8 images, non-integer labels, a bad version, mpp or chunk size, or an
         existing path without ``overwrite``.
+    Cancelled
+        When ``cancel`` is set.
     """
     import zarr
 
@@ -206,8 +213,42 @@ def write_ome_zarr(
     else:
         levels, base = None, _as_dask(levels_or_array, chunks, "image")
 
-    root = zarr.open_group(str(path), mode="w", zarr_format=3 if version == "0.5" else 2)
-    shapes = _write_image_levels(root, levels, base, n_levels, chunks, version)
+    labels = {
+        str(name): label if isinstance(label, da.Array) else np.asarray(label)
+        for name, label in (labels or {}).items()
+    }
+    for name, label in labels.items():
+        if label.ndim != 2 or not (np.issubdtype(label.dtype, np.integer) or label.dtype == bool):
+            raise InvalidInputError(
+                f"label {name!r}: expected a 2-D integer array, got {label.shape} {label.dtype}"
+            )
+    n_image = len(levels) if levels is not None else None
+    if n_image is None:
+        n_image = len(level_shapes_for(tuple(int(v) for v in base.shape[:2]), chunks, n_levels))  # type: ignore[union-attr]
+    total, done = n_image * (1 + len(labels)), 0
+
+    def step(message: str) -> None:
+        nonlocal done
+        check_cancelled(cancel)
+        report(progress, done, total, f"writing {message}")
+        done += 1
+
+    try:
+        root = zarr.open_group(str(path), mode="w", zarr_format=3 if version == "0.5" else 2)
+        shapes = _write_image_levels(root, levels, base, n_levels, chunks, version, step)
+        _write_root_attrs(root, path, shapes, mpp, version)
+        if labels:
+            _write_labels(root, labels, shapes[0], len(shapes), mpp, chunks, version, step)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    report(progress, total, total, "OME-Zarr written")
+    return path
+
+
+def _write_root_attrs(
+    root: Any, path: Path, shapes: list[tuple[int, int]], mpp: float | None, version: str
+) -> None:
     scale0 = mpp if mpp is not None else 1.0
     scales = [scale0 * level_downsample(shapes[0], s) for s in shapes]
     attrs = {
@@ -225,6 +266,3 @@ def write_ome_zarr(
     if version == "0.4":
         attrs["omero"]["version"] = "0.4"
     _set_ome_attrs(root, version, attrs)
-    if labels:
-        _write_labels(root, labels, shapes[0], len(shapes), mpp, chunks, version)
-    return path
