@@ -253,7 +253,9 @@ def _write_root_attrs(
     scales = [scale0 * level_downsample(shapes[0], s) for s in shapes]
     attrs = {
         "multiscales": [
-            _multiscale(path.name.split(".")[0], "cyx", scales, version, mpp is not None)
+            _multiscale(
+                path.name.lstrip(".").split(".")[0], "cyx", scales, version, mpp is not None
+            )
         ],
         "omero": {
             "channels": [
