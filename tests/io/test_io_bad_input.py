@@ -51,6 +51,12 @@ def test_plain_directory_and_zarr_without_multiscales(tmp_path):
         (np.zeros((64, 64), np.uint8), {"photometric": "minisblack"}),
         (np.zeros((64, 64), np.uint16), {"photometric": "minisblack", "tile": (32, 32)}),
         (np.zeros((64, 64, 3), np.float32), {"photometric": "rgb"}),
+        (np.zeros((64, 64, 3), np.int8), {"photometric": "rgb", "tile": (32, 32)}),
+        (np.zeros((64, 64, 4), np.uint8), {"photometric": "separated", "tile": (32, 32)}),
+        (
+            np.zeros((64, 64), np.uint8),
+            {"photometric": "palette", "colormap": np.zeros((3, 256), np.uint16)},
+        ),
     ],
 )
 def test_non_rgb8_tiff(tmp_path, data, kwargs):

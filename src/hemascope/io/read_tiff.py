@@ -190,6 +190,10 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
             )
     series = tif.series[0]
     page0 = series.levels[0].keyframe
+    if page0.photometric not in (2, 6):  # RGB, YCbCr
+        raise UnsupportedFormatError(
+            f"{path.name}: {page0.photometric.name} image; hemascope reads RGB images only"
+        )
     fmt, mpp, objective, extra = _file_metadata(tif, page0)
     arrays: list[Any] = []
     stat = path.stat()

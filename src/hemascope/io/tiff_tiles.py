@@ -137,7 +137,7 @@ def install_checked_decode(page: Any, what: str) -> None:
 
 
 def is_fast_readable(page: Any) -> bool:
-    """Whether :class:`TiledPageReader` can serve ``page`` (tiled, chunky, 8-bit RGB(A), 2-D)."""
+    """Whether :class:`TiledPageReader` can serve ``page`` (tiled, chunky, unsigned 8-bit RGB(A), 2-D)."""
     return bool(
         page.is_tiled
         and not page.is_ndpi
@@ -146,6 +146,8 @@ def is_fast_readable(page: Any) -> bool:
         and page.tiledepth == 1
         and page.samplesperpixel in (3, 4)
         and page.bitspersample == 8
+        and page.sampleformat == 1
+        and page.photometric in (2, 6)  # RGB, YCbCr (decoded to RGB)
     )
 
 
