@@ -35,6 +35,9 @@ from hemascope.train.bags_data import Bag, bag_from_cells
 
 BAG_KINDS: tuple[str, ...] = ("cells", "image", "result")
 
+#: Cell-image folders classified together in one batched run by :func:`build_bags`.
+FOLDER_BATCH = 64
+
 #: Relative spread allowed between per-image scale *estimates* of one cell folder.
 ESTIMATED_SCALE_TOLERANCE = 0.25
 
@@ -57,26 +60,46 @@ def bag_kind(path: str | Path) -> str:
     raise DataError(f"bag source {path} does not exist")
 
 
-def _cells_from_folder(
-    folder: Path, model: LoadedModel, mpp: float | None, device: str, cancel: CancelToken | None
-) -> tuple[pd.DataFrame, np.ndarray]:
+def _cells_from_folders(
+    folders: Sequence[Path],
+    model: LoadedModel,
+    mpp: float | None,
+    device: str,
+    cancel: CancelToken | None,
+) -> list[tuple[pd.DataFrame, np.ndarray]]:
+    """Classify the cell images of several folders in one batched run; one result per folder."""
     from hemascope.classify import classify_images
     from hemascope.classify.images import expand_image_paths
 
-    paths = expand_image_paths([folder])
+    paths = []
+    for folder in folders:
+        try:
+            paths.append(expand_image_paths([folder]))
+        except InvalidInputError as exc:
+            raise DataError(f"bag {folder.name!r}: {exc}") from None
     result = classify_images(
-        paths, model, mpp, device=device, return_embeddings=True, cancel=cancel
+        [p for group in paths for p in group],
+        model,
+        mpp,
+        device=device,
+        return_embeddings=True,
+        cancel=cancel,
     )
-    if len(result.table) == 0:
-        reasons = "; ".join(f"{Path(p).name}: {r}" for p, r in result.failed[:3])
-        raise DataError(f"bag {folder} has no readable cell images ({reasons})")
-    table = result.table.copy()
-    tolerance = ESTIMATED_SCALE_TOLERANCE if mpp is None else None
-    if tolerance is not None:
-        _check_estimated_scale(table["mpp"].to_numpy(float), folder, tolerance)
-        table = table.drop(columns="mpp")
-    table.insert(0, "id", np.arange(len(table)))
-    return table, result.embeddings
+    position = {name: i for i, name in enumerate(result.table["path"])}
+    reasons = dict(result.failed)
+    out = []
+    for folder, group in zip(folders, paths, strict=True):
+        rows = [position[str(p)] for p in group if str(p) in position]
+        if not rows:
+            why = "; ".join(f"{p.name}: {reasons.get(str(p), '?')}" for p in group[:3])
+            raise DataError(f"bag {folder.name!r} has no readable cell images ({why})")
+        table = result.table.iloc[rows].reset_index(drop=True)
+        if mpp is None:
+            _check_estimated_scale(table["mpp"].to_numpy(float), folder, ESTIMATED_SCALE_TOLERANCE)
+            table = table.drop(columns="mpp")
+        table.insert(0, "id", np.arange(len(table)))
+        out.append((table, result.embeddings[rows]))
+    return out
 
 
 def _check_estimated_scale(values: np.ndarray, folder: Path, tolerance: float) -> None:
@@ -179,7 +202,7 @@ def cells_of_source(
     path = Path(source)
     kind = bag_kind(path)
     if kind == "cells":
-        table, emb = _cells_from_folder(path, model, mpp, device, cancel)
+        table, emb = _cells_from_folders([path], model, mpp, device, cancel)[0]
     elif kind == "image":
         table, emb = _cells_from_image(path, model, mpp, device, segmenter, cancel)
     else:
@@ -233,13 +256,26 @@ def build_bags(
     bags: list[Bag] = []
     skipped: list[tuple[str, str]] = []
     names: Sequence[str] = labels["bag"].astype(str).tolist()
-    for i, (name, source) in enumerate(zip(names, labels["source"], strict=True)):
+    sources = [Path(s) for s in labels["source"]]
+    kinds = [bag_kind(s) for s in sources]
+    ready: dict[int, tuple[pd.DataFrame, np.ndarray]] = {}
+    for i, (name, source) in enumerate(zip(names, sources, strict=True)):
         check_cancelled(cancel)
         label = labels["label"].iloc[i] if "label" in labels.columns else None
+        if kinds[i] == "cells" and i not in ready:
+            # cell folders are classified FOLDER_BATCH at a time: one batched run, not one per bag
+            batch = [j for j in range(i, len(sources)) if kinds[j] == "cells"][:FOLDER_BATCH]
+            results = _cells_from_folders([sources[j] for j in batch], model, mpp, device, cancel)
+            ready.update(zip(batch, results, strict=True))
         try:
-            table, emb = cells_of_source(
-                source, model, mpp=mpp, device=device, segmenter=segmenter, cancel=cancel
-            )
+            if i in ready:
+                table, emb = ready.pop(i)
+                if "mpp" in table.columns:
+                    check_single_scale(table["mpp"].to_numpy(float), bag=f"bag {name}")
+            else:
+                table, emb = cells_of_source(
+                    source, model, mpp=mpp, device=device, segmenter=segmenter, cancel=cancel
+                )
         except HemascopeError as exc:
             raise type(exc)(f"bag {name!r}: {exc}") from None
         noun = "blasts" if instances == "blast" else "cells"
