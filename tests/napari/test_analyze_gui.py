@@ -16,7 +16,7 @@ def synthetic_slide():
     from hemascope.io import slide_from_array
     from hemascope.synthetic import SmearSpec, render_field
 
-    image, truth = render_field(SmearSpec(size=1024, seed=3))
+    image, truth = render_field(SmearSpec(size=512, seed=3, wbc_density=400.0))
     return slide_from_array(image, mpp=0.5, name="synthetic.png"), truth
 
 
@@ -29,7 +29,7 @@ def test_iter_analysis_yields_progress_then_result(synthetic_slide, tiny_models)
     from hemascope.napari.analysis_run import analysis_config, iter_analysis
 
     slide, _ = synthetic_slide
-    gen = iter_analysis(slide, analysis_config(device="cpu", region_size=512, **tiny_models))
+    gen = iter_analysis(slide, analysis_config(device="cpu", region_size=256, **tiny_models))
     events = []
     try:
         while True:
