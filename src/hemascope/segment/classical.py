@@ -4,7 +4,8 @@ Steps, all sizes in micrometres:
 
 1. optical density against the glass colour (:mod:`hemascope.segment.stain`);
 2. **nucleus**: the red-channel OD (nuclear dye) smoothed, thresholded at the larger of Otsu's
-   threshold and a floor, small specks removed, holes filled;
+   threshold and a floor, small specks removed, holes filled; a hysteresis version (fainter
+   stain joined to dense chromatin: thin band nuclei) seeds and validates the cells;
 3. **whole cell**: pixels with the blue-lilac leukocyte tint (white-cell cytoplasm, not pink red
    cells) plus the nuclei, closed, hole-filled and opened to cut thin bridges to red cells, then
    kept only where they hold a nucleus;
@@ -37,8 +38,9 @@ class ClassicalParams:
     """Tunable parameters of the classical backend (sizes in µm, densities in OD units)."""
 
     smooth_um: float = 0.3
-    nucleus_min_od: float = 0.18
-    nucleus_min_area_um2: float = 4.0
+    nucleus_min_od: float = 0.10
+    nucleus_min_area_um2: float = 6.0
+    nucleus_hysteresis: float = 0.7
     tint_threshold: float = 0.04
     tint_smooth_um: float = 0.6
     cell_min_od: float = 0.05
@@ -46,7 +48,7 @@ class ClassicalParams:
     open_um: float = 1.2
     split_depth_um: float = 1.0
     cell_min_area_um2: float = 28.0
-    cell_min_nucleus_um2: float = 10.0
+    cell_min_nucleus_um2: float = 14.0
 
 
 def _px(um: float, mpp: float) -> float:
@@ -57,7 +59,9 @@ def _disk(radius_px: float) -> np.ndarray:
     return morphology.disk(max(int(round(radius_px)), 1))
 
 
-def nucleus_mask(od: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams()) -> np.ndarray:
+def nucleus_mask(
+    od: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams(), *, hysteresis: bool = False
+) -> np.ndarray:
     """Boolean mask of nuclear-stained pixels.
 
     Parameters
@@ -68,6 +72,10 @@ def nucleus_mask(od: np.ndarray, mpp: float, params: ClassicalParams = Classical
         Micrometres per pixel of ``od``.
     params
         Backend parameters.
+    hysteresis
+        Also keep fainter stain (down to ``nucleus_hysteresis`` times the threshold) connected to
+        dense chromatin: the *nuclear support* that decides which cells exist (thin band nuclei),
+        wider than the nucleus outline itself.
 
     Returns
     -------
@@ -79,7 +87,11 @@ def nucleus_mask(od: np.ndarray, mpp: float, params: ClassicalParams = Classical
     dense = stain[stain > params.nucleus_min_od / 2]
     if dense.size > 64 and np.ptp(dense) > 1e-3:
         threshold = max(threshold, float(filters.threshold_otsu(dense)))
-    mask = stain > threshold
+    if hysteresis:
+        low = max(params.nucleus_min_od, params.nucleus_hysteresis * threshold)
+        mask = filters.apply_hysteresis_threshold(stain, low, threshold)
+    else:
+        mask = stain > threshold
     min_px = int(params.nucleus_min_area_um2 / mpp**2)
     mask = morphology.remove_small_objects(mask, max_size=max(min_px, 1))
     return ndi.binary_fill_holes(mask)
@@ -128,8 +140,16 @@ def cell_mask(
     return np.isin(labels, keep[keep > 0])
 
 
+def _is_convex(piece: np.ndarray, solidity: float = 0.92) -> bool:
+    return piece.sum() >= solidity * morphology.convex_hull_image(piece).sum()
+
+
 def split_cells(
-    cells: np.ndarray, nuclei: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams()
+    cells: np.ndarray,
+    nuclei: np.ndarray,
+    mpp: float,
+    params: ClassicalParams = ClassicalParams(),
+    dense_nuclei: np.ndarray | None = None,
 ) -> np.ndarray:
     """Split a white-cell mask into instances by a watershed on distance-transform markers.
 
@@ -144,11 +164,14 @@ def split_cells(
     cells
         Whole-cell mask.
     nuclei
-        Nucleus mask.
+        Nucleus mask (the nuclear support).
     mpp
         Micrometres per pixel.
     params
         Backend parameters.
+    dense_nuclei
+        Strict nucleus mask (specks removed); when given, a kept instance must hold some of it
+        (a clump of platelets has nuclear-stained area but no nucleus of its own).
 
     Returns
     -------
@@ -157,15 +180,28 @@ def split_cells(
     """
     if not cells.any():
         return np.zeros(cells.shape, dtype=np.int32)
-    distance = ndi.distance_transform_edt(cells)
-    distance = filters.gaussian(distance, sigma=max(_px(params.smooth_um, mpp), 0.5))
-    peaks = morphology.h_maxima(distance, max(_px(params.split_depth_um, mpp), 1.0))
-    markers, _ = ndi.label(peaks & cells)
-    labels = segmentation.watershed(-distance, markers=markers, mask=cells)
+    components, n = ndi.label(cells)
+    labels = np.zeros(cells.shape, dtype=np.int32)
+    next_label = 1
+    for index, box in enumerate(ndi.find_objects(components), start=1):
+        piece = components[box] == index
+        if _is_convex(piece):  # one round cell: nothing to split (and no costly h-maxima)
+            labels[box][piece] = next_label
+            next_label += 1
+            continue
+        distance = ndi.distance_transform_edt(np.pad(piece, 1))[1:-1, 1:-1]
+        distance = filters.gaussian(distance, sigma=max(_px(params.smooth_um, mpp), 0.5))
+        peaks = morphology.h_maxima(distance, max(_px(params.split_depth_um, mpp), 1.0))
+        markers, k = ndi.label(peaks & piece)
+        split = segmentation.watershed(-distance, markers=markers, mask=piece)
+        labels[box][piece] = split[piece] + next_label - 1
+        next_label += k
     min_px = int(params.cell_min_area_um2 / mpp**2)
     sizes = np.bincount(labels.ravel())
     nucleus_px = np.bincount(labels.ravel(), weights=nuclei.ravel(), minlength=sizes.size)
     keep = (sizes >= min_px) & (nucleus_px >= max(1, int(params.cell_min_nucleus_um2 / mpp**2)))
+    if dense_nuclei is not None:
+        keep &= np.bincount(labels.ravel(), weights=dense_nuclei.ravel(), minlength=sizes.size) > 0
     keep[0] = False
     relabel = np.zeros(sizes.size, dtype=np.int32)
     relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
@@ -205,7 +241,8 @@ def segment_classical(
         red_cell_tint = estimate_red_cell_tint(image, background)
     od = optical_density(image, background)
     nuclei = nucleus_mask(od, mpp, params)
-    cells = split_cells(cell_mask(od, nuclei, mpp, params, red_cell_tint), nuclei, mpp, params)
+    support = nucleus_mask(od, mpp, params, hysteresis=True) | nuclei
+    cells = split_cells(cell_mask(od, support, mpp, params, red_cell_tint), support, mpp, params, nuclei)
     nucleus_labels = np.where(nuclei, cells, 0).astype(np.int32)
     return cells, nucleus_labels
 

@@ -26,7 +26,7 @@ from hemascope.segment.backends import resolve_segmenter, segment_crops, segment
 from hemascope.segment.candidates import find_candidates
 from hemascope.segment.settings import SegmentSettings
 from hemascope.segment.smear import SmearMask, compute_smear_mask
-from hemascope.segment.table import empty_cell_table, measure_cells
+from hemascope.segment.table import as_cell_table, cell_rows, empty_cell_table
 
 Box = tuple[int, int, int, int]
 
@@ -169,7 +169,10 @@ def plan_regions(
             slide.mpp, slide.mpp_source = mpp, source
         smear = compute_smear_mask(slide, roi)
     tile = _tile_size(slide)
-    core = int(math.ceil(region_size / tile) * tile)
+    if region_size >= tile:
+        core = int(math.ceil(region_size / tile) * tile)
+    else:  # a whole fraction of a tile, so cores still align with the tiles
+        core = tile // (tile // region_size)
     grid = _candidate_grid(slide, mpp, settings)
     overlap = int(math.ceil(settings.max_diameter_um / mpp / grid + 2) * grid)
     rows, cols = slide.shape
@@ -233,6 +236,20 @@ def read_reduced(slide, box: Box, grid: int) -> np.ndarray:
     return image
 
 
+#: Above this many candidates in a region, its level-0 window is read once instead of crop by crop.
+_WINDOW_READ_MIN_CANDIDATES = 24
+
+
+def _read_crops(slide, region: Region, rows: np.ndarray, cols: np.ndarray, half: int) -> list[np.ndarray]:
+    size = 2 * half + 1
+    if len(rows) < _WINDOW_READ_MIN_CANDIDATES:
+        return [slide.read_region(0, r - half, c - half, size, size) for r, c in zip(rows, cols, strict=True)]
+    r0, c0 = int(rows.min()) - half, int(cols.min()) - half
+    window = slide.read_region(0, r0, c0, int(rows.max()) - r0 + half + 1, int(cols.max()) - c0 + half + 1)
+    return [window[r - half - r0 : r + half + 1 - r0, c - half - c0 : c + half + 1 - c0].copy()
+            for r, c in zip(rows, cols, strict=True)]
+
+
 def _select_instance(cells: np.ndarray, centre: tuple[int, int], max_px: float) -> int:
     label = int(cells[centre])
     if label or not cells.any():
@@ -275,20 +292,20 @@ def segment_region_with_masks(
     cols = region.window[1] + centres[:, 1] * grid + (grid - 1) / 2
     keep = _in_smear(region, rows, cols) if len(rows) else np.zeros(0, dtype=bool)
     rows, cols = np.round(rows[keep]).astype(int), np.round(cols[keep]).astype(int)
-    half = int(math.ceil(settings.max_diameter_um / mpp))
-    crops = [slide.read_region(0, r - half, c - half, 2 * half + 1, 2 * half + 1) for r, c in zip(rows, cols, strict=True)]
+    half = int(math.ceil(0.75 * settings.max_diameter_um / mpp))  # the largest cell fits, off-centre too
+    crops = _read_crops(slide, region, rows, cols, half)
     name = resolve_segmenter(settings)
     version = segmenter_version(name)
     tables, masks, seen = [], [], []
     results = segment_crops(crops, mpp, region.background, settings, region.red_cell_tint) if crops else []
     for (r, c), crop, (cells, nuclei) in zip(zip(rows, cols, strict=True), crops, results, strict=True):
-        label = _select_instance(cells, (half, half), settings.min_diameter_um / 2 / mpp)
+        label = _select_instance(cells, (half, half), settings.min_diameter_um / mpp)
         if not label:
             continue
         one = np.where(cells == label, 1, 0).astype(np.int32)
-        row = measure_cells(one, np.where(nuclei == label, 1, 0), crop, mpp, offset=(r - half, c - half),
-                            segmenter=name, segmenter_version=version)
-        cy, cx = float(row["row"].iloc[0]), float(row["col"].iloc[0])
+        (row,) = cell_rows(one, np.where(nuclei == label, 1, 0), crop, mpp, offset=(r - half, c - half),
+                           segmenter=name, segmenter_version=version)
+        cy, cx = row["row"], row["col"]
         if not region.owns(np.array([cy]), np.array([cx]))[0]:
             continue
         if any(math.hypot(cy - y, cx - x) < settings.min_diameter_um / 2 / mpp for y, x in seen):
@@ -301,9 +318,9 @@ def segment_region_with_masks(
         masks.append(CellMask((int(r - half + r_lo), int(c - half + c_lo)), one[sl] > 0, nuclei[sl] == label))
     if not tables:
         return empty_cell_table(), []
-    out = pd.concat(tables, ignore_index=True)
+    out = pd.DataFrame(tables)
     out["id"] = np.arange(1, len(out) + 1, dtype=np.int64)
-    return out, masks
+    return as_cell_table(out), masks
 
 
 def segment_region(slide, region: Region, settings: SegmentSettings | Mapping[str, Any] | None = None) -> pd.DataFrame:

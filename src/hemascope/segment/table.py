@@ -59,7 +59,31 @@ def measure_cells(
     segmenter: str,
     segmenter_version: str,
 ) -> pd.DataFrame:
-    """Measure cell instances of a label image into cell-table rows.
+    """Measure cell instances of a label image into a cell table.
+
+    Parameters are those of :func:`cell_rows`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per instance, columns :data:`CELL_COLUMNS`; ``id`` holds the instance label.
+    """
+    rows = cell_rows(cells, nuclei, image, mpp, offset=offset, segmenter=segmenter,
+                     segmenter_version=segmenter_version)
+    return as_cell_table(pd.DataFrame(rows)) if rows else empty_cell_table()
+
+
+def cell_rows(
+    cells: np.ndarray,
+    nuclei: np.ndarray,
+    image: np.ndarray,
+    mpp: float,
+    *,
+    offset: tuple[int, int] = (0, 0),
+    segmenter: str,
+    segmenter_version: str,
+) -> list[dict]:
+    """Measure cell instances of a label image into cell-table rows (plain dicts).
 
     Parameters
     ----------
@@ -78,8 +102,8 @@ def measure_cells(
 
     Returns
     -------
-    pandas.DataFrame
-        One row per instance, columns :data:`CELL_COLUMNS`; ``id`` holds the instance label.
+    list of dict
+        One dict per instance with the keys of :data:`CELL_COLUMNS`; ``id`` is the instance label.
     """
     rows = []
     r_off, c_off = offset
@@ -122,9 +146,7 @@ def measure_cells(
                 "segmenter_version": segmenter_version,
             }
         )
-    if not rows:
-        return empty_cell_table()
-    return as_cell_table(pd.DataFrame(rows))
+    return rows
 
 
 def as_cell_table(frame: pd.DataFrame) -> pd.DataFrame:
