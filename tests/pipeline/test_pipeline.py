@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import zarr
 
+from hemascope.classes import RESEARCH_USE_ONLY
+from hemascope.cli.demo import describe_result
 from hemascope.errors import Cancelled, ConfigError
 from hemascope.pipeline import analyze_slide
 from hemascope.region_checkpoints import RegionCheckpoints
@@ -40,6 +42,9 @@ def test_analyze_slide_in_memory_and_saved(smear_paths, config, tmp_path):
     assert models["cell"]["name"] == "tiny-wbc" and len(models["cell"]["sha256"]) == 64
     assert models["slide"]["sha256"]
     assert in_memory.provenance["segmenter"] == "classical"
+    text = describe_result(in_memory)
+    assert f"{len(cells)} cells found" in text and "Blasts:" in text and "tiny-bag" in text
+    assert RESEARCH_USE_ONLY.upper() in text
 
     saved = analyze_slide(smear_paths[0], config, out_dir=tmp_path / "out")
     pd.testing.assert_frame_equal(saved.cells, cells)

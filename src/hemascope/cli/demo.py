@@ -20,6 +20,7 @@ HELP = "analyse the embedded sample smear end to end and print what was found"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the command-line arguments."""
     parser.add_argument("--out", default="hemascope-demo", metavar="DIR", help="output folder (default: ./hemascope-demo)")
+    parser.add_argument("--config", metavar="FILE", help="TOML run settings (default: the bundled models)")
     parser.add_argument("--gui", action="store_true", help="open the result in napari afterwards")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -84,10 +85,11 @@ def run(args: argparse.Namespace) -> int:
     with open_slide(path) as slide:
         levels = " ".join(f"{r}x{c}" for r, c in slide.level_shapes)
         print(f"Sample slide: {path}\n  format {slide.format}, {slide.mpp} µm/px ({slide.mpp_source}), levels {levels}")
-    result = analyze_slide(path, out_dir=out / "result", progress=tqdm_progress("analysing", disable=args.quiet))
+    result = analyze_slide(path, args.config, out_dir=out / "result",
+                           progress=tqdm_progress("analysing", disable=args.quiet))
     exports = export_all(result, out / "exports")
     print(describe_result(result))
-    print(f"Result: {out / 'result'}")
+    print(f"Result: {out / 'result'}" + (f" (cell label mask: {result.labels_path})" if result.labels_path else ""))
     for name, file in exports.items():
         print(f"  {name:<14} {file}")
     print(f"Done in {time.perf_counter() - t0:.1f} s.")
