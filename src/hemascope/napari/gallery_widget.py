@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
-from qtpy.QtGui import QIcon, QImage, QPixmap
+from qtpy.QtGui import QColor, QIcon, QImage, QPixmap
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -89,7 +89,11 @@ class GalleryWidget(QWidget):
         self.list.setIconSize(QSize(THUMB + 6, THUMB + 6))
         self.list.setResizeMode(QListView.ResizeMode.Adjust)
         self.list.setMovement(QListView.Movement.Static)
+        self.list.setGridSize(QSize(THUMB + 48, THUMB + 30))
         self.list.setUniformItemSizes(True)
+        placeholder = QPixmap(THUMB + 6, THUMB + 6)
+        placeholder.fill(QColor("#d9d9d9"))
+        self._placeholder = QIcon(placeholder)  # until the thumbnail is read
         self.list.itemClicked.connect(self._on_clicked)
         self.list.installEventFilter(self)
         self.help = QLabel("click: go to cell · keys " + ", ".join(
@@ -163,7 +167,7 @@ class GalleryWidget(QWidget):
         )
         for cls, positions in groups.items():
             for pos in positions:
-                item = QListWidgetItem(self._label(pos, cls))
+                item = QListWidgetItem(self._placeholder, self._label(pos, cls))
                 item.setData(Qt.ItemDataRole.UserRole, int(pos))
                 self.list.addItem(item)
                 self._pending.append((item, pos, cls))

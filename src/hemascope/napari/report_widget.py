@@ -78,9 +78,9 @@ class ReportWidget(QWidget):
         self.table = QTableWidget(0, len(TABLE_HEADERS))
         self.table.setHorizontalHeaderLabels(TABLE_HEADERS)
         self.table.verticalHeader().setVisible(False)
-        self.figure = Figure(figsize=(4, 5))
+        self.figure = Figure(figsize=(4, 6), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(320)
+        self.canvas.setMinimumHeight(420)
         layout = QVBoxLayout(self)
         for widget in (self.notice, self.summary, self.blast, self.subtype, self.models,
                        self.table, self.canvas):
@@ -126,5 +126,7 @@ class ReportWidget(QWidget):
         top, bottom = self.figure.subplots(2, 1)
         plot_differential(top, diff)
         plot_subtype(bottom, result.subtype)
-        self.figure.tight_layout()
+        for ax in (top, bottom):
+            ax.tick_params(labelsize=7)
+            ax.xaxis.label.set_fontsize(7)
         self.canvas.draw_idle()

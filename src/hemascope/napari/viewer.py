@@ -119,7 +119,8 @@ def add_widgets(viewer: napari.Viewer) -> dict[str, Any]:
         "Cell gallery": GalleryWidget(viewer),
     }
     for name, widget in widgets.items():
-        viewer.window.add_dock_widget(widget, name=name, area="right")
+        # the report and the gallery share one tabbed dock below the Analyze dock
+        viewer.window.add_dock_widget(widget, name=name, area="right", tabify=name == "Cell gallery")
     return widgets
 
 
