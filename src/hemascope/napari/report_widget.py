@@ -129,4 +129,5 @@ class ReportWidget(QWidget):
         for ax in (top, bottom):
             ax.tick_params(labelsize=7)
             ax.xaxis.label.set_fontsize(7)
+            ax.title.set_fontsize(7)
         self.canvas.draw_idle()
