@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import zarr
 from skimage.draw import disk
 from skimage.measure import points_in_poly
 
@@ -61,8 +62,14 @@ def test_mask_contours_outline_the_cells():
     labels = np.zeros((200, 300), np.int32)
     labels[disk((50, 60), 20)] = 1
     labels[disk((120, 200), 30)] = 2
-    cells = pd.DataFrame({"row": [1050.0, 1120.0], "col": [2060.0, 2200.0], "label": [1, 2], "class": ["blast", "ig"]})
+    cells = pd.DataFrame({"row": [1050.0, 1120.0], "col": [2060.0, 2200.0], "id": [1, 2], "class": ["blast", "ig"]})
     fc = cells_to_geojson(cells, labels=labels, labels_offset=(1000, 2000))
+    # with bounding boxes only a window per cell is read (lazy whole-slide labels): same outlines
+    boxed = cells.assign(bbox_min_row=[1030, 1090], bbox_min_col=[2040, 2170], bbox_max_row=[1071, 1151],
+                         bbox_max_col=[2081, 2231])
+    lazy = zarr.create_array(store={}, shape=labels.shape, chunks=(64, 64), dtype=labels.dtype)
+    lazy[:] = labels
+    assert cells_to_geojson(boxed, labels=lazy, labels_offset=(1000, 2000))["features"][0]["geometry"] == fc["features"][0]["geometry"]
     for feature, (r, c, radius) in zip(fc["features"], [(1050, 2060, 20), (1120, 2200, 30)], strict=True):
         ring = np.asarray(feature["geometry"]["coordinates"][0])
         assert points_in_poly([[c, r]], ring)[0]

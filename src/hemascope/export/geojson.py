@@ -88,25 +88,52 @@ def _radius_px(cells: pd.DataFrame, mpp: float | None) -> np.ndarray:
     return np.sqrt(np.maximum(area, 1.0) / np.pi)
 
 
-def _mask_rings(labels: np.ndarray, offset: tuple[int, int], tolerance: float) -> dict[int, list[list[float]]]:
-    """Outer contour of every labelled object, in level-0 ``(x, y)``."""
-    from skimage.measure import approximate_polygon, find_contours, regionprops
+def _ring(mask: np.ndarray, r0: float, c0: float, tolerance: float) -> list[list[float]] | None:
+    """Outer contour of a boolean mask whose pixel (0, 0) is level-0 ``(r0, c0)``, as ``(x, y)``."""
+    from skimage.measure import approximate_polygon, find_contours
+
+    contours = find_contours(np.pad(mask, 1).astype(np.uint8), 0.5)
+    if not contours:
+        return None
+    contour = max(contours, key=len)
+    contour = approximate_polygon(contour, tolerance) if tolerance > 0 else contour
+    ring = [[float(c - 1 + c0), float(r - 1 + r0)] for r, c in contour]
+    if ring[0] != ring[-1]:
+        ring.append(ring[0])
+    return ring
+
+
+_BBOX = ("bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col")
+
+
+def _mask_rings(labels: Any, cells: pd.DataFrame, label_column: str, offset: tuple[int, int],
+                tolerance: float) -> dict[int, list[list[float]]]:
+    """Outer contour of each cell's label, keyed by label value.
+
+    With the cell table's level-0 bounding boxes, only a small window per cell is read (so
+    ``labels`` may be a lazy whole-slide zarr or dask array); otherwise every label of the
+    in-memory image is traced.
+    """
+    from skimage.measure import regionprops
 
     rings: dict[int, list[list[float]]] = {}
+    if all(c in cells for c in _BBOX) and label_column in cells:
+        rows, cols = labels.shape[:2]
+        for value, r0, c0, r1, c1 in cells[[label_column, *_BBOX]].itertuples(index=False):
+            a0, b0 = max(int(r0) - offset[0] - 1, 0), max(int(c0) - offset[1] - 1, 0)
+            a1, b1 = min(int(r1) - offset[0] + 1, rows), min(int(c1) - offset[1] + 1, cols)
+            if a1 <= a0 or b1 <= b0:
+                continue
+            window = np.asarray(labels[a0:a1, b0:b1]) == int(value)
+            ring = _ring(window, a0 + offset[0], b0 + offset[1], tolerance) if window.any() else None
+            if ring is not None:
+                rings[int(value)] = ring
+        return rings
     for region in regionprops(np.asarray(labels)):
         r0, c0, _, _ = region.bbox
-        padded = np.pad(region.image, 1).astype(np.uint8)
-        contours = find_contours(padded, 0.5)
-        if not contours:
-            continue
-        contour = max(contours, key=len)
-        contour = approximate_polygon(contour, tolerance) if tolerance > 0 else contour
-        rows = contour[:, 0] - 1 + r0 + offset[0]
-        cols = contour[:, 1] - 1 + c0 + offset[1]
-        ring = [[float(c), float(r)] for r, c in zip(rows, cols, strict=True)]
-        if ring[0] != ring[-1]:
-            ring.append(ring[0])
-        rings[int(region.label)] = ring
+        ring = _ring(region.image, r0 + offset[0], c0 + offset[1], tolerance)
+        if ring is not None:
+            rings[int(region.label)] = ring
     return rings
 
 
@@ -126,7 +153,7 @@ def cells_to_geojson(
     *,
     labels: np.ndarray | None = None,
     labels_offset: tuple[int, int] = (0, 0),
-    label_column: str = "label",
+    label_column: str = "id",
     mpp: float | None = None,
     n_vertices: int = 24,
     tolerance: float = 0.5,
@@ -139,8 +166,9 @@ def cells_to_geojson(
         Cell table with level-0 ``row``, ``col``; optional ``class``, ``label`` and numeric columns
         (written as measurements).
     labels
-        Optional instance-label image whose values match ``cells[label_column]``; each cell is then
-        outlined by its mask contour. Cells without a mask (or all cells when ``labels`` is
+        Optional instance-label image (numpy, or a lazy zarr/dask array when the table has
+        ``bbox_*`` columns) whose values match ``cells[label_column]``; each cell is then outlined
+        by its mask contour. Cells without a mask (or all cells when ``labels`` is
         ``None``) become circles of the cell's area (``area_px``, or ``area_um2`` with ``mpp``).
     labels_offset
         Level-0 ``(row, col)`` of the label image's top-left pixel.
@@ -161,7 +189,7 @@ def cells_to_geojson(
     missing = [c for c in (ROW, COL) if c not in cells]
     if missing:
         raise InvalidInputError(f"the cell table has no {missing} column(s) (level-0 centroid)")
-    rings = _mask_rings(labels, labels_offset, tolerance) if labels is not None else {}
+    rings = _mask_rings(labels, cells, label_column, labels_offset, tolerance) if labels is not None else {}
     radii = _radius_px(cells, mpp)
     numeric = [c for c in cells.columns if c not in _SKIP_MEASUREMENTS and pd.api.types.is_numeric_dtype(cells[c])]
     features = []

@@ -157,17 +157,23 @@ def export_all(result: SlideResult, directory: str | Path) -> dict[str, Path]:
     Returns
     -------
     dict of str to Path
-        ``{"cells_csv", "cells_parquet", "geojson", "report_json", "report_png"}`` to paths.
+        ``{"cells_csv", "cells_parquet", "geojson", "report_json", "report_png"}`` to paths. Cells
+        are outlined by their masks when the result has a label mask, else by circles of their area.
     """
     from hemascope.export.geojson import write_geojson
     from hemascope.export.tables import write_cell_table
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    labels = None
+    if result.labels_path is not None and Path(result.labels_path).is_dir():
+        import zarr
+
+        labels = zarr.open_group(str(result.labels_path), mode="r")["labels/cells/0"]
     return {
         "cells_csv": write_cell_table(directory / "cells.csv", result.cells),
         "cells_parquet": write_cell_table(directory / "cells.parquet", result.cells),
-        "geojson": write_geojson(directory / "cells.geojson", result.cells, mpp=result.slide.get("mpp")),
+        "geojson": write_geojson(directory / "cells.geojson", result.cells, labels=labels, mpp=result.slide.get("mpp")),
         "report_json": write_report_json(directory / "report.json", result),
         "report_png": write_report_png(directory / "report.png", result),
     }
