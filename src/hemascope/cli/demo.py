@@ -69,6 +69,26 @@ def describe_result(result: Any) -> str:
     return "\n".join(lines)
 
 
+def _demo_config(path: str | None) -> Any:
+    """The settings of the demo: ``path``, else the defaults minus bag models not installed yet."""
+    from dataclasses import replace
+
+    from hemascope.config import load_config
+    from hemascope.slide import list_bag_models
+    from hemascope.slide.summary import DEFAULT_BAG_MODELS
+
+    config = load_config(path)
+    if path is None and config.slide_model is None:
+        installed = set(list_bag_models())
+        available = [m for m in DEFAULT_BAG_MODELS if m in installed]
+        if len(available) < len(DEFAULT_BAG_MODELS):
+            missing = sorted(set(DEFAULT_BAG_MODELS) - installed)
+            print(f"note: slide-level model(s) {', '.join(missing)} not installed; "
+                  + ("no subtype prediction" if not available else f"using {available[0]}"))
+            config = replace(config, slide_model=available[0] if available else "none")
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     """Make the sample slide, analyse it, write all outputs and print the findings."""
     import time
@@ -81,11 +101,12 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     out = Path(args.out)
+    config = _demo_config(args.config)
     path = sample_slide_path()
     with open_slide(path) as slide:
         levels = " ".join(f"{r}x{c}" for r, c in slide.level_shapes)
         print(f"Sample slide: {path}\n  format {slide.format}, {slide.mpp} µm/px ({slide.mpp_source}), levels {levels}")
-    result = analyze_slide(path, args.config, out_dir=out / "result",
+    result = analyze_slide(path, config, out_dir=out / "result",
                            progress=tqdm_progress("analysing", disable=args.quiet))
     exports = export_all(result, out / "exports")
     print(describe_result(result))
