@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hemascope.errors import InvalidInputError, ModelNotFoundError
+from hemascope.errors import InvalidInputError, ModelError, ModelNotFoundError
 from hemascope.segment.classical import nuclei_inside
 from hemascope.segment.settings import SegmentSettings
 
@@ -95,10 +95,22 @@ def _torch_device(device: str):
     return dev
 
 
+def _cellpose_model_class():
+    try:
+        from cellpose.models import CellposeModel
+    except (ImportError, RuntimeError, OSError) as exc:  # e.g. a torchvision built for another torch
+        import torch
+
+        raise ModelError(
+            f"Cellpose cannot be imported here ({type(exc).__name__}: {exc}); it needs a torchvision "
+            f"build matching torch {torch.__version__}. Use --segmenter classical meanwhile."
+        ) from None
+    return CellposeModel
+
+
 @lru_cache(maxsize=4)
 def _load(path: str, device: str):
-    from cellpose.models import CellposeModel
-
+    CellposeModel = _cellpose_model_class()
     dev = _torch_device(device)
     return CellposeModel(pretrained_model=path, device=dev, use_bfloat16=dev.type != "cpu")
 
@@ -122,6 +134,8 @@ def load_cellpose_model(model: str | None = None, device: str = "cpu"):
     ------
     ModelNotFoundError
         When the weights are not on this machine.
+    ModelError
+        When Cellpose itself cannot be imported.
     InvalidInputError
         For an unavailable device.
     """

@@ -17,7 +17,9 @@ from hemascope.errors import InvalidInputError
 from hemascope.segment.stain import estimate_background, optical_density, red_cell_tint, total_density
 
 #: Mean OD (sum of channels) above which a low-resolution pixel is not smear but ink/edge/label.
-_INK_OD = 1.5
+_INK_OD = 1.2
+#: Fields narrower than this (µm) are white-cell close-ups: no pen marks or slide edges to find.
+_MIN_INK_FIELD_UM = 200.0
 #: Mean OD below which a low-resolution pixel is bare glass.
 _GLASS_OD = 0.04
 
@@ -76,11 +78,14 @@ def smear_mask_from_thumbnail(thumbnail: np.ndarray, mpp: float | None) -> np.nd
     limit = max(min(thumbnail.shape[:2]) / 16, 1.0)  # kernels stay small against the image
     smooth = float(np.clip(24.0 / scale, 1.0, limit))  # ~ three red cells
     density = filters.gaussian(total_density(od), sigma=smooth)
-    ink = filters.gaussian(total_density(od), sigma=max(smooth / 3, 0.5)) > _INK_OD
-    # Ink that is not Romanowsky-coloured: green/black pens absorb red and blue alike (no red window).
-    neutral = (od[..., 1] < 0.6 * od[..., 0]) & (od.sum(axis=-1) > 0.6)
-    ink |= ndi.binary_opening(neutral, iterations=1)
-    ink = morphology.dilation(ink, morphology.disk(int(np.clip(round(40.0 / scale), 1, limit))))
+    ink = np.zeros(density.shape, dtype=bool)
+    if mpp is None or min(thumbnail.shape[:2]) * mpp >= _MIN_INK_FIELD_UM:
+        # Dense over several red-cell widths (no nucleus is that large): pen, slide edge, label.
+        ink = density > _INK_OD
+        # Ink that is not Romanowsky-coloured: green/blue pens absorb red but little green.
+        neutral = (od[..., 1] < 0.6 * od[..., 0]) & (od.sum(axis=-1) > 0.6)
+        ink |= ndi.binary_opening(neutral, iterations=2)
+        ink = morphology.dilation(ink, morphology.disk(int(np.clip(round(40.0 / scale), 1, limit))))
     smear = (density > _GLASS_OD) & ~ink
     smear = morphology.remove_small_objects(smear, max_size=int(np.clip((100.0 / scale) ** 2, 4, limit**2)))
     return ndi.binary_fill_holes(smear) & ~ink
