@@ -156,7 +156,8 @@ def launch_viewer(
     import napari
 
     viewer = napari.Viewer(title="hemascope", show=show)
-    viewer.scale_bar.visible = True
+    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)  # napari >= 0.9
+    (overlays.scale_bar if overlays is not None else viewer.scale_bar).visible = True
     if slide is None and result is not None and result.slide.get("path"):
         path = Path(result.slide["path"])
         slide = path if path.exists() else None
