@@ -131,3 +131,18 @@ def test_points_csv_writer(tmp_path, cell_table):
     back = pd.read_csv(out)
     np.testing.assert_array_equal(back[["row", "col"]].to_numpy(), coords)
     assert list(back["class"]) == list(cell_table["class"])
+
+
+def test_any_rgb_layer_can_be_analysed_and_bad_ones_are_refused():
+    from napari.layers import Image
+
+    from hemascope.napari.analyze_widget import slide_of_layer
+
+    rgb = np.zeros((64, 80, 3), dtype=np.uint8)
+    slide = slide_of_layer(Image(rgb, rgb=True, scale=(0.4, 0.4), name="user"))
+    assert slide.shape == (64, 80) and slide.mpp == 0.4 and slide.n_levels == 1
+    assert slide_of_layer(Image(rgb, rgb=True)).mpp is None  # pixel scale: µm/px unknown
+    with pytest.raises(HemascopeError):
+        slide_of_layer(Image(rgb.astype(np.float32) / 255, rgb=True))
+    with pytest.raises(HemascopeError):
+        slide_of_layer(Image(rgb[..., 0]))

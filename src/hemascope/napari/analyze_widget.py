@@ -58,8 +58,11 @@ def slide_of_layer(layer: Any) -> Any:
 
     if not layer.rgb:
         raise InvalidInputError(f"layer {layer.name!r} is not an RGB image")
-    levels = list(layer.data) if layer.multiscale else [layer.data]
-    levels = [da.asarray(level)[..., :3].astype(np.uint8) for level in levels]
+    levels = [da.asarray(level)[..., :3] for level in (layer.data if layer.multiscale else [layer.data])]
+    if levels[0].dtype != np.uint8:
+        raise InvalidInputError(
+            f"layer {layer.name!r} is {levels[0].dtype}; convert it to 8-bit RGB first"
+        )
     mpp = float(layer.scale[-1]) if float(layer.scale[-1]) != 1.0 else None
     return Slide(levels=levels, mpp=mpp, format="memory", mpp_source="user" if mpp else None)
 
