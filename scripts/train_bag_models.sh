@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Train, evaluate and bundle the slide-level (bag) models (see docs/bags.md).
 # Usage: scripts/train_bag_models.sh [WORK_DIR]
-# Needs: the bundled `wbc` cell model; benchmarks/slide_splits/taleqani_fields.csv
-#        (scripts/make_taleqani_bag_labels.py); the synthetic AML bags
-#        (python scripts/make_synthetic_aml_bags.py --out "$AML").
+# Needs: the bundled `wbc` cell model; the Taleqani white-cell crops of
+#        `python scripts/prepare_cell_data.py --work "$CELLS"` (cut out of every field and split by
+#        field with the wbc model's seed-0 split); the synthetic AML bags
+#        (`python scripts/make_synthetic_aml_bags.py --out "$AML"`).
 set -euo pipefail
 W=${1:-/tmp/hemascope_bag_runs}
 DATA=${DATA:-/work/shared/data/taleqani_all}
 AML=${AML:-/tmp/hemascope_aml_bags}
+CELLS=${CELLS:-/tmp/hemascope_cells}
 EPOCHS=${EPOCHS:-40}
 WEIGHTS=src/hemascope/models/weights
 mkdir -p "$W"
+# each field's bag = the folder of white cells cut out of it (layout (a)); split = the wbc split
+python scripts/make_taleqani_bag_labels.py --data "$DATA" --cells "$CELLS" --out "$W/taleqani_bags.csv"
 COMMON=(--cell-model wbc --threads "${THREADS:-2}" --seed 0 --epochs "$EPOCHS" --quiet)
 
-TAL_DATA="Taleqani Hospital B-ALL peripheral-blood fields (Aria, Ghaderzadeh et al. 2021); each field a bag, cells found by hemascope.segment.find_cells at 0.444 um/px (measured from red cells)"
+TAL_DATA="Taleqani Hospital B-ALL peripheral-blood fields (Aria, Ghaderzadeh et al. 2021); each field a bag of the white cells cut out of it by scripts/prepare_cell_data.py at 0.444 um/px (measured from red cells)"
 TAL_SPLIT="field split: benchmarks/slide_splits/taleqani_fields.csv (follows the wbc model's seed-0 field split: no test field seen by the cell model)"
 TAL_LIC="weights: BSD-3-Clause (hemascope); trained on Taleqani ALL (upstream licence not verified; research use only)"
 for method in attention mean instance; do
@@ -22,7 +26,7 @@ for method in attention mean instance; do
     mean) name=taleqani-all-mean; loss=ce ;;
     instance) name=taleqani-all-cells; loss=gce ;;
   esac
-  hemascope train bags --labels benchmarks/slide_splits/taleqani_fields.csv --root "$DATA" \
+  hemascope train bags --labels "$W/taleqani_bags.csv" --root "$CELLS" \
     --classes b-all --mpp 0.444 --instances all --skip-empty --cache "$W/taleqani_wbc.npz" \
     --method "$method" --loss "$loss" --name "$name" --version 0.1.0 --min-instances 1 \
     --batch-size 32 --training-data "$TAL_DATA" --training-data "$TAL_SPLIT" --licence "$TAL_LIC" \

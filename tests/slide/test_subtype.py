@@ -140,3 +140,11 @@ def test_default_models_are_lenient(trained_attention, tmp_path, monkeypatch):
     assert summarize(table, other, models=DEFAULT_BAG_MODELS).subtype.abstained
     with pytest.raises(InvalidInputError):
         summarize(table, other, models=[DEFAULT_BAG_MODELS[0]])
+    # a retrained cell model (another sha256) is never mixed with an older bag model
+    card["embedding_sha256"] = "a" * 64
+    (tmp_path / f"{card['name']}.json").write_text(json.dumps(card))
+    stale = summarize(table, emb, cell_model_sha256="b" * 64)
+    assert stale.subtype.abstained and "not applicable" in stale.subtype.reason
+    assert not summarize(table, emb, cell_model_sha256="a" * 64).subtype.abstained
+    with pytest.raises(InvalidInputError, match="trained on embeddings"):
+        predict_subtype(table, emb, DEFAULT_BAG_MODELS[0], cell_model_sha256="b" * 64)

@@ -100,6 +100,13 @@ class SubtypePrediction:
         }
 
 
+def fits_cell_model(card: BagModelCard, cell_model_sha256: str | None) -> bool:
+    """False when both the card and the caller name a cell model (sha256) and they differ."""
+    return not (cell_model_sha256 and card.embedding_sha256) or (
+        cell_model_sha256 == card.embedding_sha256
+    )
+
+
 def _common(
     card: BagModelCard, cells_table: pd.DataFrame, n_instances: int, min_instances: int
 ) -> dict:
@@ -162,6 +169,7 @@ def predict_subtype(
     min_blasts: int | None = None,
     min_confidence: float = 0.0,
     top_k: int = DEFAULT_TOP_K,
+    cell_model_sha256: str | None = None,
 ) -> SubtypePrediction:
     """Predict the slide label from the bag of its cells, or abstain.
 
@@ -180,6 +188,8 @@ def predict_subtype(
         Also abstain when the top probability is below this (default 0: off).
     top_k : int, optional
         How many most-attended cells to return.
+    cell_model_sha256 : str, optional
+        sha256 of the cell model that made ``embeddings``; refused when the card names another.
 
     Returns
     -------
@@ -189,11 +199,17 @@ def predict_subtype(
     Raises
     ------
     InvalidInputError
-        On embeddings that do not match the table or the model, a table without classes, or a
-        bag mixing scales.
+        On embeddings that do not match the table or the model (size, or ``cell_model_sha256``),
+        a table without classes, or a bag mixing scales.
     """
     bag_model = model if isinstance(model, BagModel) else load_bag_model(model)
     card = bag_model.card
+    if not fits_cell_model(card, cell_model_sha256):
+        raise InvalidInputError(
+            f"bag model {card.name!r} was trained on embeddings of cell model "
+            f"{card.embedding_model!r} v{card.embedding_version} ({card.embedding_sha256[:12]}), "
+            f"not of the cell model {cell_model_sha256[:12]}"
+        )
     if not isinstance(cells_table, pd.DataFrame):
         raise InvalidInputError("cells_table must be a pandas DataFrame (one row per cell)")
     features = check_embeddings(embeddings, len(cells_table), card.embedding_dim)

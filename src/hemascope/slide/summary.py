@@ -13,7 +13,12 @@ from hemascope.errors import InvalidInputError
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 from hemascope.slide.bag_model import list_bag_models, load_bag_model
 from hemascope.slide.differential import DEFAULT_MIN_CELLS, DifferentialCount, differential_count
-from hemascope.slide.subtype import SubtypePrediction, abstention, predict_subtype
+from hemascope.slide.subtype import (
+    SubtypePrediction,
+    abstention,
+    fits_cell_model,
+    predict_subtype,
+)
 
 #: Bag models run by default, side by side: gated attention MIL first, mean pooling beside it.
 DEFAULT_BAG_MODELS: tuple[str, ...] = ("aml-subtype-demo", "aml-subtype-demo-mean")
@@ -58,6 +63,7 @@ def summarize(
     models: Sequence[str] | None = None,
     min_cells: int = DEFAULT_MIN_CELLS,
     min_blasts: int | None = None,
+    cell_model_sha256: str | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> SlideSummary:
@@ -78,6 +84,9 @@ def summarize(
         Minimum-cell rule of the differential count.
     min_blasts : int, optional
         Abstention threshold for every bag model (default: each card's own).
+    cell_model_sha256 : str, optional
+        sha256 of the cell model that made ``embeddings`` (checked against each bag model's card;
+        pass it so that a retrained cell model is never mixed with an older bag model).
     progress, cancel : optional
         Progress callback and cancel token (see :mod:`hemascope.progress`).
 
@@ -107,7 +116,8 @@ def summarize(
         check_cancelled(cancel)
         bag_model = load_bag_model(name)
         width = np.shape(embeddings)[1] if np.ndim(embeddings) == 2 else None
-        if lenient and width != bag_model.card.embedding_dim:
+        fits = fits_cell_model(bag_model.card, cell_model_sha256)
+        if lenient and (width != bag_model.card.embedding_dim or not fits):
             reason = (
                 f"not applicable: {name} needs embeddings of cell model "
                 f"{bag_model.card.embedding_model!r} ({bag_model.card.embedding_dim} features)"

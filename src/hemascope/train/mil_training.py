@@ -72,15 +72,16 @@ def pad_bags(features: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor
     return x, mask
 
 
-def bag_logits(module: torch.nn.Module, bags: Sequence[Bag]) -> np.ndarray:
-    """Uncalibrated bag logits ``(n_bags, C)`` of whole bags, one bag at a time (eval mode)."""
+def bag_logits(module: torch.nn.Module, bags: Sequence[Bag], batch_size: int = 64) -> np.ndarray:
+    """Uncalibrated bag logits ``(n_bags, C)`` of whole bags (eval mode, padded batches)."""
     module.eval()
     out = []
     with torch.no_grad():
-        for bag in bags:
-            logits, _ = module(torch.as_tensor(bag.features)[None])
-            out.append(logits[0].numpy())
-    return np.stack(out) if out else np.zeros((0, 0), dtype=np.float32)
+        for start in range(0, len(bags), batch_size):
+            x, mask = pad_bags([b.features for b in bags[start : start + batch_size]])
+            logits, _ = module(x, mask)
+            out.append(logits.numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
 def _subsample(
