@@ -148,3 +148,5 @@ def test_default_models_are_lenient(trained_attention, tmp_path, monkeypatch):
     assert not summarize(table, emb, cell_model_sha256="a" * 64).subtype.abstained
     with pytest.raises(InvalidInputError, match="trained on embeddings"):
         predict_subtype(table, emb, DEFAULT_BAG_MODELS[0], cell_model_sha256="b" * 64)
+    with pytest.raises(InvalidInputError, match="trained on embeddings"):
+        summarize(table, emb, models=[DEFAULT_BAG_MODELS[0]], cell_model_sha256="b" * 64)

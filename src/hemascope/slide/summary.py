@@ -125,7 +125,13 @@ def summarize(
             subtypes.append(abstention(bag_model.card, cells_table, reason))
         else:
             subtypes.append(
-                predict_subtype(cells_table, embeddings, bag_model, min_blasts=min_blasts)
+                predict_subtype(
+                    cells_table,
+                    embeddings,
+                    bag_model,
+                    min_blasts=min_blasts,
+                    cell_model_sha256=cell_model_sha256,
+                )
             )
         report(progress, i, total, f"bag model {name}")
     return SlideSummary(differential=differential, subtypes=subtypes)
