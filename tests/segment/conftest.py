@@ -13,9 +13,9 @@ MPP = 0.5
 
 
 @functools.lru_cache(maxsize=16)
-def field(shift: DomainShift = DomainShift(), size: int = 1024, seed: int = 11):
+def field(shift: DomainShift = DomainShift(), size: int = 768, seed: int = 11):
     """A synthetic blood field with many white cells, and its white-cell truth table."""
-    spec = SmearSpec(size=size, mpp=MPP, seed=seed, wbc_density=400.0, shift=shift)
+    spec = SmearSpec(size=size, mpp=MPP, seed=seed, wbc_density=600.0, shift=shift)
     image, truth = render_field(spec)
     wbc = truth.cells[truth.cells["class"] != "platelet"]
     return image, wbc, truth

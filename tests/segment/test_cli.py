@@ -44,3 +44,21 @@ def test_evaluate_segmentation_on_mask_folder(tmp_path, capsys, blood_field):
     assert "whole cell  Dice" in text
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert scores["cell_dice"].median() > 0.8 and scores["nucleus_dice"].median() > 0.7
+
+
+def test_segment_slide_file_writes_label_pyramid(tmp_path):
+    import zarr
+
+    from hemascope.synthetic import SmearSpec, make_smear
+
+    slide = tmp_path / "smear.ome.tif"
+    truth = make_smear(slide, SmearSpec(size=1024, mpp=0.5, seed=4, wbc_density=500.0))
+    out = tmp_path / "out"
+    assert main(["segment", str(slide), "--out", str(out), "--labels", "--quiet"]) == 0
+    cells = pd.read_parquet(out / "cells.parquet")
+    wbc = truth.cells[truth.cells["class"] != "platelet"]
+    assert len(cells) >= 0.9 * len(wbc) and (cells["mpp_source"] == "file").all()
+    group = zarr.open_group(str(out / "smear.labels.ome.zarr"), mode="r")
+    level0 = np.asarray(group["labels/cells/0"])
+    assert level0.shape[-2:] == (1024, 1024) and int(level0.max()) == len(cells)
+    assert "1" in group["labels/cells"]  # a pyramid, not a single level

@@ -17,7 +17,7 @@ from hemascope.segment.metrics import match_points
 def test_seams_do_not_duplicate_or_lose_cells(blood_field):
     image, _, _ = blood_field
     whole = find_cells(image, mpp=0.5, region_size=2048).cells
-    tiled = find_cells(image, mpp=0.5, region_size=256).cells  # 16 regions, many seams
+    tiled = find_cells(image, mpp=0.5, region_size=192).cells  # 16 regions, many seams
     assert len(whole) > 20
     assert len(tiled) == len(whole)
     pts = tiled[["row", "col"]].to_numpy()
@@ -31,7 +31,7 @@ def test_seams_do_not_duplicate_or_lose_cells(blood_field):
 def test_regions_are_picklable_and_independent(blood_field):
     image, _, _ = blood_field
     slide = slide_from_array(image, mpp=0.5)
-    regions = plan_regions(slide, {"segmenter": "classical"}, region_size=512)
+    regions = plan_regions(slide, {"segmenter": "classical"}, region_size=384)
     assert len(regions) == 4
     regions = pickle.loads(pickle.dumps(regions))
     # any order gives the same concatenated table, and each region returns exactly the cells it owns
@@ -43,16 +43,16 @@ def test_regions_are_picklable_and_independent(blood_field):
     for r, table in zip(regions, per_region, strict=True):
         assert r.owns(rows, cols).sum() == len(table)
         assert r.owns(table["row"].to_numpy(), table["col"].to_numpy()).all()
-    whole = find_cells(image, mpp=0.5, region_size=1024).cells
+    whole = find_cells(image, mpp=0.5, region_size=2048).cells
     assert len(forward) == len(whole)
 
 
 def test_progress_and_cancel(blood_field):
     image, _, _ = blood_field
     calls = []
-    find_cells(image, mpp=0.5, region_size=512, progress=lambda d, t, m: calls.append((d, t)))
+    find_cells(image, mpp=0.5, region_size=384, progress=lambda d, t, m: calls.append((d, t)))
     assert calls[0] == (0, 4) and calls[-1] == (4, 4)
     event = threading.Event()
     event.set()
     with pytest.raises(Cancelled):
-        find_cells(image, mpp=0.5, region_size=512, cancel=event)
+        find_cells(image, mpp=0.5, region_size=384, cancel=event)

@@ -2,7 +2,8 @@
 
 Writes ``cells.csv`` and ``cells.parquet`` (one row per cell, a ``source`` column naming the input)
 into ``--out``; for plain field images also ``<stem>_cells.tif`` and ``<stem>_nuclei.tif`` (uint32
-instance labels, 0 = background, values = the table's ``id``).
+instance labels, 0 = background, values = the table's ``id``); for slides with ``--labels`` an
+OME-Zarr ``<stem>.labels.ome.zarr`` (image pyramid + chunked ``cells``/``nuclei`` label pyramids).
 """
 
 from __future__ import annotations
@@ -24,11 +25,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mpp", type=float, default=None, help="µm per level-0 pixel (overrides the file)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (Cellpose only)")
     parser.add_argument("--model", default=None, help="Cellpose model name or local file")
+    parser.add_argument("--labels", action="store_true",
+                        help="for slides: also write <stem>.labels.ome.zarr with cell/nucleus label pyramids")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _is_field(slide) -> bool:
     return slide.format in ("image", "memory")
+
+
+def _write_label_pyramid(path: Path, slide, seg) -> None:
+    from hemascope.export.labels import lazy_label_image
+    from hemascope.io import write_ome_zarr
+    from hemascope.results import atomic_path
+    from hemascope.segment.regions import CellMask
+
+    masks = seg.masks or []
+    ids = seg.cells["id"].to_numpy()
+    nuclei = [CellMask(m.origin, m.nucleus, m.nucleus) for m in masks]
+    labels = {"cells": lazy_label_image(slide.shape, masks, ids), "nuclei": lazy_label_image(slide.shape, nuclei, ids)}
+    with atomic_path(path) as tmp:
+        write_ome_zarr(tmp, slide.levels, mpp=seg.mpp, labels=labels)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
                 for suffix, labels in (("_cells.tif", cells), ("_nuclei.tif", nuclei)):
                     with atomic_path(args.out / f"{stem}{suffix}") as tmp:
                         tifffile.imwrite(tmp, labels, compression="zlib")
+            elif args.labels:
+                _write_label_pyramid(args.out / f"{stem}.labels.ome.zarr", slide, seg)
         table = seg.cells.assign(source=str(path), mpp=seg.mpp, mpp_source=seg.mpp_source)
         tables.append(table)
         print(f"{path}: {len(table)} cells ({seg.segmenter}, {seg.mpp:.4g} µm/px {seg.mpp_source})")
