@@ -58,3 +58,15 @@ def test_labels_writer_stores_masks_with_their_image(make_napari_viewer, tmp_pat
 
     reopened = open_slide(written)
     assert reopened.shape == (460, 460) and reopened.mpp == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("name", "cls"), [("Analyze slide", "AnalyzeWidget"),
+                                           ("Slide report", "ReportWidget"),
+                                           ("Cell gallery", "GalleryWidget")])
+def test_widgets_open_from_the_plugins_menu(make_napari_viewer, name, cls):
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("hemascope", name)
+    assert type(widget).__name__ == cls
+    # napari hands the widget (a proxy of) this viewer: it sees the layers added here
+    viewer.add_image(np.zeros((32, 32, 3), dtype=np.uint8), rgb=True, name="rgb")
+    assert "rgb" in [layer.name for layer in widget.viewer.layers]
