@@ -26,7 +26,7 @@ def test_local_cluster_matches_single_process(smear_paths, config, tmp_path):
     broken.write_bytes(b"not a slide")
     slides = [*smear_paths[:2], broken]
     single = analyze_cohort(slides, tmp_path / "single", config, export=False)
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster)
     try:
         pids = client.run(os.getpid)  # real worker processes, not threads of this one
