@@ -127,7 +127,7 @@ class AnalyzeWidget(QWidget):
         self.cell_model_combo.addItems(self._cell_models())
         self.slide_model_combo = QComboBox()
         self.slide_model_combo.setEditable(True)
-        self.slide_model_combo.addItems([DEFAULT_MODEL, "none"])
+        self.slide_model_combo.addItems([DEFAULT_MODEL, "none", *self._slide_models()])
         self.device_combo = QComboBox()
         self.device_combo.addItems(available_devices())
         self.batch_spin = QSpinBox()
@@ -174,9 +174,16 @@ class AnalyzeWidget(QWidget):
     @staticmethod
     def _cell_models() -> list[str]:
         from hemascope.models import list_models
+        from hemascope.slide import list_bag_models
 
-        names = [card.name for card in list_models()]
-        return names or ["wbc"]
+        bags = set(list_bag_models())
+        return [card.name for card in list_models() if card.name not in bags] or ["wbc"]
+
+    @staticmethod
+    def _slide_models() -> list[str]:
+        from hemascope.slide import list_bag_models
+
+        return list_bag_models()
 
     def _segmenter_changed(self, name: str) -> None:
         self.cellpose_model.setEnabled(name == "cellpose")
