@@ -33,7 +33,6 @@ from typing import Any
 
 from hemascope.errors import ConfigError
 
-SEGMENTERS = ("classical", "cellpose")
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
@@ -44,7 +43,7 @@ class AnalysisConfig:
     Attributes
     ----------
     segmenter
-        ``"classical"`` or ``"cellpose"``.
+        ``"classical"``, ``"cellpose"`` or ``"auto"`` (see :class:`hemascope.segment.SegmentSettings`).
     segmenter_settings
         Extra keyword settings passed to the segmentation backend (e.g. a Cellpose model path).
     cell_model
@@ -261,6 +260,8 @@ def _check_type(name: str, value: Any, types: tuple[type, ...], optional: bool =
 
 
 def _validate(cfg: AnalysisConfig) -> None:
+    from hemascope.segment.settings import SEGMENTERS
+
     _check_type("segmenter", cfg.segmenter, (str,))
     if cfg.segmenter not in SEGMENTERS:
         raise ConfigError(f"'segmenter' must be one of {', '.join(SEGMENTERS)}, got {cfg.segmenter!r}")
@@ -294,4 +295,4 @@ def _validate(cfg: AnalysisConfig) -> None:
     _check_type("tta", cfg.tta, (bool,))
 
 
-__all__ = ["AnalysisConfig", "load_config", "SEGMENTERS"]
+__all__ = ["AnalysisConfig", "load_config"]

@@ -284,11 +284,11 @@ def finish_slide(
             seconds[key] = seconds.get(key, 0.0) + float(value)
     seconds["summarize"] = time.perf_counter() - t0
     seconds.update(timings or {})
-    versions = cells["segmenter_version"].dropna().unique().tolist() if "segmenter_version" in cells else []
+    used = {c: cells[c].dropna().unique().tolist() if c in cells else [] for c in ("segmenter", "segmenter_version")}
     provenance = {
         "hemascope_version": __version__,
-        "segmenter": config.segmenter,
-        "segmenter_version": versions[0] if versions else None,
+        "segmenter": used["segmenter"][0] if used["segmenter"] else config.segmenter,  # "auto" resolved
+        "segmenter_version": used["segmenter_version"][0] if used["segmenter_version"] else None,
         "models": _model_provenance(config),
         "n_regions": len(outputs),
         "timings_s": seconds,
