@@ -19,6 +19,12 @@ def _compare(a: SlideResult, b: SlideResult) -> None:
     assert a.differential["counts"] == b.differential["counts"]
 
 
+def _model_loads() -> int:
+    from hemascope.pipeline import cached_cell_model
+
+    return cached_cell_model.cache_info().misses
+
+
 def test_local_cluster_matches_single_process(smear_paths, config, tmp_path):
     from distributed import Client, LocalCluster
 
@@ -33,6 +39,8 @@ def test_local_cluster_matches_single_process(smear_paths, config, tmp_path):
         assert len(set(pids.values()) - {os.getpid()}) == 2
         multi = analyze_cohort(slides, tmp_path / "multi", config, client=client, export=True)
         on_disk = pd.read_csv(tmp_path / "multi" / SUMMARY_FILE)
+        loads = client.run(_model_loads)  # each worker loaded the cell model once for all its regions
+        assert max(loads.values()) == 1
         # resume on the cluster: finished slides are not recomputed
         again = analyze_cohort(slides[:2], tmp_path / "multi", config, client=client, resume=True)
     finally:
