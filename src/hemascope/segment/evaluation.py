@@ -1,7 +1,8 @@
 """Score cell finding against mask folders (Dice/IoU per annotated cell, detection P/R at IoU 0.5).
 
 Mask convention (the CellaVision layout): 0 background, 128 cytoplasm, 255 nucleus; each
-connected non-zero region is one annotated cell. Each annotated cell is compared with the predicted
+connected region of cytoplasm or nucleus is one annotated cell (values are rounded to the nearest
+of the three, so stray near-zero pixels left by lossy editing are background). Each annotated cell is compared with the predicted
 cell that overlaps it most (IoU), so images whose other cells are not annotated can be scored.
 """
 
@@ -56,14 +57,15 @@ def score_image(cells: np.ndarray, nuclei: np.ndarray, mask: np.ndarray) -> tupl
         One dict per annotated cell (``cell_dice``, ``cell_iou``, ``nucleus_dice``,
         ``nucleus_iou``) and the detection counts at mask IoU >= 0.5.
     """
-    truth, n = ndi.label(mask > 0)
+    mask = np.asarray(mask)
+    truth, n = ndi.label(mask >= 64)
     rows = []
     ious = label_iou(cells, truth)
     pred_ids = np.unique(cells)
     pred_ids = pred_ids[pred_ids > 0]
     for t in range(1, n + 1):
         true_cell = truth == t
-        true_nucleus = true_cell & (mask == 255)
+        true_nucleus = true_cell & (mask >= 192)
         if ious.shape[0] and ious[:, t - 1].max() > 0:
             k = pred_ids[int(np.argmax(ious[:, t - 1]))]
             pred_cell, pred_nucleus = cells == k, nuclei == k
