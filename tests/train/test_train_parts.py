@@ -150,3 +150,23 @@ def test_split_keeps_groups_together_and_is_reproducible():
     assert not (groups[0] & groups[1]) and not (groups[0] & groups[2])
     assert 0.6 < len(parts["train"]) / 200 < 0.8
     assert parts["val"].equals(split_table(t, seed=0)["val"])
+
+
+def test_stain_mix_swaps_colour_statistics_between_crops():
+    from hemascope.train.augment import stain_mix
+
+    pink = torch.tensor([0.9, 0.6, 0.7]).view(1, 3, 1, 1).expand(1, 3, 8, 8).clone()
+    blue = torch.tensor([0.5, 0.5, 0.9]).view(1, 3, 1, 1).expand(1, 3, 8, 8).clone()
+    pink[..., :4, :] *= 0.8  # some structure
+    blue[..., :4, :] *= 0.8
+    x = torch.cat([pink, blue])
+    seed = next(s for s in range(50) if _swaps(s))  # a seed whose permutation swaps the two crops
+    mixed = stain_mix(x, 1.0, torch.Generator().manual_seed(seed))
+    assert torch.allclose(mixed.mean(dim=(2, 3)), x.flip(0).mean(dim=(2, 3)), atol=0.02)
+    assert torch.equal(stain_mix(x, 0.0), x)
+
+
+def _swaps(seed):
+    g = torch.Generator().manual_seed(seed)
+    torch.rand(2, generator=g)
+    return torch.randperm(2, generator=g)[0].item() == 1

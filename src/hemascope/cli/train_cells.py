@@ -65,6 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--no-domain-balance", action="store_true")
     fit.add_argument("--no-augment", action="store_true")
     fit.add_argument(
+        "--stain-mix",
+        type=float,
+        default=0.0,
+        help="probability of swapping a crop's stain statistics with another crop's",
+    )
+    fit.add_argument("--blur-p", type=float, default=0.2, help="probability of a random blur")
+    fit.add_argument(
         "--noise-rate", type=float, default=0.0, help="inject symmetric label noise (experiments)"
     )
     fit.add_argument("--seed", type=int, default=0)
@@ -158,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         amp=args.amp,
         device=args.device,
-        augment=AugmentConfig.off() if args.no_augment else AugmentConfig(),
+        augment=AugmentConfig.off()
+        if args.no_augment
+        else AugmentConfig(stain_mix_p=args.stain_mix, blur_p=args.blur_p),
         training_data=args.training_data,
         licence=args.licence,
         description=args.description,

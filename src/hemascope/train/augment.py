@@ -42,6 +42,9 @@ class AugmentConfig:
         Probability of converting a crop to grayscale.
     blur_p, blur_sigma
         Probability of blurring and the maximum Gaussian sigma (pixels).
+    stain_mix_p
+        Probability of giving a crop the optical-density mean/std of another crop of the batch
+        (with domain-balanced sampling, often one from another scanner/stain).
     """
 
     rotate: bool = True
@@ -54,11 +57,12 @@ class AugmentConfig:
     gray_p: float = 0.1
     blur_p: float = 0.2
     blur_sigma: float = 1.2
+    stain_mix_p: float = 0.0
 
     @classmethod
     def off(cls) -> AugmentConfig:
         """No augmentation (centre crop only)."""
-        return cls(False, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return cls(False, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def _uniform(
@@ -144,9 +148,26 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
+def stain_mix(x: torch.Tensor, p: float, gen: torch.Generator | None = None) -> torch.Tensor:
+    """With probability ``p`` per crop, match its per-channel OD mean/std to another crop's."""
+    n = x.shape[0]
+    pick = torch.rand(n, generator=gen) < p
+    if n < 2 or not bool(pick.any()):
+        return x
+    other = torch.randperm(n, generator=gen).to(x.device)
+    od = -torch.log(x.clamp_min(1 / 255))
+    mean = od.mean(dim=(2, 3), keepdim=True)
+    std = od.std(dim=(2, 3), keepdim=True) + 1e-4
+    mixed = (od - mean) / std * std[other] + mean[other]
+    out = torch.exp(-mixed.clamp_min(0)).clamp(0, 1)
+    return torch.where(pick.to(x.device).view(n, 1, 1, 1), out, x)
+
+
 def color(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
     """Apply the random stain/colour/blur augmentations to RGB in [0, 1] (NCHW)."""
     n, dev = x.shape[0], x.device
+    if cfg.stain_mix_p > 0:
+        x = stain_mix(x, cfg.stain_mix_p, gen)
     if cfg.hed > 0:
         alpha = _uniform(n * 3, -cfg.hed, cfg.hed, gen, dev).view(n, 3)
         beta = _uniform(n * 3, -cfg.hed / 5, cfg.hed / 5, gen, dev).view(n, 3)
