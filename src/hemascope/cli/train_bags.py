@@ -59,6 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument(
         "--max-instances", type=int, default=256, help="cells sampled per bag and step"
     )
+    fit.add_argument(
+        "--min-sample",
+        type=int,
+        default=1,
+        help="each step a bag is cut to a random size in [min-sample, max-instances]; "
+        "set it to max-instances to train on whole bags",
+    )
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--device", default="auto", help="device of the cell model")
     fit.add_argument("--threads", type=int, help="torch CPU threads")
@@ -168,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
             "batch_size": args.batch_size,
             "lr": args.lr,
             "max_instances": args.max_instances,
+            "min_sample": args.min_sample,
             "arch_params": {"hidden": args.hidden},
         },
         seed=args.seed,
