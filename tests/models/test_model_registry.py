@@ -77,7 +77,12 @@ def test_bad_cards_are_refused():
         ModelCard.from_dict({"name": "x"})
 
 
-@pytest.mark.parametrize("card_path", sorted(BUNDLED_DIR.glob("*.json")), ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "card_path",
+    # bag (slide-level) cards ("kind": "bag") are verified by tests/slide
+    [p for p in sorted(BUNDLED_DIR.glob("*.json")) if '"kind": "bag"' not in p.read_text()],
+    ids=lambda p: p.stem,
+)
 def test_bundled_models_verify(card_path):
     loaded = load_model(card_path.stem)
     card = loaded.card

@@ -1,0 +1,35 @@
+"""Every bundled bag model loads, verifies its hash, fits its cell model and carries provenance."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hemascope.classes import RESEARCH_USE_ONLY
+from hemascope.models import BUNDLED_DIR
+from hemascope.slide import list_bag_models, load_bag_model
+
+BAG_CARDS = [
+    p for p in sorted(BUNDLED_DIR.glob("*.json")) if json.loads(p.read_text()).get("kind") == "bag"
+]
+
+
+@pytest.mark.parametrize("card_path", BAG_CARDS, ids=lambda p: p.stem)
+def test_bundled_bag_model(card_path):
+    model = load_bag_model(card_path.stem)
+    card = model.card
+    assert card.name in list_bag_models()
+    assert card.training_data and card.licence and card.metrics["n_bags"]["test"] > 0
+    assert card.name.startswith(("taleqani-all", "aml-subtype-demo"))
+    # demo models say so everywhere they are shown
+    assert card.demo == card.name.startswith("aml-subtype-demo")
+    if card.demo:
+        assert "synthetic/demo" in card.caption
+    assert RESEARCH_USE_ONLY in card.caption
+    cell_card = json.loads((BUNDLED_DIR / f"{card.embedding_model}.json").read_text())
+    assert card.embedding_sha256 == cell_card["sha256"], (
+        "bag model is stale: retrain it on the current cell model"
+    )
+    probs, weights = model.predict(np.zeros((7, card.embedding_dim), np.float32))
+    assert probs.shape == (len(card.classes),) and weights.shape == (7, len(card.classes))
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5)
