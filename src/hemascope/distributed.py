@@ -236,7 +236,7 @@ def _run_on_cluster(client: Any, items: list[tuple[str, Path]], config: Analysis
         if cancel is not None and cancel.is_set():
             client.cancel(list(pending))
             check_cancelled(cancel)
-        k = pending[future]
+        k = pending.pop(future)
         path, out = items[k]
         seconds = time.perf_counter() - started[k]
         if future.status == "finished":
@@ -244,6 +244,7 @@ def _run_on_cluster(client: Any, items: list[tuple[str, Path]], config: Analysis
         else:
             exc = future.exception()
             rows[k] = summary_row(path, out, "failed", seconds, error=_error_text(exc))
+        future.release()  # a finished slide is on disk: a worker lost later must not recompute it
         _write_summary(out_root, [rows[i] for i in sorted(rows)])
         report(progress, len(rows), total, Path(path).name)
     return [rows[i] for i in sorted(rows)]
