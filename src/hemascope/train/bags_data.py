@@ -271,16 +271,17 @@ def load_bags(path: str | Path, *, expect: dict[str, str] | None = None) -> list
     import json
 
     try:
-        data = np.load(path, allow_pickle=False)
+        with np.load(path, allow_pickle=False) as npz:
+            data = {name: npz[name] for name in npz.files}  # read each array once
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read bag cache {path}: {exc}") from None
     required = {"features", "sizes", "names", "labels", "n_cells", "n_blasts", "mpp"}
-    if not required <= set(data.files):
-        raise DataError(f"{path} is not a bag cache (missing {sorted(required - set(data.files))})")
-    offsets = np.concatenate([[0], np.cumsum(data["sizes"])])
+    if not required <= set(data):
+        raise DataError(f"{path} is not a bag cache (missing {sorted(required - set(data))})")
+    offsets = np.concatenate([[0], np.cumsum(data["sizes"])]).astype(np.int64)
     if offsets[-1] != len(data["features"]):
         raise DataError(f"bag cache {path} is inconsistent")
-    stored = json.loads(str(data["meta"])) if "meta" in data.files else {}
+    stored = json.loads(str(data["meta"])) if "meta" in data else {}
     for key, value in (expect or {}).items():
         if stored.get(key) != value:
             raise DataError(
