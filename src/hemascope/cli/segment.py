@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         with open_slide(path, mpp=args.mpp) as slide:
             seg = find_cells(
                 slide, segmenter=args.segmenter, device=args.device, model=args.model,
+                keep_masks=_is_field(slide) or args.labels,
                 progress=tqdm_progress(Path(path).name, disable=args.quiet),
             )
             stem = Path(path).name.split(".")[0]

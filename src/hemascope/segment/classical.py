@@ -48,6 +48,7 @@ class ClassicalParams:
     open_um: float = 1.2
     split_depth_um: float = 1.0
     cell_min_area_um2: float = 28.0
+    small_cell_um2: float = 36.0
     cell_min_nucleus_um2: float = 14.0
 
 
@@ -171,7 +172,8 @@ def split_cells(
         Backend parameters.
     dense_nuclei
         Strict nucleus mask (specks removed); when given, a kept instance must hold some of it
-        (a clump of platelets has nuclear-stained area but no nucleus of its own).
+        (a clump of platelets has nuclear-stained area but no nucleus of its own), and an instance
+        smaller than ``small_cell_um2`` must hold ``cell_min_nucleus_um2`` of it.
 
     Returns
     -------
@@ -201,7 +203,11 @@ def split_cells(
     nucleus_px = np.bincount(labels.ravel(), weights=nuclei.ravel(), minlength=sizes.size)
     keep = (sizes >= min_px) & (nucleus_px >= max(1, int(params.cell_min_nucleus_um2 / mpp**2)))
     if dense_nuclei is not None:
-        keep &= np.bincount(labels.ravel(), weights=dense_nuclei.ravel(), minlength=sizes.size) > 0
+        dense_px = np.bincount(labels.ravel(), weights=dense_nuclei.ravel(), minlength=sizes.size)
+        keep &= dense_px > 0
+        # a small object with a small nucleus is a (blurred) platelet clump, not a white cell
+        small = (sizes < params.small_cell_um2 / mpp**2) & (dense_px < params.cell_min_nucleus_um2 / mpp**2)
+        keep &= ~small
     keep[0] = False
     relabel = np.zeros(sizes.size, dtype=np.int32)
     relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)

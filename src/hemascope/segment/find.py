@@ -39,7 +39,7 @@ class Segmentation:
         uint32 instance labels over the whole image (value = ``id``) for in-memory fields;
         ``None`` for slides (see :func:`~hemascope.segment.labels.write_label_pyramid`).
     masks
-        Per-cell masks in table order (used to paint labels).
+        Per-cell masks in table order (used to paint labels); ``None`` unless kept.
     """
 
     cells: pd.DataFrame
@@ -104,6 +104,7 @@ def find_cells(
     cancel: CancelToken | None = None,
     region_size: int = 2048,
     num_workers: int | None = None,
+    keep_masks: bool | None = None,
     **settings: Any,
 ) -> Segmentation:
     """Find and segment the white cells of a slide or an in-memory field.
@@ -127,6 +128,9 @@ def find_cells(
         Region core side in level-0 pixels.
     num_workers
         Threads (default: all cores).
+    keep_masks
+        Keep every cell's masks in ``Segmentation.masks`` (needed for label images). Default:
+        True for in-memory fields, False for slides, so that memory stays flat in slide size.
     **settings
         Further :class:`~hemascope.segment.settings.SegmentSettings` fields (``model``, ``device``,
         ``min_diameter_um``, classical parameters, ...).
@@ -164,10 +168,14 @@ def find_cells(
     lock = threading.Lock()
     report(progress, 0, total, "segmenting")
 
+    if keep_masks is None:
+        keep_masks = is_field
+
     def run_one(region):
         nonlocal done
         check_cancelled(cancel)
-        result = segment_region_with_masks(slide, region, run_settings)
+        table, masks = segment_region_with_masks(slide, region, run_settings)
+        result = (table, masks if keep_masks else [])
         with lock:
             done += 1
             report(progress, done, total, f"region {done}/{total}")
@@ -185,8 +193,8 @@ def find_cells(
         all_masks.extend(masks)
     cells = concat_cell_tables(tables)
     order = cells.pop("_mask").to_numpy(dtype=int) if "_mask" in cells else np.zeros(0, dtype=int)
-    masks_in_order = [all_masks[i] for i in order]
+    masks_in_order = [all_masks[i] for i in order] if keep_masks else None
     seg = Segmentation(cells, mpp_value, mpp_source, smear, run_settings.segmenter, masks=masks_in_order)
     if is_field:
-        seg.cell_labels, seg.nucleus_labels = paint_labels(slide.shape, masks_in_order)
+        seg.cell_labels, seg.nucleus_labels = paint_labels(slide.shape, masks_in_order or [])
     return seg

@@ -11,10 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import draw, filters, morphology, transform
+from skimage import draw, filters, morphology
 
 from hemascope.errors import InvalidInputError
-from hemascope.segment.stain import estimate_background, optical_density, red_cell_tint, total_density
+from hemascope.segment.stain import (
+    estimate_background,
+    optical_density,
+    red_cell_tint,
+    total_density,
+)
 
 #: Mean OD (sum of channels) above which a low-resolution pixel is not smear but ink/edge/label.
 _INK_OD = 1.2
@@ -209,7 +214,3 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         red_cell_tint=red_cell_tint(thumb, bg),
     )
 
-
-def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a boolean mask to ``shape``."""
-    return transform.resize(mask, shape, order=0, preserve_range=True, anti_aliasing=False).astype(bool)
