@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import MPP, field, truth_points
 
+from conftest import MPP, field, truth_points
 from hemascope.segment import CELL_COLUMNS, find_cells
 from hemascope.segment.metrics import match_points
 from hemascope.synthetic import DomainShift
