@@ -10,12 +10,12 @@ W=${1:-/tmp/hemascope_bag_runs}
 DATA=${DATA:-/work/shared/data/taleqani_all}
 AML=${AML:-/tmp/hemascope_aml_bags}
 CELLS=${CELLS:-/tmp/hemascope_cells}
-EPOCHS=${EPOCHS:-40}
+EPOCHS=${EPOCHS:-30}
 WEIGHTS=src/hemascope/models/weights
 mkdir -p "$W"
 # each field's bag = the folder of white cells cut out of it (layout (a)); split = the wbc split
 python scripts/make_taleqani_bag_labels.py --data "$DATA" --cells "$CELLS" --out "$W/taleqani_bags.csv"
-COMMON=(--cell-model wbc --threads "${THREADS:-2}" --seed 0 --epochs "$EPOCHS" --quiet)
+COMMON=(--cell-model wbc --threads "${THREADS:-1}" --seed 0 --epochs "$EPOCHS" --batch-size 16 --lr 0.003 --quiet)
 
 TAL_DATA="Taleqani Hospital B-ALL peripheral-blood fields (Aria, Ghaderzadeh et al. 2021); each field a bag of the white cells cut out of it by scripts/prepare_cell_data.py at 0.444 um/px (measured from red cells)"
 TAL_SPLIT="field split: benchmarks/slide_splits/taleqani_fields.csv (follows the wbc model's seed-0 field split: no test field seen by the cell model)"
@@ -28,8 +28,8 @@ for method in attention mean instance; do
   esac
   hemascope train bags --labels "$W/taleqani_bags.csv" --root "$CELLS" \
     --classes b-all --mpp 0.444 --instances all --skip-empty --cache "$W/taleqani_wbc.npz" \
-    --method "$method" --loss "$loss" --name "$name" --version 0.1.0 --min-instances 1 \
-    --batch-size 32 --training-data "$TAL_DATA" --training-data "$TAL_SPLIT" --licence "$TAL_LIC" \
+    --method "$method" --loss "$loss" --name "$name" --version 0.1.1 --min-instances 1 \
+    --min-sample 64 --training-data "$TAL_DATA" --training-data "$TAL_SPLIT" --licence "$TAL_LIC" \
     --description "B-ALL stage (Benign/Early/Pre/Pro) of a peripheral-blood field from its white cells ($method bag model; research use only)" \
     "${COMMON[@]}" --out "$W/$name"
   cp "$W/$name/$name.json" "$W/$name/$name.safetensors" "$WEIGHTS/"
@@ -42,11 +42,11 @@ for method in attention mean instance; do
     mean) name=aml-subtype-demo-mean; loss=ce ;;
     instance) name=aml-subtype-demo-cells; loss=gce ;;
   esac
-  hemascope train bags --labels "$AML/labels.csv" --classes aml --mpp 0.5 --instances blast \
-    --skip-empty --cache "$W/aml_wbc.npz" --method "$method" --loss "$loss" --name "$name" \
+  hemascope train bags --labels "$AML/labels.csv" --classes aml --mpp 0.5 --instances all \
+    --skip-empty --cache "$W/aml_all_wbc.npz" --method "$method" --loss "$loss" --name "$name" \
     --version 0.1.0 --min-instances 5 --demo --training-data "$AML_DATA" \
     --licence "weights: BSD-3-Clause (hemascope); synthetic data" \
-    --description "SYNTHETIC/DEMO AML genetic subtype from the bag of blasts ($method bag model); not trained on patients; research use only" \
+    --description "SYNTHETIC/DEMO AML genetic subtype from the bag of white cells ($method bag model; the real-data wbc model calls few synthetic cells blasts); not trained on patients; research use only" \
     "${COMMON[@]}" --out "$W/$name"
   if [ "$method" != instance ]; then cp "$W/$name/$name.json" "$W/$name/$name.safetensors" "$WEIGHTS/"; fi
 done
