@@ -3,7 +3,7 @@
 # Usage: scripts/train_bundled_models.sh [WORK_DIR] [EPOCHS] [SAMPLES_PER_EPOCH]
 # The two models train in parallel (one process each).
 # The bundled wbc 0.2.0 = this wbc command with VERSION=0.2.0, --epochs 13 --resume, run on a copy of
-# the 8-epoch checkpoint (see benchmarks/results/classify.md).
+# the 8-epoch checkpoint (see BENCHMARKS.md).
 # First run: python scripts/prepare_cell_data.py --work WORK_DIR  (scales, Taleqani crops, splits)
 set -euo pipefail
 W=${1:-/tmp/hemascope_cells}

@@ -3,7 +3,7 @@
 Levels are dask arrays whose chunks are the file's tiles or strips. Regular tiled RGB levels (what
 every whole-slide scanner and our writer produce) are served by :class:`TiledPageReader`: validated
 ``os.pread`` + decode per tile, with no zarr or file lock in between (2-3x faster through dask than
-tifffile's zarr store, see benchmarks/results/io.md); it is also the fast path of
+tifffile's zarr store, see BENCHMARKS.md); it is also the fast path of
 :meth:`Slide.read_region`. Every other layout (strips, NDPI, planar RGB, multi-page levels) goes
 through tifffile's ``aszarr`` store opened with zarr 3 — a multiscales group or a single array,
 the two layouts tifffile writes. Opening reads only the IFDs and tile tables, never pixels.
