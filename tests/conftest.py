@@ -54,3 +54,20 @@ def small_field() -> SyntheticField:
     spec = SmearSpec(size=(1024, 1024), mpp=0.5, seed=11, wbc_density=300.0, glass_margin=0.0)
     image, truth = render_field(spec)
     return SyntheticField(image, truth, spec)
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    """A randomly initialised tiny cell model saved as .safetensors + card; returns the card path."""
+    from hemascope.models import ModelCard, build_model, save_model
+
+    card = ModelCard(
+        name="tiny",
+        version="0.0.1",
+        classes=["a", "b", "c"],
+        input_size=16,
+        mpp=1.0,
+        arch_params={"widths": [4, 8, 8, 8]},
+    )
+    module = build_model("cellnet", 3, card.arch_params)
+    return save_model(module, card, tmp_path / "models")

@@ -1,11 +1,11 @@
-"""``hemascope models``: list the available cell models with their cards."""
+"""``hemascope models``: list the available cell and bag models with their cards."""
 
 from __future__ import annotations
 
 import argparse
 
 COMMAND = ("models",)
-HELP = "list the available cell classification models and their model cards"
+HELP = "list the available models (cell and bag models) and their model cards"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,9 +38,11 @@ def run(args: argparse.Namespace) -> int:
         figure = (
             f"test macro-F1 {test['macro_f1']:.3f}" if "macro_f1" in test else "no test metrics"
         )
-        print(
-            f"{c.name} {c.version}  {c.input_size} px @ {c.mpp:g} µm/px  sha256 {c.sha256[:12]}  {figure}"
-        )
+        if c.kind == "bag":
+            what = f"bag model over {c.embedding_model or 'cell'} embeddings"
+        else:
+            what = f"{c.input_size} px @ {c.mpp:g} µm/px"
+        print(f"{c.name} {c.version}  {what}  sha256 {c.sha256[:12]}  {figure}")
         print(f"    classes: {', '.join(c.classes)}")
         if c.description:
             print(f"    {c.description}")

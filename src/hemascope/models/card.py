@@ -64,6 +64,8 @@ class ModelCard:
     licence: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    kind: str = "cell"  # "cell" (single-cell crops) or "bag" (slide-level model over cell embeddings)
+    embedding_model: str = ""  # for bag models: the cell model whose embeddings they read
 
     def __post_init__(self) -> None:
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
