@@ -2,8 +2,10 @@
 # Train the bundled cell models on the real data (see docs/models.md).
 # Usage: scripts/train_bundled_models.sh [WORK_DIR] [EPOCHS] [SAMPLES_PER_EPOCH]
 # The two models train in parallel (one process each).
-# The bundled wbc 0.2.0 = this wbc command with VERSION=0.2.0, --epochs 13 --resume, run on a copy of
-# the 8-epoch checkpoint (see BENCHMARKS.md).
+# The bundled wbc 0.3.0 = this wbc command (8 epochs x 2048), resumed to --epochs 13 (0.2.0), then
+# with VERSION=0.3.0 --samples-per-epoch 8192 --stain-mix 0.5 --blur-p 0.5 --resume to --epochs 21
+# and on to --epochs 50 (best validation epoch 48); exact commands in BENCHMARKS.md. After any
+# retraining of wbc, retrain the bag models: scripts/train_bag_models.sh (they pin wbc's sha256).
 # First run: python scripts/prepare_cell_data.py --work WORK_DIR  (scales, Taleqani crops, splits)
 set -euo pipefail
 W=${1:-/tmp/hemascope_cells}
