@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from hemascope.cli._options import add_model_output_arguments
+
 COMMAND = ("train", "bags")
 HELP = "train a bag (slide-level) model: attention MIL, mean pooling or inherited-label cells"
 
@@ -69,14 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--device", default="auto", help="device of the cell model")
     fit.add_argument("--threads", type=int, help="torch CPU threads")
-    meta = parser.add_argument_group("model card")
-    meta.add_argument(
-        "--training-data", action="append", default=[], help="provenance line (repeatable)"
-    )
-    meta.add_argument("--licence", default="")
-    meta.add_argument("--description", default="")
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_model_output_arguments(parser)
 
 
 def _classes(text: str | None) -> list[str] | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from hemascope.cli._options import add_model_output_arguments
+
 COMMAND = ("train", "cells")
 HELP = "train a single-cell classifier (stain augmentation, balanced sampling, robust losses)"
 
@@ -80,14 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--threads", type=int, help="torch CPU threads")
     fit.add_argument("--cache-dir", help="crop-bank cache directory")
     fit.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.*")
-    meta = parser.add_argument_group("model card")
-    meta.add_argument(
-        "--training-data", action="append", default=[], help="data provenance line (repeatable)"
-    )
-    meta.add_argument("--licence", default="")
-    meta.add_argument("--description", default="")
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_output_arguments(parser)
 
 
 def _read_all(paths: list[str] | None, mpp: float | None):
