@@ -49,3 +49,18 @@ def test_build_rejects_unknown():
         build_bag_model("transformer", 8, 3)
     with pytest.raises(InvalidInputError):
         build_bag_model("mean", 8, 1)
+
+
+def test_ensemble_averages_members_and_masks_padding():
+    torch.manual_seed(0)
+    model = build_bag_model("mean", 8, 3, hidden=16, members=3).eval()
+    assert len(model.members) == 3
+    bag = torch.randn(1, 5, 8)
+    logits, weights = model(bag)
+    expected = torch.stack([m(bag)[0] for m in model.members]).mean(0)
+    assert torch.allclose(logits, expected, atol=1e-6) and weights.shape == (1, 5, 3)
+    padded = torch.cat([bag, torch.randn(1, 2, 8) * 100], dim=1)
+    logits_p, _ = model(padded, torch.tensor([[True] * 5 + [False] * 2]))
+    assert torch.allclose(logits, logits_p, atol=1e-5)
+    with pytest.raises(InvalidInputError):
+        build_bag_model("mean", 8, 3, members=0)

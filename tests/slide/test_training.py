@@ -76,3 +76,39 @@ def test_bad_training_input():
         train_bag_model([], CLASSES)
     with pytest.raises(InvalidInputError):
         train_bag_model(bags, CLASSES, loss="nonsense")
+
+
+def test_ensemble_and_subsampled_calibration(tmp_path):
+    from hemascope.slide.bag_model import BagModelCard, load_bag_model, save_bag_model
+    from hemascope.slide.mil import BagEnsemble
+
+    bags = make_bags(40, seed=4)
+    options = dict(architecture="mean", val_bags=bags[32:], epochs=4, batch_size=4, lr=3e-3, seed=0)
+    trained = train_bag_model(
+        bags[:32], CLASSES, arch_params={"hidden": 16, "members": 2}, **options
+    )
+    assert isinstance(trained.module, BagEnsemble) and trained.arch_params["members"] == 2
+    assert {r["member"] for r in trained.history} == {0, 1}
+    card = BagModelCard(
+        name="ens",
+        version="0.1",
+        classes=CLASSES,
+        architecture="mean",
+        arch_params=trained.arch_params,
+        embedding_model="synthetic",
+        embedding_dim=DIM,
+        input_size=64,
+        mpp=0.5,
+        temperature=trained.temperature,
+    )
+    loaded = load_bag_model(save_bag_model(trained.module, card, tmp_path))
+    probs, _ = loaded.predict(bags[0].features)
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+    # sub-bag calibration sees harder (smaller) bags: never a sharper temperature than whole bags
+    sub = train_bag_model(
+        bags[:32], CLASSES, arch_params={"hidden": 16}, calibration="subsampled", **options
+    )
+    whole = train_bag_model(bags[:32], CLASSES, arch_params={"hidden": 16}, **options)
+    assert sub.temperature >= whole.temperature - 1e-6
+    with pytest.raises(InvalidInputError, match="calibration"):
+        train_bag_model(bags[:32], CLASSES, calibration="bogus", epochs=1)

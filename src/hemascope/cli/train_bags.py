@@ -69,6 +69,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "set it to max-instances to train on whole bags",
     )
     fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="train this many models (seeds seed..seed+K-1) and bundle their average (ensemble)",
+    )
+    fit.add_argument(
+        "--calibration",
+        choices=("whole", "subsampled"),
+        default="whole",
+        help="fit the temperature on whole validation bags, or on random sub-bags of them "
+        "(use it when the validation bags are all answered right)",
+    )
     fit.add_argument("--device", default="auto", help="device of the cell model")
     fit.add_argument("--threads", type=int, help="torch CPU threads")
     add_model_output_arguments(parser)
@@ -171,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
             "lr": args.lr,
             "max_instances": args.max_instances,
             "min_sample": args.min_sample,
-            "arch_params": {"hidden": args.hidden},
+            "arch_params": {"hidden": args.hidden, "members": args.members},
+            "calibration": args.calibration,
         },
         seed=args.seed,
         progress=None if args.quiet else tqdm_progress(f"training {args.method}"),

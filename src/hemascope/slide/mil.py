@@ -10,6 +10,9 @@ are trained, evaluated and shown side by side:
 - :class:`InstanceBagClassifier` — a cell-level classifier trained on labels inherited from the bag;
   the bag probability is the mean of the cell probabilities.
 
+:class:`BagEnsemble` averages several members of one architecture (``arch_params["members"]``),
+trained from different seeds.
+
 Every model maps ``(features (B, N, D), mask (B, N) bool)`` to ``(logits (B, C), weights (B, N, C))``
 where ``weights`` says how much each cell contributed to each class (attention for MIL, uniform for
 mean pooling, per-cell probability share for the instance model).
@@ -165,6 +168,31 @@ class InstanceBagClassifier(nn.Module):
         return torch.log(bag_probs.clamp(min=1e-12)), share
 
 
+class BagEnsemble(nn.Module):
+    """Several bag classifiers of one architecture; logits and cell weights are their means.
+
+    Parameters
+    ----------
+    members : sequence of torch.nn.Module
+        The trained members (same architecture and classes).
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        if not members:
+            raise InvalidInputError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean bag logits ``(B, C)`` and mean cell weights ``(B, N, C)`` of the members."""
+        outputs = [member(x, mask) for member in self.members]
+        logits = torch.stack([o[0] for o in outputs]).mean(0)
+        weights = torch.stack([o[1] for o in outputs]).mean(0)
+        return logits, weights
+
+
 def build_bag_model(architecture: str, in_dim: int, n_classes: int, **kwargs) -> nn.Module:
     """Build an untrained bag classifier by its card name.
 
@@ -177,7 +205,8 @@ def build_bag_model(architecture: str, in_dim: int, n_classes: int, **kwargs) ->
     n_classes : int
         Number of bag classes.
     **kwargs
-        Width/dropout settings passed to the model class.
+        Width/dropout settings passed to the model class; ``members=K`` (K > 1) builds a
+        :class:`BagEnsemble` of K such models.
 
     Returns
     -------
@@ -201,5 +230,12 @@ def build_bag_model(architecture: str, in_dim: int, n_classes: int, **kwargs) ->
     if architecture not in classes:
         raise InvalidInputError(
             f"unknown bag architecture {architecture!r}; expected one of {list(BAG_ARCHITECTURES)}"
+        )
+    members = int(kwargs.pop("members", 1))
+    if members < 1:
+        raise InvalidInputError(f"members must be >= 1, got {members}")
+    if members > 1:
+        return BagEnsemble(
+            [classes[architecture](in_dim, n_classes, **kwargs) for _ in range(members)]
         )
     return classes[architecture](in_dim, n_classes, **kwargs)

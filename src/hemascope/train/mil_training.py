@@ -24,9 +24,15 @@ import torch
 from hemascope.classify.calibration import fit_temperature
 from hemascope.errors import DataError, InvalidInputError
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
-from hemascope.slide.mil import BAG_ARCHITECTURES, build_bag_model
+from hemascope.slide.mil import BAG_ARCHITECTURES, BagEnsemble, build_bag_model
 from hemascope.train.bags_data import Bag, bag_targets
 from hemascope.train.losses import LOSSES, make_loss
+
+#: How the calibration temperature is fitted (see :func:`train_bag_model`).
+CALIBRATIONS: tuple[str, ...] = ("whole", "subsampled")
+
+#: Random sub-bags per validation bag for ``calibration="subsampled"``.
+CALIBRATION_DRAWS = 8
 
 
 @dataclass
@@ -94,6 +100,33 @@ def _subsample(
     return bag.features[rng.choice(n, size=k, replace=False)]
 
 
+def _fit_bag_temperature(
+    module: torch.nn.Module,
+    val_bags: Sequence[Bag] | None,
+    classes: Sequence[str],
+    calibration: str,
+    seed: int,
+) -> float:
+    """The calibration temperature on the validation bags (1.0 without them)."""
+    if not val_bags:
+        return 1.0
+    bags = list(val_bags)
+    if calibration == "subsampled":
+        rng = np.random.default_rng(seed)
+        bags = [
+            Bag(
+                b.name,
+                b.features[
+                    rng.permutation(len(b.features))[: rng.integers(1, len(b.features) + 1)]
+                ],
+                b.label,
+            )
+            for b in val_bags
+            for _ in range(CALIBRATION_DRAWS)
+        ]
+    return fit_temperature(bag_logits(module, bags), bag_targets(bags, classes))
+
+
 def _check_bags(bags: Sequence[Bag], classes: Sequence[str], what: str) -> None:
     if not bags:
         raise DataError(f"no {what} bags")
@@ -119,6 +152,7 @@ def train_bag_model(
     min_sample: int = 1,
     max_instances: int = 256,
     arch_params: dict[str, Any] | None = None,
+    calibration: str = "whole",
     seed: int = 0,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
@@ -144,7 +178,13 @@ def train_bag_model(
     min_sample, max_instances : int, optional
         Each epoch a bag is cut to a random size between these (bounded by its size).
     arch_params : dict, optional
-        Width/dropout settings of the architecture.
+        Width/dropout settings of the architecture; ``members=K`` (K > 1) trains K models from
+        seeds ``seed .. seed+K-1`` and keeps their :class:`~hemascope.slide.mil.BagEnsemble`.
+    calibration : str, optional
+        ``"whole"``: fit the temperature on the whole validation bags; ``"subsampled"``: on
+        :data:`CALIBRATION_DRAWS` random sub-bags of each (1 to all cells), so that a validation
+        set the model never gets wrong still yields a temperature (instead of one that makes
+        every answer p = 1.00).
     seed : int, optional
         Seed of sampling and initialisation.
     progress, cancel : optional
@@ -170,6 +210,37 @@ def train_bag_model(
         raise InvalidInputError(f"unknown loss {loss!r}; choose from {', '.join(LOSSES)}")
     if epochs < 1 or batch_size < 1 or max_instances < 1:
         raise InvalidInputError("epochs, batch_size and max_instances must be >= 1")
+    if calibration not in CALIBRATIONS:
+        raise InvalidInputError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+    params = {"hidden": 128, "dropout": 0.1, **(arch_params or {})}
+    members = int(params.pop("members", 1))
+    if members > 1:
+        options = dict(
+            architecture=architecture,
+            val_bags=val_bags,
+            loss=loss,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            min_sample=min_sample,
+            max_instances=max_instances,
+            arch_params=params,
+            calibration=calibration,
+            progress=progress,
+            cancel=cancel,
+        )
+        runs = [train_bag_model(bags, classes, seed=seed + i, **options) for i in range(members)]
+        ensemble = BagEnsemble([run.module for run in runs]).eval()
+        return TrainedBagModel(
+            module=ensemble,
+            architecture=architecture,
+            arch_params={**params, "members": members},
+            classes=list(classes),
+            temperature=_fit_bag_temperature(ensemble, val_bags, classes, calibration, seed),
+            history=[{"member": i, **r} for i, run in enumerate(runs) for r in run.history],
+            best_epoch=int(np.median([run.best_epoch for run in runs])),
+        )
     classes = list(classes)
     _check_bags(bags, classes, "training")
     targets = bag_targets(bags, classes)
@@ -179,7 +250,6 @@ def train_bag_model(
         val_targets = bag_targets(val_bags, classes)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    params = {"hidden": 128, "dropout": 0.1, **(arch_params or {})}
     dim = bags[0].features.shape[1]
     module = build_bag_model(architecture, dim, len(classes), **params)
     if architecture == "instance":
@@ -241,9 +311,7 @@ def train_bag_model(
     else:
         best_epoch = epochs - 1
     module.eval()
-    temperature = 1.0
-    if val_bags:
-        temperature = fit_temperature(bag_logits(module, val_bags), val_targets)
+    temperature = _fit_bag_temperature(module, val_bags, classes, calibration, seed)
     return TrainedBagModel(
         module=module,
         architecture=architecture,
