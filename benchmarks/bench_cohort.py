@@ -90,19 +90,27 @@ def run(paths: list[Path], out: Path, config, workers: int | None) -> tuple[floa
 
 
 def compare(ref: Path, other: Path, names: list[str]) -> dict[str, float]:
-    """Exact equality of positions/classes and the largest probability difference over the cohort."""
+    """Exact equality of positions, classes and slide-level labels; the largest probability differences."""
     from hemascope.results import SlideResult
 
-    mismatched, max_prob = 0, 0.0
+    mismatched, max_prob, max_slide_prob = 0, 0.0, 0.0
     for name in names:
         a, b = SlideResult.load(ref / name), SlideResult.load(other / name)
         exact = ["id", "region", "row", "col", "class"]
-        if not a.cells[exact].equals(b.cells[exact]) or a.differential["counts"] != b.differential["counts"]:
+        labels = [[(s.get("model"), s.get("label"), s.get("abstained")) for s in r.subtypes] for r in (a, b)]
+        if (not a.cells[exact].equals(b.cells[exact]) or a.differential["counts"] != b.differential["counts"]
+                or labels[0] != labels[1]):
             mismatched += 1
         prob = [c for c in a.cells.columns if c.startswith("prob_")]
         if len(a.cells) and len(a.cells) == len(b.cells):
             max_prob = max(max_prob, float(np.abs(a.cells[prob].to_numpy() - b.cells[prob].to_numpy()).max()))
-    return {"slides_differing": mismatched, "max_abs_prob_diff": max_prob}
+        for sa, sb in zip(a.subtypes, b.subtypes):
+            pa, pb = sa.get("probabilities") or {}, sb.get("probabilities") or {}
+            for k in pa.keys() & pb.keys():
+                if pa[k] is not None and pb[k] is not None:
+                    max_slide_prob = max(max_slide_prob, abs(pa[k] - pb[k]))
+    return {"slides_differing": mismatched, "max_abs_prob_diff": max_prob,
+            "max_abs_slide_prob_diff": max_slide_prob}
 
 
 def main() -> int:
