@@ -116,6 +116,7 @@ def test_classify_images_goes_on_past_bad_files(tmp_path, tiny_model):
     assert "grayscale" in reasons[str(tmp_path / "gray.png")]
     assert "RGBA" in reasons[str(tmp_path / "rgba.png")]
     assert "smaller than a cell" in reasons[str(tmp_path / "tiny.png")]
+    assert not any(reason.startswith(name) for name, reason in res.failed)  # no path twice
     # without mpp the scale comes from the estimator
     est = classify_images([good], tiny_model, device="cpu", estimate=lambda im: 0.25)
     assert est.table["mpp"].tolist() == [0.25]

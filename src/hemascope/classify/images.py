@@ -126,7 +126,8 @@ def load_cell_crops(
         except HemascopeError as exc:
             if isinstance(exc, InvalidInputError) and "estimator" in str(exc):
                 raise
-            failed.append((name, str(exc)))
+            # the reason without the name (readers put the path first; callers print both)
+            failed.append((name, str(exc).removeprefix(f"{name}: ")))
             continue
         names.append(name)
         mpps.append(scale)
