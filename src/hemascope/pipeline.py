@@ -269,8 +269,9 @@ def finish_slide(
     t0 = time.perf_counter()
     cells, embeddings, masks = assemble_cells(outputs)
     kwargs = {} if config.min_cells is None else {"min_cells": config.min_cells}
+    cell_sha = cached_cell_model(config.cell_model, config.device).card.sha256 or None
     summary = summarize(cells, embeddings, models=_bag_models(config), min_blasts=config.min_blasts,
-                        progress=progress, cancel=cancel, **kwargs)
+                        cell_model_sha256=cell_sha, progress=progress, cancel=cancel, **kwargs)
     labels_path = None
     if out_dir is not None and masks is not None:
         from hemascope.export.labels import lazy_label_image, write_labels_zarr

@@ -139,7 +139,7 @@ def test_train_then_predict(tmp_path, cell_model, bag_folders, trained_dir, caps
     assert np.isnan(tiny["prob_lymph"])
     assert bad["abstained"] and bad["reason"].startswith("error:")
     assert (table["notice"] == RESEARCH_USE_ONLY).all()
-    assert (table["model"] == "demo-bags v0.1.0 (synthetic/demo)").all()
+    assert (table["model"] == "demo-bags v0.1.0 (SYNTHETIC/DEMO)").all()
 
 
 def test_bad_labels_exit_2(tmp_path, cell_model, bag_folders, capsys):

@@ -29,7 +29,7 @@ def test_round_trip_and_prediction(trained_attention):
     path, _ = trained_attention
     model = load_bag_model(path)
     assert model.card.kind == "bag" and model.card.demo
-    assert "synthetic/demo" in model.card.caption and RESEARCH_USE_ONLY in model.card.caption
+    assert "SYNTHETIC/DEMO" in model.card.caption and RESEARCH_USE_ONLY in model.card.caption
     correct = 0
     for k in range(len(CLASSES)):
         table, emb = _slide(k, 40, 20, seed=k)

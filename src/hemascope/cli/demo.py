@@ -29,39 +29,62 @@ def _pct(value: Any) -> str:
     return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.1f}%"
 
 
-def describe_result(result: Any) -> str:
+def describe_result(result: Any, truth: Any = None) -> str:
     """A plain-text account of a :class:`~hemascope.results.SlideResult` for the terminal.
 
     Parameters
     ----------
     result
         An analysed slide.
+    truth
+        Optional :class:`~hemascope.synthetic.GroundTruth` of a synthetic slide: its differential
+        count and subtype are printed beside the prediction.
 
     Returns
     -------
     str
-        Cells found, the differential count, blast %, the subtype (or abstention), models and the
-        research-use notice.
+        Cells found, the differential count (with the truth), blast %, the subtype (or abstention),
+        models and the research-use notice.
     """
     from hemascope.classes import CLASS_LABELS, RESEARCH_USE_ONLY
+    from hemascope.slide import differential_count
 
     diff = result.differential
+    true = differential_count(truth.cells["class"].astype(str)).to_dict() if truth is not None else {}
     lines = [f"{result.n_cells} cells found on {result.slide.get('name', 'the slide')}"]
-    lines.append(f"Differential count ({diff.get('n_counted', 0)} white cells counted):")
+    header = f"Differential count ({diff.get('n_counted', 0)} white cells counted)"
+    if truth is not None:
+        header += f"; truth: {true['n_counted']} white cells drawn by the generator"
+    lines.append(header + ":")
+    if truth is not None:
+        lines.append(f"  {'':<22} {'found':>6} {'%':>7}   {'truth':>6} {'%':>7}")
     percent = diff.get("percent") or {}
-    for name, count in (diff.get("counts") or {}).items():
-        if count:
-            lines.append(f"  {CLASS_LABELS.get(name, name):<22} {count:>6}  {_pct(percent.get(name)) if name in percent else '(not counted)'}")
+    counts = diff.get("counts") or {}
+    true_counts, true_percent = true.get("counts") or {}, true.get("percent") or {}
+    for name in dict.fromkeys([*counts, *true_counts]):
+        count, expected = counts.get(name, 0), true_counts.get(name, 0)
+        if not (count or expected):
+            continue
+        shown = _pct(percent.get(name)) if name in percent else "(not counted)"
+        line = f"  {CLASS_LABELS.get(name, name):<22} {count:>6} {shown:>7}"
+        if truth is not None:
+            line += f"   {expected:>6} {_pct(true_percent.get(name)) if name in true_percent else '':>7}"
+        lines.append(line)
     if diff.get("sufficient") is False:
         lines.append(f"  note: {diff.get('reason')}")
     low, high = (diff.get("blast_ci") or [None, None])[:2]
     ci = f" (95% CI {_pct(low)}–{_pct(high)})" if low is not None else ""
-    lines.append(f"Blasts: {_pct(diff.get('blast_percent'))}{ci}")
+    blasts = f"Blasts: {_pct(diff.get('blast_percent'))}{ci}"
+    if truth is not None:
+        blasts += f"; truth {_pct(true.get('blast_percent'))}"
+    lines.append(blasts)
     for sub in result.subtypes or ([result.subtype] if result.subtype else []):
         probs = ", ".join(f"{k} {v:.2f}" for k, v in (sub.get("probabilities") or {}).items() if v is not None)
         answer = f"abstained ({sub.get('reason')})" if sub.get("abstained") else f"{sub.get('label')}"
-        demo = " [demo model]" if sub.get("demo") else ""
+        demo = " [SYNTHETIC/DEMO model]" if sub.get("demo") else ""
         lines.append(f"Subtype ({sub.get('model')} v{sub.get('version')}{demo}): {answer}" + (f" — {probs}" if probs else ""))
+    if truth is not None:
+        lines.append(f"Subtype truth (generator): {truth.subtype}")
     cell = (result.provenance.get("models") or {}).get("cell", {})
     if cell:
         lines.append(f"Cell model: {cell.get('name')} v{cell.get('version')} (sha256 {str(cell.get('sha256'))[:12]})")
@@ -70,23 +93,47 @@ def describe_result(result: Any) -> str:
 
 
 def _demo_config(path: str | None) -> Any:
-    """The settings of the demo: ``path``, else the defaults minus bag models not installed yet."""
+    """The settings of the demo: ``path``, else the defaults with the demo cell model.
+
+    The sample slide is synthetic, so the demo classifies it with the cell model that the default
+    (SYNTHETIC/DEMO) subtype models were trained on — the one named in their cards, ``wbc-demo``,
+    trained on generated cells — when it is installed; bag models that are not installed are left out.
+    """
     from dataclasses import replace
 
     from hemascope.config import load_config
-    from hemascope.slide import list_bag_models
+    from hemascope.models import list_models
+    from hemascope.slide import list_bag_models, load_bag_model
     from hemascope.slide.summary import DEFAULT_BAG_MODELS
 
     config = load_config(path)
-    if path is None and config.slide_model is None:
-        installed = set(list_bag_models())
-        available = [m for m in DEFAULT_BAG_MODELS if m in installed]
-        if len(available) < len(DEFAULT_BAG_MODELS):
-            missing = sorted(set(DEFAULT_BAG_MODELS) - installed)
-            print(f"note: slide-level model(s) {', '.join(missing)} not installed; "
-                  + ("no subtype prediction" if not available else f"using {available[0]}"))
-            config = replace(config, slide_model=available[0] if available else "none")
+    if path is not None:
+        return config
+    installed = set(list_bag_models())
+    available = [m for m in DEFAULT_BAG_MODELS if m in installed]
+    if len(available) < len(DEFAULT_BAG_MODELS):
+        missing = sorted(set(DEFAULT_BAG_MODELS) - installed)
+        print(f"note: slide-level model(s) {', '.join(missing)} not installed; "
+              + ("no subtype prediction" if not available else f"using {available[0]}"))
+        config = replace(config, slide_model=available[0] if available else "none")
+    if available:
+        cell_model = load_bag_model(available[0]).card.embedding_model
+        if cell_model != config.cell_model and cell_model in {c.name for c in list_models()}:
+            print(f"note: cell model {cell_model} (SYNTHETIC/DEMO, trained on generated cells like "
+                  "the sample slide; not for real smears)")
+            config = replace(config, cell_model=cell_model)
     return config
+
+
+def _truth(path: Path) -> Any:
+    """The generator's ground truth of the sample slide, or None when it cannot be read."""
+    from hemascope.errors import DataError
+    from hemascope.synthetic import GroundTruth
+
+    try:
+        return GroundTruth.load(path)
+    except DataError:
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     result = analyze_slide(path, config, out_dir=out / "result",
                            progress=tqdm_progress("analysing", disable=args.quiet))
     exports = export_all(result, out / "exports")
-    print(describe_result(result))
+    print(describe_result(result, _truth(path)))
     print(f"Result: {out / 'result'}" + (f" (cell label mask: {result.labels_path})" if result.labels_path else ""))
     for name, file in exports.items():
         print(f"  {name:<14} {file}")

@@ -29,7 +29,7 @@ WEIGHTS_DIR = BUNDLED_DIR
 #: Which cells of a slide go into the bag.
 INSTANCE_SELECTIONS: tuple[str, ...] = ("blast", "all")
 
-DEMO_LABEL = "synthetic/demo"
+DEMO_LABEL = "SYNTHETIC/DEMO"
 
 
 @dataclass
