@@ -24,7 +24,7 @@ def test_bundled_bag_model(card_path):
     # demo models say so everywhere they are shown
     assert card.demo == card.name.startswith("aml-subtype-demo")
     if card.demo:
-        assert "synthetic/demo" in card.caption
+        assert "SYNTHETIC/DEMO" in card.caption
     assert RESEARCH_USE_ONLY in card.caption
     cell_card = json.loads((BUNDLED_DIR / f"{card.embedding_model}.json").read_text())
     assert card.embedding_sha256 == cell_card["sha256"], (
