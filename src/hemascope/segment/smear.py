@@ -27,6 +27,9 @@ _INK_OD = 1.2
 _MIN_INK_FIELD_UM = 200.0
 #: Mean OD below which a low-resolution pixel is bare glass.
 _GLASS_OD = 0.04
+#: Longest side of the smear-mask thumbnail (coarser than ``mask_mpp`` on very large slides), so
+#: that the mask's memory is bounded whatever the slide size.
+_MAX_MASK_SIDE = 2048
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,10 @@ class SmearMask:
 def smear_mask_from_thumbnail(thumbnail: np.ndarray, mpp: float | None) -> np.ndarray:
     """Smear-vs-glass mask of a thumbnail, without pen marks and slide edges.
 
+    Optical densities are computed strip by strip (:data:`_STRIP_ROWS` rows plus a margin wider
+    than the smoothing kernel, so the result equals a whole-image computation): only boolean
+    masks of the whole thumbnail are held.
+
     Parameters
     ----------
     thumbnail
@@ -78,22 +85,42 @@ def smear_mask_from_thumbnail(thumbnail: np.ndarray, mpp: float | None) -> np.nd
         ``(rows, cols)`` bool.
     """
     background = estimate_background(thumbnail)
-    od = optical_density(thumbnail, background)
     scale = mpp if mpp else 8.0
     limit = max(min(thumbnail.shape[:2]) / 16, 1.0)  # kernels stay small against the image
     smooth = float(np.clip(24.0 / scale, 1.0, limit))  # ~ three red cells
-    density = filters.gaussian(total_density(od), sigma=smooth)
-    ink = np.zeros(density.shape, dtype=bool)
-    if mpp is None or min(thumbnail.shape[:2]) * mpp >= _MIN_INK_FIELD_UM:
-        # Dense over several red-cell widths (no nucleus is that large): pen, slide edge, label.
-        ink = density > _INK_OD
-        # Ink that is not Romanowsky-coloured: green/blue pens absorb red but little green.
-        neutral = (od[..., 1] < 0.6 * od[..., 0]) & (od.sum(axis=-1) > 0.6)
-        ink |= ndi.binary_opening(neutral, iterations=2)
+    find_ink = mpp is None or min(thumbnail.shape[:2]) * mpp >= _MIN_INK_FIELD_UM
+    smear, ink = _strip_masks(thumbnail, background, smooth, find_ink)
+    if find_ink:
         ink = morphology.dilation(ink, morphology.disk(int(np.clip(round(40.0 / scale), 1, limit))))
-    smear = (density > _GLASS_OD) & ~ink
+    smear &= ~ink
     smear = morphology.remove_small_objects(smear, max_size=int(np.clip((100.0 / scale) ** 2, 4, limit**2)))
     return ndi.binary_fill_holes(smear) & ~ink
+
+
+#: Thumbnail rows turned into optical densities at a time (bounds the float arrays held).
+_STRIP_ROWS = 256
+
+
+def _strip_masks(
+    thumbnail: np.ndarray, background: np.ndarray, smooth: float, find_ink: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stained-vs-glass and ink masks (before dilation) of a thumbnail, row strip by row strip."""
+    rows = thumbnail.shape[0]
+    halo = int(4 * smooth) + 6  # the Gaussian's reach (truncate=4) plus the ink opening's
+    smear = np.zeros(thumbnail.shape[:2], dtype=bool)
+    ink = np.zeros(thumbnail.shape[:2], dtype=bool)
+    for r0 in range(0, rows, _STRIP_ROWS):
+        r1 = min(r0 + _STRIP_ROWS, rows)
+        a, b = max(r0 - halo, 0), min(r1 + halo, rows)
+        od = optical_density(thumbnail[a:b], background)
+        density = filters.gaussian(total_density(od), sigma=smooth)[r0 - a : r1 - a]
+        smear[r0:r1] = density > _GLASS_OD
+        if find_ink:
+            # Dense over several red-cell widths (no nucleus is that large): pen, slide edge, label.
+            # Ink that is not Romanowsky-coloured: green/blue pens absorb red but little green.
+            neutral = (od[..., 1] < 0.6 * od[..., 0]) & (od.sum(axis=-1) > 0.6)
+            ink[r0:r1] = (density > _INK_OD) | ndi.binary_opening(neutral, iterations=2)[r0 - a : r1 - a]
+    return smear, ink
 
 
 def roi_mask(roi_um: np.ndarray | list, shape: tuple[int, int], um_per_px: float) -> np.ndarray:
@@ -163,7 +190,13 @@ def low_resolution(
         if d <= want * 1.0001:
             level = i
     arr = slide.levels[level]
-    factor = max(int(want / slide.downsamples[level]), 1)
+    d = slide.downsamples[level]
+    factor = max(int(want / d), 1)
+    while max(rows0, cols0) / (d * factor) > max_side * 1.0001:
+        factor += 1
+    for i, di in enumerate(slide.downsamples):  # a level that is already that coarse
+        if factor > 1 and abs(di - d * factor) < 1e-6:
+            level, d, factor, arr = i, di, 1, slide.levels[i]
     if factor > 1:
         import dask.array as da
 
@@ -171,10 +204,14 @@ def low_resolution(
         if rows == 0 or cols == 0:
             factor = 1
         else:
-            arr = da.coarsen(np.mean, arr[:rows, :cols, :3], {0: factor, 1: factor}, trim_excess=True)
-    image = np.asarray(arr.compute() if hasattr(arr, "compute") else arr)
-    image = np.clip(np.round(image), 0, 255).astype(np.uint8)[..., :3]
-    return image, slide.downsamples[level] * factor
+            arr = da.coarsen(_mean_uint8, arr[:rows, :cols, :3], {0: factor, 1: factor},
+                             trim_excess=True, dtype=np.uint8)
+    image = np.asarray(arr.compute() if hasattr(arr, "compute") else arr)[..., :3]
+    return np.ascontiguousarray(image, dtype=np.uint8), d * factor
+
+
+def _mean_uint8(block: np.ndarray, axis=None, **_: object) -> np.ndarray:
+    return np.round(np.mean(block, axis=axis, dtype=np.float32)).astype(np.uint8)
 
 
 def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
@@ -199,7 +236,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
     InvalidInputError
         If an ROI is given without µm/px, or lies outside the slide.
     """
-    thumb, downsample = low_resolution(slide, mask_mpp)
+    thumb, downsample = low_resolution(slide, mask_mpp, max_side=_MAX_MASK_SIDE)
     mpp = slide.mpp * downsample if slide.mpp else None
     mask = smear_mask_from_thumbnail(thumb, mpp)
     if roi_um is not None:
@@ -207,10 +244,11 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
             raise InvalidInputError("an ROI in µm needs the slide's µm/px (pass mpp)")
         mask &= roi_mask(roi_um, mask.shape, mpp)
     bg = estimate_background(thumb)
+    step = max(int(np.ceil(np.sqrt(thumb.shape[0] * thumb.shape[1] / 1e6))), 1)  # <= ~1 Mpx
     return SmearMask(
         mask=mask,
         downsample=float(downsample),
         background=tuple(float(v) for v in bg),
-        red_cell_tint=red_cell_tint(thumb, bg),
+        red_cell_tint=red_cell_tint(thumb[::step, ::step], bg),
     )
 
