@@ -6,9 +6,10 @@ Steps, all sizes in micrometres:
 2. **nucleus**: the red-channel OD (nuclear dye) smoothed, thresholded at the larger of Otsu's
    threshold and a floor, small specks removed, holes filled; a hysteresis version (fainter
    stain joined to dense chromatin: thin band nuclei) seeds and validates the cells;
-3. **whole cell**: pixels with the blue-lilac leukocyte tint (white-cell cytoplasm, not pink red
-   cells) plus the nuclei, closed, hole-filled and opened to cut thin bridges to red cells, then
-   kept only where they hold a nucleus;
+3. **whole cell**: pixels bluer than the red cells around the cell (their median tint, measured
+   locally, away from the nuclei; every stained pixel for a cell on bare glass) plus the nuclei,
+   closed, hole-filled and opened to cut thin bridges to red cells, then kept only where they
+   hold a nucleus;
 4. **touching cells** are split by a watershed on distance-transform markers (h-maxima), so the
    lobes of one neutrophil stay one cell; instances without a nucleus are dropped.
 """
@@ -30,7 +31,7 @@ from hemascope.segment.stain import (
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-1"
+VERSION = "classical-2"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class ClassicalParams:
     cell_min_area_um2: float = 28.0
     small_cell_um2: float = 36.0
     cell_min_nucleus_um2: float = 14.0
+    reference_um: float = 8.0
+    reference_min_um2: float = 20.0
 
 
 def _px(um: float, mpp: float) -> float:
@@ -107,7 +110,11 @@ def cell_mask(
 ) -> np.ndarray:
     """Boolean mask of white-cell pixels (cytoplasm and nucleus) around the given nuclei.
 
-    Pixels with the blue-lilac leukocyte tint (and some density) plus the nuclei are closed,
+    The stained pixels farther than ``reference_um`` from every nucleus are the *local reference*
+    (red cells, at this spot of the slide): white-cell pixels are those bluer than the reference's
+    median tint (or the slide's ``red_cell_tint``, whichever is larger) by ``tint_threshold``; a cell
+    with fewer than ``reference_min_um2`` of stained pixels around it lies on bare glass, and every
+    stained pixel counts (the pink granules of an eosinophil too). These plus the nuclei are closed,
     hole-filled and opened (cutting thin bridges to red cells); only regions holding a nucleus stay.
 
     Parameters
@@ -129,9 +136,15 @@ def cell_mask(
         ``(rows, cols)`` bool.
     """
     sigma = max(_px(params.tint_smooth_um, mpp), 0.5)
-    tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
     dense = filters.gaussian(total_density(od), sigma=sigma)
-    mask = ((tint > params.tint_threshold) & (dense > params.cell_min_od)) | nuclei
+    stained = dense > params.cell_min_od
+    local = stained & (ndi.distance_transform_edt(~nuclei) > _px(params.reference_um, mpp))
+    if local.sum() < params.reference_min_um2 / mpp**2:  # no red cells around: every stained pixel
+        mask = stained | nuclei
+    else:  # red cells around: the white cell is what is bluer than they are here
+        red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od)[local])))
+        tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
+        mask = (tint > params.tint_threshold) & stained | nuclei
     mask = morphology.closing(mask, _disk(_px(params.close_um, mpp)))
     mask = ndi.binary_fill_holes(mask)
     mask = morphology.opening(mask, _disk(_px(params.open_um, mpp))) | nuclei
