@@ -86,19 +86,49 @@ def nucleus_mask(
     numpy.ndarray
         ``(rows, cols)`` bool.
     """
+    nuclei, support = nucleus_masks(od, mpp, params, support=hysteresis)
+    return support if hysteresis else nuclei
+
+
+def nucleus_masks(
+    od: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams(), *, support: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The nucleus mask and the nuclear support (see :func:`nucleus_mask`) from one smoothing pass.
+
+    The nuclear stain is smoothed and thresholded at the larger of Otsu's threshold and
+    ``nucleus_min_od``; specks are removed and holes filled.
+
+    Parameters
+    ----------
+    od
+        ``(rows, cols, 3)`` optical densities.
+    mpp
+        Micrometres per pixel of ``od``.
+    params
+        Backend parameters.
+    support
+        Also compute the hysteresis mask (else ``None`` is returned for it).
+
+    Returns
+    -------
+    nuclei, support : numpy.ndarray
+        ``(rows, cols)`` bool; ``support`` is ``None`` when not asked for.
+    """
     stain = filters.gaussian(nuclear_stain(od), sigma=max(_px(params.smooth_um, mpp), 0.5))
     threshold = params.nucleus_min_od
     dense = stain[stain > params.nucleus_min_od / 2]
     if dense.size > 64 and np.ptp(dense) > 1e-3:
         threshold = max(threshold, float(filters.threshold_otsu(dense)))
-    if hysteresis:
-        low = max(params.nucleus_min_od, params.nucleus_hysteresis * threshold)
-        mask = filters.apply_hysteresis_threshold(stain, low, threshold)
-    else:
-        mask = stain > threshold
-    min_px = int(params.nucleus_min_area_um2 / mpp**2)
-    mask = morphology.remove_small_objects(mask, max_size=max(min_px, 1))
-    return ndi.binary_fill_holes(mask)
+    min_px = max(int(params.nucleus_min_area_um2 / mpp**2), 1)
+
+    def clean(mask: np.ndarray) -> np.ndarray:
+        return ndi.binary_fill_holes(morphology.remove_small_objects(mask, max_size=min_px))
+
+    nuclei = clean(stain > threshold)
+    if not support:
+        return nuclei, None
+    low = max(params.nucleus_min_od, params.nucleus_hysteresis * threshold)
+    return nuclei, clean(filters.apply_hysteresis_threshold(stain, low, threshold))
 
 
 def cell_mask(
@@ -142,7 +172,7 @@ def cell_mask(
     if local.sum() < params.reference_min_um2 / mpp**2:  # no red cells around: every stained pixel
         mask = stained | nuclei
     else:  # red cells around: the white cell is what is bluer than they are here
-        red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od)[local])))
+        red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         mask = (tint > params.tint_threshold) & stained | nuclei
     mask = morphology.closing(mask, _disk(_px(params.close_um, mpp)))
@@ -152,6 +182,10 @@ def cell_mask(
     labels, _ = ndi.label(mask)
     keep = np.unique(labels[nuclei])
     return np.isin(labels, keep[keep > 0])
+
+
+def _min_nucleus_px(mpp: float, params: ClassicalParams) -> int:
+    return max(1, int(params.cell_min_nucleus_um2 / mpp**2))
 
 
 def _is_convex(piece: np.ndarray, solidity: float = 0.92) -> bool:
@@ -214,7 +248,7 @@ def split_cells(
     min_px = int(params.cell_min_area_um2 / mpp**2)
     sizes = np.bincount(labels.ravel())
     nucleus_px = np.bincount(labels.ravel(), weights=nuclei.ravel(), minlength=sizes.size)
-    keep = (sizes >= min_px) & (nucleus_px >= max(1, int(params.cell_min_nucleus_um2 / mpp**2)))
+    keep = (sizes >= min_px) & (nucleus_px >= _min_nucleus_px(mpp, params))
     if dense_nuclei is not None:
         dense_px = np.bincount(labels.ravel(), weights=dense_nuclei.ravel(), minlength=sizes.size)
         keep &= dense_px > 0
@@ -259,8 +293,11 @@ def segment_classical(
     if red_cell_tint is None:
         red_cell_tint = estimate_red_cell_tint(image, background)
     od = optical_density(image, background)
-    nuclei = nucleus_mask(od, mpp, params)
-    support = nucleus_mask(od, mpp, params, hysteresis=True) | nuclei
+    nuclei, support = nucleus_masks(od, mpp, params)
+    support |= nuclei
+    if not nuclei.any() or support.sum() < _min_nucleus_px(mpp, params):  # no cell can be kept
+        empty = np.zeros(nuclei.shape, dtype=np.int32)
+        return empty, empty.copy()
     cells = split_cells(cell_mask(od, support, mpp, params, red_cell_tint), support, mpp, params, nuclei)
     nucleus_labels = np.where(nuclei, cells, 0).astype(np.int32)
     return cells, nucleus_labels
