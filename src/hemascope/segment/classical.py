@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, morphology, segmentation
 
+from hemascope.segment.masks import fill_holes
 from hemascope.segment.stain import (
     estimate_background,
     leukocyte_tint,
@@ -122,7 +123,7 @@ def nucleus_masks(
     min_px = max(int(params.nucleus_min_area_um2 / mpp**2), 1)
 
     def clean(mask: np.ndarray) -> np.ndarray:
-        return ndi.binary_fill_holes(morphology.remove_small_objects(mask, max_size=min_px))
+        return fill_holes(morphology.remove_small_objects(mask, max_size=min_px))
 
     nuclei = clean(stain > threshold)
     if not support:
@@ -176,9 +177,9 @@ def cell_mask(
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         mask = (tint > params.tint_threshold) & stained | nuclei
     mask = morphology.closing(mask, _disk(_px(params.close_um, mpp)))
-    mask = ndi.binary_fill_holes(mask)
+    mask = fill_holes(mask)
     mask = morphology.opening(mask, _disk(_px(params.open_um, mpp))) | nuclei
-    mask = ndi.binary_fill_holes(mask)
+    mask = fill_holes(mask)
     labels, _ = ndi.label(mask)
     keep = np.unique(labels[nuclei])
     return np.isin(labels, keep[keep > 0])

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage as ndi
 from skimage import filters, measure, morphology
 
 from hemascope.errors import InvalidInputError
+from hemascope.segment.masks import fill_holes
 from hemascope.segment.stain import leukocyte_tint, optical_density, total_density
 
 #: Median diameter of a normal red cell in a dried smear, in micrometres.
@@ -34,7 +34,7 @@ def red_cell_diameters(image: np.ndarray) -> np.ndarray:
     if np.ptp(density) < 0.05:
         return np.zeros(0)
     threshold = max(float(filters.threshold_otsu(density)), 0.05)
-    stained = ndi.binary_fill_holes(density > threshold)
+    stained = fill_holes(density > threshold)
     stained = morphology.opening(stained, morphology.disk(1))
     labels = measure.label(stained)
     tint = leukocyte_tint(od)

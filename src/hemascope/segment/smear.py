@@ -14,6 +14,7 @@ from scipy import ndimage as ndi
 from skimage import draw, filters, morphology
 
 from hemascope.errors import InvalidInputError
+from hemascope.segment.masks import fill_holes
 from hemascope.segment.stain import (
     estimate_background,
     optical_density,
@@ -94,7 +95,7 @@ def smear_mask_from_thumbnail(thumbnail: np.ndarray, mpp: float | None) -> np.nd
         ink = morphology.dilation(ink, morphology.disk(int(np.clip(round(40.0 / scale), 1, limit))))
     smear &= ~ink
     smear = morphology.remove_small_objects(smear, max_size=int(np.clip((100.0 / scale) ** 2, 4, limit**2)))
-    return ndi.binary_fill_holes(smear) & ~ink
+    return fill_holes(smear) & ~ink
 
 
 #: Thumbnail rows turned into optical densities at a time (bounds the float arrays held).
