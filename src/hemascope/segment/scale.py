@@ -15,6 +15,10 @@ RED_CELL_DIAMETER_UM = 7.5
 #: Fewest isolated red cells needed for an estimate.
 MIN_RED_CELLS = 5
 
+#: Largest spread of the measured diameters (median absolute deviation / median) accepted: red
+#: cells are uniform, so a wider spread means the objects are not (only) red cells.
+MAX_DIAMETER_SPREAD = 0.2
+
 
 def red_cell_diameters(image: np.ndarray) -> np.ndarray:
     """Equivalent diameters (pixels) of the isolated, round, pink objects (red cells) of an image.
@@ -55,6 +59,10 @@ def red_cell_diameters(image: np.ndarray) -> np.ndarray:
 def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -> float:
     """Estimate micrometres per pixel from the median diameter of the red cells in ``image``.
 
+    The estimate is refused rather than guessed when it cannot be trusted: too few isolated red
+    cells (a white-cell close-up or single-cell crop shows one or two, cut by the border), or
+    objects whose sizes vary more than red cells do (platelets, debris, clumps taken for red cells).
+
     Parameters
     ----------
     image
@@ -72,12 +80,22 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
     ------
     InvalidInputError
         If fewer than :data:`MIN_RED_CELLS` isolated red cells are found (blank image, no smear,
-        white-cell close-up): pass the pixel size explicitly instead.
+        white-cell close-up), or their diameters spread more than :data:`MAX_DIAMETER_SPREAD`:
+        pass the pixel size explicitly instead.
     """
     diameters = red_cell_diameters(image)
+    hint = "pass the µm/px explicitly (mpp=..., --mpp)"
     if diameters.size < MIN_RED_CELLS:
         raise InvalidInputError(
             f"cannot estimate the pixel size: found {diameters.size} isolated red cells "
-            f"(need {MIN_RED_CELLS}); pass the µm/px explicitly (mpp=..., --mpp)"
+            f"(need {MIN_RED_CELLS}; single-cell crops and close-ups show too few); {hint}"
         )
-    return float(red_cell_um / np.median(diameters))
+    median = float(np.median(diameters))
+    spread = float(np.median(np.abs(diameters - median)) / median)
+    if spread > MAX_DIAMETER_SPREAD:
+        raise InvalidInputError(
+            f"cannot estimate the pixel size reliably: the {diameters.size} round objects taken for "
+            f"red cells vary too much in size (spread {spread:.2f}, at most {MAX_DIAMETER_SPREAD}; "
+            f"probably platelets, debris or cut cells); {hint}"
+        )
+    return float(red_cell_um / median)
