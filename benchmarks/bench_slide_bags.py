@@ -28,7 +28,7 @@ SETS = {
     ),
     "aml": (
         "SYNTHETIC/DEMO AML subtypes (held-out patients, unseen domain shift)",
-        "blasts per bag",
+        "white cells per bag",
         ["aml-subtype-demo-mean", "aml-subtype-demo", "aml-subtype-demo-cells"],
     ),
 }
@@ -76,9 +76,13 @@ def main() -> None:
                     "coverage": card["metrics"].get("test_coverage"),
                     "accuracy (answered)": card["metrics"].get("test_accuracy_answered"),
                     "T": card["temperature"],
+                    "members": card["arch_params"].get("members", 1),
+                    "cell model": f"{card['embedding_model']} v{card['embedding_version']}",
                 }
             )
-            curves[f"{name} ({METHOD[card['architecture']]})"] = pd.read_csv(
+            demo = " SYNTHETIC/DEMO" if card.get("demo") else ""
+            label = f"{name} v{card['version']}{demo} ({METHOD[card['architecture']]})"
+            curves[label] = pd.read_csv(
                 args.runs / name / f"{name}.curve.csv"
             )
         if not rows:

@@ -26,10 +26,16 @@ def test_bundled_bag_model(card_path):
     if card.demo:
         assert "SYNTHETIC/DEMO" in card.caption
     assert RESEARCH_USE_ONLY in card.caption
+    assert (BUNDLED_DIR / card.weights).stat().st_size <= 20 * 2**20
     cell_card = json.loads((BUNDLED_DIR / f"{card.embedding_model}.json").read_text())
     assert card.embedding_sha256 == cell_card["sha256"], (
         "bag model is stale: retrain it on the current cell model"
     )
+    assert card.embedding_version == cell_card["version"]
+    assert card.embedding_dim == cell_card["arch_params"]["widths"][-1]
+    if card.demo:  # a demo bag model reads a demo (synthetic-trained) cell model, which says so
+        assert "SYNTHETIC/DEMO" in cell_card["description"]
+        assert all("SYNTHETIC/DEMO" in line for line in cell_card["training_data"][:1])
     probs, weights = model.predict(np.zeros((7, card.embedding_dim), np.float32))
     assert probs.shape == (len(card.classes),) and weights.shape == (7, len(card.classes))
     assert probs.sum() == pytest.approx(1.0, abs=1e-5)
