@@ -29,7 +29,7 @@ SETS = {
     "taleqani": (
         "Taleqani B-ALL fields (held-out fields)",
         "white cells per field",
-        ["taleqani-all-mean", "taleqani-all", "taleqani-all-cells"],
+        ["taleqani-all-mean", "taleqani-all", "taleqani-all-cells", "taleqani-all-combined"],
     ),
     "aml": (
         "SYNTHETIC/DEMO AML subtypes (held-out patients, unseen domain shift)",
@@ -41,6 +41,7 @@ METHOD = {
     "mean": "mean pooling",
     "attention": "gated attention MIL",
     "instance": "inherited-label cells (GCE)",
+    "combined": "attention + mean averaged",
 }
 
 
@@ -140,7 +141,10 @@ def main() -> None:
                     "coverage": card["metrics"].get("test_coverage"),
                     "accuracy (answered)": card["metrics"].get("test_accuracy_answered"),
                     "T": card["temperature"],
-                    "members": card["arch_params"].get("members", 1),
+                    "members": sum(
+                        part.get("members", 1)
+                        for part in card["arch_params"].get("parts", [card["arch_params"]])
+                    ),
                     "cell model": f"{card['embedding_model']} v{card['embedding_version']}",
                 }
             )

@@ -45,6 +45,11 @@ for method in attention mean instance; do
     "${COMMON[@]}" --out "$W/$name"
   cp "$W/$name/$name.json" "$W/$name/$name.safetensors" "$WEIGHTS/"
 done
+# attention + mean averaged (not bundled: no better on the test fields than mean pooling alone)
+python scripts/make_bag_ensemble.py --models "$W/taleqani-all/taleqani-all.json" \
+  "$W/taleqani-all-mean/taleqani-all-mean.json" --cache "$W/taleqani_wbc.npz" \
+  --labels "$W/taleqani_bags.csv" --name taleqani-all-combined --version 0.2.0 \
+  --out "$W/taleqani-all-combined"
 fi
 
 # the SYNTHETIC/DEMO cell model the demo AML models read (and `hemascope demo` classifies with)

@@ -112,3 +112,58 @@ def test_ensemble_and_subsampled_calibration(tmp_path):
     assert sub.temperature >= whole.temperature - 1e-6
     with pytest.raises(InvalidInputError, match="calibration"):
         train_bag_model(bags[:32], CLASSES, calibration="bogus", epochs=1)
+
+
+def test_combine_bag_models_of_two_architectures(tmp_path):
+    from types import SimpleNamespace
+
+    from hemascope.slide.bag_model import BagModelCard, load_bag_model, save_bag_model
+    from hemascope.train.bags_fit import combine_bag_models
+
+    bags = make_bags(40, seed=6)
+    splits = {"train": bags[:24], "val": bags[24:32], "test": bags[32:]}
+    cell = SimpleNamespace(name="synthetic", version="1", sha256="f" * 64, input_size=64, mpp=0.5)
+    parts = []
+    for arch in ("attention", "mean"):
+        trained = train_bag_model(
+            splits["train"],
+            CLASSES,
+            architecture=arch,
+            val_bags=splits["val"],
+            epochs=4,
+            batch_size=4,
+            lr=3e-3,
+            arch_params={"hidden": 16},
+            seed=0,
+        )
+        card = BagModelCard(
+            name=arch,
+            version="0.1",
+            classes=CLASSES,
+            architecture=arch,
+            arch_params=trained.arch_params,
+            embedding_model="synthetic",
+            embedding_dim=DIM,
+            embedding_sha256=cell.sha256,
+            input_size=64,
+            mpp=0.5,
+            instances="all",
+            licence="test",
+            training_data=["synthetic bags"],
+        )
+        parts.append(load_bag_model(save_bag_model(trained.module, card, tmp_path / arch)))
+    report = combine_bag_models(
+        parts, splits, name="both", version="0.1", cell_card=cell, out_dir=tmp_path / "both"
+    )
+    loaded = load_bag_model(report.card_path)
+    assert loaded.card.architecture == "combined" and loaded.card.metrics["parts"] == [
+        "attention v0.1",
+        "mean v0.1",
+    ]
+    probs, weights = loaded.predict(bags[0].features)
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5) and weights.shape[1] == len(CLASSES)
+    assert report.card.metrics["test"]["n"] == 8
+    with pytest.raises(InvalidInputError, match="at least two"):
+        combine_bag_models(
+            parts[:1], splits, name="x", version="0", cell_card=cell, out_dir=tmp_path
+        )

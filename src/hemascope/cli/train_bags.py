@@ -117,7 +117,13 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.errors import DataError
     from hemascope.models import load_model
     from hemascope.progress import tqdm_progress
-    from hemascope.train.bags_data import load_bags, read_bag_labels, save_bags, split_bags
+    from hemascope.train.bags_data import (
+        load_bags,
+        read_bag_labels,
+        save_bags,
+        split_bags,
+        splits_from_table,
+    )
     from hemascope.train.bags_fit import fit_bag_model
     from hemascope.train.bags_sources import build_bags
 
@@ -155,11 +161,7 @@ def run(args: argparse.Namespace) -> int:
         if cache is not None:
             save_bags(cache, bags, meta=meta)
     if "split" in table.columns:
-        split_of = dict(zip(table["bag"].astype(str), table["split"], strict=True))
-        splits = {
-            part: [b for b in bags if split_of.get(b.name) == part]
-            for part in ("train", "val", "test")
-        }
+        splits = splits_from_table(bags, table)
     else:
         train, val, test = split_bags(bags, _fractions(args.split), seed=args.seed)
         splits = {"train": train, "val": val, "test": test}

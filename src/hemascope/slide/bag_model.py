@@ -21,7 +21,7 @@ from hemascope.classes import RESEARCH_USE_ONLY
 from hemascope.errors import ModelIntegrityError, ModelNotFoundError
 from hemascope.models.registry import BUNDLED_DIR, sha256_file
 from hemascope.results import atomic_write_bytes
-from hemascope.slide.mil import BAG_ARCHITECTURES, build_bag_model
+from hemascope.slide.mil import CARD_ARCHITECTURES, build_bag_model
 
 #: Folder of the bundled weights (shared with the cell models' registry).
 WEIGHTS_DIR = BUNDLED_DIR
@@ -43,7 +43,7 @@ class BagModelCard:
     classes : list of str
         Bag classes in output order.
     architecture : str
-        One of :data:`hemascope.slide.mil.BAG_ARCHITECTURES`.
+        One of :data:`hemascope.slide.mil.CARD_ARCHITECTURES`.
     arch_params : dict
         Keyword arguments of the architecture (``hidden``, ``dropout``, ...).
     embedding_model, embedding_version, embedding_sha256 : str
@@ -94,7 +94,7 @@ class BagModelCard:
     def __post_init__(self) -> None:
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise ModelIntegrityError(f"bag card {self.name!r}: classes must be >= 2 unique names")
-        if self.architecture not in BAG_ARCHITECTURES:
+        if self.architecture not in CARD_ARCHITECTURES:
             raise ModelIntegrityError(
                 f"bag card {self.name!r}: unknown architecture {self.architecture!r}"
             )

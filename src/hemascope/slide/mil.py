@@ -25,8 +25,12 @@ from torch import nn
 
 from hemascope.errors import InvalidInputError
 
-#: Names of the bag-model architectures, as written in model cards.
+#: Names of the trainable bag-model architectures, as written in model cards.
 BAG_ARCHITECTURES: tuple[str, ...] = ("attention", "mean", "instance")
+
+#: A card may also hold ``"combined"``: the average of trained models of several architectures
+#: (``arch_params["parts"]``: one ``{"architecture": ..., **params}`` per part).
+CARD_ARCHITECTURES: tuple[str, ...] = (*BAG_ARCHITECTURES, "combined")
 
 
 def _full_mask(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -169,12 +173,12 @@ class InstanceBagClassifier(nn.Module):
 
 
 class BagEnsemble(nn.Module):
-    """Several bag classifiers of one architecture; logits and cell weights are their means.
+    """Several bag classifiers; logits and cell weights are their means.
 
     Parameters
     ----------
     members : sequence of torch.nn.Module
-        The trained members (same architecture and classes).
+        The trained members (same classes; one architecture, or several for ``"combined"``).
     """
 
     def __init__(self, members: list[nn.Module]) -> None:
@@ -206,7 +210,8 @@ def build_bag_model(architecture: str, in_dim: int, n_classes: int, **kwargs) ->
         Number of bag classes.
     **kwargs
         Width/dropout settings passed to the model class; ``members=K`` (K > 1) builds a
-        :class:`BagEnsemble` of K such models.
+        :class:`BagEnsemble` of K such models; for ``"combined"``, ``parts`` lists each part's
+        ``{"architecture": ..., **settings}``.
 
     Returns
     -------
@@ -227,9 +232,16 @@ def build_bag_model(architecture: str, in_dim: int, n_classes: int, **kwargs) ->
         "mean": MeanPoolBagClassifier,
         "instance": InstanceBagClassifier,
     }
+    if architecture == "combined":
+        parts = [dict(part) for part in kwargs.get("parts") or []]
+        if not parts or any(p.get("architecture") not in classes for p in parts):
+            raise InvalidInputError("a combined bag model needs parts of known architectures")
+        return BagEnsemble(
+            [build_bag_model(p.pop("architecture"), in_dim, n_classes, **p) for p in parts]
+        )
     if architecture not in classes:
         raise InvalidInputError(
-            f"unknown bag architecture {architecture!r}; expected one of {list(BAG_ARCHITECTURES)}"
+            f"unknown bag architecture {architecture!r}; expected one of {list(CARD_ARCHITECTURES)}"
         )
     members = int(kwargs.pop("members", 1))
     if members < 1:

@@ -301,6 +301,14 @@ def load_bags(path: str | Path, *, expect: dict[str, str] | None = None) -> list
     ]
 
 
+def splits_from_table(bags: Sequence[Bag], table: pd.DataFrame) -> dict[str, list[Bag]]:
+    """Train/val/test lists of ``bags`` as the table's ``split`` column says (by its ``bag`` column)."""
+    split_of = dict(zip(table["bag"].astype(str), table["split"], strict=True))
+    return {
+        part: [b for b in bags if split_of.get(b.name) == part] for part in ("train", "val", "test")
+    }
+
+
 def split_bags(
     bags: Sequence[Bag], fractions: tuple[float, float, float] = (0.7, 0.15, 0.15), *, seed: int = 0
 ) -> tuple[list[Bag], list[Bag], list[Bag]]:

@@ -11,18 +11,20 @@ from typing import Any
 
 import pandas as pd
 
-from hemascope.errors import DataError
+from hemascope.classify.calibration import fit_temperature
+from hemascope.errors import DataError, InvalidInputError
 from hemascope.models.card import ModelCard
 from hemascope.progress import CancelToken, ProgressCallback
 from hemascope.results import atomic_write_json, atomic_write_table
-from hemascope.slide.bag_model import BagModelCard, save_bag_model
-from hemascope.train.bags_data import Bag
+from hemascope.slide.bag_model import BagModel, BagModelCard, save_bag_model
+from hemascope.slide.mil import BagEnsemble
+from hemascope.train.bags_data import Bag, bag_targets
 from hemascope.train.mil_evaluation import (
     accuracy_vs_bag_size,
     evaluate_bags,
     plot_accuracy_vs_bag_size,
 )
-from hemascope.train.mil_training import TrainedBagModel, train_bag_model
+from hemascope.train.mil_training import TrainedBagModel, bag_logits, train_bag_model
 
 #: Bag sizes of the accuracy-vs-size curve.
 CURVE_SIZES: tuple[int, ...] = (1, 2, 3, 5, 10, 20, 50, 100)
@@ -123,8 +125,6 @@ def fit_bag_model(
     if not train:
         raise DataError("no training bags")
     val = list(splits.get("val") or [])
-    test = list(splits.get("test") or [])
-    out_dir = Path(out_dir)
     trained = train_bag_model(
         train,
         classes,
@@ -136,11 +136,49 @@ def fit_bag_model(
         cancel=cancel,
         **(train_options or {}),
     )
-    metrics: dict[str, Any] = {
-        "n_bags": {"train": len(train), "val": len(val), "test": len(test)},
-        "loss": loss,
-        "best_epoch": trained.best_epoch,
-    }
+    return _evaluate_and_save(
+        trained,
+        splits,
+        name=name,
+        version=version,
+        cell_card=cell_card,
+        out_dir=out_dir,
+        metrics={"loss": loss, "best_epoch": trained.best_epoch},
+        instances=instances,
+        min_instances=min_instances,
+        demo=demo,
+        training_data=training_data,
+        licence=licence,
+        description=description,
+        seed=seed,
+    )
+
+
+def _evaluate_and_save(
+    trained: TrainedBagModel,
+    splits: dict[str, Sequence[Bag]],
+    *,
+    name: str,
+    version: str,
+    cell_card: ModelCard,
+    out_dir: str | Path,
+    metrics: dict[str, Any],
+    instances: str,
+    min_instances: int,
+    demo: bool,
+    training_data: Sequence[str],
+    licence: str,
+    description: str,
+    seed: int,
+) -> BagFitReport:
+    """Score ``trained`` on the test bags and write the card, weights, tables and plot."""
+    train = list(splits.get("train") or [])
+    val = list(splits.get("val") or [])
+    test = list(splits.get("test") or [])
+    out_dir = Path(out_dir)
+    classes = trained.classes
+    architecture = trained.architecture
+    metrics = {"n_bags": {"train": len(train), "val": len(val), "test": len(test)}, **metrics}
     test_table = curve = None
     if test:
         evaluation = evaluate_bags(trained.module, test, classes, temperature=trained.temperature)
@@ -190,3 +228,81 @@ def fit_bag_model(
             xlabel=f"{noun} per bag",
         )
     return BagFitReport(card_path, card, trained, test_table, curve)
+
+
+def combine_bag_models(
+    models: Sequence[BagModel],
+    splits: dict[str, Sequence[Bag]],
+    *,
+    name: str,
+    version: str,
+    cell_card: ModelCard,
+    out_dir: str | Path,
+    training_data: Sequence[str] = (),
+    description: str = "",
+    seed: int = 0,
+) -> BagFitReport:
+    """Average trained bag models of several architectures into one ``"combined"`` bag model.
+
+    The parts' logits are averaged; a new temperature is fitted on ``splits["val"]`` (whole bags)
+    and the result is scored on ``splits["test"]`` and saved like :func:`fit_bag_model`.
+
+    Parameters
+    ----------
+    models : sequence of BagModel
+        Two or more trained bag models with the same classes, cell model and instances.
+    splits : dict
+        ``"train"`` (counted only), ``"val"`` and ``"test"`` lists of bags.
+    name, version, cell_card, out_dir, training_data, description, seed
+        As in :func:`fit_bag_model` (the parts' provenance and licence are kept).
+
+    Returns
+    -------
+    BagFitReport
+        Paths, card, model and test results.
+
+    Raises
+    ------
+    InvalidInputError
+        On fewer than two models, or models that do not fit together or the cell model.
+    """
+    cards = [m.card for m in models]
+    if len(cards) < 2:
+        raise InvalidInputError("combining needs at least two bag models")
+    first = cards[0]
+    for card in cards:
+        if (card.classes, card.embedding_sha256, card.instances) != (
+            first.classes,
+            cell_card.sha256,
+            first.instances,
+        ):
+            raise InvalidInputError(
+                f"bag model {card.name!r} does not fit: combined models need the same classes, "
+                "instances and cell model"
+            )
+    module = BagEnsemble([m.module for m in models]).eval()
+    val = list(splits.get("val") or [])
+    temperature = (
+        fit_temperature(bag_logits(module, val), bag_targets(val, first.classes)) if val else 1.0
+    )
+    parts = [{"architecture": c.architecture, **c.arch_params} for c in cards]
+    trained = TrainedBagModel(
+        module, "combined", {"parts": parts}, list(first.classes), temperature
+    )
+    names = [f"{c.name} v{c.version}" for c in cards]
+    return _evaluate_and_save(
+        trained,
+        splits,
+        name=name,
+        version=version,
+        cell_card=cell_card,
+        out_dir=out_dir,
+        metrics={"parts": names},
+        instances=first.instances,
+        min_instances=first.min_instances,
+        demo=any(c.demo for c in cards),
+        training_data=[*training_data, f"average of {', '.join(names)}", *first.training_data],
+        licence=first.licence,
+        description=description or f"average of {', '.join(names)}",
+        seed=seed,
+    )
