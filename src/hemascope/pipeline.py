@@ -349,6 +349,9 @@ def analyze_slide(
     if out is not None and resume and is_complete(out):
         return SlideResult.load(out)
     t_start = time.perf_counter()
+    from hemascope.slide.summary import check_bag_models
+
+    check_bag_models(_bag_models(config), cached_cell_model(config.cell_model, config.device).card)
     slide = open_input(path_or_slide, config)
     regions, smear = plan_slide_regions(slide, config)
     checkpoints = None

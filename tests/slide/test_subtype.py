@@ -150,3 +150,22 @@ def test_default_models_are_lenient(trained_attention, tmp_path, monkeypatch):
         predict_subtype(table, emb, DEFAULT_BAG_MODELS[0], cell_model_sha256="b" * 64)
     with pytest.raises(InvalidInputError, match="trained on embeddings"):
         summarize(table, emb, models=[DEFAULT_BAG_MODELS[0]], cell_model_sha256="b" * 64)
+
+
+def test_check_bag_models_refuses_another_cell_model_before_any_work(trained_attention, tmp_path):
+    import shutil
+    from types import SimpleNamespace
+
+    from hemascope.slide.summary import DEFAULT_BAG_MODELS, check_bag_models
+
+    path, _ = trained_attention
+    card = json.loads(path.read_text())
+    card["embedding_sha256"] = "a" * 64
+    for file in path.parent.glob("*.safetensors"):
+        shutil.copy2(file, tmp_path / file.name)
+    pinned = tmp_path / path.name
+    pinned.write_text(json.dumps(card))
+    check_bag_models([str(pinned)], SimpleNamespace(name="right", sha256="a" * 64))
+    with pytest.raises(InvalidInputError, match="set cell_model = 'synthetic'"):
+        check_bag_models([str(pinned)], SimpleNamespace(name="wrong", sha256="b" * 64))
+    check_bag_models(DEFAULT_BAG_MODELS, SimpleNamespace(name="wrong", sha256="b" * 64))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hemascope.classes import RESEARCH_USE_ONLY
-from hemascope.errors import InvalidInputError
+from hemascope.errors import HemascopeError, InvalidInputError
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 from hemascope.slide.bag_model import list_bag_models, load_bag_model
 from hemascope.slide.differential import DEFAULT_MIN_CELLS, DifferentialCount, differential_count
@@ -54,6 +54,39 @@ class SlideSummary:
             "subtypes": [s.to_dict() for s in self.subtypes],
             "notice": self.notice,
         }
+
+
+def check_bag_models(models: Sequence[str], cell_card: object) -> None:
+    """Refuse, before any work, bag models that read another cell model's embeddings.
+
+    The default models (:data:`DEFAULT_BAG_MODELS`) are exempt: :func:`summarize` makes them
+    abstain instead. Models that are not installed are left to fail where they are loaded.
+
+    Parameters
+    ----------
+    models : sequence of str
+        Bag model names or card paths that will run.
+    cell_card : ModelCard
+        Card of the cell model that will classify and embed the cells.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the cell model the bag model needs.
+    """
+    if tuple(models) == DEFAULT_BAG_MODELS:
+        return
+    for name in models:
+        try:
+            card = load_bag_model(name).card
+        except HemascopeError:
+            continue
+        if not fits_cell_model(card, getattr(cell_card, "sha256", None)):
+            raise InvalidInputError(
+                f"bag model {card.name!r} reads the embeddings of cell model "
+                f"{card.embedding_model!r} v{card.embedding_version}, not of "
+                f"{getattr(cell_card, 'name', '?')!r}; set cell_model = {card.embedding_model!r}"
+            )
 
 
 def summarize(
