@@ -2,7 +2,9 @@
 
 Writes the saved result and every export (cell table CSV/Parquet, QuPath GeoJSON, report JSON and
 PNG) under ``--out`` and prints where they are, the differential count, the blast percentage and the
-subtype prediction (or abstention). ``--gui`` then opens napari with the result layers and widgets.
+subtype prediction (or abstention), each beside the generator's truth for the sample. The sample is
+synthetic, so it is classified with the SYNTHETIC/DEMO cell model that the demo subtype models
+name in their cards (``wbc-demo``). ``--gui`` then opens napari with the result layers and widgets.
 Research use only — not for diagnosis.
 """
 
