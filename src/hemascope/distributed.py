@@ -294,7 +294,8 @@ def analyze_cohort(
     Raises
     ------
     InvalidInputError
-        If no slides are given, or both ``workers`` and ``scheduler`` are.
+        If no slides are given, both ``workers`` and ``scheduler`` are, or the slide model reads
+        another cell model's embeddings (raised before any slide is started).
     """
     config = load_config(config)
     if not slides:
@@ -303,6 +304,9 @@ def analyze_cohort(
         raise InvalidInputError("give --workers or --scheduler, not both")
     if workers is not None and workers < 1:
         raise InvalidInputError(f"workers must be >= 1, got {workers}")
+    from hemascope.pipeline import check_models
+
+    check_models(config)  # one clear error before any slide, not one failure per slide
     out_root = Path(out_dir)
     out_root.mkdir(parents=True, exist_ok=True)
     items = [(str(p), out_root / name) for p, name in zip(slides, slide_folder_names(slides), strict=True)]

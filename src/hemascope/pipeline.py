@@ -235,6 +235,19 @@ def _bag_models(config: AnalysisConfig) -> tuple[str, ...]:
     return () if config.slide_model.lower() == "none" else (config.slide_model,)
 
 
+def check_models(config: AnalysisConfig) -> None:
+    """Refuse, before any work, a bag model that reads another cell model's embeddings.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the ``cell_model`` the configured bag model needs.
+    """
+    from hemascope.slide.summary import check_bag_models
+
+    check_bag_models(_bag_models(config), cached_cell_model(config.cell_model, config.device).card)
+
+
 def finish_slide(
     slide: Any, outputs: list[RegionOutput], config: AnalysisConfig, *, smear: Any = None,
     out_dir: str | Path | None = None, timings: dict[str, float] | None = None,
@@ -349,9 +362,7 @@ def analyze_slide(
     if out is not None and resume and is_complete(out):
         return SlideResult.load(out)
     t_start = time.perf_counter()
-    from hemascope.slide.summary import check_bag_models
-
-    check_bag_models(_bag_models(config), cached_cell_model(config.cell_model, config.device).card)
+    check_models(config)
     slide = open_input(path_or_slide, config)
     regions, smear = plan_slide_regions(slide, config)
     checkpoints = None

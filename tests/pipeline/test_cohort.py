@@ -69,3 +69,15 @@ def test_cli_analyze_with_config_file(smear_paths, config, tmp_path, capsys):
     bad.write_text('segmenter = "magic"\n')
     assert main(["analyze", str(smear_paths[0]), "--out", str(tmp_path / "x"), "--config", str(bad)]) == 2
     assert "segmenter" in capsys.readouterr().err
+
+
+def test_cohort_refuses_a_bag_model_of_another_cell_model_before_any_slide(smear_paths, tmp_path, capsys):
+    # the bundled demo subtype model reads wbc-demo embeddings; the real wbc model is configured
+    cfg = tmp_path / "mismatch.toml"
+    cfg.write_text('cell_model = "wbc"\nslide_model = "aml-subtype-demo"\n')
+    out = tmp_path / "out"
+    code = main(["analyze", *map(str, smear_paths[:2]), "--out", str(out), "--config", str(cfg), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert "cell_model = 'wbc-demo'" in err and len(err.splitlines()) == 1
+    assert not out.exists()  # refused before any slide was started

@@ -107,7 +107,8 @@ def plot_subtype(ax: Any, subtype: dict[str, Any] | None) -> None:
         state = f"ABSTAINED: {subtype.get('reason') or 'low evidence'}"
     else:
         state = f"predicted: {subtype.get('label')}"
-    ax.set_title(f"Subtype ({subtype.get('model', '?')}) — {state}", fontsize=9)
+    caption = subtype.get("caption") or str(subtype.get("model", "?"))
+    ax.set_title("\n".join([f"Subtype — {state}", *caption.split(" · ")]), fontsize=8)
 
 
 def write_report_png(path: str | Path, result: SlideResult, *, dpi: int = 120) -> Path:
