@@ -11,6 +11,7 @@ of a white cell of at least ``min_diameter_um`` (platelets are smaller).
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 from skimage import filters, measure, morphology
 
 from hemascope.segment.masks import fill_holes
@@ -65,8 +66,16 @@ def find_candidates(
     nuclear = morphology.closing(nuclear, morphology.disk(bridge))
     nuclear = fill_holes(nuclear)
     min_area = MIN_NUCLEUS_FRACTION * np.pi * (min_diameter_um / 2) ** 2 / mpp**2
-    centres = [r.centroid for r in measure.regionprops(measure.label(nuclear)) if r.area >= min_area]
-    if not centres:
+    labels = measure.label(nuclear)
+    kept = np.flatnonzero(np.bincount(labels.ravel()) >= min_area)
+    kept = kept[kept > 0]
+    if not len(kept):
         return np.zeros((0, 2))
+    boxes = ndi.find_objects(labels)
+    centres = []
+    for k in kept:  # centroid of each kept blob, from its bounding box only
+        rows, cols = boxes[k - 1]
+        rr, cc = np.nonzero(labels[rows, cols] == k)
+        centres.append((rr.mean() + rows.start, cc.mean() + cols.start))
     out = np.asarray(centres, dtype=float)
     return out[np.lexsort((out[:, 1], out[:, 0]))]
