@@ -7,20 +7,7 @@ import pytest
 from conftest import MPP, field, truth_points
 from hemascope.segment import CELL_COLUMNS, find_cells
 from hemascope.segment.metrics import match_points
-from hemascope.synthetic import DomainShift
-
-SHIFTS = {
-    "neutral": DomainShift(),
-    "bluer": DomainShift(hue_deg=15),
-    "overstained": DomainShift(intensity=1.6),
-    "washed-out": DomainShift(intensity=0.75),
-    "defocus": DomainShift(blur_um=0.6),
-    "noise": DomainShift(noise=8),
-    "jpeg": DomainShift(jpeg_quality=40),
-    "blue-glass": DomainShift(background=(225, 230, 245)),
-    "everything": DomainShift(hue_deg=-10, intensity=0.85, blur_um=0.4, noise=4, jpeg_quality=60,
-                              background=(235, 236, 240)),
-}
+from hemascope.synthetic import DOMAIN_SHIFT_SETTINGS as SHIFTS
 
 
 @pytest.mark.parametrize("name", list(SHIFTS))

@@ -15,10 +15,17 @@
 from hemascope.synthetic.field import render_cell, render_field
 from hemascope.synthetic.sample import SAMPLE_SPEC, sample_slide_path
 from hemascope.synthetic.smear_file import SmearTileSource, make_smear
-from hemascope.synthetic.spec import SMEAR_KINDS, WBC_CLASSES, DomainShift, SmearSpec
+from hemascope.synthetic.spec import (
+    DOMAIN_SHIFT_SETTINGS,
+    SMEAR_KINDS,
+    WBC_CLASSES,
+    DomainShift,
+    SmearSpec,
+)
 from hemascope.synthetic.truth import TRUTH_COLUMNS, GroundTruth, read_masks, truth_paths
 
 __all__ = [
+    "DOMAIN_SHIFT_SETTINGS",
     "DomainShift",
     "GroundTruth",
     "SAMPLE_SPEC",

@@ -130,6 +130,23 @@ class DomainShift:
         )
 
 
+#: The named scanner/stain settings every detection figure is reported under (segmentation
+#: benchmark and tests): one shift at a time, then all at once.
+DOMAIN_SHIFT_SETTINGS: dict[str, DomainShift] = {
+    "neutral": DomainShift(),
+    "bluer (hue +15°)": DomainShift(hue_deg=15),
+    "redder (hue -15°)": DomainShift(hue_deg=-15),
+    "washed out (x0.7)": DomainShift(intensity=0.7),
+    "overstained (x1.6)": DomainShift(intensity=1.6),
+    "defocus (blur 0.8 µm)": DomainShift(blur_um=0.8),
+    "sensor noise (σ 8)": DomainShift(noise=8),
+    "JPEG q40": DomainShift(jpeg_quality=40),
+    "blue glass": DomainShift(background=(225, 230, 245)),
+    "all at once": DomainShift(hue_deg=-10, intensity=0.85, blur_um=0.4, noise=4, jpeg_quality=60,
+                               background=(235, 236, 240)),
+}
+
+
 @dataclass(frozen=True)
 class SmearSpec:
     """Everything that decides a synthetic smear; the same spec always gives the same pixels.
