@@ -104,7 +104,7 @@ def compare(ref: Path, other: Path, names: list[str]) -> dict[str, float]:
         prob = [c for c in a.cells.columns if c.startswith("prob_")]
         if len(a.cells) and len(a.cells) == len(b.cells):
             max_prob = max(max_prob, float(np.abs(a.cells[prob].to_numpy() - b.cells[prob].to_numpy()).max()))
-        for sa, sb in zip(a.subtypes, b.subtypes):
+        for sa, sb in zip(a.subtypes, b.subtypes, strict=False):  # unequal lengths: counted above
             pa, pb = sa.get("probabilities") or {}, sb.get("probabilities") or {}
             for k in pa.keys() & pb.keys():
                 if pa[k] is not None and pb[k] is not None:
