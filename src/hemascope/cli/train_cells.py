@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--input-size", type=int, default=48)
     model.add_argument("--model-mpp", type=float, default=0.5, help="µm/px of the model input")
     model.add_argument("--widths", default="16,32,64,128")
+    model.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this cell model's weights (registry name or card path; same widths, "
+        "input and normalisation); its head is kept only if the classes are the same",
+    )
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=12)
     fit.add_argument(
@@ -157,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         balance_classes=not args.no_class_balance,
         balance_domains=not args.no_domain_balance,
         noise_rate=args.noise_rate,
+        init=args.init,
         seed=args.seed,
         amp=args.amp,
         device=args.device,

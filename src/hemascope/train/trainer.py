@@ -33,6 +33,7 @@ from hemascope.train.losses import make_loss
 from hemascope.train.metrics import classification_metrics
 from hemascope.train.noise import inject_symmetric_noise
 from hemascope.train.sampling import balanced_sampler
+from hemascope.train.warm_start import init_from_model
 
 
 @dataclass
@@ -55,6 +56,7 @@ class TrainConfig:
     balance_classes: bool = True
     balance_domains: bool = True
     noise_rate: float = 0.0
+    init: str | None = None  # start from this cell model's weights (head aside if classes differ)
     seed: int = 0
     amp: bool = False
     device: str = "auto"
@@ -178,6 +180,9 @@ def train_cells(
         y_train = inject_symmetric_noise(y_train, config.noise_rate, len(classes), seed=config.seed)
     counts = np.bincount(y_train, minlength=len(classes))
     module = build_model(card.architecture, len(classes), card.arch_params).to(device)
+    if config.init:
+        started = init_from_model(module, card, config.init)
+        card.training_data.append(f"initialised from {started.source}")
     loss_fn = make_loss(config.loss, counts, epochs=config.epochs).to(device)
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, best_f1, history = 0, -1.0, []

@@ -1,0 +1,95 @@
+"""Start a training run from a registry model's weights (``hemascope train cells --init MODEL``).
+
+:func:`init_from_model` copies every tensor of a trained cell model into a freshly built network
+of the same architecture and widths. The classification head is copied only when the two models
+have the same classes in the same order; otherwise (e.g. the 9-class ``wbc`` into a 4-class
+model) the new head keeps its random initialisation, so fine-tuning starts from the pretrained
+features. The input crop (size, µm/px) and the normalisation must match: features learnt on other
+pixels would be meaningless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from hemascope.errors import ModelIntegrityError
+from hemascope.models import ModelCard
+from hemascope.models.registry import load_model
+
+#: Parameter names of the classification head (left out when the classes differ).
+HEAD_PREFIX = "head."
+
+
+@dataclass
+class WarmStart:
+    """What :func:`init_from_model` did.
+
+    Attributes
+    ----------
+    source
+        ``name@version (sha256[:12])`` of the model the weights came from.
+    copied, skipped
+        Names of the tensors copied and of those left at their initialisation.
+    """
+
+    source: str
+    copied: list[str]
+    skipped: list[str]
+
+
+def init_from_model(module: torch.nn.Module, card: ModelCard, name_or_path: str) -> WarmStart:
+    """Load a registry model's weights into ``module`` (built from ``card``), head aside.
+
+    Parameters
+    ----------
+    module
+        The freshly built network that will be trained.
+    card
+        Its card (architecture, widths, classes, input size, µm/px, normalisation).
+    name_or_path
+        A registry name (``"wbc"``), a card/weights path or a URL (see
+        :func:`hemascope.models.load_model`).
+
+    Returns
+    -------
+    WarmStart
+
+    Raises
+    ------
+    ModelIntegrityError
+        If the source model has another architecture, widths, input crop or normalisation.
+    ModelNotFoundError
+        If the model cannot be found.
+    """
+    source = load_model(name_or_path, "cpu")
+    src = source.card
+    mismatches = [
+        f"{what} {a!r} vs {b!r}"
+        for what, a, b in (
+            ("architecture", src.architecture, card.architecture),
+            ("arch_params", src.arch_params, card.arch_params),
+            ("input_size", src.input_size, card.input_size),
+            ("mpp", src.mpp, card.mpp),
+            ("mean", list(src.mean), list(card.mean)),
+            ("std", list(src.std), list(card.std)),
+        )
+        if a != b
+    ]
+    if mismatches:
+        raise ModelIntegrityError(
+            f"cannot start from {source.label}: it differs from the model being trained in "
+            + "; ".join(mismatches)
+        )
+    same_head = list(src.classes) == list(card.classes)
+    target = module.state_dict()
+    copied, skipped = [], []
+    for key, value in source.module.state_dict().items():
+        if key.startswith(HEAD_PREFIX) and not same_head:
+            continue
+        target[key] = value.detach().clone().to(target[key].device)
+        copied.append(key)
+    skipped = [key for key in target if key not in copied]
+    module.load_state_dict(target)
+    return WarmStart(source=source.label, copied=copied, skipped=skipped)
