@@ -20,7 +20,7 @@ from hemascope.segment.stain import leukocyte_tint, nuclear_stain, optical_densi
 #: Lowest leukocyte tint of a nuclear-stained pixel.
 CANDIDATE_MIN_TINT = 0.10
 #: A candidate nucleus covers at least this fraction of a disc of ``min_diameter_um``.
-MIN_NUCLEUS_FRACTION = 0.45
+MIN_NUCLEUS_FRACTION = 0.55
 
 
 def find_candidates(
