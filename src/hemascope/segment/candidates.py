@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import filters, measure, morphology
+from skimage import filters, measure
 
-from hemascope.segment.masks import fill_holes
+from hemascope.segment.masks import binary_closing, fill_holes
 from hemascope.segment.stain import leukocyte_tint, nuclear_stain, optical_density
 
 #: Lowest leukocyte tint of a nuclear-stained pixel.
@@ -63,7 +63,7 @@ def find_candidates(
     if not nuclear.any():
         return np.zeros((0, 2))
     bridge = max(int(round(1.0 / mpp)), 1)
-    nuclear = morphology.closing(nuclear, morphology.disk(bridge))
+    nuclear = binary_closing(nuclear, bridge)
     nuclear = fill_holes(nuclear)
     min_area = MIN_NUCLEUS_FRACTION * np.pi * (min_diameter_um / 2) ** 2 / mpp**2
     labels = measure.label(nuclear)

@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, morphology, segmentation
 
-from hemascope.segment.masks import fill_holes
+from hemascope.segment.masks import binary_closing, fill_holes
 from hemascope.segment.stain import (
     estimate_background,
     leukocyte_tint,
@@ -176,7 +176,7 @@ def cell_mask(
         red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         mask = (tint > params.tint_threshold) & stained | nuclei
-    mask = morphology.closing(mask, _disk(_px(params.close_um, mpp)))
+    mask = binary_closing(mask, int(round(_px(params.close_um, mpp))))
     mask = fill_holes(mask)
     mask = morphology.opening(mask, _disk(_px(params.open_um, mpp))) | nuclei
     mask = fill_holes(mask)
