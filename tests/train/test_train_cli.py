@@ -67,6 +67,22 @@ def test_training_learns_and_resumes(tmp_path):
     assert [h["epoch"] for h in again.metrics["history"]] == [0, 1, 2, 3]
 
 
+def test_mixup_training_learns_and_is_reproducible(tmp_path):
+    table = read_cell_table(_make_cells(tmp_path / "cells"), mpp=0.5)
+    parts = split_table(table, seed=0)
+    mixed = [
+        train_cells(
+            _config(mixup=0.4, epochs=8), parts["train"], parts["val"], out_dir=tmp_path / f"mix{i}"
+        )
+        for i in range(2)
+    ]
+    plain = train_cells(_config(epochs=8), parts["train"], parts["val"], out_dir=tmp_path / "plain")
+    losses = [[h["loss"] for h in run.metrics["history"]] for run in (*mixed, plain)]
+    assert losses[0] == losses[1]  # the mixing weights and partners come from the run's seed
+    assert losses[0] != losses[2]  # ... and mixing does change what is trained on
+    assert mixed[0].metrics["val"]["accuracy"] >= 0.9
+
+
 def test_cli_train_evaluate_classify_models(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HEMASCOPE_CACHE_DIR", str(tmp_path / "cache"))
     data = _make_cells(tmp_path / "cells", n=16, seed=1)

@@ -80,6 +80,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fit.add_argument("--blur-p", type=float, default=0.2, help="probability of a random blur")
     fit.add_argument(
+        "--mixup",
+        type=float,
+        default=0.0,
+        metavar="ALPHA",
+        help="train on mixed pairs of crops, weight ~ Beta(ALPHA, ALPHA) (resists label noise; 0 = off)",
+    )
+    fit.add_argument(
         "--noise-rate", type=float, default=0.0, help="inject symmetric label noise (experiments)"
     )
     fit.add_argument("--seed", type=int, default=0)
@@ -163,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
         balance_classes=not args.no_class_balance,
         balance_domains=not args.no_domain_balance,
         noise_rate=args.noise_rate,
+        mixup=args.mixup,
         init=args.init,
         seed=args.seed,
         amp=args.amp,

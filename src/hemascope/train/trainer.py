@@ -56,6 +56,7 @@ class TrainConfig:
     balance_classes: bool = True
     balance_domains: bool = True
     noise_rate: float = 0.0
+    mixup: float = 0.0
     init: str | None = None  # start from this cell model's weights (head aside if classes differ)
     seed: int = 0
     amp: bool = False
@@ -101,6 +102,30 @@ def _logits(
             )
             out.append(module(x).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, len(card.classes)), np.float32)
+
+
+def _batch_loss(
+    module: torch.nn.Module,
+    loss_fn: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mixup: float,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """The loss of one batch; with ``mixup > 0``, of the batch mixed with a shuffled copy of itself.
+
+    Mixup (Zhang et al. 2018) trains on convex combinations ``lam * x_i + (1 - lam) * x_j`` with
+    the loss mixed the same way, ``lam ~ Beta(mixup, mixup)``: a network then cannot fit a wrong
+    label to one image without fitting it to blends with other images too, which slows the
+    memorisation of label noise.
+    """
+    if mixup <= 0:
+        return loss_fn(module(x), y)
+    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
+    lam = float(np.random.default_rng(seed).beta(mixup, mixup))
+    perm = torch.randperm(len(y), generator=gen).to(y.device)
+    logits = module(lam * x + (1 - lam) * x[perm])
+    return lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
 
 
 def _lr_at(step: int, total: int, base: float) -> float:
@@ -237,7 +262,7 @@ def train_cells(
             )
             y = y_train_t[idx].to(device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                loss = loss_fn(module(x), y)
+                loss = _batch_loss(module, loss_fn, x, y, config.mixup, gen)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
