@@ -4,19 +4,29 @@ Usage (one command, after ``scripts/prepare_cell_data.py``)::
 
     nice -n 19 python benchmarks/bench_classify_noise.py --work /tmp/hemascope_cells
 
+and the full-data protocol (every PBC training cell, augmentation, three seeds)::
+
+    nice -n 19 python benchmarks/bench_classify_noise.py --work /tmp/hemascope_cells \
+        --per-class 100000 --augment geometric --batch-size 64 --epochs 40 --seeds 0 1 2 \
+        --losses ce,gce --out benchmarks/results/classify_noise_full
+
 Design (chosen so that cross-entropy has the time to memorise the noise on a 2-core CPU):
 
 - training set: a fixed class-balanced subset of the PBC training split (``--per-class`` cells of
   each of the 8 classes, seed 0); validation: the PBC validation split; test: the untouched PBC
   test split (clean labels);
 - one run with clean labels and cross-entropy, then one run per loss with ``--rate`` of the
-  training *and* validation labels flipped uniformly to another class (seeds 0 and 1): model
+  training *and* validation labels flipped uniformly to another class (noise draws 2s, 2s+1): model
   selection happens on noisy validation labels, as it would in practice;
 - many passes (``--epochs``) over the small subset with geometric augmentation only (rotations,
   flips, scale jitter; no colour or blur jitter, which would slow memorisation down);
 - each run reports the test macro-F1 of the selected (best noisy-validation) epoch *and* of the
   last epoch, and the memorisation rate: the fraction of flipped training cells that the
   last-epoch model assigns to their wrong (noisy) label.
+
+A loss name ``+mixupA`` (e.g. ``gce+mixup0.4``) trains that loss with mixup (alpha ``A``). With
+``--seeds``, each seed draws its own noise and trains its own models; drops are taken against the
+same seed's clean run and summarised (mean, sd, worst) per loss.
 
 Results: ``benchmarks/results/classify_noise.{json,md}``; per-run directories under
 ``WORK/runs/noise/<per-class>x<epochs>/`` (a killed run resumes from its checkpoint).
@@ -94,11 +104,17 @@ def main() -> None:
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="one noise draw and training seed each; drops are taken against the same seed's clean run",
+    )
+    ap.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "classify_noise"
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cache = args.work / "cache"
     full = read_cell_table(args.work / "pbc_train.csv")
     classes = sorted(set(full["class"]))
     rng = np.random.default_rng(0)
@@ -110,16 +126,76 @@ def main() -> None:
     train = full.iloc[np.sort(pick)].reset_index(drop=True)
     val = read_cell_table(args.work / "pbc_val.csv")
     test = read_cell_table(args.work / "pbc_test.csv")
-    noisy_train = _noisy(train, classes, args.rate, seed=0)
-    noisy_val = _noisy(val, classes, args.rate, seed=1)
-    flipped = (noisy_train["class"] != train["class"]).to_numpy()
-    runs = [("ce", 0.0)] + [(loss, args.rate) for loss in args.losses.split(",")]
     rows = []
-    for loss, rate in runs:
+    for seed in args.seeds:
+        rows += _runs_of_seed(args, seed, classes, train, val, test)
+    table = pd.DataFrame(rows)
+    clean = table[table["label_noise"] == 0].set_index("seed")
+    table["drop_vs_clean_points"] = (
+        (table["seed"].map(clean["test_macro_f1"]) - table["test_macro_f1"]) * 100
+    ).round(1)
+    table["last_epoch_drop_points"] = (
+        (table["seed"].map(clean["last_epoch_test_macro_f1"]) - table["last_epoch_test_macro_f1"])
+        * 100
+    ).round(1)
+    summary = (
+        table.groupby(["loss", "label_noise"], sort=False)
+        .agg(
+            seeds=("seed", "size"),
+            test_macro_f1=("test_macro_f1", "mean"),
+            drop_mean=("drop_vs_clean_points", "mean"),
+            drop_sd=("drop_vs_clean_points", "std"),
+            drop_max=("drop_vs_clean_points", "max"),
+            memorised=("memorised_flipped_train_labels", "mean"),
+        )
+        .round(3)
+        .reset_index()
+    )
+    setup = {
+        "train_cells": len(train),
+        "val_cells": len(val),
+        "test_cells": len(test),
+        **{k: str(v) for k, v in vars(args).items()},
+    }
+
+    def records(frame: pd.DataFrame) -> list[dict]:
+        return frame.astype(object).where(frame.notna(), None).to_dict("records")  # NaN -> null
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(
+        json.dumps({"setup": setup, "summary": records(summary), "runs": records(table)}, indent=1)
+        + "\n"
+    )
+    args.out.with_suffix(".md").write_text(_markdown(summary) + "\n" + _markdown(table))
+    print(table.to_string(index=False))
+    print(summary.to_string(index=False))
+    robust = summary[(summary["loss"] != "ce") & (summary["label_noise"] > 0)]
+    if len(robust):
+        print("best robust loss, mean drop (points):", float(robust["drop_mean"].min()))
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
+    return header + "".join(
+        "| " + " | ".join(str(v) for v in row) + " |\n" for row in frame.itertuples(index=False)
+    )
+
+
+def _runs_of_seed(args, seed: int, classes, train, val, test) -> list[dict]:
+    """Clean cross-entropy and every loss under noise, for one noise draw and training seed."""
+    cache = args.work / "cache"
+    noisy_train = _noisy(train, classes, args.rate, seed=2 * seed)
+    noisy_val = _noisy(val, classes, args.rate, seed=2 * seed + 1)
+    flipped = (noisy_train["class"] != train["class"]).to_numpy()
+    runs = [("ce", 0.0)] + [(spec, args.rate) for spec in args.losses.split(",")]
+    rows = []
+    for spec, rate in runs:
+        loss, _, mixup = spec.partition("+mixup")
         cfg = TrainConfig(
-            name=f"noise_{loss}_{rate}",
+            name=f"noise_{spec}_{rate}",
             classes=classes,
             loss=loss,
+            mixup=float(mixup or 0),
             epochs=args.epochs,
             samples_per_epoch=len(train),
             val_per_epoch=args.val_per_epoch,
@@ -128,7 +204,7 @@ def main() -> None:
             batch_size=args.batch_size,
             augment=AUGMENT[args.augment],
             threads=args.threads,
-            seed=0,
+            seed=seed,
             balance_domains=False,
         )
         run_dir = (
@@ -136,7 +212,7 @@ def main() -> None:
             / "runs"
             / "noise"
             / f"{args.per_class}x{args.epochs}_{args.augment}_b{args.batch_size}"
-            / cfg.name
+            / (cfg.name if seed == 0 else f"{cfg.name}_seed{seed}")
         )
         t0 = time.perf_counter()
         res = train_cells(
@@ -161,8 +237,10 @@ def main() -> None:
         history = res.metrics["history"]
         rows.append(
             {
-                "loss": loss,
+                "loss": spec,
                 "label_noise": rate,
+                "seed": seed,
+                "flipped_train_labels": int(flipped.sum()) if rate > 0 else 0,
                 "test_macro_f1": round(best["macro_f1"], 4),
                 "test_accuracy": round(best["accuracy"], 4),
                 "test_ece": round(best["ece"], 4),
@@ -173,33 +251,7 @@ def main() -> None:
             }
         )
         print(json.dumps(rows[-1]), flush=True)
-    table = pd.DataFrame(rows)
-    clean = table.loc[0, "test_macro_f1"]
-    table["drop_vs_clean_points"] = ((clean - table["test_macro_f1"]) * 100).round(1)
-    table["last_epoch_drop_points"] = (
-        (table.loc[0, "last_epoch_test_macro_f1"] - table["last_epoch_test_macro_f1"]) * 100
-    ).round(1)
-    setup = {
-        "train_cells": len(train),
-        "flipped_train_labels": int(flipped.sum()),
-        "val_cells": len(val),
-        "test_cells": len(test),
-        **{k: str(v) for k, v in vars(args).items()},
-    }
-    records = table.astype(object).where(table.notna(), None).to_dict("records")  # NaN -> null
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(
-        json.dumps({"setup": setup, "runs": records}, indent=1) + "\n"
-    )
-    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
-    body = "".join(
-        "| " + " | ".join(str(v) for v in row) + " |\n" for row in table.itertuples(index=False)
-    )
-    args.out.with_suffix(".md").write_text(header + body)
-    print(table.to_string(index=False))
-    robust = table[(table["loss"] != "ce") & (table["label_noise"] > 0)]
-    if len(robust):
-        print("best robust loss drop (points):", float(robust["drop_vs_clean_points"].min()))
+    return rows
 
 
 if __name__ == "__main__":
