@@ -24,9 +24,8 @@ Design (chosen so that cross-entropy has the time to memorise the noise on a 2-c
   last epoch, and the memorisation rate: the fraction of flipped training cells that the
   last-epoch model assigns to their wrong (noisy) label.
 
-A loss name may add ``+mixupA`` (mixup with alpha ``A``) and ``+emaD`` (select and keep the
-moving average of the weights, decay ``D``), e.g. ``gce+ema0.99``; ``--clean`` sets the recipe of
-the clean reference (default ``ce``). With
+A loss name may add ``+mixupA`` (mixup with alpha ``A``), e.g. ``gce+mixup0.4``; ``--clean`` sets
+the recipe of the clean reference (default ``ce``). With
 ``--seeds``, each seed draws its own noise and trains its own models; drops are taken against the
 same seed's clean run and summarised (mean, sd, worst) per loss.
 
@@ -193,15 +192,12 @@ def _runs_of_seed(args, seed: int, classes, train, val, test) -> list[dict]:
     runs = [(args.clean, 0.0)] + [(spec, args.rate) for spec in args.losses.split(",")]
     rows = []
     for spec, rate in runs:
-        loss, *options = spec.split("+")
-        extra = {
-            k: float(o[len(k) :]) for o in options for k in ("mixup", "ema") if o.startswith(k)
-        }
+        loss, _, mixup = spec.partition("+mixup")
         cfg = TrainConfig(
             name=f"noise_{spec}_{rate}",
             classes=classes,
             loss=loss,
-            **extra,
+            mixup=float(mixup or 0),
             epochs=args.epochs,
             samples_per_epoch=len(train),
             val_per_epoch=args.val_per_epoch,

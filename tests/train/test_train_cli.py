@@ -5,9 +5,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
-from safetensors.torch import load_file
 
 from hemascope.cli.main import main
 from hemascope.models import load_model
@@ -217,25 +215,3 @@ def test_cli_train_bad_options(tmp_path, bad):
         )
         == 2
     )
-
-
-def test_weight_average_is_selected_saved_and_resumed(tmp_path):
-    table = read_cell_table(_make_cells(tmp_path / "cells"), mpp=0.5)
-    parts = split_table(table, seed=0)
-    averaged = train_cells(
-        _config(ema=0.5, epochs=8), parts["train"], parts["val"], out_dir=tmp_path / "ema"
-    )
-    assert averaged.metrics["val"]["accuracy"] >= 0.9
-    saved = load_file(str(tmp_path / "ema" / "checkpoint.safetensors"))
-    live = {k[6:]: v for k, v in saved.items() if k.startswith("model.")}
-    ema = {k[4:]: v for k, v in saved.items() if k.startswith("ema.")}
-    assert ema.keys() == live.keys()  # the average is checkpointed beside the live weights
-    assert not all(torch.equal(ema[k], live[k]) for k in live)
-    again = train_cells(
-        _config(ema=0.5, epochs=9),
-        parts["train"],
-        parts["val"],
-        out_dir=tmp_path / "ema",
-        resume=True,
-    )
-    assert len(again.metrics["history"]) == 9

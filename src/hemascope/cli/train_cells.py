@@ -87,13 +87,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train on mixed pairs of crops, weight ~ Beta(ALPHA, ALPHA) (resists label noise; 0 = off)",
     )
     fit.add_argument(
-        "--ema",
-        type=float,
-        default=0.0,
-        metavar="DECAY",
-        help="select and save an exponential moving average of the weights (e.g. 0.99; 0 = off)",
-    )
-    fit.add_argument(
         "--noise-rate", type=float, default=0.0, help="inject symmetric label noise (experiments)"
     )
     fit.add_argument("--seed", type=int, default=0)
@@ -178,7 +171,6 @@ def run(args: argparse.Namespace) -> int:
         balance_domains=not args.no_domain_balance,
         noise_rate=args.noise_rate,
         mixup=args.mixup,
-        ema=args.ema,
         init=args.init,
         seed=args.seed,
         amp=args.amp,

@@ -25,17 +25,12 @@ def save_checkpoint(
     best_state: dict[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
     info: dict[str, Any],
-    averaged: torch.nn.Module | None = None,
 ) -> Path:
-    """Write the training state of an epoch (and the weight average, if any); returns the JSON path."""
+    """Write the training state of an epoch; returns the JSON sidecar path."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"best.{k}": v.detach().cpu().contiguous() for k, v in best_state.items()})
-    if averaged is not None:
-        tensors.update(
-            {f"ema.{k}": v.detach().cpu().contiguous() for k, v in averaged.state_dict().items()}
-        )
     opt = optimizer.state_dict()
     for idx, state in opt["state"].items():
         for key, value in state.items():
@@ -51,14 +46,9 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    directory: str | Path,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    averaged: torch.nn.Module | None = None,
+    directory: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
-    """Restore model, optimizer (and weight average) from a directory; ``None`` without checkpoint.
-
-    A weight average missing from the checkpoint restarts from the restored model.
+    """Restore model and optimizer from a directory; ``None`` when it holds no checkpoint.
 
     Returns
     -------
@@ -76,11 +66,8 @@ def load_checkpoint(
         raise ModelIntegrityError(f"cannot read checkpoint in {directory}: {exc}") from None
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
-    ema_state = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
     try:
         model.load_state_dict(model_state)
-        if averaged is not None:
-            averaged.load_state_dict(ema_state or model_state)
     except RuntimeError as exc:
         raise ModelIntegrityError(
             f"checkpoint in {directory} does not fit the model: {exc}"

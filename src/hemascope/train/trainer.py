@@ -9,7 +9,6 @@ from the last complete epoch.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import time
@@ -58,7 +57,6 @@ class TrainConfig:
     balance_domains: bool = True
     noise_rate: float = 0.0
     mixup: float = 0.0
-    ema: float = 0.0
     init: str | None = None  # start from this cell model's weights (head aside if classes differ)
     seed: int = 0
     amp: bool = False
@@ -128,22 +126,6 @@ def _batch_loss(
     perm = torch.randperm(len(y), generator=gen).to(y.device)
     logits = module(lam * x + (1 - lam) * x[perm])
     return lam * loss_fn(logits, y) + (1 - lam) * loss_fn(logits, y[perm])
-
-
-def _update_average(averaged: torch.nn.Module, module: torch.nn.Module, decay: float) -> None:
-    """One step of the exponential moving average of the weights (buffers are copied as they are).
-
-    Evaluating and keeping the averaged weights instead of the last step's smooths out the steps
-    driven by wrong labels and the epoch-to-epoch jitter of the selected model.
-    """
-    with torch.no_grad():
-        for avg, live in zip(
-            averaged.state_dict().values(), module.state_dict().values(), strict=True
-        ):
-            if avg.is_floating_point():
-                avg.lerp_(live, 1.0 - decay)
-            else:
-                avg.copy_(live)
 
 
 def _lr_at(step: int, total: int, base: float) -> float:
@@ -230,9 +212,8 @@ def train_cells(
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, best_f1, history = 0, -1.0, []
     best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-    averaged = copy.deepcopy(module) if config.ema > 0 else None
     if resume:
-        restored = load_checkpoint(out_dir, module, opt, averaged)
+        restored = load_checkpoint(out_dir, module, opt)
         if restored is not None:
             info, best_state = restored
             start_epoch, best_f1, history = info["epoch"] + 1, info["best_f1"], info["history"]
@@ -286,8 +267,6 @@ def train_cells(
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            if averaged is not None:
-                _update_average(averaged, module, config.ema)
             running += loss.item()
             report(
                 progress,
@@ -295,8 +274,7 @@ def train_cells(
                 total_steps,
                 f"epoch {epoch + 1} loss {running / (step + 1):.3f}",
             )
-        scored = averaged if averaged is not None else module  # the model a user would get
-        val_pred = _logits(scored, banks["val"][val_pick], card, device).argmax(1)
+        val_pred = _logits(module, banks["val"][val_pick], card, device).argmax(1)
         val_f1 = classification_metrics(y_val[val_pick], val_pred, classes)["macro_f1"]
         history.append(
             {
@@ -308,14 +286,13 @@ def train_cells(
         )
         if val_f1 > best_f1:
             best_f1 = val_f1
-            best_state = {k: v.detach().cpu().clone() for k, v in scored.state_dict().items()}
+            best_state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
         save_checkpoint(
             out_dir,
             module,
             best_state,
             opt,
             {"epoch": epoch, "best_f1": best_f1, "history": history},
-            averaged,
         )
     module.load_state_dict(best_state)
     val_logits = _logits(module, banks["val"], card, device)
