@@ -170,3 +170,34 @@ def _swaps(seed):
     g = torch.Generator().manual_seed(seed)
     torch.rand(2, generator=g)
     return torch.randperm(2, generator=g)[0].item() == 1
+
+
+def test_batchnorm_recalibration_matches_the_statistics_of_plain_crops():
+    from hemascope.models import ModelCard, build_model
+    from hemascope.train.batchnorm import recalibrate_batchnorm
+
+    card = ModelCard(name="t", version="0", classes=["a", "b"], input_size=24, mpp=0.5)
+    card.arch_params = {"widths": [4, 4, 8, 8]}
+    torch.manual_seed(0)
+    net = build_model(card.architecture, 2, card.arch_params)
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:  # statistics of other images, as after training on augmented batches
+        m.running_mean.fill_(5.0)
+        m.running_var.fill_(0.01)
+    bank = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (64, 24, 24, 3), np.uint8))
+    x = augment_batch(bank, card.input_size, card.mean, card.std, AugmentConfig.off())
+    net.train()
+    for m in net.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.eval()
+    with torch.no_grad():
+        batch_stats = net(x)  # normalised by the statistics of these very crops
+    net.eval()
+    with torch.no_grad():
+        stale = net(x)
+    recalibrate_batchnorm(net, bank, card, torch.device("cpu"), cells=64, batch=64)
+    assert not net.training and all(m.momentum == 0.1 for m in norms)
+    with torch.no_grad():
+        fresh = net(x)
+    assert not torch.allclose(stale, batch_stats, atol=0.1)
+    torch.testing.assert_close(fresh, batch_stats, atol=2e-2, rtol=1e-2)

@@ -1,8 +1,9 @@
 """The cell-classifier training loop: balanced sampling, stain augmentation, checkpoints, card.
 
 :func:`train_cells` trains a :class:`~hemascope.models.CellNet` on crop banks made from cell
-tables, keeps the best epoch by validation macro-F1, fits the calibration temperature on the
-validation set, and writes ``<name>.safetensors`` + ``<name>.json`` (the model card, with the
+tables, recomputes the BatchNorm statistics on un-augmented training crops after every epoch
+(:func:`~hemascope.train.batchnorm.recalibrate_batchnorm`), keeps the best epoch by validation
+macro-F1, fits the calibration temperature on the validation set, and writes ``<name>.safetensors`` + ``<name>.json`` (the model card, with the
 metrics) + ``metrics.json`` into the output directory. Re-running with ``resume=True`` continues
 from the last complete epoch.
 """
@@ -27,6 +28,7 @@ from hemascope.models import ModelCard, build_model, save_model
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 from hemascope.results import atomic_write_json
 from hemascope.train.augment import AugmentConfig, augment_batch
+from hemascope.train.batchnorm import recalibrate_batchnorm
 from hemascope.train.checkpoint import load_checkpoint, save_checkpoint
 from hemascope.train.datasets import load_crop_bank
 from hemascope.train.losses import make_loss
@@ -274,6 +276,7 @@ def train_cells(
                 total_steps,
                 f"epoch {epoch + 1} loss {running / (step + 1):.3f}",
             )
+        recalibrate_batchnorm(module, banks["train"], card, device, seed=config.seed)
         val_pred = _logits(module, banks["val"][val_pick], card, device).argmax(1)
         val_f1 = classification_metrics(y_val[val_pick], val_pred, classes)["macro_f1"]
         history.append(
