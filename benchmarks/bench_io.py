@@ -15,8 +15,11 @@ method alike, after a warm-up pass that puts the touched tiles into the OS page 
 
 - raw: tifffile tile-decode loop (``fh.seek/read`` + ``TiffPage.decode`` of each covering tile,
   assembled into the output array): the floor any tifffile-based reader can reach;
-- dask: ``slide.levels[0][r:r+512, c:c+512].compute()`` (hemascope's dask level: one task per
-  tile, decoded by the validated direct tile reader), threaded and synchronous schedulers;
+- dask_compute: ``slide.levels[0][r:r+512, c:c+512].compute()`` on hemascope's dask level (one
+  task per tile; a plain region's ``compute()`` / ``numpy.asarray`` calls the validated tile reader
+  without the scheduler, see ``hemascope.io.lazy.DirectReadLevel``);
+- dask_scheduler: the same region through dask's scheduler (``dask.compute(region)``: what any
+  dask computation built on the level runs), threaded and synchronous;
 - dask_aszarr: the same slice of a dask array over tifffile's ``aszarr`` store opened with zarr 3
   (what hemascope uses for strips/NDPI/planar levels; shown to justify the direct reader);
 - read_region: ``Slide.read_region`` (direct validated tile reads; what the pipeline uses);
@@ -176,25 +179,32 @@ def measure_reads(path: Path, n_reads: int) -> dict:
     processes hits all methods alike; medians resist the remaining noise. The dask path and
     ``read_region`` methods each use their own Slide, so none profits from another's tile cache.
     """
+    import dask
     import openslide
     import zarr
 
     from hemascope.io import open_slide
     from hemascope.io.lazy import guarded_dask
 
-    slide_threads, slide_sync, slide_region = (open_slide(path) for _ in range(3))
+    slide_direct, slide_threads, slide_sync, slide_region = (open_slide(path) for _ in range(4))
     rng = np.random.default_rng(1)
     positions = rng.integers(0, slide_region.shape[0] - TILE, (n_reads, 2))
     raw = RawTiffLoop(path)
     osr = openslide.OpenSlide(str(path))
-    level0, level0_sync = slide_threads.levels[0], slide_sync.levels[0]
+    level0 = slide_direct.levels[0]
+    level0_threads, level0_sync = slide_threads.levels[0], slide_sync.levels[0]
     aszarr = zarr.open(raw.tif.series[0].aszarr(), mode="r")["0"]
     level0_aszarr = guarded_dask(aszarr, aszarr.chunks, "bench", ("bench", str(path)), True)
     free = guarded_dask(_FreeChunks(slide_region.shape), (TILE, TILE, 3), "free", ("free", 1))
     methods = {
         "raw_tifffile_loop": lambda r, c: raw.read(r, c),
-        "dask_threads": lambda r, c: level0[r : r + TILE, c : c + TILE].compute(),
-        "dask_sync": lambda r, c: level0_sync[r : r + TILE, c : c + TILE].compute(scheduler="sync"),
+        "dask_compute": lambda r, c: level0[r : r + TILE, c : c + TILE].compute(),
+        "dask_scheduler_threads": lambda r, c: dask.compute(
+            level0_threads[r : r + TILE, c : c + TILE]
+        )[0],
+        "dask_scheduler_sync": lambda r, c: dask.compute(
+            level0_sync[r : r + TILE, c : c + TILE], scheduler="sync"
+        )[0],
         "dask_aszarr_zarr3": lambda r, c: level0_aszarr[r : r + TILE, c : c + TILE].compute(),
         "slide_read_region": lambda r, c: slide_region.read_region(0, r, c, TILE, TILE),
         "openslide_read_region": lambda r, c: np.asarray(

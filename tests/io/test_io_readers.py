@@ -2,6 +2,7 @@
 
 import json
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import tifffile
 from io_samples import smooth_image, write_format
 
 from hemascope.io import open_slide, write_pyramidal_tiff
+from hemascope.io.lazy import DirectReadLevel
 from hemascope.io.read_openslide import open_with_openslide, rgba_on_white
 from hemascope.io.tiles import downsample2
 
@@ -57,6 +59,36 @@ def test_round_trip(tmp_path, image, kind):
         json.dumps(slide.metadata)  # plain JSON-able values
 
 
+def test_plain_regions_of_tiled_levels_compute_without_the_scheduler(tmp_path, image):
+    path, *_ = write_format("ome-tiff", tmp_path, image)
+    with open_slide(path) as slide:
+        level = slide.levels[0]
+        keys = [
+            np.s_[250:350, 300:520],
+            np.s_[250:350, 300:520, 1:],
+            np.s_[-40:, :70],
+            np.s_[5:9],
+        ]
+        for key in keys:
+            region = level[key]
+            by_scheduler = dask.compute(region, scheduler="sync")[0]
+            assert np.array_equal(by_scheduler, image[key])
+            assert np.array_equal(region.compute(), by_scheduler)
+            assert np.array_equal(np.asarray(region), by_scheduler)
+        for key in (np.s_[10:200:3, 5:50], np.s_[7], np.s_[10:10, 0:5]):  # through dask
+            assert type(level[key]) is da.Array
+            assert np.array_equal(level[key].compute(), image[key])
+        assert np.array_equal((level[0:4, 0:4] + 1).compute(), image[0:4, 0:4] + 1)
+
+        def no_scheduler(*args, **kwargs):
+            raise AssertionError("the scheduler ran")
+
+        with dask.config.set(scheduler=no_scheduler):
+            assert np.array_equal(level[100:612, 50:562].compute(), image[100:612, 50:562])
+            with pytest.raises(AssertionError, match="the scheduler ran"):
+                level[100:612:2, 50:562].compute()
+
+
 def test_svs_and_ndpi_metadata(tmp_path, image):
     with open_slide(write_format("svs", tmp_path, image)[0]) as svs:
         assert svs.objective_power == 40.0
@@ -68,7 +100,7 @@ def test_svs_and_ndpi_metadata(tmp_path, image):
 def test_region_reads_match_dask_and_pad_white(tmp_path, image):
     path, *_ = write_format("ome-tiff", tmp_path, image)
     with open_slide(path) as slide:
-        assert slide._region_readers[0] is not None  # tiled levels use the direct tile path
+        assert isinstance(slide.levels[0], DirectReadLevel)  # tiled levels: direct tile path
         region = slide.read_region(0, 250, 300, 100, 220)
         assert np.array_equal(region, image[250:350, 300:520])
         assert np.array_equal(region, slide.levels[0][250:350, 300:520].compute())
@@ -193,7 +225,7 @@ def test_aszarr_layouts_group_and_array(tmp_path, image):
         assert len(_zarr_levels(tif.series[0])) == 3  # multiscales group
     with open_slide(path) as slide:
         assert slide.metadata["pyramid"] == "file" and slide.n_levels == 3 and slide.mpp == 0.5
-        assert slide._region_readers[0] is None  # served by the zarr store, not the tile reader
+        assert not isinstance(slide.levels[0], DirectReadLevel)  # served by the zarr store
         assert np.array_equal(slide.read_region(0, 0, 0, *image.shape[:2]), image)
         assert np.array_equal(np.asarray(slide.levels[2]), downsample2(downsample2(image)))
     single = tmp_path / "planar.tif"

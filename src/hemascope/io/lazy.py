@@ -36,8 +36,71 @@ class _GuardedArray:
             raise CorruptSlideError(f"{self._what}: data cannot be read ({exc!s:.200})") from exc
 
 
+class DirectReadLevel(da.Array):
+    """A slide level whose plain rectangular regions are computed without the dask scheduler.
+
+    It is an ordinary dask array (one task per file tile; usable in any dask computation), and so
+    is ``level[r0:r1, c0:c1]`` (optionally with a channel slice). Only ``compute()`` and
+    ``numpy.asarray`` of such a region are special: they call the level's tile reader directly,
+    which decodes the same tiles as the dask tasks would, without the scheduler's fixed cost
+    (about 3.6 ms per ``compute`` on a 2-core machine, as long as decoding the four 512-px JPEG
+    tiles a random 512 x 512 region touches). Steps, integer or fancy indices, further operations,
+    and ``dask.compute`` of several collections go through dask as usual.
+
+    Attributes
+    ----------
+    region_reader
+        The reader: ``read(row, col, height, width) -> (height, width, 3) uint8`` for a region
+        inside the level (thread-safe).
+    """
+
+    region_reader: Any
+
+    def __getitem__(self, index: Any) -> da.Array:
+        out = super().__getitem__(index)
+        region = _plain_region(index, self.shape)
+        if region is None:
+            return out
+        direct = _DirectRegion(out.dask, out.name, out.chunks, meta=out._meta)
+        direct.region_reader = self.region_reader
+        direct.region = region
+        return direct
+
+
+class _DirectRegion(da.Array):
+    """A rectangle of a :class:`DirectReadLevel`; ``compute()`` reads it with the tile reader."""
+
+    region_reader: Any
+    region: tuple[int, int, int, int, slice]
+
+    def compute(self, **kwargs: Any) -> np.ndarray:
+        """The region's pixels (the same as dask computes; ``kwargs`` are not needed)."""
+        row, col, height, width, channels = self.region
+        return self.region_reader.read(row, col, height, width)[:, :, channels]
+
+
+def _plain_region(index: Any, shape: tuple[int, ...]) -> tuple[int, int, int, int, slice] | None:
+    """``(row, col, height, width, channel slice)`` for a non-empty step-1 rectangle, else None."""
+    index = index if isinstance(index, tuple) else (index,)
+    if len(index) > 3 or not all(isinstance(i, slice) for i in index):
+        return None
+    rows, cols, channels = index + (slice(None),) * (3 - len(index))
+    if rows.step not in (None, 1) or cols.step not in (None, 1):
+        return None
+    r0, r1, _ = rows.indices(shape[0])
+    c0, c1, _ = cols.indices(shape[1])
+    if r1 <= r0 or c1 <= c0 or not range(shape[2])[channels]:
+        return None
+    return r0, c0, r1 - r0, c1 - c0, channels
+
+
 def guarded_dask(
-    array: Any, chunks: tuple[int, ...], what: str, token: Any, tifffile_backed: bool = False
+    array: Any,
+    chunks: tuple[int, ...],
+    what: str,
+    token: Any,
+    tifffile_backed: bool = False,
+    region_reader: Any = None,
 ) -> da.Array:
     """Wrap a zarr (or other lazily indexed) array as a dask array with the file's chunks.
 
@@ -53,6 +116,9 @@ def guarded_dask(
         Hashable identity of the data (path, mtime, level) used to name the dask array.
     tifffile_backed
         Also treat warnings logged by tifffile during a read as corruption.
+    region_reader
+        A thread-safe ``read(row, col, height, width)`` for ``(rows, cols, 3)`` levels: the result
+        is then a :class:`DirectReadLevel` whose plain regions compute through it.
 
     Returns
     -------
@@ -60,7 +126,7 @@ def guarded_dask(
         The lazy array; computing a damaged chunk raises :class:`CorruptSlideError`.
     """
     guarded = _GuardedArray(array, what, tifffile_backed)
-    return da.from_array(
+    lazy = da.from_array(
         guarded,
         chunks=chunks,
         asarray=False,
@@ -71,6 +137,11 @@ def guarded_dask(
         # the level) -- 10 ms instead of 200 ms per small read of a 100k x 100k level
         inline_array=True,
     )
+    if region_reader is None:
+        return lazy
+    level = DirectReadLevel(lazy.dask, lazy.name, lazy.chunks, meta=lazy._meta)
+    level.region_reader = region_reader
+    return level
 
 
 def lazy_pyramid(level0: da.Array, tile_size: int = 512) -> list[da.Array]:

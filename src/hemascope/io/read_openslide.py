@@ -122,7 +122,7 @@ def open_with_openslide(path: Path) -> Slide:
     try:
         props = handle.properties
         stat = path.stat()
-        levels, readers = [], []
+        levels = []
         for level in range(handle.level_count):
             reader = OpenSlideLevel(handle, level)
             if 0 in reader.shape:
@@ -135,8 +135,7 @@ def open_with_openslide(path: Path) -> Slide:
             )
             token = ("openslide", str(path), stat.st_mtime_ns, level)
             what = f"{path.name} level {level}"
-            levels.append(guarded_dask(reader, (th, tw, 3), what, token))
-            readers.append(reader)
+            levels.append(guarded_dask(reader, (th, tw, 3), what, token, region_reader=reader))
         mpp = _float_property(props, openslide.PROPERTY_NAME_MPP_X)
         slide = Slide(
             levels=levels,
@@ -155,5 +154,4 @@ def open_with_openslide(path: Path) -> Slide:
         handle.close()
         raise
     slide._closers.append(handle)
-    slide._region_readers = readers
     return slide

@@ -198,7 +198,6 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
     arrays: list[Any] = []
     stat = path.stat()
     levels: list[da.Array] = []
-    readers: list[Any] = []
     for index, level in enumerate(series.levels):
         what = f"{path.name} level {index}"
         if 0 in tuple(level.shape):
@@ -209,12 +208,11 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
         install_checked_decode(level.keyframe, what)
         token = (str(path), stat.st_mtime_ns, stat.st_size, index)
         page = level.keyframe
-        reader = None
         if list(level.pages) == [page] and level.axes == "YXS" and is_fast_readable(page):
             # regular RGB tiles: dask chunks decode straight from the file (parallel preads)
             reader = TiledPageReader(path, page, what)
             closers.append(reader)
-            lazy = guarded_dask(reader, reader.chunks, what, token)
+            lazy = guarded_dask(reader, reader.chunks, what, token, region_reader=reader)
         else:
             # strips, NDPI, planar or multi-page levels: tifffile's zarr store decodes them
             if not arrays:
@@ -227,11 +225,9 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
             chunks = tuple(int(c) for c in array.chunks)
             lazy = guarded_dask(array, chunks, what, token, tifffile_backed=True)
         levels.append(_rgb_view(lazy, level.axes, what))
-        readers.append(reader)
     tile = (int(page0.tilelength), int(page0.tilewidth)) if page0.is_tiled else None
     if len(levels) == 1:
         levels = lazy_pyramid(levels[0], tile[1] if tile else 512)
-        readers += [None] * (len(levels) - 1)
     metadata = {
         "tile_size": list(tile) if tile else None,
         "compression": page0.compression.name.lower(),
@@ -249,5 +245,4 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
         mpp_source="file" if mpp is not None else None,
     )
     slide._closers.extend(reversed(closers))
-    slide._region_readers = readers
     return slide

@@ -45,7 +45,6 @@ class Slide:
     metadata: dict[str, Any] = field(default_factory=dict)
     mpp_source: str | None = None
     _closers: list[Any] = field(default_factory=list, repr=False)
-    _region_readers: list[Any] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if not self.levels:
@@ -136,7 +135,7 @@ class Slide:
         r1, c1 = min(row + height, rows), min(col + width, cols)
         if r1 <= r0 or c1 <= c0:
             return np.full((height, width, 3), 255, dtype=np.uint8)
-        reader = self._region_readers[level] if level < len(self._region_readers) else None
+        reader = getattr(arr, "region_reader", None)  # tiled files: decode just the tiles touched
         if reader is not None:
             block = reader.read(r0, c0, r1 - r0, c1 - c0)
         else:
