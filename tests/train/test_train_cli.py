@@ -111,6 +111,7 @@ def test_cli_train_evaluate_classify_models(tmp_path, capsys, monkeypatch):
             "gce",
             "--noise-rate",
             "0.1",
+            "--recalibrate-bn",
             "--threads",
             "1",
             "--device",
@@ -124,6 +125,7 @@ def test_cli_train_evaluate_classify_models(tmp_path, capsys, monkeypatch):
     assert (out / "splits" / "train.csv").is_file() and (out / "toy.json").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["config"]["loss"] == "gce" and metrics["config"]["noise_rate"] == 0.1
+    assert metrics["config"]["recalibrate_bn"] is True
     code = main(
         [
             "evaluate",

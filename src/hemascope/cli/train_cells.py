@@ -87,6 +87,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train on mixed pairs of crops, weight ~ Beta(ALPHA, ALPHA) (resists label noise; 0 = off)",
     )
     fit.add_argument(
+        "--recalibrate-bn",
+        action="store_true",
+        help="recompute BatchNorm statistics on un-augmented training crops before each validation",
+    )
+    fit.add_argument(
         "--noise-rate", type=float, default=0.0, help="inject symmetric label noise (experiments)"
     )
     fit.add_argument("--seed", type=int, default=0)
@@ -171,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         balance_domains=not args.no_domain_balance,
         noise_rate=args.noise_rate,
         mixup=args.mixup,
+        recalibrate_bn=args.recalibrate_bn,
         init=args.init,
         seed=args.seed,
         amp=args.amp,

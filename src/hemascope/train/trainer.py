@@ -1,11 +1,11 @@
 """The cell-classifier training loop: balanced sampling, stain augmentation, checkpoints, card.
 
 :func:`train_cells` trains a :class:`~hemascope.models.CellNet` on crop banks made from cell
-tables, recomputes the BatchNorm statistics on un-augmented training crops after every epoch
-(:func:`~hemascope.train.batchnorm.recalibrate_batchnorm`), keeps the best epoch by validation
-macro-F1, fits the calibration temperature on the validation set, and writes ``<name>.safetensors`` + ``<name>.json`` (the model card, with the
-metrics) + ``metrics.json`` into the output directory. Re-running with ``resume=True`` continues
-from the last complete epoch.
+tables, keeps the best epoch by validation macro-F1 (optionally after recomputing the BatchNorm
+statistics on un-augmented training crops: :mod:`hemascope.train.batchnorm`), fits the
+calibration temperature on the validation set, and writes ``<name>.safetensors`` +
+``<name>.json`` (the model card, with the metrics) + ``metrics.json`` into the output directory.
+Re-running with ``resume=True`` continues from the last complete epoch.
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class TrainConfig:
     balance_domains: bool = True
     noise_rate: float = 0.0
     mixup: float = 0.0
+    recalibrate_bn: bool = False  # BatchNorm statistics from un-augmented crops (batchnorm.py)
     init: str | None = None  # start from this cell model's weights (head aside if classes differ)
     seed: int = 0
     amp: bool = False
@@ -276,7 +277,8 @@ def train_cells(
                 total_steps,
                 f"epoch {epoch + 1} loss {running / (step + 1):.3f}",
             )
-        recalibrate_batchnorm(module, banks["train"], card, device, seed=config.seed)
+        if config.recalibrate_bn:
+            recalibrate_batchnorm(module, banks["train"], card, device, seed=config.seed)
         val_pred = _logits(module, banks["val"][val_pick], card, device).argmax(1)
         val_f1 = classification_metrics(y_val[val_pick], val_pred, classes)["macro_f1"]
         history.append(
