@@ -4,11 +4,13 @@ Usage (one command, after ``scripts/prepare_cell_data.py``)::
 
     nice -n 19 python benchmarks/bench_classify_noise.py --work /tmp/hemascope_cells
 
-and the full-data protocol (every PBC training cell, augmentation, three seeds)::
+and the full-data protocol (every PBC training cell, augmentation, five seeds, BatchNorm
+statistics recomputed on plain crops, epoch chosen on the whole noisy validation set)::
 
     nice -n 19 python benchmarks/bench_classify_noise.py --work /tmp/hemascope_cells \
-        --per-class 100000 --augment geometric --batch-size 64 --epochs 40 --seeds 0 1 2 \
-        --losses ce,gce --out benchmarks/results/classify_noise_full
+        --per-class 100000 --augment geometric --batch-size 64 --epochs 40 --seeds 0 1 2 3 4 \
+        --losses ce,gce,sce --recalibrate-bn --val-per-epoch 1500 \
+        --out benchmarks/results/classify_noise_full_pbn
 
 Design (chosen so that cross-entropy has the time to memorise the noise on a 2-core CPU):
 
@@ -104,6 +106,11 @@ def main() -> None:
         default="none",
         help="none: centre crops (fastest memorisation); geometric: rotations, flips, scale",
     )
+    ap.add_argument(
+        "--recalibrate-bn",
+        action="store_true",
+        help="BatchNorm statistics from un-augmented training crops before each validation",
+    )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
         "--seeds",
@@ -183,6 +190,18 @@ def _markdown(frame: pd.DataFrame) -> str:
     )
 
 
+def _protocol_dir(args) -> str:
+    """The run-directory name of a protocol (non-default widths and selection set included)."""
+    name = f"{args.per_class}x{args.epochs}_{args.augment}_b{args.batch_size}"
+    if args.widths != "8,16,32,64":
+        name += "_w" + args.widths.replace(",", "-")
+    if args.val_per_epoch != 300:
+        name += f"_v{args.val_per_epoch}"
+    if args.recalibrate_bn:
+        name += "_pbn"
+    return name
+
+
 def _runs_of_seed(args, seed: int, classes, train, val, test) -> list[dict]:
     """Clean cross-entropy and every loss under noise, for one noise draw and training seed."""
     cache = args.work / "cache"
@@ -198,6 +217,7 @@ def _runs_of_seed(args, seed: int, classes, train, val, test) -> list[dict]:
             classes=classes,
             loss=loss,
             mixup=float(mixup or 0),
+            recalibrate_bn=args.recalibrate_bn,
             epochs=args.epochs,
             samples_per_epoch=len(train),
             val_per_epoch=args.val_per_epoch,
@@ -213,7 +233,7 @@ def _runs_of_seed(args, seed: int, classes, train, val, test) -> list[dict]:
             args.work
             / "runs"
             / "noise"
-            / f"{args.per_class}x{args.epochs}_{args.augment}_b{args.batch_size}"
+            / _protocol_dir(args)
             / (cfg.name if seed == 0 else f"{cfg.name}_seed{seed}")
         )
         t0 = time.perf_counter()
