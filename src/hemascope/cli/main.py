@@ -2,13 +2,14 @@
 
 Subcommands are discovered from the modules of :mod:`hemascope.cli` (see its docstring). A
 documented :class:`~hemascope.errors.HemascopeError` becomes one line on stderr and exit code 2,
-never a traceback.
+never a traceback; the exit codes are listed in :mod:`hemascope.cli._contract`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -16,9 +17,8 @@ from types import ModuleType
 
 import hemascope.cli as _cli_pkg
 from hemascope import __version__
+from hemascope.cli._contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 from hemascope.errors import HemascopeError
-
-EXIT_BAD_INPUT = 2
 
 
 def _command_modules() -> list[ModuleType]:
@@ -67,7 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("hemascope: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader of our stdout went away (`hemascope models | head -1`): not an error of
+        # ours; point stdout at devnull so the interpreter's final flush stays quiet
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return int(code or 0)
 
 
