@@ -29,7 +29,7 @@ from hemascope.results import SlideResult, atomic_write_table, is_complete
 SUMMARY_FILE = "summary.csv"
 SUMMARY_COLUMNS = (
     "slide", "status", "seconds", "n_cells", "n_counted", "blast_percent", "subtype", "subtype_model",
-    "abstained", "error", "out_dir",
+    "abstained", "answers", "error_type", "error", "out_dir",
 )
 
 
@@ -57,25 +57,33 @@ def summary_row(slide: str, out_dir: Path, status: str, seconds: float, result: 
     out_dir
         Its output folder.
     status
-        ``"done"``, ``"resumed"`` (already complete) or ``"failed"``.
+        ``"done"``, ``"resumed"`` (already complete, exports included) or ``"failed"``.
     seconds
         Wall time spent on it in this run.
     result
         The result, when there is one.
     error
-        What went wrong (failed slides).
+        What went wrong (failed slides): ``"ErrorType: message"``.
 
     Returns
     -------
     dict
+        ``answers`` holds every slide model's answer or abstention (``"; "``-separated), or why no
+        slide model applies; ``error_type`` the exception's class name.
     """
+    from hemascope.export.report import no_slide_model_text, subtype_line, subtypes_of
+
     row: dict[str, Any] = dict.fromkeys(SUMMARY_COLUMNS)
-    row.update(slide=str(slide), status=status, seconds=round(seconds, 3), error=error, out_dir=str(out_dir))
+    error_type, _, _ = error.partition(":") if error else ("", "", "")
+    row.update(slide=str(slide), status=status, seconds=round(seconds, 3), error=error,
+               error_type=error_type or None, out_dir=str(out_dir))
     if result is not None:
         diff, sub = result.differential, result.subtype or {}
+        subs = subtypes_of(result)
         row.update(
             n_cells=result.n_cells, n_counted=diff.get("n_counted"), blast_percent=diff.get("blast_percent"),
             subtype=sub.get("label"), subtype_model=sub.get("model"), abstained=sub.get("abstained"),
+            answers="; ".join(subtype_line(s) for s in subs) if subs else no_slide_model_text(result),
         )
     return row
 
@@ -95,6 +103,25 @@ def _save_exports(result: SlideResult, out_dir: Path, export: bool) -> None:
         from hemascope.export import export_all
 
         export_all(result, out_dir / "exports")
+
+
+def is_finished(out_dir: str | Path, export: bool) -> bool:
+    """Whether a slide's folder holds its complete result and, when asked for, its complete exports.
+
+    ``--resume`` skips only such slides: a slide whose result was saved but whose exports failed
+    (or were interrupted) is not finished, and resuming writes its exports again.
+    """
+    from hemascope.export.report import exports_complete
+
+    out_dir = Path(out_dir)
+    return is_complete(out_dir) and (not export or exports_complete(out_dir / "exports"))
+
+
+def export_task(out_dir: str, export: bool) -> dict[str, Any]:
+    """Worker task: write the exports of a slide whose result is saved; returns its summary row."""
+    result = SlideResult.load(out_dir)
+    _save_exports(result, Path(out_dir), export)
+    return summary_row(str(result.slide.get("path")), Path(out_dir), "done", 0.0, result)
 
 
 # --- worker tasks ----------------------------------------------------------------------------------
@@ -173,7 +200,7 @@ def _run_in_process(items: list[tuple[str, Path]], config: AnalysisConfig, resum
     for k, (path, out) in enumerate(items):
         check_cancelled(cancel)
         t0 = time.perf_counter()
-        was_done = resume and is_complete(out)
+        was_done = resume and is_finished(out, export)
         try:
             result = analyze_slide(path, config, out_dir=out, resume=resume, cancel=cancel)
             if not was_done:
@@ -211,8 +238,11 @@ def _run_on_cluster(client: Any, items: list[tuple[str, Path]], config: Analysis
     for k, (path, out) in enumerate(items):
         started[k] = time.perf_counter()
         try:
-            if resume and is_complete(out):
+            if resume and is_finished(out, export):
                 rows[k] = summary_row(path, out, "resumed", 0.0, SlideResult.load(out))
+                continue
+            if resume and is_complete(out):  # the result is saved, its exports are not
+                pending[client.submit(export_task, str(out), export, pure=False)] = k
                 continue
             with _local_dask():
                 slide = open_input(path, config)
@@ -240,7 +270,7 @@ def _run_on_cluster(client: Any, items: list[tuple[str, Path]], config: Analysis
         path, out = items[k]
         seconds = time.perf_counter() - started[k]
         if future.status == "finished":
-            rows[k] = {**future.result(), "seconds": round(seconds, 3)}
+            rows[k] = {**future.result(), "slide": str(path), "seconds": round(seconds, 3)}
         else:
             exc = future.exception()
             rows[k] = summary_row(path, out, "failed", seconds, error=_error_text(exc))
@@ -324,4 +354,13 @@ def analyze_cohort(
     return _write_summary(out_root, rows)
 
 
-__all__ = ["SUMMARY_FILE", "analyze_cohort", "finish_task", "region_task", "slide_folder_names", "summary_row"]
+__all__ = [
+    "SUMMARY_FILE",
+    "analyze_cohort",
+    "export_task",
+    "finish_task",
+    "is_finished",
+    "region_task",
+    "slide_folder_names",
+    "summary_row",
+]

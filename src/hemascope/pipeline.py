@@ -189,7 +189,8 @@ def _model_provenance(config: AnalysisConfig) -> dict[str, Any]:
     from hemascope.slide import load_bag_model
 
     card = cached_cell_model(config.cell_model, config.device).card
-    models = {"cell": {"name": card.name, "version": card.version, "sha256": card.sha256}}
+    models: dict[str, Any] = {"cell": {"name": card.name, "version": card.version, "sha256": card.sha256,
+                                       "classes": list(card.classes)}}
     for i, name in enumerate(_bag_models(config)):
         bag = load_bag_model(name).card
         models["slide" if i == 0 else f"slide_{i}"] = {
@@ -227,25 +228,44 @@ def assemble_cells(outputs: list[RegionOutput]) -> tuple[pd.DataFrame, np.ndarra
     return cells, embeddings, masks
 
 
-def _bag_models(config: AnalysisConfig) -> tuple[str, ...]:
-    from hemascope.slide.summary import DEFAULT_BAG_MODELS
+def slide_model_plan(config: AnalysisConfig) -> tuple[list[str], list[Any]]:
+    """The bag models a run with ``config`` uses, and every registry model with why it runs or not.
 
-    if config.slide_model is None:
-        return tuple(DEFAULT_BAG_MODELS)
-    return () if config.slide_model.lower() == "none" else (config.slide_model,)
+    The rule is :mod:`hemascope.slide.applicability`'s: a bag model runs only on the embeddings of
+    the cell model it was trained on; by default every fitting registry model that is not
+    SYNTHETIC/DEMO runs; ``slide_model = "none"`` runs none; named models must fit.
 
-
-def check_models(config: AnalysisConfig) -> None:
-    """Refuse, before any work, a bag model that reads another cell model's embeddings.
+    Returns
+    -------
+    names, choices
+        Bag model names and :class:`~hemascope.slide.applicability.SlideModelChoice` records.
 
     Raises
     ------
     InvalidInputError
-        Naming the ``cell_model`` the configured bag model needs.
+        A named bag model reads another cell model's embeddings.
     """
-    from hemascope.slide.summary import check_bag_models
+    from hemascope.slide.applicability import resolve_slide_models
 
-    check_bag_models(_bag_models(config), cached_cell_model(config.cell_model, config.device).card)
+    card = cached_cell_model(config.cell_model, config.device).card
+    return resolve_slide_models(config.slide_model, card)
+
+
+def _bag_models(config: AnalysisConfig) -> tuple[str, ...]:
+    return tuple(slide_model_plan(config)[0])
+
+
+def check_models(config: AnalysisConfig) -> None:
+    """Load the cell model and refuse, before any work, a slide model that does not fit it.
+
+    Raises
+    ------
+    ModelNotFoundError
+        The cell or a named slide model does not exist.
+    InvalidInputError
+        Naming the cell model a named slide model needs.
+    """
+    slide_model_plan(config)
 
 
 def finish_slide(
@@ -266,8 +286,9 @@ def finish_slide(
     smear
         The slide's :class:`~hemascope.segment.smear.SmearMask` (kept in the result).
     out_dir
-        When given, the cell label mask is written there as ``labels.ome.zarr`` (the slide's
-        pyramid with ``labels/cells``, label value = cell ``id``). The result itself is not saved.
+        When given, the cell label mask is written there as ``labels.ome.zarr`` (OME-Zarr
+        ``labels/cells``, label value = cell ``id``, referencing the slide file rather than copying
+        it). The result itself is not saved.
     timings
         Extra timings (s) to record.
     progress, cancel
@@ -282,16 +303,19 @@ def finish_slide(
     t0 = time.perf_counter()
     cells, embeddings, masks = assemble_cells(outputs)
     kwargs = {} if config.min_cells is None else {"min_cells": config.min_cells}
-    cell_sha = cached_cell_model(config.cell_model, config.device).card.sha256 or None
-    summary = summarize(cells, embeddings, models=_bag_models(config), min_blasts=config.min_blasts,
-                        cell_model_sha256=cell_sha, progress=progress, cancel=cancel, **kwargs)
+    cell_card = cached_cell_model(config.cell_model, config.device).card
+    bag_models, choices = slide_model_plan(config)
+    summary = summarize(cells, embeddings, models=bag_models, min_blasts=config.min_blasts,
+                        cell_model_sha256=cell_card.sha256 or None, classes=cell_card.classes,
+                        progress=progress, cancel=cancel, **kwargs)
     labels_path = None
     if out_dir is not None and masks is not None:
-        from hemascope.export.labels import lazy_label_image, write_labels_zarr
+        from hemascope.export.labels import lazy_label_image, write_cell_labels
 
         check_cancelled(cancel)
         labels = lazy_label_image(slide.shape, masks, cells["id"].to_numpy())
-        labels_path = write_labels_zarr(Path(out_dir) / LABELS_FILE, slide, labels, mpp=slide.mpp)
+        labels_path = write_cell_labels(Path(out_dir) / LABELS_FILE, labels, mpp=slide.mpp,
+                                        source=slide.path, n_levels=len(slide.levels))
     seconds: dict[str, float] = {"segment": 0.0, "classify": 0.0}
     for o in outputs:
         for key, value in o.seconds.items():
@@ -304,6 +328,7 @@ def finish_slide(
         "segmenter": used["segmenter"][0] if used["segmenter"] else config.segmenter,  # "auto" resolved
         "segmenter_version": used["segmenter_version"][0] if used["segmenter_version"] else None,
         "models": _model_provenance(config),
+        "slide_models": [c.to_dict() for c in choices],
         "n_regions": len(outputs),
         "timings_s": seconds,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -360,7 +385,13 @@ def analyze_slide(
     config = load_config(config)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and resume and is_complete(out):
-        return SlideResult.load(out)
+        done = SlideResult.load(out)
+        if done.config.fingerprint() != config.fingerprint():
+            raise ConfigError(
+                f"{out} holds a finished result made with other settings; resume with the same "
+                "settings, or use another output folder"
+            )
+        return done
     t_start = time.perf_counter()
     check_models(config)
     slide = open_input(path_or_slide, config)

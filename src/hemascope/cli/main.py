@@ -62,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code = args._run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's flush at exit
     except HemascopeError as exc:
         print(f"hemascope: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -71,9 +72,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # the reader of our stdout went away (`hemascope models | head -1`): not an error of
         # ours; point stdout at devnull so the interpreter's final flush stays quiet
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _silence_stdout()
         return 0
     return int(code or 0)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device (its reader is gone), dropping what is still buffered."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real stdout (embedded, captured)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

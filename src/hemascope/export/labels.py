@@ -1,4 +1,10 @@
-"""Cell label masks as OME-Zarr labels (written through :func:`hemascope.io.write_ome_zarr`)."""
+"""Cell label masks as OME-Zarr labels.
+
+:func:`write_labels_zarr` stores an image pyramid with its labels (the napari writer, when the user
+saves an image and its masks together). :func:`write_cell_labels` — what an analysis writes —
+stores the label pyramid alone and *references* the slide it was computed on (its path, shape and
+µm/px in the root attributes): a result folder never holds a second, lossless copy of the slide.
+"""
 
 from __future__ import annotations
 
@@ -52,6 +58,67 @@ def write_labels_zarr(
     return Path(path)
 
 
+#: Root attribute of a labels-only store naming the slide the labels belong to.
+SOURCE_ATTRIBUTE = "hemascope"
+
+
+def write_cell_labels(
+    path: str | Path,
+    labels: Any,
+    *,
+    mpp: float | None,
+    source: str | Path | None = None,
+    n_levels: int | None = None,
+    name: str = "cells",
+    chunks: int = 1024,
+) -> Path:
+    """Write a cell label pyramid as OME-Zarr ``labels/<name>``, referencing its slide, atomically.
+
+    Parameters
+    ----------
+    path
+        Destination directory (``labels.ome.zarr``); replaced as a whole if it exists.
+    labels
+        2-D integer instance labels of level-0 shape (numpy or dask), 0 = background.
+    mpp
+        µm per level-0 pixel (the scale of the label pyramid).
+    source
+        The slide file the labels were computed on (recorded, not copied).
+    n_levels
+        Pyramid levels (default: until a level fits in one chunk).
+    name
+        Name of the label image.
+    chunks
+        Chunk edge in pixels.
+
+    Returns
+    -------
+    Path
+        ``path``. :func:`hemascope.napari.layers.open_label_pyramid` reads it back.
+    """
+    import dask.array as da
+    import zarr
+
+    from hemascope.io.tiles import level_shapes_for
+    from hemascope.io.write_zarr import _set_ome_attrs, _write_labels
+
+    shape = (int(labels.shape[0]), int(labels.shape[1]))
+    if isinstance(labels, np.ndarray) and labels.dtype.kind not in "iu":
+        labels = labels.astype(np.int32)
+    if n_levels is None:
+        n_levels = len(level_shapes_for(shape, chunks, None))
+    labels = labels if isinstance(labels, da.Array) else da.from_array(labels, chunks=chunks)
+    with atomic_path(path) as tmp:
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        _write_labels(root, {name: labels}, shape, n_levels, mpp, chunks, "0.5", lambda _msg: None)
+        _set_ome_attrs(root["labels"], "0.5", {"labels": [name]})
+        root.attrs[SOURCE_ATTRIBUTE] = {
+            "source_image": None if source is None else str(Path(source).resolve()),
+            "shape": list(shape),
+            "mpp": mpp,
+            "note": "labels only: the image is the source slide (not copied)",
+        }
+    return Path(path)
 
 
 # --- per-cell masks ► label images ---------------------------------------------------------------
@@ -136,4 +203,11 @@ def lazy_label_image(shape: tuple[int, int], masks: list[Any], values: Any, *, c
     return da.map_blocks(paint, dtype=np.uint32, chunks=da.core.normalize_chunks((chunks, chunks), shape))
 
 
-__all__ = ["lazy_label_image", "pack_cell_masks", "unpack_cell_masks", "write_labels_zarr"]
+__all__ = [
+    "SOURCE_ATTRIBUTE",
+    "lazy_label_image",
+    "pack_cell_masks",
+    "unpack_cell_masks",
+    "write_cell_labels",
+    "write_labels_zarr",
+]

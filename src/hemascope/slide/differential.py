@@ -98,7 +98,14 @@ class DifferentialCount:
     reason: str
     min_cells: int
     excluded: tuple[str, ...] = DEFAULT_EXCLUDED
+    kind: str = "differential"
+    note: str = ""
     notice: str = field(default=RESEARCH_USE_ONLY)
+
+    @property
+    def excluded_counts(self) -> dict[str, int]:
+        """Cells found but kept out of the denominator, per class (only classes with cells)."""
+        return {k: v for k, v in self.counts.items() if k in self.excluded and v}
 
     def to_frame(self) -> pd.DataFrame:
         """One row per class: ``class, count, percent, ci_low, ci_high, counted``."""
@@ -137,6 +144,9 @@ class DifferentialCount:
             "reason": self.reason,
             "min_cells": self.min_cells,
             "excluded": list(self.excluded),
+            "excluded_counts": self.excluded_counts,
+            "kind": self.kind,
+            "note": self.note,
             "notice": self.notice,
         }
 
@@ -146,18 +156,30 @@ def differential_count(
     *,
     min_cells: int = DEFAULT_MIN_CELLS,
     excluded: Iterable[str] = DEFAULT_EXCLUDED,
+    classes: Iterable[str] | None = None,
 ) -> DifferentialCount:
     """Count white cells per class with percentages, Wilson intervals and a minimum-cell rule.
+
+    Cell models whose classes are white-cell types (a subset of
+    :data:`hemascope.classes.CELL_CLASSES`) give a white-cell *differential* (``kind``
+    ``"differential"``). Other cell models (``blast``: blast/nonblast; ``taleqani-cells``: B-ALL
+    stages) give a *class count* of their own classes (``kind`` ``"class count"``, with a
+    ``note``): what applies is reported — the blast percentage when the model has a ``blast``
+    class — and the white-cell differential is not pretended.
 
     Parameters
     ----------
     labels : iterable of str
-        One predicted class per cell (names from :data:`hemascope.classes.CELL_CLASSES`, or
-        ``"unclassified"``), e.g. the ``class`` column of a cell table.
+        One predicted class per cell (names from ``classes``, or ``"unclassified"``), e.g. the
+        ``class`` column of a cell table.
     min_cells : int, optional
         Minimum number of counted cells for the differential to be ``sufficient``.
     excluded : iterable of str, optional
         Classes counted but left out of the denominator (platelets are not white cells).
+    classes : iterable of str, optional
+        The cell model's classes in output order (default
+        :data:`hemascope.classes.CELL_CLASSES`); labels of the white-cell classes are accepted
+        whatever the model.
 
     Returns
     -------
@@ -173,14 +195,22 @@ def differential_count(
     if min_cells < 0:
         raise InvalidInputError(f"min_cells must be >= 0, got {min_cells}")
     values = [str(v) for v in (labels.tolist() if hasattr(labels, "tolist") else labels)]
-    known = set(CELL_CLASSES) | {"unclassified"}
+    model_classes = tuple(CELL_CLASSES) if classes is None else tuple(str(c) for c in classes)
+    white_cells = set(model_classes) <= set(CELL_CLASSES)
+    listed = tuple(CELL_CLASSES) if white_cells else model_classes
+    known = set(listed) | {"unclassified"}
     unknown = sorted(set(values) - known)
     if unknown:
         raise InvalidInputError(
-            f"unknown cell classes {unknown}; expected names from {list(CELL_CLASSES)} or 'unclassified'"
+            f"unknown cell classes {unknown}; expected names from {list(listed)} or 'unclassified'"
         )
     excluded_t = tuple(excluded)
-    counts = {name: 0 for name in CELL_CLASSES}
+    kind, note = "differential", ""
+    if not white_cells:
+        kind = "class count"
+        note = (f"the cell model's classes ({', '.join(model_classes)}) are not white-cell types: "
+                "counts of its classes are shown, not a white-cell differential")
+    counts = {name: 0 for name in listed}
     for value in values:
         counts[value] = counts.get(value, 0) + 1
     n_counted = sum(c for name, c in counts.items() if name not in excluded_t)
@@ -198,8 +228,9 @@ def differential_count(
     sufficient = n_counted >= min_cells and n_counted > 0
     reason = ""
     if not sufficient:
+        what = "a reliable differential" if kind == "differential" else "reliable percentages"
         reason = (
-            f"too few white cells for a reliable differential: {n_counted} counted, "
+            f"too few white cells for {what}: {n_counted} counted, "
             f"at least {min_cells} needed"
         )
     return DifferentialCount(
@@ -214,4 +245,6 @@ def differential_count(
         reason=reason,
         min_cells=min_cells,
         excluded=excluded_t,
+        kind=kind,
+        note=note,
     )

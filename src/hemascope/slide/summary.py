@@ -9,19 +9,12 @@ import numpy as np
 import pandas as pd
 
 from hemascope.classes import RESEARCH_USE_ONLY
-from hemascope.errors import HemascopeError, InvalidInputError
+from hemascope.errors import InvalidInputError
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
-from hemascope.slide.bag_model import list_bag_models, load_bag_model
+from hemascope.slide.applicability import applicable_bag_models, resolve_slide_models
+from hemascope.slide.bag_model import load_bag_model
 from hemascope.slide.differential import DEFAULT_MIN_CELLS, DifferentialCount, differential_count
-from hemascope.slide.subtype import (
-    SubtypePrediction,
-    abstention,
-    fits_cell_model,
-    predict_subtype,
-)
-
-#: Bag models run by default, side by side: gated attention MIL first, mean pooling beside it.
-DEFAULT_BAG_MODELS: tuple[str, ...] = ("aml-subtype-demo", "aml-subtype-demo-mean")
+from hemascope.slide.subtype import SubtypePrediction, predict_subtype
 
 
 @dataclass(frozen=True)
@@ -56,37 +49,29 @@ class SlideSummary:
         }
 
 
-def check_bag_models(models: Sequence[str], cell_card: object) -> None:
+def check_bag_models(models: Sequence[str] | str | None, cell_card: object) -> list[str]:
     """Refuse, before any work, bag models that read another cell model's embeddings.
-
-    The default models (:data:`DEFAULT_BAG_MODELS`) are exempt: :func:`summarize` makes them
-    abstain instead. Models that are not installed are left to fail where they are loaded.
 
     Parameters
     ----------
-    models : sequence of str
-        Bag model names or card paths that will run.
+    models : sequence of str, str or None
+        Bag model names or card paths to run; ``None`` applies the rule of
+        :mod:`hemascope.slide.applicability` (every fitting non-demo registry model), ``"none"``
+        runs none.
     cell_card : ModelCard
         Card of the cell model that will classify and embed the cells.
+
+    Returns
+    -------
+    list of str
+        The bag models that will run.
 
     Raises
     ------
     InvalidInputError
-        Naming the cell model the bag model needs.
+        Naming the cell model a named bag model needs.
     """
-    if tuple(models) == DEFAULT_BAG_MODELS:
-        return
-    for name in models:
-        try:
-            card = load_bag_model(name).card
-        except HemascopeError:
-            continue
-        if not fits_cell_model(card, getattr(cell_card, "sha256", None)):
-            raise InvalidInputError(
-                f"bag model {card.name!r} reads the embeddings of cell model "
-                f"{card.embedding_model!r} v{card.embedding_version}, not of "
-                f"{getattr(cell_card, 'name', '?')!r}; set cell_model = {card.embedding_model!r}"
-            )
+    return resolve_slide_models(models, cell_card)[0]
 
 
 def summarize(
@@ -97,6 +82,8 @@ def summarize(
     min_cells: int = DEFAULT_MIN_CELLS,
     min_blasts: int | None = None,
     cell_model_sha256: str | None = None,
+    cell_model: object = None,
+    classes: Sequence[str] | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> SlideSummary:
@@ -109,10 +96,10 @@ def summarize(
     embeddings : numpy.ndarray, optional
         ``(n_cells, D)`` cell embeddings; without them no subtype is predicted.
     models : sequence of str, optional
-        Bag models to run side by side (names or card paths); empty for none. ``None`` (or
-        exactly :data:`DEFAULT_BAG_MODELS`) runs the default models that are installed, and a
-        default model trained on another cell model's embeddings abstains (with the reason)
-        instead of raising; other names must exist and fit the embeddings.
+        Bag models to run side by side (names or card paths; each must fit the embeddings);
+        empty for none. ``None`` applies the rule of :mod:`hemascope.slide.applicability`: every
+        registry bag model trained on the cell model that made the embeddings (``cell_model``, or
+        ``cell_model_sha256``) and not SYNTHETIC/DEMO; with neither given, none.
     min_cells : int, optional
         Minimum-cell rule of the differential count.
     min_blasts : int, optional
@@ -120,6 +107,10 @@ def summarize(
     cell_model_sha256 : str, optional
         sha256 of the cell model that made ``embeddings`` (checked against each bag model's card;
         pass it so that a retrained cell model is never mixed with an older bag model).
+    cell_model : ModelCard, optional
+        Card of the cell model (its sha256 and classes are used when the others are not given).
+    classes : sequence of str, optional
+        The cell model's classes (see :func:`~hemascope.slide.differential.differential_count`).
     progress, cancel : optional
         Progress callback and cancel token (see :mod:`hemascope.progress`).
 
@@ -136,35 +127,28 @@ def summarize(
     """
     if not isinstance(cells_table, pd.DataFrame) or "class" not in cells_table.columns:
         raise InvalidInputError("summarize needs a cell table with a 'class' column")
-    lenient = models is None or tuple(models) == DEFAULT_BAG_MODELS
-    if lenient:
-        installed = set(list_bag_models())
-        models = [name for name in DEFAULT_BAG_MODELS if name in installed]
+    if cell_model is not None:
+        cell_model_sha256 = cell_model_sha256 or getattr(cell_model, "sha256", None) or None
+        classes = classes if classes is not None else getattr(cell_model, "classes", None)
+    if models is None:
+        identity = cell_model if cell_model is not None else cell_model_sha256
+        models = applicable_bag_models(identity) if identity else []
     model_list = list(models) if embeddings is not None else []
     total = 1 + len(model_list)
-    differential = differential_count(cells_table["class"].astype(str), min_cells=min_cells)
+    differential = differential_count(cells_table["class"].astype(str), min_cells=min_cells,
+                                      classes=classes)
     report(progress, 1, total, "differential count")
     subtypes = []
     for i, name in enumerate(model_list, start=2):
         check_cancelled(cancel)
-        bag_model = load_bag_model(name)
-        width = np.shape(embeddings)[1] if np.ndim(embeddings) == 2 else None
-        fits = fits_cell_model(bag_model.card, cell_model_sha256)
-        if lenient and (width != bag_model.card.embedding_dim or not fits):
-            reason = (
-                f"not applicable: {name} needs embeddings of cell model "
-                f"{bag_model.card.embedding_model!r} ({bag_model.card.embedding_dim} features)"
+        subtypes.append(
+            predict_subtype(
+                cells_table,
+                embeddings,
+                load_bag_model(name),
+                min_blasts=min_blasts,
+                cell_model_sha256=cell_model_sha256,
             )
-            subtypes.append(abstention(bag_model.card, cells_table, reason))
-        else:
-            subtypes.append(
-                predict_subtype(
-                    cells_table,
-                    embeddings,
-                    bag_model,
-                    min_blasts=min_blasts,
-                    cell_model_sha256=cell_model_sha256,
-                )
-            )
+        )
         report(progress, i, total, f"bag model {name}")
     return SlideSummary(differential=differential, subtypes=subtypes)
