@@ -74,17 +74,29 @@ def describe_result(result: Any, truth: Any = None) -> str:
         lines.append(line)
     if diff.get("sufficient") is False:
         lines.append(f"  note: {diff.get('reason')}")
+    if diff.get("note"):
+        lines.append(f"  note: {diff.get('note')}")
+    excluded = {k: v for k, v in counts.items() if k in (diff.get("excluded") or []) and v}
+    if excluded:
+        lines.append("  not counted (not white cells / not classified): "
+                     + ", ".join(f"{CLASS_LABELS.get(k, k).lower()} {v}" for k, v in excluded.items()))
     low, high = (diff.get("blast_ci") or [None, None])[:2]
     ci = f" (95% CI {_pct(low)}–{_pct(high)})" if low is not None else ""
     blasts = f"Blasts: {_pct(diff.get('blast_percent'))}{ci}"
     if truth is not None:
         blasts += f"; truth {_pct(true.get('blast_percent'))}"
     lines.append(blasts)
-    for sub in result.subtypes or ([result.subtype] if result.subtype else []):
-        probs = ", ".join(f"{k} {v:.2f}" for k, v in (sub.get("probabilities") or {}).items() if v is not None)
+    subs = result.subtypes or ([result.subtype] if result.subtype else [])
+    for sub in subs:
+        probs = ", ".join(f"{k} {v:.2f}" for k, v in (sub.get("probabilities") or {}).items()
+                          if isinstance(v, (int, float)) and not math.isnan(v))
         answer = f"abstained ({sub.get('reason')})" if sub.get("abstained") else f"{sub.get('label')}"
         demo = " [SYNTHETIC/DEMO model]" if sub.get("demo") else ""
         lines.append(f"Subtype ({sub.get('model')} v{sub.get('version')}{demo}): {answer}" + (f" — {probs}" if probs else ""))
+    if not subs:
+        from hemascope.export.report import no_slide_model_text
+
+        lines.append(f"Subtype: {no_slide_model_text(result)}")
     if truth is not None:
         lines.append(f"Subtype truth (generator): {truth.subtype}")
     cell = (result.provenance.get("models") or {}).get("cell", {})
@@ -94,37 +106,36 @@ def describe_result(result: Any, truth: Any = None) -> str:
     return "\n".join(lines)
 
 
-def _demo_config(path: str | None) -> Any:
-    """The settings of the demo: ``path``, else the defaults with the demo cell model.
+#: The SYNTHETIC/DEMO cell model the sample slide is classified with (trained on generated cells).
+DEMO_CELL_MODEL = "wbc-demo"
 
-    The sample slide is synthetic, so the demo classifies it with the cell model that the default
-    (SYNTHETIC/DEMO) subtype models were trained on — the one named in their cards, ``wbc-demo``,
-    trained on generated cells — when it is installed; bag models that are not installed are left out.
+
+def _demo_config(path: str | None) -> Any:
+    """The settings of the demo: ``path``, else the defaults with the demo models.
+
+    The sample slide is synthetic, so the demo classifies it with the SYNTHETIC/DEMO cell model
+    ``wbc-demo`` (trained on generated cells) and runs every slide model trained on its embeddings
+    — the demo models included, which a real-data run never shows (see
+    :mod:`hemascope.slide.applicability`). Without ``wbc-demo`` installed it falls back to the
+    defaults (no demo slide model then applies).
     """
     from dataclasses import replace
 
     from hemascope.config import load_config
     from hemascope.models import list_models
-    from hemascope.slide import list_bag_models, load_bag_model
-    from hemascope.slide.summary import DEFAULT_BAG_MODELS
+    from hemascope.slide.applicability import applicable_bag_models
 
     config = load_config(path)
     if path is not None:
         return config
-    installed = set(list_bag_models())
-    available = [m for m in DEFAULT_BAG_MODELS if m in installed]
-    if len(available) < len(DEFAULT_BAG_MODELS):
-        missing = sorted(set(DEFAULT_BAG_MODELS) - installed)
-        print(f"note: slide-level model(s) {', '.join(missing)} not installed; "
-              + ("no subtype prediction" if not available else f"using {available[0]}"))
-        config = replace(config, slide_model=available[0] if available else "none")
-    if available:
-        cell_model = load_bag_model(available[0]).card.embedding_model
-        if cell_model != config.cell_model and cell_model in {c.name for c in list_models()}:
-            print(f"note: cell model {cell_model} (SYNTHETIC/DEMO, trained on generated cells like "
-                  "the sample slide; not for real smears)")
-            config = replace(config, cell_model=cell_model)
-    return config
+    cards = {c.name: c for c in list_models()}
+    if DEMO_CELL_MODEL not in cards:
+        print(f"note: the demo cell model {DEMO_CELL_MODEL} is not installed; using {config.cell_model}")
+        return config
+    names = applicable_bag_models(cards[DEMO_CELL_MODEL], include_demo=True)
+    print(f"note: cell model {DEMO_CELL_MODEL} (SYNTHETIC/DEMO, trained on generated cells like "
+          "the sample slide; not for real smears)")
+    return replace(config, cell_model=DEMO_CELL_MODEL, slide_model=",".join(names) if names else "none")
 
 
 def _truth(path: Path) -> Any:
@@ -148,8 +159,10 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.progress import tqdm_progress
     from hemascope.synthetic import sample_slide_path
 
+    from hemascope.cli._contract import check_output_dir
+
     t0 = time.perf_counter()
-    out = Path(args.out)
+    out = check_output_dir(args.out)
     config = _demo_config(args.config)
     path = sample_slide_path()
     with open_slide(path) as slide:

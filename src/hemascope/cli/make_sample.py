@@ -109,9 +109,14 @@ def parse_stain_shift(text: str | None, seed: int) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the slide and print where the files went."""
+    from hemascope.cli._contract import check_output_file
+    from hemascope.errors import InvalidInputError
     from hemascope.progress import tqdm_progress
     from hemascope.synthetic import SmearSpec, make_smear, truth_paths
 
+    check_output_file(args.out, option="OUT")
+    if args.workers < 1:
+        raise InvalidInputError(f"--workers must be >= 1, got {args.workers}")
     spec = SmearSpec(
         size=(args.size, args.size),
         mpp=args.mpp,

@@ -98,7 +98,7 @@ def _not_fitting_reason(card: BagModelCard, cell: Any) -> str:
 def _registry_cards() -> list[BagModelCard]:
     """The cards of the registry's bag models (cards only: no weights are read)."""
     cards = []
-    for name in list_bag_models():
+    for name in sorted(list_bag_models(), key=lambda n: n.split("-")):
         try:
             data = json.loads((_bag_model.WEIGHTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
             cards.append(BagModelCard.from_dict(data))
@@ -133,7 +133,8 @@ def slide_model_choices(cell: Any, *, include_demo: bool = False) -> list[SlideM
                 card.embedding_model, card.demo))
         else:
             choices.append(SlideModelChoice(card.name, True, "", card.embedding_model, card.demo))
-    return sorted(choices, key=lambda c: not c.runs)
+    # a model before its variants ("apl" before "apl-mean"), those that run first
+    return sorted(choices, key=lambda c: (not c.runs, c.model.split("-")))
 
 
 def applicable_bag_models(cell: Any, *, include_demo: bool = False) -> list[str]:
