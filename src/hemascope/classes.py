@@ -30,6 +30,11 @@ CLASS_LABELS: dict[str, str] = {
     "neutrophil": "Neutrophil",
     "platelet": "Platelet",
     "blast": "Blast",
+    "nonblast": "Non-blast",
+    "Benign": "Benign",
+    "Early": "Early pre-B ALL",
+    "Pre": "Pre-B ALL",
+    "Pro": "Pro-B ALL",
     "unclassified": "Unclassified",
 }
 
@@ -44,6 +49,12 @@ CLASS_COLORS: dict[str, str] = {
     "neutrophil": "#a6cee3",
     "platelet": "#cab2d6",
     "blast": "#e31a1c",
+    # classes of the cell models that are not white-cell types (blast: binary; taleqani-cells: B-ALL stage)
+    "nonblast": "#1b9e9e",
+    "Benign": "#66c2a5",
+    "Early": "#fc8d62",
+    "Pre": "#8da0cb",
+    "Pro": "#e78ac3",
     "unclassified": "#999999",
 }
 

@@ -79,5 +79,5 @@ def test_cohort_refuses_a_bag_model_of_another_cell_model_before_any_slide(smear
     code = main(["analyze", *map(str, smear_paths[:2]), "--out", str(out), "--config", str(cfg), "--quiet"])
     assert code == 2
     err = capsys.readouterr().err.strip()
-    assert "cell_model = 'wbc-demo'" in err and len(err.splitlines()) == 1
+    assert "use cell model 'wbc-demo'" in err and len(err.splitlines()) == 1
     assert not out.exists()  # refused before any slide was started

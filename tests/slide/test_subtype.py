@@ -116,47 +116,41 @@ def test_summarize_runs_models_side_by_side(trained_attention):
         summarize(pd.DataFrame({"x": [1]}))
 
 
-def test_default_models_are_lenient(trained_attention, tmp_path, monkeypatch):
-    """models=None runs the installed defaults; one built on another cell model abstains."""
+def test_default_models_follow_the_applicability_rule(trained_attention, tmp_path, monkeypatch):
+    """models=None runs the registry models trained on this cell model (sha256), never demo ones."""
     import shutil
 
     import hemascope.slide.bag_model as bag_model_module
-    from hemascope.slide.summary import DEFAULT_BAG_MODELS
 
     path, _ = trained_attention
     card = json.loads(path.read_text())
-    card["name"] = DEFAULT_BAG_MODELS[0]
-    card["weights"] = f"{card['name']}.safetensors"
+    card.update(name="fits", weights="fits.safetensors", embedding_sha256="a" * 64, demo=False)
     shutil.copy(path.with_suffix(".safetensors"), tmp_path / card["weights"])
-    (tmp_path / f"{card['name']}.json").write_text(json.dumps(card))
+    (tmp_path / "fits.json").write_text(json.dumps(card))
     monkeypatch.setattr(bag_model_module, "WEIGHTS_DIR", tmp_path)
     table, emb = _slide(0, 40, 20)
-    summary = summarize(table, emb)
-    assert [s.model for s in summary.subtypes] == [DEFAULT_BAG_MODELS[0]]
-    assert not summary.subtype.abstained
-    other = np.zeros((len(table), DIM + 3), np.float32)
-    lenient = summarize(table, other)
-    assert lenient.subtype.abstained and "not applicable" in lenient.subtype.reason
-    assert summarize(table, other, models=DEFAULT_BAG_MODELS).subtype.abstained
-    with pytest.raises(InvalidInputError):
-        summarize(table, other, models=[DEFAULT_BAG_MODELS[0]])
-    # a retrained cell model (another sha256) is never mixed with an older bag model
-    card["embedding_sha256"] = "a" * 64
-    (tmp_path / f"{card['name']}.json").write_text(json.dumps(card))
-    stale = summarize(table, emb, cell_model_sha256="b" * 64)
-    assert stale.subtype.abstained and "not applicable" in stale.subtype.reason
-    assert not summarize(table, emb, cell_model_sha256="a" * 64).subtype.abstained
+    summary = summarize(table, emb, cell_model_sha256="a" * 64)
+    assert [s.model for s in summary.subtypes] == ["fits"] and not summary.subtype.abstained
+    # another cell model (a retrained one: another sha256) runs nothing by default ...
+    assert summarize(table, emb, cell_model_sha256="b" * 64).subtypes == []
+    # ... and an explicitly named model that does not fit is refused
     with pytest.raises(InvalidInputError, match="trained on embeddings"):
-        predict_subtype(table, emb, DEFAULT_BAG_MODELS[0], cell_model_sha256="b" * 64)
+        predict_subtype(table, emb, "fits", cell_model_sha256="b" * 64)
     with pytest.raises(InvalidInputError, match="trained on embeddings"):
-        summarize(table, emb, models=[DEFAULT_BAG_MODELS[0]], cell_model_sha256="b" * 64)
+        summarize(table, emb, models=["fits"], cell_model_sha256="b" * 64)
+    # without knowing the cell model nothing is run by default
+    assert summarize(table, emb).subtypes == []
+    # a SYNTHETIC/DEMO model never answers on a real-data run by default
+    card["demo"] = True
+    (tmp_path / "fits.json").write_text(json.dumps(card))
+    assert summarize(table, emb, cell_model_sha256="a" * 64).subtypes == []
 
 
 def test_check_bag_models_refuses_another_cell_model_before_any_work(trained_attention, tmp_path):
     import shutil
     from types import SimpleNamespace
 
-    from hemascope.slide.summary import DEFAULT_BAG_MODELS, check_bag_models
+    from hemascope.slide.summary import check_bag_models
 
     path, _ = trained_attention
     card = json.loads(path.read_text())
@@ -165,7 +159,8 @@ def test_check_bag_models_refuses_another_cell_model_before_any_work(trained_att
         shutil.copy2(file, tmp_path / file.name)
     pinned = tmp_path / path.name
     pinned.write_text(json.dumps(card))
-    check_bag_models([str(pinned)], SimpleNamespace(name="right", sha256="a" * 64))
-    with pytest.raises(InvalidInputError, match="set cell_model = 'synthetic'"):
+    assert check_bag_models([str(pinned)], SimpleNamespace(name="right", sha256="a" * 64)) == [str(pinned)]
+    with pytest.raises(InvalidInputError, match="use cell model 'synthetic'"):
         check_bag_models([str(pinned)], SimpleNamespace(name="wrong", sha256="b" * 64))
-    check_bag_models(DEFAULT_BAG_MODELS, SimpleNamespace(name="wrong", sha256="b" * 64))
+    assert check_bag_models(None, SimpleNamespace(name="wrong", sha256="b" * 64)) == []
+    assert check_bag_models("none", SimpleNamespace(name="right", sha256="a" * 64)) == []

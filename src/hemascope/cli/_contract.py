@@ -67,7 +67,7 @@ def check_output_file(path: str | Path, *, option: str = "--out") -> Path:
     """
     path = Path(path)
     if path.is_dir():
-        raise InvalidInputError(f"{option} {path}: is a folder, expected a file name")
+        raise InvalidInputError(f"{option} {path}: is a directory, expected a file name")
     _check_writable_dir(path.parent if str(path.parent) else Path("."), "a file", option)
     return path
 
@@ -82,6 +82,6 @@ def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise InvalidInputError(f"{option} {path}: is a file, expected a folder")
+        raise InvalidInputError(f"{option} {path}: is a file, expected a directory")
     _check_writable_dir(path, "results", option)
     return path

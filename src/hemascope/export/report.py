@@ -83,6 +83,10 @@ def no_slide_model_text(result: SlideResult) -> str:
     for choice in choices:
         name = choice.get("model", "?") + (" [demo]" if choice.get("demo") else "")
         fits.setdefault(str(choice.get("embedding_model") or "?"), []).append(name)
+    demo_only = [c.get("model") for c in choices if c.get("embedding_model") == cell and c.get("demo")]
+    if demo_only and cell in fits and all(c.get("demo") for c in choices if c.get("embedding_model") == cell):
+        return (f"only SYNTHETIC/DEMO slide models fit cell model {cell!r} ({', '.join(map(str, demo_only))}): "
+                "not run by default (name one explicitly, or run `hemascope demo`)")
     text = f"no slide-level model applies to cell model {cell!r}"
     if fits:
         text += "; slide models exist for: " + "; ".join(

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 WHOLE_SMEAR = "whole smear"
 DEFAULT_MODEL = "(default)"
+NO_MODEL = "none"
+#: Cell model the dock starts with (the real-data white-cell classifier).
+DEFAULT_CELL_MODEL = "wbc"
+MARKER_STYLES = ("outline", "dot")
 
 
 def slide_of_layer(layer: Any) -> Any:
@@ -124,10 +128,20 @@ class AnalyzeWidget(QWidget):
         model_row.addWidget(browse)
         self.cell_model_combo = QComboBox()
         self.cell_model_combo.setEditable(True)
-        self.cell_model_combo.addItems(self._cell_models())
+        cell_models = self._cell_models()
+        self.cell_model_combo.addItems(cell_models)
+        if DEFAULT_CELL_MODEL in cell_models:
+            self.cell_model_combo.setCurrentText(DEFAULT_CELL_MODEL)
         self.slide_model_combo = QComboBox()
         self.slide_model_combo.setEditable(True)
-        self.slide_model_combo.addItems([DEFAULT_MODEL, "none", *self._slide_models()])
+        self.slide_model_note = QLabel("")
+        self.slide_model_note.setWordWrap(True)
+        self.slide_model_note.setStyleSheet("color: #888888;")
+        self.cell_model_combo.currentTextChanged.connect(self._cell_model_changed)
+        self._cell_model_changed(self.cell_model_combo.currentText())
+        self.marker_combo = QComboBox()
+        self.marker_combo.addItems(MARKER_STYLES)
+        self.marker_combo.currentTextChanged.connect(self._marker_style_changed)
         self.device_combo = QComboBox()
         self.device_combo.addItems(available_devices())
         self.batch_spin = QSpinBox()
@@ -141,8 +155,10 @@ class AnalyzeWidget(QWidget):
         form.addRow("cellpose model", model_row)
         form.addRow("cell model", self.cell_model_combo)
         form.addRow("slide model", self.slide_model_combo)
+        form.addRow("", self.slide_model_note)
         form.addRow("device", self.device_combo)
         form.addRow("batch size", self.batch_spin)
+        form.addRow("cell markers", self.marker_combo)
 
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
@@ -173,17 +189,55 @@ class AnalyzeWidget(QWidget):
     # --- choices ------------------------------------------------------------------------------
     @staticmethod
     def _cell_models() -> list[str]:
+        """Registry cell classifiers only (bag models are picked below, by the cell model)."""
         from hemascope.models import list_models
         from hemascope.slide import list_bag_models
 
         bags = set(list_bag_models())
-        return [card.name for card in list_models() if card.name not in bags] or ["wbc"]
+        names = [c.name for c in list_models() if c.kind == "cell" and c.name not in bags]
+        return names or [DEFAULT_CELL_MODEL]
 
     @staticmethod
-    def _slide_models() -> list[str]:
-        from hemascope.slide import list_bag_models
+    def _slide_models(cell_model: str) -> tuple[list[str], list[str]]:
+        """``(fitting, default)``: slide models trained on ``cell_model``'s embeddings, and those run by default."""
+        from hemascope.errors import HemascopeError
+        from hemascope.models import list_models
+        from hemascope.slide.applicability import slide_model_choices
 
-        return list_bag_models()
+        card = next((c for c in list_models() if c.name == cell_model), None)
+        if card is None:
+            try:
+                from hemascope.models import load_model
+
+                card = load_model(cell_model, device="cpu").card
+            except HemascopeError:
+                return [], []
+        choices = [c for c in slide_model_choices(card, include_demo=True) if c.runs]
+        default = [c.model for c in slide_model_choices(card) if c.runs]
+        return [c.model for c in choices], default
+
+    def _cell_model_changed(self, name: str) -> None:
+        fitting, default = self._slide_models(name.strip())
+        current = self.slide_model_combo.currentText()
+        self.slide_model_combo.blockSignals(True)
+        self.slide_model_combo.clear()
+        self.slide_model_combo.addItems([DEFAULT_MODEL, NO_MODEL, *fitting])
+        self.slide_model_combo.setCurrentText(current if current in (DEFAULT_MODEL, NO_MODEL, *fitting)
+                                              else DEFAULT_MODEL)
+        self.slide_model_combo.blockSignals(False)
+        if default:
+            note = f"default runs: {', '.join(default)}"
+        elif fitting:
+            note = f"default runs none (only SYNTHETIC/DEMO models fit {name}: {', '.join(fitting)})"
+        else:
+            note = f"no slide-level model is trained on {name or 'this cell model'}'s cells"
+        self.slide_model_note.setText(note)
+
+    def _marker_style_changed(self, style: str) -> None:
+        from hemascope.napari.layers import CELLS_LAYER_NAME, set_marker_style
+
+        if CELLS_LAYER_NAME in self.viewer.layers:
+            set_marker_style(self.viewer.layers[CELLS_LAYER_NAME], style)
 
     def _segmenter_changed(self, name: str) -> None:
         self.cellpose_model.setEnabled(name == "cellpose")
@@ -213,7 +267,7 @@ class AnalyzeWidget(QWidget):
         return analysis_config(
             segmenter=self.segmenter_combo.currentText(),
             segmenter_model=self.cellpose_model.text().strip() or None,
-            cell_model=self.cell_model_combo.currentText().strip() or "wbc",
+            cell_model=self.cell_model_combo.currentText().strip() or DEFAULT_CELL_MODEL,
             slide_model=None if slide_model in ("", DEFAULT_MODEL) else slide_model,
             device=self.device_combo.currentText(),
             batch_size=self.batch_spin.value(),
@@ -262,10 +316,20 @@ class AnalyzeWidget(QWidget):
         if isinstance(result, UserError):
             self._on_error(result.error)
             return
+        from hemascope.export.report import no_slide_model_text, subtype_line, subtypes_of
+        from hemascope.napari.layers import CELLS_LAYER_NAME, set_marker_style
+
         self.result = result
-        show_results(self.viewer, result)
+        try:
+            show_results(self.viewer, result)
+            if CELLS_LAYER_NAME in self.viewer.layers:
+                set_marker_style(self.viewer.layers[CELLS_LAYER_NAME], self.marker_combo.currentText())
+        except Exception as exc:  # noqa: BLE001 - the status must never stay at "analysing"
+            self.status.setText(f"error showing the result: {type(exc).__name__}: {exc}")
+            raise
         self.progress_bar.setValue(1000)
-        self.status.setText(f"done: {result.n_cells} cells")
+        answers = [subtype_line(s) for s in subtypes_of(result)] or [no_slide_model_text(result)]
+        self.status.setText(f"done: {result.n_cells} cells\n" + "\n".join(answers))
 
     def _on_error(self, exc: BaseException) -> None:
         from hemascope.errors import Cancelled

@@ -1,7 +1,7 @@
 """The Cell gallery dock: thumbnails by class, click to go to a cell, number keys to reclassify.
 
-Keys ``1``–``9`` set the selected cell to the n-th class of :data:`hemascope.classes.CELL_CLASSES`
-(``0``: unclassified); the cells layer's features and colours follow. "Save reviewed…" writes the
+Keys ``1``–``9`` set the selected cell to the n-th class of the result's cell model (the white-cell
+classes of :data:`hemascope.classes.CELL_CLASSES` for ``wbc``; ``0``: unclassified); the cells layer's features and colours follow. "Save reviewed…" writes the
 reviewed cells as crops plus a CSV for ``hemascope train cells``. The logic lives in
 :mod:`hemascope.napari.review`.
 """
@@ -50,6 +50,21 @@ ICONS_PER_TICK = 8
 KEY_CLASSES = {str(i + 1): c for i, c in enumerate(CELL_CLASSES)} | {"0": "unclassified"}
 
 
+def key_classes(classes: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Number key → class for a cell model's classes (``0``: unclassified)."""
+    return {str(i + 1): c for i, c in enumerate(list(classes)[:9])} | {"0": "unclassified"}
+
+
+def result_classes(result: Any) -> list[str]:
+    """The classes of the cell model a result was made with (``wbc``'s when not recorded)."""
+    cell = ((getattr(result, "provenance", None) or {}).get("models") or {}).get("cell") or {}
+    return list(cell.get("classes") or CELL_CLASSES)
+
+
+def _keys_help(keys: dict[str, str]) -> str:
+    return "click: go to cell · keys " + ", ".join(f"{k}={CLASS_LABELS.get(c, c)}" for k, c in keys.items())
+
+
 def _framed_icon(image: np.ndarray, cls: str) -> QIcon:
     """A thumbnail with a 3-pixel frame in the class colour."""
     rows, cols = image.shape[:2]
@@ -96,8 +111,8 @@ class GalleryWidget(QWidget):
         self._placeholder = QIcon(placeholder)  # until the thumbnail is read
         self.list.itemClicked.connect(self._on_clicked)
         self.list.installEventFilter(self)
-        self.help = QLabel("click: go to cell · keys " + ", ".join(
-            f"{k}={CLASS_LABELS[c]}" for k, c in KEY_CLASSES.items()))
+        self.keys = dict(KEY_CLASSES)
+        self.help = QLabel(_keys_help(self.keys))
         self.help.setWordWrap(True)
         self.save_button = QPushButton("Save reviewed…")
         self.save_button.clicked.connect(self._save_dialog)
@@ -142,9 +157,12 @@ class GalleryWidget(QWidget):
         self.class_combo.clear()
         self.sort_combo.clear()
         if layer is not None:
-            present = set(layer.features["class"].astype(str))
-            self.class_combo.addItems([ALL_CLASSES] + [c for c in (*CELL_CLASSES, "unclassified")
-                                                       if c in present])
+            classes = result_classes(layer.metadata[META_RESULT])
+            self.keys = key_classes(classes)
+            self.help.setText(_keys_help(self.keys))
+            present = list(dict.fromkeys(layer.features["class"].astype(str)))
+            order = [c for c in (*classes, "unclassified") if c in present]
+            self.class_combo.addItems([ALL_CLASSES, *order, *(c for c in present if c not in order)])
             self.sort_combo.addItems(sort_columns(layer.features) or ["table order"])
         self.class_combo.blockSignals(False)
         self.sort_combo.blockSignals(False)
@@ -221,8 +239,8 @@ class GalleryWidget(QWidget):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
         """Number keys on the thumbnail list reclassify the selected cell."""
-        if obj is self.list and event.type() == QEvent.Type.KeyPress and event.text() in KEY_CLASSES:
-            self.reclassify_selected(KEY_CLASSES[event.text()])
+        if obj is self.list and event.type() == QEvent.Type.KeyPress and event.text() in self.keys:
+            self.reclassify_selected(self.keys[event.text()])
             return True
         return super().eventFilter(obj, event)
 

@@ -26,6 +26,10 @@ CELLS_LAYER_NAME = "cells"
 CENTROID_COLUMNS = ("row", "col")
 #: Diameter (µm) drawn for cells whose table has no ``area_um2``.
 DEFAULT_CELL_DIAMETER_UM = 12.0
+#: An outline marker is this much wider than the cell, so the ring lies around it, not on it.
+OUTLINE_MARGIN = 1.45
+#: Diameter (µm) of a dot marker (small enough to leave the cell visible at review zoom).
+DOT_DIAMETER_UM = 3.0
 #: Metadata key under which layers keep the objects widgets need (slide, result).
 META_SLIDE = "hemascope_slide"
 META_RESULT = "hemascope_result"
@@ -159,7 +163,8 @@ def cells_layer_data(
     features["class"] = features["class"].fillna("unclassified").astype(str)
     coords = features[list(CENTROID_COLUMNS)].to_numpy(dtype=float)
     scale = physical_scale(mpp)
-    size_px = cell_diameters_um(features) / scale[0]
+    size_px = OUTLINE_MARGIN * cell_diameters_um(features) / scale[0]
+    present = list(dict.fromkeys(features["class"]))
     kwargs = {
         "name": name,
         "features": features,
@@ -169,10 +174,38 @@ def cells_layer_data(
         "size": size_px,
         "scale": scale,
         "units": _units(mpp),
-        "opacity": 0.9,
-        "metadata": {"legend": legend(), "mpp": mpp, **(metadata or {})},
+        "opacity": 0.85,
+        "metadata": {"legend": legend_of(present), "mpp": mpp, "marker_style": "outline",
+                     **(metadata or {})},
     }
     return (coords, kwargs, "points")
+
+
+def legend_of(classes: Sequence[str]) -> dict[str, str]:
+    """``{class: hex colour}`` for the classes of a result, palette order first, then the others."""
+    from hemascope.classes import class_color
+
+    known = [c for c in CLASS_COLORS if c in classes]
+    return {c: class_color(c) for c in (*known, *(c for c in classes if c not in CLASS_COLORS))}
+
+
+def set_marker_style(layer: Any, style: str) -> None:
+    """Draw a cells Points layer as rings around the cells (``"outline"``) or small dots (``"dot"``).
+
+    Outlines are wider than the cells so the cell itself stays visible at review zoom; dots are
+    :data:`DOT_DIAMETER_UM` wide whatever the zoom level.
+    """
+    if style not in ("outline", "dot"):
+        raise InvalidInputError(f"marker style must be 'outline' or 'dot', got {style!r}")
+    mpp = layer.metadata.get("mpp")
+    px = physical_scale(mpp)[0]
+    if style == "outline":
+        layer.symbol = "ring"
+        layer.size = OUTLINE_MARGIN * cell_diameters_um(layer.features) / px
+    else:
+        layer.symbol = "disc"
+        layer.size = DOT_DIAMETER_UM / px
+    layer.metadata = {**layer.metadata, "marker_style": style}
 
 
 def with_attention(cells: pd.DataFrame, subtype: dict[str, Any] | None) -> pd.DataFrame:
@@ -261,13 +294,16 @@ def blast_heatmap(
 def heatmap_layer_data(
     cells: pd.DataFrame, shape: tuple[int, int], mpp: float | None, *, bin_um: float = 100.0
 ) -> LayerDataTuple:
-    """An Image layer of :func:`blast_heatmap` (magma colormap, half opacity, limits 0–1)."""
+    """An Image layer of :func:`blast_heatmap`: hidden at first (tick it in the layer list), then
+    translucent (magma colormap, limits 0–1, smooth interpolation) so the smear shows through."""
     heat, size, offset = blast_heatmap(cells, shape, mpp, bin_um=bin_um)
     kwargs = {
         "name": "blast probability",
         "colormap": "magma",
-        "opacity": 0.5,
-        "blending": "additive",
+        "opacity": 0.35,
+        "visible": False,
+        "interpolation2d": "linear",
+        "blending": "translucent",
         "contrast_limits": (0.0, 1.0),
         "scale": (size, size),
         "translate": (offset, offset),

@@ -33,9 +33,17 @@ def subtype_summary(subtype: dict[str, Any] | None) -> str:
     if not subtype:
         return "subtype: not predicted"
     model = subtype.get("model", "?")
-    if subtype.get("abstained"):
+    if subtype.get("abstained") or subtype.get("label") is None:
         return f"subtype ({model}): ABSTAINED — {subtype.get('reason') or 'low evidence'}"
     return f"subtype ({model}): {subtype.get('label')}"
+
+
+def slide_level_lines(result: Any) -> list[str]:
+    """One line per slide model (answer or abstention), or why no slide model applies."""
+    from hemascope.export.report import no_slide_model_text, subtype_line, subtypes_of
+
+    subs = subtypes_of(result)
+    return [subtype_line(s) for s in subs] if subs else [no_slide_model_text(result)]
 
 
 def differential_rows(differential: dict[str, Any]) -> list[tuple[str, int, str, str]]:
@@ -78,9 +86,9 @@ class ReportWidget(QWidget):
         self.table = QTableWidget(0, len(TABLE_HEADERS))
         self.table.setHorizontalHeaderLabels(TABLE_HEADERS)
         self.table.verticalHeader().setVisible(False)
-        self.figure = Figure(figsize=(4, 6), layout="constrained")
+        self.figure = Figure(figsize=(4, 5.5), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(420)
+        self.canvas.setMinimumHeight(380)
         layout = QVBoxLayout(self)
         for widget in (self.notice, self.summary, self.blast, self.subtype, self.models,
                        self.table, self.canvas):
@@ -99,18 +107,30 @@ class ReportWidget(QWidget):
 
     def set_result(self, result: Any) -> None:
         """Show the report of a :class:`~hemascope.results.SlideResult`."""
-        from hemascope.export.report import models_caption, plot_differential, plot_subtype
+        from hemascope.export.report import (
+            excluded_text,
+            models_caption,
+            no_slide_model_text,
+            plot_differential,
+            plot_subtype,
+            subtypes_of,
+        )
 
         self.result = result
         diff = result.differential or {}
         name = str(result.slide.get("path") or "slide").rsplit("/", 1)[-1]
         self.summary.setText(f"{name}: {result.n_cells} cells, {diff.get('n_counted', '?')} counted")
         ci = diff.get("blast_ci") or (None, None)
-        text = f"blasts: {_fmt(diff.get('blast_percent'))}% (95% CI {_fmt(ci[0])}–{_fmt(ci[1])})"
-        if diff.get("sufficient") is False:
-            text += f" — {diff.get('reason') or 'too few cells'}"
+        if diff.get("blast_percent") is None and "blast" not in (diff.get("counts") or {}):
+            text = "blasts: not counted by this cell model"
+        else:
+            text = f"blasts: {_fmt(diff.get('blast_percent'))}% (95% CI {_fmt(ci[0])}–{_fmt(ci[1])})"
+        notes = [diff.get("reason") if diff.get("sufficient") is False else "", diff.get("note") or "",
+                 excluded_text(diff)]
+        text += "".join(f"\n{n}" for n in notes if n)
         self.blast.setText(text)
-        self.subtype.setText(subtype_summary(result.subtype))
+        self.blast.setWordWrap(True)
+        self.subtype.setText("slide level: " + "\n".join(slide_level_lines(result)))
         self.models.setText(models_caption(result))
         rows = differential_rows(diff)
         self.table.setRowCount(len(rows))
@@ -123,10 +143,16 @@ class ReportWidget(QWidget):
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
         self.figure.clear()
-        top, bottom = self.figure.subplots(2, 1)
-        plot_differential(top, diff)
-        plot_subtype(bottom, result.subtype)
-        for ax in (top, bottom):
+        subs = subtypes_of(result)
+        axes = self.figure.subplots(1 + max(1, len(subs)), 1,
+                                    gridspec_kw={"height_ratios": [2.2] + [1.0] * max(1, len(subs))})
+        plot_differential(axes[0], diff)
+        if subs:
+            for ax, sub in zip(axes[1:], subs, strict=True):
+                plot_subtype(ax, sub)
+        else:
+            plot_subtype(axes[1], None, empty=no_slide_model_text(result))
+        for ax in axes:
             ax.tick_params(labelsize=7)
             ax.xaxis.label.set_fontsize(7)
             ax.title.set_fontsize(7)
