@@ -313,8 +313,10 @@ def finish_slide(
         from hemascope.export.labels import lazy_label_image, write_cell_labels
 
         check_cancelled(cancel)
-        labels = lazy_label_image(slide.shape, masks, cells["id"].to_numpy())
-        labels_path = write_cell_labels(Path(out_dir) / LABELS_FILE, labels, mpp=slide.mpp,
+        ids = cells["id"].to_numpy()
+        labels = lazy_label_image(slide.shape, masks, ids)
+        nuclei = lazy_label_image(slide.shape, masks, ids, part="nucleus")
+        labels_path = write_cell_labels(Path(out_dir) / LABELS_FILE, labels, nuclei=nuclei, mpp=slide.mpp,
                                         source=slide.path, n_levels=len(slide.levels))
     seconds: dict[str, float] = {"segment": 0.0, "classify": 0.0}
     for o in outputs:

@@ -48,7 +48,13 @@ def test_cells_layer_colours_sizes_and_features(cell_table):
     expected = np.array([class_rgba(c) for c in cell_table["class"]], dtype=np.float32)
     np.testing.assert_allclose(kwargs["face_color"], expected)
     diameter_um = 2 * np.sqrt(80.0 / np.pi)
-    np.testing.assert_allclose(kwargs["size"] * kwargs["scale"][0], diameter_um)
+    # the ring lies around the cell (wider than it), so the cell itself stays visible
+    from hemascope.napari.layers import OUTLINE_MARGIN
+
+    assert OUTLINE_MARGIN > 1.2
+    np.testing.assert_allclose(kwargs["size"] * kwargs["scale"][0], OUTLINE_MARGIN * diameter_um)
+    assert kwargs["symbol"] == "ring"
+    assert set(kwargs["metadata"]["legend"]) == set(cell_table["class"])
 
 
 def test_cells_layer_needs_centroids():

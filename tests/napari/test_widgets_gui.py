@@ -32,7 +32,7 @@ def test_show_results_adds_layers_with_features(viewer_with_result, result):
     assert tuple(cells.scale) == (0.5, 0.5)
     np.testing.assert_allclose(cells.face_color[0], class_rgba(result.cells["class"].iloc[0]))
     heat = viewer.layers["blast probability"]
-    assert heat.colormap.name == "magma" and heat.opacity == 0.5
+    assert heat.colormap.name == "magma" and heat.opacity < 0.5 and not heat.visible  # off at first
     # a second result replaces the first instead of piling up
     show_results(viewer, result)
     assert sum(lyr.name.startswith("cells") for lyr in viewer.layers) == 1

@@ -1,9 +1,12 @@
 """QuPath-compatible GeoJSON: cells out as detections, annotations (or detections) back in.
 
-Written files are a ``FeatureCollection`` whose features carry ``objectType: "detection"``, a
-``classification`` (display name and ``[r, g, b]`` colour from :mod:`hemascope.classes`) and
-``measurements``. Coordinates are level-0 pixels in GeoJSON's ``(x, y)`` order; hemascope's
-``(row, col)`` is swapped at this border only. Floats are written with Python's shortest exact
+Written files are a ``FeatureCollection`` of QuPath objects: ``objectType: "cell"`` with the cell
+outline as ``geometry`` and the nucleus outline as ``nucleusGeometry`` when the nucleus masks are
+given (else ``"detection"``), a ``classification`` (display name and ``[r, g, b]`` colour from
+:mod:`hemascope.classes`) and ``measurements`` under QuPath-style names (``Centroid X µm``,
+``Cell: Area µm^2``, ``Nucleus: Area µm^2``, ``Probability: blast``, ...; see
+:data:`MEASUREMENT_NAMES`). Coordinates are level-0 pixels in GeoJSON's ``(x, y)`` order (QuPath's
+pixel space of the same image); hemascope's ``(row, col)`` is swapped at this border only. Floats are written with Python's shortest exact
 representation, so write → read returns the same numbers.
 """
 
@@ -26,7 +29,34 @@ ROW, COL = "row", "col"
 """Cell-table columns holding the level-0 centroid ``(row, col)``."""
 
 _NAME_TO_CLASS = {label.lower(): key for key, label in CLASS_LABELS.items()}
-_SKIP_MEASUREMENTS = {ROW, COL, "class", "label", "id"}
+_SKIP_MEASUREMENTS = {ROW, COL, "class", "label", "id", "region", "bbox_min_row", "bbox_min_col",
+                      "bbox_max_row", "bbox_max_col"}
+
+#: Cell-table column → QuPath-style measurement name (other numeric columns keep their names;
+#: ``prob_<class>`` becomes ``Probability: <class>``).
+MEASUREMENT_NAMES: dict[str, str] = {
+    "x_um": "Centroid X µm",
+    "y_um": "Centroid Y µm",
+    "area_um2": "Cell: Area µm^2",
+    "perimeter_um": "Cell: Perimeter µm",
+    "circularity": "Cell: Circularity",
+    "nucleus_area_um2": "Nucleus: Area µm^2",
+    "nc_ratio": "Nucleus/Cell area ratio",
+    "confidence": "Classification confidence",
+    **{f"{part}_mean_{c}": f"{part.capitalize()}: {name} mean"
+       for part in ("cell", "nucleus", "cytoplasm") for c, name in (("r", "Red"), ("g", "Green"), ("b", "Blue"))},
+}
+#: Measurements holding the exact level-0 centroid in pixels (what hemascope's reader restores).
+CENTROID_PX = ("Centroid X px", "Centroid Y px")
+#: Columns also written under their own names, so older hemascope readers find the µm scale.
+_KEPT_NAMES = ("x_um", "y_um")
+
+
+def measurement_name(column: str) -> str:
+    """The QuPath-style measurement name of a cell-table column."""
+    if column.startswith("prob_"):
+        return f"Probability: {column[5:]}"
+    return MEASUREMENT_NAMES.get(column, column)
 
 
 @dataclass
@@ -138,13 +168,18 @@ def _mask_rings(labels: Any, cells: pd.DataFrame, label_column: str, offset: tup
 
 
 def _measurements(row: pd.Series, columns: list[str]) -> dict[str, float]:
-    out = {}
+    out = {CENTROID_PX[0]: float(row[COL]), CENTROID_PX[1]: float(row[ROW])}
     for name in columns:
         value = row[name]
         if isinstance(value, (bool, np.bool_)):
-            out[name] = float(value)
+            number = float(value)
         elif isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value):
-            out[name] = float(value)
+            number = float(value)
+        else:
+            continue
+        out[measurement_name(name)] = number
+        if name in _KEPT_NAMES:
+            out[name] = number
     return out
 
 
@@ -152,6 +187,7 @@ def cells_to_geojson(
     cells: pd.DataFrame,
     *,
     labels: np.ndarray | None = None,
+    nuclei: np.ndarray | None = None,
     labels_offset: tuple[int, int] = (0, 0),
     label_column: str = "id",
     mpp: float | None = None,
@@ -170,6 +206,9 @@ def cells_to_geojson(
         ``bbox_*`` columns) whose values match ``cells[label_column]``; each cell is then outlined
         by its mask contour. Cells without a mask (or all cells when ``labels`` is
         ``None``) become circles of the cell's area (``area_px``, or ``area_um2`` with ``mpp``).
+    nuclei
+        Optional nucleus-label image like ``labels`` (value = the cell's label): cells with a
+        nucleus outline become QuPath ``cell`` objects with a ``nucleusGeometry``.
     labels_offset
         Level-0 ``(row, col)`` of the label image's top-left pixel.
     label_column
@@ -190,6 +229,8 @@ def cells_to_geojson(
     if missing:
         raise InvalidInputError(f"the cell table has no {missing} column(s) (level-0 centroid)")
     rings = _mask_rings(labels, cells, label_column, labels_offset, tolerance) if labels is not None else {}
+    nucleus_rings = (_mask_rings(nuclei, cells, label_column, labels_offset, tolerance)
+                     if nuclei is not None else {})
     radii = _radius_px(cells, mpp)
     numeric = [c for c in cells.columns if c not in _SKIP_MEASUREMENTS and pd.api.types.is_numeric_dtype(cells[c])]
     features = []
@@ -199,15 +240,18 @@ def cells_to_geojson(
             ring = rings.get(int(row[label_column]))
         if ring is None:
             ring = _circle(float(row[ROW]), float(row[COL]), float(radii[i]), n_vertices)
-        props: dict[str, Any] = {"objectType": "detection", "isLocked": False}
+        nucleus = nucleus_rings.get(int(row[label_column])) if nucleus_rings and label_column in cells else None
+        props: dict[str, Any] = {"objectType": "cell" if nucleus else "detection", "isLocked": False}
         name = row["class"] if "class" in cells else None
         if isinstance(name, str) and name:
             props["classification"] = {"name": CLASS_LABELS.get(name, name), "color": _rgb(name)}
         props["measurements"] = _measurements(row, numeric)
         feature_id = str(uuid.uuid5(uuid.NAMESPACE_OID, f"hemascope-cell-{row.get('id', i)}"))
-        features.append(
-            {"type": "Feature", "id": feature_id, "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": props}
-        )
+        feature = {"type": "Feature", "id": feature_id, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+        if nucleus:
+            feature["nucleusGeometry"] = {"type": "Polygon", "coordinates": [nucleus]}
+        feature["properties"] = props
+        features.append(feature)
     return {"type": "FeatureCollection", "features": features}
 
 
@@ -332,4 +376,5 @@ def read_geojson(path: str | Path) -> list[GeoJSONObject]:
         raise InvalidInputError(f"{path}: {exc}") from None
 
 
-__all__ = ["GeoJSONObject", "cells_to_geojson", "write_geojson", "read_geojson"]
+__all__ = ["MEASUREMENT_NAMES", "GeoJSONObject", "cells_to_geojson", "measurement_name", "write_geojson",
+           "read_geojson"]

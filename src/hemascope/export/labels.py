@@ -66,6 +66,7 @@ def write_cell_labels(
     path: str | Path,
     labels: Any,
     *,
+    nuclei: Any = None,
     mpp: float | None,
     source: str | Path | None = None,
     n_levels: int | None = None,
@@ -80,6 +81,9 @@ def write_cell_labels(
         Destination directory (``labels.ome.zarr``); replaced as a whole if it exists.
     labels
         2-D integer instance labels of level-0 shape (numpy or dask), 0 = background.
+    nuclei
+        Optional nucleus labels of the same shape (value = the cell's label), written as
+        ``labels/nuclei``.
     mpp
         µm per level-0 pixel (the scale of the label pyramid).
     source
@@ -107,11 +111,13 @@ def write_cell_labels(
         labels = labels.astype(np.int32)
     if n_levels is None:
         n_levels = len(level_shapes_for(shape, chunks, None))
-    labels = labels if isinstance(labels, da.Array) else da.from_array(labels, chunks=chunks)
+    images = {name: labels if isinstance(labels, da.Array) else da.from_array(labels, chunks=chunks)}
+    if nuclei is not None:
+        images["nuclei"] = nuclei if isinstance(nuclei, da.Array) else da.from_array(nuclei, chunks=chunks)
     with atomic_path(path) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
-        _write_labels(root, {name: labels}, shape, n_levels, mpp, chunks, "0.5", lambda _msg: None)
-        _set_ome_attrs(root["labels"], "0.5", {"labels": [name]})
+        _write_labels(root, images, shape, n_levels, mpp, chunks, "0.5", lambda _msg: None)
+        _set_ome_attrs(root["labels"], "0.5", {"labels": list(images)})
         root.attrs[SOURCE_ATTRIBUTE] = {
             "source_image": None if source is None else str(Path(source).resolve()),
             "shape": list(shape),
@@ -162,8 +168,9 @@ def unpack_cell_masks(packed: Any) -> list[Any]:
     return out
 
 
-def lazy_label_image(shape: tuple[int, int], masks: list[Any], values: Any, *, chunks: int = 1024) -> Any:
-    """A lazy (dask) uint32 label image painting ``masks[i].cell`` with ``values[i]``.
+def lazy_label_image(shape: tuple[int, int], masks: list[Any], values: Any, *, chunks: int = 1024,
+                     part: str = "cell") -> Any:
+    """A lazy (dask) uint32 label image painting ``masks[i].cell`` (or ``.nucleus``) with ``values[i]``.
 
     Each chunk paints only the masks whose box meets it, so whole-slide label images are written
     chunk by chunk in bounded memory.
@@ -178,6 +185,8 @@ def lazy_label_image(shape: tuple[int, int], masks: list[Any], values: Any, *, c
         Label value of each mask (e.g. the cell ``id`` column, 1..N).
     chunks
         Chunk edge in pixels.
+    part
+        ``"cell"`` or ``"nucleus"``: which mask of each cell to paint.
 
     Returns
     -------
@@ -185,6 +194,8 @@ def lazy_label_image(shape: tuple[int, int], masks: list[Any], values: Any, *, c
     """
     import dask.array as da
 
+    if part not in ("cell", "nucleus"):
+        raise ValueError(f"part must be 'cell' or 'nucleus', got {part!r}")
     values = np.asarray(values, dtype=np.uint32)
     boxes = np.array([(*m.origin, m.origin[0] + m.cell.shape[0], m.origin[1] + m.cell.shape[1]) for m in masks],
                      dtype=np.int64).reshape(-1, 4)
@@ -196,7 +207,7 @@ def lazy_label_image(shape: tuple[int, int], masks: list[Any], values: Any, *, c
         for i in hit:
             br0, bc0, br1, bc1 = boxes[i]
             a0, a1, b0, b1 = max(br0, r0), min(br1, r1), max(bc0, c0), min(bc1, c1)
-            sub = masks[i].cell[a0 - br0 : a1 - br0, b0 - bc0 : b1 - bc0]
+            sub = getattr(masks[i], part)[a0 - br0 : a1 - br0, b0 - bc0 : b1 - bc0]
             out[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0][sub] = values[i]
         return out
 

@@ -63,7 +63,7 @@ def subtype_line(subtype: dict[str, Any]) -> str:
     if subtype.get("demo"):
         model += " [SYNTHETIC/DEMO]"
     if subtype.get("abstained") or subtype.get("label") is None:
-        return f"{model}: abstained — {subtype.get('reason') or 'no answer'}"
+        return f"{model}: ABSTAINED — {subtype.get('reason') or 'no answer'}"
     p = _number((subtype.get("probabilities") or {}).get(subtype.get("label")))
     return f"{model}: {subtype.get('label')}" + (f" (p = {p:.2f})" if p is not None else "")
 
@@ -410,15 +410,17 @@ def export_all(result: SlideResult, directory: str | Path) -> dict[str, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     marker = directory / EXPORTS_COMPLETE
     marker.unlink(missing_ok=True)
-    labels = None
+    labels = nuclei = None
     if result.labels_path is not None and Path(result.labels_path).is_dir():
         import zarr
 
-        labels = zarr.open_group(str(result.labels_path), mode="r")["labels/cells/0"]
+        store = zarr.open_group(str(result.labels_path), mode="r")
+        labels = store["labels/cells/0"]
+        nuclei = store["labels/nuclei/0"] if "nuclei" in store["labels"] else None
     paths = {
         "cells_csv": write_cell_table(directory / "cells.csv", result.cells),
         "cells_parquet": write_cell_table(directory / "cells.parquet", result.cells),
-        "geojson": write_geojson(directory / "cells.geojson", result.cells, labels=labels,
+        "geojson": write_geojson(directory / "cells.geojson", result.cells, labels=labels, nuclei=nuclei,
                                  mpp=result.slide.get("mpp")),
         "report_json": write_report_json(directory / "report.json", result),
         "report_png": write_report_png(directory / "report.png", result),
