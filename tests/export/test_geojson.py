@@ -38,7 +38,7 @@ def test_detections_are_qupath_shaped(tmp_path):
     name = cells["class"].iloc[0]
     hexcol = CLASS_COLORS[name].lstrip("#")
     assert f0["properties"]["classification"]["color"] == [int(hexcol[i : i + 2], 16) for i in (0, 2, 4)]
-    assert f0["properties"]["measurements"]["confidence"] == pytest.approx(cells["confidence"].iloc[0])
+    assert f0["properties"]["measurements"]["Classification confidence"] == pytest.approx(cells["confidence"].iloc[0])
     ring = np.asarray(f0["geometry"]["coordinates"][0])
     # (x, y) order: the ring's centre is at x = col, y = row; the circle has the cell's area.
     assert ring[:-1, 0].mean() == pytest.approx(cells["col"].iloc[0])

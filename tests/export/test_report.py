@@ -58,3 +58,35 @@ def test_labels_zarr_round_trip(tmp_path):
     # writing again replaces the store atomically
     write_labels_zarr(out, image, labels * 0, mpp=0.5)
     assert np.asarray(zarr.open_group(str(out), mode="r")["labels/cells/0"]).max() == 0
+
+
+def test_report_draws_abstentions_with_null_probabilities(tmp_path):
+    """Issue #13: a slide model that abstained (probabilities null) crashed plot_subtype."""
+    import json as _json
+
+    from hemascope.export.report import report_dict, write_report_png
+
+    result = _result()
+    abstained = {"model": "apl", "version": "1", "demo": False, "classes": ["APL", "AML"],
+                 "probabilities": {"APL": None, "AML": None}, "label": None, "abstained": True,
+                 "reason": "not applicable", "caption": "apl v1"}
+    result.subtype, result.subtypes = abstained, [abstained, {**abstained, "abstained": False, "label": "APL",
+                                                              "probabilities": {"APL": 0.8, "AML": 0.2}}]
+    write_report_png(tmp_path / "r.png", result)
+    assert Image.open(tmp_path / "r.png").size[0] > 600
+    answers = _json.loads(_json.dumps(report_dict(result)))["answers"]
+    assert answers[0].startswith("apl v1: ABSTAINED") and "APL (p = 0.80)" in answers[1]
+
+
+def test_report_of_a_class_count_model_and_of_no_slide_model(tmp_path):
+    from hemascope.export.report import no_slide_model_text, write_report_png
+
+    cells = pd.DataFrame({"id": [1, 2, 3], "row": [1.0, 2.0, 3.0], "col": [1.0, 2.0, 3.0],
+                          "class": ["blast", "nonblast", "nonblast"]})
+    result = SlideResult(cells=cells, differential=differential_count(
+        cells["class"], min_cells=2, classes=["nonblast", "blast"]).to_dict(),
+        provenance={"models": {"cell": {"name": "blast"}}, "slide_models": []})
+    assert result.differential["kind"] == "class count"
+    assert result.differential["blast_percent"] == pytest.approx(100 / 3)
+    write_report_png(tmp_path / "r.png", result)
+    assert "no slide-level model applies to cell model 'blast'" in no_slide_model_text(result)

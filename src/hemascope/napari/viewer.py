@@ -91,7 +91,47 @@ def show_results(viewer: napari.Viewer, result: SlideResult, *, replace: bool = 
     if replace:
         for layer in [lyr for lyr in viewer.layers if lyr.metadata.get(META_RESULT_LAYER)]:
             viewer.layers.remove(layer)
-    return [_add(viewer, t) for t in result_layer_tuples(result)]
+    layers = [_add(viewer, t) for t in result_layer_tuples(result)]
+    show_class_legend(viewer, layers[-1].metadata.get("legend") or {})
+    return layers
+
+
+#: Object name of the class legend drawn on the canvas.
+LEGEND_NAME = "hemascope-class-legend"
+
+
+def legend_html(legend: dict[str, str]) -> str:
+    """The class legend as rich text: a coloured disc and the class name per line."""
+    from hemascope.classes import CLASS_LABELS
+
+    return "<br>".join(f'<span style="color:{colour}; font-size:14pt;">&#9679;</span>&nbsp;'
+                       f"{CLASS_LABELS.get(name, name)}" for name, colour in legend.items())
+
+
+def show_class_legend(viewer: Any, legend: dict[str, str]) -> Any:
+    """Draw (or update) the class legend in the canvas' top-left corner; ``None`` without a window.
+
+    The legend is a small translucent Qt label over the canvas (napari has no legend overlay), so
+    it shows in window screenshots and stays put while panning and zooming.
+    """
+    qt_viewer = getattr(getattr(viewer, "window", None), "_qt_viewer", None)
+    native = getattr(getattr(qt_viewer, "canvas", None), "native", None)
+    if native is None:
+        return None
+    from qtpy.QtWidgets import QLabel
+
+    label = native.findChild(QLabel, LEGEND_NAME)
+    if label is None:
+        label = QLabel(native)
+        label.setObjectName(LEGEND_NAME)
+        label.setStyleSheet("background-color: rgba(20, 20, 20, 170); color: white; padding: 6px;"
+                            "border-radius: 4px; font-size: 10pt;")
+        label.move(10, 10)
+    label.setText(legend_html(legend))
+    label.adjustSize()
+    label.setVisible(bool(legend))
+    label.raise_()
+    return label
 
 
 def add_slide(viewer: napari.Viewer, slide: Any, *, mpp: float | None = None) -> Layer:
