@@ -18,7 +18,8 @@ def _run(argv: list[str], cwd: Path) -> tuple[int, str, bool]:
                           text=True, cwd=cwd, env={**os.environ, "TQDM_DISABLE": "1"})
     text = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip() and "%|" not in ln]
     errors = [ln for ln in text if ln.startswith(("hemascope: error", "FAILED"))]
-    line = (errors or text or [""])[-1]
+    slides = [ln for ln in text if ln.startswith(("done ", "resumed "))]
+    line = (errors or slides or text or [""])[-1]
     return proc.returncode, line, "Traceback" in proc.stderr
 
 

@@ -46,14 +46,16 @@ def test_cells_layer_colours_sizes_and_features(cell_table):
     np.testing.assert_array_equal(coords, cell_table[["row", "col"]].to_numpy())
     pd.testing.assert_frame_equal(kwargs["features"], cell_table)
     expected = np.array([class_rgba(c) for c in cell_table["class"]], dtype=np.float32)
-    np.testing.assert_allclose(kwargs["face_color"], expected)
+    np.testing.assert_allclose(kwargs["border_color"], expected)  # outlines in the class colour
+    np.testing.assert_allclose(kwargs["face_color"][:, :3], expected[:, :3])
+    assert (kwargs["face_color"][:, 3] == 0).all()  # ... around cells left visible
     diameter_um = 2 * np.sqrt(80.0 / np.pi)
     # the ring lies around the cell (wider than it), so the cell itself stays visible
     from hemascope.napari.layers import OUTLINE_MARGIN
 
     assert OUTLINE_MARGIN > 1.2
     np.testing.assert_allclose(kwargs["size"] * kwargs["scale"][0], OUTLINE_MARGIN * diameter_um)
-    assert kwargs["symbol"] == "ring"
+    assert kwargs["symbol"] == "disc" and kwargs["border_width"] < 0.15
     assert set(kwargs["metadata"]["legend"]) == set(cell_table["class"])
 
 

@@ -30,7 +30,7 @@ def test_show_results_adds_layers_with_features(viewer_with_result, result):
     assert attention.notna().sum() == 3 and attention[8] == 0.5 and attention[3] == 0.2
     np.testing.assert_array_equal(cells.data, result.cells[["row", "col"]].to_numpy())
     assert tuple(cells.scale) == (0.5, 0.5)
-    np.testing.assert_allclose(cells.face_color[0], class_rgba(result.cells["class"].iloc[0]))
+    np.testing.assert_allclose(cells.border_color[0], class_rgba(result.cells["class"].iloc[0]))
     heat = viewer.layers["blast probability"]
     assert heat.colormap.name == "magma" and heat.opacity < 0.5 and not heat.visible  # off at first
     # a second result replaces the first instead of piling up
@@ -65,6 +65,7 @@ def test_gallery_click_moves_camera_and_keys_reclassify(viewer_with_result, qtbo
     assert cells.features["class"].iloc[pos] == new_class
     assert bool(cells.features["reviewed"].iloc[pos])
     np.testing.assert_allclose(cells.face_color[pos][:3], class_rgba(new_class)[:3])
+    np.testing.assert_allclose(cells.border_color[pos][:3], class_rgba(new_class)[:3])
 
 
 def test_report_shows_differential_subtype_and_notice(viewer_with_result, qtbot, result):

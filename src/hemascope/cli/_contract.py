@@ -41,16 +41,17 @@ def _nearest_existing(path: Path) -> Path:
     return probe
 
 
-def _check_writable_dir(directory: Path, what: str, option: str) -> None:
+def _check_writable_dir(directory: Path, what: str, option: str, shown: Path | None = None) -> None:
     """Raise unless new entries can be created in ``directory`` (or its nearest existing parent)."""
+    shown = directory if shown is None else shown
     existing = _nearest_existing(directory)
     if existing.exists() and not existing.is_dir():
-        raise InvalidInputError(f"{option} {directory}: {existing} is a file, not a folder")
+        raise InvalidInputError(f"{option} {shown}: {existing} is a file, not a directory")
     try:
         fd, probe = tempfile.mkstemp(prefix=".hemascope-write-check-", dir=existing)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise InvalidInputError(f"{option} {directory}: cannot write {what} there ({reason})") from None
+        raise InvalidInputError(f"{option} {shown}: cannot create {what} in {existing} ({reason})") from None
     os.close(fd)
     os.unlink(probe)
 
@@ -68,7 +69,7 @@ def check_output_file(path: str | Path, *, option: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise InvalidInputError(f"{option} {path}: is a directory, expected a file name")
-    _check_writable_dir(path.parent if str(path.parent) else Path("."), "a file", option)
+    _check_writable_dir(path.parent if str(path.parent) else Path("."), "a file", option, shown=path)
     return path
 
 

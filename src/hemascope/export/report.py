@@ -200,7 +200,9 @@ def _wrap(text: str, width: int) -> str:
 def plot_subtype(ax: Any, subtype: dict[str, Any] | None, *, empty: str = "no slide-level prediction") -> None:
     """Draw one slide model's probabilities, or its abstention with the reason, on ``ax``."""
     if not subtype:
-        ax.text(0.5, 0.5, _wrap(empty, 50), ha="center", va="center", transform=ax.transAxes, fontsize=8)
+        ax.text(0.5, 0.5, _wrap(empty, 46), ha="center", va="center", transform=ax.transAxes, fontsize=8,
+                bbox={"boxstyle": "round,pad=0.6", "facecolor": "#f2f2f2", "edgecolor": "#bbbbbb"})
+        ax.set_title("Slide-level models", fontsize=8)
         ax.set_axis_off()
         return
     caption = subtype.get("caption") or str(subtype.get("model", "?"))
@@ -333,7 +335,7 @@ def write_report_png(path: str | Path, result: SlideResult, *, dpi: int = 110, p
     fig = Figure(figsize=(15, 5.4 + (0.62 * n_rows + 0.6 if n_rows else 0.0)))
     FigureCanvasAgg(fig)
     heights = [5.0] + ([0.62 * n_rows + 0.4] if n_rows else [])
-    grid = fig.add_gridspec(len(heights), 3, height_ratios=heights, width_ratios=[1.0, 1.25, 1.0])
+    grid = fig.add_gridspec(len(heights), 3, height_ratios=heights, width_ratios=[1.3, 1.3, 1.0])
     thumb_ax = fig.add_subplot(grid[0, 0])
     if thumb is not None:
         image, down = thumb

@@ -135,7 +135,6 @@ class AnalyzeWidget(QWidget):
         self.slide_model_combo = QComboBox()
         self.slide_model_combo.setEditable(True)
         self.slide_model_note = QLabel("")
-        self.slide_model_note.setWordWrap(True)
         self.slide_model_note.setStyleSheet("color: #888888;")
         self.cell_model_combo.currentTextChanged.connect(self._cell_model_changed)
         self._cell_model_changed(self.cell_model_combo.currentText())
@@ -226,12 +225,15 @@ class AnalyzeWidget(QWidget):
                                               else DEFAULT_MODEL)
         self.slide_model_combo.blockSignals(False)
         if default:
-            note = f"default runs: {', '.join(default)}"
+            note = f"default: {', '.join(default)}"
         elif fitting:
-            note = f"default runs none (only SYNTHETIC/DEMO models fit {name}: {', '.join(fitting)})"
+            note = "default: none (only demo models fit)"
         else:
-            note = f"no slide-level model is trained on {name or 'this cell model'}'s cells"
+            note = f"default: none (none fits {name})"
         self.slide_model_note.setText(note)
+        self.slide_model_note.setToolTip(
+            "A slide model runs only on the cells of the cell model it was trained on; "
+            "SYNTHETIC/DEMO models run only when chosen here")
 
     def _marker_style_changed(self, style: str) -> None:
         from hemascope.napari.layers import CELLS_LAYER_NAME, set_marker_style

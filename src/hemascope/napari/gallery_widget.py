@@ -114,6 +114,7 @@ class GalleryWidget(QWidget):
         self.keys = dict(KEY_CLASSES)
         self.help = QLabel(_keys_help(self.keys))
         self.help.setWordWrap(True)
+        self.setMinimumWidth(380)
         self.save_button = QPushButton("Save reviewed…")
         self.save_button.clicked.connect(self._save_dialog)
         controls = QHBoxLayout()

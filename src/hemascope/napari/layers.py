@@ -26,8 +26,10 @@ CELLS_LAYER_NAME = "cells"
 CENTROID_COLUMNS = ("row", "col")
 #: Diameter (µm) drawn for cells whose table has no ``area_um2``.
 DEFAULT_CELL_DIAMETER_UM = 12.0
-#: An outline marker is this much wider than the cell, so the ring lies around it, not on it.
-OUTLINE_MARGIN = 1.45
+#: An outline marker is this much wider than the cell, so the circle lies around it, not on it.
+OUTLINE_MARGIN = 1.3
+#: Width of an outline marker's circle, as a fraction of its diameter.
+OUTLINE_WIDTH = 0.08
 #: Diameter (µm) of a dot marker (small enough to leave the cell visible at review zoom).
 DOT_DIAMETER_UM = 3.0
 #: Metadata key under which layers keep the objects widgets need (slide, result).
@@ -165,16 +167,21 @@ def cells_layer_data(
     scale = physical_scale(mpp)
     size_px = OUTLINE_MARGIN * cell_diameters_um(features) / scale[0]
     present = list(dict.fromkeys(features["class"]))
+    colors = class_colors(features["class"])
     kwargs = {
         "name": name,
         "features": features,
-        "face_color": class_colors(features["class"]),
-        "border_width": 0,
-        "symbol": "ring",
+        # outline style: a thin circle in the class colour around the cell, the cell itself left
+        # visible (the fill keeps the class colour with alpha 0, for the dot style)
+        "face_color": np.concatenate([colors[:, :3], np.zeros((len(colors), 1), np.float32)], axis=1),
+        "border_color": colors,
+        "border_width": OUTLINE_WIDTH,
+        "border_width_is_relative": True,
+        "symbol": "disc",
         "size": size_px,
         "scale": scale,
         "units": _units(mpp),
-        "opacity": 0.85,
+        "opacity": 1.0,
         "metadata": {"legend": legend_of(present), "mpp": mpp, "marker_style": "outline",
                      **(metadata or {})},
     }
@@ -199,12 +206,17 @@ def set_marker_style(layer: Any, style: str) -> None:
         raise InvalidInputError(f"marker style must be 'outline' or 'dot', got {style!r}")
     mpp = layer.metadata.get("mpp")
     px = physical_scale(mpp)[0]
+    colors = class_colors(layer.features["class"])
+    layer.symbol = "disc"
     if style == "outline":
-        layer.symbol = "ring"
         layer.size = OUTLINE_MARGIN * cell_diameters_um(layer.features) / px
+        layer.face_color = np.concatenate([colors[:, :3], np.zeros((len(colors), 1), np.float32)], axis=1)
+        layer.border_width = OUTLINE_WIDTH
     else:
-        layer.symbol = "disc"
         layer.size = DOT_DIAMETER_UM / px
+        layer.face_color = colors
+        layer.border_width = 0.0
+    layer.border_color = colors
     layer.metadata = {**layer.metadata, "marker_style": style}
 
 
@@ -325,6 +337,7 @@ def smear_mask_layer_data(mask: np.ndarray, downsample: float, mpp: float | None
         "name": "smear mask",
         "colormap": "cyan",
         "contrast_limits": (0, 1),
+        "visible": False,  # where cells were looked for; tick it in the layer list to see it
         "opacity": 0.15,
         "blending": "additive",
         "scale": (step, step),
@@ -387,9 +400,10 @@ def labels_layer_data(
     kwargs = {
         "name": "cell masks",
         "multiscale": multiscale,
-        "opacity": 0.4,
+        "opacity": 0.6,
         "scale": physical_scale(mpp),
         "units": _units(mpp),
-        "metadata": {"mpp": mpp, "slide_path": str(slide_path) if slide_path else None},
+        # outlines only (set on the layer by show_results: napari takes no contour argument)
+        "metadata": {"mpp": mpp, "slide_path": str(slide_path) if slide_path else None, "contour": 1},
     }
     return (data, kwargs, "labels")

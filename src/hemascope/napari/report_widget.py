@@ -10,8 +10,17 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from qtpy.QtCore import Qt
 from qtpy.QtGui import QColor
-from qtpy.QtWidgets import QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QLabel,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from hemascope.classes import CELL_CLASSES, CLASS_LABELS, RESEARCH_USE_ONLY, class_color
 from hemascope.napari.layers import META_RESULT
@@ -52,7 +61,9 @@ def differential_rows(differential: dict[str, Any]) -> list[tuple[str, int, str,
     percent = differential.get("percent") or {}
     low, high = differential.get("ci_low") or {}, differential.get("ci_high") or {}
     names = [c for c in CELL_CLASSES if c in counts] + [c for c in counts if c not in CELL_CLASSES]
+    excluded = set(differential.get("excluded") or [])
     return [
+        (n, int(counts[n]), "not counted", "") if n in excluded else
         (n, int(counts[n]), _fmt(percent.get(n)), f"{_fmt(low.get(n))}–{_fmt(high.get(n))}")
         for n in names
     ]
@@ -86,13 +97,28 @@ class ReportWidget(QWidget):
         self.table = QTableWidget(0, len(TABLE_HEADERS))
         self.table.setHorizontalHeaderLabels(TABLE_HEADERS)
         self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.figure = Figure(figsize=(4, 5.5), layout="constrained")
         self.canvas = FigureCanvasQTAgg(self.figure)
-        self.canvas.setMinimumHeight(380)
+        self.canvas.setMinimumHeight(460)
+        for label in (self.summary, self.blast, self.subtype, self.models):
+            label.setWordWrap(True)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # everything in one scroll area: readable in a narrow dock on a 1600x1000 screen
+        content = QWidget()
+        inner = QVBoxLayout(content)
+        for widget in (self.notice, self.summary, self.blast, self.subtype, self.table, self.canvas,
+                       self.models):
+            inner.addWidget(widget)
+        inner.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(content)
         layout = QVBoxLayout(self)
-        for widget in (self.notice, self.summary, self.blast, self.subtype, self.models,
-                       self.table, self.canvas):
-            layout.addWidget(widget)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
+        self.setMinimumWidth(380)
         self.viewer.layers.events.inserted.connect(self._find_result)
         self.viewer.layers.events.removed.connect(self._find_result)
         self._find_result()
@@ -142,6 +168,8 @@ class ReportWidget(QWidget):
             for j, item in enumerate(cells):
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
+        header = self.table.horizontalHeader().height()
+        self.table.setFixedHeight(header + sum(self.table.rowHeight(i) for i in range(len(rows))) + 4)
         self.figure.clear()
         subs = subtypes_of(result)
         axes = self.figure.subplots(1 + max(1, len(subs)), 1,

@@ -127,6 +127,10 @@ def reclassify(layer: Any, index: int, new_class: str) -> None:
     colors = np.array(layer.face_color, copy=True)
     colors[index] = class_rgba(new_class, float(colors[index, 3]) if colors.shape[1] == 4 else 1.0)
     layer.face_color = colors
+    borders = np.array(layer.border_color, copy=True)
+    if len(borders) == len(colors):  # outline markers carry the class colour in their border
+        borders[index] = class_rgba(new_class, float(borders[index, 3]) if borders.shape[1] == 4 else 1.0)
+        layer.border_color = borders
 
 
 def camera_of(viewer: Any) -> Any:

@@ -38,7 +38,11 @@ META_RESULT_LAYER = "hemascope_result_layer"
 def _add(viewer: napari.Viewer, layer_tuple: tuple[Any, dict[str, Any], str]) -> Layer:
     data, kwargs, layer_type = layer_tuple
     kwargs = {**kwargs, "metadata": {**kwargs.get("metadata", {}), META_RESULT_LAYER: True}}
-    return getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+    layer = getattr(viewer, f"add_{layer_type}")(data, **kwargs)
+    contour = kwargs["metadata"].get("contour")
+    if layer_type == "labels" and contour:
+        layer.contour = contour  # mask outlines: the cells stay visible under them
+    return layer
 
 
 def result_layer_tuples(result: SlideResult) -> list[tuple[Any, dict[str, Any], str]]:
