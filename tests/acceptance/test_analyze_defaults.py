@@ -63,7 +63,7 @@ def test_resume_of_a_finished_slide_says_resumed(analyzed_sample, sample_path, c
     assert "resumed" in capsys.readouterr().out
 
 
-def test_analyze_a_12k_style_make_sample_slide_single_and_two_workers(small_slide, cli, tmp_path):
+def test_analyze_a_make_sample_slide_single_process_and_two_workers(small_slide, cli, tmp_path):
     """A ``make-sample`` slide in one process and on a 2-worker dask cluster: same cells, exit 0."""
     assert cli("analyze", small_slide, "--out", tmp_path / "one", "--quiet") == 0
     assert cli("analyze", small_slide, "--out", tmp_path / "two", "--workers", "2", "--quiet") == 0
