@@ -40,3 +40,23 @@ def test_measurement_names():
     assert measurement_name("cytoplasm_mean_g") == "Cytoplasm: Green mean"
     assert measurement_name("something_else") == "something_else"
     assert len(set(MEASUREMENT_NAMES.values())) == len(MEASUREMENT_NAMES)
+
+
+def test_simplify_ring_keeps_the_shape_and_drops_collinear_vertices():
+    from skimage.measure import find_contours
+
+    from hemascope.export.geojson import simplify_ring
+
+    yy, xx = np.mgrid[:80, :80]
+    disc = ((yy - 40) ** 2 + (xx - 40) ** 2 <= 30**2).astype(np.uint8)
+    contour = find_contours(disc, 0.5)[0]
+    ring = simplify_ring(contour, 0.5)
+
+    def area(p):
+        return 0.5 * abs(np.dot(p[:-1, 0], p[1:, 1]) - np.dot(p[1:, 0], p[:-1, 1]))
+
+    assert len(ring) < 0.7 * len(contour) and np.array_equal(ring[0], ring[-1])
+    assert abs(area(ring) - area(contour)) / area(contour) < 0.02
+    square = np.array([[0, 0], [0, 1], [0, 2], [0, 3], [1, 3], [2, 3], [3, 3], [3, 2], [3, 1], [3, 0], [2, 0],
+                       [1, 0], [0, 0]], float)
+    assert len(simplify_ring(square, 0.1)) < len(square)

@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     if not cards:
         print(f"no models found (bundled or in {cache_dir()})")
         return 0
+    from hemascope.slide.applicability import models_by_cell_model
+
+    slide_models = models_by_cell_model()
     for c in cards:
         test = c.metrics.get("test", {})
         figure = (
@@ -44,6 +47,9 @@ def run(args: argparse.Namespace) -> int:
             what = f"{c.input_size} px @ {c.mpp:g} µm/px"
         print(f"{c.name} {c.version}  {what}  sha256 {c.sha256[:12]}  {figure}")
         print(f"    classes: {', '.join(c.classes)}")
+        if c.kind != "bag":
+            fits = slide_models.get(c.name, [])
+            print(f"    slide models on its cells: {', '.join(fits) if fits else 'none'}")
         if c.description:
             print(f"    {c.description}")
     return 0
