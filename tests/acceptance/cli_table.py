@@ -24,8 +24,8 @@ def _run(argv: list[str], cwd: Path) -> tuple[int, str, bool]:
 
 
 def main() -> None:
-    from PIL import Image
     import numpy as np
+    from PIL import Image
 
     from hemascope.synthetic import SmearSpec, render_field, sample_slide_path
 

@@ -17,6 +17,7 @@ def _slide_rows(out_root: Path) -> pd.DataFrame:
     return pd.read_csv(out_root / "summary.csv")
 
 
+@pytest.mark.slow  # its fixture analyses the whole sample slide (~20 s on 2 cores), shared by the file
 def test_analyze_sample_with_defaults_exits_0_with_every_export(analyzed_sample, sample_path):
     code, folder = analyzed_sample
     assert code == 0
@@ -63,6 +64,7 @@ def test_resume_of_a_finished_slide_says_resumed(analyzed_sample, sample_path, c
     assert "resumed" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_analyze_a_make_sample_slide_single_process_and_two_workers(small_slide, cli, tmp_path):
     """A ``make-sample`` slide in one process and on a 2-worker dask cluster: same cells, exit 0."""
     assert cli("analyze", small_slide, "--out", tmp_path / "one", "--quiet") == 0

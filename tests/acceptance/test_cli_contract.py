@@ -135,6 +135,7 @@ def test_broken_pipe_ends_quietly(argv, sample_path):
     assert proc.returncode == 0 and "Traceback" not in proc.stderr and "Error" not in proc.stderr
 
 
+@pytest.mark.slow  # the demo analyses the sample slide
 def test_info_models_make_sample_and_demo_with_defaults(cli, sample_path, field_png, tmp_path, capsys):
     assert cli("info", sample_path) == 0
     assert cli("info", field_png) == 0

@@ -1,0 +1,282 @@
+"""The report PNG: slide thumbnail, counts on bars, slide-level answers or abstentions, example cells.
+
+Drawn with matplotlib's Agg backend (no display, no GUI toolkit); the Slide report dock draws its
+charts with the same :func:`plot_differential` and :func:`plot_subtype`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hemascope.classes import CLASS_LABELS, RESEARCH_USE_ONLY, class_color
+from hemascope.export.report import _number, models_caption, no_slide_model_text, subtypes_of
+from hemascope.results import SlideResult, atomic_write_bytes
+
+#: Example cells shown per class in the report PNG.
+EXAMPLES_PER_CLASS = 6
+#: Side (µm) of an example cell's crop.
+EXAMPLE_FIELD_UM = 24.0
+_EXAMPLE_PX = 64
+
+
+def excluded_text(differential: dict[str, Any]) -> str:
+    """Which cells are kept out of the differential's denominator, with their numbers."""
+    counts = differential.get("counts") or {}
+    excluded = [n for n in (differential.get("excluded") or []) if counts.get(n)]
+    if not excluded:
+        return ""
+    parts = [f"{CLASS_LABELS.get(n, n).lower()} {counts[n]}" for n in excluded]
+    return "not in the count (not white cells / not classified): " + ", ".join(parts)
+
+
+def plot_differential(ax: Any, differential: dict[str, Any]) -> None:
+    """Draw a differential count (``DifferentialCount.to_dict()``) as bars with counts and Wilson CIs."""
+    percent = {k: _number(v) for k, v in (differential.get("percent") or {}).items()}
+    percent = {k: v for k, v in percent.items() if v is not None}
+    counts = differential.get("counts") or {}
+    if not percent:
+        message = "no cells counted"
+        if differential.get("reason"):
+            message += f"\n{differential['reason']}"
+        ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
+        ax.set_axis_off()
+        return
+    names = list(percent)
+    values = [percent[n] for n in names]
+    low = differential.get("ci_low") or {}
+    high = differential.get("ci_high") or {}
+    err = [
+        [max(0.0, percent[n] - (_number(low.get(n)) if _number(low.get(n)) is not None else percent[n])) for n in names],
+        [max(0.0, (_number(high.get(n)) if _number(high.get(n)) is not None else percent[n]) - percent[n]) for n in names],
+    ]
+    ax.barh(range(len(names)), values, xerr=err, color=[class_color(n) for n in names], capsize=2,
+            edgecolor="#444444", linewidth=0.5)
+    right = max((v + e for v, e in zip(values, err[1], strict=True)), default=0.0)
+    for i, n in enumerate(names):
+        ax.text(values[i] + err[1][i] + 0.01 * max(right, 1.0), i, f"{int(counts.get(n, 0))}  ({values[i]:.1f}%)",
+                va="center", fontsize=7)
+    ax.set_xlim(0, max(right * 1.35, 5.0))
+    ax.set_yticks(range(len(names)), [CLASS_LABELS.get(n, n) for n in names])
+    ax.invert_yaxis()
+    kind = differential.get("kind") or "differential"
+    ax.set_xlabel("% of counted cells (bars: 95% Wilson CI; labels: cells, %)", fontsize=7)
+    blast = _number(differential.get("blast_percent"))
+    what = "Differential" if kind == "differential" else "Class count"
+    title = f"{what} ({differential.get('n_counted', '?')} cells counted)"
+    if blast is not None:
+        title += f" — blasts {blast:.1f}%"
+    lines = [title]
+    if differential.get("sufficient") is False:
+        lines.append(str(differential.get("reason", "insufficient")))
+    if differential.get("note"):
+        lines.append(str(differential["note"]))
+    extra = excluded_text(differential)
+    if extra:
+        lines.append(extra)
+    ax.set_title("\n".join(_wrap(line, 70) for line in lines), fontsize=8)
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def plot_subtype(ax: Any, subtype: dict[str, Any] | None, *, empty: str = "no slide-level prediction") -> None:
+    """Draw one slide model's probabilities, or its abstention with the reason, on ``ax``."""
+    if not subtype:
+        ax.text(0.5, 0.5, _wrap(empty, 46), ha="center", va="center", transform=ax.transAxes, fontsize=8,
+                bbox={"boxstyle": "round,pad=0.6", "facecolor": "#f2f2f2", "edgecolor": "#bbbbbb"})
+        ax.set_title("Slide-level models", fontsize=8)
+        ax.set_axis_off()
+        return
+    caption = subtype.get("caption") or str(subtype.get("model", "?"))
+    probs = {k: _number(v) for k, v in (subtype.get("probabilities") or {}).items()}
+    if subtype.get("abstained") or not any(v is not None for v in probs.values()):
+        reason = subtype.get("reason") or "no answer"
+        ax.text(0.5, 0.55, "ABSTAINED", ha="center", va="center", transform=ax.transAxes,
+                fontsize=11, fontweight="bold", color="#7f7f7f")
+        ax.text(0.5, 0.3, _wrap(reason, 50), ha="center", va="center", transform=ax.transAxes, fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_color("#bbbbbb")
+        ax.set_title("\n".join(_wrap(p, 60) for p in caption.split(" · ")), fontsize=7)
+        return
+    names = list(probs)
+    values = [probs[n] or 0.0 for n in names]
+    label = subtype.get("label")
+    ax.barh(range(len(names)), values, color=["#c0392b" if n == label else "#4c72b0" for n in names])
+    for i, v in enumerate(values):
+        ax.text(min(v + 0.02, 0.85), i, f"{v:.2f}", va="center", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability", fontsize=7)
+    ax.set_title("\n".join([f"answer: {label}", *(_wrap(p, 60) for p in caption.split(" · "))]), fontsize=7)
+
+
+def _open_source(result: SlideResult) -> Any:
+    """The result's slide, opened lazily, or ``None`` when it cannot be read any more."""
+    path = result.slide.get("path")
+    if not path or not Path(str(path)).exists():
+        return None
+    try:
+        from hemascope.io import open_slide
+
+        return open_slide(path, mpp=result.slide.get("mpp"))
+    except Exception:  # noqa: BLE001 - the report is drawn without pictures then
+        return None
+
+
+def slide_thumbnail(slide: Any, max_size: int = 640) -> tuple[np.ndarray, float]:
+    """A small RGB overview of ``slide`` and its level-0 pixels per thumbnail pixel."""
+    level = slide.n_levels - 1
+    for i in range(slide.n_levels):
+        if max(slide.level_shapes[i]) >= max_size:
+            level = i
+    image = np.asarray(slide.levels[level])[..., :3]
+    step = max(1, int(math.ceil(max(image.shape[:2]) / max_size)))
+    return image[::step, ::step], float(slide.downsamples[level]) * step
+
+
+def example_cells(slide: Any, cells: Any, *, per_class: int = EXAMPLES_PER_CLASS,
+                  field_um: float = EXAMPLE_FIELD_UM, size: int = _EXAMPLE_PX) -> dict[str, list[np.ndarray]]:
+    """A few crops per class (the most confident cells first), as ``(size, size, 3)`` uint8 arrays."""
+    from hemascope.classify.crops import resize_rgb
+
+    if cells is None or not len(cells) or "class" not in cells:
+        return {}
+    mpp = slide.mpp or 0.5
+    side = max(8, int(round(field_um / mpp)))
+    out: dict[str, list[np.ndarray]] = {}
+    order = cells.sort_values("confidence", ascending=False) if "confidence" in cells else cells
+    for cls, group in order.groupby("class", sort=False):
+        crops = []
+        for row, col in group[["row", "col"]].to_numpy(float)[:per_class]:
+            region = slide.read_region(0, int(round(row - side / 2)), int(round(col - side / 2)), side, side)
+            crops.append(resize_rgb(region, size, size))
+        out[str(cls)] = crops
+    return out
+
+
+def _mosaic(examples: dict[str, list[np.ndarray]], order: list[str], per_class: int) -> tuple[np.ndarray, list[str]]:
+    pad, size = 4, _EXAMPLE_PX
+    names = [n for n in order if examples.get(n)]
+    mosaic = np.full((len(names) * (size + pad) + pad, per_class * (size + pad) + pad, 3), 255, np.uint8)
+    for i, name in enumerate(names):
+        rgb = np.array([int(class_color(name).lstrip("#")[k : k + 2], 16) for k in (0, 2, 4)], np.uint8)
+        for j, crop in enumerate(examples[name][:per_class]):
+            r, c = pad + i * (size + pad), pad + j * (size + pad)
+            mosaic[r - 2 : r + size + 2, c - 2 : c + size + 2] = rgb
+            mosaic[r : r + size, c : c + size] = crop
+    return mosaic, names
+
+
+def _class_order(result: SlideResult) -> list[str]:
+    counts = (result.differential or {}).get("counts") or {}
+    present = list(counts) + [c for c in result.cells.get("class", []) if c not in counts]
+    return list(dict.fromkeys(str(c) for c in present))
+
+
+def write_report_png(path: str | Path, result: SlideResult, *, dpi: int = 110, pictures: bool = True) -> Path:
+    """Draw the slide report as a PNG.
+
+    Top: a slide thumbnail with the cells marked by class, the differential (or class count) with
+    counts on the bars and the cells left out of it, and one panel per slide model (answer with
+    probabilities, or the abstention and why; or why no slide model applies). Bottom: a few example
+    cells per class. Models, versions and the research-use notice on every page.
+
+    Parameters
+    ----------
+    path
+        Destination ``.png``.
+    result
+        An analysed slide.
+    dpi
+        Resolution.
+    pictures
+        Draw the thumbnail and example cells when the slide file can still be read.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    subtypes = subtypes_of(result)
+    slide = _open_source(result) if pictures else None
+    try:
+        examples = example_cells(slide, result.cells) if slide is not None else {}
+        thumb = slide_thumbnail(slide) if slide is not None else None
+    finally:
+        if slide is not None:
+            slide.close()
+    n_sub = max(1, len(subtypes))
+    order = _class_order(result)
+    n_rows = len([n for n in order if examples.get(n)])
+    fig = Figure(figsize=(15, 5.4 + (0.62 * n_rows + 0.6 if n_rows else 0.0)))
+    FigureCanvasAgg(fig)
+    heights = [5.0] + ([0.62 * n_rows + 0.4] if n_rows else [])
+    grid = fig.add_gridspec(len(heights), 3, height_ratios=heights, width_ratios=[1.3, 1.3, 1.0])
+    thumb_ax = fig.add_subplot(grid[0, 0])
+    if thumb is not None:
+        image, down = thumb
+        thumb_ax.imshow(image)
+        cells = result.cells
+        if len(cells) and {"row", "col"} <= set(cells.columns):
+            colors = [class_color(str(c)) for c in cells.get("class", ["unclassified"] * len(cells))]
+            thumb_ax.scatter(cells["col"] / down, cells["row"] / down, s=6, c=colors, linewidths=0)
+        mpp = result.slide.get("mpp")
+        size = " × ".join(f"{v * mpp / 1000:.1f}" for v in result.slide.get("shape", [])[:2]) if mpp else ""
+        thumb_ax.set_title(f"slide overview{f' ({size} mm)' if size else ''}; dots: cells by class", fontsize=8)
+    else:
+        thumb_ax.text(0.5, 0.5, "slide file not available:\nno thumbnail", ha="center", va="center",
+                      transform=thumb_ax.transAxes, fontsize=8)
+    thumb_ax.set_xticks([])
+    thumb_ax.set_yticks([])
+    plot_differential(fig.add_subplot(grid[0, 1]), result.differential)
+    sub_grid = grid[0, 2].subgridspec(n_sub, 1, hspace=0.9)
+    if subtypes:
+        for i, sub in enumerate(subtypes):
+            plot_subtype(fig.add_subplot(sub_grid[i, 0]), sub)
+    else:
+        plot_subtype(fig.add_subplot(sub_grid[0, 0]), None, empty=no_slide_model_text(result))
+    if n_rows:
+        ax = fig.add_subplot(grid[1, :])
+        mosaic, names = _mosaic(examples, order, EXAMPLES_PER_CLASS)
+        ax.imshow(mosaic)
+        step = _EXAMPLE_PX + 4
+        ax.set_yticks([4 + step * i + _EXAMPLE_PX / 2 for i in range(len(names))],
+                      [CLASS_LABELS.get(n, n) for n in names], fontsize=8)
+        ax.set_xticks([])
+        ax.set_title(f"example cells per class (most confident first; {EXAMPLE_FIELD_UM:g} µm fields)", fontsize=8)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    name = Path(str(result.slide.get("path") or "slide")).name
+    fig.suptitle(f"{name}: {result.n_cells} cells — {RESEARCH_USE_ONLY.upper()}", fontsize=10, color="#b00000")
+    fig.text(0.01, 0.005, models_caption(result), fontsize=7)
+    fig.tight_layout(rect=(0, 0.02, 1, 0.97))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+
+
+__all__ = [
+    "EXAMPLES_PER_CLASS",
+    "example_cells",
+    "excluded_text",
+    "plot_differential",
+    "plot_subtype",
+    "slide_thumbnail",
+    "write_report_png",
+]
