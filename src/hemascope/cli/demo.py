@@ -153,13 +153,12 @@ def run(args: argparse.Namespace) -> int:
     """Make the sample slide, analyse it, write all outputs and print the findings."""
     import time
 
+    from hemascope.cli._contract import check_output_dir
     from hemascope.export import export_all
     from hemascope.io import open_slide
     from hemascope.pipeline import analyze_slide
     from hemascope.progress import tqdm_progress
     from hemascope.synthetic import sample_slide_path
-
-    from hemascope.cli._contract import check_output_dir
 
     t0 = time.perf_counter()
     out = check_output_dir(args.out)
