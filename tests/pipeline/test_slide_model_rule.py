@@ -72,9 +72,9 @@ def test_a_new_card_in_the_registry_is_picked_up_for_its_cell_model(tmp_path, mo
                 embedding_sha256=wbc.sha256, demo=False, weights="taleqani-all.safetensors")
     (tmp_path / "apl-test.json").write_text(json.dumps(card))
     monkeypatch.setattr(bag_model_module, "WEIGHTS_DIR", tmp_path)
-    assert applicable_bag_models(wbc) == ["apl-test"]
+    assert "apl-test" in applicable_bag_models(wbc)
     names, choices = slide_model_plan(AnalysisConfig())
-    assert names == ["apl-test"] and choices[0].model == "apl-test" and choices[0].runs
+    assert "apl-test" in names and {c.model for c in choices if c.runs} == set(names)
 
 
 def test_a_finished_slide_needs_its_exports(tmp_path):

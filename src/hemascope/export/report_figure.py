@@ -111,11 +111,11 @@ def plot_subtype(ax: Any, subtype: dict[str, Any] | None, *, empty: str = "no sl
     names = list(probs)
     values = [probs[n] or 0.0 for n in names]
     label = subtype.get("label")
-    ax.barh(range(len(names)), values, color=["#c0392b" if n == label else "#4c72b0" for n in names])
+    ax.barh(range(len(names)), values, height=0.6, color=["#c0392b" if n == label else "#4c72b0" for n in names])
     for i, v in enumerate(values):
         ax.text(min(v + 0.02, 0.85), i, f"{v:.2f}", va="center", fontsize=7)
     ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.invert_yaxis()
+    ax.set_ylim(max(len(names), 5) - 0.5, -0.5)  # top to bottom; two classes do not fill the panel
     ax.set_xlim(0, 1)
     ax.set_xlabel("probability", fontsize=7)
     ax.set_title("\n".join([f"answer: {label}", *(_wrap(p, 60) for p in caption.split(" · "))]), fontsize=7)
