@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from hemascope.errors import SlideNotFoundError, UnsupportedFormatError
+from hemascope.io.formats import (
+    DICOM_SUFFIXES,
+    IMAGE_MAGIC,
+    OPENSLIDE_SUFFIXES,
+    TIFF_MAGIC,
+    ZARR_MARKERS,
+)
 from hemascope.io.slide import Slide
 from hemascope.io.write_tiff import check_mpp
 
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
-OPENSLIDE_SUFFIXES = (".mrxs", ".vms", ".vmu", ".scn", ".bif", ".svslide", ".dcm")
-"""Vendor formats handed to OpenSlide (``.scn``/``.bif`` are TIFF-based but need its logic)."""
 
 
 def _is_zarr_dir(path: Path) -> bool:
-    return any((path / name).is_file() for name in ("zarr.json", ".zgroup", ".zattrs", ".zarray"))
+    return any((path / name).is_file() for name in ZARR_MARKERS)
 
 
 def open_slide(path: str | os.PathLike[str], *, mpp: float | None = None) -> Slide:
@@ -65,9 +69,11 @@ def _dispatch(path: Path) -> Slide:
 
             return open_ome_zarr(path)
         raise UnsupportedFormatError(f"{path.name}: a directory that is not an OME-Zarr image")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block, a device never ends
+        raise UnsupportedFormatError(f"{path.name}: not a regular file")
     with open(path, "rb") as fh:
         head = fh.read(16)
-    if path.suffix.lower() in OPENSLIDE_SUFFIXES:
+    if path.suffix.lower() in OPENSLIDE_SUFFIXES + DICOM_SUFFIXES:
         from hemascope.io.read_openslide import open_with_openslide
 
         return open_with_openslide(path)
