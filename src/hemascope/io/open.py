@@ -18,7 +18,6 @@ from hemascope.io.slide import Slide
 from hemascope.io.write_tiff import check_mpp
 
 
-
 def _is_zarr_dir(path: Path) -> bool:
     return any((path / name).is_file() for name in ZARR_MARKERS)
 

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from hemascope.errors import CorruptSlideError, SlideError
+from hemascope.io.limits import MAX_CHUNK_BYTES
+from hemascope.io.strict_jpeg import strict_jpeg
 
 
 class _RecordCapture(logging.Handler):
@@ -31,7 +33,9 @@ class _RecordCapture(logging.Handler):
 
 
 @contextmanager
-def tifffile_warnings_as_errors(what: str, level: int = logging.WARNING) -> Iterator[None]:
+def tifffile_warnings_as_errors(
+    what: str, level: int = logging.WARNING, contains: str = ""
+) -> Iterator[None]:
     """Raise :class:`CorruptSlideError` if tifffile logs at ``level`` or above inside the block.
 
     tifffile reports damaged data (missing tiles it zero-fills, undecodable segments, IFDs it
@@ -45,6 +49,8 @@ def tifffile_warnings_as_errors(what: str, level: int = logging.WARNING) -> Iter
     level
         Lowest logging level that counts (``logging.ERROR`` while parsing a file's structure,
         where tifffile also warns about harmless oddities).
+    contains
+        Count only messages containing this text (default: every message).
     """
     logger = logging.getLogger("tifffile")
     capture = _RecordCapture(level)
@@ -53,11 +59,14 @@ def tifffile_warnings_as_errors(what: str, level: int = logging.WARNING) -> Iter
         yield
     finally:
         logger.removeHandler(capture)
-    if capture.messages:
-        raise CorruptSlideError(f"{what}: {capture.messages[0][:200]}")
+    messages = [m for m in capture.messages if contains in m]
+    if messages:
+        raise CorruptSlideError(f"{what}: {messages[0][:200]}")
 
 
-def check_segments(page: Any, file_size: int, what: str, keyframe: Any = None) -> None:
+def check_segments(
+    page: Any, file_size: int, what: str, keyframe: Any = None, allow_empty: bool = False
+) -> None:
     """Validate a page's strip/tile offsets and byte counts against the file size.
 
     Parameters
@@ -70,12 +79,16 @@ def check_segments(page: Any, file_size: int, what: str, keyframe: Any = None) -
         Description used in error messages (e.g. ``"level 0"``).
     keyframe
         The ``TiffPage`` holding the geometry of a ``TiffFrame`` (default: ``page`` itself).
+    allow_empty
+        Accept segments with offset and byte count both 0 (Philips TIFFs leave tiles outside the
+        scanned area empty; they are read as white background, as OpenSlide does).
 
     Raises
     ------
     CorruptSlideError
-        If a segment is missing (offset or byte count 0), lies beyond the end of the file, or the
-        number of segments does not match the image geometry.
+        If a segment is missing (offset or byte count 0), lies beyond the end of the file, is
+        larger than :data:`~hemascope.io.limits.MAX_CHUNK_BYTES`, or the number of segments does
+        not match the image geometry.
     """
     offsets = np.asarray(page.dataoffsets, dtype=np.int64)
     counts = np.asarray(page.databytecounts, dtype=np.int64)
@@ -92,10 +105,17 @@ def check_segments(page: Any, file_size: int, what: str, keyframe: Any = None) -
             expected *= geometry.samplesperpixel
         if offsets.size != expected:
             raise CorruptSlideError(f"{what}: {offsets.size} tiles, the geometry needs {expected}")
-    missing = int(np.count_nonzero((offsets <= 0) | (counts <= 0)))
+    empty = (offsets == 0) & (counts == 0) if allow_empty else np.zeros(offsets.shape, bool)
+    if empty.all():
+        raise CorruptSlideError(f"{what}: every tile is empty")
+    missing = int(np.count_nonzero(((offsets <= 0) | (counts <= 0)) & ~empty))
     if missing:
         raise CorruptSlideError(
             f"{what}: {missing} tile(s)/strip(s) have no data (offset or size 0)"
+        )
+    if int(counts.max()) > MAX_CHUNK_BYTES:
+        raise CorruptSlideError(
+            f"{what}: a tile/strip claims {int(counts.max())} bytes (limit {MAX_CHUNK_BYTES})"
         )
     beyond = int(np.count_nonzero(offsets + counts > file_size))
     if beyond:
@@ -111,10 +131,10 @@ _EOI = b"\xff\xd9"
 def install_checked_decode(page: Any, what: str) -> None:
     """Make ``page.decode`` refuse missing and truncated JPEG segments.
 
-    libjpeg decodes a truncated JPEG with only a warning, filling the rest of the tile with grey,
-    and tifffile zero-fills a segment without data. The wrapper (used by tifffile's zarr store and
-    by :class:`TiledPageReader` alike) raises :class:`CorruptSlideError` instead: a JPEG segment
-    must end with the EOI marker.
+    libjpeg decodes a truncated or damaged JPEG with only a warning, filling the rest of the tile
+    with grey, and tifffile zero-fills a segment without data. The wrapper (used by tifffile's zarr
+    store) raises :class:`CorruptSlideError` instead: a JPEG segment must end with the EOI marker
+    and decode without warnings (:func:`~hemascope.io.strict_jpeg.strict_jpeg`).
 
     Parameters
     ----------
@@ -124,13 +144,28 @@ def install_checked_decode(page: Any, what: str) -> None:
         Description used in error messages.
     """
     original = page.decode
-    jpeg = page.compression == _JPEG and not page.is_ndpi
+    jpeg = page.compression == _JPEG and page.bitspersample == 8
+    max_shape = (
+        (int(page.tilelength), int(page.tilewidth))
+        if page.is_tiled
+        else (int(page.rowsperstrip), int(page.imagewidth))
+    )
 
     def checked_decode(data: bytes | None, index: int, **kwargs: Any) -> Any:
         if data is None:
             raise CorruptSlideError(f"{what}: segment {index} has no data")
-        if jpeg and bytes(data[-2:]) != _EOI and not bytes(data).rstrip(b"\x00").endswith(_EOI):
-            raise CorruptSlideError(f"{what}: JPEG segment {index} is truncated (no end marker)")
+        if jpeg:
+            if not page.is_ndpi and not bytes(data).rstrip(b"\x00").endswith(_EOI):
+                raise CorruptSlideError(
+                    f"{what}: JPEG segment {index} is truncated (no end marker)"
+                )
+            strict_jpeg(
+                data,
+                f"{what} segment {index}",
+                tables=kwargs.get("jpegtables"),
+                header=kwargs.get("jpegheader"),
+                max_shape=max_shape,
+            )
         return original(data, index, **kwargs)
 
     page.__dict__["decode"] = checked_decode
@@ -167,10 +202,23 @@ class TiledPageReader:
         Description used in error messages.
     cache_tiles
         Number of decoded tiles kept.
+    empty_value
+        Value of tiles stored with offset and byte count 0 (Philips background), or ``None`` when
+        such tiles are errors (:func:`check_segments` refuses them when the slide is opened).
     """
 
-    def __init__(self, path: str | os.PathLike[str], page: Any, what: str, cache_tiles: int = 32):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        page: Any,
+        what: str,
+        cache_tiles: int = 32,
+        empty_value: int | None = None,
+    ):
         self._page = page
+        self._empty_value = empty_value
+        self._jpeg = page.compression == _JPEG
+        self._photometric = int(page.photometric) if page.samplesperpixel == 3 else None
         self._what = what
         self._shape = (int(page.imagelength), int(page.imagewidth))
         self._tile = (int(page.tilelength), int(page.tilewidth))
@@ -217,26 +265,45 @@ class TiledPageReader:
                 return cached
         if self._fd < 0:
             raise SlideError(f"{self._what}: the slide was closed")
-        data = os.pread(self._fd, self._counts[index], self._offsets[index])
-        if len(data) != self._counts[index]:
-            raise CorruptSlideError(f"{self._what}: tile {index} is truncated")
-        try:
-            with tifffile_warnings_as_errors(f"{self._what}: tile {index}"):
-                segment = self._decode(data, index, **self._decode_args)[0]
-        except CorruptSlideError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any codec failure means a damaged tile
-            raise CorruptSlideError(
-                f"{self._what}: tile {index} cannot be decoded ({exc})"
-            ) from exc
-        if segment is None:
-            raise CorruptSlideError(f"{self._what}: tile {index} has no data")
-        tile = np.asarray(segment).reshape(self._tile[0], self._tile[1], -1)[..., :3]
+        if self._counts[index] == 0 and self._empty_value is not None:
+            tile = np.full((*self._tile, 3), self._empty_value, np.uint8)
+        else:
+            tile = self._decode_tile(index)
         with self._lock:
             self._cache[index] = tile
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return tile
+
+    def _decode_tile(self, index: int) -> np.ndarray:
+        data = os.pread(self._fd, self._counts[index], self._offsets[index])
+        if len(data) != self._counts[index]:
+            raise CorruptSlideError(f"{self._what}: tile {index} is truncated")
+        what = f"{self._what}: tile {index}"
+        try:
+            segment = None
+            if self._jpeg:
+                segment = strict_jpeg(
+                    data,
+                    what,
+                    tables=self._decode_args.get("jpegtables"),
+                    photometric=self._photometric,
+                    max_shape=self._tile,
+                )
+            if segment is None:
+                with tifffile_warnings_as_errors(what):
+                    segment = self._decode(data, index, **self._decode_args)[0]
+        except CorruptSlideError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any codec failure means a damaged tile
+            raise CorruptSlideError(f"{what} cannot be decoded ({exc!s:.200})") from exc
+        if segment is None:
+            raise CorruptSlideError(f"{what} has no data")
+        segment = np.asarray(segment)
+        pixels = self._tile[0] * self._tile[1]
+        if segment.size < pixels * 3 or segment.size % pixels:
+            raise CorruptSlideError(f"{what} decodes to {segment.shape}, not the tile size")
+        return segment.reshape(self._tile[0], self._tile[1], -1)[..., :3]
 
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         """Return the ``(height, width, 3)`` region at ``(row, col)`` (must lie inside the page)."""
