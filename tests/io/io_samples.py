@@ -205,3 +205,83 @@ def write_precompressed_pyramid(
                 tiles(shape, upper_tile), shape=(*shape, 3), subfiletype=1, metadata=None, **common
             )
     return path
+
+
+PHILIPS_XML = """<?xml version="1.0" encoding="UTF-8" ?>
+<DataObject ObjectType="DPUfsImport">
+<Attribute Name="DICOM_MANUFACTURER" Group="0x0008" Element="0x0070" PMSVR="IString">PHILIPS</Attribute>
+<Attribute Name="PIM_DP_SCANNED_IMAGES" Group="0x301D" Element="0x1003" PMSVR="IDataObjectArray">
+<Array><DataObject ObjectType="DPScannedImage">
+<Attribute Name="PIM_DP_IMAGE_TYPE" Group="0x301D" Element="0x1004" PMSVR="IString">WSI</Attribute>
+<Attribute Name="PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE" Group="0x1001" Element="0x8B01" PMSVR="IDataObjectArray">
+<Array>{levels}</Array></Attribute>
+</DataObject></Array></Attribute>
+</DataObject>"""
+PHILIPS_LEVEL = """<DataObject ObjectType="PixelDataRepresentation">
+<Attribute Name="DICOM_PIXEL_SPACING" Group="0x0028" Element="0x0030" PMSVR="IDoubleArray">"{mm}" "{mm}"</Attribute>
+</DataObject>"""
+
+
+def write_philips(path, image: np.ndarray, mm_per_px: float = 0.00025, levels: int = 3):
+    """A Philips-TIFF replica: tiled JPEG levels, ``Philips DP`` software, XML description."""
+    xml = PHILIPS_XML.format(
+        levels="".join(PHILIPS_LEVEL.format(mm=mm_per_px * 2**i) for i in range(levels))
+    )
+    opts = {"photometric": "rgb", "compression": "jpeg", "tile": (256, 256), "metadata": None,
+            "software": "Philips DP v1.0"}
+    with tifffile.TiffWriter(path) as tw:
+        level = image
+        for i in range(levels):
+            tw.write(level, description=xml if i == 0 else "level", **opts)
+            level = downsample2(level)
+    return path
+
+
+def tag_position(path, tag_name: str, page: int = 0) -> tuple[int, str]:
+    """File offset of a tag's IFD entry and the file's byte order."""
+    with tifffile.TiffFile(path) as tif:
+        return tif.pages[page].tags[tag_name].offset, tif.byteorder
+
+
+def set_tag_code(path, tag_name: str, code: int, page: int = 0) -> None:
+    """Rename a tag in place (e.g. hide the Compression tag behind a private code)."""
+    import struct
+
+    offset, byteorder = tag_position(path, tag_name, page)
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(struct.pack(byteorder + "H", code))
+
+
+def set_short_tag_value(path, tag_name: str, value: int, pages=(0,)) -> None:
+    """Overwrite the value of a SHORT tag stored inline (classic TIFF)."""
+    import struct
+
+    for page in pages:
+        offset, byteorder = tag_position(path, tag_name, page)
+        with open(path, "r+b") as fh:
+            fh.seek(offset + 8)
+            fh.write(struct.pack(byteorder + "H", value))
+
+
+def point_last_ifd_to(path, target_page: int) -> None:
+    """Make the last IFD's next-IFD pointer point at an earlier IFD (a loop), classic TIFF."""
+    import struct
+
+    with tifffile.TiffFile(path) as tif:
+        offsets = [p.offset for p in tif.pages]
+        byteorder = tif.byteorder
+    with open(path, "r+b") as fh:
+        fh.seek(offsets[-1])
+        count = struct.unpack(byteorder + "H", fh.read(2))[0]
+        fh.seek(offsets[-1] + 2 + 12 * count)
+        fh.write(struct.pack(byteorder + "I", offsets[target_page]))
+
+
+def zero_half_of_segment(path, index: int, page: int = 0) -> None:
+    """Zero the second half of one tile's/strip's bytes, keeping its last 2 bytes (EOI marker)."""
+    offsets, counts = tile_table(path, page)
+    start, count = offsets[index], counts[index]
+    with open(path, "r+b") as fh:
+        fh.seek(start + count // 2)
+        fh.write(b"\x00" * (count - count // 2 - 2))
