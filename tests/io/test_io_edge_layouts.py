@@ -179,3 +179,36 @@ def test_one_failed_openslide_read_does_not_poison_the_slide(tmp_path):
         np.testing.assert_array_equal(
             slide.read_region(0, 300, 0, 64, 64), tifffile.imread(path)[300:364, :64]
         )
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        {"planarconfig": "separate", "rowsperstrip": 1, "compression": "zlib"},
+        {"planarconfig": "separate", "rowsperstrip": 1},
+        {"planarconfig": "contig", "rowsperstrip": 8, "compression": "jpeg"},
+        {"planarconfig": "contig", "rowsperstrip": 5, "compression": "zlib"},
+        {"planarconfig": "separate", "tile": (64, 64), "compression": "zlib"},
+    ],
+    ids=["planar-row-strips-zlib", "planar-row-strips-raw", "jpeg-8-row-strips",
+         "odd-strips", "planar-tiles"],
+)
+def test_strip_and_planar_layouts_read_directly_and_exactly(tmp_path, layout):
+    from hemascope.io.lazy import DirectReadLevel
+
+    image = smooth_image(700, 900)
+    data = np.moveaxis(image, -1, 0) if layout["planarconfig"] == "separate" else image
+    path = tmp_path / "strips.tif"
+    tifffile.imwrite(path, data, photometric="rgb", **layout)
+    expected = tifffile.imread(path)
+    expected = np.moveaxis(expected, 0, -1) if expected.shape[0] == 3 else expected
+    with open_slide(path) as slide:
+        level = slide.levels[0]
+        assert isinstance(level, DirectReadLevel)
+        if "tile" not in layout:
+            assert min(level.chunksize[:2]) >= 256  # strips grouped: few dask tasks
+        np.testing.assert_array_equal(np.asarray(level), expected)
+        np.testing.assert_array_equal(slide.read_region(0, 333, 101, 200, 300),
+                                      expected[333:533, 101:401])
+        np.testing.assert_array_equal(level[5:600:3, 7:800:2].compute(),
+                                      expected[5:600:3, 7:800:2])

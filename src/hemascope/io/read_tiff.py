@@ -1,12 +1,14 @@
 """Reader for the TIFF family: pyramidal TIFF/BigTIFF, OME-TIFF, Aperio SVS, Hamamatsu NDPI.
 
-Levels are dask arrays whose chunks are the file's tiles or strips. Regular tiled RGB levels (what
-every whole-slide scanner and our writer produce) are served by :class:`TiledPageReader`: validated
-``os.pread`` + decode per tile, with no zarr or file lock in between (2-3x faster through dask than
-tifffile's zarr store, see BENCHMARKS.md); it is also the fast path of
-:meth:`Slide.read_region`. Every other layout (strips, NDPI, planar RGB, multi-page levels) goes
-through tifffile's ``aszarr`` store opened with zarr 3 — a multiscales group or a single array,
-the two layouts tifffile writes. Opening reads only the IFDs and tile tables, never pixels.
+Levels are dask arrays whose chunks are the file's tiles (strips and other small segments grouped
+to at least 256 px). Single-page RGB levels — tiles (what every whole-slide scanner and our writer
+produce), strips, planar layouts, NDPI restart intervals — are served by
+:class:`~hemascope.io.segment_reader.SegmentReader`: validated ``os.pread`` + strict decode per
+segment, with no zarr or file lock in between (2-3x faster through dask than tifffile's zarr
+store, see BENCHMARKS.md); it is also the fast path of :meth:`Slide.read_region`. Multi-page
+levels and odd layouts go through tifffile's ``aszarr`` store opened with zarr 3 — a multiscales
+group or a single array, the two layouts tifffile writes. Opening reads only the IFDs and tile
+tables, never pixels.
 """
 
 from __future__ import annotations
@@ -20,13 +22,12 @@ import dask.array as da
 from hemascope.errors import CorruptSlideError, HemascopeError, UnsupportedFormatError
 from hemascope.io.lazy import guarded_dask, lazy_pyramid
 from hemascope.io.limits import MAX_LEVELS, MAX_PAGES, check_level_geometry
+from hemascope.io.segment_reader import SegmentReader, is_fast_readable
 from hemascope.io.slide import Slide
 from hemascope.io.tiff_metadata import compression_name, file_metadata
 from hemascope.io.tiff_tiles import (
-    TiledPageReader,
     check_segments,
     install_checked_decode,
-    is_fast_readable,
     tifffile_warnings_as_errors,
 )
 
@@ -187,23 +188,24 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
                 check_segments(other, file_size, what, keyframe=page, allow_empty=philips)
         install_checked_decode(page, what)
         token = (str(path), stat.st_mtime_ns, stat.st_size, index)
-        if list(level.pages) == [page] and level.axes == "YXS" and is_fast_readable(page):
-            # regular RGB tiles: dask chunks decode straight from the file (parallel preads)
+        if list(level.pages) == [page] and level.axes in ("YXS", "SYX") and is_fast_readable(page):
+            # tiles, strips, planes, NDPI intervals: chunks decode straight from the file
             background = PHILIPS_BACKGROUND if philips else None
-            reader = TiledPageReader(path, page, what, empty_value=background)
+            reader = SegmentReader(path, page, what, empty_value=background)
             closers.append(reader)
             lazy = guarded_dask(reader, reader.chunks, what, token, region_reader=reader)
-        else:
-            # strips, NDPI, planar or multi-page levels: tifffile's zarr store decodes them
-            if not arrays:
-                arrays = _zarr_levels(series)
-                if len(arrays) != len(series.levels):
-                    raise CorruptSlideError(
-                        f"{path.name}: {len(arrays)} zarr levels, {len(series.levels)} expected"
-                    )
-            array = arrays[index]
-            chunks = tuple(int(c) for c in array.chunks)
-            lazy = guarded_dask(array, chunks, what, token, tifffile_backed=True)
+            levels.append(lazy)
+            continue
+        # multi-page levels and other layouts: tifffile's zarr store decodes them
+        if not arrays:
+            arrays = _zarr_levels(series)
+            if len(arrays) != len(series.levels):
+                raise CorruptSlideError(
+                    f"{path.name}: {len(arrays)} zarr levels, {len(series.levels)} expected"
+                )
+        array = arrays[index]
+        chunks = tuple(int(c) for c in array.chunks)
+        lazy = guarded_dask(array, chunks, what, token, tifffile_backed=True)
         levels.append(_rgb_view(lazy, level.axes, what))
     tile = (int(page0.tilelength), int(page0.tilewidth)) if page0.is_tiled else None
     if len(levels) == 1:
