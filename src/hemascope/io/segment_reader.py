@@ -126,6 +126,7 @@ class SegmentReader:
         self._counts = np.asarray(page.databytecounts, dtype=np.int64).tolist()
         self._decode = page.decode
         self._jpeg = page.compression == _JPEG
+        self._raw = int(page.compression) == 1 and int(page.predictor) == 1 and page.fillorder == 1
         chunky_rgb = page.samplesperpixel == 3 and page.planarconfig == 1
         self._photometric = int(page.photometric) if chunky_rgb else None
         self._decode_args: dict[str, Any] = {}
@@ -138,6 +139,7 @@ class SegmentReader:
         self._cache_bytes = cache_bytes
         self._cached = 0
         self._lock = threading.Lock()
+        self._inflight: dict[int, threading.Event] = {}
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -160,21 +162,33 @@ class SegmentReader:
         return block[::rstep, ::cstep, key[2]]
 
     def _segment_at(self, index: int) -> np.ndarray:
-        with self._lock:
-            cached = self._cache.get(index)
-            if cached is not None:
-                self._cache.move_to_end(index)
-                return cached
-        if self._fd < 0:
-            raise SlideError(f"{self._what}: the slide was closed")
-        planes = [self._decode_plane(index + p * self._plane_stride) for p in range(self._planes)]
-        block = planes[0] if self._planes == 1 else np.concatenate(planes, axis=2)
-        with self._lock:
-            self._cache[index] = block
-            self._cached += block.nbytes
-            while self._cached > self._cache_bytes and len(self._cache) > 2:
-                self._cached -= self._cache.popitem(last=False)[1].nbytes
-        return block
+        while True:
+            with self._lock:
+                cached = self._cache.get(index)
+                if cached is not None:
+                    self._cache.move_to_end(index)
+                    return cached
+                pending = self._inflight.get(index)
+                if pending is None:  # this thread decodes it; others wait instead of repeating
+                    self._inflight[index] = threading.Event()
+                    break
+            pending.wait()
+            with self._lock:
+                if index not in self._cache and index not in self._inflight:
+                    self._inflight[index] = threading.Event()  # the decoder failed: try here
+                    break
+        try:
+            if self._fd < 0:
+                raise SlideError(f"{self._what}: the slide was closed")
+            planes = [
+                self._decode_plane(index + p * self._plane_stride) for p in range(self._planes)
+            ]
+            block = planes[0] if self._planes == 1 else np.concatenate(planes, axis=2)
+            self._store(index, block)
+            return block
+        finally:
+            with self._lock:
+                self._inflight.pop(index).set()
 
     def _decode_plane(self, index: int) -> np.ndarray:
         rows, cols = self._segment
@@ -212,12 +226,67 @@ class SegmentReader:
             raise CorruptSlideError(f"{what} decodes to {segment.shape}, not the segment size")
         return segment.reshape(got, cols, self._samples)[:, :, :channels]
 
+    def _prefetch_raw(self, indices: list[int]) -> None:
+        """Read uncompressed segments missing from the cache with one ``pread`` per contiguous run.
+
+        Bio-Formats writes planar images as one-row strips, stored back to back: a 256-row region
+        is then 3 reads instead of 768 (read-ahead; decoding is a reshape).
+        """
+        with self._lock:
+            missing = [i for i in indices if i not in self._cache]
+        if not missing or self._fd < 0:
+            return
+        rows, cols = self._segment
+        stored = {}
+        for plane in range(self._planes):
+            wanted = [i + plane * self._plane_stride for i in missing]
+            run: list[int] = []
+            for index in wanted + [-1]:
+                if run and (index < 0 or self._offsets[index] != self._offsets[run[-1]]
+                            + self._counts[run[-1]]):
+                    start = self._offsets[run[0]]
+                    total = self._offsets[run[-1]] + self._counts[run[-1]] - start
+                    data = os.pread(self._fd, total, start)
+                    if len(data) != total:
+                        raise CorruptSlideError(f"{self._what}: segments {run[0]}... truncated")
+                    for i in run:
+                        stored[i] = data[self._offsets[i] - start : self._offsets[i] - start
+                                         + self._counts[i]]
+                    run = []
+                if index >= 0:
+                    run.append(index)
+        for index in missing:
+            planes = []
+            for plane in range(self._planes):
+                data = stored[index + plane * self._plane_stride]
+                row_size = cols * self._samples
+                if len(data) % row_size or not 0 < len(data) // row_size <= rows:
+                    raise CorruptSlideError(
+                        f"{self._what}: segment {index} holds {len(data)} bytes, not whole rows"
+                    )
+                block = np.frombuffer(data, np.uint8).reshape(-1, cols, self._samples)
+                planes.append(block[:, :, : 1 if self._planes > 1 else 3])
+            self._store(index, planes[0] if self._planes == 1 else np.concatenate(planes, 2))
+
+    def _store(self, index: int, block: np.ndarray) -> None:
+        with self._lock:
+            self._cache[index] = block
+            self._cached += block.nbytes
+            while self._cached > self._cache_bytes and len(self._cache) > 2:
+                self._cached -= self._cache.popitem(last=False)[1].nbytes
+
     def read(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         """Return the ``(height, width, 3)`` region at ``(row, col)`` (must lie inside the page)."""
         out = np.empty((height, width, 3), dtype=np.uint8)
         if height == 0 or width == 0:
             return out
         sh, sw = self._segment
+        if self._raw:
+            self._prefetch_raw([
+                sr * self._grid_cols + sc
+                for sr in range(row // sh, (row + height - 1) // sh + 1)
+                for sc in range(col // sw, (col + width - 1) // sw + 1)
+            ])
         for sr in range(row // sh, (row + height - 1) // sh + 1):
             for sc in range(col // sw, (col + width - 1) // sw + 1):
                 block = self._segment_at(sr * self._grid_cols + sc)

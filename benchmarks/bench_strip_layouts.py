@@ -1,0 +1,175 @@
+"""Strip and planar layouts: hemascope's direct segment reads vs tifffile on the same files.
+
+Usage::
+
+    nice -n 10 python benchmarks/bench_strip_layouts.py [--reads 200] [--work DIR] [--out FILE]
+
+Writes two replicas (once, then reuses them):
+
+- ``planar-rows.ome.tif``: Bio-Formats' planar OME-TIFF with one row per strip (QuPath's
+  ``cells.ome.tif`` layout), 3,000 x 4,000 px, uncompressed, 2 SubIFD levels: 9,000 strips in
+  level 0;
+- ``jpeg-8row-strips.tif``: full-width JPEG strips of 8 rows (the layout NDPI levels have when
+  their restart intervals span the width), 4,096 x 16,384 px, quality 90.
+
+For each, in one process, on the same random 256 x 256 positions (interleaved per position):
+
+- ``read_region``: ``Slide.read_region`` (what the pipeline uses) on a freshly opened slide,
+  so every read decodes its strips (segment cache cleared before each read: ``cold``) and as a
+  session of nearby reads would (cache kept: ``warm``);
+- ``tifffile_loop``: the floor for these layouts with tifffile: read + ``TiffPage.decode`` of
+  exactly the strips (and planes) the region touches, assembled into the output;
+- ``dask_aszarr``: the region through a dask array over tifffile's ``aszarr`` store (what
+  hemascope used before for these layouts: one dask chunk per strip and plane);
+
+and the whole level: ``numpy.asarray(slide.levels[0])`` vs ``tifffile.imread``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _smooth(rows: int, cols: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:rows, 0:cols].astype(np.float32)
+    r = 128 + 100 * np.sin(yy / 37.0)
+    g = 128 + 100 * np.cos(xx / 53.0)
+    b = 128 + 60 * np.sin((yy + xx) / 71.0)
+    img = np.stack([r, g, b], axis=-1)
+    rng = np.random.default_rng(0)
+    img += rng.normal(0, 6, img.shape).astype(np.float32)  # texture, like tissue/cells
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_files(work: Path) -> dict[str, Path]:
+    import tifffile
+
+    work.mkdir(parents=True, exist_ok=True)
+    planar = work / "planar-rows.ome.tif"
+    if not planar.exists():
+        image = _smooth(3000, 4000)
+        opts = {"photometric": "rgb", "planarconfig": "separate", "rowsperstrip": 1}
+        with tifffile.TiffWriter(planar, ome=True) as tw:
+            tw.write(np.moveaxis(image, -1, 0), subifds=2,
+                     metadata={"axes": "SYX", "PhysicalSizeX": 0.25}, **opts)
+            for step in (2, 4):
+                tw.write(np.moveaxis(image[::step, ::step], -1, 0).copy(), subfiletype=1,
+                         metadata=None, **opts)
+    strips = work / "jpeg-8row-strips.tif"
+    if not strips.exists():
+        tifffile.imwrite(strips, _smooth(4096, 16384), photometric="rgb", compression="jpeg",
+                         compressionargs={"level": 90}, rowsperstrip=8)
+    return {"planar_rows": planar, "jpeg_8row_strips": strips}
+
+
+def tifffile_loop(page, fh, row: int, col: int, size: int) -> np.ndarray:
+    """Decode exactly the strips (all planes) covering the region, assemble it."""
+    rps = int(min(page.rowsperstrip, page.imagelength))
+    nstrips = -(-page.imagelength // rps)
+    planar = page.planarconfig == 2
+    out = np.empty((size, size, 3), np.uint8)
+    for s in range(row // rps, (row + size - 1) // rps + 1):
+        r0 = s * rps
+        rs, re = max(row, r0), min(row + size, r0 + rps)
+        for p in range(3 if planar else 1):
+            index = p * nstrips + s
+            fh.seek(page.dataoffsets[index])
+            data = fh.read(page.databytecounts[index])
+            seg = page.decode(data, index, jpegtables=page.jpegtables)[0]
+            seg = np.asarray(seg).reshape(-1, page.imagewidth, 1 if planar else 3)
+            block = seg[rs - r0 : re - r0, col : col + size]
+            if planar:
+                out[rs - row : re - row, :, p] = block[..., 0]
+            else:
+                out[rs - row : re - row] = block
+    return out
+
+
+def bench_file(path: Path, reads: int, seed: int = 0) -> dict:
+    import dask.array as da
+    import tifffile
+    import zarr
+
+    from hemascope.io import open_slide
+
+    slide = open_slide(path)
+    level = slide.levels[0]
+    rows, cols = slide.shape
+    tif = tifffile.TiffFile(path)
+    page = tif.series[0].levels[0].keyframe
+    store = zarr.open(tif.series[0].aszarr(level=0), mode="r")
+    aszarr = da.from_zarr(store)
+    rng = np.random.default_rng(seed)
+    positions = [(int(rng.integers(0, rows - 256)), int(rng.integers(0, cols - 256)))
+                 for _ in range(reads)]
+    reader = level.region_reader
+    times: dict[str, list[float]] = {k: [] for k in
+                                     ("read_region_cold", "read_region_warm", "tifffile_loop",
+                                      "dask_aszarr")}
+    methods = {
+        "read_region_cold": lambda r, c: (reader._cache.clear(), slide.read_region(0, r, c, 256, 256))[1],
+        "read_region_warm": lambda r, c: slide.read_region(0, r, c, 256, 256),
+        "tifffile_loop": lambda r, c: tifffile_loop(page, tif.filehandle, r, c, 256),
+        "dask_aszarr": lambda r, c: np.moveaxis(np.asarray(aszarr[:, r:r + 256, c:c + 256]), 0, -1)
+        if aszarr.shape[0] == 3 else np.asarray(aszarr[r:r + 256, c:c + 256]),
+    }
+    for r, c in positions[:3]:  # warm-up: page cache, imports, decoder set-up
+        for fn in methods.values():
+            fn(r, c)
+    for i, (r, c) in enumerate(positions):
+        names = list(methods)
+        names = names[i % len(names):] + names[: i % len(names)]
+        results = {}
+        for name in names:
+            start = time.perf_counter()
+            results[name] = methods[name](r, c)
+            times[name].append((time.perf_counter() - start) * 1000)
+        ref = results["tifffile_loop"]
+        for name, value in results.items():
+            assert np.array_equal(value, ref), f"{name} differs from tifffile at {(r, c)}"
+    out = {name: {"median_ms": statistics.median(v), "mean_ms": statistics.fmean(v)}
+           for name, v in times.items()}
+    base = out["tifffile_loop"]["median_ms"]
+    for name in out:
+        out[name]["vs_tifffile_loop"] = base / out[name]["median_ms"]
+    reader._cache.clear()
+    start = time.perf_counter()
+    whole = np.asarray(level)
+    out["whole_level_hemascope_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    ref = tifffile.imread(path)
+    out["whole_level_tifffile_imread_s"] = time.perf_counter() - start
+    ref = np.moveaxis(ref, 0, -1) if ref.shape[0] == 3 else ref
+    assert np.array_equal(whole, ref)
+    out["dask_tasks_level0"] = len(level.__dask_graph__())
+    out["aszarr_chunks_level0"] = int(np.prod([len(c) for c in aszarr.chunks]))
+    out["shape"] = [rows, cols]
+    tif.close()
+    slide.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--reads", type=int, default=200)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/hemascope-bench-strips"))
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    files = write_files(args.work)
+    report = {name: bench_file(path, args.reads) for name, path in files.items()}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
