@@ -212,3 +212,28 @@ def test_strip_and_planar_layouts_read_directly_and_exactly(tmp_path, layout):
                                       expected[333:533, 101:401])
         np.testing.assert_array_equal(level[5:600:3, 7:800:2].compute(),
                                       expected[5:600:3, 7:800:2])
+
+
+@pytest.mark.parametrize("compression", ["webp", "zlib", "zstd", "lzw"])
+def test_damaged_tiles_of_other_codecs_raise(tmp_path, compression):
+    image = smooth_image(512, 512)
+    path = tmp_path / f"{compression}.tif"
+    tifffile.imwrite(path, image, photometric="rgb", compression=compression, tile=(256, 256))
+    zero_half_of_segment(path, 1)
+    with open_slide(path) as slide:
+        np.testing.assert_array_equal(slide.read_region(0, 256, 0, 256, 256), image[256:, :256])
+        with pytest.raises(CorruptSlideError, match="segment 1"):
+            slide.read_region(0, 0, 256, 256, 256)
+
+
+@pytest.mark.parametrize("tiled", [True, False], ids=["tiled", "stripped"])
+def test_a_level_claiming_a_million_pixels_square_fails_fast(tmp_path, image, tiled):
+    path = tmp_path / "claims.tif"
+    layout = {"tile": (256, 256)} if tiled else {"rowsperstrip": 600}
+    tifffile.imwrite(path, image, photometric="rgb", compression="zlib", **layout)
+    for tag in ("ImageWidth", "ImageLength"):
+        patch_tile_table(path, tag, 0, 10**6)
+    start = time.perf_counter()
+    with pytest.raises((CorruptSlideError, UnsupportedFormatError)):
+        open_slide(path)
+    assert time.perf_counter() - start < 2.0
