@@ -114,7 +114,7 @@ def bench_file(path: Path, reads: int, seed: int = 0) -> dict:
                                      ("read_region_cold", "read_region_warm", "tifffile_loop",
                                       "dask_aszarr")}
     methods = {
-        "read_region_cold": lambda r, c: (reader._cache.clear(), slide.read_region(0, r, c, 256, 256))[1],
+        "read_region_cold": lambda r, c: (reader.clear_cache(), slide.read_region(0, r, c, 256, 256))[1],
         "read_region_warm": lambda r, c: slide.read_region(0, r, c, 256, 256),
         "tifffile_loop": lambda r, c: tifffile_loop(page, tif.filehandle, r, c, 256),
         "dask_aszarr": lambda r, c: np.moveaxis(np.asarray(aszarr[:, r:r + 256, c:c + 256]), 0, -1)
@@ -139,7 +139,7 @@ def bench_file(path: Path, reads: int, seed: int = 0) -> dict:
     base = out["tifffile_loop"]["median_ms"]
     for name in out:
         out[name]["vs_tifffile_loop"] = base / out[name]["median_ms"]
-    reader._cache.clear()
+    reader.clear_cache()
     start = time.perf_counter()
     whole = np.asarray(level)
     out["whole_level_hemascope_s"] = time.perf_counter() - start

@@ -303,6 +303,12 @@ class SegmentReader:
                 ]
         return out
 
+    def clear_cache(self) -> None:
+        """Drop every decoded segment (the next reads decode from the file again)."""
+        with self._lock:
+            self._cache.clear()
+            self._cached = 0
+
     def close(self) -> None:
         """Close the file descriptor."""
         if self._fd >= 0:
