@@ -285,3 +285,75 @@ def zero_half_of_segment(path, index: int, page: int = 0) -> None:
     with open(path, "r+b") as fh:
         fh.seek(start + count // 2)
         fh.write(b"\x00" * (count - count // 2 - 2))
+
+
+def write_dicom_wsi(folder, image, tile=128, mm_per_px=0.00025):
+    """A DICOM-WSI series (VL Whole Slide Microscopy, TILED_FULL, JPEG baseline frames), one
+    instance per 2x pyramid level, written with pydicom (what scanners' converters produce)."""
+    import imagecodecs
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.sequence import Sequence
+    from pydicom.uid import JPEGBaseline8Bit, generate_uid
+    study, series, frame_ref = generate_uid(), generate_uid(), generate_uid()
+    levels = [image]
+    while max(levels[-1].shape[:2]) > tile:
+        levels.append(np.ascontiguousarray(levels[-1][::2, ::2]))
+    paths = []
+    for i, level in enumerate(levels):
+        rows, cols = level.shape[:2]
+        frames = []
+        for r in range(0, rows, tile):
+            for c in range(0, cols, tile):
+                t = np.full((tile, tile, 3), 255, np.uint8)
+                block = level[r:r + tile, c:c + tile]
+                t[:block.shape[0], :block.shape[1]] = block
+                frames.append(imagecodecs.jpeg8_encode(t, level=95))
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.6"
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = meta.MediaStorageSOPClassUID
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_ref
+        ds.Modality = "SM"
+        ds.ImageType = ["ORIGINAL" if i == 0 else "DERIVED", "PRIMARY", "VOLUME", "NONE" if i == 0 else "RESAMPLED"]
+        ds.InstanceNumber = i + 1
+        ds.ContainerIdentifier = "slide-1"
+        ds.DimensionOrganizationType = "TILED_FULL"
+        ds.TotalPixelMatrixRows, ds.TotalPixelMatrixColumns = rows, cols
+        ds.TotalPixelMatrixFocalPlanes = 1
+        ds.Rows = ds.Columns = tile
+        ds.NumberOfFrames = len(frames)
+        ds.SamplesPerPixel = 3
+        ds.PhotometricInterpretation = "YBR_FULL_422"
+        ds.PlanarConfiguration = 0
+        ds.BitsAllocated = ds.BitsStored = 8
+        ds.HighBit = 7
+        ds.PixelRepresentation = 0
+        ds.LossyImageCompression = "01"
+        ds.ImagedVolumeWidth = cols * mm_per_px * 2**i
+        ds.ImagedVolumeHeight = rows * mm_per_px * 2**i
+        ds.ImagedVolumeDepth = 0.001
+        pm = Dataset()
+        pm.PixelSpacing = [mm_per_px * 2**i, mm_per_px * 2**i]
+        pm.SliceThickness = 0.001
+        shared = Dataset()
+        shared.PixelMeasuresSequence = Sequence([pm])
+        ds.SharedFunctionalGroupsSequence = Sequence([shared])
+        op = Dataset()
+        op.OpticalPathIdentifier = "1"
+        ill = Dataset(); ill.CodeValue = "111744"; ill.CodingSchemeDesignator = "DCM"; ill.CodeMeaning = "Brightfield illumination"
+        op.IlluminationTypeCodeSequence = Sequence([ill])
+        col = Dataset(); col.CodeValue = "414298005"; col.CodingSchemeDesignator = "SCT"; col.CodeMeaning = "Full Spectrum"
+        op.IlluminationColorCodeSequence = Sequence([col])
+        ds.OpticalPathSequence = Sequence([op])
+        ds.NumberOfOpticalPaths = 1
+        ds.PixelData = encapsulate(frames)
+        ds["PixelData"].VR = "OB"
+        path = f"{folder}/level{i}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths

@@ -29,8 +29,9 @@ def open_slide(path: str | os.PathLike[str], *, mpp: float | None = None) -> Sli
     ----------
     path
         A pyramidal TIFF/BigTIFF, OME-TIFF, Aperio SVS, Hamamatsu NDPI file, an OME-Zarr (v0.4 or
-        v0.5) directory, a PNG/JPEG/single-level TIFF image, or (with the ``openslide`` extra) an
-        MRXS or other vendor file OpenSlide reads.
+        v0.5) directory, a PNG/JPEG/single-level TIFF image, a DICOM-WSI instance (with the
+        ``dicom`` extra, else through OpenSlide), or (with the ``openslide`` extra) an MRXS or
+        other vendor file OpenSlide reads.
     mpp
         Micrometres per pixel of level 0; overrides the file's value (``mpp_source="user"``).
 
@@ -72,6 +73,11 @@ def _dispatch(path: Path) -> Slide:
         raise UnsupportedFormatError(f"{path.name}: not a regular file")
     with open(path, "rb") as fh:
         head = fh.read(16)
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        from hemascope.io.read_dicom import open_dicom, wsidicom_available
+
+        if wsidicom_available():
+            return open_dicom(path)
     if path.suffix.lower() in OPENSLIDE_SUFFIXES + DICOM_SUFFIXES:
         from hemascope.io.read_openslide import open_with_openslide
 
