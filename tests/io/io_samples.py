@@ -345,10 +345,8 @@ def write_dicom_wsi(folder, image, tile=128, mm_per_px=0.00025):
         ds.SharedFunctionalGroupsSequence = Sequence([shared])
         op = Dataset()
         op.OpticalPathIdentifier = "1"
-        ill = Dataset(); ill.CodeValue = "111744"; ill.CodingSchemeDesignator = "DCM"; ill.CodeMeaning = "Brightfield illumination"
-        op.IlluminationTypeCodeSequence = Sequence([ill])
-        col = Dataset(); col.CodeValue = "414298005"; col.CodingSchemeDesignator = "SCT"; col.CodeMeaning = "Full Spectrum"
-        op.IlluminationColorCodeSequence = Sequence([col])
+        op.IlluminationTypeCodeSequence = Sequence([_code("111744", "DCM", "Brightfield illumination")])
+        op.IlluminationColorCodeSequence = Sequence([_code("414298005", "SCT", "Full Spectrum")])
         ds.OpticalPathSequence = Sequence([op])
         ds.NumberOfOpticalPaths = 1
         ds.PixelData = encapsulate(frames)
@@ -357,3 +355,11 @@ def write_dicom_wsi(folder, image, tile=128, mm_per_px=0.00025):
         ds.save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def _code(value: str, scheme: str, meaning: str):
+    from pydicom.dataset import Dataset
+
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, scheme, meaning
+    return code
