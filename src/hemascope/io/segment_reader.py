@@ -227,46 +227,60 @@ class SegmentReader:
         return segment.reshape(got, cols, self._samples)[:, :, :channels]
 
     def _prefetch_raw(self, indices: list[int]) -> None:
-        """Read uncompressed segments missing from the cache with one ``pread`` per contiguous run.
+        """Read uncompressed segments missing from the cache, one ``pread`` per contiguous run.
 
-        Bio-Formats writes planar images as one-row strips, stored back to back: a 256-row region
-        is then 3 reads instead of 768 (read-ahead; decoding is a reshape).
+        Bio-Formats writes planar images as one-row strips stored back to back: a 256-row region
+        is then one read per plane, decoded as one reshape (read-ahead), instead of 768 decodes.
         """
         with self._lock:
-            missing = [i for i in indices if i not in self._cache]
+            missing = sorted(i for i in indices if i not in self._cache)
         if not missing or self._fd < 0:
             return
-        rows, cols = self._segment
-        stored = {}
-        for plane in range(self._planes):
-            wanted = [i + plane * self._plane_stride for i in missing]
-            run: list[int] = []
-            for index in wanted + [-1]:
-                if run and (index < 0 or self._offsets[index] != self._offsets[run[-1]]
-                            + self._counts[run[-1]]):
-                    start = self._offsets[run[0]]
-                    total = self._offsets[run[-1]] + self._counts[run[-1]] - start
-                    data = os.pread(self._fd, total, start)
-                    if len(data) != total:
-                        raise CorruptSlideError(f"{self._what}: segments {run[0]}... truncated")
-                    for i in run:
-                        stored[i] = data[self._offsets[i] - start : self._offsets[i] - start
-                                         + self._counts[i]]
-                    run = []
-                if index >= 0:
-                    run.append(index)
+        runs: list[list[int]] = []
         for index in missing:
-            planes = []
-            for plane in range(self._planes):
-                data = stored[index + plane * self._plane_stride]
-                row_size = cols * self._samples
-                if len(data) % row_size or not 0 < len(data) // row_size <= rows:
-                    raise CorruptSlideError(
-                        f"{self._what}: segment {index} holds {len(data)} bytes, not whole rows"
-                    )
-                block = np.frombuffer(data, np.uint8).reshape(-1, cols, self._samples)
-                planes.append(block[:, :, : 1 if self._planes > 1 else 3])
-            self._store(index, planes[0] if self._planes == 1 else np.concatenate(planes, 2))
+            if runs and index == runs[-1][-1] + 1 and all(
+                self._offsets[index + p * self._plane_stride]
+                == self._offsets[index - 1 + p * self._plane_stride]
+                + self._counts[index - 1 + p * self._plane_stride]
+                for p in range(self._planes)
+            ):
+                runs[-1].append(index)
+            else:
+                runs.append([index])
+        for run in runs:
+            self._read_raw_run(run)
+
+    def _read_raw_run(self, run: list[int]) -> None:
+        rows, cols = self._segment
+        channels = 1 if self._planes > 1 else 3
+        row_size = cols * self._samples
+        planes = []
+        for plane in range(self._planes):
+            first, last = run[0] + plane * self._plane_stride, run[-1] + plane * self._plane_stride
+            start = self._offsets[first]
+            total = self._offsets[last] + self._counts[last] - start
+            data = os.pread(self._fd, total, start)
+            if len(data) != total or total % row_size:
+                raise CorruptSlideError(
+                    f"{self._what}: segments {first}-{last} hold {len(data)} bytes, not whole rows"
+                )
+            planes.append(np.frombuffer(data, np.uint8).reshape(-1, cols, self._samples)
+                          [:, :, :channels])
+        if len({plane.shape[0] for plane in planes}) != 1:
+            raise CorruptSlideError(f"{self._what}: colour planes of segments {run[0]}- differ")
+        band = planes[0] if self._planes == 1 else np.concatenate(planes, axis=2)
+        position = 0
+        for index in run:
+            got = self._counts[index] // row_size
+            if not 0 < got <= rows or self._counts[index] % row_size:
+                raise CorruptSlideError(
+                    f"{self._what}: segment {index} holds {self._counts[index]} bytes, "
+                    "not whole rows"
+                )
+            if position + got > band.shape[0]:
+                raise CorruptSlideError(f"{self._what}: segment {index} lies outside its run")
+            self._store(index, band[position : position + got])
+            position += got
 
     def _store(self, index: int, block: np.ndarray) -> None:
         with self._lock:
