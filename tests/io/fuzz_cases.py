@@ -86,14 +86,16 @@ def _virtual_memory() -> int:
     return 0
 
 
-def _worker(memory_bytes: int) -> None:
+PRELOAD = ("hemascope.config", "hemascope.export", "hemascope.io.open", "hemascope.models.card")
+"""Modules a case may use, imported before the clock and the memory limit start (card: torch)."""
+
+
+def _worker(memory_bytes: int, preload: tuple[str, ...] = PRELOAD) -> None:
+    import importlib
     import resource
 
-    # everything a case imports is imported before the clock and the memory limit start
-    import hemascope.config  # noqa: F401
-    import hemascope.export  # noqa: F401
-    import hemascope.io.open  # noqa: F401
-    import hemascope.models.card  # noqa: F401 - imports torch
+    for module in preload:
+        importlib.import_module(module)
     from hemascope.errors import HemascopeError
 
     limit = _virtual_memory() + memory_bytes  # the limit is on growth beyond the imports
@@ -116,10 +118,10 @@ def _worker(memory_bytes: int) -> None:
 
 
 class _Worker:
-    def __init__(self, memory_bytes: int) -> None:
+    def __init__(self, memory_bytes: int, preload: tuple[str, ...]) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r});"
-             f" import fuzz_cases; fuzz_cases._worker({memory_bytes})"],
+             f" import fuzz_cases; fuzz_cases._worker({memory_bytes}, {tuple(preload)!r})"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
             bufsize=1,
         )
@@ -154,7 +156,12 @@ class _Worker:
         self.proc.wait()
 
 
-def run_cases(cases: list[Case], timeout: float = 10.0, memory_gib: float = 3.0) -> list[Outcome]:
+def run_cases(
+    cases: list[Case],
+    timeout: float = 10.0,
+    memory_gib: float = 3.0,
+    preload: tuple[str, ...] = PRELOAD,
+) -> list[Outcome]:
     """Run every case in a guarded worker process (restarted after a hang or crash).
 
     Parameters
@@ -166,19 +173,21 @@ def run_cases(cases: list[Case], timeout: float = 10.0, memory_gib: float = 3.0)
     memory_gib
         Address space the worker may grow by after its imports (a blow-up surfaces as
         ``MemoryError`` or a crash).
+    preload
+        Modules the worker imports before its limits apply (default: all a case may use).
     """
     memory = int(memory_gib * 2**30)
-    worker = _Worker(memory)
+    worker = _Worker(memory, preload)
     outcomes = []
     try:
         for case in cases:
             if not worker.alive():
-                worker = _Worker(memory)
+                worker = _Worker(memory, preload)
             outcome = worker.run(case, timeout)
             outcomes.append(outcome)
             if outcome.status in ("hang", "crash"):
                 worker.kill()
-                worker = _Worker(memory)
+                worker = _Worker(memory, preload)
     finally:
         worker.kill()
     return outcomes

@@ -28,5 +28,5 @@ def test_the_harness_reports_undocumented_errors_and_hangs(tmp_path):
         fuzz_cases.Case("_selftest-hang", "x", "hang"),
         fuzz_cases.Case("png", str(seeds["png"]), "seed"),
     ]
-    outcomes = fuzz_cases.run_cases(cases, timeout=2.0)
+    outcomes = fuzz_cases.run_cases(cases, timeout=2.0, preload=("hemascope.io.open",))
     assert [o.status for o in outcomes] == ["undocumented", "hang", "ok"]
