@@ -363,3 +363,53 @@ def _code(value: str, scheme: str, meaning: str):
     code = Dataset()
     code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, scheme, meaning
     return code
+
+
+def _jpeg_with_restarts(image: np.ndarray, blocks: int) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=90, restart_marker_blocks=blocks,
+                                subsampling=0)
+    return buf.getvalue()
+
+
+def _mcu_starts(data: bytes) -> list[int]:
+    """Offsets of the first entropy-coded byte and of the byte after each restart marker."""
+    import struct
+
+    sos = data.index(b"\xff\xda")
+    starts = [sos + 2 + struct.unpack(">H", data[sos + 2 : sos + 4])[0]]
+    i = starts[0]
+    while (j := data.find(b"\xff", i)) >= 0 and j + 1 < len(data):
+        if 0xD0 <= data[j + 1] <= 0xD7:
+            starts.append(j + 2)
+        elif data[j + 1] == 0xD9:
+            break
+        i = j + 2
+    return starts
+
+
+def write_ndpi_replica(path, image: np.ndarray, levels: int = 2, blocks: int = 64):
+    """A Hamamatsu NDPI replica: each level one JPEG with restart markers every ``blocks`` MCUs
+    and their McuStarts (tag 65426), so tifffile and OpenSlide split it into restart intervals.
+
+    Keep a ``.tif`` suffix for tifffile (it expects NDPI's 64-bit layout of a ``.ndpi`` suffix);
+    OpenSlide recognises the same bytes under a ``.ndpi`` name.
+    """
+    with tifffile.TiffWriter(path) as tw:
+        level = image
+        for i in range(levels):
+            data = _jpeg_with_restarts(level, blocks)
+            starts = _mcu_starts(data)
+            tags = [(65420, "I", 1, 1, True), (65421, "f", 1, 20.0, True),
+                    (65422, "i", 1, 0, True), (65423, "i", 1, 0, True), (65424, "i", 1, 0, True),
+                    (65426, "I", len(starts), starts, True),
+                    (271, "s", 0, "Hamamatsu", True), (272, "s", 0, "C13220", True)]
+            mpp = 0.23 * 2**i
+            tw.write(iter([data]), shape=level.shape, dtype=np.uint8, photometric="ycbcr",
+                     compression=7, rowsperstrip=level.shape[0], extratags=tags,
+                     subsampling=(1, 1), metadata=None, resolution=(1e4 / mpp, 1e4 / mpp),
+                     resolutionunit="CENTIMETER")
+            level = np.ascontiguousarray(level[::2, ::2])
+    return path

@@ -237,3 +237,42 @@ def test_a_level_claiming_a_million_pixels_square_fails_fast(tmp_path, image, ti
     with pytest.raises((CorruptSlideError, UnsupportedFormatError)):
         open_slide(path)
     assert time.perf_counter() - start < 2.0
+
+
+def test_ndpi_restart_intervals_read_exactly_like_tifffile_and_openslide(tmp_path):
+    from io_samples import write_ndpi_replica
+
+    from hemascope.io.lazy import DirectReadLevel
+
+    image = smooth_image(512, 1024)
+    path = write_ndpi_replica(tmp_path / "replica-ndpi.tif", image)
+    expected = tifffile.imread(path)
+    with open_slide(path) as slide:
+        assert slide.format == "ndpi" and slide.mpp == pytest.approx(0.23)
+        level = slide.levels[0]
+        assert isinstance(level, DirectReadLevel) and level.chunksize[0] >= 256
+        np.testing.assert_array_equal(np.asarray(level), expected)
+        np.testing.assert_array_equal(slide.read_region(0, 100, 300, 200, 333),
+                                      expected[100:300, 300:633])
+    openslide = pytest.importorskip("openslide")
+    named = tmp_path / "replica.ndpi"
+    named.write_bytes(path.read_bytes())
+    with openslide.OpenSlide(str(named)) as other:
+        region = np.asarray(other.read_region((300, 100), 0, (333, 200)))[..., :3]
+    np.testing.assert_array_equal(region, expected[100:300, 300:633])
+
+
+def test_corrupt_ndpi_interval_raises(tmp_path):
+    from io_samples import write_ndpi_replica
+
+    path = write_ndpi_replica(tmp_path / "replica-ndpi.tif", smooth_image(512, 1024), levels=1)
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        start, count = page.dataoffsets[20], page.databytecounts[20]
+    with open(path, "r+b") as fh:
+        fh.seek(start + count // 4)
+        fh.write(b"\x00" * (count // 2))
+    with open_slide(path) as slide:
+        slide.read_region(0, 400, 0, 64, 64)
+        with pytest.raises(CorruptSlideError, match="[Cc]orrupt JPEG"):
+            np.asarray(slide.levels[0])

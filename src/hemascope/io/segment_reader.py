@@ -116,7 +116,7 @@ class SegmentReader:
         self._empty_value = empty_value
         self._shape = (int(page.imagelength), int(page.imagewidth))
         self._segment = segment_shape(page)
-        self._tiled = bool(page.is_tiled)
+        self._tiled = bool(page.is_tiled) and page.jpegheader is None  # NDPI intervals: grouped
         self._grid_cols = -(-self._shape[1] // self._segment[1])
         grid = -(-self._shape[0] // self._segment[0]) * self._grid_cols
         self._planes = 3 if page.planarconfig == 2 else 1
@@ -139,7 +139,8 @@ class SegmentReader:
         self._cache_bytes = cache_bytes
         self._cached = 0
         self._lock = threading.Lock()
-        self._inflight: dict[int, threading.Event] = {}
+        self._ready = threading.Condition(self._lock)  # signalled when a decode finishes
+        self._inflight: set[int] = set()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -162,21 +163,16 @@ class SegmentReader:
         return block[::rstep, ::cstep, key[2]]
 
     def _segment_at(self, index: int) -> np.ndarray:
-        while True:
-            with self._lock:
+        with self._ready:
+            while True:
                 cached = self._cache.get(index)
                 if cached is not None:
                     self._cache.move_to_end(index)
                     return cached
-                pending = self._inflight.get(index)
-                if pending is None:  # this thread decodes it; others wait instead of repeating
-                    self._inflight[index] = threading.Event()
+                if index not in self._inflight:  # decode it here; others wait, not repeat
+                    self._inflight.add(index)
                     break
-            pending.wait()
-            with self._lock:
-                if index not in self._cache and index not in self._inflight:
-                    self._inflight[index] = threading.Event()  # the decoder failed: try here
-                    break
+                self._ready.wait()
         try:
             if self._fd < 0:
                 raise SlideError(f"{self._what}: the slide was closed")
@@ -187,8 +183,9 @@ class SegmentReader:
             self._store(index, block)
             return block
         finally:
-            with self._lock:
-                self._inflight.pop(index).set()
+            with self._ready:
+                self._inflight.discard(index)
+                self._ready.notify_all()
 
     def _decode_plane(self, index: int) -> np.ndarray:
         rows, cols = self._segment

@@ -33,7 +33,10 @@ def merge_tables(data: bytes, tables: bytes | None, header: bytes | None) -> byt
     tables
         The page's JPEGTables (SOI, DQT/DHT, EOI) or ``None``.
     header
-        tifffile's synthetic header for NDPI segments (prepended as is) or ``None``.
+        tifffile's synthetic header for an NDPI restart interval, or ``None``. The interval's
+        data is the entropy-coded segment up to the next restart marker, without an end marker:
+        the trailing restart marker is dropped and an end marker appended, so that a complete
+        interval decodes without warnings (OpenSlide assembles NDPI tiles the same way).
 
     Returns
     -------
@@ -41,7 +44,10 @@ def merge_tables(data: bytes, tables: bytes | None, header: bytes | None) -> byt
         A JPEG stream a standalone decoder can read.
     """
     if header:
-        return bytes(header) + bytes(data)
+        body = bytes(data)
+        if len(body) >= 2 and body[-2] == 0xFF and 0xD0 <= body[-1] <= 0xD7:
+            body = body[:-2]
+        return bytes(header) + body + (b"" if body.endswith(_EOI) else _EOI)
     if tables and len(tables) > 4 and bytes(data[:2]) == _SOI:
         return bytes(tables[:-2]) + bytes(data[2:])
     return bytes(data)
@@ -95,6 +101,8 @@ def strict_jpeg(
         _check_by_padding(stream, what)
         return None
     try:
+        if header and photometric == 6:  # NDPI: tifffile wrote this header with the interval size
+            return simplejpeg.decode_jpeg(stream, colorspace="RGB", strict=True)
         rows, cols, space, _ = simplejpeg.decode_jpeg_header(stream)
         _check_size((rows, cols), max_shape, what)
         if photometric == 6 or (photometric == 2 and space == "RGB"):  # tifffile's choice too
