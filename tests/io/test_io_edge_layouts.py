@@ -276,3 +276,10 @@ def test_corrupt_ndpi_interval_raises(tmp_path):
         slide.read_region(0, 400, 0, 64, 64)
         with pytest.raises(CorruptSlideError, match="[Cc]orrupt JPEG"):
             np.asarray(slide.levels[0])
+
+
+def test_unknown_photometric_is_unsupported_not_damaged(tmp_path, image):
+    path, _, _ = write_format("tiff", tmp_path, image)
+    set_short_tag_value(path, "PhotometricInterpretation", 99)
+    with pytest.raises(UnsupportedFormatError, match="photometric 99"):
+        open_slide(path)

@@ -166,9 +166,8 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
     series = tif.series[0]
     page0 = series.levels[0].keyframe
     if page0.photometric not in (2, 6):  # RGB, YCbCr
-        raise UnsupportedFormatError(
-            f"{path.name}: {page0.photometric.name} image; hemascope reads RGB images only"
-        )
+        kind = getattr(page0.photometric, "name", f"photometric {int(page0.photometric)}")
+        raise UnsupportedFormatError(f"{path.name}: {kind} image; hemascope reads RGB images only")
     fmt, mpp, objective, extra = file_metadata(tif, page0)
     if len(series.levels) > MAX_LEVELS:
         raise UnsupportedFormatError(f"{path.name}: {len(series.levels)} pyramid levels")
