@@ -192,3 +192,26 @@ def test_some_missing_chunks_stay_fill_values(tmp_path):
     _a_chunk(store).unlink()
     with open_slide(store) as slide:
         assert np.asarray(slide.levels[0]).shape == (300, 400, 3)
+
+
+def test_blosc_chunk_claiming_gigabytes_is_refused(tmp_path):
+    from numcodecs import Blosc
+
+    image = smooth_image(256, 256)
+    root = zarr.open_group(str(tmp_path / "blosc.zarr"), mode="w", zarr_format=2)
+    arr = root.create_array("0", shape=(3, 256, 256), chunks=(3, 128, 128), dtype="u1",
+                            compressors=Blosc(cname="lz4"),
+                            chunk_key_encoding={"name": "v2", "separator": "/"})
+    arr[:] = np.moveaxis(image, 2, 0)
+    root.attrs["multiscales"] = [{"version": "0.4", "axes": [
+        {"name": "c", "type": "channel"}, {"name": "y", "type": "space"},
+        {"name": "x", "type": "space"}], "datasets": [{"path": "0"}]}]
+    with open_slide(tmp_path / "blosc.zarr") as slide:  # valid blosc chunks read as before
+        np.testing.assert_array_equal(np.asarray(slide.levels[0]), image)
+    chunk = _a_chunk(tmp_path / "blosc.zarr")
+    data = bytearray(chunk.read_bytes())
+    data[4:8] = (2**31 - 1).to_bytes(4, "little")  # claimed decompressed size
+    chunk.write_bytes(bytes(data))
+    with open_slide(tmp_path / "blosc.zarr") as slide, pytest.raises(CorruptSlideError,
+                                                                      match="claims"):
+        np.asarray(slide.levels[0])

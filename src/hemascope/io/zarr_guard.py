@@ -3,8 +3,8 @@
 :class:`GuardedLocalStore` is zarr's ``LocalStore`` with checks on every key it reads: the file
 must resolve (after symlinks) inside the store's own directory, be a regular file (a FIFO would
 block forever, ``/dev/zero`` never ends), hold at most
-:data:`~hemascope.io.limits.MAX_CHUNK_BYTES`, and a zstd frame in it may not claim more than that
-once decompressed (numcodecs allocates what the frame header claims). A damaged store raises
+:data:`~hemascope.io.limits.MAX_CHUNK_BYTES`, and a zstd frame or blosc chunk in it may not claim
+more than that once decompressed (numcodecs allocates what the header claims). A damaged store raises
 :class:`~hemascope.errors.CorruptSlideError`; an absent chunk is still ``None`` (the fill value).
 """
 
@@ -87,6 +87,19 @@ def zstd_claimed_size(data: bytes) -> int | None:
     return value + 256 if size == 2 else value
 
 
+def blosc_claimed_size(data: bytes) -> int | None:
+    """Decompressed size a blosc (v1/v2 format) chunk header claims, ``None`` if not blosc.
+
+    The header has no magic number; it is recognised by its own compressed size (bytes 12-16)
+    matching the chunk's length, which random data practically never does.
+    """
+    if len(data) < 16 or data[0] not in (1, 2):
+        return None
+    if int.from_bytes(data[12:16], "little") != len(data):
+        return None
+    return int.from_bytes(data[4:8], "little")
+
+
 class GuardedLocalStore(LocalStore):
     """zarr's ``LocalStore`` (read-only) with the checks of :func:`check_store_file` on reads."""
 
@@ -104,7 +117,10 @@ class GuardedLocalStore(LocalStore):
             return None
         buffer = await super().get(key, prototype, byte_range)
         if buffer is not None and byte_range is None:
-            claimed = zstd_claimed_size(bytes(buffer.to_bytes()[:18]))
+            data = buffer.to_bytes()
+            claimed = zstd_claimed_size(bytes(data[:18]))
+            if claimed is None:
+                claimed = blosc_claimed_size(data)
             if claimed is not None and claimed > MAX_CHUNK_BYTES:
                 raise CorruptSlideError(
                     f"{self._what}: chunk {key!r} claims {claimed} bytes once decompressed"
