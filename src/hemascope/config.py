@@ -25,6 +25,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -238,9 +239,11 @@ def load_config(source: AnalysisConfig | dict[str, Any] | str | Path | None) -> 
 # --- validation ---------------------------------------------------------------------------------
 def _as_polygon(value: Any) -> tuple[tuple[float, float], ...]:
     try:
-        poly = tuple((float(v[0]), float(v[1])) for v in value if len(v) == 2)
-        ok = len(poly) == len(value)
-    except (TypeError, ValueError, IndexError):
+        poly = tuple(
+            (float(v[0]), float(v[1])) for v in value if isinstance(v, list | tuple) and len(v) == 2
+        )
+        ok = len(poly) == len(value) and all(math.isfinite(x) for p in poly for x in p)
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError):
         ok = False
     if not ok:
         raise ConfigError("'roi_um' must be a list of [row, col] pairs in µm")

@@ -205,3 +205,211 @@ def write_precompressed_pyramid(
                 tiles(shape, upper_tile), shape=(*shape, 3), subfiletype=1, metadata=None, **common
             )
     return path
+
+
+PHILIPS_XML = """<?xml version="1.0" encoding="UTF-8" ?>
+<DataObject ObjectType="DPUfsImport">
+<Attribute Name="DICOM_MANUFACTURER" Group="0x0008" Element="0x0070" PMSVR="IString">PHILIPS</Attribute>
+<Attribute Name="PIM_DP_SCANNED_IMAGES" Group="0x301D" Element="0x1003" PMSVR="IDataObjectArray">
+<Array><DataObject ObjectType="DPScannedImage">
+<Attribute Name="PIM_DP_IMAGE_TYPE" Group="0x301D" Element="0x1004" PMSVR="IString">WSI</Attribute>
+<Attribute Name="PIIM_PIXEL_DATA_REPRESENTATION_SEQUENCE" Group="0x1001" Element="0x8B01" PMSVR="IDataObjectArray">
+<Array>{levels}</Array></Attribute>
+</DataObject></Array></Attribute>
+</DataObject>"""
+PHILIPS_LEVEL = """<DataObject ObjectType="PixelDataRepresentation">
+<Attribute Name="DICOM_PIXEL_SPACING" Group="0x0028" Element="0x0030" PMSVR="IDoubleArray">"{mm}" "{mm}"</Attribute>
+</DataObject>"""
+
+
+def write_philips(path, image: np.ndarray, mm_per_px: float = 0.00025, levels: int = 3):
+    """A Philips-TIFF replica: tiled JPEG levels, ``Philips DP`` software, XML description."""
+    xml = PHILIPS_XML.format(
+        levels="".join(PHILIPS_LEVEL.format(mm=mm_per_px * 2**i) for i in range(levels))
+    )
+    opts = {"photometric": "rgb", "compression": "jpeg", "tile": (256, 256), "metadata": None,
+            "software": "Philips DP v1.0"}
+    with tifffile.TiffWriter(path) as tw:
+        level = image
+        for i in range(levels):
+            tw.write(level, description=xml if i == 0 else "level", **opts)
+            level = downsample2(level)
+    return path
+
+
+def tag_position(path, tag_name: str, page: int = 0) -> tuple[int, str]:
+    """File offset of a tag's IFD entry and the file's byte order."""
+    with tifffile.TiffFile(path) as tif:
+        return tif.pages[page].tags[tag_name].offset, tif.byteorder
+
+
+def set_tag_code(path, tag_name: str, code: int, page: int = 0) -> None:
+    """Rename a tag in place (e.g. hide the Compression tag behind a private code)."""
+    import struct
+
+    offset, byteorder = tag_position(path, tag_name, page)
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(struct.pack(byteorder + "H", code))
+
+
+def set_short_tag_value(path, tag_name: str, value: int, pages=(0,)) -> None:
+    """Overwrite the value of a SHORT tag stored inline (classic TIFF)."""
+    import struct
+
+    for page in pages:
+        offset, byteorder = tag_position(path, tag_name, page)
+        with open(path, "r+b") as fh:
+            fh.seek(offset + 8)
+            fh.write(struct.pack(byteorder + "H", value))
+
+
+def point_last_ifd_to(path, target_page: int) -> None:
+    """Make the last IFD's next-IFD pointer point at an earlier IFD (a loop), classic TIFF."""
+    import struct
+
+    with tifffile.TiffFile(path) as tif:
+        offsets = [p.offset for p in tif.pages]
+        byteorder = tif.byteorder
+    with open(path, "r+b") as fh:
+        fh.seek(offsets[-1])
+        count = struct.unpack(byteorder + "H", fh.read(2))[0]
+        fh.seek(offsets[-1] + 2 + 12 * count)
+        fh.write(struct.pack(byteorder + "I", offsets[target_page]))
+
+
+def zero_half_of_segment(path, index: int, page: int = 0) -> None:
+    """Zero the second half of one tile's/strip's bytes, keeping its last 2 bytes (EOI marker)."""
+    offsets, counts = tile_table(path, page)
+    start, count = offsets[index], counts[index]
+    with open(path, "r+b") as fh:
+        fh.seek(start + count // 2)
+        fh.write(b"\x00" * (count - count // 2 - 2))
+
+
+def write_dicom_wsi(folder, image, tile=128, mm_per_px=0.00025):
+    """A DICOM-WSI series (VL Whole Slide Microscopy, TILED_FULL, JPEG baseline frames), one
+    instance per 2x pyramid level, written with pydicom (what scanners' converters produce)."""
+    import imagecodecs
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.sequence import Sequence
+    from pydicom.uid import JPEGBaseline8Bit, generate_uid
+    study, series, frame_ref = generate_uid(), generate_uid(), generate_uid()
+    levels = [image]
+    while max(levels[-1].shape[:2]) > tile:
+        levels.append(np.ascontiguousarray(levels[-1][::2, ::2]))
+    paths = []
+    for i, level in enumerate(levels):
+        rows, cols = level.shape[:2]
+        frames = []
+        for r in range(0, rows, tile):
+            for c in range(0, cols, tile):
+                t = np.full((tile, tile, 3), 255, np.uint8)
+                block = level[r:r + tile, c:c + tile]
+                t[:block.shape[0], :block.shape[1]] = block
+                frames.append(imagecodecs.jpeg8_encode(t, level=95))
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.77.1.6"
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = JPEGBaseline8Bit
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID = meta.MediaStorageSOPClassUID
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_ref
+        ds.Modality = "SM"
+        ds.ImageType = ["ORIGINAL" if i == 0 else "DERIVED", "PRIMARY", "VOLUME", "NONE" if i == 0 else "RESAMPLED"]
+        ds.InstanceNumber = i + 1
+        ds.ContainerIdentifier = "slide-1"
+        ds.DimensionOrganizationType = "TILED_FULL"
+        ds.TotalPixelMatrixRows, ds.TotalPixelMatrixColumns = rows, cols
+        ds.TotalPixelMatrixFocalPlanes = 1
+        ds.Rows = ds.Columns = tile
+        ds.NumberOfFrames = len(frames)
+        ds.SamplesPerPixel = 3
+        ds.PhotometricInterpretation = "YBR_FULL_422"
+        ds.PlanarConfiguration = 0
+        ds.BitsAllocated = ds.BitsStored = 8
+        ds.HighBit = 7
+        ds.PixelRepresentation = 0
+        ds.LossyImageCompression = "01"
+        ds.ImagedVolumeWidth = cols * mm_per_px * 2**i
+        ds.ImagedVolumeHeight = rows * mm_per_px * 2**i
+        ds.ImagedVolumeDepth = 0.001
+        pm = Dataset()
+        pm.PixelSpacing = [mm_per_px * 2**i, mm_per_px * 2**i]
+        pm.SliceThickness = 0.001
+        shared = Dataset()
+        shared.PixelMeasuresSequence = Sequence([pm])
+        ds.SharedFunctionalGroupsSequence = Sequence([shared])
+        op = Dataset()
+        op.OpticalPathIdentifier = "1"
+        op.IlluminationTypeCodeSequence = Sequence([_code("111744", "DCM", "Brightfield illumination")])
+        op.IlluminationColorCodeSequence = Sequence([_code("414298005", "SCT", "Full Spectrum")])
+        ds.OpticalPathSequence = Sequence([op])
+        ds.NumberOfOpticalPaths = 1
+        ds.PixelData = encapsulate(frames)
+        ds["PixelData"].VR = "OB"
+        path = f"{folder}/level{i}.dcm"
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def _code(value: str, scheme: str, meaning: str):
+    from pydicom.dataset import Dataset
+
+    code = Dataset()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = value, scheme, meaning
+    return code
+
+
+def _jpeg_with_restarts(image: np.ndarray, blocks: int) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="JPEG", quality=90, restart_marker_blocks=blocks,
+                                subsampling=0)
+    return buf.getvalue()
+
+
+def _mcu_starts(data: bytes) -> list[int]:
+    """Offsets of the first entropy-coded byte and of the byte after each restart marker."""
+    import struct
+
+    sos = data.index(b"\xff\xda")
+    starts = [sos + 2 + struct.unpack(">H", data[sos + 2 : sos + 4])[0]]
+    i = starts[0]
+    while (j := data.find(b"\xff", i)) >= 0 and j + 1 < len(data):
+        if 0xD0 <= data[j + 1] <= 0xD7:
+            starts.append(j + 2)
+        elif data[j + 1] == 0xD9:
+            break
+        i = j + 2
+    return starts
+
+
+def write_ndpi_replica(path, image: np.ndarray, levels: int = 2, blocks: int = 64):
+    """A Hamamatsu NDPI replica: each level one JPEG with restart markers every ``blocks`` MCUs
+    and their McuStarts (tag 65426), so tifffile and OpenSlide split it into restart intervals.
+
+    Keep a ``.tif`` suffix for tifffile (it expects NDPI's 64-bit layout of a ``.ndpi`` suffix);
+    OpenSlide recognises the same bytes under a ``.ndpi`` name.
+    """
+    with tifffile.TiffWriter(path) as tw:
+        level = image
+        for i in range(levels):
+            data = _jpeg_with_restarts(level, blocks)
+            starts = _mcu_starts(data)
+            tags = [(65420, "I", 1, 1, True), (65421, "f", 1, 20.0, True),
+                    (65422, "i", 1, 0, True), (65423, "i", 1, 0, True), (65424, "i", 1, 0, True),
+                    (65426, "I", len(starts), starts, True),
+                    (271, "s", 0, "Hamamatsu", True), (272, "s", 0, "C13220", True)]
+            mpp = 0.23 * 2**i
+            tw.write(iter([data]), shape=level.shape, dtype=np.uint8, photometric="ycbcr",
+                     compression=7, rowsperstrip=level.shape[0], extratags=tags,
+                     subsampling=(1, 1), metadata=None, resolution=(1e4 / mpp, 1e4 / mpp),
+                     resolutionunit="CENTIMETER")
+            level = np.ascontiguousarray(level[::2, ::2])
+    return path

@@ -199,7 +199,7 @@ def test_openslide_backend_reads_aperio(tmp_path, image):
 
 
 def test_aszarr_layouts_group_and_array(tmp_path, image):
-    """Levels tifffile's zarr store serves (planar RGB here): both store layouts open."""
+    """tifffile's zarr store layouts (group, array) open; planar RGB levels are direct reads."""
     from hemascope.io.read_tiff import _zarr_levels
 
     planar = np.moveaxis(image, -1, 0)
@@ -225,7 +225,7 @@ def test_aszarr_layouts_group_and_array(tmp_path, image):
         assert len(_zarr_levels(tif.series[0])) == 3  # multiscales group
     with open_slide(path) as slide:
         assert slide.metadata["pyramid"] == "file" and slide.n_levels == 3 and slide.mpp == 0.5
-        assert not isinstance(slide.levels[0], DirectReadLevel)  # served by the zarr store
+        assert isinstance(slide.levels[0], DirectReadLevel)  # planes read by SegmentReader
         assert np.array_equal(slide.read_region(0, 0, 0, *image.shape[:2]), image)
         assert np.array_equal(np.asarray(slide.levels[2]), downsample2(downsample2(image)))
     single = tmp_path / "planar.tif"

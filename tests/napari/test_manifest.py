@@ -29,3 +29,31 @@ def test_manifest_contributes_readers_writers_sample_and_widgets():
                                                     "hemascope.write_labels_zarr"}
     assert [s.key for s in contrib.sample_data] == ["smear"]
     assert len(contrib.widgets) == 3
+
+
+def test_slide_reader_patterns_are_the_io_suffix_list():
+    """The manifest, the napari hook and ``open_slide`` accept the same files (one list in io)."""
+    from hemascope.io.formats import SLIDE_SUFFIXES, manifest_patterns
+
+    (reader,) = [r for r in MANIFEST.contributions.readers if r.command == "hemascope.read_slide"]
+    assert list(reader.filename_patterns) == manifest_patterns()
+    assert ".dcm" in SLIDE_SUFFIXES
+
+
+def test_packaged_manifest_is_the_repository_manifest():
+    from importlib.resources import files
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "napari.yaml"
+    packaged = files("hemascope").joinpath("napari.yaml").read_text(encoding="utf-8")
+    if root.is_file():  # a source checkout: src/hemascope/napari.yaml is a link to it
+        assert packaged == root.read_text(encoding="utf-8")
+
+
+def test_napari_hook_claims_every_slide_suffix(tmp_path):
+    from hemascope.io.formats import SLIDE_SUFFIXES
+    from hemascope.napari.reader import get_slide_reader
+
+    for suffix in SLIDE_SUFFIXES:
+        assert get_slide_reader(str(tmp_path / f"slide{suffix.upper()}")) is not None, suffix
+    assert get_slide_reader(str(tmp_path / "notes.txt")) is None

@@ -13,6 +13,7 @@ representation, so write → read returns the same numbers.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,51 +320,99 @@ def write_geojson(path: str | Path, cells: pd.DataFrame, **kwargs: Any) -> Path:
 
 
 # --- reading -----------------------------------------------------------------------------------
-def _rings_of(geometry: dict[str, Any]) -> list[np.ndarray]:
+_MAX_GEOMETRY_DEPTH = 8
+"""Most nested GeometryCollections read (QuPath writes none)."""
+
+_POINT_DEPTH = {"Point": 0, "MultiPoint": 1, "LineString": 1, "Polygon": 2, "MultiLineString": 2,
+                "MultiPolygon": 3}
+
+
+def _xy(part: Any, kind: str) -> np.ndarray:
+    """One ring/line/point list as finite ``(n, 2)`` float ``(x, y)``; anything else is an error."""
+    if not isinstance(part, list) or not all(
+        isinstance(p, list) and len(p) == 2
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in p)
+        for p in part
+    ):
+        raise InvalidInputError(
+            f"a {kind} geometry needs [x, y] number pairs (2-D), got {str(part)[:80]}"
+        )
+    xy = np.asarray(part, dtype=float).reshape(-1, 2)
+    if not np.isfinite(xy).all():
+        raise InvalidInputError(f"a {kind} geometry has non-finite coordinates")
+    return xy
+
+
+def _rings_of(geometry: Any, depth: int = 0) -> list[np.ndarray]:
+    if not isinstance(geometry, dict):
+        raise InvalidInputError("a geometry must be a JSON object")
     kind, coords = geometry.get("type"), geometry.get("coordinates")
     if kind == "GeometryCollection":
-        return [r for g in geometry.get("geometries", []) for r in _rings_of(g)]
+        members = geometry.get("geometries", [])
+        if depth >= _MAX_GEOMETRY_DEPTH or not isinstance(members, list):
+            raise InvalidInputError("a GeometryCollection is nested too deeply or malformed")
+        return [r for g in members for r in _rings_of(g, depth + 1)]
+    if not isinstance(kind, str) or kind not in _POINT_DEPTH:
+        raise InvalidInputError(f"unsupported GeoJSON geometry type {str(kind)[:40]!r}")
     if coords is None:
         raise InvalidInputError(f"a {kind} geometry has no coordinates")
-    depth = {"Point": 0, "MultiPoint": 1, "LineString": 1, "Polygon": 2, "MultiLineString": 2, "MultiPolygon": 3}
-    if kind not in depth:
-        raise InvalidInputError(f"unsupported GeoJSON geometry type {kind!r}")
-    if depth[kind] == 0:
+    nesting = _POINT_DEPTH[kind]
+    if nesting == 0:
         parts = [[coords]]
-    elif depth[kind] == 1:
+    elif nesting == 1:
         parts = [coords]
-    elif depth[kind] == 2:
-        parts = list(coords)
+    elif nesting == 2:
+        parts = coords
     else:
+        if not isinstance(coords, list) or not all(isinstance(p, list) for p in coords):
+            raise InvalidInputError(f"a {kind} geometry needs a list of polygons")
         parts = [ring for polygon in coords for ring in polygon]
-    out = []
-    for part in parts:
-        xy = np.asarray(part, dtype=float).reshape(-1, 2)
-        out.append(xy[:, ::-1].copy())  # (x, y) -> (row, col)
-    return out
+    if not isinstance(parts, list):
+        raise InvalidInputError(f"a {kind} geometry needs a list of coordinate lists")
+    return [_xy(part, kind)[:, ::-1].copy() for part in parts]  # (x, y) -> (row, col)
 
 
 def _parse_color(value: Any) -> tuple[int, int, int] | None:
-    if isinstance(value, (list, tuple)) and len(value) >= 3:
-        return (int(value[0]), int(value[1]), int(value[2]))
-    if isinstance(value, int):  # QuPath's packed ARGB integer
+    if isinstance(value, list | tuple) and len(value) >= 3:
+        rgb = value[:3]
+        if not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            and 0 <= v <= 255 for v in rgb
+        ):
+            raise InvalidInputError(f"a colour needs three numbers 0-255, got {str(value)[:60]}")
+        return (int(rgb[0]), int(rgb[1]), int(rgb[2]))
+    if isinstance(value, int) and not isinstance(value, bool):  # QuPath's packed ARGB integer
         value &= 0xFFFFFF
         return ((value >> 16) & 255, (value >> 8) & 255, value & 255)
     return None
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _parse_measurements(value: Any) -> dict[str, float]:
     if isinstance(value, dict):
-        return {str(k): float(v) for k, v in value.items() if isinstance(v, (int, float))}
+        return {str(k): float(v) for k, v in value.items() if _number(v)}
     if isinstance(value, list):  # older QuPath: [{"name": ..., "value": ...}]
-        return {str(m["name"]): float(m["value"]) for m in value if isinstance(m, dict) and "name" in m}
+        return {
+            str(m["name"]): float(m["value"])
+            for m in value
+            if isinstance(m, dict) and "name" in m and _number(m.get("value"))
+        }
     return {}
 
 
-def _parse_feature(feature: dict[str, Any]) -> GeoJSONObject:
-    if feature.get("type") != "Feature" or not isinstance(feature.get("geometry"), dict):
+def _parse_feature(feature: Any) -> GeoJSONObject:
+    if (
+        not isinstance(feature, dict)
+        or feature.get("type") != "Feature"
+        or not isinstance(feature.get("geometry"), dict)
+    ):
         raise InvalidInputError("expected GeoJSON Features with a geometry")
     props = feature.get("properties") or {}
+    if not isinstance(props, dict):
+        raise InvalidInputError("a Feature's properties must be a JSON object")
     cls = props.get("classification") or {}
     name = cls.get("name") if isinstance(cls, dict) else (cls if isinstance(cls, str) else None)
     color = _parse_color(cls.get("color", cls.get("colorRGB"))) if isinstance(cls, dict) else None
@@ -396,17 +445,22 @@ def read_geojson(path: str | Path) -> list[GeoJSONObject]:
     Raises
     ------
     InvalidInputError
-        If the file is missing, not JSON, or not GeoJSON features.
+        If the file is missing or not a regular file, not JSON (or nested too deeply), or not
+        GeoJSON features: wrong types, non-2-D or non-finite coordinates, colours outside 0-255.
     """
     path = Path(path)
     try:
+        if not path.is_file():
+            raise FileNotFoundError(path)
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidInputError(f"GeoJSON file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path} is not valid JSON ({exc})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError, OSError) as exc:
+        raise InvalidInputError(f"{path} is not valid JSON ({type(exc).__name__}: {exc!s:.100})") from None
     if isinstance(data, dict) and data.get("type") == "FeatureCollection":
         features = data.get("features") or []
+        if not isinstance(features, list):
+            raise InvalidInputError(f"{path}: 'features' is not a list")
     elif isinstance(data, dict) and data.get("type") == "Feature":
         features = [data]
     elif isinstance(data, list):

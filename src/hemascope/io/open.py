@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from hemascope.errors import SlideNotFoundError, UnsupportedFormatError
+from hemascope.io.formats import (
+    DICOM_SUFFIXES,
+    IMAGE_MAGIC,
+    OPENSLIDE_SUFFIXES,
+    TIFF_MAGIC,
+    ZARR_MARKERS,
+)
 from hemascope.io.slide import Slide
 from hemascope.io.write_tiff import check_mpp
 
-TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
-OPENSLIDE_SUFFIXES = (".mrxs", ".vms", ".vmu", ".scn", ".bif", ".svslide", ".dcm")
-"""Vendor formats handed to OpenSlide (``.scn``/``.bif`` are TIFF-based but need its logic)."""
-
 
 def _is_zarr_dir(path: Path) -> bool:
-    return any((path / name).is_file() for name in ("zarr.json", ".zgroup", ".zattrs", ".zarray"))
+    return any((path / name).is_file() for name in ZARR_MARKERS)
 
 
 def open_slide(path: str | os.PathLike[str], *, mpp: float | None = None) -> Slide:
@@ -26,8 +29,9 @@ def open_slide(path: str | os.PathLike[str], *, mpp: float | None = None) -> Sli
     ----------
     path
         A pyramidal TIFF/BigTIFF, OME-TIFF, Aperio SVS, Hamamatsu NDPI file, an OME-Zarr (v0.4 or
-        v0.5) directory, a PNG/JPEG/single-level TIFF image, or (with the ``openslide`` extra) an
-        MRXS or other vendor file OpenSlide reads.
+        v0.5) directory, a PNG/JPEG/single-level TIFF image, a DICOM-WSI instance (with the
+        ``dicom`` extra, else through OpenSlide), or (with the ``openslide`` extra) an MRXS or
+        other vendor file OpenSlide reads.
     mpp
         Micrometres per pixel of level 0; overrides the file's value (``mpp_source="user"``).
 
@@ -65,9 +69,16 @@ def _dispatch(path: Path) -> Slide:
 
             return open_ome_zarr(path)
         raise UnsupportedFormatError(f"{path.name}: a directory that is not an OME-Zarr image")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block, a device never ends
+        raise UnsupportedFormatError(f"{path.name}: not a regular file")
     with open(path, "rb") as fh:
         head = fh.read(16)
-    if path.suffix.lower() in OPENSLIDE_SUFFIXES:
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        from hemascope.io.read_dicom import open_dicom, wsidicom_available
+
+        if wsidicom_available():
+            return open_dicom(path)
+    if path.suffix.lower() in OPENSLIDE_SUFFIXES + DICOM_SUFFIXES:
         from hemascope.io.read_openslide import open_with_openslide
 
         return open_with_openslide(path)

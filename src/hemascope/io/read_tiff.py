@@ -1,12 +1,14 @@
 """Reader for the TIFF family: pyramidal TIFF/BigTIFF, OME-TIFF, Aperio SVS, Hamamatsu NDPI.
 
-Levels are dask arrays whose chunks are the file's tiles or strips. Regular tiled RGB levels (what
-every whole-slide scanner and our writer produce) are served by :class:`TiledPageReader`: validated
-``os.pread`` + decode per tile, with no zarr or file lock in between (2-3x faster through dask than
-tifffile's zarr store, see BENCHMARKS.md); it is also the fast path of
-:meth:`Slide.read_region`. Every other layout (strips, NDPI, planar RGB, multi-page levels) goes
-through tifffile's ``aszarr`` store opened with zarr 3 — a multiscales group or a single array,
-the two layouts tifffile writes. Opening reads only the IFDs and tile tables, never pixels.
+Levels are dask arrays whose chunks are the file's tiles (strips and other small segments grouped
+to at least 256 px). Single-page RGB levels — tiles (what every whole-slide scanner and our writer
+produce), strips, planar layouts, NDPI restart intervals — are served by
+:class:`~hemascope.io.segment_reader.SegmentReader`: validated ``os.pread`` + strict decode per
+segment, with no zarr or file lock in between (2-3x faster through dask than tifffile's zarr
+store, see BENCHMARKS.md); it is also the fast path of :meth:`Slide.read_region`. Multi-page
+levels and odd layouts go through tifffile's ``aszarr`` store opened with zarr 3 — a multiscales
+group or a single array, the two layouts tifffile writes. Opening reads only the IFDs and tile
+tables, never pixels.
 """
 
 from __future__ import annotations
@@ -19,86 +21,18 @@ import dask.array as da
 
 from hemascope.errors import CorruptSlideError, HemascopeError, UnsupportedFormatError
 from hemascope.io.lazy import guarded_dask, lazy_pyramid
+from hemascope.io.limits import MAX_LEVELS, MAX_PAGES, check_level_geometry
+from hemascope.io.segment_reader import SegmentReader, is_fast_readable
 from hemascope.io.slide import Slide
+from hemascope.io.tiff_metadata import compression_name, file_metadata
 from hemascope.io.tiff_tiles import (
-    TiledPageReader,
     check_segments,
     install_checked_decode,
-    is_fast_readable,
     tifffile_warnings_as_errors,
 )
 
-_UNIT_TO_UM = {"pm": 1e-6, "nm": 1e-3, "µm": 1.0, "um": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
-PLAUSIBLE_MPP = (0.01, 50.0)
-"""µm/px outside this range (e.g. 72 dpi screen resolution) is treated as unknown."""
-
-
-def _plausible(mpp: float | None) -> float | None:
-    if mpp is None or not PLAUSIBLE_MPP[0] <= mpp <= PLAUSIBLE_MPP[1]:
-        return None
-    return float(mpp)
-
-
-def _resolution_mpp(page: Any) -> float | None:
-    import tifffile
-
-    if page.resolutionunit in (tifffile.RESUNIT.NONE, None) or 282 not in page.tags:
-        return None
-    try:
-        px_per_um = page.get_resolution(tifffile.RESUNIT.MICROMETER)[0]
-    except Exception:  # noqa: BLE001 - odd resolution tags mean "unknown"
-        return None
-    return _plausible(1.0 / px_per_um) if px_per_um and px_per_um > 0 else None
-
-
-def _first(value: Any) -> Any:
-    return value[0] if isinstance(value, list) else value
-
-
-def _ome_metadata(tif: Any) -> tuple[float | None, float | None, dict[str, Any]]:
-    import tifffile
-
-    ome = tifffile.xml2dict(tif.ome_metadata).get("OME", {})
-    pixels = _first(ome.get("Image", {})).get("Pixels", {})
-    mpp = None
-    if "PhysicalSizeX" in pixels:
-        unit = pixels.get("PhysicalSizeXUnit", "µm")
-        mpp = _plausible(float(pixels["PhysicalSizeX"]) * _UNIT_TO_UM.get(unit, float("nan")))
-    objective = _first(_first(ome.get("Instrument", {})).get("Objective", {})).get(
-        "NominalMagnification"
-    )
-    name = _first(ome.get("Image", {})).get("Name")
-    return mpp, (float(objective) if objective else None), {"ome_name": name}
-
-
-def _file_metadata(tif: Any, page: Any) -> tuple[str, float | None, float | None, dict[str, Any]]:
-    """Format name, µm/px, objective power and extra metadata from the file's own tags."""
-    from tifffile import tifffile as tf
-
-    extra: dict[str, Any] = {"bigtiff": bool(tif.is_bigtiff)}
-    mpp, objective = None, None
-    if tif.is_svs:
-        fmt = "svs"
-        desc = tf.svs_description_metadata(page.description)
-        mpp = _plausible(float(desc["MPP"])) if "MPP" in desc else None
-        objective = float(desc["AppMag"]) if "AppMag" in desc else None
-        extra["aperio"] = {k: v for k, v in desc.items() if isinstance(v, str | int | float)}
-    elif tif.is_ndpi:
-        fmt = "ndpi"
-        tags = page.ndpi_tags or {}
-        objective = float(tags["Magnification"]) if tags.get("Magnification") else None
-    elif tif.is_ome:
-        fmt = "ome-tiff"
-        mpp, objective, more = _ome_metadata(tif)
-        extra.update(more)
-    else:
-        fmt = "tiff"
-        if page.description:
-            extra["description"] = page.description[:1000]
-    if mpp is None:
-        mpp = _resolution_mpp(page)
-    return fmt, mpp, objective, extra
-
+PHILIPS_BACKGROUND = 255
+"""Value of the tiles a Philips TIFF leaves empty (outside the scanned area): white glass."""
 
 def _rgb_view(level: da.Array, axes: str, what: str) -> da.Array:
     """Reorder a tifffile level to ``(rows, cols, 3)``; refuse what is not 8-bit RGB(A)."""
@@ -131,6 +65,18 @@ def _zarr_levels(series: Any) -> list[Any]:
     return [node[p] for p in paths]
 
 
+def _segment_shape(page: Any, level: Any) -> tuple[int, ...]:
+    """The shape of one stored segment (tile or strip) in the axes of ``level.shape``."""
+    shape = [1] * len(level.shape)
+    rows = int(page.tilelength) if page.is_tiled else int(min(page.rowsperstrip, page.imagelength))
+    cols = int(page.tilewidth) if page.is_tiled else int(page.imagewidth)
+    axes = level.axes
+    for axis, size in (("Y", rows), ("X", cols), ("S", int(page.samplesperpixel))):
+        if axis in axes:
+            shape[axes.index(axis)] = size
+    return tuple(shape)
+
+
 def open_tiff(path: Path) -> Slide:
     """Open a TIFF-family slide lazily.
 
@@ -148,9 +94,11 @@ def open_tiff(path: Path) -> Slide:
     Raises
     ------
     CorruptSlideError
-        Unparsable structure, missing or out-of-file tiles, zero-size levels.
+        Unparsable structure, an IFD chain that loops, missing or out-of-file tiles, zero-size
+        levels.
     UnsupportedFormatError
-        Pixels that are not 8-bit RGB.
+        Pixels that are not 8-bit RGB, a compression no installed codec decodes, or claimed sizes
+        beyond :mod:`hemascope.io.limits`.
     """
     import tifffile
 
@@ -162,6 +110,11 @@ def open_tiff(path: Path) -> Slide:
         raise
     except Exception as exc:  # noqa: BLE001 - any parse failure of a TIFF header is corruption
         raise CorruptSlideError(f"{path.name}: not a readable TIFF ({exc!s:.200})") from exc
+    try:
+        _walk_pages(path, tif)
+    except BaseException:
+        tif.close()
+        raise
     closers: list[Any] = [tif]
     try:
         # tifffile logs (at ERROR) and skips IFDs it cannot parse: a silently shorter pyramid
@@ -173,6 +126,28 @@ def open_tiff(path: Path) -> Slide:
     except Exception as exc:  # noqa: BLE001 - damaged IFDs surface as many exception types
         _close_all(closers)
         raise CorruptSlideError(f"{path.name}: damaged TIFF structure ({exc!s:.200})") from exc
+
+
+def _walk_pages(path: Path, tif: Any) -> None:
+    """Walk the whole IFD chain once: a chain that loops is damage, not an endless series.
+
+    tifffile detects the loop while counting pages (and logs it), but its lazy page iterator used
+    by ``series`` can spin forever on the same chain; counting first makes the chain finite.
+    """
+    with tifffile_warnings_as_errors(f"{path.name}: damaged TIFF", logging.WARNING, "circular"):
+        count = len(tif.pages)
+    if count > MAX_PAGES:
+        raise UnsupportedFormatError(f"{path.name}: {count} IFDs (at most {MAX_PAGES} are read)")
+
+
+def _check_compression(level: Any, what: str) -> None:
+    import tifffile
+
+    code = int(level.keyframe.compression)
+    if code not in tifffile.TIFF.DECOMPRESSORS:
+        raise UnsupportedFormatError(
+            f"{what}: unsupported compression {compression_name(level.keyframe)} ({code})"
+        )
 
 
 def _close_all(closers: list[Any]) -> None:
@@ -191,10 +166,12 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
     series = tif.series[0]
     page0 = series.levels[0].keyframe
     if page0.photometric not in (2, 6):  # RGB, YCbCr
-        raise UnsupportedFormatError(
-            f"{path.name}: {page0.photometric.name} image; hemascope reads RGB images only"
-        )
-    fmt, mpp, objective, extra = _file_metadata(tif, page0)
+        kind = getattr(page0.photometric, "name", f"photometric {int(page0.photometric)}")
+        raise UnsupportedFormatError(f"{path.name}: {kind} image; hemascope reads RGB images only")
+    fmt, mpp, objective, extra = file_metadata(tif, page0)
+    if len(series.levels) > MAX_LEVELS:
+        raise UnsupportedFormatError(f"{path.name}: {len(series.levels)} pyramid levels")
+    philips = fmt == "philips-tiff"
     arrays: list[Any] = []
     stat = path.stat()
     levels: list[da.Array] = []
@@ -202,35 +179,39 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
         what = f"{path.name} level {index}"
         if 0 in tuple(level.shape):
             raise CorruptSlideError(f"{what}: zero-size level {tuple(level.shape)}")
-        for page in level.pages:
-            if page is not None:
-                check_segments(page, file_size, what, keyframe=level.keyframe)
-        install_checked_decode(level.keyframe, what)
-        token = (str(path), stat.st_mtime_ns, stat.st_size, index)
+        _check_compression(level, what)
         page = level.keyframe
-        if list(level.pages) == [page] and level.axes == "YXS" and is_fast_readable(page):
-            # regular RGB tiles: dask chunks decode straight from the file (parallel preads)
-            reader = TiledPageReader(path, page, what)
+        check_level_geometry(tuple(level.shape), _segment_shape(page, level), 1, what)
+        for other in level.pages:
+            if other is not None:
+                check_segments(other, file_size, what, keyframe=page, allow_empty=philips)
+        install_checked_decode(page, what)
+        token = (str(path), stat.st_mtime_ns, stat.st_size, index)
+        if list(level.pages) == [page] and level.axes in ("YXS", "SYX") and is_fast_readable(page):
+            # tiles, strips, planes, NDPI intervals: chunks decode straight from the file
+            background = PHILIPS_BACKGROUND if philips else None
+            reader = SegmentReader(path, page, what, empty_value=background)
             closers.append(reader)
             lazy = guarded_dask(reader, reader.chunks, what, token, region_reader=reader)
-        else:
-            # strips, NDPI, planar or multi-page levels: tifffile's zarr store decodes them
-            if not arrays:
-                arrays = _zarr_levels(series)
-                if len(arrays) != len(series.levels):
-                    raise CorruptSlideError(
-                        f"{path.name}: {len(arrays)} zarr levels, {len(series.levels)} expected"
-                    )
-            array = arrays[index]
-            chunks = tuple(int(c) for c in array.chunks)
-            lazy = guarded_dask(array, chunks, what, token, tifffile_backed=True)
+            levels.append(lazy)
+            continue
+        # multi-page levels and other layouts: tifffile's zarr store decodes them
+        if not arrays:
+            arrays = _zarr_levels(series)
+            if len(arrays) != len(series.levels):
+                raise CorruptSlideError(
+                    f"{path.name}: {len(arrays)} zarr levels, {len(series.levels)} expected"
+                )
+        array = arrays[index]
+        chunks = tuple(int(c) for c in array.chunks)
+        lazy = guarded_dask(array, chunks, what, token, tifffile_backed=True)
         levels.append(_rgb_view(lazy, level.axes, what))
     tile = (int(page0.tilelength), int(page0.tilewidth)) if page0.is_tiled else None
     if len(levels) == 1:
         levels = lazy_pyramid(levels[0], tile[1] if tile else 512)
     metadata = {
         "tile_size": list(tile) if tile else None,
-        "compression": page0.compression.name.lower(),
+        "compression": compression_name(page0),
         "series": series.name,
         "pyramid": "file" if len(series.levels) > 1 else "computed",
         **extra,

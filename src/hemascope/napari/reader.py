@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hemascope.classes import class_rgba
+from hemascope.io.formats import SLIDE_SUFFIXES, ZARR_MARKERS
 from hemascope.napari.layers import (
     LayerDataTuple,
     cells_layer_data,
@@ -22,17 +23,11 @@ from hemascope.napari.layers import (
 
 ReaderFunction = Callable[[str | list[str]], list[LayerDataTuple]]
 
-#: File suffixes the slide reader claims (lower case); directories must be zarr groups.
-SLIDE_SUFFIXES = frozenset(
-    {".tif", ".tiff", ".svs", ".ndpi", ".btf", ".png", ".jpg", ".jpeg", ".mrxs", ".scn", ".bif",
-     ".vms", ".vmu", ".svslide", ".zarr"}
-)
-_ZARR_MARKERS = ("zarr.json", ".zattrs", ".zgroup")
 
 
 def _is_slide_path(path: Path) -> bool:
     if path.is_dir():
-        return path.suffix.lower() == ".zarr" or any((path / m).exists() for m in _ZARR_MARKERS)
+        return path.suffix.lower() == ".zarr" or any((path / m).exists() for m in ZARR_MARKERS)
     return path.suffix.lower() in SLIDE_SUFFIXES
 
 

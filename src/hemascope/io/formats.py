@@ -1,0 +1,42 @@
+"""The one list of slide file suffixes and magic numbers hemascope recognises.
+
+``io.open`` dispatches on them, the napari reader hook claims exactly these suffixes, and the
+plugin manifest's ``filename_patterns`` are tested against :data:`SLIDE_SUFFIXES`
+(``tests/napari/test_manifest.py``), so the library, the CLI and napari accept the same files.
+"""
+
+from __future__ import annotations
+
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+"""Classic TIFF and BigTIFF headers, both byte orders."""
+
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+"""PNG and JPEG headers (flat images)."""
+
+TIFF_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".btf", ".tf2", ".tf8")
+"""TIFF-family files read by hemascope's own TIFF reader (the magic number decides, not this)."""
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+"""Flat images."""
+
+OPENSLIDE_SUFFIXES = (".mrxs", ".vms", ".vmu", ".scn", ".bif", ".svslide")
+"""Vendor formats handed to OpenSlide (``.scn``/``.bif`` are TIFF-based but need its logic)."""
+
+DICOM_SUFFIXES = (".dcm",)
+"""DICOM-WSI instances (read through OpenSlide; a directory of them is opened through any one)."""
+
+ZARR_SUFFIXES = (".zarr",)
+"""OME-Zarr directories (any directory holding zarr metadata is also recognised)."""
+
+SLIDE_SUFFIXES = (
+    TIFF_SUFFIXES + IMAGE_SUFFIXES + OPENSLIDE_SUFFIXES + DICOM_SUFFIXES + ZARR_SUFFIXES
+)
+"""Every suffix a slide file or directory may have (lower case)."""
+
+ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
+"""Files whose presence makes a directory a zarr node."""
+
+
+def manifest_patterns() -> list[str]:
+    """The napari manifest's ``filename_patterns`` for the slide reader (``*.tif``, ...)."""
+    return [f"*{suffix}" for suffix in SLIDE_SUFFIXES]
