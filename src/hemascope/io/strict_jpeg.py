@@ -5,8 +5,8 @@ bad Huffman codes, lost restart markers) as *warnings* and fills what it could n
 grey; imagecodecs (and so tifffile) ignores them. OpenSlide treats them as errors, and so does
 hemascope: every JPEG tile or strip goes through :func:`strict_jpeg` first.
 
-With `simplejpeg <https://pypi.org/project/simplejpeg/>`_ installed (extra ``strict-jpeg``,
-part of ``test`` and ``all``) libjpeg-turbo's warnings are errors: when the JPEG's own colour space
+With `simplejpeg <https://pypi.org/project/simplejpeg/>`_ installed (a dependency of hemascope)
+libjpeg-turbo's warnings are errors: when the JPEG's own colour space
 is the one the TIFF declares, the tile is decoded there in one pass, otherwise it is checked at
 1/8 scale (all entropy data is still decoded) and decoded by tifffile as before. Without it, a
 fallback detects the commonest damage (entropy data ending before the image does) by decoding
