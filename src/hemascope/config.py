@@ -191,7 +191,7 @@ class AnalysisConfig:
         Path
             ``path``.
         """
-        from hemascope.results import atomic_write_text
+        from hemascope.files import atomic_write_text
 
         return atomic_write_text(path, self.to_toml())
 

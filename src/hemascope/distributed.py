@@ -23,8 +23,9 @@ import pandas as pd
 
 from hemascope.config import AnalysisConfig, load_config
 from hemascope.errors import Cancelled, InvalidInputError
+from hemascope.files import atomic_write_table
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
-from hemascope.results import SlideResult, atomic_write_table, is_complete
+from hemascope.results import SlideResult, is_complete
 
 SUMMARY_FILE = "summary.csv"
 SUMMARY_COLUMNS = (

@@ -25,9 +25,10 @@ import pandas as pd
 from hemascope import __version__
 from hemascope.config import AnalysisConfig, load_config
 from hemascope.errors import ConfigError, InvalidInputError
+from hemascope.files import atomic_write_json
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 from hemascope.region_checkpoints import RegionCheckpoints, RegionOutput
-from hemascope.results import SlideResult, atomic_write_json, is_complete
+from hemascope.results import SlideResult, is_complete
 
 RUN_MANIFEST = "run.json"
 LABELS_FILE = "labels.ome.zarr"

@@ -16,13 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hemascope.results import (
-    atomic_path,
-    atomic_write_json,
-    atomic_write_npy,
-    atomic_write_table,
-    read_cell_table,
-)
+from hemascope.files import atomic_path, atomic_write_json, atomic_write_npy, atomic_write_table
+from hemascope.results import read_cell_table
 
 REGIONS_DIR = "regions"
 

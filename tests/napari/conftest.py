@@ -88,7 +88,8 @@ def slide(cell_table):
 @pytest.fixture
 def result(cell_table):
     """A :class:`SlideResult` of ``cell_table`` with a differential, subtype and smear mask."""
-    from hemascope.results import SlideResult, to_jsonable
+    from hemascope.files import to_jsonable
+    from hemascope.results import SlideResult
     from hemascope.slide.differential import differential_count
 
     diff = to_jsonable(differential_count(cell_table["class"], min_cells=10))

@@ -8,14 +8,8 @@ import pytest
 
 from hemascope.config import AnalysisConfig
 from hemascope.errors import ResultError
-from hemascope.results import (
-    COMPLETE_MARKER,
-    SlideResult,
-    atomic_path,
-    atomic_write_json,
-    atomic_write_table,
-    is_complete,
-)
+from hemascope.files import atomic_path, atomic_write_json, atomic_write_table
+from hemascope.results import COMPLETE_MARKER, SlideResult, is_complete
 
 
 def _result(n=20):

@@ -24,7 +24,7 @@ import pandas as pd
 
 from hemascope.classes import CLASS_LABELS, class_color
 from hemascope.errors import InvalidInputError
-from hemascope.results import atomic_write_text
+from hemascope.files import atomic_write_text
 
 ROW, COL = "row", "col"
 """Cell-table columns holding the level-0 centroid ``(row, col)``."""

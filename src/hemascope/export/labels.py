@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from hemascope.results import atomic_path
+from hemascope.files import atomic_path
 
 
 def write_labels_zarr(

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from hemascope.classes import RESEARCH_USE_ONLY
-from hemascope.results import SlideResult, atomic_write_json, to_jsonable
+from hemascope.files import atomic_write_json, to_jsonable
+from hemascope.results import SlideResult
 
 #: Example cells shown per class in the report PNG.
 EXAMPLES_PER_CLASS = 6

@@ -15,7 +15,8 @@ import numpy as np
 
 from hemascope.classes import CLASS_LABELS, RESEARCH_USE_ONLY, class_color
 from hemascope.export.report import _number, models_caption, no_slide_model_text, subtypes_of
-from hemascope.results import SlideResult, atomic_write_bytes
+from hemascope.files import atomic_write_bytes
+from hemascope.results import SlideResult
 
 #: Example cells shown per class in the report PNG.
 EXAMPLES_PER_CLASS = 6

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hemascope.results import atomic_write_table
+from hemascope.files import atomic_write_table
 
 
 def write_cell_table(path: str | Path, cells: pd.DataFrame) -> Path:

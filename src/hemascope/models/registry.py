@@ -32,6 +32,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from hemascope.errors import ModelIntegrityError, ModelNotFoundError
+from hemascope.files import sha256_file
 from hemascope.models.architectures import build_model
 from hemascope.models.card import ModelCard
 
@@ -79,14 +80,6 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(xdg) / "hemascope" / "models"
 
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _card_paths() -> list[Path]:

@@ -190,7 +190,7 @@ def save_reviewed_labels(
     """
     from PIL import Image
 
-    from hemascope.results import atomic_path, atomic_write_table
+    from hemascope.files import atomic_path, atomic_write_table
 
     if slide.mpp is None:
         raise InvalidInputError("the slide's µm/px is unknown; crops need a physical scale")

@@ -139,7 +139,7 @@ def _write_masks(path: Path, renderer: SmearRenderer, cancel: CancelToken | None
                 out[: lab.shape[0], : lab.shape[1]] = lab
                 yield out
 
-    from hemascope.results import atomic_path
+    from hemascope.files import atomic_path
 
     with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=rows * cols * 4 > 2**31) as tif:
         for which in ("cell", "nucleus"):

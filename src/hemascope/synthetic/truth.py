@@ -99,7 +99,7 @@ class GroundTruth:
 
     def save(self, slide_path: str | os.PathLike[str]) -> dict[str, Path]:
         """Write ``<stem>.cells.csv`` and ``<stem>.truth.json`` next to ``slide_path`` atomically."""
-        from hemascope.results import atomic_write_json, atomic_write_table
+        from hemascope.files import atomic_write_json, atomic_write_table
 
         paths = truth_paths(slide_path)
         atomic_write_table(paths["cells"], self.cells)
