@@ -8,7 +8,7 @@ Research use only — not for diagnosis.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from hemascope._version import __version__
 
 __all__ = ["__version__", "open_slide", "analyze_slide"]
 

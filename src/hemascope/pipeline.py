@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hemascope import __version__
+from hemascope._version import __version__
 from hemascope.config import AnalysisConfig, load_config
 from hemascope.errors import ConfigError, InvalidInputError
 from hemascope.files import atomic_write_json

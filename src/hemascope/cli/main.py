@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 import hemascope.cli as _cli_pkg
-from hemascope import __version__
+from hemascope._version import __version__
 from hemascope.cli._contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED
 from hemascope.errors import HemascopeError
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hemascope import __version__
+from hemascope._version import __version__
 from hemascope.errors import DataError
 from hemascope.synthetic.spec import SmearSpec
 
