@@ -112,7 +112,7 @@ def is_finished(out_dir: str | Path, export: bool) -> bool:
     ``--resume`` skips only such slides: a slide whose result was saved but whose exports failed
     (or were interrupted) is not finished, and resuming writes its exports again.
     """
-    from hemascope.export.report import exports_complete
+    from hemascope.export.bundle import exports_complete
 
     out_dir = Path(out_dir)
     return is_complete(out_dir) and (not export or exports_complete(out_dir / "exports"))

@@ -64,7 +64,7 @@ def test_report_draws_abstentions_with_null_probabilities(tmp_path):
     """Issue #13: a slide model that abstained (probabilities null) crashed plot_subtype."""
     import json as _json
 
-    from hemascope.export.report import report_dict, write_report_png
+    from hemascope.export import report_dict, write_report_png
 
     result = _result()
     abstained = {"model": "apl", "version": "1", "demo": False, "classes": ["APL", "AML"],
@@ -79,7 +79,8 @@ def test_report_draws_abstentions_with_null_probabilities(tmp_path):
 
 
 def test_report_of_a_class_count_model_and_of_no_slide_model(tmp_path):
-    from hemascope.export.report import no_slide_model_text, write_report_png
+    from hemascope.export import write_report_png
+    from hemascope.export.report import no_slide_model_text
 
     cells = pd.DataFrame({"id": [1, 2, 3], "row": [1.0, 2.0, 3.0], "col": [1.0, 2.0, 3.0],
                           "class": ["blast", "nonblast", "nonblast"]})

@@ -40,7 +40,7 @@ def test_screenshot_of_sample_slide(make_napari_viewer, out_dir):
 
 def test_screenshot_of_results_and_widgets(make_napari_viewer, qtbot, out_dir, slide, result):
     from hemascope.napari import add_slide, show_results
-    from hemascope.napari.viewer import add_widgets
+    from hemascope.napari.launch import add_widgets
 
     viewer = make_napari_viewer(show=True)
     viewer.window._qt_window.resize(1400, 900)
@@ -66,9 +66,10 @@ def _small_png(image: np.ndarray, path: Path, width: int = 1280) -> None:
 def test_screenshots_of_the_sample_analysis_at_1600x1000(make_napari_viewer, qtbot, out_dir, tmp_path):
     """What a user sees after *Analyze slide* with the defaults: overview, review zoom, report, gallery."""
     from hemascope.napari import add_slide, show_results
+    from hemascope.napari.launch import add_widgets
     from hemascope.napari.layers import CELLS_LAYER_NAME
     from hemascope.napari.review import focus_on_cell
-    from hemascope.napari.viewer import LEGEND_NAME, add_widgets
+    from hemascope.napari.viewer import LEGEND_NAME
     from hemascope.pipeline import analyze_slide
     from hemascope.synthetic import sample_slide_path
 

@@ -7,9 +7,11 @@
 - :func:`export_all` — every export of a result into one folder.
 """
 
+from hemascope.export.bundle import export_all
 from hemascope.export.geojson import GeoJSONObject, cells_to_geojson, read_geojson, write_geojson
 from hemascope.export.labels import write_labels_zarr
-from hemascope.export.report import export_all, report_dict, write_report_json, write_report_png
+from hemascope.export.report import report_dict, write_report_json
+from hemascope.export.report_figure import write_report_png
 from hemascope.export.tables import write_cell_table
 
 __all__ = [

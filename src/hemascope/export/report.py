@@ -3,8 +3,9 @@
 Both carry the model names and versions and :data:`hemascope.classes.RESEARCH_USE_ONLY`. A slide
 model that abstained (too few cells, not applicable, out of domain) is shown as an abstention with
 its reason, never as numbers; when no slide model applies to the cell model, the report says so
-and names the models that would. The PNG is drawn by :mod:`hemascope.export.report_figure`
-(matplotlib's Agg backend: no display, no GUI toolkit).
+and names the models that would. This module holds the JSON and the texts; the PNG is drawn by
+:mod:`hemascope.export.report_figure` (matplotlib's Agg backend: no display, no GUI toolkit), and
+:mod:`hemascope.export.bundle` writes every export of a result.
 """
 
 from __future__ import annotations
@@ -17,14 +18,8 @@ from hemascope.classes import RESEARCH_USE_ONLY
 from hemascope.files import atomic_write_json, to_jsonable
 from hemascope.results import SlideResult
 
-#: Example cells shown per class in the report PNG.
-EXAMPLES_PER_CLASS = 6
-#: Side (µm) of an example cell's crop.
-EXAMPLE_FIELD_UM = 24.0
-_EXAMPLE_PX = 64
 
-
-def _number(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     """``value`` as a finite float, else ``None`` (JSON ``null``, NaN, missing)."""
     if value is None or isinstance(value, bool):
         return None
@@ -62,7 +57,7 @@ def subtype_line(subtype: dict[str, Any]) -> str:
         model += " [SYNTHETIC/DEMO]"
     if subtype.get("abstained") or subtype.get("label") is None:
         return f"{model}: ABSTAINED — {subtype.get('reason') or 'no answer'}"
-    p = _number((subtype.get("probabilities") or {}).get(subtype.get("label")))
+    p = finite_number((subtype.get("probabilities") or {}).get(subtype.get("label")))
     return f"{model}: {subtype.get('label')}" + (f" (p = {p:.2f})" if p is not None else "")
 
 
@@ -131,80 +126,13 @@ def write_report_json(path: str | Path, result: SlideResult) -> Path:
     return atomic_write_json(path, report_dict(result))
 
 
-from hemascope.export.report_figure import (  # noqa: E402 - the figure needs the text helpers above
-    excluded_text,
-    plot_differential,
-    plot_subtype,
-    write_report_png,
-)
-
-#: Marker file written last into an exports folder: the exports are complete.
-EXPORTS_COMPLETE = "EXPORTED"
-
-
-def exports_complete(directory: str | Path) -> bool:
-    """Whether :func:`export_all` finished writing into ``directory``."""
-    return (Path(directory) / EXPORTS_COMPLETE).is_file()
-
-
-def export_all(result: SlideResult, directory: str | Path) -> dict[str, Path]:
-    """Write every headless export of ``result`` into ``directory``.
-
-    Parameters
-    ----------
-    result
-        An analysed slide.
-    directory
-        Output folder (created if needed). The marker :data:`EXPORTS_COMPLETE` is removed first
-        and written last, so an interrupted or failed export never looks complete.
-
-    Returns
-    -------
-    dict of str to Path
-        ``{"cells_csv", "cells_parquet", "geojson", "report_json", "report_png"}`` to paths. Cells
-        are outlined by their masks when the result has a label mask, else by circles of their area.
-    """
-    from hemascope.export.geojson import write_geojson
-    from hemascope.export.tables import write_cell_table
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    marker = directory / EXPORTS_COMPLETE
-    marker.unlink(missing_ok=True)
-    labels = nuclei = None
-    if result.labels_path is not None and Path(result.labels_path).is_dir():
-        import zarr
-
-        store = zarr.open_group(str(result.labels_path), mode="r")
-        labels = store["labels/cells/0"]
-        nuclei = store["labels/nuclei/0"] if "nuclei" in store["labels"] else None
-    paths = {
-        "cells_csv": write_cell_table(directory / "cells.csv", result.cells),
-        "cells_parquet": write_cell_table(directory / "cells.parquet", result.cells),
-        "geojson": write_geojson(directory / "cells.geojson", result.cells, labels=labels, nuclei=nuclei,
-                                 mpp=result.slide.get("mpp")),
-        "report_json": write_report_json(directory / "report.json", result),
-        "report_png": write_report_png(directory / "report.png", result),
-    }
-    atomic_write_json(marker, {name: p.name for name, p in paths.items()})
-    return paths
-
-
-# Old private names, still imported by hemascope.napari.report_widget (use the public ones).
-_models_line, _plot_differential, _plot_subtype = models_caption, plot_differential, plot_subtype
-
 __all__ = [
-    "EXPORTS_COMPLETE",
-    "excluded_text",
-    "export_all",
-    "exports_complete",
+    "cell_model_name",
+    "finite_number",
     "models_caption",
     "no_slide_model_text",
-    "plot_differential",
-    "plot_subtype",
     "report_dict",
     "subtype_line",
     "subtypes_of",
     "write_report_json",
-    "write_report_png",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from hemascope.classes import CLASS_LABELS, RESEARCH_USE_ONLY, class_color
-from hemascope.export.report import _number, models_caption, no_slide_model_text, subtypes_of
+from hemascope.export.report import finite_number, models_caption, no_slide_model_text, subtypes_of
 from hemascope.files import atomic_write_bytes
 from hemascope.results import SlideResult
 
@@ -37,7 +37,7 @@ def excluded_text(differential: dict[str, Any]) -> str:
 
 def plot_differential(ax: Any, differential: dict[str, Any]) -> None:
     """Draw a differential count (``DifferentialCount.to_dict()``) as bars with counts and Wilson CIs."""
-    percent = {k: _number(v) for k, v in (differential.get("percent") or {}).items()}
+    percent = {k: finite_number(v) for k, v in (differential.get("percent") or {}).items()}
     percent = {k: v for k, v in percent.items() if v is not None}
     counts = differential.get("counts") or {}
     if not percent:
@@ -52,8 +52,8 @@ def plot_differential(ax: Any, differential: dict[str, Any]) -> None:
     low = differential.get("ci_low") or {}
     high = differential.get("ci_high") or {}
     err = [
-        [max(0.0, percent[n] - (_number(low.get(n)) if _number(low.get(n)) is not None else percent[n])) for n in names],
-        [max(0.0, (_number(high.get(n)) if _number(high.get(n)) is not None else percent[n]) - percent[n]) for n in names],
+        [max(0.0, percent[n] - (finite_number(low.get(n)) if finite_number(low.get(n)) is not None else percent[n])) for n in names],
+        [max(0.0, (finite_number(high.get(n)) if finite_number(high.get(n)) is not None else percent[n]) - percent[n]) for n in names],
     ]
     ax.barh(range(len(names)), values, xerr=err, color=[class_color(n) for n in names], capsize=2,
             edgecolor="#444444", linewidth=0.5)
@@ -66,7 +66,7 @@ def plot_differential(ax: Any, differential: dict[str, Any]) -> None:
     ax.invert_yaxis()
     kind = differential.get("kind") or "differential"
     ax.set_xlabel("% of counted cells (bars: 95% Wilson CI; labels: cells, %)", fontsize=7)
-    blast = _number(differential.get("blast_percent"))
+    blast = finite_number(differential.get("blast_percent"))
     what = "Differential" if kind == "differential" else "Class count"
     title = f"{what} ({differential.get('n_counted', '?')} cells counted)"
     if blast is not None:
@@ -97,7 +97,7 @@ def plot_subtype(ax: Any, subtype: dict[str, Any] | None, *, empty: str = "no sl
         ax.set_axis_off()
         return
     caption = subtype.get("caption") or str(subtype.get("model", "?"))
-    probs = {k: _number(v) for k, v in (subtype.get("probabilities") or {}).items()}
+    probs = {k: finite_number(v) for k, v in (subtype.get("probabilities") or {}).items()}
     if subtype.get("abstained") or not any(v is not None for v in probs.values()):
         reason = subtype.get("reason") or "no answer"
         ax.text(0.5, 0.55, "ABSTAINED", ha="center", va="center", transform=ax.transAxes,

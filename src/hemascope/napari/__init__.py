@@ -10,6 +10,7 @@ widget modules and the functions that need a viewer). Every widget action is als
 - :mod:`hemascope.napari.review` holds the gallery's reclassify/save logic.
 """
 
-from hemascope.napari.viewer import add_slide, launch_viewer, show_results
+from hemascope.napari.launch import launch_viewer
+from hemascope.napari.viewer import add_slide, show_results
 
 __all__ = ["add_slide", "launch_viewer", "show_results"]

@@ -133,14 +133,8 @@ class ReportWidget(QWidget):
 
     def set_result(self, result: Any) -> None:
         """Show the report of a :class:`~hemascope.results.SlideResult`."""
-        from hemascope.export.report import (
-            excluded_text,
-            models_caption,
-            no_slide_model_text,
-            plot_differential,
-            plot_subtype,
-            subtypes_of,
-        )
+        from hemascope.export.report import models_caption, no_slide_model_text, subtypes_of
+        from hemascope.export.report_figure import excluded_text, plot_differential, plot_subtype
 
         self.result = result
         diff = result.differential or {}
