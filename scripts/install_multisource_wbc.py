@@ -62,7 +62,17 @@ def main() -> None:
         metrics={
             "val_macro_f1_selection": result["best_val_macro_f1"],
             "test": {
-                d: {k: v[k] for k in ("n", "accuracy", "macro_f1", "macro_f1_shared_normal", "blast_recall", "mature_called_blast")}
+                d: {
+                    k: v[k]
+                    for k in (
+                        "n",
+                        "accuracy",
+                        "macro_f1",
+                        "macro_f1_shared_normal",
+                        "blast_recall",
+                        "mature_called_blast",
+                    )
+                }
                 for d, v in result["test"].items()
             },
         },

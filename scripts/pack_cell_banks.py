@@ -31,7 +31,11 @@ GRID = 32
 def _crop(args: tuple[str, float, int, float]) -> np.ndarray:
     path, mpp, size, model_mpp = args
     card = ModelCard(
-        name="pack", version="0", classes=["a", "b"], input_size=size, mpp=model_mpp,
+        name="pack",
+        version="0",
+        classes=["a", "b"],
+        input_size=size,
+        mpp=model_mpp,
         preprocess={"pad": "background"},
     )
     return cell_image_to_crop(read_cell_image(path), mpp, card)
@@ -65,10 +69,19 @@ def main() -> None:
     ap.add_argument("--taleqani-per-split", default="3000,600,900")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    per = dict(zip(("train", "val", "test"), (int(v) for v in args.taleqani_per_split.split(",")), strict=True))
+    per = dict(
+        zip(
+            ("train", "val", "test"),
+            (int(v) for v in args.taleqani_per_split.split(",")),
+            strict=True,
+        )
+    )
     table = load_tables(args.work, per, args.seed)
     print(table.groupby(["domain", "split"]).size().to_dict())
-    jobs = [(p, float(m), args.size, args.model_mpp) for p, m in zip(table["path"], table["mpp"], strict=True)]
+    jobs = [
+        (p, float(m), args.size, args.model_mpp)
+        for p, m in zip(table["path"], table["mpp"], strict=True)
+    ]
     with ProcessPoolExecutor(args.workers) as pool:
         crops = list(pool.map(_crop, jobs, chunksize=64))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -88,7 +101,9 @@ def main() -> None:
     table["path"] = [Path(p).name for p in table["path"]]
     table.to_csv(args.out / "cells.csv", index=False)
     total = sum(f.stat().st_size for f in args.out.glob("mosaic_*.jpg"))
-    print(f"{len(table)} crops in {len(list(args.out.glob('mosaic_*.jpg')))} mosaics, {total / 2**20:.1f} MiB")
+    print(
+        f"{len(table)} crops in {len(list(args.out.glob('mosaic_*.jpg')))} mosaics, {total / 2**20:.1f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -106,8 +106,12 @@ def split_deepapl(data: Path, work: Path, splits: Path, seed: int) -> None:
     """Patient-level split of DeepAPL with the canonical class map (step 4 of the module doc)."""
     labels = pd.read_csv(data / "deepapl" / "labels.csv")
     rng = np.random.default_rng(seed)
-    mpp, n_rbc = estimate_mpp([data / "deepapl" / p for p in rng.choice(labels["path"], 60, replace=False)])
-    print(json.dumps({"deepapl_mpp_measured": round(mpp, 4), "rbcs": n_rbc, "deepapl_mpp_used": 0.21}))
+    mpp, n_rbc = estimate_mpp(
+        [data / "deepapl" / p for p in rng.choice(labels["path"], 60, replace=False)]
+    )
+    print(
+        json.dumps({"deepapl_mpp_measured": round(mpp, 4), "rbcs": n_rbc, "deepapl_mpp_used": 0.21})
+    )
     table = pd.DataFrame(
         {
             "path": labels["path"],
@@ -122,12 +126,22 @@ def split_deepapl(data: Path, work: Path, splits: Path, seed: int) -> None:
     )
     parts = split_table(by_patient, seed=seed)
     for split, part in parts.items():
-        part = map_classes(part.assign(**{"class": table.set_index("path").loc[part["path"], "class"].to_numpy()}), DEEPAPL_CLASS_MAP)
+        part = map_classes(
+            part.assign(**{"class": table.set_index("path").loc[part["path"], "class"].to_numpy()}),
+            DEEPAPL_CLASS_MAP,
+        )
         part.to_csv(splits / f"deepapl_{split}.csv", index=False)
         part.assign(path=[str(data / "deepapl" / p) for p in part["path"]]).to_csv(
             work / f"deepapl_{split}.csv", index=False
         )
-        print("deepapl", split, part["group"].nunique(), "patients", len(part), part["class"].value_counts().to_dict())
+        print(
+            "deepapl",
+            split,
+            part["group"].nunique(),
+            "patients",
+            len(part),
+            part["class"].value_counts().to_dict(),
+        )
 
 
 def main() -> None:

@@ -32,7 +32,6 @@ import torch
 from PIL import Image
 
 from hemascope.classify.adapt import adapt_batchnorm
-from hemascope.classify.normalize import white_balance
 from hemascope.classify.shift import layer_divergences
 from hemascope.models.architectures import build_model
 from hemascope.train.augment import AugmentConfig, augment_batch
@@ -40,8 +39,16 @@ from hemascope.train.losses import make_loss
 from hemascope.train.sampling import balanced_weights
 
 CLASSES = [
-    "basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "monocyte", "neutrophil",
-    "platelet", "blast", "smudge",
+    "basophil",
+    "eosinophil",
+    "erythroblast",
+    "ig",
+    "lymphocyte",
+    "monocyte",
+    "neutrophil",
+    "platelet",
+    "blast",
+    "smudge",
 ]
 MATURE = ["lymphocyte", "neutrophil", "monocyte", "eosinophil", "basophil"]
 MEAN, STD = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
@@ -49,7 +56,17 @@ INPUT = 48
 
 
 def _only(**kw) -> AugmentConfig:
-    base = dict(rotate=False, scale=0.0, hed=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, gray_p=0.0, blur_p=0.0)
+    base = dict(
+        rotate=False,
+        scale=0.0,
+        hed=0.0,
+        brightness=0.0,
+        contrast=0.0,
+        saturation=0.0,
+        hue=0.0,
+        gray_p=0.0,
+        blur_p=0.0,
+    )
     return AugmentConfig(**(base | kw))
 
 
@@ -65,7 +82,10 @@ STRESS = {
 def load_bank(data: Path) -> tuple[pd.DataFrame, torch.Tensor]:
     cells = pd.read_csv(data / "cells.csv")
     size = int(cells["size"].iloc[0])
-    mosaics = {m: np.asarray(Image.open(data / f"mosaic_{m:03d}.jpg").convert("RGB")) for m in sorted(cells["mosaic"].unique())}
+    mosaics = {
+        m: np.asarray(Image.open(data / f"mosaic_{m:03d}.jpg").convert("RGB"))
+        for m in sorted(cells["mosaic"].unique())
+    }
     bank = np.empty((len(cells), size, size, 3), np.uint8)
     for i, (m, slot) in enumerate(zip(cells["mosaic"], cells["slot"], strict=True)):
         r, c = divmod(int(slot), 32)
@@ -96,7 +116,12 @@ def metrics(y: np.ndarray, pred: np.ndarray) -> dict:
         fn = int(((pred != c) & (y == c)).sum())
         p = tp / max(tp + fp, 1)
         r = tp / max(tp + fn, 1)
-        per[CLASSES[c]] = {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / max(p + r, 1e-9), 4), "n": int((y == c).sum())}
+        per[CLASSES[c]] = {
+            "precision": round(p, 4),
+            "recall": round(r, 4),
+            "f1": round(2 * p * r / max(p + r, 1e-9), 4),
+            "n": int((y == c).sum()),
+        }
     blast = CLASSES.index("blast")
     mature = np.isin(y, [CLASSES.index(c) for c in MATURE])
     shared = [c for c in per if c not in ("blast", "smudge")]
@@ -104,11 +129,28 @@ def metrics(y: np.ndarray, pred: np.ndarray) -> dict:
         "n": int(len(y)),
         "accuracy": round(float((pred == y).mean()), 4),
         "macro_f1": round(float(np.mean([v["f1"] for v in per.values()])), 4),
-        "macro_f1_no_smudge": round(float(np.mean([v["f1"] for k, v in per.items() if k != "smudge"])), 4),
-        "macro_f1_shared_normal": round(float(np.mean([per[c]["f1"] for c in shared])), 4) if shared else None,
-        "macro_f1_nlme": round(float(np.mean([per[c]["f1"] for c in ("neutrophil", "lymphocyte", "monocyte", "eosinophil") if c in per])), 4),
+        "macro_f1_no_smudge": round(
+            float(np.mean([v["f1"] for k, v in per.items() if k != "smudge"])), 4
+        ),
+        "macro_f1_shared_normal": round(float(np.mean([per[c]["f1"] for c in shared])), 4)
+        if shared
+        else None,
+        "macro_f1_nlme": round(
+            float(
+                np.mean(
+                    [
+                        per[c]["f1"]
+                        for c in ("neutrophil", "lymphocyte", "monocyte", "eosinophil")
+                        if c in per
+                    ]
+                )
+            ),
+            4,
+        ),
         "blast_recall": per.get("blast", {}).get("recall"),
-        "mature_called_blast": round(float((pred[mature] == blast).mean()), 4) if mature.any() else None,
+        "mature_called_blast": round(float((pred[mature] == blast).mean()), 4)
+        if mature.any()
+        else None,
         "per_class": per,
     }
 
@@ -146,7 +188,11 @@ def evaluate(module, cells, bank, device, wb, train_domains) -> dict:
         for prior in (0.0, 64.0, 512.0):
             adapted = adapt_batchnorm(module, batches_of(x_all), prior=prior)
             with torch.no_grad():
-                p2 = torch.cat([adapted(b).float().cpu() for b in batches_of(x_all)]).argmax(1).numpy()
+                p2 = (
+                    torch.cat([adapted(b).float().cpu() for b in batches_of(x_all)])
+                    .argmax(1)
+                    .numpy()
+                )
             out["adabn"][f"{dom}/prior{int(prior)}"] = metrics(y, p2)
         # per-batch (patient / random 200-cell batch) adaptation and shift divergences
         groups = cells.loc[m, "group"].to_numpy()
@@ -154,12 +200,22 @@ def evaluate(module, cells, bank, device, wb, train_domains) -> dict:
             keys = [np.flatnonzero(groups == g) for g in sorted(set(groups))]
         else:
             perm = np.random.default_rng(0).permutation(int(m.sum()))
-            keys = [perm[s : s + 200] for s in range(0, len(perm), 200) if len(perm[s : s + 200]) >= 50]
+            keys = [
+                perm[s : s + 200] for s in range(0, len(perm), 200) if len(perm[s : s + 200]) >= 50
+            ]
         preds_b = np.empty_like(pred)
         for idx in keys:
             xb = x_all[torch.as_tensor(idx)]
             div, n = layer_divergences(module, batches_of(xb))
-            out["shift"].append({"domain": dom, "in_training": dom in train_domains, "n": n, "split": "test", "divergences": [round(float(d), 5) for d in div]})
+            out["shift"].append(
+                {
+                    "domain": dom,
+                    "in_training": dom in train_domains,
+                    "n": n,
+                    "split": "test",
+                    "divergences": [round(float(d), 5) for d in div],
+                }
+            )
             adapted = adapt_batchnorm(module, batches_of(xb), prior=64.0)
             with torch.no_grad():
                 preds_b[idx] = adapted(xb).float().cpu().argmax(1).numpy()
@@ -172,20 +228,65 @@ def evaluate(module, cells, bank, device, wb, train_domains) -> dict:
         bk = bank[torch.as_tensor(np.flatnonzero(m))]
         for kind, cfg in STRESS.items():
             gen = torch.Generator().manual_seed(2)
-            xs = torch.cat([augment_batch(b.to(device), INPUT, MEAN, STD, cfg, gen, balance_white=wb) for b in batches_of(bk)])
+            xs = torch.cat(
+                [
+                    augment_batch(b.to(device), INPUT, MEAN, STD, cfg, gen, balance_white=wb)
+                    for b in batches_of(bk)
+                ]
+            )
             with torch.no_grad():
-                pred = torch.cat([module(b).float().cpu() for b in batches_of(xs)]).argmax(1).numpy()
+                pred = (
+                    torch.cat([module(b).float().cpu() for b in batches_of(xs)]).argmax(1).numpy()
+                )
             out["stress"][f"{dom}/{kind}"] = metrics(y, pred)
     # shifted copies of in-domain test cells (blur, tint) as synthetic "other labs" for the guard
     for dom in train_domains:
         m = (test & (cells["domain"] == dom)).to_numpy()
         bk = bank[torch.as_tensor(np.flatnonzero(m)[:400])]
-        for kind, cfg in (("tint", AugmentConfig(rotate=False, scale=0, hed=0, brightness=0, contrast=0, saturation=0, hue=0, gray_p=0, blur_p=0, tint=0.3)),
-                          ("blur", AugmentConfig(rotate=False, scale=0, hed=0, brightness=0, contrast=0, saturation=0, hue=0, gray_p=0, blur_p=1.0, blur_sigma=2.0))):
+        for kind, cfg in (
+            (
+                "tint",
+                AugmentConfig(
+                    rotate=False,
+                    scale=0,
+                    hed=0,
+                    brightness=0,
+                    contrast=0,
+                    saturation=0,
+                    hue=0,
+                    gray_p=0,
+                    blur_p=0,
+                    tint=0.3,
+                ),
+            ),
+            (
+                "blur",
+                AugmentConfig(
+                    rotate=False,
+                    scale=0,
+                    hed=0,
+                    brightness=0,
+                    contrast=0,
+                    saturation=0,
+                    hue=0,
+                    gray_p=0,
+                    blur_p=1.0,
+                    blur_sigma=2.0,
+                ),
+            ),
+        ):
             gen = torch.Generator().manual_seed(1)
             xs = augment_batch(bk.to(device), INPUT, MEAN, STD, cfg, gen, balance_white=wb)
             div, n = layer_divergences(module, batches_of(xs))
-            out["shift"].append({"domain": f"{dom}+{kind}", "in_training": False, "n": n, "split": "test", "divergences": [round(float(d), 5) for d in div]})
+            out["shift"].append(
+                {
+                    "domain": f"{dom}+{kind}",
+                    "in_training": False,
+                    "n": n,
+                    "split": "test",
+                    "divergences": [round(float(d), 5) for d in div],
+                }
+            )
     return out
 
 
@@ -204,7 +305,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--class-power", type=float, default=0.5, help="1 = fully class-balanced batches")
+    ap.add_argument(
+        "--class-power", type=float, default=0.5, help="1 = fully class-balanced batches"
+    )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     t_start = time.time()
@@ -226,7 +329,9 @@ def main() -> None:
     n_c = np.bincount(y_tr, minlength=len(CLASSES)).astype(float)
     w = w * n_c[y_tr] ** (1 - args.class_power)
     w_t = torch.as_tensor(w / w.sum(), dtype=torch.float32, device=device)
-    module = build_model("cellnet", len(CLASSES), {"widths": [int(v) for v in args.widths.split(",")]}).to(device)
+    module = build_model(
+        "cellnet", len(CLASSES), {"widths": [int(v) for v in args.widths.split(",")]}
+    ).to(device)
     counts = np.bincount(y_tr, minlength=len(CLASSES))
     loss_fn = make_loss(args.loss, counts, epochs=10).to(device)
     opt = torch.optim.AdamW(module.parameters(), lr=args.lr, weight_decay=5e-4)
@@ -244,9 +349,18 @@ def main() -> None:
             t50 = time.time()
         if step == 150:  # size the run to the time budget
             per_step = (time.time() - t50) / 100
-            total = int(min(args.max_steps, max(1000, (args.budget_s - (time.time() - t_start)) / (per_step * 1.08))))
+            total = int(
+                min(
+                    args.max_steps,
+                    max(1000, (args.budget_s - (time.time() - t_start)) / (per_step * 1.08)),
+                )
+            )
             eval_every = max(200, total // 25)
-        lr = args.lr * (step + 1) / 200 if step < 200 else args.lr * 0.5 * (1 + math.cos(math.pi * (step - 200) / max(1, total - 200)))
+        lr = (
+            args.lr * (step + 1) / 200
+            if step < 200
+            else args.lr * 0.5 * (1 + math.cos(math.pi * (step - 200) / max(1, total - 200)))
+        )
         for g in opt.param_groups:
             g["lr"] = lr
         module.train()
@@ -260,7 +374,14 @@ def main() -> None:
         if step % eval_every == 0 or step == total:
             pred = logits_of(module, va_bank, device, wb).argmax(1).numpy()
             f1 = metrics(y_va, pred)["macro_f1"]
-            history.append({"step": step, "loss": round(float(loss.detach()), 4), "val_macro_f1": f1, "s": round(time.time() - t0, 1)})
+            history.append(
+                {
+                    "step": step,
+                    "loss": round(float(loss.detach()), 4),
+                    "val_macro_f1": f1,
+                    "s": round(time.time() - t0, 1),
+                }
+            )
             print(args.name, history[-1], flush=True)
             if f1 > best:
                 best = f1
@@ -269,18 +390,39 @@ def main() -> None:
     module.eval()
     temperature = fit_temperature(logits_of(module, va_bank, device, wb), y_va)
     result = {
-        "name": args.name, "config": vars(args) | {"data": str(args.data), "out": str(args.out)},
-        "classes": CLASSES, "steps": total, "best_val_macro_f1": best, "temperature": temperature,
-        "history": history, "train_counts": {f"{d}/{c}": int(n) for (d, c), n in cells[train_m].groupby(["domain", "class"]).size().items()},
+        "name": args.name,
+        "config": vars(args) | {"data": str(args.data), "out": str(args.out)},
+        "classes": CLASSES,
+        "steps": total,
+        "best_val_macro_f1": best,
+        "temperature": temperature,
+        "history": history,
+        "train_counts": {
+            f"{d}/{c}": int(n)
+            for (d, c), n in cells[train_m].groupby(["domain", "class"]).size().items()
+        },
     }
     result |= evaluate(module, cells, bank, device, wb, domains)
     result["seconds"] = round(time.time() - t_start, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     from safetensors.torch import save_file
 
-    save_file({k: v.contiguous().cpu() for k, v in module.state_dict().items()}, str(args.out / f"{args.name}.safetensors"))
+    save_file(
+        {k: v.contiguous().cpu() for k, v in module.state_dict().items()},
+        str(args.out / f"{args.name}.safetensors"),
+    )
     (args.out / f"{args.name}.json").write_text(json.dumps(result, indent=1))
-    print(args.name, "done", json.dumps({d: (v["macro_f1"], v["blast_recall"], v["mature_called_blast"]) for d, v in result["test"].items()}), flush=True)
+    print(
+        args.name,
+        "done",
+        json.dumps(
+            {
+                d: (v["macro_f1"], v["blast_recall"], v["mature_called_blast"])
+                for d, v in result["test"].items()
+            }
+        ),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,13 @@ from torch import nn
 
 from hemascope.classify.adapt import DEFAULT_PRIOR, adapt_batchnorm
 from hemascope.classify.crops import crops_to_tensor
-from hemascope.classify.shift import MIN_CELLS, DomainShift, domain_shift, layer_divergences, shift_score
+from hemascope.classify.shift import (
+    MIN_CELLS,
+    DomainShift,
+    domain_shift,
+    layer_divergences,
+    shift_score,
+)
 from hemascope.models.card import ModelCard
 
 #: Cells of a folder used for the probe (a seeded random subset).

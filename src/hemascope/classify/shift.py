@@ -132,9 +132,13 @@ def domain_shift(score: float, n_cells: int, card: ModelCard) -> DomainShift:
     """
     threshold = float(card.domain_reference.get("threshold", float("nan")))
     if n_cells < MIN_CELLS or not np.isfinite(score):
-        return DomainShift(float("nan"), threshold, False, f"too few cells ({n_cells}) to judge", n_cells)
+        return DomainShift(
+            float("nan"), threshold, False, f"too few cells ({n_cells}) to judge", n_cells
+        )
     if not np.isfinite(threshold):
-        return DomainShift(score, threshold, False, "no calibrated threshold in the model card", n_cells)
+        return DomainShift(
+            score, threshold, False, "no calibrated threshold in the model card", n_cells
+        )
     shifted = score > threshold
     reason = (
         f"cells unlike the training data (shift score {score:.2f} > {threshold:.2f}): "

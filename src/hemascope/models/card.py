@@ -74,7 +74,9 @@ class ModelCard:
     licence: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    kind: str = "cell"  # "cell" (single-cell crops) or "bag" (slide-level model over cell embeddings)
+    kind: str = (
+        "cell"  # "cell" (single-cell crops) or "bag" (slide-level model over cell embeddings)
+    )
     embedding_model: str = ""  # for bag models: the cell model whose embeddings they read
     preprocess: dict[str, Any] = field(default_factory=dict)
     reject_classes: list[str] = field(default_factory=list)
@@ -91,7 +93,9 @@ class ModelCard:
             raise ModelIntegrityError(f"card {self.name!r}: temperature must be positive")
         unknown = sorted(set(self.reject_classes) - set(self.classes))
         if unknown:
-            raise ModelIntegrityError(f"card {self.name!r}: reject classes {unknown} not in classes")
+            raise ModelIntegrityError(
+                f"card {self.name!r}: reject classes {unknown} not in classes"
+            )
 
     @property
     def field_um(self) -> float:

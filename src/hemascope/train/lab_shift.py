@@ -27,7 +27,9 @@ def _where(gen: torch.Generator | None) -> torch.device | str:
     return gen.device if gen is not None else "cpu"
 
 
-def _u(n: int, lo: float, hi: float, gen: torch.Generator | None, dev: torch.device) -> torch.Tensor:
+def _u(
+    n: int, lo: float, hi: float, gen: torch.Generator | None, dev: torch.device
+) -> torch.Tensor:
     return (torch.rand(n, generator=gen, device=_where(gen)) * (hi - lo) + lo).to(dev)
 
 
