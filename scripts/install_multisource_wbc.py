@@ -81,7 +81,7 @@ def main() -> None:
             "(PBC, DeepAPL, Taleqani); 'smudge' is a reject output (reported as unclassified). "
             "Research use only."
         ),
-        preprocess={"white_balance": "background", "pad": "background", "jpeg_quality": 92},
+        preprocess={"white_balance": "background", "pad": "background", "chroma": "420"},
         reject_classes=list(REJECT_CLASSES),
         domain_reference=reference,
     )

@@ -9,7 +9,8 @@ from hemascope.classify.normalize import (
     TARGET_WHITE,
     background_colour,
     background_rgb,
-    jpeg_roundtrip,
+    chroma_subsample,
+    chroma_subsample_uint8,
     white_balance,
 )
 from hemascope.models import ModelCard, build_model, save_model
@@ -43,13 +44,21 @@ def test_background_colour_and_padding_follow_the_glass():
     assert padded[0, 0].tolist() == [240, 220, 150]
 
 
-def test_jpeg_roundtrip_keeps_shape_and_is_applied_by_the_card():
-    crops = np.stack([_cell_on((235, 230, 238), size=48)] * 2)
-    out = jpeg_roundtrip(crops, 92)
+def test_chroma_subsampling_keeps_luma_and_flat_colour_and_is_applied_by_the_card():
+    flat = torch.full((1, 3, 8, 8), 0.5)
+    flat[:, 0] = 0.8
+    assert torch.allclose(chroma_subsample(flat), flat, atol=1e-5)
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (2, 48, 48, 3), dtype=np.uint8)
+    out = chroma_subsample_uint8(crops)
     assert out.shape == crops.shape and out.dtype == np.uint8
-    assert 0 < np.abs(out.astype(int) - crops).mean() < 5
+    luma = np.array([0.299, 0.587, 0.114])
+    # luma survives (up to rounding and clipping); colour detail does not
+    assert np.abs(out @ luma - crops @ luma).mean() < 12
+    assert np.abs(out.astype(int) - crops).mean() > 10
+    crops = np.stack([_cell_on((235, 230, 238), size=48)] * 2)
     card = ModelCard(name="t", version="0", classes=["a", "b"], input_size=48, mpp=1.0)
-    card.preprocess = {"jpeg_quality": 92}
+    card.preprocess = {"chroma": "420"}
     x = crops_to_tensor(crops, card)
     card.preprocess = {}
     assert not torch.allclose(x, crops_to_tensor(crops, card))

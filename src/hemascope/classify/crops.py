@@ -15,8 +15,8 @@ from PIL import Image
 
 from hemascope.classify.normalize import (
     background_colour,
-    jpeg_quality,
-    jpeg_roundtrip,
+    chroma_subsample,
+    wants_chroma_subsampling,
     wants_white_balance,
     white_balance,
 )
@@ -150,14 +150,13 @@ def crops_to_tensor(
 ) -> torch.Tensor:
     """Normalise a ``(n, size, size, 3)`` uint8 batch into a float ``(n, 3, size, size)`` tensor.
 
-    Applies the card's ``preprocess`` (JPEG round trip, background white balance) before the
-    per-channel ``mean``/``std``, exactly as the model's training did.
+    Applies the card's ``preprocess`` (4:2:0 chroma subsampling, background white balance)
+    before the per-channel ``mean``/``std``, exactly as the model's training did.
     """
-    quality = jpeg_quality(card.preprocess)
-    if quality:
-        crops = jpeg_roundtrip(np.asarray(crops), quality)
     x = torch.from_numpy(np.ascontiguousarray(crops)).to(device)
     x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    if wants_chroma_subsampling(card.preprocess):
+        x = chroma_subsample(x).clamp_(0, 1)
     if wants_white_balance(card.preprocess):
         x = white_balance(x)
     mean = torch.tensor(card.mean, device=x.device).view(1, 3, 1, 1)

@@ -23,7 +23,11 @@ import torch
 
 from hemascope.classify.calibration import fit_temperature
 from hemascope.classify.engine import resolve_device
-from hemascope.classify.normalize import jpeg_quality, jpeg_roundtrip, wants_white_balance
+from hemascope.classify.normalize import (
+    chroma_subsample_uint8,
+    wants_chroma_subsampling,
+    wants_white_balance,
+)
 from hemascope.errors import DataError
 from hemascope.models import ModelCard, build_model, save_model
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
@@ -220,8 +224,9 @@ def train_cells(
             raise DataError(
                 f"{len(failed)} unreadable images in {split}, first: {failed[0][0]}: {failed[0][1]}"
             )
-        quality = jpeg_quality(card.preprocess)
-        banks[split] = torch.from_numpy(jpeg_roundtrip(bank, quality) if quality else bank)
+        if wants_chroma_subsampling(card.preprocess):
+            bank = chroma_subsample_uint8(bank)  # as the crops the model was trained on
+        banks[split] = torch.from_numpy(bank)
     y_train = _labels(train, classes)
     y_val = _labels(val, classes)
     if config.noise_rate > 0:
