@@ -11,6 +11,10 @@ Usage::
 3. Splits PBC (by image, stratified by class) and Taleqani (by field, so no field is split) into
    train/val/test 70/15/15 with seed 0, and writes the split lists to ``benchmarks/splits/`` (paths
    relative to ``--data`` or ``--work``) and absolute-path CSVs to ``--work`` for training.
+4. Splits DeepAPL by **patient** (stratified by diagnosis, 70/15/15, seed 0), maps the
+   technologists' classes to the canonical ones (:mod:`hemascope.train.class_maps`; the diagnosis
+   never enters a cell label) and writes ``deepapl_{train,val,test}.csv`` the same way.
+   ``--only deepapl`` runs this step alone.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage import color, filters, measure, morphology
 
+from hemascope.train.class_maps import DEEPAPL_CLASS_MAP, map_classes
 from hemascope.train.datasets import split_table
 
 RBC_DIAMETER_UM = 7.5
@@ -97,6 +102,48 @@ def crop_around(image: np.ndarray, row: float, col: float, side: int) -> np.ndar
     return out
 
 
+def split_deepapl(data: Path, work: Path, splits: Path, seed: int) -> None:
+    """Patient-level split of DeepAPL with the canonical class map (step 4 of the module doc)."""
+    labels = pd.read_csv(data / "deepapl" / "labels.csv")
+    rng = np.random.default_rng(seed)
+    mpp, n_rbc = estimate_mpp(
+        [data / "deepapl" / p for p in rng.choice(labels["path"], 60, replace=False)]
+    )
+    print(
+        json.dumps({"deepapl_mpp_measured": round(mpp, 4), "rbcs": n_rbc, "deepapl_mpp_used": 0.21})
+    )
+    table = pd.DataFrame(
+        {
+            "path": labels["path"],
+            "class": labels["class"],
+            "domain": "deepapl",
+            "mpp": 0.21,  # README: central 300 px of the 0.105 um/px CellaVision crop, halved
+            "group": labels["patient"],
+        }
+    )
+    by_patient = table.assign(
+        **{"class": labels["patient"].map(labels.groupby("patient")["diagnosis"].first())}
+    )
+    parts = split_table(by_patient, seed=seed)
+    for split, part in parts.items():
+        part = map_classes(
+            part.assign(**{"class": table.set_index("path").loc[part["path"], "class"].to_numpy()}),
+            DEEPAPL_CLASS_MAP,
+        )
+        part.to_csv(splits / f"deepapl_{split}.csv", index=False)
+        part.assign(path=[str(data / "deepapl" / p) for p in part["path"]]).to_csv(
+            work / f"deepapl_{split}.csv", index=False
+        )
+        print(
+            "deepapl",
+            split,
+            part["group"].nunique(),
+            "patients",
+            len(part),
+            part["class"].value_counts().to_dict(),
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("/work/shared/data"))
@@ -105,7 +152,13 @@ def main() -> None:
         "--splits", type=Path, default=Path(__file__).resolve().parents[1] / "benchmarks" / "splits"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--only", choices=["deepapl"], help="run one step alone")
     args = ap.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.splits.mkdir(parents=True, exist_ok=True)
+    if args.only == "deepapl":
+        split_deepapl(args.data, args.work, args.splits, args.seed)
+        return
     rng = np.random.default_rng(args.seed)
     pbc = pd.read_csv(args.data / "pbc" / "labels.csv")
     tal = pd.read_csv(args.data / "taleqani_all" / "labels.csv")

@@ -1,4 +1,11 @@
 #!/usr/bin/env bash
+# The bundled wbc 0.4.0 is NOT made by this script any more but by the multi-source recipe
+# (docs/models.md, "Multi-source wbc"; BENCHMARKS.md, "Multi-source cell models"):
+#   python scripts/prepare_cell_data.py --work W && python scripts/prepare_cell_data.py --only deepapl --work W
+#   python scripts/pack_cell_banks.py --work W --out PACK
+#   python scripts/train_multisource.py --data PACK --out RUNS --name final_long --budget-s 165   (one H200 GPU)
+#   python scripts/install_multisource_wbc.py --run RUNS/final_long --name wbc --version 0.4.0 --out src/hemascope/models/weights
+# This script still documents how wbc 0.1.0-0.3.0 and blast 0.2.0 were trained.
 # Train the bundled cell models on the real data (see docs/models.md).
 # Usage: scripts/train_bundled_models.sh [WORK_DIR] [EPOCHS] [SAMPLES_PER_EPOCH]
 # The two models train in parallel (one process each).

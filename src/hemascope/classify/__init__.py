@@ -1,5 +1,6 @@
 """Cell classification: crop extraction at the model's scale, batched inference, calibration."""
 
+from hemascope.classify.adapt import adapt_batchnorm
 from hemascope.classify.calibration import calibrated_probabilities, fit_temperature
 from hemascope.classify.crops import cell_image_to_crop, crops_to_tensor, slide_crop
 from hemascope.classify.engine import (
@@ -11,9 +12,13 @@ from hemascope.classify.engine import (
     run_model,
 )
 from hemascope.classify.images import expand_image_paths, read_cell_image
+from hemascope.classify.shift import DomainShift, domain_shift
 
 __all__ = [
     "CellPredictions",
+    "DomainShift",
+    "adapt_batchnorm",
+    "domain_shift",
     "ImagePredictions",
     "calibrated_probabilities",
     "cell_image_to_crop",

@@ -2,7 +2,9 @@
 
 A model card fixes ``input_size`` pixels at ``mpp`` µm/px. Crops are taken from a slide level
 (or a single-cell image) at whatever scale it has, resampled with an anti-aliased filter to the
-card's scale, centred on the cell and padded with white (glass) where they leave the image.
+card's scale, centred on the cell and padded with glass where they leave the image: white, or
+the image's own background colour when the card's ``preprocess`` says ``"pad": "background"``
+(see :mod:`hemascope.classify.normalize`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from hemascope.classify.normalize import (
+    background_colour,
+    chroma_subsample,
+    wants_chroma_subsampling,
+    wants_white_balance,
+    white_balance,
+)
 from hemascope.errors import InvalidInputError, UnsupportedFormatError
 from hemascope.io import Slide
 from hemascope.models.card import ModelCard
@@ -46,10 +55,13 @@ def resize_rgb(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return np.asarray(pil.resize((cols, rows), Image.Resampling.BILINEAR))
 
 
-def center_square(image: np.ndarray, size: int, fill: int = 255) -> np.ndarray:
-    """Centre-crop and/or pad (with ``fill``) an image to ``(size, size, 3)``."""
+def center_square(
+    image: np.ndarray, size: int, fill: int | np.ndarray | tuple[int, int, int] = 255
+) -> np.ndarray:
+    """Centre-crop and/or pad (with ``fill``: a grey level or an RGB colour) to ``(size, size, 3)``."""
     rows, cols = image.shape[:2]
-    out = np.full((size, size, 3), fill, dtype=np.uint8)
+    out = np.empty((size, size, 3), dtype=np.uint8)
+    out[...] = np.asarray(fill, dtype=np.uint8)
     r0, c0 = (rows - size) // 2, (cols - size) // 2
     sr0, sc0 = max(r0, 0), max(c0, 0)
     dr0, dc0 = max(-r0, 0), max(-c0, 0)
@@ -90,7 +102,13 @@ def cell_image_to_crop(
     factor = mpp / card.mpp
     rows = max(1, round(image.shape[0] * factor))
     cols = max(1, round(image.shape[1] * factor))
-    return center_square(resize_rgb(image, rows, cols), size)
+    fill = background_colour(image) if pads_with_background(card) else 255
+    return center_square(resize_rgb(image, rows, cols), size, fill)
+
+
+def pads_with_background(card: ModelCard) -> bool:
+    """Whether crops for this card are padded with the image's background instead of white."""
+    return bool(card.preprocess) and card.preprocess.get("pad") == "background"
 
 
 def slide_crop(
@@ -130,9 +148,17 @@ def slide_crop(
 def crops_to_tensor(
     crops: np.ndarray, card: ModelCard, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
-    """Normalise a ``(n, size, size, 3)`` uint8 batch into a float ``(n, 3, size, size)`` tensor."""
+    """Normalise a ``(n, size, size, 3)`` uint8 batch into a float ``(n, 3, size, size)`` tensor.
+
+    Applies the card's ``preprocess`` (4:2:0 chroma subsampling, background white balance)
+    before the per-channel ``mean``/``std``, exactly as the model's training did.
+    """
     x = torch.from_numpy(np.ascontiguousarray(crops)).to(device)
     x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    if wants_chroma_subsampling(card.preprocess):
+        x = chroma_subsample(x).clamp_(0, 1)
+    if wants_white_balance(card.preprocess):
+        x = white_balance(x)
     mean = torch.tensor(card.mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(card.std, device=x.device).view(1, 3, 1, 1)
     return (x - mean) / std

@@ -8,6 +8,7 @@ optionally the pooled embeddings that slide-level (MIL) models consume.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -22,6 +23,8 @@ import torch
 from hemascope.classify.calibration import calibrated_probabilities
 from hemascope.classify.crops import crops_to_tensor, slide_crop
 from hemascope.classify.images import load_cell_crops
+from hemascope.classify.probe import probe_cells, probe_subset
+from hemascope.classify.shift import DomainShift
 from hemascope.errors import InvalidInputError
 from hemascope.io import Slide
 from hemascope.models import LoadedModel, load_model
@@ -43,11 +46,14 @@ class CellPredictions:
         ``(n_cells, embed_dim)`` float32 pooled features, or ``None`` when not requested.
     model
         ``name@version (sha)`` of the model that produced them.
+    domain_shift
+        The domain-shift guard's verdict on these cells (:mod:`hemascope.classify.shift`).
     """
 
     table: pd.DataFrame
     embeddings: np.ndarray | None
     model: str
+    domain_shift: DomainShift | None = None
 
 
 @dataclass
@@ -58,6 +64,7 @@ class ImagePredictions:
     embeddings: np.ndarray | None
     model: str
     failed: list[tuple[str, str]] = field(default_factory=list)
+    domain_shift: DomainShift | None = None
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -137,6 +144,7 @@ def run_model(
     return_embeddings: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
+    module: torch.nn.Module | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Run a model over uint8 crop batches; the engine shared by every entry point.
 
@@ -154,13 +162,16 @@ def run_model(
         Also return pooled features.
     progress, cancel
         See :mod:`hemascope.progress`.
+    module
+        Run this network instead of ``loaded.module`` (e.g. a copy adapted to the batch).
 
     Returns
     -------
     (probabilities, embeddings)
         ``(total, n_classes)`` float32 and ``(total, embed_dim)`` float32 or ``None``.
     """
-    device, card, module = loaded.device, loaded.card, loaded.module
+    device, card = loaded.device, loaded.card
+    module = module if module is not None else loaded.module
     autocast = (
         torch.autocast(device.type, dtype=torch.float16)
         if device.type in ("cuda", "mps")
@@ -197,14 +208,20 @@ def run_model(
 
 
 def probabilities_table(
-    prob: np.ndarray, classes: Sequence[str], index: pd.Index | None = None
+    prob: np.ndarray,
+    classes: Sequence[str],
+    index: pd.Index | None = None,
+    reject: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """``class``, ``confidence`` and ``prob_<class>`` columns from a probability matrix."""
+    """``class``, ``confidence`` and ``prob_<class>`` columns from a probability matrix.
+
+    A cell whose top class is in ``reject`` (the card's ``reject_classes``, e.g. ``smudge``) gets
+    the class ``unclassified``: it is not a white cell of the differential.
+    """
     top = prob.argmax(axis=1) if len(prob) else np.zeros(0, dtype=int)
     table = pd.DataFrame(index=index if index is not None else pd.RangeIndex(len(prob)))
-    table["class"] = pd.Series(
-        np.asarray(classes, dtype=object)[top], index=table.index, dtype=object
-    )
+    names = np.asarray(["unclassified" if c in reject else c for c in classes], dtype=object)
+    table["class"] = pd.Series(names[top], index=table.index, dtype=object)
     table["confidence"] = prob.max(axis=1) if len(prob) else np.zeros(0, np.float32)
     for j, name in enumerate(classes):
         table[f"prob_{name}"] = prob[:, j]
@@ -230,6 +247,7 @@ def predict_cells(
     tta: bool = False,
     return_embeddings: bool = False,
     prefetch: int = 3,
+    adapt: bool | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> CellPredictions:
@@ -256,13 +274,17 @@ def predict_cells(
         Also return the pooled features per cell.
     prefetch
         Batches cut ahead by the loader thread.
+    adapt
+        Re-estimate BatchNorm statistics on the slide's first batch of cells before classifying
+        (per-slide adaptation, :mod:`hemascope.classify.adapt`); ``None``: the card's default.
+        The first batch also gives the domain-shift verdict (``domain_shift``).
     progress, cancel
         See :mod:`hemascope.progress`.
 
     Returns
     -------
     CellPredictions
-        Table aligned to ``cells.index`` and optional embeddings.
+        Table aligned to ``cells.index``, optional embeddings and the domain-shift verdict.
     """
     if batch_size < 1:
         raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}")
@@ -280,16 +302,23 @@ def predict_cells(
                 [slide_crop(slide, rows[i], cols[i], card, level) for i in range(start, stop)]
             )
 
+    stream = _prefetch(batches(), prefetch)
+    first = next(stream, None)
+    module, shift = loaded.module, None
+    if first is not None:
+        module, shift = probe_cells(loaded.module, card, first, loaded.device, adapt=adapt)
     prob, emb = run_model(
         loaded,
-        _prefetch(batches(), prefetch),
+        itertools.chain([] if first is None else [first], stream),
         len(rows),
         tta=tta,
         return_embeddings=return_embeddings,
         progress=progress,
         cancel=cancel,
+        module=module,
     )
-    return CellPredictions(probabilities_table(prob, card.classes, cells.index), emb, loaded.label)
+    table = probabilities_table(prob, card.classes, cells.index, card.reject_classes)
+    return CellPredictions(table, emb, loaded.label, shift)
 
 
 def classify_images(
@@ -302,6 +331,7 @@ def classify_images(
     tta: bool = False,
     return_embeddings: bool = False,
     estimate: Callable[[np.ndarray], float] | None = None,
+    adapt: bool | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> ImagePredictions:
@@ -324,6 +354,10 @@ def classify_images(
     estimate
         ``image -> µm/px`` used when ``mpp`` is None (default
         :func:`hemascope.segment.estimate_mpp`).
+    adapt
+        Re-estimate BatchNorm statistics on (a sample of) these images before classifying them
+        (per-batch adaptation); ``None``: the card's default. The same sample gives the
+        domain-shift verdict (``domain_shift``).
 
     Returns
     -------
@@ -342,6 +376,10 @@ def classify_images(
         for start in range(0, len(crops), batch_size):
             yield np.stack(crops[start : start + batch_size])
 
+    module, shift = loaded.module, None
+    if crops:
+        sample = np.stack([crops[i] for i in probe_subset(len(crops))])
+        module, shift = probe_cells(loaded.module, loaded.card, sample, loaded.device, adapt=adapt)
     prob, emb = run_model(
         loaded,
         batches(),
@@ -350,8 +388,9 @@ def classify_images(
         return_embeddings=return_embeddings,
         progress=progress,
         cancel=cancel,
+        module=module,
     )
-    table = probabilities_table(prob, loaded.card.classes)
+    table = probabilities_table(prob, loaded.card.classes, reject=loaded.card.reject_classes)
     table.insert(0, "mpp", np.asarray(mpps, dtype=float))
     table.insert(0, "path", names)
-    return ImagePredictions(table, emb, loaded.label, failed)
+    return ImagePredictions(table, emb, loaded.label, failed, shift)

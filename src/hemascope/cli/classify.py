@@ -27,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--tta", action="store_true", help="average over 8 flips/rotations")
+    parser.add_argument(
+        "--adapt",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="re-estimate the model's BatchNorm statistics on these images first (per-batch "
+        "adaptation; default: the model card's choice)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -47,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         tta=args.tta,
+        adapt=args.adapt,
         progress=tqdm_progress("classify", disable=args.quiet),
     )
     for name, reason in result.failed:
@@ -57,5 +65,11 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{len(result.table)} images classified with {result.model} -> {out}"
         + (f"; {len(result.failed)} skipped" if result.failed else "")
+        + (f"; domain shift: {_shift_line(result.domain_shift)}" if result.domain_shift else "")
     )
     return 0
+
+
+def _shift_line(shift) -> str:
+    """``WARNING ...`` when the guard fires, else the plain verdict."""
+    return f"WARNING {shift.reason}" if shift.shifted else shift.reason

@@ -12,6 +12,8 @@ import argparse
 from hemascope.cli._options import add_model_output_arguments
 
 COMMAND = ("train", "cells")
+#: With ``--init`` (few-shot fine-tuning) an epoch draws at least this many (augmented) samples.
+FEW_SHOT_SAMPLES_PER_EPOCH = 1024
 HELP = "train a single-cell classifier (stain augmentation, balanced sampling, robust losses)"
 
 
@@ -61,13 +63,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=12)
     fit.add_argument(
-        "--samples-per-epoch", type=int, help="samples drawn per epoch (default: the train size)"
+        "--samples-per-epoch",
+        type=int,
+        help="samples drawn per epoch (default: the train size; with --init at least "
+        f"{FEW_SHOT_SAMPLES_PER_EPOCH}, so 10 cells per class still give enough steps)",
     )
     fit.add_argument("--batch-size", type=int, default=128)
     fit.add_argument(
         "--val-per-epoch", type=int, default=1500, help="validation cells used for epoch selection"
     )
-    fit.add_argument("--lr", type=float, default=3e-3)
+    fit.add_argument(
+        "--lr",
+        type=float,
+        help="peak learning rate (default 3e-3; with --init 1e-3: a few-shot fine-tune)",
+    )
     fit.add_argument("--loss", default="ce", help="ce, ls, gce, sce, focal, cb, ldam")
     fit.add_argument("--no-class-balance", action="store_true")
     fit.add_argument("--no-domain-balance", action="store_true")
@@ -167,10 +176,11 @@ def run(args: argparse.Namespace) -> int:
         mpp=args.model_mpp,
         widths=widths,
         epochs=args.epochs,
-        samples_per_epoch=args.samples_per_epoch,
+        samples_per_epoch=args.samples_per_epoch
+        or (max(len(train), FEW_SHOT_SAMPLES_PER_EPOCH) if args.init else None),
         val_per_epoch=args.val_per_epoch,
         batch_size=args.batch_size,
-        lr=args.lr,
+        lr=args.lr or (1e-3 if args.init else 3e-3),
         loss=args.loss,
         balance_classes=not args.no_class_balance,
         balance_domains=not args.no_domain_balance,
@@ -183,7 +193,13 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         augment=AugmentConfig.off()
         if args.no_augment
-        else AugmentConfig(stain_mix_p=args.stain_mix, blur_p=args.blur_p),
+        else AugmentConfig(
+            stain_mix_p=args.stain_mix,
+            blur_p=args.blur_p,
+            # few-shot: the bundled model's framing/scale variety, so 10 cells do not fix one look
+            scale=0.25 if args.init else 0.15,
+            tight_p=0.3 if args.init else 0.0,
+        ),
         training_data=args.training_data,
         licence=args.licence,
         description=args.description,

@@ -46,6 +46,16 @@ class ModelCard:
         Hex digest of the weights file.
     training_data, licence, metrics, description
         Provenance and measured performance.
+    preprocess
+        Input normalisation shared by training and inference, e.g.
+        ``{"white_balance": "background", "pad": "background"}`` (see
+        :mod:`hemascope.classify.normalize`); empty for older models.
+    reject_classes
+        Outputs that mean "not a white cell of the differential" (e.g. ``smudge``): a cell whose
+        top class is one of them is reported as ``unclassified``.
+    domain_reference
+        Calibration of the domain-shift guard (:mod:`hemascope.classify.shift`), e.g.
+        ``{"threshold": 0.5, "layers": 7, "calibration": "..."}``.
     """
 
     name: str
@@ -64,8 +74,13 @@ class ModelCard:
     licence: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    kind: str = "cell"  # "cell" (single-cell crops) or "bag" (slide-level model over cell embeddings)
+    kind: str = (
+        "cell"  # "cell" (single-cell crops) or "bag" (slide-level model over cell embeddings)
+    )
     embedding_model: str = ""  # for bag models: the cell model whose embeddings they read
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    reject_classes: list[str] = field(default_factory=list)
+    domain_reference: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
@@ -76,6 +91,11 @@ class ModelCard:
             raise ModelIntegrityError(f"card {self.name!r}: mean/std need 3 positive values")
         if self.temperature <= 0:
             raise ModelIntegrityError(f"card {self.name!r}: temperature must be positive")
+        unknown = sorted(set(self.reject_classes) - set(self.classes))
+        if unknown:
+            raise ModelIntegrityError(
+                f"card {self.name!r}: reject classes {unknown} not in classes"
+            )
 
     @property
     def field_um(self) -> float:

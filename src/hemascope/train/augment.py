@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from hemascope.classify.normalize import white_balance
+from hemascope.train import lab_shift
+
 # RGB -> HED stain matrix (Ruifrok & Johnston), as in skimage.color.
 _RGB_FROM_HED = torch.tensor(
     [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]], dtype=torch.float32
@@ -45,6 +48,13 @@ class AugmentConfig:
     stain_mix_p
         Probability of giving a crop the optical-density mean/std of another crop of the batch
         (with domain-balanced sampling, often one from another scanner/stain).
+    tint, gradient, gamma
+        Lab-to-lab light: white-balance/glass colour, illumination ramp, camera gamma
+        (:mod:`hemascope.train.lab_shift`).
+    lowres_p, noise_p, noise_sigma
+        Coarser optics/sensor (down- and up-sampling) and Gaussian sensor noise.
+    tight_p
+        Probability of framing the cell in a tight box padded with the crop's glass colour.
     """
 
     rotate: bool = True
@@ -58,17 +68,53 @@ class AugmentConfig:
     blur_p: float = 0.2
     blur_sigma: float = 1.2
     stain_mix_p: float = 0.0
+    tint: float = 0.0
+    gradient: float = 0.0
+    gamma: float = 0.0
+    lowres_p: float = 0.0
+    noise_p: float = 0.0
+    noise_sigma: float = 0.04
+    tight_p: float = 0.0
 
     @classmethod
     def off(cls) -> AugmentConfig:
         """No augmentation (centre crop only)."""
         return cls(False, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
+    @classmethod
+    def lab(cls) -> AugmentConfig:
+        """Strong augmentation of everything that differs between labs (the bundled ``wbc`` recipe).
+
+        Stain (HED, cross-crop stain statistics, hue, saturation), light (white balance incl.
+        grey/yellow glass, illumination ramps, gamma), optics (blur, low resolution), sensor noise,
+        scale ±25 % and framing from tight boxes to full fields.
+        """
+        return cls(
+            rotate=True,
+            scale=0.25,
+            hed=0.12,
+            brightness=0.2,
+            contrast=0.25,
+            saturation=0.4,
+            hue=0.06,
+            gray_p=0.05,
+            blur_p=0.4,
+            blur_sigma=1.5,
+            stain_mix_p=0.5,
+            tint=0.25,
+            gradient=0.3,
+            gamma=0.3,
+            lowres_p=0.25,
+            noise_p=0.3,
+            tight_p=0.35,
+        )
+
 
 def _uniform(
     n: int, lo: float, hi: float, gen: torch.Generator | None, device: torch.device
 ) -> torch.Tensor:
-    return torch.rand(n, generator=gen, device="cpu").to(device) * (hi - lo) + lo
+    where = gen.device if gen is not None else "cpu"
+    return torch.rand(n, generator=gen, device=where).to(device) * (hi - lo) + lo
 
 
 def geometric(
@@ -151,10 +197,11 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def stain_mix(x: torch.Tensor, p: float, gen: torch.Generator | None = None) -> torch.Tensor:
     """With probability ``p`` per crop, match its per-channel OD mean/std to another crop's."""
     n = x.shape[0]
-    pick = torch.rand(n, generator=gen) < p
+    where = gen.device if gen is not None else "cpu"
+    pick = torch.rand(n, generator=gen, device=where) < p
     if n < 2 or not bool(pick.any()):
         return x
-    other = torch.randperm(n, generator=gen).to(x.device)
+    other = torch.randperm(n, generator=gen, device=where).to(x.device)
     od = -torch.log(x.clamp_min(1 / 255))
     mean = od.mean(dim=(2, 3), keepdim=True)
     std = od.std(dim=(2, 3), keepdim=True) + 1e-4
@@ -193,6 +240,12 @@ def color(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = Non
             sigma = float(_uniform(1, 0.3, cfg.blur_sigma, gen, dev))
             x = x.clone()
             x[pick] = gaussian_blur(x[pick], sigma)
+    x = lab_shift.tint(x.clamp(0, 1), cfg.tint, gen)
+    x = lab_shift.illumination_gradient(x, cfg.gradient, gen)
+    x = lab_shift.gamma(x, cfg.gamma, gen)
+    x = lab_shift.low_resolution(x, cfg.lowres_p, gen=gen)
+    x = lab_shift.sensor_noise(x, cfg.noise_p, cfg.noise_sigma, gen)
+    x = lab_shift.tight_framing(x, cfg.tight_p, gen=gen)
     return x.clamp(0, 1)
 
 
@@ -203,6 +256,8 @@ def augment_batch(
     std: list[float],
     cfg: AugmentConfig | None = None,
     gen: torch.Generator | None = None,
+    *,
+    balance_white: bool = False,
 ) -> torch.Tensor:
     """Turn a uint8 NHWC crop batch into an augmented, normalised NCHW float batch.
 
@@ -218,6 +273,9 @@ def augment_batch(
         Augmentation strengths (``None`` → defaults; :meth:`AugmentConfig.off` for evaluation).
     gen
         Random generator for reproducibility.
+    balance_white
+        Divide each crop by its own background colour after augmentation, exactly as inference
+        does for cards with ``preprocess = {"white_balance": "background"}``.
     """
     cfg = cfg or AugmentConfig()
     x = crops.permute(0, 3, 1, 2).float().div(255.0)
@@ -226,6 +284,8 @@ def augment_batch(
     else:
         x = center_crop(x, out_size)
     x = color(x, cfg, gen)
+    if balance_white:
+        x = white_balance(x)
     m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
     return (x - m) / s

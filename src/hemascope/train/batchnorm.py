@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from hemascope.classify.normalize import wants_white_balance
 from hemascope.models.card import ModelCard
 from hemascope.train.augment import AugmentConfig, augment_batch
 
@@ -62,7 +63,9 @@ def recalibrate_batchnorm(
     with torch.no_grad():
         for start in range(0, len(pick), batch):
             idx = torch.as_tensor(pick[start : start + batch])
-            module(augment_batch(bank[idx].to(device), card.input_size, card.mean, card.std, off))
+            x = bank[idx].to(device)
+            wb = wants_white_balance(card.preprocess)
+            module(augment_batch(x, card.input_size, card.mean, card.std, off, balance_white=wb))
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     module.eval()

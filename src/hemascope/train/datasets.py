@@ -152,7 +152,7 @@ def load_crop_bank(
     size = bank_size(card, margin)
     key = hashlib.sha256(
         "|".join(f"{p}:{m}" for p, m in zip(table["path"], table["mpp"], strict=True)).encode()
-        + f"{card.mpp}:{size}".encode()
+        + f"{card.mpp}:{size}:{sorted((card.preprocess or {}).items())}".encode()
     ).hexdigest()[:20]
     cached = Path(cache_dir) / f"bank_{key}.npy" if cache_dir else None
     if cached is not None and cached.is_file():

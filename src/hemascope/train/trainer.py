@@ -23,6 +23,11 @@ import torch
 
 from hemascope.classify.calibration import fit_temperature
 from hemascope.classify.engine import resolve_device
+from hemascope.classify.normalize import (
+    chroma_subsample_uint8,
+    wants_chroma_subsampling,
+    wants_white_balance,
+)
 from hemascope.errors import DataError
 from hemascope.models import ModelCard, build_model, save_model
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
@@ -60,7 +65,10 @@ class TrainConfig:
     noise_rate: float = 0.0
     mixup: float = 0.0
     recalibrate_bn: bool = False  # BatchNorm statistics from un-augmented crops (batchnorm.py)
-    init: str | None = None  # start from this cell model's weights (head aside if classes differ)
+    init: str | None = None  # start from this cell model's weights (head rows by class name)
+    preprocess: dict[str, Any] | None = (
+        None  # input normalisation (None: the init model's, or none)
+    )
     seed: int = 0
     amp: bool = False
     device: str = "auto"
@@ -97,11 +105,17 @@ def _logits(
 ) -> np.ndarray:
     module.eval()
     off = AugmentConfig.off()
+    wb = wants_white_balance(card.preprocess)
     out = []
     with torch.inference_mode():
         for s in range(0, len(bank), batch):
             x = augment_batch(
-                bank[s : s + batch].to(device), card.input_size, card.mean, card.std, off
+                bank[s : s + batch].to(device),
+                card.input_size,
+                card.mean,
+                card.std,
+                off,
+                balance_white=wb,
             )
             out.append(module(x).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, len(card.classes)), np.float32)
@@ -178,6 +192,13 @@ def train_cells(
     torch.manual_seed(config.seed)
     classes = list(config.classes or sorted(set(train["class"])))
     device = resolve_device(config.device)
+    preprocess, reject = config.preprocess, []
+    if config.init and preprocess is None:
+        from hemascope.models.registry import load_model
+
+        source = load_model(config.init, "cpu").card
+        preprocess = dict(source.preprocess)
+        reject = [c for c in source.reject_classes if c in classes]
     card = ModelCard(
         name=config.name,
         version=config.version,
@@ -188,6 +209,8 @@ def train_cells(
         training_data=list(config.training_data),
         licence=config.licence,
         description=config.description,
+        preprocess=dict(preprocess or {}),
+        reject_classes=reject,
     )
     out_dir = Path(out_dir)
     banks = {}
@@ -201,6 +224,8 @@ def train_cells(
             raise DataError(
                 f"{len(failed)} unreadable images in {split}, first: {failed[0][0]}: {failed[0][1]}"
             )
+        if wants_chroma_subsampling(card.preprocess):
+            bank = chroma_subsample_uint8(bank)  # as the crops the model was trained on
         banks[split] = torch.from_numpy(bank)
     y_train = _labels(train, classes)
     y_val = _labels(val, classes)
@@ -262,6 +287,7 @@ def train_cells(
                 card.std,
                 config.augment,
                 gen,
+                balance_white=wants_white_balance(card.preprocess),
             )
             y = y_train_t[idx].to(device)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):

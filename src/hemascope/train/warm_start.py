@@ -1,16 +1,16 @@
 """Start a training run from a registry model's weights (``hemascope train cells --init MODEL``).
 
 :func:`init_from_model` copies every tensor of a trained cell model into a freshly built network
-of the same architecture and widths. The classification head is copied only when the two models
-have the same classes in the same order; otherwise (e.g. the 9-class ``wbc`` into a 4-class
-model) the new head keeps its random initialisation, so fine-tuning starts from the pretrained
-features. The input crop (size, µm/px) and the normalisation must match: features learnt on other
+of the same architecture and widths. The classification head is copied row by row for the classes
+the two models share by name (all of it when the classes are the same; e.g. the 10-output ``wbc``
+into a ``--classes wbc`` model keeps the 9 white-cell rows), so a few-shot fine-tune starts from
+the pretrained decision, not from a random one; classes the source lacks keep their random rows. The input crop (size, µm/px) and the normalisation must match: features learnt on other
 pixels would be meaningless.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -32,11 +32,17 @@ class WarmStart:
         ``name@version (sha256[:12])`` of the model the weights came from.
     copied, skipped
         Names of the tensors copied and of those left at their initialisation.
+    head_classes
+        Classes whose head rows were copied.
+    source_card
+        The source model's card (its input ``preprocess`` must be kept by the new model).
     """
 
     source: str
     copied: list[str]
     skipped: list[str]
+    head_classes: list[str] = field(default_factory=list)
+    source_card: ModelCard | None = None
 
 
 def init_from_model(module: torch.nn.Module, card: ModelCard, name_or_path: str) -> WarmStart:
@@ -83,13 +89,26 @@ def init_from_model(module: torch.nn.Module, card: ModelCard, name_or_path: str)
             + "; ".join(mismatches)
         )
     same_head = list(src.classes) == list(card.classes)
+    shared = [(i, src.classes.index(c)) for i, c in enumerate(card.classes) if c in src.classes]
     target = module.state_dict()
     copied, skipped = [], []
     for key, value in source.module.state_dict().items():
         if key.startswith(HEAD_PREFIX) and not same_head:
-            continue
-        target[key] = value.detach().clone().to(target[key].device)
+            if not shared:
+                continue
+            rows = target[key].clone()
+            for i, j in shared:
+                rows[i] = value[j].detach().to(rows.device)
+            target[key] = rows
+        else:
+            target[key] = value.detach().clone().to(target[key].device)
         copied.append(key)
     skipped = [key for key in target if key not in copied]
     module.load_state_dict(target)
-    return WarmStart(source=source.label, copied=copied, skipped=skipped)
+    return WarmStart(
+        source=source.label,
+        copied=copied,
+        skipped=skipped,
+        head_classes=[card.classes[i] for i, _ in shared],
+        source_card=src,
+    )
