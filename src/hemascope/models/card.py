@@ -112,7 +112,14 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelCard:
-        """Build a card from a dict, rejecting missing required keys; unknown keys are ignored."""
+        """Build a card from a dict, rejecting missing required keys; unknown keys are ignored.
+
+        Types, ranges and finiteness are checked first
+        (:func:`hemascope.models.card_validation.validate_card_dict`).
+        """
+        from hemascope.models.card_validation import validate_card_dict
+
+        validate_card_dict(data)
         known = {f.name for f in fields(cls)}
         missing = {"name", "version", "classes", "input_size", "mpp"} - set(data)
         if missing:
@@ -127,7 +134,7 @@ class ModelCard:
         """Read a card from a JSON file."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise ModelIntegrityError(f"cannot read model card {path}: {exc}") from None
         if not isinstance(data, dict):
             raise ModelIntegrityError(f"model card {path} is not a JSON object")

@@ -191,7 +191,11 @@ def _card_from_metadata(path: Path) -> ModelCard:
         raise ModelIntegrityError(f"{path} is not a valid safetensors file: {exc}") from None
     if "card" not in meta:
         raise ModelIntegrityError(f"{path} has no model card (no sibling .json, no metadata)")
-    return ModelCard.from_dict(json.loads(meta["card"]))
+    try:
+        data = json.loads(meta["card"])
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ModelIntegrityError(f"{path}: the model card in its metadata is not valid JSON ({exc})") from None
+    return ModelCard.from_dict(data)
 
 
 def load_model(
