@@ -30,7 +30,7 @@ from hemascope.results import SlideResult, is_complete
 SUMMARY_FILE = "summary.csv"
 SUMMARY_COLUMNS = (
     "slide", "status", "seconds", "n_cells", "n_counted", "blast_percent", "subtype", "subtype_model",
-    "abstained", "answers", "error_type", "error", "out_dir",
+    "abstained", "answers", "warnings", "error_type", "error", "out_dir",
 )
 
 
@@ -73,6 +73,7 @@ def summary_row(slide: str, out_dir: Path, status: str, seconds: float, result: 
         slide model applies; ``error_type`` the exception's class name.
     """
     from hemascope.export.report import no_slide_model_text, subtype_line, subtypes_of
+    from hemascope.slide.checks import warning_lines
 
     row: dict[str, Any] = dict.fromkeys(SUMMARY_COLUMNS)
     error_type, _, _ = error.partition(":") if error else ("", "", "")
@@ -85,6 +86,7 @@ def summary_row(slide: str, out_dir: Path, status: str, seconds: float, result: 
             n_cells=result.n_cells, n_counted=diff.get("n_counted"), blast_percent=diff.get("blast_percent"),
             subtype=sub.get("label"), subtype_model=sub.get("model"), abstained=sub.get("abstained"),
             answers="; ".join(subtype_line(s) for s in subs) if subs else no_slide_model_text(result),
+            warnings="; ".join(warning_lines(result.checks)) or None,
         )
     return row
 

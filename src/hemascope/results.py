@@ -94,6 +94,9 @@ class SlideResult:
         The :class:`~hemascope.config.AnalysisConfig` used.
     provenance
         hemascope version, segmenter and its version, model names and sha256, timings (s).
+    checks
+        Slide-level checks (:mod:`hemascope.slide.checks`): ``smear`` and ``domain_shift``, each
+        ``{"ok", "score", "reason"}``; a failed one withholds the blast % and slide predictions.
     """
 
     cells: pd.DataFrame
@@ -107,6 +110,7 @@ class SlideResult:
     slide: dict[str, Any] = field(default_factory=dict)
     config: AnalysisConfig = field(default_factory=AnalysisConfig)
     provenance: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_cells(self) -> int:
@@ -158,6 +162,7 @@ class SlideResult:
             "labels_path": labels,
             "slide": self.slide,
             "provenance": self.provenance,
+            "checks": self.checks,
             "files": files,
         }
         result_json = atomic_write_json(directory / "result.json", meta)
@@ -221,6 +226,7 @@ class SlideResult:
             slide=meta.get("slide") or {},
             config=AnalysisConfig.from_toml(directory / "config.toml"),
             provenance=meta.get("provenance") or {},
+            checks=meta.get("checks") or {},
         )
 
 

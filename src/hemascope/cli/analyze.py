@@ -86,8 +86,10 @@ def slide_line(row: Any) -> str:
     blast = row.blast_percent
     blasts = "" if blast is None or (isinstance(blast, float) and math.isnan(blast)) else f", blasts {blast:.1f}%"
     answers = row.answers if isinstance(row.answers, str) and row.answers else ""
+    warnings = getattr(row, "warnings", None)
+    warnings = f"; {warnings}" if isinstance(warnings, str) and warnings else ""
     return f"{row.status:<7} {row.slide}: {row.n_cells} cells{blasts}" + (f"; {answers}" if answers else "") + \
-        f" -> {row.out_dir}"
+        warnings + f" -> {row.out_dir}"
 
 
 def exit_code(summary: Any) -> int:

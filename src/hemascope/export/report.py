@@ -17,6 +17,7 @@ from typing import Any
 from hemascope.classes import RESEARCH_USE_ONLY
 from hemascope.files import atomic_write_json, to_jsonable
 from hemascope.results import SlideResult
+from hemascope.slide.checks import warning_lines
 
 
 def finite_number(value: Any) -> float | None:
@@ -113,6 +114,8 @@ def report_dict(result: SlideResult) -> dict[str, Any]:
             "subtype": result.subtype,
             "subtypes": subtypes,
             "answers": [subtype_line(s) for s in subtypes] or [no_slide_model_text(result)],
+            "checks": result.checks,
+            "warnings": warning_lines(result.checks),
             "slide_models": result.provenance.get("slide_models", []),
             "models": result.provenance.get("models", {}),
             "provenance": result.provenance,

@@ -17,6 +17,7 @@ from hemascope.classes import CLASS_LABELS, RESEARCH_USE_ONLY, class_color
 from hemascope.export.report import finite_number, models_caption, no_slide_model_text, subtypes_of
 from hemascope.files import atomic_write_bytes
 from hemascope.results import SlideResult
+from hemascope.slide.checks import warning_lines
 
 #: Example cells shown per class in the report PNG.
 EXAMPLES_PER_CLASS = 6
@@ -264,6 +265,8 @@ def write_report_png(path: str | Path, result: SlideResult, *, dpi: int = 110, p
     name = Path(str(result.slide.get("path") or "slide")).name
     fig.suptitle(f"{name}: {result.n_cells} cells — {RESEARCH_USE_ONLY.upper()}", fontsize=10, color="#b00000")
     fig.text(0.01, 0.005, models_caption(result), fontsize=7)
+    for i, line in enumerate(warning_lines(result.checks)):
+        fig.text(0.5, 0.955 - 0.025 * i, line, fontsize=8, color="#b00000", ha="center", va="top", wrap=True)
     fig.tight_layout(rect=(0, 0.02, 1, 0.97))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

@@ -33,6 +33,9 @@ SMEAR_THRESHOLD = 0.5
 """``score`` at or above which the image is called a smear."""
 
 MAX_SIDE = 2048
+
+MIN_SIDE_UM = 150.0
+"""Images shorter than this (µm) are close-ups of a few cells: too small to judge, so they pass."""
 """Longest side of the image analysed (a centre crop of the chosen level when larger)."""
 
 
@@ -44,7 +47,7 @@ class SmearCheck:
     ----------
     score
         Share (0-1) of the specimen (50 µm windows, at least 30 % stained) that shows at least
-        15 % glass between cells.
+        15 % glass between cells; ``nan`` for close-ups too small to judge (they pass).
     is_smear
         ``score >= SMEAR_THRESHOLD`` and enough stained material to judge.
     reason
@@ -118,6 +121,13 @@ def smear_likeness(source: Any, *, mpp: float | None = None) -> SmearCheck:
     if float(stained.mean()) < 0.02:
         return SmearCheck(0.0, False, "almost nothing is stained: an empty or blank image")
     scale = mpp_used if mpp_used else TARGET_MPP
+    if min(image.shape[:2]) * scale < MIN_SIDE_UM:
+        side = min(image.shape[:2]) * scale
+        return SmearCheck(
+            float("nan"), True,
+            f"a close-up ({side:.0f} µm across, under {MIN_SIDE_UM:g} µm): too small to judge "
+            "whether it is a smear",
+        )
     window = max(4, int(round(WINDOW_UM / scale)))
     local = ndimage.uniform_filter(stained.astype(np.float32), window)
     specimen = local >= SPECIMEN_STAINED

@@ -98,6 +98,11 @@ class ModelCard:
             )
 
     @property
+    def cell_classes(self) -> list[str]:
+        """The classes a cell can be reported as: :attr:`classes` without the reject outputs."""
+        return [c for c in self.classes if c not in self.reject_classes]
+
+    @property
     def field_um(self) -> float:
         """Side of the input crop in micrometres."""
         return self.input_size * self.mpp

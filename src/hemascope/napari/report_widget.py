@@ -135,18 +135,21 @@ class ReportWidget(QWidget):
         """Show the report of a :class:`~hemascope.results.SlideResult`."""
         from hemascope.export.report import models_caption, no_slide_model_text, subtypes_of
         from hemascope.export.report_figure import excluded_text, plot_differential, plot_subtype
+        from hemascope.slide.checks import warning_lines
 
         self.result = result
         diff = result.differential or {}
         name = str(result.slide.get("path") or "slide").rsplit("/", 1)[-1]
         self.summary.setText(f"{name}: {result.n_cells} cells, {diff.get('n_counted', '?')} counted")
         ci = diff.get("blast_ci") or (None, None)
-        if diff.get("blast_percent") is None and "blast" not in (diff.get("counts") or {}):
+        if diff.get("withheld"):
+            text = diff["withheld"]
+        elif diff.get("blast_percent") is None and "blast" not in (diff.get("counts") or {}):
             text = "blasts: not counted by this cell model"
         else:
             text = f"blasts: {_fmt(diff.get('blast_percent'))}% (95% CI {_fmt(ci[0])}–{_fmt(ci[1])})"
-        notes = [diff.get("reason") if diff.get("sufficient") is False else "", diff.get("note") or "",
-                 excluded_text(diff)]
+        notes = [*warning_lines(result.checks), diff.get("reason") if diff.get("sufficient") is False else "",
+                 diff.get("note") or "", excluded_text(diff)]
         text += "".join(f"\n{n}" for n in notes if n)
         self.blast.setText(text)
         self.blast.setWordWrap(True)

@@ -129,7 +129,7 @@ def summarize(
         raise InvalidInputError("summarize needs a cell table with a 'class' column")
     if cell_model is not None:
         cell_model_sha256 = cell_model_sha256 or getattr(cell_model, "sha256", None) or None
-        classes = classes if classes is not None else getattr(cell_model, "classes", None)
+        classes = classes if classes is not None else getattr(cell_model, "cell_classes", None)
     if models is None:
         identity = cell_model if cell_model is not None else cell_model_sha256
         models = applicable_bag_models(identity) if identity else []
