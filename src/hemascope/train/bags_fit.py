@@ -136,7 +136,7 @@ def fit_bag_model(
         cancel=cancel,
         **(train_options or {}),
     )
-    return _evaluate_and_save(
+    return evaluate_and_save(
         trained,
         splits,
         name=name,
@@ -154,7 +154,7 @@ def fit_bag_model(
     )
 
 
-def _evaluate_and_save(
+def evaluate_and_save(
     trained: TrainedBagModel,
     splits: dict[str, Sequence[Bag]],
     *,
@@ -290,7 +290,7 @@ def combine_bag_models(
         module, "combined", {"parts": parts}, list(first.classes), temperature
     )
     names = [f"{c.name} v{c.version}" for c in cards]
-    return _evaluate_and_save(
+    return evaluate_and_save(
         trained,
         splits,
         name=name,

@@ -153,6 +153,7 @@ def train_bag_model(
     max_instances: int = 256,
     arch_params: dict[str, Any] | None = None,
     calibration: str = "whole",
+    balanced: bool = False,
     seed: int = 0,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
@@ -185,6 +186,9 @@ def train_bag_model(
         :data:`CALIBRATION_DRAWS` random sub-bags of each (1 to all cells), so that a validation
         set the model never gets wrong still yields a temperature (instead of one that makes
         every answer p = 1.00).
+    balanced : bool, optional
+        Draw the bags of each epoch with replacement, every class equally often (for cohorts with
+        few bags of one class, e.g. 22 APL beside 60 other AML), instead of each bag once.
     seed : int, optional
         Seed of sampling and initialisation.
     progress, cancel : optional
@@ -227,6 +231,7 @@ def train_bag_model(
             max_instances=max_instances,
             arch_params=params,
             calibration=calibration,
+            balanced=balanced,
             progress=progress,
             cancel=cancel,
         )
@@ -259,6 +264,9 @@ def train_bag_model(
     else:
         counts = np.bincount(targets, minlength=len(classes))
     criterion = make_loss(loss, counts, epochs=epochs)
+    per_class = np.bincount(targets, minlength=len(classes)).astype(np.float64)
+    draw_weights = 1.0 / per_class[targets]
+    draw_weights /= draw_weights.sum()
     optimiser = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
     steps = epochs * int(np.ceil(len(bags) / batch_size))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, steps))
@@ -270,7 +278,11 @@ def train_bag_model(
         if hasattr(criterion, "set_epoch"):
             criterion.set_epoch(epoch)
         module.train()
-        order = rng.permutation(len(bags))
+        order = (
+            rng.choice(len(bags), size=len(bags), p=draw_weights)
+            if balanced
+            else rng.permutation(len(bags))
+        )
         total = 0.0
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
