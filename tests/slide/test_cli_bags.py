@@ -129,7 +129,8 @@ def test_train_then_predict(tmp_path, cell_model, bag_folders, trained_dir, caps
             "--quiet",
         ]
     )
-    assert code == 0
+    assert code == 1  # one bag failed (listed on stderr), the others kept
+    assert "broken.png" in capsys.readouterr().err
     table = pd.read_csv(csv)
     assert list(table.columns[:4]) == ["bag", "predicted", "prob_lymph", "prob_neut"]
     first, tiny, bad = table.to_dict(orient="records")
