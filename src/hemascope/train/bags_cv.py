@@ -58,6 +58,9 @@ class CrossValidation:
         ``cells = 0`` is the whole bag.
     temperature : float
         Calibration temperature fitted on all out-of-fold logits (for a model trained on every bag).
+    cells : pandas.DataFrame
+        Held-out cells of the first repeat (:func:`cell_scores`): ``bag``, ``cell``, ``class``
+        (the cell model's), ``weight``, ``alone``.
     """
 
     classes: list[str]
@@ -67,6 +70,7 @@ class CrossValidation:
     metrics: dict[str, dict[str, float]]
     curve: pd.DataFrame = field(default_factory=pd.DataFrame)
     temperature: float = 1.0
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def summary(self) -> dict[str, Any]:
         """Metrics, curve and settings as JSON-able data (for cards and reports)."""
@@ -258,7 +262,7 @@ def cross_validate(
     targets = dict(zip(by_name, bag_targets(list(by_name.values()), classes), strict=True))
     rng = np.random.default_rng(seed)
     splits = sorted(folds.groupby(["repeat", "fold"]).groups)
-    rows, curve = [], []
+    rows, curve, cells = [], [], []
     for step, (repeat, fold) in enumerate(splits):
         check_cancelled(cancel)
         part = folds[folds["repeat"] == repeat]
@@ -285,11 +289,45 @@ def cross_validate(
             rows.append((repeat, fold, name, len(by_name[name].features), logits.get(name, prior)))
         for k, d, name, logit in _curve_rows(trained.module, test, curve_sizes, curve_draws, rng):
             curve.append((repeat, fold, k, d, name, logit))
+        if repeat == 0:
+            cells.extend(cell_scores(trained.module, test, pos))
         report(progress, step + 1, len(splits), f"{architecture} repeat {repeat} fold {fold}")
     table = pd.DataFrame(rows, columns=["repeat", "fold", "bag", "n_instances", "logit"])
-    return assemble_cross_validation(
+    result = assemble_cross_validation(
         table, curve, classes, positive, pos, targets, folds, n_bootstrap, seed
     )
+    result.cells = pd.DataFrame(cells)
+    return result
+
+
+def cell_scores(module: torch.nn.Module, bags: Sequence[Bag], positive: int) -> list[dict]:
+    """Per held-out cell: its weight in its bag's call and the model's answer on it alone.
+
+    ``weight`` is the cell's attention (or share) for the positive class times the bag size, so
+    1.0 is an average cell; ``alone`` is the positive-class probability of a one-cell bag
+    (uncalibrated), the model's per-cell score whatever its architecture.
+    """
+    module.eval()
+    out = []
+    with torch.no_grad():
+        for bag in bags:
+            _, weights = module(torch.as_tensor(bag.features)[None])
+            single = torch.as_tensor(bag.features)[:, None, :]
+            alone = torch.softmax(module(single)[0], -1)[:, positive].numpy()
+            relative = weights[0, :, positive].numpy() * len(bag.features)
+            names = bag.cell_names if bag.cell_names is not None else np.arange(len(bag.features))
+            classes = bag.cell_classes if bag.cell_classes is not None else [""] * len(bag.features)
+            for name, cls, w, a in zip(names, classes, relative, alone, strict=True):
+                out.append(
+                    {
+                        "bag": bag.name,
+                        "cell": str(name),
+                        "class": str(cls),
+                        "weight": float(w),
+                        "alone": float(a),
+                    }
+                )
+    return out
 
 
 def assemble_cross_validation(
