@@ -5,7 +5,9 @@ under ``benchmarks/slide_splits/``) of
 
 - bags of every white cell vs bags of the cells the cell model calls blast or immature granulocyte
   (``blast+ig``: promyelocytes fall under ``ig`` in the ``wbc`` classes),
-- gated attention MIL, mean pooling and an instance model on inherited labels (GCE, SCE),
+- gated attention MIL, mean pooling, an instance model on inherited labels (GCE, SCE), and the
+  shipped ``grouped`` model (mean embedding and share of the blast+ig cells and of the rest, ridge
+  logistic regression; the cell model's head assigns the groups),
 - the clinicians' baselines: the proportion of promyelocytes (technologist labels and the cell
   model's ``ig``) and of blasts per patient.
 
@@ -34,7 +36,9 @@ from hemascope.train.bags_cv import CrossValidation, cross_validate, make_folds,
 from hemascope.train.bags_cv_baseline import class_proportions, cross_validate_scores
 from hemascope.train.bags_cv_fit import plot_cv_curves
 from hemascope.train.bags_cv_metrics import format_interval, repeated_metrics
+from hemascope.models import load_model
 from hemascope.train.bags_data import load_bags, restrict_bag, save_bags
+from hemascope.train.bags_fit import grouped_arch_params
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["APL", "AML"]
@@ -42,6 +46,7 @@ FOLDS_CSV = ROOT / "benchmarks" / "slide_splits" / "deepapl_cv_folds.csv"
 
 #: name → (instances, method, loss, extra train options); the first is the shipped recipe.
 VARIANTS: dict[str, tuple[str, str, str, dict]] = {
+    "grouped-blast+ig|rest (apl)": ("all", "grouped", "ce", {"l2": 20.0}),
     "attention-all": ("all", "attention", "ce", {}),
     "mean-all": ("all", "mean", "ce", {}),
     "instance-gce-all": ("all", "instance", "gce", {"balanced": True}),
@@ -67,7 +72,6 @@ BASELINES: dict[str, tuple[str, list[str]]] = {
 
 def embed(data: Path, cache: Path, mpp: float) -> list:
     """Bags of every cell of every patient, embedded once with the bundled ``wbc``."""
-    from hemascope.models import load_model
     from hemascope.train.bags_data import read_bag_labels
     from hemascope.train.bags_sources import build_bags
 
@@ -122,7 +126,11 @@ def restricted(cv: CrossValidation, patients: set[str]) -> dict:
 
 
 def command_line(instances: str, method: str, loss: str, extra: dict) -> str:
-    opts = " ".join(f"--{k.replace('_', '-')}" if v is True else "" for k, v in extra.items())
+    opts = " ".join(
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in extra.items()
+    )
+    if method == "grouped":
+        opts += " --groups blast+ig"
     return (
         "hemascope train bags --labels DATA/patients.csv --classes APL,AML --positive APL "
         f"--cell-model wbc --mpp 0.21 --instances {instances} --cache CACHE.npz --folds "

@@ -55,7 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--folds", help="fold lists CSV (bag, repeat, fold) instead of drawing them")
     data.add_argument("--positive", help="class the binary CV metrics read (default: the first)")
     model = parser.add_argument_group("model")
-    model.add_argument("--method", choices=("attention", "mean", "instance"), default="attention")
+    model.add_argument(
+        "--method", choices=("attention", "mean", "instance", "grouped"), default="attention"
+    )
+    model.add_argument(
+        "--groups",
+        default="blast+ig",
+        help="grouped: cell classes of the first group joined with '+' (the rest form the second)",
+    )
     model.add_argument("--name", required=True)
     model.add_argument("--version", default="0.1.0")
     model.add_argument(
@@ -71,6 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--epochs", type=int, default=40)
     fit.add_argument("--batch-size", type=int, default=16)
     fit.add_argument("--lr", type=float, default=1e-3)
+    fit.add_argument("--weight-decay", type=float, default=1e-3, help="AdamW weight decay")
+    fit.add_argument(
+        "--l2",
+        type=float,
+        default=20.0,
+        help="grouped: ridge penalty of the linear head (fitted exactly on whole bags)",
+    )
     fit.add_argument(
         "--max-instances", type=int, default=256, help="cells sampled per bag and step"
     )
@@ -227,9 +241,18 @@ def run(args: argparse.Namespace) -> int:
         "max_instances": args.max_instances,
         "min_sample": args.min_sample,
         "arch_params": {"hidden": args.hidden, "members": args.members},
+        "weight_decay": args.weight_decay,
+        "l2": args.l2,
         "calibration": args.calibration,
         "balanced": args.balanced,
     }
+    if args.method == "grouped":
+        from hemascope.train.bags_fit import grouped_arch_params
+
+        options["arch_params"] = {
+            "members": args.members,
+            **grouped_arch_params(cell_model, args.groups),
+        }
     card_options = {
         "name": args.name,
         "version": args.version,
