@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from hemascope.models import load_model
 from hemascope.train.bags_cv import CrossValidation, cross_validate, make_folds, read_folds
 from hemascope.train.bags_cv_baseline import class_proportions, cross_validate_scores
 from hemascope.train.bags_cv_fit import plot_cv_curves
 from hemascope.train.bags_cv_metrics import format_interval, repeated_metrics
-from hemascope.models import load_model
 from hemascope.train.bags_data import load_bags, restrict_bag, save_bags
 from hemascope.train.bags_fit import grouped_arch_params
 
@@ -177,6 +177,9 @@ def main() -> None:
     for name in wanted:
         instances, method, loss, extra = VARIANTS[name]
         start = time.perf_counter()
+        options = {**TRAIN, **extra}
+        if method == "grouped":
+            options["arch_params"] = grouped_arch_params(load_model("wbc"), "blast+ig")
         cv = cross_validate(
             [restrict_bag(b, instances) for b in bags],
             CLASSES,
@@ -184,7 +187,7 @@ def main() -> None:
             architecture=method,
             loss=loss,
             positive="APL",
-            train_options={**TRAIN, **extra},
+            train_options=options,
         )
         print(
             f"{name}: AUC {format_interval(cv.metrics['auc'])} ({time.perf_counter() - start:.0f} s)",

@@ -112,9 +112,15 @@ def test_cross_validate_learns_and_reports():
     bags = _apl_bags()
     folds = make_folds([b.name for b in bags], [b.label for b in bags], 2, 3, seed=0)
     cv = cross_validate(
-        bags, CLASSES, folds, architecture="attention", positive="APL",
+        bags,
+        CLASSES,
+        folds,
+        architecture="attention",
+        positive="APL",
         train_options={"epochs": 15, "batch_size": 4, "lr": 3e-3, "arch_params": {"hidden": 16}},
-        curve_sizes=(1, 5), curve_draws=2, n_bootstrap=100,
+        curve_sizes=(1, 5),
+        curve_draws=2,
+        n_bootstrap=100,
     )
     assert cv.metrics["auc"]["mean"] > 0.9
     assert len(cv.predictions) == 2 * len(bags)
@@ -137,7 +143,9 @@ def test_score_baseline_and_proportions():
     assert cv.metrics["auc"]["mean"] == 1.0 and cv.metrics["accuracy"]["mean"] > 0.9
     # a score pointing the other way is learnt too (the fit learns the sign)
     flipped = {k: -v for k, v in scores.items()}
-    assert cross_validate_scores(flipped, folds, CLASSES, n_bootstrap=0).metrics["auc"]["mean"] == 1.0
+    assert (
+        cross_validate_scores(flipped, folds, CLASSES, n_bootstrap=0).metrics["auc"]["mean"] == 1.0
+    )
 
 
 def test_choose_min_instances_where_accuracy_collapses():
