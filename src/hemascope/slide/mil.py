@@ -265,11 +265,12 @@ class GroupedMeanBagClassifier(nn.Module):
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Bag logits ``(B, C)`` and each cell's share of each class's evidence ``(B, N, C)``.
+        """Bag logits ``(B, C)`` and each cell's evidence for each class ``(B, N, C)``.
 
-        The logit is linear in the cells, so it splits exactly into per-cell terms (plus a
-        constant): a cell's weight for class ``c`` is its term for ``c`` minus the mean of its
-        terms over classes (its evidence for ``c``); weights of a bag sum to the logit margin.
+        The standardised bag vector is linear in the cells, so the logits split exactly into a
+        bias plus one term per cell, measured from the average training bag: a cell's term for
+        class ``c`` minus the mean of its terms over classes is its evidence for ``c`` (> 0: it
+        pushes the bag towards ``c``). A bag's evidence sums to its logit margin over the bias.
         """
         features, member, mass = self._raw(x, mask)
         z = (features - self.feature_mean) / self.feature_std
@@ -278,10 +279,15 @@ class GroupedMeanBagClassifier(nn.Module):
         w = self.head.weight / self.feature_std  # (C, F)
         w_means = w[:, : groups * dim].reshape(-1, groups, dim)  # (C, G, D)
         w_share = w[:, groups * dim :]  # (C, G)
-        n = _full_mask(x, mask).sum(1).clamp(min=1).to(x.dtype)
-        share = member / mass.clamp(min=1e-6)[:, None, :]  # (B, N, G)
-        terms = torch.einsum("bng,cgd,bnd->bnc", share, w_means, x)
-        terms = terms + torch.einsum("bng,cg->bnc", member, w_share) / n[:, None, None]
+        mu_means = self.feature_mean[: groups * dim].reshape(groups, dim)
+        mu_share = self.feature_mean[groups * dim :]
+        valid = _full_mask(x, mask).to(x.dtype)[..., None]
+        n = valid.sum(1, keepdim=True).clamp(min=1)  # (B, 1, 1)
+        share = member / mass.clamp(min=1e-6)[:, None, :]  # (B, N, G), sums to 1 over cells
+        centred = x[:, :, None, :] - mu_means  # (B, N, G, D)
+        terms = torch.einsum("bng,cgd,bngd->bnc", share, w_means, centred)
+        terms = terms + torch.einsum("bng,cg->bnc", (member - mu_share * valid) / n, w_share)
+        terms = terms * valid
         return logits, terms - terms.mean(-1, keepdim=True)
 
 

@@ -304,7 +304,9 @@ def cell_scores(module: torch.nn.Module, bags: Sequence[Bag], positive: int) -> 
     """Per held-out cell: its weight in its bag's call and the model's answer on it alone.
 
     ``weight`` is the cell's attention (or share) for the positive class times the bag size, so
-    1.0 is an average cell; ``alone`` is the positive-class probability of a one-cell bag
+    1.0 is an average cell (for a ``grouped`` model: its evidence for the positive class times the
+    bag size — the bag's logit margin over the average bag if all its cells were like this one;
+    > 0 towards the positive class); ``alone`` is the positive-class probability of a one-cell bag
     (uncalibrated), the model's per-cell score whatever its architecture.
     """
     module.eval()
