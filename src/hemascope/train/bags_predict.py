@@ -53,7 +53,7 @@ def _domain_shift_reason(shift: object) -> str:
     """The abstention reason when the classifier's domain-shift guard flags the bag, else ""."""
     if shift is None:
         return ""
-    flagged = bool(getattr(shift, "out_of_domain", getattr(shift, "warning", False)))
+    flagged = bool(getattr(shift, "shifted", getattr(shift, "out_of_domain", False)))
     if not flagged:
         return ""
     score = getattr(shift, "score", None)
