@@ -6,7 +6,7 @@ call (its exact term of the logit margin, measured from the average training bag
 towards APL, < 0 towards other AML; see ``GroupedMeanBagClassifier.forward``). It joins the
 technologists' CellaVision class of every cell (never used in training) and writes
 
-- ``benchmarks/results/apl/cells_by_class.md``: per technologist class, cells in APL / other-AML
+- ``OUT/cells_by_class.md`` (default ``benchmarks/results/apl``): per technologist class, cells in APL / other-AML
   patients, mean evidence and the share of the class the cell model calls blast or ig;
 - ``docs/images/apl_cells.png``: the 6 cells with the most evidence for APL (from 6 APL patients)
   and for other AML (from 6 AML patients), 64 px each, with their technologist class.
@@ -26,7 +26,6 @@ import pandas as pd
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "apl"
 TILE = 64
 PER_ROW = 6
 SHORT = {
@@ -116,6 +115,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/deepapl"))
     parser.add_argument("--cache", type=Path, default=Path("/tmp/hemascope_apl/deepapl_wbc.npz"))
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "apl")
     parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "images" / "apl_cells.png")
     args = parser.parse_args()
     cells = held_out_evidence(args.cache)
@@ -127,7 +127,8 @@ def main() -> None:
     table = by_class(cells)
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(str(v) for v in r) + " |" for r in table.itertuples(index=False)]
-    (RESULTS / "cells_by_class.md").write_text("\n".join(lines) + "\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "cells_by_class.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     out = montage(cells, args.figure)
     print(f"wrote {out} ({out.stat().st_size // 1024} KB)")
