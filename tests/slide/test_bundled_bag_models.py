@@ -19,8 +19,10 @@ def test_bundled_bag_model(card_path):
     model = load_bag_model(card_path.stem)
     card = model.card
     assert card.name in list_bag_models()
-    assert card.training_data and card.licence and card.metrics["n_bags"]["test"] > 0
-    assert card.name.startswith(("taleqani-all", "aml-subtype-demo"))
+    assert card.training_data and card.licence
+    # held-out test bags, or (small cohorts) a patient-level cross-validation
+    assert card.metrics["n_bags"]["test"] > 0 or "cross_validation" in card.metrics
+    assert card.name.startswith(("taleqani-all", "aml-subtype-demo", "apl"))
     # demo models say so everywhere they are shown
     assert card.demo == card.name.startswith("aml-subtype-demo")
     if card.demo:
@@ -39,3 +41,15 @@ def test_bundled_bag_model(card_path):
     probs, weights = model.predict(np.zeros((7, card.embedding_dim), np.float32))
     assert probs.shape == (len(card.classes),) and weights.shape == (7, len(card.classes))
     assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_apl_card_names_its_data_terms_and_cross_validated_metrics():
+    card = load_bag_model("apl").card
+    assert card.classes == ["APL", "AML"] and not card.demo and card.embedding_model == "wbc"
+    text = " ".join(card.training_data)
+    assert "DeepAPL" in text and "Sidhom" in text and "npj Precision Oncology" in text
+    assert "Johns Hopkins" in card.licence and "research use only" in card.licence
+    cv = card.metrics["cross_validation"]
+    assert cv["n_bags"] == 82 and cv["repeats"] * cv["folds"] >= 25
+    assert cv["metrics"]["auc"]["mean"] >= 0.9
+    assert card.min_instances >= 5  # abstains on bags where the CV accuracy collapsed

@@ -129,7 +129,8 @@ def test_train_then_predict(tmp_path, cell_model, bag_folders, trained_dir, caps
             "--quiet",
         ]
     )
-    assert code == 0
+    assert code == 1  # one bag failed (listed on stderr), the others kept
+    assert "broken.png" in capsys.readouterr().err
     table = pd.read_csv(csv)
     assert list(table.columns[:4]) == ["bag", "predicted", "prob_lymph", "prob_neut"]
     first, tiny, bad = table.to_dict(orient="records")
@@ -225,3 +226,44 @@ def test_predict_field_image_and_saved_analysis(tmp_path, cell_model, trained_di
     assert image_row["n_cells"] >= 3, image_row["reason"]
     assert not image_row["abstained"] and image_row["predicted"] in {"lymph", "neut"}
     assert analysis_row["n_cells"] == 3 and not analysis_row["abstained"]
+
+
+def test_train_bags_cross_validation_grouped(
+    tmp_path, cell_model, bag_folders, trained_dir, capsys
+):
+    """`--cv` with the grouped method: CV files beside the model, CV metrics in its card."""
+    out, args = trained_dir
+    base = [a for a in args[: args.index("--method")]]  # labels, cell model, mpp, instances
+    code = main(
+        [
+            *base,
+            "--method",
+            "grouped",
+            "--groups",
+            "blast",
+            "--name",
+            "cv-bags",
+            "--cv",
+            "2x3",
+            "--positive",
+            "lymph",
+            "--min-instances",
+            "auto",
+            "--cache",
+            str(out / "bags.npz"),
+            "--out",
+            str(tmp_path / "cv"),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    card = json.loads((tmp_path / "cv" / "cv-bags.json").read_text())
+    cv = card["metrics"]["cross_validation"]
+    assert cv["repeats"] == 2 and cv["folds"] == 3 and cv["n_bags"] == 12
+    assert 0 <= cv["metrics"]["auc"]["mean"] <= 1 and card["architecture"] == "grouped"
+    assert card["arch_params"]["groups"][0] == ["blast"] and "cell_head" not in card["arch_params"]
+    assert card["min_instances"] >= 1
+    folds = pd.read_csv(tmp_path / "cv" / "cv-bags.folds.csv")
+    assert len(folds) == 24 and (tmp_path / "cv" / "cv-bags.cv_curve.png").exists()
+    assert "AUC" in capsys.readouterr().out
+    assert main([*base, "--name", "x", "--cv", "2", "--out", str(tmp_path / "y"), "--quiet"]) == 2

@@ -5,7 +5,7 @@ from hemascope.errors import InvalidInputError
 from hemascope.slide.mil import GatedAttentionMIL, build_bag_model
 
 
-@pytest.mark.parametrize("architecture", ["attention", "mean", "instance"])
+@pytest.mark.parametrize("architecture", ["attention", "mean", "instance"])  # grouped: test_grouped
 def test_shapes_and_padding_invariance(architecture):
     torch.manual_seed(0)
     model = build_bag_model(architecture, 8, 3, hidden=16).eval()

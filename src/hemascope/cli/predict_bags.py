@@ -1,10 +1,16 @@
-"""``hemascope predict-bags``: slide-level (bag) predictions for fields, slides or cell folders.
+"""``hemascope predict-bags``: slide-level (bag) predictions for patients' cells, fields or slides.
 
-Each BAG is a field image, a whole slide (cells are found first), a folder of single-cell images,
-or a saved analysis. The output CSV has one row per bag: ``bag``, ``predicted``, a ``prob_<class>``
-column per class, ``n_cells``, ``n_blasts``, ``n_instances``, ``abstained`` and ``reason`` (too few
-blasts, or the error for an unreadable bag — the run goes on past it), the model name and version,
-and the research-use notice.
+Each BAG is one patient's folder of single-cell crops (any resolution; give ``--mpp`` when known),
+a folder of field images, a field or whole-slide image (cells are found first), or a saved
+analysis. ``--input`` says whether a folder holds single-cell crops or fields (``auto``: from the
+images' physical size). The output CSV has one row per bag: ``bag``, ``predicted``,
+``prob_<class>``..., ``n_cells``, ``n_blasts``, ``n_instances``, ``abstained``, ``reason`` (too few
+cells, a scale that could not be estimated, the error of an unreadable bag...), ``top_cells``,
+``input``, ``mpp``, ``mpp_source``, the model and the research-use notice.
+
+Exit codes (see :mod:`hemascope.cli._contract`): 0 every bag was read (answered or abstained),
+1 some bags failed (listed on stderr, their rows kept with the reason), 2 a user mistake (bad
+option, unwritable ``--out``, unknown model) or no bag could be read.
 """
 
 from __future__ import annotations
@@ -12,38 +18,65 @@ from __future__ import annotations
 import argparse
 
 COMMAND = ("predict-bags",)
-HELP = "predict the slide-level label (e.g. AML subtype) of bags of cells; research use only"
+HELP = "predict the slide-level label (e.g. APL vs other AML) of bags of cells; research use only"
+
+#: The default bag model: trained on real patients (never a SYNTHETIC/DEMO model).
+DEFAULT_BAG_MODEL = "apl"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``hemascope predict-bags``."""
     parser.add_argument(
-        "bags", nargs="+", metavar="BAG", help="field/slide image, cell folder or analysis"
+        "bags",
+        nargs="+",
+        metavar="BAG",
+        help="a patient's folder of cell crops, a folder of fields, a field/slide image or an analysis",
     )
-    parser.add_argument("--model", default="aml-subtype-demo", help="bag model name or card path")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_BAG_MODEL,
+        help=f"bag model name or card path (default: {DEFAULT_BAG_MODEL}, APL vs other AML)",
+    )
     parser.add_argument(
         "--cell-model", help="cell model (default: the one named in the bag model's card)"
     )
-    parser.add_argument("--mpp", type=float, help="µm/px of the images (estimated when omitted)")
+    parser.add_argument(
+        "--mpp", type=float, help="µm/px of the images (estimated per bag when omitted)"
+    )
+    parser.add_argument(
+        "--input",
+        choices=("auto", "crops", "fields"),
+        default="auto",
+        help="a folder holds single-cell crops (one cell per image) or fields to segment; "
+        "auto: crops when the images are at most 80 µm (640 px without --mpp) across",
+    )
     parser.add_argument("--min-blasts", type=int, help="abstain below this many cells in the bag")
-    parser.add_argument("--segmenter", default="classical", help="segmenter for image bags")
+    parser.add_argument("--segmenter", default="classical", help="segmenter for field images")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", required=True, help="output CSV")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Predict every bag and write the CSV; exit 1 when no bag could be read."""
+    """Predict every bag and write the CSV; see the module docstring for the exit codes."""
     import sys
 
+    from hemascope.cli._contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, check_output_file
+    from hemascope.errors import InvalidInputError
     from hemascope.models import load_model
     from hemascope.progress import tqdm_progress
     from hemascope.results import atomic_write_table
     from hemascope.slide import load_bag_model
-    from hemascope.train.bags_sources import predict_bag_sources
+    from hemascope.train.bags_predict import ERROR_PREFIX, check_cell_model, predict_bag_sources
 
+    check_output_file(args.out)
+    if args.mpp is not None and not args.mpp > 0:
+        raise InvalidInputError(f"--mpp must be positive, got {args.mpp}")
+    if args.min_blasts is not None and args.min_blasts < 1:
+        raise InvalidInputError(f"--min-blasts must be >= 1, got {args.min_blasts}")
     bag_model = load_bag_model(args.model)
     cell_model = load_model(args.cell_model or bag_model.card.embedding_model)
+    check_cell_model(bag_model.card, cell_model)
     table = predict_bag_sources(
         args.bags,
         bag_model,
@@ -52,12 +85,19 @@ def run(args: argparse.Namespace) -> int:
         min_blasts=args.min_blasts,
         device=args.device,
         segmenter=args.segmenter,
+        input_mode=args.input,
         progress=None if args.quiet else tqdm_progress("bags"),
     )
     atomic_write_table(args.out, table)
-    failed = table["reason"].str.startswith("error:")
+    failed = table["reason"].str.startswith(ERROR_PREFIX)
     for bag, reason in zip(table.loc[failed, "bag"], table.loc[failed, "reason"], strict=True):
-        print(f"hemascope: {bag}: {reason}", file=sys.stderr)
-    print(f"{bag_model.card.caption}")
-    print(f"{len(table)} bags, {int(table['abstained'].sum())} abstained; wrote {args.out}")
-    return 1 if failed.all() else 0
+        print(f"hemascope: failed: {bag}: {reason.removeprefix(ERROR_PREFIX)}", file=sys.stderr)
+    print(bag_model.card.caption)
+    answered = int((~table["abstained"]).sum())
+    print(
+        f"{len(table)} bags: {answered} answered, {int(table['abstained'].sum()) - int(failed.sum())} "
+        f"abstained, {int(failed.sum())} failed; wrote {args.out}"
+    )
+    if failed.all():
+        return EXIT_BAD_INPUT
+    return EXIT_SOME_FAILED if failed.any() else EXIT_OK

@@ -36,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cell-model", default="wbc", help="cell model whose embeddings form the bags"
     )
     data.add_argument(
-        "--instances", choices=("blast", "all"), default="blast", help="cells in a bag"
+        "--instances",
+        default="blast",
+        help="cells in a bag: 'all', 'blast', or cell classes joined with '+' (e.g. 'blast+ig')",
     )
     data.add_argument("--segmenter", default="classical", help="segmenter for image bags")
     data.add_argument("--skip-empty", action="store_true", help="leave out bags with no such cells")
@@ -44,12 +46,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--split", default="0.7,0.15,0.15", help="train,val,test fractions without a split column"
     )
+    data.add_argument(
+        "--cv",
+        metavar="REPEATSxFOLDS",
+        help="repeated stratified k-fold cross-validation over bags (e.g. 5x5), then train on "
+        "every bag; the card reports the cross-validated metrics (no split column needed)",
+    )
+    data.add_argument("--folds", help="fold lists CSV (bag, repeat, fold) instead of drawing them")
+    data.add_argument("--positive", help="class the binary CV metrics read (default: the first)")
     model = parser.add_argument_group("model")
-    model.add_argument("--method", choices=("attention", "mean", "instance"), default="attention")
+    model.add_argument(
+        "--method", choices=("attention", "mean", "instance", "grouped"), default="attention"
+    )
+    model.add_argument(
+        "--groups",
+        default="blast+ig",
+        help="grouped: cell classes of the first group joined with '+' (the rest form the second)",
+    )
     model.add_argument("--name", required=True)
     model.add_argument("--version", default="0.1.0")
     model.add_argument(
-        "--min-instances", type=int, default=10, help="abstain below this many cells"
+        "--min-instances",
+        default="10",
+        help="abstain below this many cells; 'auto' (with --cv): where the cross-validated "
+        "accuracy collapses",
     )
     model.add_argument("--hidden", type=int, default=128)
     model.add_argument("--demo", action="store_true", help="mark as synthetic/demo in the card")
@@ -58,6 +78,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--epochs", type=int, default=40)
     fit.add_argument("--batch-size", type=int, default=16)
     fit.add_argument("--lr", type=float, default=1e-3)
+    fit.add_argument("--weight-decay", type=float, default=1e-3, help="AdamW weight decay")
+    fit.add_argument(
+        "--l2",
+        type=float,
+        default=20.0,
+        help="grouped: ridge penalty of the linear head (fitted exactly on whole bags)",
+    )
     fit.add_argument(
         "--max-instances", type=int, default=256, help="cells sampled per bag and step"
     )
@@ -67,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="each step a bag is cut to a random size in [min-sample, max-instances]; "
         "set it to max-instances to train on whole bags",
+    )
+    fit.add_argument(
+        "--balanced", action="store_true", help="draw every bag class equally often in training"
     )
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument(
@@ -108,25 +138,78 @@ def _fractions(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-def run(args: argparse.Namespace) -> int:
-    """Build (or load) the bags, train, evaluate and save the bag model."""
+def _min_instances(text: str, cv: bool) -> int | str:
+    from hemascope.errors import InvalidInputError
+
+    if text == "auto" and cv:
+        return "auto"
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InvalidInputError(
+            f"--min-instances must be a positive integer{' or auto' if cv else ''}, got {text!r}"
+        )
+    return value
+
+
+def _load_or_build_bags(args, table, cell_model):
+    """All-cell bags (with per-cell classes), from the cache when it holds them."""
     from pathlib import Path
 
+    from hemascope.errors import DataError
+    from hemascope.progress import tqdm_progress
+    from hemascope.train.bags_data import load_bags, save_bags
+    from hemascope.train.bags_sources import build_bags
+
+    cache = Path(args.cache) if args.cache else None
+    sha = cell_model.card.sha256
+    if cache is not None and cache.exists():
+        try:  # a cache of every cell serves any instance selection
+            bags = load_bags(cache, expect={"cell_model_sha256": sha, "instances": "all"})
+        except DataError:
+            bags = load_bags(cache, expect={"cell_model_sha256": sha, "instances": args.instances})
+        wanted = set(table["bag"].astype(str))
+        bags = [b for b in bags if b.name in wanted]
+        if not bags:
+            raise DataError(f"the cache {cache} holds none of the bags in {args.labels}")
+        return bags, []
+    bags, skipped = build_bags(
+        table,
+        cell_model,
+        instances="all",
+        mpp=args.mpp,
+        device=args.device,
+        segmenter=args.segmenter,
+        skip_empty=args.skip_empty,
+        progress=None if args.quiet else tqdm_progress("embedding bags"),
+    )
+    if cache is not None:
+        save_bags(cache, bags, meta={"cell_model_sha256": sha, "instances": "all"})
+    return bags, skipped
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build (or load) the bags, train, evaluate and save the bag model."""
     import torch
 
+    from hemascope.cli._contract import check_output_dir
     from hemascope.errors import DataError
     from hemascope.models import load_model
     from hemascope.progress import tqdm_progress
+    from hemascope.slide.bag import instances_noun, parse_instances
     from hemascope.train.bags_data import (
-        load_bags,
         read_bag_labels,
-        save_bags,
+        restrict_bag,
         split_bags,
         splits_from_table,
     )
     from hemascope.train.bags_fit import fit_bag_model
-    from hemascope.train.bags_sources import build_bags
 
+    parse_instances(args.instances)
+    min_instances = _min_instances(str(args.min_instances), bool(args.cv or args.folds))
+    check_output_dir(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
     table, classes = read_bag_labels(
@@ -137,61 +220,64 @@ def run(args: argparse.Namespace) -> int:
         root=args.root,
     )
     cell_model = load_model(args.cell_model)
-    cache = Path(args.cache) if args.cache else None
-    meta = {"cell_model_sha256": cell_model.card.sha256, "instances": args.instances}
-    if cache is not None and cache.exists():
-        bags = load_bags(cache, expect=meta)
-        wanted = set(table["bag"].astype(str))
-        bags = [b for b in bags if b.name in wanted]
-        if not bags:
-            raise DataError(f"the cache {cache} holds none of the bags in {args.labels}")
-    else:
-        bags, skipped = build_bags(
-            table,
-            cell_model,
-            instances=args.instances,
-            mpp=args.mpp,
-            device=args.device,
-            segmenter=args.segmenter,
-            skip_empty=args.skip_empty,
-            progress=None if args.quiet else tqdm_progress("embedding bags"),
-        )
-        for name, reason in skipped:
-            print(f"skipped bag {name}: {reason}")
-        if cache is not None:
-            save_bags(cache, bags, meta=meta)
+    bags, skipped = _load_or_build_bags(args, table, cell_model)
+    bags = [restrict_bag(b, args.instances) if b.cell_classes is not None else b for b in bags]
+    noun = instances_noun(args.instances)
+    if not (args.cv or args.folds):
+        empty = [b.name for b in bags if len(b.features) == 0]
+        if empty and not args.skip_empty:
+            raise DataError(
+                f"{len(empty)} bag(s) hold no {noun}, e.g. {empty[:3]} (use --skip-empty to leave "
+                "such bags out)"
+            )
+        skipped += [(name, f"no {noun} found") for name in empty]
+        bags = [b for b in bags if len(b.features)]
+    for name, reason in skipped:
+        print(f"skipped bag {name}: {reason}")
+    options = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "max_instances": args.max_instances,
+        "min_sample": args.min_sample,
+        "arch_params": {"hidden": args.hidden, "members": args.members},
+        "weight_decay": args.weight_decay,
+        "l2": args.l2,
+        "calibration": args.calibration,
+        "balanced": args.balanced,
+    }
+    if args.method == "grouped":
+        from hemascope.train.bags_fit import grouped_arch_params
+
+        options["arch_params"] = {
+            "members": args.members,
+            **grouped_arch_params(cell_model, args.groups),
+        }
+    card_options = {
+        "name": args.name,
+        "version": args.version,
+        "cell_card": cell_model.card,
+        "out_dir": args.out,
+        "architecture": args.method,
+        "loss": args.loss,
+        "instances": args.instances,
+        "min_instances": min_instances,
+        "demo": args.demo,
+        "training_data": args.training_data,
+        "licence": args.licence,
+        "description": args.description,
+        "train_options": options,
+        "seed": args.seed,
+        "progress": None if args.quiet else tqdm_progress(f"training {args.method}"),
+    }
+    if args.cv or args.folds:
+        return _run_cv(args, bags, classes, card_options)
     if "split" in table.columns:
         splits = splits_from_table(bags, table)
     else:
         train, val, test = split_bags(bags, _fractions(args.split), seed=args.seed)
         splits = {"train": train, "val": val, "test": test}
-    report = fit_bag_model(
-        splits,
-        classes,
-        name=args.name,
-        version=args.version,
-        cell_card=cell_model.card,
-        out_dir=args.out,
-        architecture=args.method,
-        loss=args.loss,
-        instances=args.instances,
-        min_instances=args.min_instances,
-        demo=args.demo,
-        training_data=args.training_data,
-        licence=args.licence,
-        description=args.description,
-        train_options={
-            "epochs": args.epochs,
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "max_instances": args.max_instances,
-            "min_sample": args.min_sample,
-            "arch_params": {"hidden": args.hidden, "members": args.members},
-            "calibration": args.calibration,
-        },
-        seed=args.seed,
-        progress=None if args.quiet else tqdm_progress(f"training {args.method}"),
-    )
+    report = fit_bag_model(splits, classes, **card_options)
     test = report.card.metrics.get("test")
     sizes = report.card.metrics["n_bags"]
     print(f"{report.card.caption}: trained on {sizes['train']} bags, validated on {sizes['val']}")
@@ -199,5 +285,44 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"test bags: {sizes['test']}  accuracy {test['accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}  ECE {test['ece']:.3f}"
         )
+    print(f"wrote {report.card_path}")
+    return 0
+
+
+def _run_cv(args: argparse.Namespace, bags, classes, card_options: dict) -> int:
+    """``--cv``/``--folds``: cross-validate over bags, then train on every bag."""
+    from hemascope.slide.bag import instances_noun
+    from hemascope.train.bags_cv import make_folds, parse_cv, read_folds
+    from hemascope.train.bags_cv_fit import fit_with_cross_validation
+    from hemascope.train.bags_cv_metrics import format_interval
+
+    if args.folds:
+        folds = read_folds(args.folds, bags)
+    else:
+        repeats, k = parse_cv(args.cv)
+        folds = make_folds(
+            [b.name for b in bags], [b.label for b in bags], repeats, k, seed=args.seed
+        )
+    report, cv = fit_with_cross_validation(
+        bags, classes, folds, positive=args.positive, **card_options
+    )
+    m = cv.metrics
+    print(
+        f"{report.card.caption}: {len(bags)} bags, {folds['repeat'].nunique()}x"
+        f"{folds['fold'].nunique()} cross-validation, positive class {cv.positive}"
+    )
+    print(
+        "  AUC {}  accuracy {}  sensitivity@{:.0%} specificity {}  Brier {}  ECE {}".format(
+            format_interval(m["auc"]),
+            format_interval(m["accuracy"]),
+            0.9,
+            format_interval(m["sens_at_spec"]),
+            format_interval(m["brier"], 3),
+            format_interval(m["ece"], 3),
+        )
+    )
+    print(
+        f"  abstains below {report.card.min_instances} {instances_noun(report.card.instances)} per bag"
+    )
     print(f"wrote {report.card_path}")
     return 0

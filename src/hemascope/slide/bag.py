@@ -89,15 +89,54 @@ def check_single_scale(mpps: Sequence[float] | np.ndarray, *, bag: str = "bag") 
     return float(np.median(values))
 
 
+def parse_instances(instances: str) -> tuple[str, ...] | None:
+    """The cell classes a bag selection keeps, or None for every cell.
+
+    Parameters
+    ----------
+    instances : str
+        ``"all"`` (every cell), ``"blast"``, or several cell classes joined with ``+``
+        (e.g. ``"blast+ig"``: cells the cell model calls blast or immature granulocyte).
+
+    Returns
+    -------
+    tuple of str or None
+        The classes, in the order given; None for ``"all"``.
+
+    Raises
+    ------
+    InvalidInputError
+        On an empty selection or an empty class name.
+    """
+    text = str(instances).strip()
+    if text == "all":
+        return None
+    classes = tuple(part.strip() for part in text.split("+"))
+    if not text or any(not c for c in classes):
+        raise InvalidInputError(
+            f"instances must be 'all' or cell classes joined with '+' (e.g. 'blast+ig'), "
+            f"got {instances!r}"
+        )
+    return classes
+
+
+def instances_noun(instances: str) -> str:
+    """How messages name the cells of a bag: ``"cells"``, ``"blasts"`` or ``"blast+ig cells"``."""
+    if instances == "all":
+        return "cells"
+    return "blasts" if instances == "blast" else f"{instances} cells"
+
+
 def select_instances(cells: pd.DataFrame, instances: str) -> np.ndarray:
     """Row positions of the cells that form the bag.
 
     Parameters
     ----------
     cells : pandas.DataFrame
-        Cell table; needs a ``class`` column when ``instances == "blast"``.
+        Cell table; needs a ``class`` column unless ``instances == "all"``.
     instances : str
-        ``"blast"`` (cells classified as blasts) or ``"all"``.
+        ``"all"``, ``"blast"`` (cells classified as blasts) or classes joined with ``+``
+        (see :func:`parse_instances`).
 
     Returns
     -------
@@ -107,14 +146,15 @@ def select_instances(cells: pd.DataFrame, instances: str) -> np.ndarray:
     Raises
     ------
     InvalidInputError
-        If the table lacks the ``class`` column needed to find blasts, or ``instances`` is unknown.
+        If the table lacks the ``class`` column needed to select cells, or ``instances`` is
+        malformed.
     """
-    if instances == "all":
+    classes = parse_instances(instances)
+    if classes is None:
         return np.arange(len(cells))
-    if instances != "blast":
-        raise InvalidInputError(f"instances must be 'blast' or 'all', got {instances!r}")
     if "class" not in cells.columns:
         raise InvalidInputError(
-            "the cell table has no 'class' column: classify the cells before building a bag of blasts"
+            "the cell table has no 'class' column: classify the cells before building a bag of "
+            f"{instances_noun(instances)}"
         )
-    return np.flatnonzero(cells["class"].astype(str).to_numpy() == "blast")
+    return np.flatnonzero(np.isin(cells["class"].astype(str).to_numpy(), classes))

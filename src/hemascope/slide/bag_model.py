@@ -18,16 +18,18 @@ from typing import Any
 import numpy as np
 
 from hemascope.classes import RESEARCH_USE_ONLY
-from hemascope.errors import ModelIntegrityError, ModelNotFoundError
+from hemascope.errors import InvalidInputError, ModelIntegrityError, ModelNotFoundError
 from hemascope.models.registry import BUNDLED_DIR, sha256_file
 from hemascope.results import atomic_write_bytes
+from hemascope.slide.bag import parse_instances
 from hemascope.slide.mil import CARD_ARCHITECTURES, build_bag_model
 
 #: Folder of the bundled weights (shared with the cell models' registry).
 WEIGHTS_DIR = BUNDLED_DIR
 
-#: Which cells of a slide go into the bag.
-INSTANCE_SELECTIONS: tuple[str, ...] = ("blast", "all")
+#: The usual selections of the cells of a slide that go into the bag; any cell classes joined
+#: with ``+`` are accepted too (``"blast+ig"``, see :func:`hemascope.slide.bag.parse_instances`).
+INSTANCE_SELECTIONS: tuple[str, ...] = ("blast", "all", "blast+ig")
 
 DEMO_LABEL = "SYNTHETIC/DEMO"
 
@@ -53,7 +55,8 @@ class BagModelCard:
     input_size, mpp : int, float
         Crop size and µm/px of that cell model (the scale cells are seen at).
     instances : str
-        ``"blast"`` (only cells classified as blasts form the bag) or ``"all"``.
+        ``"blast"`` (only cells classified as blasts form the bag), ``"all"``, or cell classes
+        joined with ``+`` (``"blast+ig"``).
     min_instances : int
         Fewer cells than this in the bag → abstain.
     temperature : float
@@ -98,8 +101,10 @@ class BagModelCard:
             raise ModelIntegrityError(
                 f"bag card {self.name!r}: unknown architecture {self.architecture!r}"
             )
-        if self.instances not in INSTANCE_SELECTIONS:
-            raise ModelIntegrityError(f"bag card {self.name!r}: instances must be 'blast' or 'all'")
+        try:
+            parse_instances(self.instances)
+        except InvalidInputError as exc:
+            raise ModelIntegrityError(f"bag card {self.name!r}: {exc}") from None
         if self.embedding_dim <= 0 or self.min_instances < 1 or self.temperature <= 0:
             raise ModelIntegrityError(
                 f"bag card {self.name!r}: bad embedding_dim/min_instances/temperature"

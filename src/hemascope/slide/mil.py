@@ -8,7 +8,12 @@ are trained, evaluated and shown side by side:
   attention head per class, each class scored from its own attention-weighted bag vector, as in
   SCEMILA (Hehr et al. 2023);
 - :class:`InstanceBagClassifier` — a cell-level classifier trained on labels inherited from the bag;
-  the bag probability is the mean of the cell probabilities.
+  the bag probability is the mean of the cell probabilities;
+- :class:`GroupedMeanBagClassifier` — the mean embedding of each *group* of cell types (e.g. the
+  cells the cell model calls blast or immature granulocyte, and all the others) and each group's
+  share of the bag, standardised, then a linear layer. The cell model's own classification head
+  (fixed buffers) assigns every cell softly to the groups, so the bag model still reads nothing
+  but the embeddings.
 
 :class:`BagEnsemble` averages several members of one architecture (``arch_params["members"]``),
 trained from different seeds.
@@ -26,7 +31,7 @@ from torch import nn
 from hemascope.errors import InvalidInputError
 
 #: Names of the trainable bag-model architectures, as written in model cards.
-BAG_ARCHITECTURES: tuple[str, ...] = ("attention", "mean", "instance")
+BAG_ARCHITECTURES: tuple[str, ...] = ("attention", "mean", "instance", "grouped")
 
 #: A card may also hold ``"combined"``: the average of trained models of several architectures
 #: (``arch_params["parts"]``: one ``{"architecture": ..., **params}`` per part).
@@ -172,6 +177,120 @@ class InstanceBagClassifier(nn.Module):
         return torch.log(bag_probs.clamp(min=1e-12)), share
 
 
+class GroupedMeanBagClassifier(nn.Module):
+    """Per-group mean embeddings and group shares, standardised, then a linear classifier.
+
+    Every cell is assigned to the groups by the cell model's calibrated class probabilities
+    (``softmax((W e + b) / T)`` with the cell model's head ``W, b`` and temperature ``T``, kept as
+    buffers and set by :meth:`set_cell_head`), summed over each group's classes. The bag vector is,
+    for each group, the membership-weighted mean embedding and the group's share of the bag; it is
+    standardised with statistics of the training bags (:meth:`fit_normalisation`).
+
+    Parameters
+    ----------
+    in_dim : int
+        Dimension of a cell embedding.
+    n_classes : int
+        Number of bag classes.
+    cell_classes : sequence of str
+        The cell model's classes, in its output order.
+    groups : sequence of sequence of str
+        Cell classes of each group (e.g. ``[["blast", "ig"], [...the rest]]``).
+    cell_temperature : float, optional
+        The cell model's calibration temperature.
+    dropout : float, optional
+        Dropout on the standardised bag vector.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        n_classes: int,
+        cell_classes: list[str] | None = None,
+        groups: list[list[str]] | None = None,
+        cell_temperature: float = 1.0,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        cell_classes = list(cell_classes or [])
+        groups = [list(g) for g in groups or []]
+        unknown = sorted({c for g in groups for c in g} - set(cell_classes))
+        if not cell_classes or not groups or unknown:
+            raise InvalidInputError(
+                f"a grouped bag model needs the cell classes and groups of them; unknown {unknown}"
+            )
+        matrix = torch.zeros(len(groups), len(cell_classes))
+        for g, members in enumerate(groups):
+            for name in members:
+                matrix[g, cell_classes.index(name)] = 1.0
+        n_features = len(groups) * (in_dim + 1)
+        self.cell_temperature = float(cell_temperature)
+        self.register_buffer("group_matrix", matrix)
+        self.register_buffer("cell_weight", torch.zeros(len(cell_classes), in_dim))
+        self.register_buffer("cell_bias", torch.zeros(len(cell_classes)))
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_std", torch.ones(n_features))
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(n_features, n_classes)
+
+    def set_cell_head(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Copy the cell model's classification head (``(K, D)`` weight, ``(K,)`` bias)."""
+        self.cell_weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+        self.cell_bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+
+    def membership(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Soft group membership of every cell ``(B, N, G)`` (0 for padding)."""
+        mask = _full_mask(x, mask)
+        logits = x @ self.cell_weight.T + self.cell_bias
+        probs = torch.softmax(logits / self.cell_temperature, dim=-1)
+        return (probs @ self.group_matrix.T) * mask[..., None].to(x.dtype)
+
+    def _raw(self, x: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        member = self.membership(x, mask)
+        n = _full_mask(x, mask).sum(1).clamp(min=1).to(x.dtype)[:, None]
+        mass = member.sum(1)  # (B, G)
+        means = torch.einsum("bng,bnd->bgd", member, x) / mass.clamp(min=1e-6)[..., None]
+        features = torch.cat([means.flatten(1), mass / n], dim=1)
+        return features, member, mass
+
+    def bag_features(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Unstandardised bag vectors ``(B, G * (D + 1))``."""
+        return self._raw(x, mask)[0]
+
+    def fit_normalisation(self, features: torch.Tensor) -> None:
+        """Set the standardisation from training bag vectors (:meth:`bag_features`)."""
+        self.feature_mean.copy_(features.mean(0))
+        self.feature_std.copy_(features.std(0).clamp(min=1e-4))
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bag logits ``(B, C)`` and each cell's evidence for each class ``(B, N, C)``.
+
+        The standardised bag vector is linear in the cells, so the logits split exactly into a
+        bias plus one term per cell, measured from the average training bag: a cell's term for
+        class ``c`` minus the mean of its terms over classes is its evidence for ``c`` (> 0: it
+        pushes the bag towards ``c``). A bag's evidence sums to its logit margin over the bias.
+        """
+        features, member, mass = self._raw(x, mask)
+        z = (features - self.feature_mean) / self.feature_std
+        logits = self.head(self.dropout(z))
+        groups, dim = member.shape[-1], x.shape[-1]
+        w = self.head.weight / self.feature_std  # (C, F)
+        w_means = w[:, : groups * dim].reshape(-1, groups, dim)  # (C, G, D)
+        w_share = w[:, groups * dim :]  # (C, G)
+        mu_means = self.feature_mean[: groups * dim].reshape(groups, dim)
+        mu_share = self.feature_mean[groups * dim :]
+        valid = _full_mask(x, mask).to(x.dtype)[..., None]
+        n = valid.sum(1, keepdim=True).clamp(min=1)  # (B, 1, 1)
+        share = member / mass.clamp(min=1e-6)[:, None, :]  # (B, N, G), sums to 1 over cells
+        centred = x[:, :, None, :] - mu_means  # (B, N, G, D)
+        terms = torch.einsum("bng,cgd,bngd->bnc", share, w_means, centred)
+        terms = terms + torch.einsum("bng,cg->bnc", (member - mu_share * valid) / n, w_share)
+        terms = terms * valid
+        return logits, terms - terms.mean(-1, keepdim=True)
+
+
 class BagEnsemble(nn.Module):
     """Several bag classifiers; logits and cell weights are their means.
 
@@ -231,6 +350,7 @@ def build_bag_model(architecture: str, in_dim: int, n_classes: int, **kwargs) ->
         "attention": GatedAttentionMIL,
         "mean": MeanPoolBagClassifier,
         "instance": InstanceBagClassifier,
+        "grouped": GroupedMeanBagClassifier,
     }
     if architecture == "combined":
         parts = [dict(part) for part in kwargs.get("parts") or []]

@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from hemascope.errors import DataError, InvalidInputError
-from hemascope.slide.bag import check_embeddings, check_single_scale, select_instances
+from hemascope.slide.bag import (
+    check_embeddings,
+    check_single_scale,
+    parse_instances,
+    select_instances,
+)
 
 BAG_COLUMNS = ("bag", "patient_id", "patient", "slide", "path", "image", "folder")
 LABEL_COLUMNS = ("label", "bag_label", "diagnosis", "subtype", "class")
@@ -49,6 +54,11 @@ class Bag:
         Cells classified as blasts.
     mpp : float
         µm/px of the source (NaN when unknown).
+    cell_classes : numpy.ndarray, optional
+        Class the cell model gave each cell of ``features`` (lets :func:`restrict_bag` re-select
+        the instances of a bag of all cells without embedding again).
+    cell_names : numpy.ndarray, optional
+        Name of each cell of ``features`` (its image path for cell folders), for interpretation.
     """
 
     name: str
@@ -57,6 +67,8 @@ class Bag:
     n_cells: int = 0
     n_blasts: int = 0
     mpp: float = float("nan")
+    cell_classes: np.ndarray | None = None
+    cell_names: np.ndarray | None = None
 
 
 def _key(text: str) -> str:
@@ -219,8 +231,10 @@ def bag_from_cells(
     if "mpp" in cells.columns:
         found = check_single_scale(cells["mpp"].to_numpy(dtype=float), bag=f"bag {name!r}")
         mpp = float("nan") if found is None else found
-    n_blasts = int((cells["class"].astype(str) == "blast").sum()) if "class" in cells.columns else 0
+    has_class = "class" in cells.columns
+    n_blasts = int((cells["class"].astype(str) == "blast").sum()) if has_class else 0
     chosen = select_instances(cells, instances)
+    names = next((cells[c] for c in ("path", "id") if c in cells.columns), None)
     return Bag(
         name=name,
         features=features[chosen],
@@ -228,6 +242,45 @@ def bag_from_cells(
         n_cells=len(cells),
         n_blasts=n_blasts,
         mpp=mpp,
+        cell_classes=cells["class"].astype(str).to_numpy()[chosen] if has_class else None,
+        cell_names=None if names is None else names.astype(str).to_numpy()[chosen],
+    )
+
+
+def restrict_bag(bag: Bag, instances: str) -> Bag:
+    """The bag of the cells of ``bag`` that ``instances`` selects (by their ``cell_classes``).
+
+    Parameters
+    ----------
+    bag : Bag
+        A bag of every cell (``instances="all"``) that kept its cells' classes.
+    instances : str
+        See :func:`hemascope.slide.bag.parse_instances`.
+
+    Returns
+    -------
+    Bag
+        ``bag`` itself for ``"all"``, else a new bag holding only the selected cells (possibly none).
+
+    Raises
+    ------
+    DataError
+        If a selection is asked of a bag without per-cell classes.
+    """
+    wanted = parse_instances(instances)
+    if wanted is None:
+        return bag
+    if bag.cell_classes is None:
+        raise DataError(
+            f"bag {bag.name!r} kept no per-cell classes: cannot select its {instances} cells; "
+            "embed it again (delete the cache)"
+        )
+    keep = np.isin(bag.cell_classes, wanted)
+    return replace(
+        bag,
+        features=bag.features[keep],
+        cell_classes=bag.cell_classes[keep],
+        cell_names=None if bag.cell_names is None else bag.cell_names[keep],
     )
 
 
@@ -255,8 +308,19 @@ def save_bags(path: str | Path, bags: Sequence[Bag], *, meta: dict[str, str] | N
         n_blasts=np.array([b.n_blasts for b in bags], dtype=np.int64),
         mpp=np.array([b.mpp for b in bags], dtype=np.float64),
         meta=np.array(json.dumps(meta or {}, sort_keys=True)),
+        **_per_cell_arrays(bags),
     )
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _per_cell_arrays(bags: Sequence[Bag]) -> dict[str, np.ndarray]:
+    """``cell_classes`` / ``cell_names`` of all bags, concatenated, when every bag has them."""
+    out = {}
+    for key in ("cell_classes", "cell_names"):
+        values = [getattr(b, key) for b in bags]
+        if all(v is not None for v in values):
+            out[key] = np.concatenate([np.asarray(v, dtype=str) for v in values]).astype(str)
+    return out
 
 
 def load_bags(path: str | Path, *, expect: dict[str, str] | None = None) -> list[Bag]:
@@ -296,9 +360,15 @@ def load_bags(path: str | Path, *, expect: dict[str, str] | None = None) -> list
             n_cells=int(data["n_cells"][i]),
             n_blasts=int(data["n_blasts"][i]),
             mpp=float(data["mpp"][i]),
+            cell_classes=_slice(data, "cell_classes", offsets, i),
+            cell_names=_slice(data, "cell_names", offsets, i),
         )
         for i in range(len(data["sizes"]))
     ]
+
+
+def _slice(data: dict, key: str, offsets: np.ndarray, i: int) -> np.ndarray | None:
+    return data[key][offsets[i] : offsets[i + 1]] if key in data else None
 
 
 def splits_from_table(bags: Sequence[Bag], table: pd.DataFrame) -> dict[str, list[Bag]]:

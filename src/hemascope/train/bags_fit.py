@@ -30,6 +30,51 @@ from hemascope.train.mil_training import TrainedBagModel, bag_logits, train_bag_
 CURVE_SIZES: tuple[int, ...] = (1, 2, 3, 5, 10, 20, 50, 100)
 
 
+def grouped_arch_params(cell_model: Any, first_group: str) -> dict[str, Any]:
+    """``arch_params`` of a ``"grouped"`` bag model on a loaded cell model's embeddings.
+
+    Parameters
+    ----------
+    cell_model : LoadedModel
+        The cell model whose embeddings form the bags (its linear ``head`` assigns the groups).
+    first_group : str
+        Cell classes of the first group joined with ``+`` (e.g. ``"blast+ig"``); the second group
+        is every other class.
+
+    Returns
+    -------
+    dict
+        ``cell_classes``, ``groups``, ``cell_temperature`` (written to the card) and
+        ``cell_head`` (the head's weight and bias, kept in the weights file only).
+
+    Raises
+    ------
+    InvalidInputError
+        If a class is not one of the cell model's, or the cell model has no linear head.
+    """
+    from hemascope.slide.bag import parse_instances
+
+    classes = list(cell_model.card.classes)
+    first = list(parse_instances(first_group) or classes)
+    unknown = sorted(set(first) - set(classes))
+    if unknown:
+        raise InvalidInputError(
+            f"--groups names {unknown}, not classes of {cell_model.label}: {classes}"
+        )
+    head = getattr(cell_model.module, "head", None)
+    if head is None or not hasattr(head, "weight"):
+        raise InvalidInputError(
+            f"cell model {cell_model.label} has no linear head to group cells by"
+        )
+    rest = [c for c in classes if c not in first]
+    return {
+        "cell_classes": classes,
+        "groups": [first, rest] if rest else [first],
+        "cell_temperature": float(cell_model.card.temperature),
+        "cell_head": (head.weight.detach().cpu().float(), head.bias.detach().cpu().float()),
+    }
+
+
 @dataclass
 class BagFitReport:
     """What :func:`fit_bag_model` produced.
@@ -136,7 +181,7 @@ def fit_bag_model(
         cancel=cancel,
         **(train_options or {}),
     )
-    return _evaluate_and_save(
+    return evaluate_and_save(
         trained,
         splits,
         name=name,
@@ -154,7 +199,7 @@ def fit_bag_model(
     )
 
 
-def _evaluate_and_save(
+def evaluate_and_save(
     trained: TrainedBagModel,
     splits: dict[str, Sequence[Bag]],
     *,
@@ -290,7 +335,7 @@ def combine_bag_models(
         module, "combined", {"parts": parts}, list(first.classes), temperature
     )
     names = [f"{c.name} v{c.version}" for c in cards]
-    return _evaluate_and_save(
+    return evaluate_and_save(
         trained,
         splits,
         name=name,

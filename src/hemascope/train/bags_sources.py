@@ -25,21 +25,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hemascope.classes import RESEARCH_USE_ONLY
 from hemascope.errors import DataError, HemascopeError, InvalidInputError
 from hemascope.models.registry import LoadedModel
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
-from hemascope.slide.bag import check_single_scale
-from hemascope.slide.bag_model import BagModel, BagModelCard
+from hemascope.slide.bag import check_single_scale, instances_noun
 from hemascope.train.bags_data import Bag, bag_from_cells
 
 BAG_KINDS: tuple[str, ...] = ("cells", "image", "result")
 
 #: Cell-image folders classified together in one batched run by :func:`build_bags`.
 FOLDER_BATCH = 64
-
-#: Relative spread allowed between per-image scale *estimates* of one cell folder.
-ESTIMATED_SCALE_TOLERANCE = 0.25
 
 
 def bag_kind(path: str | Path) -> str:
@@ -63,11 +58,11 @@ def bag_kind(path: str | Path) -> str:
 def _cells_from_folders(
     folders: Sequence[Path],
     model: LoadedModel,
-    mpp: float | None,
+    mpp: float,
     device: str,
     cancel: CancelToken | None,
 ) -> list[tuple[pd.DataFrame, np.ndarray]]:
-    """Classify the cell images of several folders in one batched run; one result per folder."""
+    """Classify the cell crops of several folders (one scale) in one batched run; one result each."""
     from hemascope.classify import classify_images
     from hemascope.classify.images import expand_image_paths
 
@@ -87,6 +82,7 @@ def _cells_from_folders(
     )
     position = {name: i for i, name in enumerate(result.table["path"])}
     reasons = dict(result.failed)
+    shift = getattr(result, "domain_shift", None)  # the classifier's domain-shift guard, if any
     out = []
     for folder, group in zip(folders, paths, strict=True):
         rows = [position[str(p)] for p in group if str(p) in position]
@@ -94,21 +90,33 @@ def _cells_from_folders(
             why = "; ".join(f"{p.name}: {reasons.get(str(p), '?')}" for p in group[:3])
             raise DataError(f"bag {folder.name!r} has no readable cell images ({why})")
         table = result.table.iloc[rows].reset_index(drop=True)
-        if mpp is None:
-            _check_estimated_scale(table["mpp"].to_numpy(float), folder, ESTIMATED_SCALE_TOLERANCE)
-            table = table.drop(columns="mpp")
         table.insert(0, "id", np.arange(len(table)))
+        table.attrs["domain_shift"] = shift
         out.append((table, result.embeddings[rows]))
     return out
 
 
-def _check_estimated_scale(values: np.ndarray, folder: Path, tolerance: float) -> None:
-    low, high = float(np.min(values)), float(np.max(values))
-    if low > 0 and (high - low) / low > tolerance:
-        raise InvalidInputError(
-            f"bag {folder} mixes scales: estimated {low:.3g} to {high:.3g} µm/px across its images; "
-            "give the scale with mpp if they really share one"
-        )
+def _cells_from_fields(
+    paths: Sequence[Path],
+    model: LoadedModel,
+    mpp: float | None,
+    device: str,
+    segmenter: str,
+    cancel: CancelToken | None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Cells found in several field images (one bag), classified and embedded; ``image`` column."""
+    tables, embeddings = [], []
+    for path in paths:
+        table, emb = _cells_from_image(Path(path), model, mpp, device, segmenter, cancel)
+        if len(table):
+            tables.append(table.assign(image=str(path)))
+            embeddings.append(emb)
+    if not tables:
+        empty = pd.DataFrame({"class": pd.Series(dtype=str)})
+        return empty, np.zeros((0, 1), np.float32)
+    table = pd.concat(tables, ignore_index=True)
+    table["id"] = np.arange(len(table))
+    return table, np.concatenate(embeddings)
 
 
 def _cells_from_image(
@@ -168,6 +176,7 @@ def cells_of_source(
     mpp: float | None = None,
     device: str = "auto",
     segmenter: str = "classical",
+    input_mode: str = "auto",
     cancel: CancelToken | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Classified cells and embeddings of one bag source.
@@ -175,41 +184,77 @@ def cells_of_source(
     Parameters
     ----------
     source : str or Path
-        A cell-image folder, a field/slide image, or a saved analysis (see :func:`bag_kind`).
+        A folder of images, a field/slide image, or a saved analysis (see :func:`bag_kind`).
     model : LoadedModel
         The cell model (from :func:`hemascope.models.load_model`).
     mpp : float, optional
-        µm/px of the images (estimated when None).
+        µm/px of the images; when None it is estimated (one value per bag of crops, see
+        :func:`~hemascope.train.bags_inputs.estimate_bag_mpp`; per image for fields).
     device : str, optional
         Torch device for the cell model.
     segmenter : str, optional
-        Segmentation backend for image sources.
+        Segmentation backend for field images.
+    input_mode : str, optional
+        How a folder's images are read: ``"crops"`` (one cell each), ``"fields"`` (cells are found
+        first) or ``"auto"`` (:func:`~hemascope.train.bags_inputs.input_kind`).
     cancel : optional
         Cancel token.
 
     Returns
     -------
     tuple
-        ``(cells table with class (and mpp when known), embeddings (n_cells, D))``.
+        ``(cells table with class (and mpp when known), embeddings (n_cells, D))``; the table's
+        ``attrs`` say how it was read: ``input`` (crops/fields/analysis), ``mpp``, ``mpp_source``
+        (given/estimated/per image/saved) and ``domain_shift`` (the classifier's guard, when it
+        reports one).
 
     Raises
     ------
     DataError
         Missing source, unreadable images, a saved analysis without (matching) embeddings.
     InvalidInputError
-        A bag mixing scales.
+        A bag mixing scales, or a scale that cannot be estimated (the message says to pass mpp).
     """
+    from hemascope.classify.images import expand_image_paths
+    from hemascope.train.bags_inputs import estimate_bag_mpp, input_kind
+
     path = Path(source)
     kind = bag_kind(path)
+    info = {"input": "fields", "mpp": mpp, "mpp_source": "given" if mpp else "per image"}
     if kind == "cells":
-        table, emb = _cells_from_folders([path], model, mpp, device, cancel)[0]
+        try:
+            paths = expand_image_paths([path])
+        except InvalidInputError as exc:
+            raise DataError(f"bag {path.name!r}: {exc}") from None
+        info["input"] = input_kind(paths, mpp, input_mode)
+        if info["input"] == "fields":
+            table, emb = _cells_from_fields(paths, model, mpp, device, segmenter, cancel)
+        else:
+            if mpp is None:
+                info.update(mpp=estimate_bag_mpp(paths), mpp_source="estimated")
+            table, emb = _cells_from_folders([path], model, info["mpp"], device, cancel)[0]
+    elif kind == "image" and input_mode == "crops":
+        info.update(input="crops")
+        if mpp is None:
+            info.update(mpp=estimate_bag_mpp([path]), mpp_source="estimated")
+        table, emb = _cells_from_folders([path], model, info["mpp"], device, cancel)[0]
     elif kind == "image":
         table, emb = _cells_from_image(path, model, mpp, device, segmenter, cancel)
     else:
         table, emb = _cells_from_result(path, model)
+        info.update(input="analysis", mpp_source="saved")
     if "mpp" in table.columns and len(table):
-        check_single_scale(table["mpp"].to_numpy(float), bag=f"bag {path.name}")
+        info["mpp"] = check_single_scale(table["mpp"].to_numpy(float), bag=f"bag {path.name}")
+    table.attrs.update(info, domain_shift=table.attrs.get("domain_shift"))
     return table, emb
+
+
+def _is_crop_folder(folder: Path, mpp: float | None, input_mode: str) -> bool:
+    from hemascope.classify.images import IMAGE_SUFFIXES
+    from hemascope.train.bags_inputs import input_kind
+
+    images = [p for p in sorted(folder.rglob("*"))[:200] if p.suffix.lower() in IMAGE_SUFFIXES]
+    return bool(images) and input_kind(images, mpp, input_mode) == "crops"
 
 
 def build_bags(
@@ -220,6 +265,7 @@ def build_bags(
     mpp: float | None = None,
     device: str = "auto",
     segmenter: str = "classical",
+    input_mode: str = "auto",
     skip_empty: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
@@ -234,8 +280,10 @@ def build_bags(
     model : LoadedModel
         The cell model whose embeddings form the bags.
     instances : str, optional
-        ``"blast"`` or ``"all"``.
-    mpp, device, segmenter : optional
+        ``"all"``, ``"blast"`` or classes joined with ``+`` (the cells' classes are kept in
+        the bag, so another selection can be made later with
+        :func:`~hemascope.train.bags_data.restrict_bag`).
+    mpp, device, segmenter, input_mode : optional
         See :func:`cells_of_source`.
     skip_empty : bool, optional
         Leave out (and list) bags with no cells in them instead of raising.
@@ -258,27 +306,39 @@ def build_bags(
     names: Sequence[str] = labels["bag"].astype(str).tolist()
     sources = [Path(s) for s in labels["source"]]
     kinds = [bag_kind(s) for s in sources]
+    if mpp is not None and input_mode != "fields":
+        # folders of crops at one known scale are classified FOLDER_BATCH at a time: one batched
+        # run, not one per bag ("crops" marks them; other folders are read one by one)
+        kinds = [
+            "crops" if k == "cells" and _is_crop_folder(s, mpp, input_mode) else k
+            for k, s in zip(kinds, sources, strict=True)
+        ]
     ready: dict[int, tuple[pd.DataFrame, np.ndarray]] = {}
     for i, (name, source) in enumerate(zip(names, sources, strict=True)):
         check_cancelled(cancel)
         label = labels["label"].iloc[i] if "label" in labels.columns else None
-        if kinds[i] == "cells" and i not in ready:
-            # cell folders are classified FOLDER_BATCH at a time: one batched run, not one per bag
-            batch = [j for j in range(i, len(sources)) if kinds[j] == "cells"][:FOLDER_BATCH]
-            results = _cells_from_folders([sources[j] for j in batch], model, mpp, device, cancel)
-            ready.update(zip(batch, results, strict=True))
         try:
+            if kinds[i] == "crops" and i not in ready:
+                batch = [j for j in range(i, len(sources)) if kinds[j] == "crops"][:FOLDER_BATCH]
+                results = _cells_from_folders(
+                    [sources[j] for j in batch], model, mpp, device, cancel
+                )
+                ready.update(zip(batch, results, strict=True))
             if i in ready:
                 table, emb = ready.pop(i)
-                if "mpp" in table.columns:
-                    check_single_scale(table["mpp"].to_numpy(float), bag=f"bag {name}")
             else:
                 table, emb = cells_of_source(
-                    source, model, mpp=mpp, device=device, segmenter=segmenter, cancel=cancel
+                    source,
+                    model,
+                    mpp=mpp,
+                    device=device,
+                    segmenter=segmenter,
+                    input_mode=input_mode,
+                    cancel=cancel,
                 )
         except HemascopeError as exc:
             raise type(exc)(f"bag {name!r}: {exc}") from None
-        noun = "blasts" if instances == "blast" else "cells"
+        noun = instances_noun(instances)
         if len(table) == 0:
             bag = None
         else:
@@ -294,94 +354,3 @@ def build_bags(
             bags.append(bag)
         report(progress, i + 1, len(names), f"bag {name}")
     return bags, skipped
-
-
-def check_cell_model(bag_card: BagModelCard, cell_model: LoadedModel) -> None:
-    """Refuse a cell model other than the one whose embeddings the bag model was trained on.
-
-    Raises
-    ------
-    InvalidInputError
-        If the sha256 (or, without one, the name) differs.
-    """
-    card = cell_model.card
-    same = (
-        card.sha256 == bag_card.embedding_sha256
-        if bag_card.embedding_sha256 and card.sha256
-        else card.name == bag_card.embedding_model
-    )
-    if not same:
-        raise InvalidInputError(
-            f"bag model {bag_card.name!r} was trained on embeddings of cell model "
-            f"{bag_card.embedding_model!r} v{bag_card.embedding_version or '?'}, not {cell_model.label}"
-        )
-
-
-def predict_bag_sources(
-    sources: Sequence[str | Path],
-    bag_model: BagModel,
-    cell_model: LoadedModel,
-    *,
-    mpp: float | None = None,
-    min_blasts: int | None = None,
-    device: str = "auto",
-    segmenter: str = "classical",
-    progress: ProgressCallback | None = None,
-    cancel: CancelToken | None = None,
-) -> pd.DataFrame:
-    """Predict the label of each bag source; one row per bag, going on past unreadable bags.
-
-    Parameters
-    ----------
-    sources : sequence of str or Path
-        Field/slide images, cell-image folders or saved analyses.
-    bag_model : BagModel
-        The bag model.
-    cell_model : LoadedModel
-        The cell model it was trained on (checked).
-    mpp, device, segmenter : optional
-        See :func:`cells_of_source`.
-    min_blasts : int, optional
-        Abstention threshold (default: the card's).
-    progress, cancel : optional
-        See :mod:`hemascope.progress`.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``bag``, ``predicted``, ``prob_<class>``..., ``n_cells``, ``n_blasts``,
-        ``n_instances``, ``abstained``, ``reason``, ``model``, ``notice``. A bag that cannot be
-        read abstains with the error as its reason.
-    """
-    from hemascope.slide.subtype import predict_subtype
-
-    check_cell_model(bag_model.card, cell_model)
-    card = bag_model.card
-    rows = []
-    for i, source in enumerate(sources):
-        check_cancelled(cancel)
-        row: dict = {"bag": str(source), "predicted": ""}
-        row.update({f"prob_{c}": float("nan") for c in card.classes})
-        try:
-            table, emb = cells_of_source(
-                source, cell_model, mpp=mpp, device=device, segmenter=segmenter, cancel=cancel
-            )
-            n_blasts = int((table["class"].astype(str) == "blast").sum()) if len(table) else 0
-            if len(table) == 0:
-                emb = np.zeros((0, card.embedding_dim), np.float32)
-            pred = predict_subtype(table, emb, bag_model, min_blasts=min_blasts)
-            row["predicted"] = pred.label or ""
-            row.update({f"prob_{c}": p for c, p in pred.probabilities.items()})
-            row.update(
-                n_cells=len(table),
-                n_blasts=n_blasts,
-                n_instances=pred.n_instances,
-                abstained=pred.abstained,
-                reason=pred.reason,
-            )
-        except HemascopeError as exc:
-            row.update(n_cells=0, n_blasts=0, n_instances=0, abstained=True, reason=f"error: {exc}")
-        row.update(model=card.display_name, notice=RESEARCH_USE_ONLY)
-        rows.append(row)
-        report(progress, i + 1, len(sources), Path(source).name)
-    return pd.DataFrame(rows)

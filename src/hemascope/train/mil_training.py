@@ -127,6 +127,47 @@ def _fit_bag_temperature(
     return fit_temperature(bag_logits(module, bags), bag_targets(bags, classes))
 
 
+def _prepare_grouped(module: torch.nn.Module, cell_head: Any, bags: Sequence[Bag]) -> None:
+    """Give a grouped model the cell model's head and the training bags' standardisation."""
+    if cell_head is None:
+        raise InvalidInputError(
+            "a grouped bag model needs arch_params['cell_head'] = (weight, bias) of the cell model"
+        )
+    module.set_cell_head(*cell_head)
+    with torch.no_grad():
+        module.fit_normalisation(
+            torch.cat([module.bag_features(torch.as_tensor(b.features)[None]) for b in bags])
+        )
+
+
+def _fit_grouped(
+    module: torch.nn.Module, bags: Sequence[Bag], targets: np.ndarray, *, l2: float, balanced: bool
+) -> None:
+    """Fit a grouped model's linear head on whole bags: L2-penalised logistic regression (L-BFGS).
+
+    The bag vectors are few (one per patient) and wide, so the head is fitted exactly, with a
+    strong ridge penalty, instead of by stochastic epochs.
+    """
+    module.eval()  # no dropout: a deterministic, exact fit
+    with torch.no_grad():
+        x = torch.cat([module.bag_features(torch.as_tensor(b.features)[None]) for b in bags])
+        z = (x - module.feature_mean) / module.feature_std
+    y = torch.as_tensor(targets, dtype=torch.long)
+    counts = torch.bincount(y, minlength=module.head.out_features).float()
+    weight = (len(y) / (len(counts) * counts.clamp(min=1))) if balanced else None
+    head = module.head
+    optimiser = torch.optim.LBFGS(head.parameters(), max_iter=500, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(head(z), y, weight=weight)
+        loss = loss + l2 * (head.weight**2).sum() / len(y)
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+
+
 def _check_bags(bags: Sequence[Bag], classes: Sequence[str], what: str) -> None:
     if not bags:
         raise DataError(f"no {what} bags")
@@ -153,6 +194,8 @@ def train_bag_model(
     max_instances: int = 256,
     arch_params: dict[str, Any] | None = None,
     calibration: str = "whole",
+    balanced: bool = False,
+    l2: float = 20.0,
     seed: int = 0,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
@@ -185,6 +228,14 @@ def train_bag_model(
         :data:`CALIBRATION_DRAWS` random sub-bags of each (1 to all cells), so that a validation
         set the model never gets wrong still yields a temperature (instead of one that makes
         every answer p = 1.00).
+    balanced : bool, optional
+        Draw the bags of each epoch with replacement, every class equally often (for cohorts with
+        few bags of one class, e.g. 22 APL beside 60 other AML), instead of each bag once; for
+        ``"grouped"``, weight the classes equally in the loss.
+    l2 : float, optional
+        ``"grouped"`` only: ridge penalty of its head (× squared weights / number of bags). The
+        grouped head is fitted on whole bags by L-BFGS; ``epochs``, ``lr``, ``batch_size``,
+        ``loss`` and the sub-sampling settings do not apply to it.
     seed : int, optional
         Seed of sampling and initialisation.
     progress, cancel : optional
@@ -212,7 +263,8 @@ def train_bag_model(
         raise InvalidInputError("epochs, batch_size and max_instances must be >= 1")
     if calibration not in CALIBRATIONS:
         raise InvalidInputError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
-    params = {"hidden": 128, "dropout": 0.1, **(arch_params or {})}
+    defaults = {} if architecture == "grouped" else {"hidden": 128}
+    params = {**defaults, "dropout": 0.1, **(arch_params or {})}
     members = int(params.pop("members", 1))
     if members > 1:
         options = dict(
@@ -227,6 +279,8 @@ def train_bag_model(
             max_instances=max_instances,
             arch_params=params,
             calibration=calibration,
+            balanced=balanced,
+            l2=l2,
             progress=progress,
             cancel=cancel,
         )
@@ -235,7 +289,7 @@ def train_bag_model(
         return TrainedBagModel(
             module=ensemble,
             architecture=architecture,
-            arch_params={**params, "members": members},
+            arch_params={**runs[0].arch_params, "members": members},
             classes=list(classes),
             temperature=_fit_bag_temperature(ensemble, val_bags, classes, calibration, seed),
             history=[{"member": i, **r} for i, run in enumerate(runs) for r in run.history],
@@ -251,7 +305,21 @@ def train_bag_model(
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dim = bags[0].features.shape[1]
+    cell_head = params.pop("cell_head", None)  # grouped: the cell model's head (not in the card)
     module = build_bag_model(architecture, dim, len(classes), **params)
+    if architecture == "grouped":
+        _prepare_grouped(module, cell_head, bags)
+        _fit_grouped(module, bags, targets, l2=l2, balanced=balanced)
+        module.eval()
+        return TrainedBagModel(
+            module=module,
+            architecture=architecture,
+            arch_params=params,
+            classes=classes,
+            temperature=_fit_bag_temperature(module, val_bags, classes, calibration, seed),
+            history=[{"epoch": 0, "loss": float("nan")}],
+            best_epoch=0,
+        )
     if architecture == "instance":
         counts = np.bincount(
             np.repeat(targets, [len(b.features) for b in bags]), minlength=len(classes)
@@ -259,6 +327,9 @@ def train_bag_model(
     else:
         counts = np.bincount(targets, minlength=len(classes))
     criterion = make_loss(loss, counts, epochs=epochs)
+    per_class = np.bincount(targets, minlength=len(classes)).astype(np.float64)
+    draw_weights = 1.0 / per_class[targets]
+    draw_weights /= draw_weights.sum()
     optimiser = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
     steps = epochs * int(np.ceil(len(bags) / batch_size))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, steps))
@@ -270,7 +341,11 @@ def train_bag_model(
         if hasattr(criterion, "set_epoch"):
             criterion.set_epoch(epoch)
         module.train()
-        order = rng.permutation(len(bags))
+        order = (
+            rng.choice(len(bags), size=len(bags), p=draw_weights)
+            if balanced
+            else rng.permutation(len(bags))
+        )
         total = 0.0
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
