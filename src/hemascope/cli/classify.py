@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     from hemascope.classify import classify_images, expand_image_paths
     from hemascope.errors import DataError
+    from hemascope.files import atomic_write_table
     from hemascope.progress import tqdm_progress
-    from hemascope.results import atomic_write_table
 
     paths = expand_image_paths(args.images)
     result = classify_images(

@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     from hemascope.classify import resolve_device
     from hemascope.errors import InvalidInputError
+    from hemascope.files import atomic_write_json
     from hemascope.models import load_model
-    from hemascope.results import atomic_write_json
     from hemascope.train import read_cell_table, save_confusion_png
     from hemascope.train.evaluate import evaluate_model
 

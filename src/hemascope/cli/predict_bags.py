@@ -63,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
     from hemascope.cli._contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, check_output_file
     from hemascope.errors import InvalidInputError
+    from hemascope.files import atomic_write_table
     from hemascope.models import load_model
     from hemascope.progress import tqdm_progress
-    from hemascope.results import atomic_write_table
     from hemascope.slide import load_bag_model
     from hemascope.train.bags_predict import ERROR_PREFIX, check_cell_model, predict_bag_sources
 

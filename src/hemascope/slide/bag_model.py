@@ -19,8 +19,8 @@ import numpy as np
 
 from hemascope.classes import RESEARCH_USE_ONLY
 from hemascope.errors import InvalidInputError, ModelIntegrityError, ModelNotFoundError
+from hemascope.files import atomic_write_bytes
 from hemascope.models.registry import BUNDLED_DIR, sha256_file
-from hemascope.results import atomic_write_bytes
 from hemascope.slide.bag import parse_instances
 from hemascope.slide.mil import CARD_ARCHITECTURES, build_bag_model
 

@@ -17,9 +17,9 @@ import pandas as pd
 
 from hemascope.classes import RESEARCH_USE_ONLY
 from hemascope.errors import DataError, InvalidInputError
+from hemascope.files import atomic_write_json, atomic_write_table
 from hemascope.models.card import ModelCard
 from hemascope.progress import CancelToken, ProgressCallback
-from hemascope.results import atomic_write_json, atomic_write_table
 from hemascope.slide.bag import instances_noun
 from hemascope.train.bags_cv import CrossValidation, cross_validate
 from hemascope.train.bags_data import Bag

@@ -293,7 +293,7 @@ def save_bags(path: str | Path, bags: Sequence[Bag], *, meta: dict[str, str] | N
     import io
     import json
 
-    from hemascope.results import atomic_write_bytes
+    from hemascope.files import atomic_write_bytes
 
     if not bags:
         raise DataError("no bags to save")

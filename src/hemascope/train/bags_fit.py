@@ -13,9 +13,9 @@ import pandas as pd
 
 from hemascope.classify.calibration import fit_temperature
 from hemascope.errors import DataError, InvalidInputError
+from hemascope.files import atomic_write_json, atomic_write_table
 from hemascope.models.card import ModelCard
 from hemascope.progress import CancelToken, ProgressCallback
-from hemascope.results import atomic_write_json, atomic_write_table
 from hemascope.slide.bag_model import BagModel, BagModelCard, save_bag_model
 from hemascope.slide.mil import BagEnsemble
 from hemascope.train.bags_data import Bag, bag_targets

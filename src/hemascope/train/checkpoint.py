@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from hemascope.errors import ModelIntegrityError
-from hemascope.results import atomic_path, atomic_write_json
+from hemascope.files import atomic_path, atomic_write_json
 
 
 def save_checkpoint(

@@ -29,9 +29,9 @@ from hemascope.classify.normalize import (
     wants_white_balance,
 )
 from hemascope.errors import DataError
+from hemascope.files import atomic_write_json
 from hemascope.models import ModelCard, build_model, save_model
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
-from hemascope.results import atomic_write_json
 from hemascope.train.augment import AugmentConfig, augment_batch
 from hemascope.train.batchnorm import recalibrate_batchnorm
 from hemascope.train.checkpoint import load_checkpoint, save_checkpoint
