@@ -16,6 +16,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print cards as JSON")
 
 
+def _headline_metric(metrics: dict) -> str:
+    """The card's headline figure: held-out test macro-F1, else cross-validated AUC/accuracy."""
+    test = metrics.get("test") or {}
+    if "macro_f1" in test:
+        return f"test macro-F1 {test['macro_f1']:.3f}"
+    cv = (metrics.get("cross_validation") or {}).get("metrics") or {}
+    auc, acc = (cv.get(k, {}).get("mean") for k in ("auc", "accuracy"))
+    if auc is not None and acc is not None:
+        return f"cross-validated AUC {auc:.2f}, accuracy {acc:.2f}"
+    return "no held-out metrics"
+
+
 def run(args: argparse.Namespace) -> int:
     """Print the model list or one card."""
     import json
@@ -37,10 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     slide_models = models_by_cell_model()
     for c in cards:
-        test = c.metrics.get("test", {})
-        figure = (
-            f"test macro-F1 {test['macro_f1']:.3f}" if "macro_f1" in test else "no test metrics"
-        )
+        figure = _headline_metric(c.metrics)
         if c.kind == "bag":
             what = f"bag model over {c.embedding_model or 'cell'} embeddings"
         else:
