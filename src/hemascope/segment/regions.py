@@ -101,7 +101,8 @@ def slide_mpp(slide, smear: SmearMask | None = None) -> tuple[float, str]:
     Returns
     -------
     mpp, source
-        µm/px and ``"file"``/``"user"``/``"estimated"``.
+        µm/px and ``"file"``/``"user"``/``"estimated"``; an estimated µm/px is a
+        :class:`~hemascope.segment.scale.ScaleEstimate` (a ``float`` with a confidence).
 
     Raises
     ------
@@ -123,7 +124,7 @@ def slide_mpp(slide, smear: SmearMask | None = None) -> tuple[float, str]:
         centre = (rows / 2, cols / 2)
     r0 = int(np.clip(centre[0] - size / 2, 0, rows - size))
     c0 = int(np.clip(centre[1] - size / 2, 0, cols - size))
-    try:
+    try:  # a ScaleEstimate: a float that also carries its confidence
         return estimate_mpp(slide.read_region(0, r0, c0, size, size)), "estimated"
     except InvalidInputError as exc:
         raise InvalidInputError(f"{slide.name}: µm/px unknown and not estimable ({exc})") from None
