@@ -17,8 +17,8 @@ from skimage import filters, measure
 from hemascope.segment.masks import binary_closing, fill_holes
 from hemascope.segment.stain import leukocyte_tint, nuclear_stain, optical_density
 
-#: Lowest leukocyte tint of a nuclear-stained pixel.
-CANDIDATE_MIN_TINT = 0.10
+#: Lowest leukocyte tint of a nuclear-stained pixel, above the image's own red-cell tint.
+CANDIDATE_MIN_TINT = 0.07
 #: A candidate nucleus covers at least this fraction of a disc of ``min_diameter_um`` (10.8 µm² at
 #: 5 µm, a nucleus about 3.7 µm across; platelets, 2-3 µm, stay below even when blurred).
 MIN_NUCLEUS_FRACTION = 0.55

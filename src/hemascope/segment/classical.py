@@ -28,11 +28,12 @@ from hemascope.segment.stain import (
     leukocyte_tint,
     nuclear_stain,
     optical_density,
+    red_cell_tint_cap,
     total_density,
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-2"
+VERSION = "classical-3"
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class ClassicalParams:
     cell_min_nucleus_um2: float = 14.0
     reference_um: float = 8.0
     reference_min_um2: float = 20.0
+    max_rim_um: float = 7.0
 
 
 def _px(um: float, mpp: float) -> float:
@@ -145,8 +147,11 @@ def cell_mask(
     (red cells, at this spot of the slide): white-cell pixels are those bluer than the reference's
     median tint (or the slide's ``red_cell_tint``, whichever is larger) by ``tint_threshold``; a cell
     with fewer than ``reference_min_um2`` of stained pixels around it lies on bare glass, and every
-    stained pixel counts (the pink granules of an eosinophil too). These plus the nuclei are closed,
-    hole-filled and opened (cutting thin bridges to red cells); only regions holding a nucleus stay.
+    stained pixel counts (the pink granules of an eosinophil too). When there is neither room for a
+    local reference nor glass around (a tight crop), the slide's ``red_cell_tint`` is the reference.
+    Nothing farther than ``max_rim_um`` from a nucleus is cytoplasm. These plus the nuclei are
+    closed, hole-filled and opened (cutting thin bridges to red cells); only regions holding a
+    nucleus stay.
 
     Parameters
     ----------
@@ -169,13 +174,18 @@ def cell_mask(
     sigma = max(_px(params.tint_smooth_um, mpp), 0.5)
     dense = filters.gaussian(total_density(od), sigma=sigma)
     stained = dense > params.cell_min_od
-    local = stained & (ndi.distance_transform_edt(~nuclei) > _px(params.reference_um, mpp))
-    if local.sum() < params.reference_min_um2 / mpp**2:  # no red cells around: every stained pixel
+    distance = ndi.distance_transform_edt(~nuclei)
+    far = distance > _px(params.reference_um, mpp)
+    local = stained & far
+    enough = local.sum() >= params.reference_min_um2 / mpp**2
+    if not enough and local.sum() < 0.3 * far.sum():  # glass around, no red cells: every stained pixel
         mask = stained | nuclei
-    else:  # red cells around: the white cell is what is bluer than they are here
-        red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
+    else:  # red cells around (or no room to see): the white cell is what is bluer than they are
+        if enough:
+            red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         mask = (tint > params.tint_threshold) & stained | nuclei
+    mask &= distance <= _px(params.max_rim_um, mpp)  # cytoplasm is a rim around the nucleus
     mask = binary_closing(mask, int(round(_px(params.close_um, mpp))))
     mask = fill_holes(mask)
     mask = morphology.opening(mask, _disk(_px(params.open_um, mpp))) | nuclei
@@ -292,7 +302,7 @@ def segment_classical(
     if background is None:
         background = estimate_background(image)
     if red_cell_tint is None:
-        red_cell_tint = estimate_red_cell_tint(image, background)
+        red_cell_tint = estimate_red_cell_tint(image, background, red_cell_tint_cap(image.shape, mpp))
     od = optical_density(image, background)
     nuclei, support = nucleus_masks(od, mpp, params)
     support |= nuclei

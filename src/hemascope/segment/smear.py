@@ -19,6 +19,7 @@ from hemascope.segment.stain import (
     estimate_background,
     optical_density,
     red_cell_tint,
+    red_cell_tint_cap,
     total_density,
 )
 
@@ -250,6 +251,6 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         mask=mask,
         downsample=float(downsample),
         background=tuple(float(v) for v in bg),
-        red_cell_tint=red_cell_tint(thumb[::step, ::step], bg),
+        red_cell_tint=red_cell_tint(thumb[::step, ::step], bg, red_cell_tint_cap(slide.shape, slide.mpp)),
     )
 
