@@ -27,6 +27,7 @@ from hemascope.segment.stain import (
     estimate_background,
     leukocyte_tint,
     nuclear_stain,
+    off_red_cell_density,
     optical_density,
     red_cell_tint_cap,
     total_density,
@@ -56,6 +57,8 @@ class ClassicalParams:
     reference_um: float = 8.0
     reference_min_um2: float = 20.0
     max_rim_um: float = 7.0
+    min_off_red_cell_od: float = 0.06
+    min_off_red_cell_cytoplasm_od: float = 0.02
 
 
 def _px(um: float, mpp: float) -> float:
@@ -278,6 +281,7 @@ def segment_classical(
     background: np.ndarray | None = None,
     params: ClassicalParams = ClassicalParams(),
     red_cell_tint: float | None = None,
+    red_cell_chroma: tuple[float, float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segment every white cell of an RGB image into whole-cell and nucleus instance labels.
 
@@ -293,6 +297,11 @@ def segment_classical(
         Backend parameters.
     red_cell_tint
         The slide's red-cell tint; measured on ``image`` when ``None``.
+    red_cell_chroma
+        The slide's red-cell OD direction (:func:`~hemascope.segment.stain.red_cell_chroma`):
+        when given, pixels with less than ``min_off_red_cell_od`` of density off it (red cells and
+        their clumps, whatever the stain) are no nucleus, and cytoplasm must carry
+        ``min_off_red_cell_cytoplasm_od``.
 
     Returns
     -------
@@ -305,11 +314,18 @@ def segment_classical(
         red_cell_tint = estimate_red_cell_tint(image, background, red_cell_tint_cap(image.shape, mpp))
     od = optical_density(image, background)
     nuclei, support = nucleus_masks(od, mpp, params)
+    off = None
+    if red_cell_chroma is not None:  # red cells and their clumps are no nuclei, however dark
+        off = filters.gaussian(off_red_cell_density(od, red_cell_chroma), sigma=max(_px(params.smooth_um, mpp), 0.5))
+        nuclei &= off > params.min_off_red_cell_od
     support |= nuclei
     if not nuclei.any() or support.sum() < _min_nucleus_px(mpp, params):  # no cell can be kept
         empty = np.zeros(nuclei.shape, dtype=np.int32)
         return empty, empty.copy()
-    cells = split_cells(cell_mask(od, support, mpp, params, red_cell_tint), support, mpp, params, nuclei)
+    mask = cell_mask(od, support, mpp, params, red_cell_tint)
+    if off is not None:  # cytoplasm carries at least a little colour other than the red cells'
+        mask &= (off > params.min_off_red_cell_cytoplasm_od) | support
+    cells = split_cells(mask, support, mpp, params, nuclei)
     nucleus_labels = np.where(nuclei, cells, 0).astype(np.int32)
     return cells, nucleus_labels
 

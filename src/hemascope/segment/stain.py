@@ -208,3 +208,87 @@ def red_cell_tint(image: np.ndarray, background: np.ndarray | None = None,
 def total_density(od: np.ndarray) -> np.ndarray:
     """Sum of the three channel optical densities (float32, ``(rows, cols)``)."""
     return od.sum(axis=-1, dtype=np.float32)
+
+
+#: Angle (cosine) within which a stained pixel belongs to the dominant (red-cell) colour cluster.
+_CLUSTER_COS = float(np.cos(np.radians(12.0)))
+#: Least share of the stained pixels for a colour cluster to be taken for the red cells.
+_MIN_CLUSTER_SHARE = 0.15
+
+
+def _cluster(chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre of the largest cluster of unit vectors and its members (median, then re-centring)."""
+    centre = np.median(chroma, axis=0)
+    near = np.ones(len(chroma), dtype=bool)
+    for _ in range(3):
+        centre /= np.linalg.norm(centre)
+        near = chroma @ centre > _CLUSTER_COS
+        if near.sum() < 16:
+            break
+        centre = chroma[near].mean(axis=0)
+    return centre / np.linalg.norm(centre), near
+
+
+def red_cell_chroma(image: np.ndarray, background: np.ndarray | None = None) -> tuple[float, float, float] | None:
+    """The colour direction (unit OD vector) of the red cells of a field, whatever the stain.
+
+    The stained pixels' OD directions are clustered (the largest cluster: a median, then three
+    rounds of re-centring on the pixels within 12°; then the largest cluster of the rest). Red
+    cells are most of the stain of a smear field, pink, lilac or grey-blue; where white cells
+    crowd a field (leukaemia), they may be the largest cluster, but red cells stay the *paler*
+    one: of two clusters each holding at least :data:`_MIN_CLUSTER_SHARE` of the stain, the one
+    of lower median density is taken.
+
+    Parameters
+    ----------
+    image
+        ``(rows, cols, 3)`` uint8 RGB (a thumbnail or a field).
+    background
+        Glass colour (estimated when ``None``).
+
+    Returns
+    -------
+    tuple of float or None
+        The unit ``(r, g, b)`` OD direction; ``None`` when fewer than 16 pixels are stained.
+    """
+    od = optical_density(image, background).reshape(-1, 3)
+    if od.shape[0] > 250_000:
+        od = od[:: od.shape[0] // 250_000]
+    norm = np.linalg.norm(od, axis=1)
+    stained = norm > 0.1
+    if stained.sum() < 16:
+        return None
+    chroma = od[stained] / norm[stained, None]
+    density = norm[stained]
+    first, members = _cluster(chroma)
+    rest = ~members
+    if rest.sum() >= _MIN_CLUSTER_SHARE * len(chroma):
+        second, members2 = _cluster(chroma[rest])
+        if members2.sum() >= _MIN_CLUSTER_SHARE * len(chroma) and (
+                np.median(density[rest][members2]) < np.median(density[members])):
+            first = second
+    return tuple(float(v) for v in first)
+
+
+def off_red_cell_density(od: np.ndarray, chroma: tuple[float, float, float] | np.ndarray) -> np.ndarray:
+    """Optical density not explained by the red-cell stain: the OD vector's part orthogonal to it.
+
+    Red cells, alone or stacked in clumps, have ~0 whatever their density; nuclei and blue or
+    lilac cytoplasm (colours other than the red cells') have more the denser they are.
+
+    Parameters
+    ----------
+    od
+        ``(..., 3)`` optical densities.
+    chroma
+        Unit red-cell OD direction (:func:`red_cell_chroma`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(...)`` float32, OD units.
+    """
+    e = np.asarray(chroma, dtype=np.float32)
+    along = od @ e
+    total = np.einsum("...k,...k->...", od, od)
+    return np.sqrt(np.maximum(total - along * along, 0.0)).astype(np.float32)
