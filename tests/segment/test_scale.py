@@ -112,3 +112,14 @@ def test_the_estimate_is_a_float_with_its_confidence():
     again = pickle.loads(pickle.dumps(est))
     assert again.confidence == 0.3 and again.cues == {"red_cell_arcs": 4} and again.low_confidence
     assert est.as_dict()["low_confidence"] is True
+
+
+def test_whole_red_cells_without_usable_arcs_still_vote():
+    from hemascope.segment.arcs import ArcVotes
+
+    votes = ArcVotes(np.array([10.0, 10.5]), np.array([0.0, 0.0]) + 1.0, np.array([1.0, 1.0]), 20.0)
+    radius, agreement = votes.mode()
+    assert radius == pytest.approx(10.25, rel=0.05) and agreement == 1.0
+    tiny = _discs([(30, 30), (30, 70)], radius=6, size=(60, 100))  # small discs: few arcs, two discs
+    est = estimate_mpp(tiny)
+    assert np.isfinite(est.mpp) and est.mpp > 0

@@ -58,7 +58,7 @@ class ClassicalParams:
     reference_min_um2: float = 20.0
     max_rim_um: float = 7.0
     min_off_red_cell_od: float = 0.06
-    min_off_red_cell_cytoplasm_od: float = 0.02
+    min_off_red_cell_cytoplasm_od: float = 0.01
 
 
 def _px(um: float, mpp: float) -> float:

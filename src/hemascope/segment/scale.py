@@ -209,7 +209,8 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
         raise InvalidInputError(f"cannot estimate the pixel size: no stained cells in the image; {hint}")
     arcs = arc_votes(filters.gaussian(masks.red.astype(float), sigma=1.0), exclude=masks.exclude)
     discs = _disc_votes(masks.red, masks.exclude)
-    disc_weight = 2 * np.pi * discs * (arcs.weights.sum() / max(arcs.lengths.sum(), 1.0))
+    per_length = arcs.weights.sum() / arcs.lengths.sum() if arcs.lengths.sum() > 0 else 1.0
+    disc_weight = 2 * np.pi * discs * per_length
     votes = ArcVotes(np.concatenate([arcs.radii, discs]), np.concatenate([arcs.weights, disc_weight]),
                      np.concatenate([arcs.lengths, 2 * np.pi * discs]))
     radius, agreement = votes.mode()
