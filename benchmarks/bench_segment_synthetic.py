@@ -1,6 +1,7 @@
 """White-cell detection (recall, precision) on synthetic fields under every domain-shift setting.
 
     nice -n 10 python benchmarks/bench_segment_synthetic.py --seeds 1 2 --size 2048
+    nice -n 10 python benchmarks/bench_segment_synthetic.py --seeds 1 --size 1536 --mpp 0.1 0.25 --wbc-density 1500
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--mpp", type=float, nargs="+", default=[0.5])
+    parser.add_argument("--wbc-density", type=float, default=None, help="white cells per mm² (default: the smear default)")
     args = parser.parse_args()
     print("| setting | µm/px | white cells | recall | precision |")
     print("|---|---|---|---|---|")
@@ -25,7 +27,8 @@ def main() -> None:
         for name, shift in SHIFTS.items():
             total = DetectionScore(0, 0, 0)
             for seed in args.seeds:
-                image, truth = render_field(SmearSpec(size=args.size, mpp=mpp, seed=seed, shift=shift), masks=False)
+                image, truth = render_field(SmearSpec(size=args.size, mpp=mpp, seed=seed, shift=shift,
+                                                         wbc_density=args.wbc_density), masks=False)
                 wbc = truth.cells[truth.cells["class"] != "platelet"]
                 seg = find_cells(image, mpp=mpp)
                 total = total + match_points(seg.cells[["row", "col"]].to_numpy(), wbc[["row", "col"]].to_numpy(), 4.0 / mpp)

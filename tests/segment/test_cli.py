@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import tifffile
 from PIL import Image
 
@@ -62,3 +63,33 @@ def test_segment_slide_file_writes_label_pyramid(tmp_path):
     level0 = np.asarray(group["labels/cells/0"])
     assert level0.shape[-2:] == (1024, 1024) and int(level0.max()) == len(cells)
     assert "1" in group["labels/cells"]  # a pyramid, not a single level
+
+
+def test_segment_goes_on_past_bad_inputs_and_records_the_scale(tmp_path, capsys, blood_field):
+    image, _, _ = blood_field
+    Image.fromarray(image[:384, :384]).save(tmp_path / "good.png")
+    Image.fromarray(np.full((128, 128, 3), 255, np.uint8)).save(tmp_path / "blank.png")  # cannot be scaled
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    inputs = [str(tmp_path / n) for n in ("blank.png", "good.png", "broken.png")]
+    assert main(["segment", *inputs, "--out", str(out), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "blank.png" in captured.err and "broken.png" in captured.err and "2 of 3 inputs failed" in captured.err
+    assert "estimated, confidence" in captured.out
+    table = pd.read_csv(out / "cells.csv")
+    assert len(table) > 0 and set(table["source"].map(lambda s: s[-8:])) == {"good.png"}
+    assert (table["mpp_source"] == "estimated").all()
+    assert table["mpp"].iloc[0] == pytest.approx(0.5, rel=0.15)
+    assert table["mpp_confidence"].between(0, 1).all() and table["mpp_low_confidence"].dtype == bool
+    # --mpp overrides the estimate
+    assert main(["segment", str(tmp_path / "good.png"), "--out", str(out), "--mpp", "0.5", "--quiet"]) == 0
+    table = pd.read_csv(out / "cells.csv")
+    assert (table["mpp_source"] == "user").all() and (table["mpp"] == 0.5).all()
+    assert (table["mpp_confidence"] == 1.0).all() and not table["mpp_low_confidence"].any()
+
+
+def test_segment_checks_the_output_folder_before_any_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    Image.fromarray(np.full((64, 64, 3), 255, np.uint8)).save(tmp_path / "a.png")
+    assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "file")]) == 2
+    assert "--out" in capsys.readouterr().err

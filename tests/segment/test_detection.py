@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from conftest import MPP, field, truth_points
@@ -35,3 +36,34 @@ def test_cell_measurements_are_physical(blood_field):
     areas = [int((seg.cell_labels == k).sum()) for k in cells["id"]]
     assert abs(sum(areas) * MPP**2 - cells["area_um2"].sum()) / cells["area_um2"].sum() < 0.05
     assert ((seg.nucleus_labels > 0) <= (seg.cell_labels > 0)).all()
+
+
+def test_red_cell_colour_is_the_paler_cluster_and_clumps_are_no_nuclei():
+    """Grey-blue red cells (another lab's stain): stacked red cells are dark but red-cell coloured."""
+    from skimage.draw import disk
+
+    from hemascope.segment.stain import off_red_cell_density, optical_density, red_cell_chroma
+
+    glass = np.array([250.0, 252.0, 248.0])
+    red_cell = np.array([0.08, 0.05, 0.03])  # OD: absorbs red most (grey-blue)
+    nucleus = np.array([0.45, 0.75, 0.05])  # OD: purple, absorbs green most
+    od = np.zeros((300, 300, 3))
+    rng = np.random.default_rng(0)
+    for r, c in rng.uniform(20, 280, (60, 2)):
+        rr, cc = disk((r, c), 8, shape=od.shape[:2])
+        od[rr, cc] += red_cell  # overlaps stack up into dark clumps
+    for r, c in ((80, 80), (200, 210)):
+        rr, cc = disk((r, c), 11, shape=od.shape[:2])
+        od[rr, cc] = 0.5 * red_cell
+        rr, cc = disk((r, c), 8, shape=od.shape[:2])
+        od[rr, cc] = nucleus
+    image = np.clip(glass * 10.0 ** -od, 0, 255).astype(np.uint8)
+    chroma = np.array(red_cell_chroma(image))
+    assert chroma @ (red_cell / np.linalg.norm(red_cell)) > 0.98
+    off = off_red_cell_density(optical_density(image), chroma)
+    clump = od.sum(-1) > 2.5 * red_cell.sum()
+    clump &= od[..., 1] < 0.3
+    assert off[clump].max() < 0.03 < off[80, 80]
+    seg = find_cells(image, mpp=0.5)
+    found = seg.cells[["row", "col"]].to_numpy()
+    assert len(found) == 2 and np.abs(np.sort(found[:, 0]) - [80, 200]).max() < 4

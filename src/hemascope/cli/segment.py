@@ -4,6 +4,12 @@ Writes ``cells.csv`` and ``cells.parquet`` (one row per cell, a ``source`` colum
 into ``--out``; for plain field images also ``<stem>_cells.tif`` and ``<stem>_nuclei.tif`` (uint32
 instance labels, 0 = background, values = the table's ``id``); for slides with ``--labels`` an
 OME-Zarr ``<stem>.labels.ome.zarr`` (image pyramid + chunked ``cells``/``nuclei`` label pyramids).
+
+Without ``--mpp`` (and without a pixel size in the file) the µm/px of each input is estimated
+(:func:`hemascope.segment.estimate_mpp`); the table records ``mpp``, ``mpp_source``,
+``mpp_confidence`` and ``mpp_low_confidence`` per row, and a low-confidence estimate is said on
+the console. Inputs that cannot be read or scaled are skipped and listed; exit code 1 then
+(2 when none could be segmented), see :mod:`hemascope.cli._contract`.
 """
 
 from __future__ import annotations
@@ -48,42 +54,93 @@ def _write_label_pyramid(path: Path, slide, seg) -> None:
         write_ome_zarr(tmp, slide.levels, mpp=seg.mpp, labels=labels)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Segment every input and write the tables (and label images for fields)."""
-    import pandas as pd
+def _scale_columns(seg) -> dict:
+    """The per-image scale facts recorded in the table (estimated: with its confidence)."""
+    scale = seg.scale
+    return {
+        "mpp": seg.mpp,
+        "mpp_source": seg.mpp_source,
+        "mpp_confidence": 1.0 if scale is None else round(scale.confidence, 3),
+        "mpp_low_confidence": False if scale is None else scale.low_confidence,
+    }
+
+
+def _scale_note(seg) -> str:
+    if seg.scale is None:
+        return f"{seg.mpp:.4g} µm/px {seg.mpp_source}"
+    note = f"{seg.mpp:.4g} µm/px estimated, confidence {seg.scale.confidence:.2f}"
+    if seg.scale.low_confidence:
+        note += f" — LOW CONFIDENCE ({seg.scale.reason}); pass --mpp if you know it"
+    return note
+
+
+def _segment_one(path: str, args: argparse.Namespace):
+    """Segment one input and write its label images; returns its cell table."""
     import tifffile
 
-    from hemascope.errors import InvalidInputError
     from hemascope.io import open_slide
     from hemascope.progress import tqdm_progress
-    from hemascope.results import atomic_path, atomic_write_table
+    from hemascope.results import atomic_path
     from hemascope.segment import find_cells
+
+    with open_slide(path, mpp=args.mpp) as slide:
+        seg = find_cells(
+            slide, segmenter=args.segmenter, device=args.device, model=args.model,
+            keep_masks=_is_field(slide) or args.labels,
+            progress=tqdm_progress(Path(path).name, disable=args.quiet),
+        )
+        stem = Path(path).name.split(".")[0]
+        if _is_field(slide):
+            from hemascope.segment import paint_labels
+
+            cells, nuclei = paint_labels(slide.shape, seg.masks or [])
+            for suffix, labels in (("_cells.tif", cells), ("_nuclei.tif", nuclei)):
+                with atomic_path(args.out / f"{stem}{suffix}") as tmp:
+                    tifffile.imwrite(tmp, labels, compression="zlib")
+        elif args.labels:
+            _write_label_pyramid(args.out / f"{stem}.labels.ome.zarr", slide, seg)
+    print(f"{path}: {len(seg.cells)} cells ({seg.segmenter}, {_scale_note(seg)})")
+    return seg.cells.assign(source=str(path), **_scale_columns(seg))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Segment every input, going on past the ones that fail, and write the tables.
+
+    Returns
+    -------
+    int
+        0 when every input was segmented, 1 when some failed (listed on stderr); when every input
+        failed a :class:`~hemascope.errors.DataError` (exit 2) is raised instead.
+    """
+    import sys
+
+    import pandas as pd
+
+    from hemascope.cli._contract import EXIT_OK, EXIT_SOME_FAILED, check_output_dir
+    from hemascope.errors import DataError, HemascopeError, InvalidInputError
+    from hemascope.results import atomic_write_table
+    from hemascope.segment import empty_cell_table
 
     if args.mpp is not None and args.mpp <= 0:
         raise InvalidInputError(f"--mpp must be positive, got {args.mpp}")
+    check_output_dir(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
-    tables = []
+    tables, failed = [], []
     for path in args.inputs:
-        with open_slide(path, mpp=args.mpp) as slide:
-            seg = find_cells(
-                slide, segmenter=args.segmenter, device=args.device, model=args.model,
-                keep_masks=_is_field(slide) or args.labels,
-                progress=tqdm_progress(Path(path).name, disable=args.quiet),
-            )
-            stem = Path(path).name.split(".")[0]
-            if _is_field(slide):
-                from hemascope.segment import paint_labels
-
-                cells, nuclei = paint_labels(slide.shape, seg.masks or [])
-                for suffix, labels in (("_cells.tif", cells), ("_nuclei.tif", nuclei)):
-                    with atomic_path(args.out / f"{stem}{suffix}") as tmp:
-                        tifffile.imwrite(tmp, labels, compression="zlib")
-            elif args.labels:
-                _write_label_pyramid(args.out / f"{stem}.labels.ome.zarr", slide, seg)
-        table = seg.cells.assign(source=str(path), mpp=seg.mpp, mpp_source=seg.mpp_source)
-        tables.append(table)
-        print(f"{path}: {len(table)} cells ({seg.segmenter}, {seg.mpp:.4g} µm/px {seg.mpp_source})")
-    out = pd.concat(tables, ignore_index=True)
+        try:
+            tables.append(_segment_one(path, args))
+        except (HemascopeError, OSError, ValueError) as exc:  # unreadable, unscalable, not RGB...
+            failed.append((path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+            print(f"skipped {path}: {failed[-1][1]}", file=sys.stderr)
+    if not tables:
+        reasons = "; ".join(f"{p}: {r}" for p, r in failed[:3])
+        raise DataError(f"none of the {len(failed)} inputs could be segmented ({reasons})")
+    columns = [*empty_cell_table().columns, "source", "mpp", "mpp_source", "mpp_confidence", "mpp_low_confidence"]
+    out = pd.concat(tables, ignore_index=True).reindex(columns=columns)
     atomic_write_table(args.out / "cells.csv", out)
     atomic_write_table(args.out / "cells.parquet", out)
-    return 0
+    if failed:
+        print(f"{len(failed)} of {len(args.inputs)} inputs failed: "
+              + ", ".join(p for p, _ in failed), file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return EXIT_OK

@@ -50,6 +50,7 @@ def segment_crops(
     background: tuple[float, float, float] | np.ndarray | None,
     settings: SegmentSettings,
     red_cell_tint: float = 0.0,
+    red_cell_chroma: tuple[float, float, float] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Segment each crop into whole-cell and nucleus instance labels.
 
@@ -65,6 +66,8 @@ def segment_crops(
         Run settings (``segmenter`` already resolved or ``"auto"``).
     red_cell_tint
         The slide's red-cell tint.
+    red_cell_chroma
+        The red cells' OD direction (classical backend: red-cell-coloured pixels are no white cell).
 
     Returns
     -------
@@ -76,4 +79,4 @@ def segment_crops(
         from hemascope.segment.cellpose_backend import segment_crops_cellpose
 
         return segment_crops_cellpose(crops, mpp, bg, settings, red_cell_tint)
-    return [segment_classical(crop, mpp, bg, settings.classical, red_cell_tint) for crop in crops]
+    return [segment_classical(crop, mpp, bg, settings.classical, red_cell_tint, red_cell_chroma) for crop in crops]

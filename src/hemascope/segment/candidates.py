@@ -15,10 +15,17 @@ from scipy import ndimage as ndi
 from skimage import filters, measure
 
 from hemascope.segment.masks import binary_closing, fill_holes
-from hemascope.segment.stain import leukocyte_tint, nuclear_stain, optical_density
+from hemascope.segment.stain import (
+    leukocyte_tint,
+    nuclear_stain,
+    off_red_cell_density,
+    optical_density,
+)
 
-#: Lowest leukocyte tint of a nuclear-stained pixel.
-CANDIDATE_MIN_TINT = 0.10
+#: Lowest leukocyte tint of a nuclear-stained pixel, above the image's own red-cell tint.
+CANDIDATE_MIN_TINT = 0.07
+#: Lowest density off the red-cell colour of a nuclear-stained pixel (fields and slides).
+MIN_OFF_RED_CELL_OD = 0.08
 #: A candidate nucleus covers at least this fraction of a disc of ``min_diameter_um`` (10.8 µm² at
 #: 5 µm, a nucleus about 3.7 µm across; platelets, 2-3 µm, stay below even when blurred).
 MIN_NUCLEUS_FRACTION = 0.55
@@ -32,6 +39,7 @@ def find_candidates(
     min_diameter_um: float = 5.0,
     min_od: float = 0.25,
     red_cell_tint: float = 0.0,
+    red_cell_chroma: tuple[float, float, float] | None = None,
 ) -> np.ndarray:
     """Centres of white-cell candidates in an RGB image at reduced resolution.
 
@@ -49,6 +57,11 @@ def find_candidates(
         Lowest red-channel optical density of nuclear stain.
     red_cell_tint
         The slide's red-cell tint (the tint is measured relative to it).
+    red_cell_chroma
+        The red cells' OD direction. When given (fields, slides), a nuclear-stained pixel must
+        carry :data:`MIN_OFF_RED_CELL_OD` of density off that direction
+        (:func:`~hemascope.segment.stain.off_red_cell_density`) instead of the tint test: red-cell
+        clumps carry none, whatever the stain, and nuclei of any hue do.
 
     Returns
     -------
@@ -60,7 +73,11 @@ def find_candidates(
     sigma = max(0.5 / mpp, 0.5)
     stain = filters.gaussian(nuclear_stain(od), sigma=sigma)
     tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
-    nuclear = (stain > min_od) & (tint > CANDIDATE_MIN_TINT)
+    if red_cell_chroma is None:
+        nuclear = (stain > min_od) & (tint > CANDIDATE_MIN_TINT)
+    else:  # the colour test against the red cells' own colour replaces the tint test
+        nuclear = (stain > min_od) & (
+            filters.gaussian(off_red_cell_density(od, red_cell_chroma), sigma=sigma) > MIN_OFF_RED_CELL_OD)
     if not nuclear.any():
         return np.zeros((0, 2))
     bridge = max(int(round(1.0 / mpp)), 1)

@@ -27,12 +27,14 @@ from hemascope.segment.stain import (
     estimate_background,
     leukocyte_tint,
     nuclear_stain,
+    off_red_cell_density,
     optical_density,
+    red_cell_tint_cap,
     total_density,
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-2"
+VERSION = "classical-3"
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,9 @@ class ClassicalParams:
     cell_min_nucleus_um2: float = 14.0
     reference_um: float = 8.0
     reference_min_um2: float = 20.0
+    max_rim_um: float = 7.0
+    min_off_red_cell_od: float = 0.06
+    min_off_red_cell_cytoplasm_od: float = 0.01
 
 
 def _px(um: float, mpp: float) -> float:
@@ -145,8 +150,11 @@ def cell_mask(
     (red cells, at this spot of the slide): white-cell pixels are those bluer than the reference's
     median tint (or the slide's ``red_cell_tint``, whichever is larger) by ``tint_threshold``; a cell
     with fewer than ``reference_min_um2`` of stained pixels around it lies on bare glass, and every
-    stained pixel counts (the pink granules of an eosinophil too). These plus the nuclei are closed,
-    hole-filled and opened (cutting thin bridges to red cells); only regions holding a nucleus stay.
+    stained pixel counts (the pink granules of an eosinophil too). When there is neither room for a
+    local reference nor glass around (a tight crop), the slide's ``red_cell_tint`` is the reference.
+    Nothing farther than ``max_rim_um`` from a nucleus is cytoplasm. These plus the nuclei are
+    closed, hole-filled and opened (cutting thin bridges to red cells); only regions holding a
+    nucleus stay.
 
     Parameters
     ----------
@@ -169,13 +177,18 @@ def cell_mask(
     sigma = max(_px(params.tint_smooth_um, mpp), 0.5)
     dense = filters.gaussian(total_density(od), sigma=sigma)
     stained = dense > params.cell_min_od
-    local = stained & (ndi.distance_transform_edt(~nuclei) > _px(params.reference_um, mpp))
-    if local.sum() < params.reference_min_um2 / mpp**2:  # no red cells around: every stained pixel
+    distance = ndi.distance_transform_edt(~nuclei)
+    far = distance > _px(params.reference_um, mpp)
+    local = stained & far
+    enough = local.sum() >= params.reference_min_um2 / mpp**2
+    if not enough and local.sum() < 0.3 * far.sum():  # glass around, no red cells: every stained pixel
         mask = stained | nuclei
-    else:  # red cells around: the white cell is what is bluer than they are here
-        red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
+    else:  # red cells around (or no room to see): the white cell is what is bluer than they are
+        if enough:
+            red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         mask = (tint > params.tint_threshold) & stained | nuclei
+    mask &= distance <= _px(params.max_rim_um, mpp)  # cytoplasm is a rim around the nucleus
     mask = binary_closing(mask, int(round(_px(params.close_um, mpp))))
     mask = fill_holes(mask)
     mask = morphology.opening(mask, _disk(_px(params.open_um, mpp))) | nuclei
@@ -268,6 +281,7 @@ def segment_classical(
     background: np.ndarray | None = None,
     params: ClassicalParams = ClassicalParams(),
     red_cell_tint: float | None = None,
+    red_cell_chroma: tuple[float, float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segment every white cell of an RGB image into whole-cell and nucleus instance labels.
 
@@ -283,6 +297,11 @@ def segment_classical(
         Backend parameters.
     red_cell_tint
         The slide's red-cell tint; measured on ``image`` when ``None``.
+    red_cell_chroma
+        The slide's red-cell OD direction (:func:`~hemascope.segment.stain.red_cell_chroma`):
+        when given, pixels with less than ``min_off_red_cell_od`` of density off it (red cells and
+        their clumps, whatever the stain) are no nucleus, and cytoplasm must carry
+        ``min_off_red_cell_cytoplasm_od``.
 
     Returns
     -------
@@ -292,14 +311,21 @@ def segment_classical(
     if background is None:
         background = estimate_background(image)
     if red_cell_tint is None:
-        red_cell_tint = estimate_red_cell_tint(image, background)
+        red_cell_tint = estimate_red_cell_tint(image, background, red_cell_tint_cap(image.shape, mpp))
     od = optical_density(image, background)
     nuclei, support = nucleus_masks(od, mpp, params)
+    off = None
+    if red_cell_chroma is not None:  # red cells and their clumps are no nuclei, however dark
+        off = filters.gaussian(off_red_cell_density(od, red_cell_chroma), sigma=max(_px(params.smooth_um, mpp), 0.5))
+        nuclei &= off > params.min_off_red_cell_od
     support |= nuclei
     if not nuclei.any() or support.sum() < _min_nucleus_px(mpp, params):  # no cell can be kept
         empty = np.zeros(nuclei.shape, dtype=np.int32)
         return empty, empty.copy()
-    cells = split_cells(cell_mask(od, support, mpp, params, red_cell_tint), support, mpp, params, nuclei)
+    mask = cell_mask(od, support, mpp, params, red_cell_tint)
+    if off is not None:  # cytoplasm carries at least a little colour other than the red cells'
+        mask &= (off > params.min_off_red_cell_cytoplasm_od) | support
+    cells = split_cells(mask, support, mpp, params, nuclei)
     nucleus_labels = np.where(nuclei, cells, 0).astype(np.int32)
     return cells, nucleus_labels
 

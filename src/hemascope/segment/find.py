@@ -14,6 +14,7 @@ from hemascope.errors import InvalidInputError
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 from hemascope.segment.backends import resolve_segmenter
 from hemascope.segment.regions import CellMask, plan_regions, segment_region_with_masks, slide_mpp
+from hemascope.segment.scale import ScaleEstimate
 from hemascope.segment.settings import SegmentSettings
 from hemascope.segment.smear import SmearMask, compute_smear_mask
 from hemascope.segment.table import concat_cell_tables
@@ -40,6 +41,9 @@ class Segmentation:
         ``None`` for slides (see :func:`~hemascope.segment.labels.write_label_pyramid`).
     masks
         Per-cell masks in table order (used to paint labels); ``None`` unless kept.
+    scale
+        The :class:`~hemascope.segment.scale.ScaleEstimate` when the µm/px was estimated
+        (``scale.low_confidence`` says whether to trust it), else ``None``.
     """
 
     cells: pd.DataFrame
@@ -50,6 +54,7 @@ class Segmentation:
     cell_labels: np.ndarray | None = None
     nucleus_labels: np.ndarray | None = None
     masks: list[CellMask] | None = None
+    scale: ScaleEstimate | None = None
 
 
 def paint_labels(shape: tuple[int, int], masks: list[CellMask]) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +120,7 @@ def find_cells(
         A :class:`hemascope.io.Slide` or a ``(rows, cols, 3)`` uint8 RGB array.
     mpp
         µm/px of level 0; overrides the file's value. When neither is known it is estimated from
-        the red cells (``mpp_source="estimated"``).
+        the red cells (``mpp_source="estimated"``; ``Segmentation.scale`` holds its confidence).
     segmenter
         ``"classical"``, ``"cellpose"`` or ``"auto"``.
     roi
@@ -160,7 +165,7 @@ def find_cells(
     slide, is_field = _as_slide(source, mpp)
     mpp_value, mpp_source = slide_mpp(slide)
     if slide.mpp is None:
-        slide.mpp, slide.mpp_source = mpp_value, mpp_source
+        slide.mpp, slide.mpp_source = float(mpp_value), mpp_source
     smear = compute_smear_mask(slide, roi)
     regions = plan_regions(slide, run_settings, region_size=region_size, smear=smear)
     total = len(regions)
@@ -194,7 +199,9 @@ def find_cells(
     cells = concat_cell_tables(tables)
     order = cells.pop("_mask").to_numpy(dtype=int) if "_mask" in cells else np.zeros(0, dtype=int)
     masks_in_order = [all_masks[i] for i in order] if keep_masks else None
-    seg = Segmentation(cells, mpp_value, mpp_source, smear, run_settings.segmenter, masks=masks_in_order)
+    scale = mpp_value if isinstance(mpp_value, ScaleEstimate) else None
+    seg = Segmentation(cells, float(mpp_value), mpp_source, smear, run_settings.segmenter, masks=masks_in_order,
+                       scale=scale)
     if is_field:
         seg.cell_labels, seg.nucleus_labels = paint_labels(slide.shape, masks_in_order or [])
     return seg

@@ -58,6 +58,9 @@ class Region:
         and the level-0 pixels per mask pixel.
     grid
         Level-0 pixels per candidate-search pixel (the window starts on this grid).
+    red_cell_chroma
+        The red cells' OD direction (``None`` for close-ups), see
+        :func:`~hemascope.segment.stain.red_cell_chroma`.
     """
 
     index: int
@@ -71,6 +74,7 @@ class Region:
     smear_origin: tuple[int, int]
     smear_downsample: float
     grid: int
+    red_cell_chroma: tuple[float, float, float] | None = None
 
     def owns(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Whether level-0 centroids ``(rows, cols)`` lie in this region's core."""
@@ -101,7 +105,8 @@ def slide_mpp(slide, smear: SmearMask | None = None) -> tuple[float, str]:
     Returns
     -------
     mpp, source
-        µm/px and ``"file"``/``"user"``/``"estimated"``.
+        µm/px and ``"file"``/``"user"``/``"estimated"``; an estimated µm/px is a
+        :class:`~hemascope.segment.scale.ScaleEstimate` (a ``float`` with a confidence).
 
     Raises
     ------
@@ -123,7 +128,7 @@ def slide_mpp(slide, smear: SmearMask | None = None) -> tuple[float, str]:
         centre = (rows / 2, cols / 2)
     r0 = int(np.clip(centre[0] - size / 2, 0, rows - size))
     c0 = int(np.clip(centre[1] - size / 2, 0, cols - size))
-    try:
+    try:  # a ScaleEstimate: a float that also carries its confidence
         return estimate_mpp(slide.read_region(0, r0, c0, size, size)), "estimated"
     except InvalidInputError as exc:
         raise InvalidInputError(f"{slide.name}: µm/px unknown and not estimable ({exc})") from None
@@ -190,7 +195,7 @@ def plan_regions(
             patch = smear.mask[wr0 : int(math.ceil(window[2] / d)), wc0 : int(math.ceil(window[3] / d))]
             regions.append(
                 Region(len(regions), box, window, mpp, source, smear.background, smear.red_cell_tint,
-                       patch.copy(), (wr0, wc0), d, grid)
+                       patch.copy(), (wr0, wc0), d, grid, smear.red_cell_chroma)
             )
     return regions
 
@@ -288,7 +293,7 @@ def segment_region_with_masks(
     centres = find_candidates(
         reduced, mpp * grid, region.background,
         min_diameter_um=settings.min_diameter_um, min_od=settings.candidate_min_od,
-        red_cell_tint=region.red_cell_tint,
+        red_cell_tint=region.red_cell_tint, red_cell_chroma=region.red_cell_chroma,
     )
     rows = region.window[0] + centres[:, 0] * grid + (grid - 1) / 2
     cols = region.window[1] + centres[:, 1] * grid + (grid - 1) / 2
@@ -299,7 +304,8 @@ def segment_region_with_masks(
     name = resolve_segmenter(settings)
     version = segmenter_version(name)
     tables, masks, seen = [], [], []
-    results = segment_crops(crops, mpp, region.background, settings, region.red_cell_tint) if crops else []
+    results = (segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma)
+               if crops else [])
     for (r, c), crop, (cells, nuclei) in zip(zip(rows, cols, strict=True), crops, results, strict=True):
         label = _select_instance(cells, (half, half), settings.min_diameter_um / mpp)
         if not label:

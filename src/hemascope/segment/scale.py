@@ -1,101 +1,236 @@
-"""Estimate the pixel size of a smear image from its red cells (median diameter ≈ 7.5 µm)."""
+"""Zero-configuration pixel size: µm/px of a smear image from what is in it, with a confidence.
+
+Cues (each in :attr:`ScaleEstimate.cues`):
+
+``red_cell_arcs``
+    Red cells are discs of nearly one size (median diameter :data:`RED_CELL_DIAMETER_UM`), so
+    every convex piece of their outline is an arc of a circle of the red-cell radius — isolated,
+    touching, overlapping, cut by the border, with or without a pale centre
+    (:mod:`hemascope.segment.arcs`). Outlines near a white cell do not vote.
+``red_cell_discs``
+    Whole red cells (not touching the border): the largest inscribed circle of each (a maximum
+    of the distance transform of the red-cell area), voting like a whole circumference.
+``nucleus``
+    The white-cell nucleus (the image's own outlier in nuclear stain): its equivalent diameter
+    is 4-12.5 µm in nearly every white cell, so it checks the red-cell answer and is the only cue on a
+    close-up without red cells (then always low confidence).
+
+The answer is the weighted mode of the red-cell votes. Confidence (0-1) grows with the amount of
+red-cell edge seen (in whole circumferences) and with the share of votes agreeing with the mode;
+it drops when the nucleus would have an implausible size at that scale. Below
+:data:`MIN_CONFIDENCE` the estimate is flagged ``low_confidence``: callers must say so (the CLI
+does) or ask for ``--mpp``. An image with no usable cue at all raises instead.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
-from skimage import filters, measure, morphology
+from scipy import ndimage as ndi
+from skimage import feature, filters
 
 from hemascope.errors import InvalidInputError
+from hemascope.segment.arcs import ArcVotes, arc_votes
 from hemascope.segment.masks import fill_holes
-from hemascope.segment.stain import leukocyte_tint, optical_density, total_density
+from hemascope.segment.stain import as_rgb_uint8, leukocyte_tint, optical_density, total_density
 
 #: Median diameter of a normal red cell in a dried smear, in micrometres.
 RED_CELL_DIAMETER_UM = 7.5
+#: Typical equivalent diameter of a white-cell nucleus (µm) and the plausible range.
+NUCLEUS_DIAMETER_UM = 7.0
+NUCLEUS_RANGE_UM = (4.0, 12.5)
+#: Estimates with a confidence below this are flagged ``low_confidence``.
+MIN_CONFIDENCE = 0.5
+#: Red-cell edge (in whole circumferences) for full confidence from the amount of evidence.
+_FULL_EVIDENCE = 2.5
+#: Share of the red-cell edge (arc length) voting within ±12 % of the mode for full confidence.
+_FULL_AGREEMENT = 0.35
+#: Where the red-cell edge is put, between the glass and the red-cell density (0 glass, 1 red cell).
+_EDGE_LEVEL = 0.5
+#: Longest image side analysed (larger images are centre-cropped: a 1024² field shows hundreds of red cells).
+_MAX_SIDE = 1024
 
-#: Fewest isolated red cells needed for an estimate.
-MIN_RED_CELLS = 5
 
-#: Largest spread of the measured diameters (median absolute deviation / median) accepted: red
-#: cells are uniform, so a wider spread means the objects are not (only) red cells.
-MAX_DIAMETER_SPREAD = 0.2
+class ScaleEstimate(float):
+    """An estimated µm/px that is also a ``float`` (``float(est)``, arithmetic, formatting work).
 
-
-def red_cell_diameters(image: np.ndarray) -> np.ndarray:
-    """Equivalent diameters (pixels) of the isolated, round, pink objects (red cells) of an image.
-
-    Parameters
+    Attributes
     ----------
-    image
-        ``(rows, cols, 3)`` uint8 RGB.
-
-    Returns
-    -------
-    numpy.ndarray
-        One diameter per red cell that does not touch another object or the image border.
+    mpp
+        Estimated micrometres per pixel (the float value itself).
+    confidence
+        0 (a guess) to 1 (many red cells agree, the nucleus fits).
+    low_confidence
+        ``confidence < MIN_CONFIDENCE``: report it, or ask the user for the µm/px.
+    cues
+        Per-cue facts (µm/px each cue alone implies, votes, support).
+    reason
+        One line saying what the estimate rests on (and why it is low-confidence, when it is).
     """
+
+    mpp: float
+    confidence: float
+    low_confidence: bool
+    cues: dict
+    reason: str
+
+    def __new__(cls, mpp: float, confidence: float, cues: dict | None = None, reason: str = "") -> ScaleEstimate:
+        obj = super().__new__(cls, float(mpp))
+        obj.mpp = float(mpp)
+        obj.confidence = float(confidence)
+        obj.low_confidence = bool(confidence < MIN_CONFIDENCE)
+        obj.cues = dict(cues or {})
+        obj.reason = reason
+        return obj
+
+    def __reduce__(self):
+        return (ScaleEstimate, (self.mpp, self.confidence, self.cues, self.reason))
+
+    def __repr__(self) -> str:
+        flag = ", low confidence" if self.low_confidence else ""
+        return f"ScaleEstimate(mpp={self.mpp:.4g}, confidence={self.confidence:.2f}{flag})"
+
+    def as_dict(self) -> dict:
+        """Plain values for result files: ``mpp``, ``confidence``, ``low_confidence``, ``reason``."""
+        return {"mpp": self.mpp, "confidence": self.confidence, "low_confidence": self.low_confidence,
+                "reason": self.reason}
+
+
+@dataclass
+class _Masks:
+    red: np.ndarray  # red-cell (stained, holes filled) area
+    exclude: np.ndarray  # around white-cell nuclei: outlines here do not vote
+    nucleus_diameters: np.ndarray = field(default_factory=lambda: np.zeros(0))  # px, largest first
+
+
+def _centre_crop(image: np.ndarray) -> np.ndarray:
+    rows, cols = image.shape[:2]
+    r0, c0 = max((rows - _MAX_SIDE) // 2, 0), max((cols - _MAX_SIDE) // 2, 0)
+    return image[r0 : r0 + _MAX_SIDE, c0 : c0 + _MAX_SIDE]
+
+
+def _masks(image: np.ndarray) -> _Masks | None:
+    """Red-cell area and white-cell exclusion zone from the image's own colours (``None``: blank)."""
     od = optical_density(image)
     density = filters.gaussian(total_density(od), sigma=1.0)
-    if np.ptp(density) < 0.05:
+    tint = filters.gaussian(leukocyte_tint(od), sigma=1.0)
+    rough = density > 0.06
+    if rough.sum() < 50:
+        return None
+    cut = np.percentile(tint[rough], 70)  # the bluest 30 % of stain may be white cells
+    pink = density[(tint <= cut) | ~rough]  # glass and red cells
+    if pink.size < 50 or np.ptp(pink) < 0.05:
+        return None
+    split = max(float(filters.threshold_otsu(pink)), 0.05)
+    low, high = pink[pink <= split], pink[pink > split]
+    if low.size == 0 or high.size == 0:
+        return None
+    glass, red = float(np.median(low)), float(np.median(high))
+    stained = density > glass + _EDGE_LEVEL * (red - glass)
+    red_od = filters.gaussian(od[..., 0], sigma=1.0)
+    red_cell_level = float(np.median(red_od[stained & (tint <= cut)])) if (stained & (tint <= cut)).any() else 0.0
+    nuclear_level = max(float(filters.threshold_otsu(red_od[stained])) if stained.sum() > 16 else 0.0,
+                        1.5 * red_cell_level, 0.15)
+    nuclei = fill_holes((red_od > nuclear_level) & (tint > cut))
+    labels, n = ndi.label(nuclei)
+    exclude = np.zeros(nuclei.shape, dtype=bool)
+    diameters = np.zeros(0)
+    if n:
+        areas = np.bincount(labels.ravel())
+        radii = np.sqrt(areas / np.pi)
+        dist, (ir, ic) = ndi.distance_transform_edt(~nuclei, return_indices=True)
+        exclude = dist < radii[labels[ir, ic]] + 2  # the cytoplasm around a nucleus
+        diameters = np.sort(2 * radii[1:])[::-1]
+    return _Masks(fill_holes(stained), exclude, diameters)
+
+
+def _disc_votes(red: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """Inscribed-circle radii of whole red cells (distance-transform maxima away from the border)."""
+    dist = ndi.distance_transform_edt(np.pad(red, 1))[1:-1, 1:-1]
+    peaks = feature.peak_local_max(dist, min_distance=3, threshold_abs=3, exclude_border=False)
+    if not len(peaks):
         return np.zeros(0)
-    threshold = max(float(filters.threshold_otsu(density)), 0.05)
-    stained = fill_holes(density > threshold)
-    stained = morphology.opening(stained, morphology.disk(1))
-    labels = measure.label(stained)
-    tint = leukocyte_tint(od)
-    diameters = []
-    rows, cols = labels.shape
-    for region in measure.regionprops(labels, intensity_image=tint):
-        r0, c0, r1, c1 = region.bbox
-        if r0 == 0 or c0 == 0 or r1 == rows or c1 == cols or region.area < 30:
-            continue
-        if region.solidity < 0.93 or region.eccentricity > 0.7:
-            continue  # clumps of touching cells, or elongated debris
-        if region.intensity_mean > 0.1:
-            continue  # blue-lilac: a white cell, not a red one
-        diameters.append(region.equivalent_diameter_area)
-    return np.asarray(diameters, dtype=float)
+    values = dist[peaks[:, 0], peaks[:, 1]]
+    rows, cols = red.shape
+    border = np.minimum.reduce([peaks[:, 0], peaks[:, 1], rows - 1 - peaks[:, 0], cols - 1 - peaks[:, 1]])
+    keep = (values < border - 1) & ~exclude[peaks[:, 0], peaks[:, 1]]
+    return values[keep]
 
 
-def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -> float:
-    """Estimate micrometres per pixel from the median diameter of the red cells in ``image``.
+def _nucleus_size_um(mpp: float, diameters_px: np.ndarray) -> float | None:
+    """Typical nucleus diameter (µm) at ``mpp``: the median of the blobs large enough to be nuclei."""
+    um = diameters_px * mpp
+    nuclei = um[um >= NUCLEUS_RANGE_UM[0]]
+    if nuclei.size:
+        return float(np.median(nuclei))
+    return float(um.max()) if um.size and um.max() >= 2.5 else None  # platelets, specks: no nucleus
 
-    The estimate is refused rather than guessed when it cannot be trusted: too few isolated red
-    cells (a white-cell close-up or single-cell crop shows one or two, cut by the border), or
-    objects whose sizes vary more than red cells do (platelets, debris, clumps taken for red cells).
+
+def _nucleus_check(size_um: float | None) -> float:
+    """1 when the nucleus has a plausible size (or there is none), falling to 0 as it grows absurd."""
+    if size_um is None:
+        return 1.0
+    lo, hi = NUCLEUS_RANGE_UM
+    if lo <= size_um <= hi:
+        return 1.0
+    off = lo / size_um if size_um < lo else size_um / hi
+    return float(np.clip(1.0 - 2.0 * (off - 1.0), 0.0, 1.0))
+
+
+def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -> ScaleEstimate:
+    """Estimate micrometres per pixel from the red cells (and white-cell nuclei) of ``image``.
+
+    Works on dense fields where red cells touch or overlap, on crops with a few partial red cells
+    and on close-ups; the result says how far it can be trusted (see the module notes).
 
     Parameters
     ----------
     image
-        ``(rows, cols, 3)`` uint8 RGB smear image (a field or a level-0 region of a slide) showing
-        at least a few isolated red cells.
+        ``(rows, cols, 3)`` uint8 RGB smear image (field, crop or level-0 region of a slide).
     red_cell_um
         Assumed median red-cell diameter.
 
     Returns
     -------
-    float
-        Estimated µm/px.
+    ScaleEstimate
+        A ``float`` subclass: the µm/px, with ``confidence``, ``low_confidence``, ``cues`` and
+        ``reason``.
 
     Raises
     ------
     InvalidInputError
-        If fewer than :data:`MIN_RED_CELLS` isolated red cells are found (blank image, no smear,
-        white-cell close-up), or their diameters spread more than :data:`MAX_DIAMETER_SPREAD`:
-        pass the pixel size explicitly instead.
+        If the image shows neither red cells nor a nucleus (blank, glass only, not a smear).
     """
-    diameters = red_cell_diameters(image)
+    image = _centre_crop(as_rgb_uint8(image))
     hint = "pass the µm/px explicitly (mpp=..., --mpp)"
-    if diameters.size < MIN_RED_CELLS:
-        raise InvalidInputError(
-            f"cannot estimate the pixel size: found {diameters.size} isolated red cells "
-            f"(need {MIN_RED_CELLS}; single-cell crops and close-ups show too few); {hint}"
-        )
-    median = float(np.median(diameters))
-    spread = float(np.median(np.abs(diameters - median)) / median)
-    if spread > MAX_DIAMETER_SPREAD:
-        raise InvalidInputError(
-            f"cannot estimate the pixel size reliably: the {diameters.size} round objects taken for "
-            f"red cells vary too much in size (spread {spread:.2f}, at most {MAX_DIAMETER_SPREAD}; "
-            f"probably platelets, debris or cut cells); {hint}"
-        )
-    return float(red_cell_um / median)
+    masks = _masks(image)
+    if masks is None:
+        raise InvalidInputError(f"cannot estimate the pixel size: no stained cells in the image; {hint}")
+    arcs = arc_votes(filters.gaussian(masks.red.astype(float), sigma=1.0), exclude=masks.exclude)
+    discs = _disc_votes(masks.red, masks.exclude)
+    per_length = arcs.weights.sum() / arcs.lengths.sum() if arcs.lengths.sum() > 0 else 1.0
+    disc_weight = 2 * np.pi * discs * per_length
+    votes = ArcVotes(np.concatenate([arcs.radii, discs]), np.concatenate([arcs.weights, disc_weight]),
+                     np.concatenate([arcs.lengths, 2 * np.pi * discs]))
+    radius, agreement = votes.mode()
+    cues: dict = {"red_cell_arcs": int(arcs.radii.size), "red_cell_discs": int(discs.size)}
+    big_nuclei = masks.nucleus_diameters
+    if radius > 0:
+        mpp = red_cell_um / 2 / radius
+        evidence = agreement * arcs.outline / (2 * np.pi * radius)  # red-cell circumferences agreeing
+        nucleus_um = _nucleus_size_um(mpp, big_nuclei)
+        nucleus_fit = _nucleus_check(nucleus_um)
+        confidence = min(evidence / _FULL_EVIDENCE, 1.0) * min(agreement / _FULL_AGREEMENT, 1.0) * nucleus_fit
+        cues.update(red_cell_mpp=mpp, red_cell_radius_px=radius, circumferences=evidence,
+                    agreement=agreement, nucleus_fit=nucleus_fit)
+        reason = (f"red-cell edges: {evidence:.1f} circumferences, {agreement:.0%} agree; "
+                  f"nucleus fit {nucleus_fit:.2f}")
+        if nucleus_um is not None:
+            cues["nucleus_diameter_um"] = nucleus_um
+        return ScaleEstimate(mpp, confidence, cues, reason)
+    if big_nuclei.size and big_nuclei[0] >= 8:
+        mpp = NUCLEUS_DIAMETER_UM / float(big_nuclei[0])
+        cues.update(nucleus_mpp=mpp)
+        return ScaleEstimate(mpp, 0.1, cues, "no red-cell edges: from the size of a white-cell nucleus only (a guess)")
+    raise InvalidInputError(f"cannot estimate the pixel size: no red-cell edges or nucleus found; {hint}")

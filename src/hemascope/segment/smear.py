@@ -16,9 +16,12 @@ from skimage import draw, filters, morphology
 from hemascope.errors import InvalidInputError
 from hemascope.segment.masks import fill_holes
 from hemascope.segment.stain import (
+    CLOSE_UP_MAX_RED_CELL_TINT,
     estimate_background,
     optical_density,
+    red_cell_chroma,
     red_cell_tint,
+    red_cell_tint_cap,
     total_density,
 )
 
@@ -47,12 +50,17 @@ class SmearMask:
         Glass colour (RGB) measured on the thumbnail.
     red_cell_tint
         The slide's red-cell tint (:func:`~hemascope.segment.stain.red_cell_tint`).
+    red_cell_chroma
+        The red cells' OD direction (:func:`~hemascope.segment.stain.red_cell_chroma`); ``None``
+        for close-ups (fields narrower than :data:`~hemascope.segment.stain.CLOSE_UP_UM`, where a
+        white cell may be the dominant stain) and blank slides.
     """
 
     mask: np.ndarray
     downsample: float
     background: tuple[float, float, float]
     red_cell_tint: float = 0.0
+    red_cell_chroma: tuple[float, float, float] | None = None
 
     def covers(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Whether level-0 points ``(rows, cols)`` lie inside the mask."""
@@ -246,10 +254,13 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         mask &= roi_mask(roi_um, mask.shape, mpp)
     bg = estimate_background(thumb)
     step = max(int(np.ceil(np.sqrt(thumb.shape[0] * thumb.shape[1] / 1e6))), 1)  # <= ~1 Mpx
+    cap = red_cell_tint_cap(slide.shape, slide.mpp)
+    close_up = cap == CLOSE_UP_MAX_RED_CELL_TINT
     return SmearMask(
         mask=mask,
         downsample=float(downsample),
         background=tuple(float(v) for v in bg),
-        red_cell_tint=red_cell_tint(thumb[::step, ::step], bg),
+        red_cell_tint=red_cell_tint(thumb[::step, ::step], bg, cap),
+        red_cell_chroma=None if close_up else red_cell_chroma(thumb[::step, ::step], bg),
     )
 

@@ -137,15 +137,48 @@ def leukocyte_tint(od: np.ndarray, red_cell_tint: float = 0.0, floor: float = 0.
     return tint.astype(np.float32, copy=False)
 
 
-#: Upper bound of a red-cell tint (a field filled by one white cell must not raise it further).
-MAX_RED_CELL_TINT = 0.02
+#: Upper bound of a red-cell tint: grey-blue red cells (some stains) reach about 0.2.
+MAX_RED_CELL_TINT = 0.25
+#: Upper bound in a close-up (a field narrower than :data:`CLOSE_UP_UM`): there a white cell may
+#: cover most of the stain, and its lilac cytoplasm must not become the red-cell reference.
+CLOSE_UP_MAX_RED_CELL_TINT = 0.02
+CLOSE_UP_UM = 80.0
+#: The red-cell tint is this quantile of the stained pixels' tint: red cells are the least blue
+#: stained pixels, and in a crop around a white cell they may be well under half of the stain.
+RED_CELL_TINT_QUANTILE = 0.3
 
 
-def red_cell_tint(image: np.ndarray, background: np.ndarray | None = None) -> float:
-    """The tint ``(OD_r - OD_b) / OD_sum`` of the red cells: median over the stained pixels.
+def red_cell_tint_cap(shape: tuple[int, ...], mpp: float | None) -> float:
+    """The cap of :func:`red_cell_tint` for an image of ``shape`` at ``mpp`` (close-ups: lower).
 
-    Red cells dominate the stained area of a smear (and of a low-resolution thumbnail, where the
-    ratio is unchanged by mixing with glass). The result is capped at :data:`MAX_RED_CELL_TINT`.
+    Parameters
+    ----------
+    shape
+        Image (or slide level-0) shape.
+    mpp
+        µm/px (``None``: unknown, the field is taken as wide).
+
+    Returns
+    -------
+    float
+        :data:`CLOSE_UP_MAX_RED_CELL_TINT` for a field narrower than :data:`CLOSE_UP_UM`, else
+        :data:`MAX_RED_CELL_TINT`.
+    """
+    if mpp and min(shape[0], shape[1]) * mpp < CLOSE_UP_UM:
+        return CLOSE_UP_MAX_RED_CELL_TINT
+    return MAX_RED_CELL_TINT
+
+
+def red_cell_tint(image: np.ndarray, background: np.ndarray | None = None,
+                  max_tint: float = MAX_RED_CELL_TINT) -> float:
+    """The tint ``(OD_r - OD_b) / OD_sum`` of the red cells: a low quantile over the stained pixels.
+
+    Red cells are the least blue, least nuclear-stained stain of a smear (and of a low-resolution
+    thumbnail, where the ratio is unchanged by mixing with glass): among the stained pixels whose
+    red-channel density is below its 60th percentile, the :data:`RED_CELL_TINT_QUANTILE` quantile
+    of the tint is theirs, even in a crop where a white cell covers most of the stain. Measured per
+    image, so that lilac, pink or grey-blue red cells (different stains) are each the reference.
+    The result is capped at ``max_tint``.
 
     Parameters
     ----------
@@ -153,6 +186,8 @@ def red_cell_tint(image: np.ndarray, background: np.ndarray | None = None) -> fl
         ``(rows, cols, 3)`` uint8 RGB (a thumbnail or a field).
     background
         Glass colour (estimated when ``None``).
+    max_tint
+        Cap of the result (:func:`red_cell_tint_cap`).
 
     Returns
     -------
@@ -164,10 +199,96 @@ def red_cell_tint(image: np.ndarray, background: np.ndarray | None = None) -> fl
     stained = total > 0.15
     if stained.sum() < 16:
         return 0.0
-    ratio = (od[..., 0] - od[..., 2])[stained] / total[stained]
-    return float(min(np.median(ratio), MAX_RED_CELL_TINT))
+    red = od[..., 0][stained]
+    pale = red <= np.quantile(red, 0.6)  # nuclei (dense nuclear dye) are no red cells
+    ratio = (red - od[..., 2][stained])[pale] / total[stained][pale]
+    return float(min(np.quantile(ratio, RED_CELL_TINT_QUANTILE), max_tint))
 
 
 def total_density(od: np.ndarray) -> np.ndarray:
     """Sum of the three channel optical densities (float32, ``(rows, cols)``)."""
     return od.sum(axis=-1, dtype=np.float32)
+
+
+#: Angle (cosine) within which a stained pixel belongs to the dominant (red-cell) colour cluster.
+_CLUSTER_COS = float(np.cos(np.radians(12.0)))
+#: Least share of the stained pixels for a colour cluster to be taken for the red cells.
+_MIN_CLUSTER_SHARE = 0.15
+
+
+def _cluster(chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre of the largest cluster of unit vectors and its members (median, then re-centring)."""
+    centre = np.median(chroma, axis=0)
+    near = np.ones(len(chroma), dtype=bool)
+    for _ in range(3):
+        centre /= np.linalg.norm(centre)
+        near = chroma @ centre > _CLUSTER_COS
+        if near.sum() < 16:
+            break
+        centre = chroma[near].mean(axis=0)
+    return centre / np.linalg.norm(centre), near
+
+
+def red_cell_chroma(image: np.ndarray, background: np.ndarray | None = None) -> tuple[float, float, float] | None:
+    """The colour direction (unit OD vector) of the red cells of a field, whatever the stain.
+
+    The stained pixels' OD directions are clustered (the largest cluster: a median, then three
+    rounds of re-centring on the pixels within 12°; then the largest cluster of the rest). Red
+    cells are most of the stain of a smear field, pink, lilac or grey-blue; where white cells
+    crowd a field (leukaemia), they may be the largest cluster, but red cells stay the *paler*
+    one: of two clusters each holding at least :data:`_MIN_CLUSTER_SHARE` of the stain, the one
+    of lower median density is taken.
+
+    Parameters
+    ----------
+    image
+        ``(rows, cols, 3)`` uint8 RGB (a thumbnail or a field).
+    background
+        Glass colour (estimated when ``None``).
+
+    Returns
+    -------
+    tuple of float or None
+        The unit ``(r, g, b)`` OD direction; ``None`` when fewer than 16 pixels are stained.
+    """
+    od = optical_density(image, background).reshape(-1, 3)
+    if od.shape[0] > 250_000:
+        od = od[:: od.shape[0] // 250_000]
+    norm = np.linalg.norm(od, axis=1)
+    stained = norm > 0.1
+    if stained.sum() < 16:
+        return None
+    chroma = od[stained] / norm[stained, None]
+    density = norm[stained]
+    first, members = _cluster(chroma)
+    rest = ~members
+    if rest.sum() >= _MIN_CLUSTER_SHARE * len(chroma):
+        second, members2 = _cluster(chroma[rest])
+        if members2.sum() >= _MIN_CLUSTER_SHARE * len(chroma) and (
+                np.median(density[rest][members2]) < np.median(density[members])):
+            first = second
+    return tuple(float(v) for v in first)
+
+
+def off_red_cell_density(od: np.ndarray, chroma: tuple[float, float, float] | np.ndarray) -> np.ndarray:
+    """Optical density not explained by the red-cell stain: the OD vector's part orthogonal to it.
+
+    Red cells, alone or stacked in clumps, have ~0 whatever their density; nuclei and blue or
+    lilac cytoplasm (colours other than the red cells') have more the denser they are.
+
+    Parameters
+    ----------
+    od
+        ``(..., 3)`` optical densities.
+    chroma
+        Unit red-cell OD direction (:func:`red_cell_chroma`).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(...)`` float32, OD units.
+    """
+    e = np.asarray(chroma, dtype=np.float32)
+    along = od @ e
+    total = np.einsum("...k,...k->...", od, od)
+    return np.sqrt(np.maximum(total - along * along, 0.0)).astype(np.float32)

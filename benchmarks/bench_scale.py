@@ -1,0 +1,105 @@
+"""Zero-configuration scale (`hemascope.segment.estimate_mpp`) against known µm/px.
+
+Sets: PBC crops (CellaVision, 0.105 µm/px), DeepAPL crops (0.21 µm/px), copies of those rescaled
+by known factors (0.5×-2×, truth scaled accordingly), and synthetic fields (``hemascope.synthetic``
+at 0.1-0.5 µm/px, every domain shift). Per image: estimate, error, confidence, low-confidence flag.
+
+Usage::
+
+    python benchmarks/bench_scale.py --per-set 300 --seed 0 --out benchmarks/results/scale.csv
+
+Summary per set: share within ±15 %, share > 25 % off *and not* flagged low-confidence
+("confident wrong"), share flagged low-confidence, share refused (error raised).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DATA = Path("/work/shared/data")
+SETS = {"pbc": ("pbc/*/*.jpg", 0.105), "deepapl": ("deepapl/*/*/*.jpg", 0.21)}
+FACTORS = (0.5, 0.7, 1.4, 2.0)
+
+
+def _rescale(image: np.ndarray, factor: float) -> np.ndarray:
+    from skimage.transform import rescale
+
+    out = rescale(image, factor, channel_axis=-1, anti_aliasing=factor < 1, preserve_range=True)
+    return np.round(out).astype(np.uint8)
+
+
+def _items(per_set: int, seed: int):
+    import imageio.v3 as iio
+
+    rng = random.Random(seed)
+    for name, (pattern, mpp) in SETS.items():
+        files = sorted(DATA.glob(pattern))
+        files = [f for f in files if "platelet" not in f.parts[-2].lower()]
+        chosen = rng.sample(files, min(per_set, len(files)))
+        for i, f in enumerate(chosen):
+            image = iio.imread(f)[..., :3]
+            yield name, str(f), image, mpp
+            if i < per_set // 2:  # half of them also rescaled, by one known factor each
+                factor = FACTORS[i % len(FACTORS)]
+                yield f"{name}_x{factor}", str(f), _rescale(image, factor), mpp / factor
+
+
+def _synthetic(seed: int):
+    from hemascope.synthetic import DOMAIN_SHIFT_SETTINGS, SmearSpec, render_field
+
+    for mpp in (0.1, 0.25, 0.5):
+        size = int(min(1024, 250 / mpp))
+        for k, (name, shift) in enumerate(DOMAIN_SHIFT_SETTINGS.items()):
+            image, _ = render_field(SmearSpec(size=size, mpp=mpp, seed=seed + k, shift=shift))
+            yield f"synthetic_{mpp}", name, image, mpp
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-set", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-synthetic", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.csv"))
+    args = parser.parse_args()
+
+    from hemascope.errors import InvalidInputError
+    from hemascope.segment import estimate_mpp
+
+    rows = []
+    start = time.perf_counter()
+    items = _items(args.per_set, args.seed)
+    if not args.no_synthetic:
+        import itertools
+
+        items = itertools.chain(items, _synthetic(args.seed))
+    for name, source, image, truth in items:
+        try:
+            est = estimate_mpp(image)
+            rows.append(dict(set=name, source=source, truth=truth, mpp=est.mpp, error=est.mpp / truth - 1,
+                             confidence=est.confidence, low_confidence=est.low_confidence, refused=False))
+        except InvalidInputError:
+            rows.append(dict(set=name, source=source, truth=truth, mpp=np.nan, error=np.nan,
+                             confidence=0.0, low_confidence=True, refused=True))
+    table = pd.DataFrame(rows)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    err = table["error"].abs()
+    table["within15"] = err < 0.15
+    table["confident_wrong"] = (err > 0.25) & ~table["low_confidence"]
+    summary = table.groupby("set").agg(
+        images=("error", "size"), within15=("within15", "mean"), confident_wrong=("confident_wrong", "mean"),
+        low_confidence=("low_confidence", "mean"), refused=("refused", "mean"),
+        median_error=("error", "median"))
+    print(summary.round(3).to_string())
+    print(f"all: within15 {table['within15'].mean():.3f}  confident wrong {table['confident_wrong'].mean():.4f}  "
+          f"({len(table)} images, {time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
