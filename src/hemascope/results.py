@@ -25,16 +25,12 @@ import pandas as pd
 
 from hemascope.config import AnalysisConfig
 from hemascope.errors import ResultError
-from hemascope.files import (  # noqa: F401 -- atomic_path/_bytes/_text/to_jsonable: old import path, removed once every room imports hemascope.files
-    atomic_path,
-    atomic_write_bytes,
+from hemascope.files import (
     atomic_write_json,
     atomic_write_npy,
     atomic_write_table,
-    atomic_write_text,
     remove_path,
     sha256_file,
-    to_jsonable,
 )
 
 COMPLETE_MARKER = "COMPLETE"

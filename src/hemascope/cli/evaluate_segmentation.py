@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Segment each image, score it and print the summary."""
-    from hemascope.results import atomic_write_table
+    from hemascope.files import atomic_write_table
     from hemascope.segment import find_cells
     from hemascope.segment.evaluation import evaluate_mask_folder, paired_files
 

@@ -42,8 +42,8 @@ def _is_field(slide) -> bool:
 
 def _write_label_pyramid(path: Path, slide, seg) -> None:
     from hemascope.export.labels import lazy_label_image
+    from hemascope.files import atomic_path
     from hemascope.io import write_ome_zarr
-    from hemascope.results import atomic_path
     from hemascope.segment.regions import CellMask
 
     masks = seg.masks or []
@@ -78,9 +78,9 @@ def _segment_one(path: str, args: argparse.Namespace):
     """Segment one input and write its label images; returns its cell table."""
     import tifffile
 
+    from hemascope.files import atomic_path
     from hemascope.io import open_slide
     from hemascope.progress import tqdm_progress
-    from hemascope.results import atomic_path
     from hemascope.segment import find_cells
 
     with open_slide(path, mpp=args.mpp) as slide:
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hemascope.cli._contract import EXIT_OK, EXIT_SOME_FAILED, check_output_dir
     from hemascope.errors import DataError, HemascopeError, InvalidInputError
-    from hemascope.results import atomic_write_table
+    from hemascope.files import atomic_write_table
     from hemascope.segment import empty_cell_table
 
     if args.mpp is not None and args.mpp <= 0:
