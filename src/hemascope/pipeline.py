@@ -54,14 +54,19 @@ def cached_slide(path: str, mpp: float | None) -> Any:
 
 # --- planning ---------------------------------------------------------------------------------------
 def _slide_facts(slide: Any) -> dict[str, Any]:
-    return {
+    facts = {
         "path": str(slide.path) if slide.path is not None else None,
         "name": slide.name,
         "shape": list(slide.shape),
-        "mpp": slide.mpp,
+        "mpp": None if slide.mpp is None else float(slide.mpp),
         "mpp_source": slide.mpp_source,
         "format": slide.format,
     }
+    # an estimated scale (segment.scale.ScaleEstimate) carries how far it can be trusted
+    for key in ("confidence", "low_confidence", "reason"):
+        if hasattr(slide.mpp, key):
+            facts[f"mpp_{key}"] = getattr(slide.mpp, key)
+    return facts
 
 
 def open_input(path_or_slide: Any, config: AnalysisConfig) -> Any:
@@ -270,7 +275,8 @@ def check_models(config: AnalysisConfig) -> None:
 
 
 def slide_checks(slide: Any, cells: pd.DataFrame, config: AnalysisConfig) -> dict[str, dict[str, Any]]:
-    """The slide-level checks of :mod:`hemascope.slide.checks`: smear likeness and domain shift.
+    """The slide-level checks of :mod:`hemascope.slide.checks`: smear likeness, domain shift and,
+    when the µm/px was estimated from the image, the estimate's confidence.
 
     Each check is ``{"ok": bool | None, "score": float | None, "reason": str}`` (``ok`` is
     ``None`` when it could not be judged). The domain shift is measured on a seeded sample of up
@@ -287,6 +293,13 @@ def slide_checks(slide: Any, cells: pd.DataFrame, config: AnalysisConfig) -> dic
 
     smear = smear_likeness(slide)
     checks = {"smear": {"ok": bool(smear.is_smear), "score": number(smear.score), "reason": smear.reason}}
+    if hasattr(slide.mpp, "low_confidence"):  # estimated from the image (segment.scale)
+        low = bool(slide.mpp.low_confidence)
+        checks["scale"] = {
+            "ok": not low, "score": number(slide.mpp.confidence),
+            "reason": f"µm/px estimated from the image as {float(slide.mpp):.3f} (confidence "
+                      f"{slide.mpp.confidence:.2f})" + ("; low confidence: pass the scale (--mpp)" if low else ""),
+        }
     loaded = cached_cell_model(config.cell_model, config.device)
     if len(cells) == 0 or "row" not in cells:
         checks["domain_shift"] = {"ok": None, "score": None, "reason": "no cells to judge", "scope": GUARD_SCOPE}
