@@ -95,7 +95,7 @@ def result(cell_table):
     diff = to_jsonable(differential_count(cell_table["class"], min_cells=10))
     subtype = {"model": "demo-aml", "abstained": True, "reason": "too few blasts",
                "probabilities": {"NPM1": 0.4, "control": 0.6}, "label": None,
-               "top_cells": [8, 17, 3], "top_weights": [0.5, 0.3, 0.2]}
+               "top_cells": [8, 17, 3], "top_indices": [8, 17, 3], "top_weights": [0.5, 0.3, 0.2]}
     mask = np.zeros((58, 58), dtype=bool)
     mask[2:55, 2:55] = True
     return SlideResult(cells=cell_table, differential=diff, subtype=subtype, smear_mask=mask,

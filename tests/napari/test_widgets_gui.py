@@ -85,6 +85,22 @@ def test_report_shows_differential_subtype_and_notice(viewer_with_result, qtbot,
     assert len(report.figure.axes) == 2
 
 
+def test_report_lists_the_cells_that_drove_the_call_and_jumps_to_them(viewer_with_result, qtbot):
+    from hemascope.napari.report_widget import ReportWidget
+    from hemascope.napari.review import camera_of
+
+    viewer, _ = viewer_with_result
+    report = ReportWidget(viewer)
+    qtbot.addWidget(report)
+    items = [report.evidence.item(i) for i in range(report.evidence.count())]
+    assert [i.text() for i in items] == ["demo-aml: cell 8 (#1)", "demo-aml: cell 17 (#2)",
+                                         "demo-aml: cell 3 (#3)"]
+    cells = viewer.layers["cells"]
+    report._show_evidence_cell(items[1])
+    expected = np.asarray(cells.data_to_world(cells.data[17]))[-2:]
+    np.testing.assert_allclose(camera_of(viewer).center[-2:], expected)
+
+
 def test_geojson_export_import_round_trips_through_napari(viewer_with_result, tmp_path):
     from napari import save_layers
 

@@ -15,6 +15,8 @@ from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QScrollArea,
     QTableWidget,
     QTableWidgetItem,
@@ -94,6 +96,11 @@ class ReportWidget(QWidget):
         self.subtype.setWordWrap(True)
         self.models = QLabel("")
         self.models.setWordWrap(True)
+        # the cells that drove each slide-level call: click one to look at it on the slide
+        self.evidence_title = QLabel("cells that drove the slide-level calls (click to view):")
+        self.evidence = QListWidget()
+        self.evidence.setMaximumHeight(140)
+        self.evidence.itemClicked.connect(self._show_evidence_cell)
         self.table = QTableWidget(0, len(TABLE_HEADERS))
         self.table.setHorizontalHeaderLabels(TABLE_HEADERS)
         self.table.verticalHeader().setVisible(False)
@@ -108,8 +115,8 @@ class ReportWidget(QWidget):
         # everything in one scroll area: readable in a narrow dock on a 1600x1000 screen
         content = QWidget()
         inner = QVBoxLayout(content)
-        for widget in (self.notice, self.summary, self.blast, self.subtype, self.table, self.canvas,
-                       self.models):
+        for widget in (self.notice, self.summary, self.blast, self.subtype, self.evidence_title,
+                       self.evidence, self.table, self.canvas, self.models):
             inner.addWidget(widget)
         inner.addStretch(1)
         scroll = QScrollArea()
@@ -129,6 +136,30 @@ class ReportWidget(QWidget):
             if result is not None:
                 if result is not self.result:
                     self.set_result(result)
+                return
+
+    def _fill_evidence(self, subtypes: list[dict[str, Any]]) -> None:
+        """List each slide model's most influential cells (``top_indices``), most influential first."""
+        self.evidence.clear()
+        for sub in subtypes:
+            ids = sub.get("top_cells") or []
+            for rank, index in enumerate(sub.get("top_indices") or []):
+                cell = ids[rank] if rank < len(ids) else index
+                item = QListWidgetItem(f"{sub.get('model', '?')}: cell {cell} (#{rank + 1})")
+                item.setData(Qt.ItemDataRole.UserRole, int(index))
+                self.evidence.addItem(item)
+        has_cells = self.evidence.count() > 0
+        self.evidence_title.setVisible(has_cells)
+        self.evidence.setVisible(has_cells)
+
+    def _show_evidence_cell(self, item: QListWidgetItem) -> None:
+        """Centre the viewer on the clicked cell (row of the result's cells layer)."""
+        from hemascope.napari.review import focus_on_cell
+
+        for layer in self.viewer.layers:
+            if layer.metadata.get(META_RESULT) is self.result and hasattr(layer, "features") \
+                    and "class" in getattr(layer, "features", {}):
+                focus_on_cell(self.viewer, layer, int(item.data(Qt.ItemDataRole.UserRole)))
                 return
 
     def set_result(self, result: Any) -> None:
@@ -154,6 +185,7 @@ class ReportWidget(QWidget):
         self.blast.setText(text)
         self.blast.setWordWrap(True)
         self.subtype.setText("slide level: " + "\n".join(slide_level_lines(result)))
+        self._fill_evidence(subtypes_of(result))
         self.models.setText(models_caption(result))
         rows = differential_rows(diff)
         self.table.setRowCount(len(rows))
