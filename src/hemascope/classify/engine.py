@@ -25,6 +25,7 @@ from hemascope.classify.crops import crops_to_tensor, slide_crop
 from hemascope.classify.images import load_cell_crops
 from hemascope.classify.probe import probe_cells, probe_subset
 from hemascope.classify.shift import DomainShift
+from hemascope.devices import resolve_device
 from hemascope.errors import InvalidInputError
 from hemascope.io import Slide
 from hemascope.models import LoadedModel, load_model
@@ -65,21 +66,6 @@ class ImagePredictions:
     model: str
     failed: list[tuple[str, str]] = field(default_factory=list)
     domain_shift: DomainShift | None = None
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA if available, else Apple MPS, else CPU; other values pass through."""
-    if str(device) != "auto":
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise InvalidInputError("device 'cuda' requested but CUDA is not available")
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def _as_loaded(model: str | Path | LoadedModel, device: torch.device) -> LoadedModel:

@@ -15,3 +15,9 @@ def add_model_output_arguments(parser: argparse.ArgumentParser) -> None:
     meta.add_argument("--description", default="")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_device_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "the models") -> None:
+    """Add ``--device`` (default ``auto``: CUDA, else Apple MPS, else CPU), the same on every command."""
+    parser.add_argument("--device", default="auto", metavar="DEVICE",
+                        help=f"where {what} run: auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N, mps")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from hemascope.cli._options import add_device_argument
+
 COMMAND = ("classify",)
 HELP = "classify single-cell images (files or folders) with a cell model into a CSV"
 
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, help="output CSV (path, class, confidence, prob_<class>)"
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    add_device_argument(parser, "the cell model")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--tta", action="store_true", help="average over 8 flips/rotations")
     parser.add_argument(

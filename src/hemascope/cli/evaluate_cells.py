@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hemascope.cli._options import add_device_argument
+
 COMMAND = ("evaluate", "cells")
 HELP = "evaluate a cell classifier on labelled cells (optionally under a stain/blur/scale shift)"
 
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tta", action="store_true", help="test-time augmentation (8 flips/rotations)"
     )
-    parser.add_argument("--device", default="auto")
+    add_device_argument(parser, "the cell model")
     parser.add_argument("--cache-dir", help="crop-bank cache directory")
     parser.add_argument("--out", help="directory for metrics.json and confusion.png")
 

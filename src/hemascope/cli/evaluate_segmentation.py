@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hemascope.cli._options import add_device_argument
+
 COMMAND = ("evaluate", "segmentation")
 HELP = "score white-cell segmentation against mask folders (Dice, IoU, detection P/R at IoU 0.5)"
 
@@ -20,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("masks", type=Path, help="folder of masks with the same file stems")
     parser.add_argument("--mpp", type=float, default=None, help="µm/px of the images (estimated if omitted)")
     parser.add_argument("--segmenter", default="classical", choices=("classical", "cellpose", "auto"))
-    parser.add_argument("--device", default="cpu")
+    add_device_argument(parser, "Cellpose")
     parser.add_argument("--model", default=None, help="Cellpose model name or local file")
     parser.add_argument("--split", default=None, choices=("odd", "even"),
                         help="only images with odd/even numeric stems (tuning vs held-out halves)")

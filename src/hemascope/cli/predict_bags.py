@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 
+from hemascope.cli._options import add_device_argument
+
 COMMAND = ("predict-bags",)
 HELP = "predict the slide-level label (e.g. APL vs other AML) of bags of cells; research use only"
 
@@ -52,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--min-blasts", type=int, help="abstain below this many cells in the bag")
     parser.add_argument("--segmenter", default="classical", help="segmenter for field images")
-    parser.add_argument("--device", default="auto")
+    add_device_argument(parser, "the cell and bag models")
     parser.add_argument("--out", required=True, help="output CSV")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 

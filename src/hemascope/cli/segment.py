@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from hemascope.cli._options import add_device_argument
+
 COMMAND = ("segment",)
 HELP = "find white cells in slides or field images (cells.csv/.parquet, label images for fields)"
 
@@ -29,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--segmenter", default="classical", choices=("classical", "cellpose", "auto"))
     parser.add_argument("--mpp", type=float, default=None, help="µm per level-0 pixel (overrides the file)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (Cellpose only)")
+    add_device_argument(parser, "Cellpose (the classical segmenter always runs on the CPU)")
     parser.add_argument("--model", default=None, help="Cellpose model name or local file")
     parser.add_argument("--labels", action="store_true",
                         help="for slides: also write <stem>.labels.ome.zarr with cell/nucleus label pyramids")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 
-from hemascope.cli._options import add_model_output_arguments
+from hemascope.cli._options import add_device_argument, add_model_output_arguments
 
 COMMAND = ("train", "bags")
 HELP = "train a bag (slide-level) model: attention MIL, mean pooling or inherited-label cells"
@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="fit the temperature on whole validation bags, or on random sub-bags of them "
         "(use it when the validation bags are all answered right)",
     )
-    fit.add_argument("--device", default="auto", help="device of the cell model")
+    add_device_argument(fit, "the cell model")
     fit.add_argument("--threads", type=int, help="torch CPU threads")
     add_model_output_arguments(parser)
 

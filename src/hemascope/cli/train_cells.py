@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from hemascope.cli._options import add_model_output_arguments
+from hemascope.cli._options import add_device_argument, add_model_output_arguments
 
 COMMAND = ("train", "cells")
 #: With ``--init`` (few-shot fine-tuning) an epoch draws at least this many (augmented) samples.
@@ -105,7 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--amp", action="store_true", help="mixed precision (CUDA)")
-    fit.add_argument("--device", default="auto")
+    add_device_argument(fit, "training")
     fit.add_argument("--threads", type=int, help="torch CPU threads")
     fit.add_argument("--cache-dir", help="crop-bank cache directory")
     fit.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.*")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hemascope.errors import InvalidInputError, ModelError, ModelNotFoundError
+from hemascope.errors import ModelError, ModelNotFoundError
 from hemascope.segment.classical import nuclei_inside
 from hemascope.segment.settings import SegmentSettings
 
@@ -75,26 +75,6 @@ def cellpose_weights_available(model: str | None = None) -> bool:
     return True
 
 
-def _torch_device(device: str):
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise InvalidInputError(f"unknown device {device!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError(f"device {device!r} requested but CUDA is not available")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise InvalidInputError("device 'mps' requested but MPS is not available")
-    return dev
-
-
 def _cellpose_model_class():
     try:
         from cellpose.models import CellposeModel
@@ -111,7 +91,9 @@ def _cellpose_model_class():
 @lru_cache(maxsize=4)
 def _load(path: str, device: str):
     CellposeModel = _cellpose_model_class()
-    dev = _torch_device(device)
+    from hemascope.devices import resolve_device
+
+    dev = resolve_device(device)
     return CellposeModel(pretrained_model=path, device=dev, use_bfloat16=dev.type != "cpu")
 
 

@@ -22,12 +22,12 @@ import pandas as pd
 import torch
 
 from hemascope.classify.calibration import fit_temperature
-from hemascope.classify.engine import resolve_device
 from hemascope.classify.normalize import (
     chroma_subsample_uint8,
     wants_chroma_subsampling,
     wants_white_balance,
 )
+from hemascope.devices import resolve_device
 from hemascope.errors import DataError
 from hemascope.files import atomic_write_json
 from hemascope.models import ModelCard, build_model, save_model
