@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,13 @@ from hemascope._version import __version__
 from hemascope.config import AnalysisConfig, load_config
 from hemascope.errors import ConfigError, InvalidInputError
 from hemascope.files import atomic_write_json
-from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
+from hemascope.progress import (
+    CancelToken,
+    ProgressCallback,
+    ProgressEvent,
+    check_cancelled,
+    drain,
+)
 from hemascope.region_checkpoints import RegionCheckpoints, RegionOutput
 from hemascope.results import SlideResult, is_complete
 
@@ -403,39 +410,21 @@ def finish_slide(
     )
 
 
-def analyze_slide(
+def iter_analysis(
     path_or_slide: Any,
     config: AnalysisConfig | dict[str, Any] | str | Path | None = None,
     *,
     out_dir: str | Path | None = None,
     resume: bool = False,
-    progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
-) -> SlideResult:
-    """Analyse one slide: segment, classify and summarise every white cell.
+) -> Generator[ProgressEvent, None, SlideResult]:
+    """Analyse one slide as a generator: yields a :class:`~hemascope.progress.ProgressEvent` per
+    finished region (and one when done) and returns the :class:`SlideResult`.
 
-    Parameters
-    ----------
-    path_or_slide
-        A slide file (anything :func:`hemascope.io.open_slide` reads) or an open ``Slide``.
-    config
-        An :class:`~hemascope.config.AnalysisConfig`, a dict of settings, a TOML path, or ``None``.
-    out_dir
-        Where to save the result (and the per-region checkpoints); ``None`` keeps it in memory.
-    resume
-        Continue the run in ``out_dir`` from its last finished region (a complete result is
-        loaded and returned as it is).
-    progress, cancel
-        See :mod:`hemascope.progress`; progress counts regions.
-
-    Returns
-    -------
-    SlideResult
-
-    Raises
-    ------
-    HemascopeError
-        On an unreadable slide, invalid settings, a missing model, or ``Cancelled``.
+    This is the compute behind :func:`analyze_slide` (which drains it), the napari dock (which
+    runs it in one worker thread) and scripts that want to watch or stop a run: closing the
+    generator, or setting ``cancel``, stops it at the next region (and inside a region's
+    classification). Parameters as for :func:`analyze_slide`.
     """
     config = load_config(config)
     out = Path(out_dir) if out_dir is not None else None
@@ -464,17 +453,58 @@ def analyze_slide(
             if checkpoints is not None:
                 checkpoints.save(output)
         outputs.append(output)
-        report(progress, i + 1, len(regions) + 1, f"region {i + 1}/{len(regions)}")
+        yield ProgressEvent(i + 1, len(regions) + 1, f"region {i + 1}/{len(regions)}")
     result = finish_slide(slide, outputs, config, smear=smear, out_dir=out,
                           timings={"total": time.perf_counter() - t_start}, cancel=cancel)
     if out is not None:
         result.save(out)
-    report(progress, len(regions) + 1, len(regions) + 1, "done")
+    yield ProgressEvent(len(regions) + 1, len(regions) + 1, "done")
     return result
+
+
+def analyze_slide(
+    path_or_slide: Any,
+    config: AnalysisConfig | dict[str, Any] | str | Path | None = None,
+    *,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> SlideResult:
+    """Analyse one slide: segment, classify and summarise every white cell.
+
+    A thin drain of :func:`iter_analysis`.
+
+    Parameters
+    ----------
+    path_or_slide
+        A slide file (anything :func:`hemascope.io.open_slide` reads) or an open ``Slide``.
+    config
+        An :class:`~hemascope.config.AnalysisConfig`, a dict of settings, a TOML path, or ``None``.
+    out_dir
+        Where to save the result (and the per-region checkpoints); ``None`` keeps it in memory.
+    resume
+        Continue the run in ``out_dir`` from its last finished region (a complete result is
+        loaded and returned as it is).
+    progress, cancel
+        See :mod:`hemascope.progress`; progress counts regions.
+
+    Returns
+    -------
+    SlideResult
+
+    Raises
+    ------
+    HemascopeError
+        On an unreadable slide, invalid settings, a missing model, or ``Cancelled``.
+    """
+    return drain(iter_analysis(path_or_slide, config, out_dir=out_dir, resume=resume, cancel=cancel),
+                 progress)
 
 
 __all__ = [
     "analyze_slide",
+    "iter_analysis",
     "assemble_cells",
     "cached_cell_model",
     "cached_slide",

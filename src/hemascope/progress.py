@@ -7,8 +7,9 @@ through these two arguments, so compute code never knows who is watching.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from hemascope.errors import Cancelled
 
@@ -20,6 +21,38 @@ class CancelToken(Protocol):
     """Anything with ``is_set() -> bool`` (e.g. :class:`threading.Event`)."""
 
     def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One progress report of a generator-style computation: ``done`` of ``total`` steps."""
+
+    done: int
+    total: int
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """Completed fraction in [0, 1] (0 while the total is unknown)."""
+        return min(max(self.done / self.total, 0.0), 1.0) if self.total > 0 else 0.0
+
+
+T = TypeVar("T")
+
+
+def drain(steps: Generator[ProgressEvent, None, T], progress: ProgressCallback | None = None) -> T:
+    """Run a generator-style computation to its end, passing its events to ``progress``.
+
+    Returns
+    -------
+    The generator's return value.
+    """
+    while True:
+        try:
+            event = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        report(progress, event.done, event.total, event.message)
 
 
 def report(progress: ProgressCallback | None, done: int, total: int, message: str = "") -> None:

@@ -125,6 +125,27 @@ def test_cancel_stops_the_run(smear_paths, config):
     assert seen == [1]
 
 
+def test_the_pipeline_is_a_generator_that_stops_when_closed(smear_paths, config, tmp_path):
+    from hemascope.pipeline import iter_analysis
+    from hemascope.progress import ProgressEvent
+
+    steps = iter_analysis(smear_paths[0], config, out_dir=tmp_path / "run")
+    first = next(steps)
+    assert isinstance(first, ProgressEvent) and first.done == 1 and first.total > 2
+    steps.close()  # a consumer that stops early (the dock's Cancel) leaves no finished result
+    assert not (tmp_path / "run" / "COMPLETE").exists()
+    events, result = [], None
+    gen = iter_analysis(smear_paths[0], config)
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            result = stop.value
+            break
+    assert [e.done for e in events] == list(range(1, first.total + 1)) and events[-1].fraction == 1.0
+    assert result.n_cells == analyze_slide(smear_paths[0], config).n_cells
+
+
 def test_analyze_slide_is_headless():
     code = "import sys, hemascope; from hemascope.pipeline import analyze_slide; import hemascope.distributed, hemascope.export; print(sorted(m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt6', 'magicgui', 'vispy')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,39 +1,22 @@
 """The GUI-free core of the Analyze dock: settings → config, and the analysis as a generator.
 
-:func:`iter_analysis` runs :func:`hemascope.analyze_slide` and yields :class:`ProgressEvent`\\ s
-while it works, returning the :class:`~hemascope.results.SlideResult` as the generator's value. The
-dock hands it to ``napari.qt.threading``; scripts and tests iterate it directly.
+:func:`iter_analysis` is the pipeline's own generator (:func:`hemascope.pipeline.iter_analysis`): it
+yields :class:`~hemascope.progress.ProgressEvent`\\ s and returns the
+:class:`~hemascope.results.SlideResult`. The dock runs it in one ``napari.qt.threading`` worker;
+scripts and tests iterate it directly.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from hemascope.errors import InvalidInputError
-
-#: Seconds between checks of the analysis thread while no progress arrives.
-_POLL_S = 0.05
-
-
-@dataclass(frozen=True)
-class ProgressEvent:
-    """One progress report: ``done`` of ``total`` steps, with a short message."""
-
-    done: int
-    total: int
-    message: str = ""
-
-    @property
-    def fraction(self) -> float:
-        """Completed fraction in [0, 1] (0 while the total is unknown)."""
-        return min(max(self.done / self.total, 0.0), 1.0) if self.total > 0 else 0.0
+from hemascope.progress import ProgressEvent
 
 
 def available_devices() -> list[str]:
@@ -136,7 +119,7 @@ def iter_analysis(
     cancel: threading.Event | None = None,
     out_dir: str | Path | None = None,
 ) -> Generator[ProgressEvent, None, Any]:
-    """Run :func:`hemascope.analyze_slide` in a thread, yielding its progress as it comes.
+    """The Analyze dock's compute: :func:`hemascope.pipeline.iter_analysis`, unchanged.
 
     Parameters
     ----------
@@ -145,54 +128,20 @@ def iter_analysis(
     config
         An :class:`~hemascope.config.AnalysisConfig` (or anything ``analyze_slide`` accepts).
     cancel
-        Set it to stop the run; closing the generator sets it too.
+        Set it to stop the run (checked between regions and inside a region's classification).
     out_dir
-        Where ``analyze_slide`` saves the result (``None``: not saved).
+        Where the result is saved (``None``: not saved).
 
     Yields
     ------
     ProgressEvent
-        Each progress report of the pipeline.
+        One per finished region, and one when done.
 
     Returns
     -------
     SlideResult
         The generator's return value (``StopIteration.value``).
-
-    Raises
-    ------
-    hemascope.errors.HemascopeError
-        Whatever the pipeline raised (:class:`~hemascope.errors.Cancelled` when cancelled).
     """
-    from hemascope.pipeline import analyze_slide
+    from hemascope.pipeline import iter_analysis as pipeline_steps
 
-    cancel = cancel if cancel is not None else threading.Event()
-    events: queue.Queue[ProgressEvent] = queue.Queue()
-    outcome: dict[str, Any] = {}
-
-    def _progress(done: int, total: int, message: str = "") -> None:
-        events.put(ProgressEvent(int(done), int(total), str(message)))
-
-    def _work() -> None:
-        try:
-            outcome["result"] = analyze_slide(
-                slide, config, out_dir=out_dir, progress=_progress, cancel=cancel
-            )
-        except BaseException as exc:  # re-raised in the consuming thread
-            outcome["error"] = exc
-
-    thread = threading.Thread(target=_work, name="hemascope-analysis", daemon=True)
-    thread.start()
-    try:
-        while thread.is_alive() or not events.empty():
-            try:
-                yield events.get(timeout=_POLL_S)
-            except queue.Empty:
-                continue
-    finally:
-        if thread.is_alive():  # the consumer stopped early: ask the pipeline to stop
-            cancel.set()
-        thread.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
+    return (yield from pipeline_steps(slide, config, out_dir=out_dir, cancel=cancel))
