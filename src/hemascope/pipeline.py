@@ -77,13 +77,20 @@ def _slide_facts(slide: Any) -> dict[str, Any]:
 
 
 def open_input(path_or_slide: Any, config: AnalysisConfig) -> Any:
-    """Open ``path_or_slide`` (a path or an already open :class:`~hemascope.io.Slide`) for a run."""
+    """Open ``path_or_slide`` (a path or an already open :class:`~hemascope.io.Slide`) for a run.
+
+    An open slide is never changed: the run works on a shallow copy (same levels, same file
+    handles), so setting or estimating its µm/px does not leak into the caller's object.
+    """
+    import copy
+
     from hemascope.io import Slide, open_slide
 
     if isinstance(path_or_slide, Slide):
-        if config.mpp is not None and path_or_slide.mpp != config.mpp:
-            path_or_slide.mpp, path_or_slide.mpp_source = config.mpp, "user"
-        return path_or_slide
+        slide = copy.copy(path_or_slide)
+        if config.mpp is not None and slide.mpp != config.mpp:
+            slide.mpp, slide.mpp_source = config.mpp, "user"
+        return slide
     if isinstance(path_or_slide, (str, Path)):
         return open_slide(path_or_slide, mpp=config.mpp)
     raise InvalidInputError(f"expected a slide path or a Slide, got {type(path_or_slide).__name__}")

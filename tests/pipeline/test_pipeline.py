@@ -146,6 +146,15 @@ def test_the_pipeline_is_a_generator_that_stops_when_closed(smear_paths, config,
     assert result.n_cells == analyze_slide(smear_paths[0], config).n_cells
 
 
+def test_analyze_slide_leaves_the_callers_slide_alone(smear_paths, config):
+    from hemascope.io import open_slide
+
+    slide = open_slide(smear_paths[0])
+    before = (slide.mpp, slide.mpp_source)
+    result = analyze_slide(slide, config.__class__(**{**config.to_dict(), "mpp": 0.3}))
+    assert result.slide["mpp"] == 0.3 and (slide.mpp, slide.mpp_source) == before
+
+
 def test_analyze_slide_is_headless():
     code = "import sys, hemascope; from hemascope.pipeline import analyze_slide; import hemascope.distributed, hemascope.export; print(sorted(m for m in sys.modules if m.split('.')[0] in ('napari', 'qtpy', 'PyQt6', 'magicgui', 'vispy')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
