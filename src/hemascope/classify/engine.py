@@ -378,5 +378,7 @@ def classify_images(
     )
     table = probabilities_table(prob, loaded.card.classes, reject=loaded.card.reject_classes)
     table.insert(0, "mpp", np.asarray(mpps, dtype=float))
+    # estimated scales (segment.scale.ScaleEstimate) say when they are not to be trusted
+    table.insert(1, "mpp_low_confidence", [bool(getattr(m, "low_confidence", False)) for m in mpps])
     table.insert(0, "path", names)
     return ImagePredictions(table, emb, loaded.label, failed, shift)

@@ -74,18 +74,11 @@ def expand_image_paths(items: Sequence[str | Path]) -> list[Path]:
 
 
 def _default_estimator() -> Callable[[np.ndarray], float]:
-    try:
-        from hemascope.segment import estimate_mpp
-    except ImportError:
-        raise InvalidInputError(
-            "µm/px not given and the scale estimator (hemascope.segment.estimate_mpp) is not available; pass mpp"
-        ) from None
+    """The zero-configuration scale: :func:`hemascope.segment.estimate_mpp`, whose result is a
+    float that also carries its confidence (``low_confidence``)."""
+    from hemascope.segment import estimate_mpp
 
-    def _estimate(image: np.ndarray) -> float:
-        value = estimate_mpp(image)
-        return float(getattr(value, "mpp", value))
-
-    return _estimate
+    return estimate_mpp
 
 
 def load_cell_crops(
@@ -121,11 +114,9 @@ def load_cell_crops(
             scale = mpp
             if scale is None:
                 estimate = estimate or _default_estimator()
-                scale = float(estimate(image))
+                scale = estimate(image)  # a float; an estimate also carries its confidence
             crop = cell_image_to_crop(image, scale, card)
         except HemascopeError as exc:
-            if isinstance(exc, InvalidInputError) and "estimator" in str(exc):
-                raise
             # the reason without the name (readers put the path first; callers print both)
             failed.append((name, str(exc).removeprefix(f"{name}: ")))
             continue

@@ -40,14 +40,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Classify and write the CSV; returns 0 when at least one image was classified."""
+    """Classify and write the CSV; exit 0 when every image was classified, 1 when some were skipped."""
     import sys
 
     from hemascope.classify import classify_images, expand_image_paths
+    from hemascope.cli._contract import EXIT_OK, EXIT_SOME_FAILED, check_output_file
     from hemascope.errors import DataError
     from hemascope.files import atomic_write_table
     from hemascope.progress import tqdm_progress
 
+    check_output_file(args.out)
     paths = expand_image_paths(args.images)
     result = classify_images(
         paths,
@@ -64,12 +66,14 @@ def run(args: argparse.Namespace) -> int:
     if result.table.empty:
         raise DataError(f"none of the {len(paths)} images could be classified")
     out = atomic_write_table(args.out, result.table.round(5))
+    low = int(result.table["mpp_low_confidence"].sum()) if "mpp_low_confidence" in result.table else 0
     print(
         f"{len(result.table)} images classified with {result.model} -> {out}"
         + (f"; {len(result.failed)} skipped" if result.failed else "")
+        + (f"; {low} with a LOW-CONFIDENCE estimated µm/px (pass --mpp)" if low else "")
         + (f"; domain shift: {_shift_line(result.domain_shift)}" if result.domain_shift else "")
     )
-    return 0
+    return EXIT_SOME_FAILED if result.failed else EXIT_OK
 
 
 def _shift_line(shift) -> str:
