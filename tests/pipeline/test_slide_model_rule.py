@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from hemascope.models import list_models
+from hemascope.models.registry import BUNDLED_DIR
 from hemascope.slide.applicability import (
     applicable_bag_models,
     bag_model_fits,
@@ -15,7 +16,7 @@ from hemascope.slide.applicability import (
     resolve_slide_models,
     slide_model_choices,
 )
-from hemascope.slide.bag_model import WEIGHTS_DIR, list_bag_models, load_bag_model
+from hemascope.slide.bag_model import list_bag_models, load_bag_model
 
 
 def _cells():
@@ -60,18 +61,18 @@ def test_resolve_named_none_and_comma_lists():
 
 def test_a_new_card_in_the_registry_is_picked_up_for_its_cell_model(tmp_path, monkeypatch):
     """E.g. the real `apl` model (APL vs AML on `wbc` embeddings): no code change needed."""
-    import hemascope.slide.bag_model as bag_model_module
     from hemascope.config import AnalysisConfig
     from hemascope.pipeline import slide_model_plan
 
-    for path in WEIGHTS_DIR.iterdir():
-        shutil.copy2(path, tmp_path / path.name)
     wbc = _cells()["wbc"]
-    card = json.loads((WEIGHTS_DIR / "taleqani-all.json").read_text())
+    card = json.loads((BUNDLED_DIR / "taleqani-all.json").read_text())
     card.update(name="apl-test", classes=["APL", "AML"], embedding_model="wbc", embedding_version=wbc.version,
                 embedding_sha256=wbc.sha256, demo=False, weights="taleqani-all.safetensors")
-    (tmp_path / "apl-test.json").write_text(json.dumps(card))
-    monkeypatch.setattr(bag_model_module, "WEIGHTS_DIR", tmp_path)
+    installed = tmp_path / "models" / "apl-test"  # installed in the user's model cache
+    installed.mkdir(parents=True)
+    shutil.copy2(BUNDLED_DIR / "taleqani-all.safetensors", installed / "taleqani-all.safetensors")
+    (installed / "apl-test.json").write_text(json.dumps(card))
+    monkeypatch.setenv("HEMASCOPE_CACHE_DIR", str(tmp_path))
     assert "apl-test" in applicable_bag_models(wbc)
     names, choices = slide_model_plan(AnalysisConfig())
     assert "apl-test" in names and {c.model for c in choices if c.runs} == set(names)

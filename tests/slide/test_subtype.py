@@ -120,14 +120,14 @@ def test_default_models_follow_the_applicability_rule(trained_attention, tmp_pat
     """models=None runs the registry models trained on this cell model (sha256), never demo ones."""
     import shutil
 
-    import hemascope.slide.bag_model as bag_model_module
-
     path, _ = trained_attention
     card = json.loads(path.read_text())
     card.update(name="fits", weights="fits.safetensors", embedding_sha256="a" * 64, demo=False)
-    shutil.copy(path.with_suffix(".safetensors"), tmp_path / card["weights"])
-    (tmp_path / "fits.json").write_text(json.dumps(card))
-    monkeypatch.setattr(bag_model_module, "WEIGHTS_DIR", tmp_path)
+    installed = tmp_path / "models" / "fits"  # a model installed in the user's cache
+    installed.mkdir(parents=True)
+    shutil.copy(path.with_suffix(".safetensors"), installed / card["weights"])
+    (installed / "fits.json").write_text(json.dumps(card))
+    monkeypatch.setenv("HEMASCOPE_CACHE_DIR", str(tmp_path))
     table, emb = _slide(0, 40, 20)
     summary = summarize(table, emb, cell_model_sha256="a" * 64)
     assert [s.model for s in summary.subtypes] == ["fits"] and not summary.subtype.abstained
@@ -142,7 +142,7 @@ def test_default_models_follow_the_applicability_rule(trained_attention, tmp_pat
     assert summarize(table, emb).subtypes == []
     # a SYNTHETIC/DEMO model never answers on a real-data run by default
     card["demo"] = True
-    (tmp_path / "fits.json").write_text(json.dumps(card))
+    (installed / "fits.json").write_text(json.dumps(card))
     assert summarize(table, emb, cell_model_sha256="a" * 64).subtypes == []
 
 

@@ -90,8 +90,14 @@ def _card_paths() -> list[Path]:
     return paths
 
 
-def list_models() -> list[ModelCard]:
+def list_models(kind: str | None = None) -> list[ModelCard]:
     """Cards of every locally available model: bundled first, then cached downloads.
+
+    Parameters
+    ----------
+    kind
+        Only models of this kind: ``"cell"`` (single-cell classifiers) or ``"bag"`` (slide-level
+        models over a cell model's embeddings); ``None`` for all.
 
     Returns
     -------
@@ -104,16 +110,49 @@ def list_models() -> list[ModelCard]:
             card = ModelCard.read(path)
         except ModelIntegrityError:
             continue
-        cards.setdefault(card.name, card)
+        if kind is None or card.kind == kind:
+            cards.setdefault(card.name, card)
     return list(cards.values())
 
 
-def _find_named(name: str) -> Path:
+def _find_named(name: str, kind: str | None = None) -> Path:
     for path in _card_paths():
         if path.stem == name:
             return path
-    known = sorted(c.name for c in list_models())
-    raise ModelNotFoundError(f"no model named {name!r}; available: {', '.join(known) or 'none'}")
+    known = sorted(c.name for c in list_models(kind))
+    what = f"{kind} model" if kind else "model"
+    raise ModelNotFoundError(f"no {what} named {name!r}; available: {', '.join(known) or 'none'}")
+
+
+def find_card(name_or_path: str | Path, kind: str | None = None) -> Path:
+    """The JSON card of a model of any kind: one door for cell and slide (bag) models.
+
+    Parameters
+    ----------
+    name_or_path
+        A registry name (bundled, or cached under :func:`cache_dir`), a ``.json`` card, a
+        ``.safetensors`` file with its card beside it, or a folder holding exactly one card.
+    kind
+        The kind expected (only used to list the alternatives when nothing is found).
+
+    Raises
+    ------
+    ModelNotFoundError
+        Nothing of that name or path exists.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".safetensors":
+        path = path.with_suffix(".json")
+    if path.suffix == ".json":
+        if path.is_file():
+            return path
+        raise ModelNotFoundError(f"model card not found: {path}")
+    if path.is_dir():
+        cards = sorted(path.glob("*.json"))
+        if len(cards) == 1:
+            return cards[0]
+        raise ModelNotFoundError(f"{path}: expected a folder holding one model card, found {len(cards)}")
+    return _find_named(str(name_or_path), kind)
 
 
 def _download(url: str, dest: Path) -> None:

@@ -190,11 +190,8 @@ class AnalyzeWidget(QWidget):
     def _cell_models() -> list[str]:
         """Registry cell classifiers only (bag models are picked below, by the cell model)."""
         from hemascope.models import list_models
-        from hemascope.slide import list_bag_models
 
-        bags = set(list_bag_models())
-        names = [c.name for c in list_models() if c.kind == "cell" and c.name not in bags]
-        return names or [DEFAULT_CELL_MODEL]
+        return [c.name for c in list_models(kind="cell")] or [DEFAULT_CELL_MODEL]
 
     @staticmethod
     def _slide_models(cell_model: str) -> tuple[list[str], list[str]]:

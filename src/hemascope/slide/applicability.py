@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hemascope.errors import HemascopeError, InvalidInputError
-from hemascope.slide import bag_model as _bag_model
+from hemascope.models.registry import find_card
 from hemascope.slide.bag_model import DEMO_LABEL, BagModelCard, list_bag_models, load_bag_model
 
 #: ``slide_model`` values that switch slide-level models off.
@@ -100,7 +100,7 @@ def _registry_cards() -> list[BagModelCard]:
     cards = []
     for name in sorted(list_bag_models(), key=lambda n: n.split("-")):
         try:
-            data = json.loads((_bag_model.WEIGHTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+            data = json.loads(find_card(name, kind="bag").read_text(encoding="utf-8"))
             cards.append(BagModelCard.from_dict(data))
         except (OSError, ValueError, HemascopeError):  # reported where it is loaded by name
             continue

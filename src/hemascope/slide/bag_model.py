@@ -20,12 +20,9 @@ import numpy as np
 from hemascope.classes import RESEARCH_USE_ONLY
 from hemascope.errors import InvalidInputError, ModelIntegrityError, ModelNotFoundError
 from hemascope.files import atomic_write_bytes
-from hemascope.models.registry import BUNDLED_DIR, sha256_file
+from hemascope.models.registry import find_card, list_models, sha256_file
 from hemascope.slide.bag import parse_instances
 from hemascope.slide.mil import CARD_ARCHITECTURES, build_bag_model
-
-#: Folder of the bundled weights (shared with the cell models' registry).
-WEIGHTS_DIR = BUNDLED_DIR
 
 #: The usual selections of the cells of a slide that go into the bag; any cell classes joined
 #: with ``+`` are accepted too (``"blast+ig"``, see :func:`hemascope.slide.bag.parse_instances`).
@@ -198,22 +195,6 @@ def save_bag_model(module: Any, card: BagModelCard, directory: str | Path) -> Pa
     return card_path
 
 
-def _card_path(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.suffix == ".safetensors":
-        path = path.with_suffix(".json")
-    if path.suffix == ".json" and path.exists():
-        return path
-    if path.is_dir() and len(list(path.glob("*.json"))) == 1:
-        return next(path.glob("*.json"))
-    bundled = WEIGHTS_DIR / f"{name_or_path}.json"
-    if bundled.exists():
-        return bundled
-    raise ModelNotFoundError(
-        f"no bag model {str(name_or_path)!r}; bundled bag models: {list_bag_models() or 'none'}"
-    )
-
-
 def load_bag_model(name_or_path: str | Path) -> BagModel:
     """Load a bundled bag model by name, or one from a card/weights path, checking its hash.
 
@@ -238,7 +219,7 @@ def load_bag_model(name_or_path: str | Path) -> BagModel:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    card_path = _card_path(name_or_path)
+    card_path = find_card(name_or_path, kind="bag")
     try:
         data = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -261,12 +242,5 @@ def load_bag_model(name_or_path: str | Path) -> BagModel:
 
 
 def list_bag_models() -> list[str]:
-    """Names of the bundled bag models (cards with ``"kind": "bag"``)."""
-    names = []
-    for path in sorted(WEIGHTS_DIR.glob("*.json")):
-        try:
-            if json.loads(path.read_text(encoding="utf-8")).get("kind") == "bag":
-                names.append(path.stem)
-        except (OSError, json.JSONDecodeError):
-            continue
-    return names
+    """Names of the available bag models (the registry's cards of ``kind`` ``"bag"``)."""
+    return [card.name for card in list_models(kind="bag")]
