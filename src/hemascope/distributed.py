@@ -275,8 +275,8 @@ def _run_on_cluster(client: Any, items: list[tuple[str, Path]], config: Analysis
         if future.status == "finished":
             rows[k] = {**future.result(), "slide": str(path), "seconds": round(seconds, 3)}
         else:
-            exc = future.exception()
-            rows[k] = summary_row(path, out, "failed", seconds, error=_error_text(exc))
+            error = future.exception()
+            rows[k] = summary_row(path, out, "failed", seconds, error=_error_text(error))
         future.release()  # a finished slide is on disk: a worker lost later must not recompute it
         _write_summary(out_root, [rows[i] for i in sorted(rows)])
         report(progress, len(rows), total, Path(path).name)

@@ -243,7 +243,7 @@ def assemble_cells(outputs: list[RegionOutput]) -> tuple[pd.DataFrame, np.ndarra
     if with_cells and all(o.embeddings is not None for o in with_cells):
         embeddings = np.concatenate([o.embeddings for o in with_cells]).astype(np.float32)[order]
     if with_cells and all(o.masks is not None for o in with_cells):
-        flat = [m for o in with_cells for m in o.masks]
+        flat = [m for o in with_cells for m in (o.masks or [])]
         masks = [flat[i] for i in order]
     return cells, embeddings, masks
 

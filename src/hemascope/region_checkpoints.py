@@ -56,7 +56,7 @@ class RegionCheckpoints:
             atomic_write_npy(emb, output.embeddings)
         if output.masks is not None:
             with atomic_path(masks) as tmp, open(tmp, "wb") as fh:
-                np.savez(fh, **pack_cell_masks(output.masks))
+                np.savez(fh, allow_pickle=False, **pack_cell_masks(output.masks))
         cells = output.cells.copy()
         cells.attrs = {"seconds": dict(output.seconds)}  # kept in the Parquet metadata
         atomic_write_table(table, cells)

@@ -18,6 +18,8 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from hemascope.errors import ModelError
+
 #: Default strength of the training statistics, in cells (see :func:`adapt_batchnorm`).
 DEFAULT_PRIOR = 64.0
 
@@ -25,6 +27,13 @@ DEFAULT_PRIOR = 64.0
 def batchnorm_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     """Every BatchNorm layer of a network, in forward order."""
     return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def running_stats(layer: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
+    """A BatchNorm layer's running mean and variance (``ModelError`` if it keeps none)."""
+    if layer.running_mean is None or layer.running_var is None:
+        raise ModelError(f"{type(layer).__name__} keeps no running statistics")
+    return layer.running_mean, layer.running_var
 
 
 def adapt_batchnorm(
@@ -52,7 +61,10 @@ def adapt_batchnorm(
         return module
     adapted = copy.deepcopy(module)
     norms = batchnorm_layers(adapted)
-    source = [(m.running_mean.clone(), m.running_var.clone(), m.momentum) for m in norms]
+    source = []
+    for m in norms:
+        mean, var = running_stats(m)
+        source.append((mean.clone(), var.clone(), m.momentum))
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over all batches
@@ -67,8 +79,9 @@ def adapt_batchnorm(
         return module
     w = n / (n + prior) if prior > 0 else 1.0
     for m, (mean, var, momentum) in zip(norms, source, strict=True):
-        m.running_mean.mul_(w).add_((1 - w) * mean)
-        m.running_var.mul_(w).add_((1 - w) * var)
+        running_mean, running_var = running_stats(m)
+        running_mean.mul_(w).add_((1 - w) * mean)
+        running_var.mul_(w).add_((1 - w) * var)
         m.momentum = momentum
     adapted.eval()
     return adapted

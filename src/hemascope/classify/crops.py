@@ -132,11 +132,11 @@ def slide_crop(
     numpy.ndarray
         ``(card.input_size, card.input_size, 3)`` uint8.
     """
-    if slide.mpp is None:
-        raise InvalidInputError("the slide's µm/px is unknown; pass mpp= when opening it")
     if level is None:
         level = slide.best_level_for_mpp(card.mpp)
     level_mpp = slide.level_mpp(level)
+    if level_mpp is None:  # the slide's mpp is unknown
+        raise InvalidInputError("the slide's µm/px is unknown; pass mpp= when opening it")
     down = slide.downsamples[level]
     side = max(1, round(card.field_um / level_mpp))
     r0 = round(row / down - side / 2)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ from hemascope.classify.images import load_cell_crops
 from hemascope.classify.probe import probe_cells, probe_subset
 from hemascope.classify.shift import DomainShift
 from hemascope.devices import resolve_device
-from hemascope.errors import InvalidInputError
+from hemascope.errors import InvalidInputError, ModelError
 from hemascope.io import Slide
 from hemascope.models import LoadedModel, load_model
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
@@ -77,9 +78,18 @@ def _as_loaded(model: str | Path | LoadedModel, device: torch.device) -> LoadedM
     return load_model(model, device=device)
 
 
+@runtime_checkable
+class EmbeddingNetwork(Protocol):
+    """A cell classifier that also returns its pooled features (e.g. :class:`~hemascope.models.CellNet`)."""
+
+    def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and embeddings of a normalised NCHW batch in one pass."""
+        ...
+
+
 def _tta_views(x: torch.Tensor) -> list[torch.Tensor]:
     """The 8 dihedral transforms (4 rotations × optional flip) of an NCHW batch."""
-    views = []
+    views: list[torch.Tensor] = []
     for flip in (False, True):
         base = torch.flip(x, dims=(3,)) if flip else x
         views.extend(torch.rot90(base, k, dims=(2, 3)) for k in range(4))
@@ -158,6 +168,8 @@ def run_model(
     """
     device, card = loaded.device, loaded.card
     module = module if module is not None else loaded.module
+    if not isinstance(module, EmbeddingNetwork):
+        raise ModelError(f"{type(module).__name__} has no forward_with_embedding")
     autocast = (
         torch.autocast(device.type, dtype=torch.float16)
         if device.type in ("cuda", "mps")
@@ -172,15 +184,18 @@ def run_model(
             check_cancelled(cancel)
             x = crops_to_tensor(crops, card, device)
             views = _tta_views(x) if tta else [x]
-            p_sum, e_sum = 0.0, 0.0
+            p_sum: torch.Tensor | None = None
+            e_sum: torch.Tensor | None = None
             for view in views:
                 with autocast:
                     logits, emb = module.forward_with_embedding(view)
-                p_sum = p_sum + calibrated_probabilities(logits, card.temperature)
+                p = calibrated_probabilities(logits, card.temperature)
+                p_sum = p if p_sum is None else p_sum + p
                 if return_embeddings:
-                    e_sum = e_sum + emb.float()
+                    e_sum = emb.float() if e_sum is None else e_sum + emb.float()
+            assert p_sum is not None  # views holds 1 or 8 batches
             probs.append((p_sum / len(views)).cpu().numpy().astype(np.float32))
-            if return_embeddings:
+            if e_sum is not None:  # return_embeddings
                 embs.append((e_sum / len(views)).cpu().numpy().astype(np.float32))
             done += len(crops)
             report(progress, done, total, "classifying")

@@ -31,7 +31,7 @@ MAX_PIXELS = 65536
 
 def wants_white_balance(preprocess: dict | None) -> bool:
     """Whether a card's ``preprocess`` asks for background white balance."""
-    return bool(preprocess) and preprocess.get("white_balance") == "background"
+    return preprocess is not None and preprocess.get("white_balance") == "background"
 
 
 def background_rgb(x: torch.Tensor, fraction: float = BRIGHT_FRACTION) -> torch.Tensor:
@@ -105,7 +105,7 @@ _FROM_YCC = torch.linalg.inv(_TO_YCC)
 
 def wants_chroma_subsampling(preprocess: dict | None) -> bool:
     """Whether a card's inputs are chroma-subsampled 4:2:0 (``{"chroma": "420"}``)."""
-    return bool(preprocess) and preprocess.get("chroma") == "420"
+    return preprocess is not None and preprocess.get("chroma") == "420"
 
 
 def chroma_subsample(x: torch.Tensor) -> torch.Tensor:

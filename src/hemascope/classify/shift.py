@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hemascope.classify.adapt import batchnorm_layers
+from hemascope.classify.adapt import batchnorm_layers, running_stats
+from hemascope.errors import ModelError
 from hemascope.models.card import ModelCard
 
 #: Fewer cells than this give no score (the statistics would be noise).
@@ -69,7 +70,7 @@ def layer_divergences(module: nn.Module, batches: Iterable[torch.Tensor]) -> tup
         ``(n_layers,)`` float64 and the number of cells seen.
     """
     norms = batchnorm_layers(module)
-    sums = [None] * len(norms)
+    sums: list[torch.Tensor | None] = [None] * len(norms)  # per layer: (sum, sum of squares)
     counts = [0] * len(norms)
 
     def hook(i: int):
@@ -77,7 +78,8 @@ def layer_divergences(module: nn.Module, batches: Iterable[torch.Tensor]) -> tup
             x = inputs[0].detach().float()
             flat = x.transpose(0, 1).reshape(x.shape[1], -1)
             s = torch.stack([flat.sum(1), (flat * flat).sum(1)]).double().cpu()
-            sums[i] = s if sums[i] is None else sums[i] + s
+            previous = sums[i]
+            sums[i] = s if previous is None else previous + s
             counts[i] += flat.shape[1]
 
         return record
@@ -100,10 +102,13 @@ def layer_divergences(module: nn.Module, batches: Iterable[torch.Tensor]) -> tup
         return np.zeros(0), 0
     out = []
     for m, s, c in zip(norms, sums, counts, strict=True):
+        if s is None:  # cells went through the network but not through this layer
+            raise ModelError(f"{type(m).__name__} layer not reached by the forward pass")
         mean = s[0] / c
         var = (s[1] / c - mean**2).clamp_min(1e-8)
-        mu = m.running_mean.double().cpu()
-        sv = m.running_var.double().cpu().clamp_min(1e-8)
+        running_mean, running_var = running_stats(m)
+        mu = running_mean.double().cpu()
+        sv = running_var.double().cpu().clamp_min(1e-8)
         ratio = var / sv
         kl = 0.5 * (ratio + (mean - mu) ** 2 / sv - 1 - torch.log(ratio))
         out.append(float(kl.mean()))

@@ -278,12 +278,12 @@ def run(args: argparse.Namespace) -> int:
         train, val, test = split_bags(bags, _fractions(args.split), seed=args.seed)
         splits = {"train": train, "val": val, "test": test}
     report = fit_bag_model(splits, classes, **card_options)
-    test = report.card.metrics.get("test")
+    scores = report.card.metrics.get("test")
     sizes = report.card.metrics["n_bags"]
     print(f"{report.card.caption}: trained on {sizes['train']} bags, validated on {sizes['val']}")
-    if test:
+    if scores:
         print(
-            f"test bags: {sizes['test']}  accuracy {test['accuracy']:.3f}  macro-F1 {test['macro_f1']:.3f}  ECE {test['ece']:.3f}"
+            f"test bags: {sizes['test']}  accuracy {scores['accuracy']:.3f}  macro-F1 {scores['macro_f1']:.3f}  ECE {scores['ece']:.3f}"
         )
     print(f"wrote {report.card_path}")
     return 0

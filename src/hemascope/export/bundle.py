@@ -48,7 +48,12 @@ def export_all(result: SlideResult, directory: str | Path) -> dict[str, Path]:
 
         store = zarr.open_group(str(result.labels_path), mode="r")
         labels = store["labels/cells/0"]
-        nuclei = store["labels/nuclei/0"] if "nuclei" in store["labels"] else None
+        groups = store["labels"]
+        nuclei = (
+            store["labels/nuclei/0"]
+            if isinstance(groups, zarr.Group) and "nuclei" in groups
+            else None
+        )
     paths = {
         "cells_csv": write_cell_table(directory / "cells.csv", result.cells),
         "cells_parquet": write_cell_table(directory / "cells.parquet", result.cells),

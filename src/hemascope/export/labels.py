@@ -201,6 +201,7 @@ def lazy_label_image(shape: tuple[int, int], masks: list[Any], values: Any, *, c
                      dtype=np.int64).reshape(-1, 4)
 
     def paint(block_info: dict | None = None) -> np.ndarray:
+        assert block_info is not None  # map_blocks passes it to a function that takes it
         (r0, r1), (c0, c1) = block_info[None]["array-location"]
         out = np.zeros((r1 - r0, c1 - c0), dtype=np.uint32)
         hit = np.nonzero((boxes[:, 0] < r1) & (boxes[:, 2] > r0) & (boxes[:, 1] < c1) & (boxes[:, 3] > c0))[0]

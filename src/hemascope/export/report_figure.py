@@ -36,10 +36,16 @@ def excluded_text(differential: dict[str, Any]) -> str:
     return "not in the count (not white cells / not classified): " + ", ".join(parts)
 
 
+def _number_or(value: Any, default: float) -> float:
+    """``value`` as a finite float, else ``default``."""
+    number = finite_number(value)
+    return default if number is None else number
+
+
 def plot_differential(ax: Any, differential: dict[str, Any]) -> None:
     """Draw a differential count (``DifferentialCount.to_dict()``) as bars with counts and Wilson CIs."""
-    percent = {k: finite_number(v) for k, v in (differential.get("percent") or {}).items()}
-    percent = {k: v for k, v in percent.items() if v is not None}
+    numbers = {k: finite_number(v) for k, v in (differential.get("percent") or {}).items()}
+    percent = {k: v for k, v in numbers.items() if v is not None}
     counts = differential.get("counts") or {}
     if not percent:
         message = "no cells counted"
@@ -53,8 +59,8 @@ def plot_differential(ax: Any, differential: dict[str, Any]) -> None:
     low = differential.get("ci_low") or {}
     high = differential.get("ci_high") or {}
     err = [
-        [max(0.0, percent[n] - (finite_number(low.get(n)) if finite_number(low.get(n)) is not None else percent[n])) for n in names],
-        [max(0.0, (finite_number(high.get(n)) if finite_number(high.get(n)) is not None else percent[n]) - percent[n]) for n in names],
+        [max(0.0, percent[n] - _number_or(low.get(n), percent[n])) for n in names],
+        [max(0.0, _number_or(high.get(n), percent[n]) - percent[n]) for n in names],
     ]
     ax.barh(range(len(names)), values, xerr=err, color=[class_color(n) for n in names], capsize=2,
             edgecolor="#444444", linewidth=0.5)

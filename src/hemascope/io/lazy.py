@@ -160,7 +160,7 @@ def lazy_pyramid(level0: da.Array, tile_size: int = 512) -> list[da.Array]:
     list of dask.array.Array
         ``[level0, level1, ...]``, each the 2x box-filter reduction of the previous one.
     """
-    shapes = level_shapes_for(tuple(int(s) for s in level0.shape[:2]), tile_size, None)
+    shapes = level_shapes_for((int(level0.shape[0]), int(level0.shape[1])), tile_size, None)
     levels = [level0]
     for _ in shapes[1:]:
         levels.append(reduce2(levels[-1], tile_size))

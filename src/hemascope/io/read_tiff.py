@@ -56,7 +56,7 @@ def _zarr_levels(series: Any) -> list[Any]:
     node = zarr.open(series.aszarr(), mode="r")
     if isinstance(node, zarr.Array):
         return [node]
-    attrs = dict(node.attrs)
+    attrs: dict[str, Any] = dict(node.attrs)  # OME JSON: checked as it is used
     multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
     if multiscales:
         paths = [d["path"] if isinstance(d, dict) else str(d) for d in multiscales[0]["datasets"]]

@@ -159,7 +159,7 @@ def _open_group(path: Path) -> tuple[Any, dict[str, Any], Path]:
     node = zarr.open(store=GuardedLocalStore(path, what=path.name), mode="r")
     if not isinstance(node, zarr.Group):
         raise UnsupportedFormatError(f"{path.name}: a bare zarr array, not an OME-Zarr image")
-    attrs = dict(node.attrs)
+    attrs: dict[str, Any] = dict(node.attrs)  # OME JSON: checked as it is used
     if _multiscales(attrs)[0] is None and "bioformats2raw.layout" in attrs.get("ome", attrs):
         image = path / "0"  # bioformats2raw: series 0 holds the image
         if not image.is_dir() or not inside(path, image):
@@ -261,7 +261,7 @@ def _open_ome_zarr(path: Path) -> Slide:
         levels.append(_to_rgb(lazy, names, what))
         require_some_chunk(array, array_dir, what)
     mpp = _level_mpp(ms, axes, names.index("y"), path.name)
-    chunks = levels[0].chunksize
+    tile = levels[0].chunksize
     return Slide(
         levels=levels,
         mpp=mpp,
@@ -270,7 +270,7 @@ def _open_ome_zarr(path: Path) -> Slide:
         metadata={
             "ngff_version": version,
             "zarr_format": int(group.metadata.zarr_format),
-            "tile_size": [int(chunks[0]), int(chunks[1])],
+            "tile_size": [int(tile[0]), int(tile[1])],
             "axes": names,
             "labels": _label_names(group),
             "pyramid": "file",

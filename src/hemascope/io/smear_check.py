@@ -71,13 +71,13 @@ def _sample(source: Any, mpp: float | None) -> tuple[np.ndarray, float | None]:
     from hemascope.io.slide import Slide
 
     if isinstance(source, Slide):
-        if source.mpp is None and mpp is None:
+        base = mpp if mpp is not None else source.mpp
+        if base is None:
             level = 0
             for i, shape in enumerate(source.level_shapes):
                 if max(shape) >= 1024:
                     level = i
         else:
-            base = mpp if mpp is not None else source.mpp
             scaled = [base * d for d in source.downsamples]
             level = int(np.argmin([abs(np.log(s / TARGET_MPP)) for s in scaled]))
             mpp = scaled[level]

@@ -163,7 +163,8 @@ class TileSpool:
 
     def put(self, row: int, col: int, block: np.ndarray) -> None:
         """Store ``block`` (at most one chunk) whose top-left is the chunk origin ``(row, col)``."""
-        data = self._codec.zstd_encode(np.ascontiguousarray(block), level=1)
+        # imagecodecs takes any buffer; its stub's BytesLike omits numpy arrays
+        data = self._codec.zstd_encode(np.ascontiguousarray(block), level=1)  # type: ignore[arg-type]
         self._file.seek(self._end)
         self._file.write(data)
         key = (row // self._chunk, col // self._chunk)

@@ -32,6 +32,11 @@ def _as_dask(array: Any, chunks: int, what: str) -> da.Array:
     return arr
 
 
+def _yx(array: Any) -> tuple[int, int]:
+    """The (rows, cols) of an image or label array."""
+    return int(array.shape[0]), int(array.shape[1])
+
+
 def _axes(names: str, with_unit: bool) -> list[dict[str, str]]:
     axes = []
     for name in names:
@@ -80,19 +85,20 @@ def _write_image_levels(
     step: Callable[[str], None],
 ) -> list[tuple[int, int]]:
     """Write levels ``0..n`` as ``(c, y, x)`` arrays; build missing ones from the written level above."""
-    shapes = (
-        [tuple(int(v) for v in lv.shape[:2]) for lv in levels]
-        if levels is not None
-        else level_shapes_for(tuple(int(v) for v in base.shape[:2]), chunks, n_levels)  # type: ignore[union-attr]
-    )
-    previous = None
+    if levels is not None:
+        shapes = [_yx(lv) for lv in levels]
+    else:
+        assert base is not None  # write_ome_zarr passes the levels or a base image
+        shapes = level_shapes_for(_yx(base), chunks, n_levels)
+    previous: da.Array | None = None  # the level written last
     for i, shape in enumerate(shapes):
         if levels is not None:
             data = levels[i]
-        elif i == 0:
-            data = base
-        else:
+        elif previous is not None:
             data = reduce2(previous, chunks)
+        else:  # level 0 of a pyramid built from base
+            assert base is not None
+            data = base
         step(f"image level {i}")
         arr = _create(group, str(i), (3, *shape), (3, chunks, chunks), np.uint8, version)
         da.store(data.transpose(2, 0, 1).rechunk((3, chunks, chunks)), arr, lock=False)
@@ -129,7 +135,7 @@ def _write_labels(
             if max(arr.shape) <= 1:
                 break
             arr = da.from_zarr(z)[::2, ::2]
-        attrs = {
+        attrs: dict[str, Any] = {
             "multiscales": [_multiscale(name, "yx", scales, version, mpp is not None)],
             "image-label": {"source": {"image": "../../"}},
         }
@@ -222,9 +228,11 @@ def write_ome_zarr(
             raise InvalidInputError(
                 f"label {name!r}: expected a 2-D integer array, got {label.shape} {label.dtype}"
             )
-    n_image = len(levels) if levels is not None else None
-    if n_image is None:
-        n_image = len(level_shapes_for(tuple(int(v) for v in base.shape[:2]), chunks, n_levels))  # type: ignore[union-attr]
+    if levels is not None:
+        n_image = len(levels)
+    else:
+        assert base is not None  # set with levels = None above
+        n_image = len(level_shapes_for(_yx(base), chunks, n_levels))
     total, done = n_image * (1 + len(labels)), 0
 
     def step(message: str) -> None:
@@ -251,7 +259,7 @@ def _write_root_attrs(
 ) -> None:
     scale0 = mpp if mpp is not None else 1.0
     scales = [scale0 * level_downsample(shapes[0], s) for s in shapes]
-    attrs = {
+    attrs: dict[str, Any] = {
         "multiscales": [
             _multiscale(
                 path.name.lstrip(".").split(".")[0], "cyx", scales, version, mpp is not None

@@ -210,8 +210,8 @@ def _resolve(
                 raise ModelNotFoundError(f"card {path} points to missing weights {weights}")
             return weights, card, sha256 or card.sha256 or None
         sibling = path.with_suffix(".json")
-        card = ModelCard.read(sibling) if sibling.is_file() else None
-        return path, card, sha256 or (card.sha256 if card else None) or None
+        sibling_card = ModelCard.read(sibling) if sibling.is_file() else None
+        return path, sibling_card, sha256 or (sibling_card.sha256 if sibling_card else None) or None
     card_path = _find_named(text)
     card = ModelCard.read(card_path)
     weights = card_path.parent / (card.weights or f"{card.name}.safetensors")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtCore import QEvent, QObject, QSize, Qt, QTimer
-from qtpy.QtGui import QColor, QIcon, QImage, QPixmap
+from qtpy.QtGui import QColor, QIcon, QImage, QKeyEvent, QPixmap
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -72,7 +72,7 @@ def _framed_icon(image: np.ndarray, cls: str) -> QIcon:
     framed[:] = (np.array(class_rgba(cls)[:3]) * 255).astype(np.uint8)
     framed[3:-3, 3:-3] = image
     h, w = framed.shape[:2]
-    qimage = QImage(framed.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+    qimage = QImage(framed.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy()
     return QIcon(QPixmap.fromImage(qimage))
 
 
@@ -238,9 +238,14 @@ class GalleryWidget(QWidget):
         if self.slide is not None:
             self._set_icon(item, pos, new_class)
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+    def eventFilter(self, obj: QObject | None, event: QEvent | None) -> bool:  # noqa: N802 - Qt API
         """Number keys on the thumbnail list reclassify the selected cell."""
-        if obj is self.list and event.type() == QEvent.Type.KeyPress and event.text() in self.keys:
+        if (
+            obj is self.list
+            and isinstance(event, QKeyEvent)
+            and event.type() == QEvent.Type.KeyPress
+            and event.text() in self.keys
+        ):
             self.reclassify_selected(self.keys[event.text()])
             return True
         return super().eventFilter(obj, event)

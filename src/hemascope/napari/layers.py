@@ -374,17 +374,20 @@ def open_label_pyramid(path: str | Path) -> list[Any]:
     except Exception as exc:  # zarr raises many types for a non-group
         raise SlideError(f"{path} is not a zarr group: {exc}") from exc
     for _ in range(3):  # container -> labels/ -> labels/<name>
-        attrs = dict(group.attrs)
+        attrs: dict[str, Any] = dict(group.attrs)  # JSON from disk: checked as it is used
         ome = attrs.get("ome", attrs)
         if "labels" in group:  # an image container: go to its labels
-            group = group["labels"]
+            node = group["labels"]
         elif ome.get("labels"):  # the labels group: take the first label image
-            group = group[ome["labels"][0]]
+            node = group[ome["labels"][0]]
         elif ome.get("multiscales"):
             datasets = ome["multiscales"][0]["datasets"]
             return [da.from_zarr(group[d["path"]]) for d in datasets]
         else:
             break
+        if not isinstance(node, zarr.Group):  # an array where a group belongs
+            break
+        group = node
     raise SlideError(f"{path} has no OME-Zarr label multiscales")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,6 +21,9 @@ from hemascope.napari.layers import (
     physical_scale,
     slide_layer_data,
 )
+
+if TYPE_CHECKING:
+    from hemascope.export.geojson import GeoJSONObject
 
 ReaderFunction = Callable[[str | list[str]], list[LayerDataTuple]]
 
@@ -72,7 +76,7 @@ _SHAPE_TYPES = {"Polygon": "polygon", "MultiPolygon": "polygon", "LineString": "
                 "MultiLineString": "path"}
 
 
-def _centroid(obj: object) -> tuple[float, float]:
+def _centroid(obj: GeoJSONObject) -> tuple[float, float]:
     m = obj.measurements
     if CENTROID_X_PX in m and CENTROID_Y_PX in m:
         return (m[CENTROID_Y_PX], m[CENTROID_X_PX])
@@ -83,7 +87,7 @@ def _centroid(obj: object) -> tuple[float, float]:
     return (float(r), float(c))
 
 
-def _infer_mpp(objects: list) -> float | None:
+def _infer_mpp(objects: list[GeoJSONObject]) -> float | None:
     """µm/px from hemascope measurements (``x_um`` beside the pixel centroid), if present."""
     ratios = [o.measurements["x_um"] / o.measurements[CENTROID_X_PX] for o in objects
               if "x_um" in o.measurements and o.measurements.get(CENTROID_X_PX, 0) > 0]
@@ -91,7 +95,7 @@ def _infer_mpp(objects: list) -> float | None:
 
 
 def geojson_layer_data(
-    objects: list, *, name: str = "geojson", mpp: float | None = None
+    objects: list[GeoJSONObject], *, name: str = "geojson", mpp: float | None = None
 ) -> list[LayerDataTuple]:
     """Layers for objects read by :func:`hemascope.export.read_geojson`.
 

@@ -103,7 +103,9 @@ class ReportWidget(QWidget):
         self.evidence.itemClicked.connect(self._show_evidence_cell)
         self.table = QTableWidget(0, len(TABLE_HEADERS))
         self.table.setHorizontalHeaderLabels(TABLE_HEADERS)
-        self.table.verticalHeader().setVisible(False)
+        vertical = self.table.verticalHeader()
+        if vertical is not None:
+            vertical.setVisible(False)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.figure = Figure(figsize=(4, 5.5), layout="constrained")
@@ -197,7 +199,8 @@ class ReportWidget(QWidget):
             for j, item in enumerate(cells):
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
-        header = self.table.horizontalHeader().height()
+        top = self.table.horizontalHeader()
+        header = top.height() if top is not None else 0
         self.table.setFixedHeight(header + sum(self.table.rowHeight(i) for i in range(len(rows))) + 4)
         self.figure.clear()
         subs = subtypes_of(result)

@@ -131,7 +131,7 @@ def arc_votes(mask: np.ndarray, exclude: np.ndarray | None = None, max_radius: f
     rows, cols = field.shape
     if max_radius is None:
         max_radius = max(min(rows, cols) / 2.0, 40.0)
-    pieces = []
+    pieces: list[np.ndarray] = []
     for contour in measure.find_contours(field, 0.5):
         if len(contour) < _WINDOWS[0]:
             continue

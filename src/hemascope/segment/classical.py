@@ -93,7 +93,7 @@ def nucleus_mask(
         ``(rows, cols)`` bool.
     """
     nuclei, support = nucleus_masks(od, mpp, params, support=hysteresis)
-    return support if hysteresis else nuclei
+    return nuclei if support is None else support  # support: computed when hysteresis
 
 
 def nucleus_masks(

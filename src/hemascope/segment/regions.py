@@ -183,7 +183,7 @@ def plan_regions(
     grid = _candidate_grid(slide, mpp, settings)
     overlap = int(math.ceil(settings.max_diameter_um / mpp / grid + 2) * grid)
     rows, cols = slide.shape
-    regions = []
+    regions: list[Region] = []
     for r0 in range(0, rows, core):
         for c0 in range(0, cols, core):
             box = (r0, c0, min(r0 + core, rows), min(c0 + core, cols))
@@ -303,7 +303,8 @@ def segment_region_with_masks(
     crops = _read_crops(slide, region, rows, cols, half)
     name = resolve_segmenter(settings)
     version = segmenter_version(name)
-    tables, masks, seen = [], [], []
+    tables, masks = [], []
+    seen: list[tuple[float, float]] = []  # centroids of the cells kept
     results = (segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma)
                if crops else [])
     for (r, c), crop, (cells, nuclei) in zip(zip(rows, cols, strict=True), crops, results, strict=True):

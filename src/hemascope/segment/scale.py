@@ -209,10 +209,11 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
         raise InvalidInputError(f"cannot estimate the pixel size: no stained cells in the image; {hint}")
     arcs = arc_votes(filters.gaussian(masks.red.astype(float), sigma=1.0), exclude=masks.exclude)
     discs = _disc_votes(masks.red, masks.exclude)
-    per_length = arcs.weights.sum() / arcs.lengths.sum() if arcs.lengths.sum() > 0 else 1.0
+    lengths = arcs.weights if arcs.lengths is None else arcs.lengths  # as ArcVotes.mode reads them
+    per_length = arcs.weights.sum() / lengths.sum() if lengths.sum() > 0 else 1.0
     disc_weight = 2 * np.pi * discs * per_length
     votes = ArcVotes(np.concatenate([arcs.radii, discs]), np.concatenate([arcs.weights, disc_weight]),
-                     np.concatenate([arcs.lengths, 2 * np.pi * discs]))
+                     np.concatenate([lengths, 2 * np.pi * discs]))
     radius, agreement = votes.mode()
     cues: dict = {"red_cell_arcs": int(arcs.radii.size), "red_cell_discs": int(discs.size)}
     big_nuclei = masks.nucleus_diameters

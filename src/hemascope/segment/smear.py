@@ -259,7 +259,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
     return SmearMask(
         mask=mask,
         downsample=float(downsample),
-        background=tuple(float(v) for v in bg),
+        background=(float(bg[0]), float(bg[1]), float(bg[2])),
         red_cell_tint=red_cell_tint(thumb[::step, ::step], bg, cap),
         red_cell_chroma=None if close_up else red_cell_chroma(thumb[::step, ::step], bg),
     )

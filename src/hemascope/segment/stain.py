@@ -267,7 +267,7 @@ def red_cell_chroma(image: np.ndarray, background: np.ndarray | None = None) -> 
         if members2.sum() >= _MIN_CLUSTER_SHARE * len(chroma) and (
                 np.median(density[rest][members2]) < np.median(density[members])):
             first = second
-    return tuple(float(v) for v in first)
+    return float(first[0]), float(first[1]), float(first[2])
 
 
 def off_red_cell_density(od: np.ndarray, chroma: tuple[float, float, float] | np.ndarray) -> np.ndarray:

@@ -202,6 +202,13 @@ class GroupedMeanBagClassifier(nn.Module):
         Dropout on the standardised bag vector.
     """
 
+    # buffers (register_buffer in __init__), declared so that they are typed as tensors
+    group_matrix: torch.Tensor
+    cell_weight: torch.Tensor
+    cell_bias: torch.Tensor
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
+
     def __init__(
         self,
         in_dim: int,

@@ -204,7 +204,7 @@ def predict_subtype(
     """
     bag_model = model if isinstance(model, BagModel) else load_bag_model(model)
     card = bag_model.card
-    if not fits_cell_model(card, cell_model_sha256):
+    if cell_model_sha256 is not None and not fits_cell_model(card, cell_model_sha256):
         raise InvalidInputError(
             f"bag model {card.name!r} was trained on embeddings of cell model "
             f"{card.embedding_model!r} v{card.embedding_version} ({card.embedding_sha256[:12]}), "

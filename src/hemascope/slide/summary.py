@@ -141,6 +141,7 @@ def summarize(
     subtypes = []
     for i, name in enumerate(model_list, start=2):
         check_cancelled(cancel)
+        assert embeddings is not None  # else model_list is empty
         subtypes.append(
             predict_subtype(
                 cells_table,

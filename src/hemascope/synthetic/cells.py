@@ -53,6 +53,7 @@ def _lobe_union(
         dist = d if dist is None else np.maximum(dist, d)
         if i:
             dist = np.maximum(dist, shapes.segment(grid, centers[i - 1], c, link_width))
+    assert dist is not None  # the callers pass two or more centres
     return dist
 
 

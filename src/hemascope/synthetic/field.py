@@ -71,7 +71,8 @@ def render_field(spec: SmearSpec, *, masks: bool = True) -> tuple[np.ndarray, Gr
             h, w = min(_CHUNK, rows - r), min(_CHUNK, cols - c)
             reg = renderer.render(r, c, h, w, labels=masks)
             image[r : r + h, c : c + w] = reg.image
-            if masks:
+            if cell_lab is not None and nuc_lab is not None:  # masks
+                assert reg.cell_labels is not None and reg.nucleus_labels is not None  # labels=masks
                 cell_lab[r : r + h, c : c + w] = reg.cell_labels
                 nuc_lab[r : r + h, c : c + w] = reg.nucleus_labels
     if spec.shift.jpeg_quality is not None:

@@ -125,7 +125,7 @@ class SmearLayout:
         )
         return np.clip(inside / (0.5 * m), 0.0, 1.0)
 
-    def thickness(self, y_um: np.ndarray, x_um: np.ndarray) -> np.ndarray:
+    def thickness(self, y_um: np.ndarray | float, x_um: np.ndarray | float) -> np.ndarray:
         """Relative red-cell density (about 0.7-1.3 times the spec's ``rbc_density``)."""
         t = np.ones(np.broadcast(y_um, x_um).shape)
         for angle, wavelength, phase, amp in self._waves:

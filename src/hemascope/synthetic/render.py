@@ -218,7 +218,8 @@ class SmearRenderer:
         p = self.pad
         r0, c0, h, w = row - p, col - p, height + 2 * p, width + 2 * p
         mpp = self.mpp
-        rbc_c, rbc_v, plt_c, plt_v, plt_ids, wbcs = [], [], [], [], [], []
+        rbc_c, rbc_v, plt_c, plt_v, plt_ids = [], [], [], [], []
+        wbcs: list[tuple[int, CellPlan]] = []
         for bi, bj in self.layout.blocks_touching(r0, c0, h, w):
             blk = self.layout.block(bi, bj)
             rbc_c.append(np.rint(blk.rbc_yx / mpp).astype(np.int64))
@@ -253,7 +254,7 @@ class SmearRenderer:
             cov = s.cell[sub]
             od[a0:a1, b0:b1] *= (1.0 - WBC_OPACITY * cov)[..., None]
             od[a0:a1, b0:b1] += s.od[sub]
-            if labels:
+            if cell_lab is not None and nuc_lab is not None:  # labels
                 cell_lab[a0:a1, b0:b1][cov > 0.5] = cell_id
                 nuc_lab[a0:a1, b0:b1][s.nucleus[sub] > 0.5] = cell_id
         od += self.palette.glass
@@ -263,7 +264,7 @@ class SmearRenderer:
         np.exp(od, out=od)
         od *= np.float32(255.0)
         image = finish(od, self.spec.shift, mpp, p, rows, cols, self.spec.seed)
-        if labels and p:
+        if cell_lab is not None and nuc_lab is not None and p:  # labels
             cell_lab, nuc_lab = cell_lab[p:-p, p:-p], nuc_lab[p:-p, p:-p]
         return Region(image=image, cell_labels=cell_lab, nucleus_labels=nuc_lab)
 

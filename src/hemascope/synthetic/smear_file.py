@@ -135,6 +135,7 @@ def _write_masks(path: Path, renderer: SmearRenderer, cancel: CancelToken | None
                     r, c, min(TILE_SIZE, rows - r), min(TILE_SIZE, cols - c), labels=True
                 )
                 lab = reg.cell_labels if which == "cell" else reg.nucleus_labels
+                assert lab is not None  # rendered with labels=True
                 out = np.zeros((TILE_SIZE, TILE_SIZE), dtype=np.uint32)
                 out[: lab.shape[0], : lab.shape[1]] = lab
                 yield out

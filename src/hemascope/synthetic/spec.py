@@ -194,8 +194,8 @@ class SmearSpec:
     shift: DomainShift = field(default_factory=DomainShift)
 
     def __post_init__(self) -> None:
-        size = (self.size, self.size) if isinstance(self.size, int | np.integer) else self.size
-        size = tuple(int(v) for v in size)
+        given = (self.size, self.size) if isinstance(self.size, int | np.integer) else self.size
+        size = tuple(int(v) for v in given)
         if len(size) != 2 or min(size) < 64:
             raise InvalidInputError(f"size must be (rows, cols) of at least 64 px, got {self.size}")
         object.__setattr__(self, "size", size)

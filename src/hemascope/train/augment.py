@@ -138,7 +138,7 @@ def geometric(
     theta[:, 0, 1] = -s * torch.sin(angle)
     theta[:, 1, 0] = s * torch.sin(angle) * flip
     theta[:, 1, 1] = s * torch.cos(angle)
-    grid = F.affine_grid(theta, (n, 3, out_size, out_size), align_corners=False)
+    grid = F.affine_grid(theta, [n, 3, out_size, out_size], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
 

@@ -146,9 +146,9 @@ def repeated_metrics(
     if n_bootstrap > 0:
         samples = bootstrap(
             lambda idx: [
-                np.mean(
+                float(np.mean(
                     [binary_metrics(row[idx], y[idx], specificity=specificity)[k] for row in probs]
-                )
+                ))
                 for k in names
             ],
             y,

@@ -98,7 +98,7 @@ def bag_targets(bags: Sequence[Bag], classes: Sequence[str]) -> np.ndarray:
     DataError
         If a bag has no label or a label outside ``classes``.
     """
-    index = {c: i for i, c in enumerate(classes)}
+    index: dict[str | None, int] = {c: i for i, c in enumerate(classes)}  # None: no label
     bad = sorted({str(b.label) for b in bags if b.label not in index})
     if bad:
         raise DataError(f"bag labels {bad[:5]} are not among the classes {list(classes)}")
@@ -308,6 +308,7 @@ def save_bags(path: str | Path, bags: Sequence[Bag], *, meta: dict[str, str] | N
         n_blasts=np.array([b.n_blasts for b in bags], dtype=np.int64),
         mpp=np.array([b.mpp for b in bags], dtype=np.float64),
         meta=np.array(json.dumps(meta or {}, sort_keys=True)),
+        allow_pickle=False,  # plain numbers and strings
         **_per_cell_arrays(bags),
     )
     return atomic_write_bytes(path, buffer.getvalue())

@@ -4,7 +4,7 @@ benchmark scripts, so every architecture is trained and scored the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,7 @@ class BagFitReport:
 
 
 def fit_bag_model(
-    splits: dict[str, Sequence[Bag]],
+    splits: Mapping[str, Sequence[Bag]],
     classes: Sequence[str],
     *,
     name: str,
@@ -201,7 +201,7 @@ def fit_bag_model(
 
 def evaluate_and_save(
     trained: TrainedBagModel,
-    splits: dict[str, Sequence[Bag]],
+    splits: Mapping[str, Sequence[Bag]],
     *,
     name: str,
     version: str,
@@ -277,7 +277,7 @@ def evaluate_and_save(
 
 def combine_bag_models(
     models: Sequence[BagModel],
-    splits: dict[str, Sequence[Bag]],
+    splits: Mapping[str, Sequence[Bag]],
     *,
     name: str,
     version: str,

@@ -50,8 +50,8 @@ def make_folds(
     InvalidInputError
         If a class has fewer bags than folds.
     """
-    labels = np.asarray([str(v) for v in labels])
-    counts = pd.Series(labels).value_counts()
+    bag_labels = np.asarray([str(v) for v in labels])
+    counts = pd.Series(bag_labels).value_counts()
     if counts.min() < folds:
         raise InvalidInputError(
             f"{folds}-fold cross-validation needs >= {folds} bags per class; "
@@ -60,12 +60,12 @@ def make_folds(
     rows = []
     for repeat in range(repeats):
         rng = np.random.default_rng([seed, repeat])
-        fold = np.zeros(len(labels), dtype=np.int64)
+        fold = np.zeros(len(bag_labels), dtype=np.int64)
         for label in sorted(counts.index):
-            members = np.flatnonzero(labels == label)
+            members = np.flatnonzero(bag_labels == label)
             fold[rng.permutation(members)] = np.arange(members.size) % folds
         rows.append(
-            pd.DataFrame({"bag": list(names), "label": labels, "repeat": repeat, "fold": fold})
+            pd.DataFrame({"bag": list(names), "label": bag_labels, "repeat": repeat, "fold": fold})
         )
     return pd.concat(rows, ignore_index=True)
 

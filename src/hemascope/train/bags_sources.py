@@ -80,6 +80,8 @@ def _cells_from_folders(
         return_embeddings=True,
         cancel=cancel,
     )
+    embeddings = result.embeddings
+    assert embeddings is not None  # asked for with return_embeddings=True
     position = {name: i for i, name in enumerate(result.table["path"])}
     reasons = dict(result.failed)
     shift = getattr(result, "domain_shift", None)  # the classifier's domain-shift guard, if any
@@ -92,7 +94,7 @@ def _cells_from_folders(
         table = result.table.iloc[rows].reset_index(drop=True)
         table.insert(0, "id", np.arange(len(table)))
         table.attrs["domain_shift"] = shift
-        out.append((table, result.embeddings[rows]))
+        out.append((table, embeddings[rows]))
     return out
 
 
@@ -146,6 +148,7 @@ def _cells_from_image(
         )
         table = pd.concat([cells, pred.table], axis=1)
         table["mpp"] = float(slide.mpp)
+        assert pred.embeddings is not None  # asked for with return_embeddings=True
         return table, pred.embeddings
     finally:
         slide.close()
@@ -230,14 +233,16 @@ def cells_of_source(
         if info["input"] == "fields":
             table, emb = _cells_from_fields(paths, model, mpp, device, segmenter, cancel)
         else:
+            scale = mpp if mpp is not None else estimate_bag_mpp(paths)
             if mpp is None:
-                info.update(mpp=estimate_bag_mpp(paths), mpp_source="estimated")
-            table, emb = _cells_from_folders([path], model, info["mpp"], device, cancel)[0]
+                info.update(mpp=scale, mpp_source="estimated")
+            table, emb = _cells_from_folders([path], model, scale, device, cancel)[0]
     elif kind == "image" and input_mode == "crops":
         info.update(input="crops")
+        scale = mpp if mpp is not None else estimate_bag_mpp([path])
         if mpp is None:
-            info.update(mpp=estimate_bag_mpp([path]), mpp_source="estimated")
-        table, emb = _cells_from_folders([path], model, info["mpp"], device, cancel)[0]
+            info.update(mpp=scale, mpp_source="estimated")
+        table, emb = _cells_from_folders([path], model, scale, device, cancel)[0]
     elif kind == "image":
         table, emb = _cells_from_image(path, model, mpp, device, segmenter, cancel)
     else:
@@ -318,7 +323,7 @@ def build_bags(
         check_cancelled(cancel)
         label = labels["label"].iloc[i] if "label" in labels.columns else None
         try:
-            if kinds[i] == "crops" and i not in ready:
+            if kinds[i] == "crops" and mpp is not None and i not in ready:  # crops: mpp known
                 batch = [j for j in range(i, len(sources)) if kinds[j] == "crops"][:FOLDER_BATCH]
                 results = _cells_from_folders(
                     [sources[j] for j in batch], model, mpp, device, cancel

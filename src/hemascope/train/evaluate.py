@@ -59,7 +59,7 @@ def shift_crops(
                 raise InvalidInputError("scale shift needs a positive factor")
             theta = torch.zeros(len(x), 2, 3)
             theta[:, 0, 0] = theta[:, 1, 1] = out_size / x.shape[-1] / amount
-            grid = F.affine_grid(theta, (len(x), 3, out_size, out_size), align_corners=False)
+            grid = F.affine_grid(theta, [len(x), 3, out_size, out_size], align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
         else:
             if shift == "stain":

@@ -56,6 +56,8 @@ class SymmetricCE(nn.Module):
 class FocalLoss(nn.Module):
     """``-w_y (1 - p_y)^gamma log p_y`` with optional class weights ``w``."""
 
+    weight: torch.Tensor | None  # a buffer
+
     def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.gamma = gamma
@@ -76,6 +78,9 @@ class LDAMLoss(nn.Module):
     Call :meth:`set_epoch` every epoch: from ``drw_epoch`` on, the loss is re-weighted with the
     effective-number class weights (deferred re-weighting).
     """
+
+    margins: torch.Tensor  # buffers
+    drw_weight: torch.Tensor
 
     def __init__(
         self,

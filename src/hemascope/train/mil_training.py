@@ -24,9 +24,15 @@ import torch
 from hemascope.classify.calibration import fit_temperature
 from hemascope.errors import DataError, InvalidInputError
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
-from hemascope.slide.mil import BAG_ARCHITECTURES, BagEnsemble, build_bag_model
+from hemascope.slide.mil import (
+    BAG_ARCHITECTURES,
+    BagEnsemble,
+    GroupedMeanBagClassifier,
+    InstanceBagClassifier,
+    build_bag_model,
+)
 from hemascope.train.bags_data import Bag, bag_targets
-from hemascope.train.losses import LOSSES, make_loss
+from hemascope.train.losses import LOSSES, LDAMLoss, make_loss
 
 #: How the calibration temperature is fitted (see :func:`train_bag_model`).
 CALIBRATIONS: tuple[str, ...] = ("whole", "subsampled")
@@ -127,7 +133,9 @@ def _fit_bag_temperature(
     return fit_temperature(bag_logits(module, bags), bag_targets(bags, classes))
 
 
-def _prepare_grouped(module: torch.nn.Module, cell_head: Any, bags: Sequence[Bag]) -> None:
+def _prepare_grouped(
+    module: GroupedMeanBagClassifier, cell_head: Any, bags: Sequence[Bag]
+) -> None:
     """Give a grouped model the cell model's head and the training bags' standardisation."""
     if cell_head is None:
         raise InvalidInputError(
@@ -141,7 +149,7 @@ def _prepare_grouped(module: torch.nn.Module, cell_head: Any, bags: Sequence[Bag
 
 
 def _fit_grouped(
-    module: torch.nn.Module, bags: Sequence[Bag], targets: np.ndarray, *, l2: float, balanced: bool
+    module: GroupedMeanBagClassifier, bags: Sequence[Bag], targets: np.ndarray, *, l2: float, balanced: bool
 ) -> None:
     """Fit a grouped model's linear head on whole bags: L2-penalised logistic regression (L-BFGS).
 
@@ -267,7 +275,7 @@ def train_bag_model(
     params = {**defaults, "dropout": 0.1, **(arch_params or {})}
     members = int(params.pop("members", 1))
     if members > 1:
-        options = dict(
+        options: dict[str, Any] = dict(
             architecture=architecture,
             val_bags=val_bags,
             loss=loss,
@@ -308,6 +316,7 @@ def train_bag_model(
     cell_head = params.pop("cell_head", None)  # grouped: the cell model's head (not in the card)
     module = build_bag_model(architecture, dim, len(classes), **params)
     if architecture == "grouped":
+        assert isinstance(module, GroupedMeanBagClassifier)  # members were popped above
         _prepare_grouped(module, cell_head, bags)
         _fit_grouped(module, bags, targets, l2=l2, balanced=balanced)
         module.eval()
@@ -338,7 +347,7 @@ def train_bag_model(
     best_state, best_epoch = None, 0
     for epoch in range(epochs):
         check_cancelled(cancel)
-        if hasattr(criterion, "set_epoch"):
+        if isinstance(criterion, LDAMLoss):  # the one loss that re-weights by epoch
             criterion.set_epoch(epoch)
         module.train()
         order = (
@@ -351,7 +360,7 @@ def train_bag_model(
             idx = order[start : start + batch_size]
             x, mask = pad_bags([_subsample(bags[i], rng, min_sample, max_instances) for i in idx])
             y = torch.as_tensor(targets[idx], dtype=torch.long)
-            if architecture == "instance":
+            if isinstance(module, InstanceBagClassifier):  # architecture == "instance"
                 cell_logits = module.cell_logits(x)[mask]
                 cell_y = y[:, None].expand(-1, x.shape[1])[mask]
                 batch_loss = criterion(cell_logits, cell_y)

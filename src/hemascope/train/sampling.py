@@ -68,5 +68,5 @@ def balanced_sampler(
     gen = torch.Generator().manual_seed(seed)
     n = int(num_samples or len(w))
     return torch.utils.data.WeightedRandomSampler(
-        torch.as_tensor(w, dtype=torch.double), n, generator=gen
+        w.astype(np.float64).tolist(), n, generator=gen
     )

@@ -36,7 +36,7 @@ from hemascope.train.augment import AugmentConfig, augment_batch
 from hemascope.train.batchnorm import recalibrate_batchnorm
 from hemascope.train.checkpoint import load_checkpoint, save_checkpoint
 from hemascope.train.datasets import load_crop_bank
-from hemascope.train.losses import make_loss
+from hemascope.train.losses import LDAMLoss, make_loss
 from hemascope.train.metrics import classification_metrics
 from hemascope.train.noise import inject_symmetric_noise
 from hemascope.train.sampling import balanced_sampler
@@ -262,7 +262,7 @@ def train_cells(
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         module.train()
-        if hasattr(loss_fn, "set_epoch"):
+        if isinstance(loss_fn, LDAMLoss):  # the one loss that re-weights by epoch
             loss_fn.set_epoch(epoch)
         sampler = balanced_sampler(
             y_train,
