@@ -37,6 +37,7 @@ from hemascope.napari.analysis_run import (
 )
 from hemascope.napari.layers import META_SLIDE
 from hemascope.napari.viewer import show_results
+from hemascope.segment.settings import SEGMENTERS
 
 if TYPE_CHECKING:
     import napari
@@ -118,7 +119,7 @@ class AnalyzeWidget(QWidget):
         self.image_combo = QComboBox()
         self.region_combo = QComboBox()
         self.segmenter_combo = QComboBox()
-        self.segmenter_combo.addItems(["classical", "cellpose"])
+        self.segmenter_combo.addItems(list(SEGMENTERS))  # the segment room's one list
         self.cellpose_model = QLineEdit()
         self.cellpose_model.setPlaceholderText("Cellpose model name or file")
         browse = QPushButton("…")
