@@ -1,12 +1,16 @@
 """Zero-configuration scale (`hemascope.segment.estimate_mpp`) against known µm/px.
 
 Sets: PBC crops (CellaVision, 0.105 µm/px), DeepAPL crops (0.21 µm/px), copies of those rescaled
-by known factors (0.5×-2×, truth scaled accordingly), and synthetic fields (``hemascope.synthetic``
-at 0.1-0.5 µm/px, every domain shift). Per image: estimate, error, confidence, low-confidence flag.
+by known factors (0.5×-2×, truth scaled accordingly), Taleqani B-ALL fields (224² JPEG, nominal
+0.444 µm/px — a nominal value only: the four folders look like different acquisitions, see the
+per-folder lines) and synthetic fields (``hemascope.synthetic`` at 0.1-0.5 µm/px, every domain
+shift). Per image: estimate, error, confidence, low-confidence flag.
 
 Usage::
 
-    python benchmarks/bench_scale.py --per-set 300 --seed 0 --out benchmarks/results/scale.csv
+    python benchmarks/bench_scale.py --per-set 300 --seed 0 --taleqani 0 --out benchmarks/results/scale.csv
+
+(``--taleqani 0``: every Taleqani field; ``-1``: none.)
 
 Summary per set: share within ±15 %, share > 25 % off *and not* flagged low-confidence
 ("confident wrong"), share flagged low-confidence, share refused (error raised).
@@ -25,6 +29,7 @@ import pandas as pd
 DATA = Path("/work/shared/data")
 SETS = {"pbc": ("pbc/*/*.jpg", 0.105), "deepapl": ("deepapl/*/*/*.jpg", 0.21)}
 FACTORS = (0.5, 0.7, 1.4, 2.0)
+TALEQANI = ("taleqani_all/*/*.jpg", 0.444)
 
 
 def _rescale(image: np.ndarray, factor: float) -> np.ndarray:
@@ -41,13 +46,24 @@ def _items(per_set: int, seed: int):
     for name, (pattern, mpp) in SETS.items():
         files = sorted(DATA.glob(pattern))
         files = [f for f in files if "platelet" not in f.parts[-2].lower()]
-        chosen = rng.sample(files, min(per_set, len(files)))
+        chosen = rng.sample(files, min(max(per_set, 0), len(files)))
         for i, f in enumerate(chosen):
             image = iio.imread(f)[..., :3]
             yield name, str(f), image, mpp
             if i < per_set // 2:  # half of them also rescaled, by one known factor each
                 factor = FACTORS[i % len(FACTORS)]
                 yield f"{name}_x{factor}", str(f), _rescale(image, factor), mpp / factor
+
+
+def _taleqani(count: int, seed: int):
+    import imageio.v3 as iio
+
+    pattern, mpp = TALEQANI
+    files = sorted(DATA.glob(pattern))
+    if 0 < count < len(files):
+        files = random.Random(seed).sample(files, count)
+    for f in files:
+        yield "taleqani", f"{f.parent.name}/{f.name}", iio.imread(f)[..., :3], mpp
 
 
 def _synthetic(seed: int):
@@ -64,6 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-set", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--taleqani", type=int, default=-1, help="Taleqani fields (0: all, -1: none)")
     parser.add_argument("--no-synthetic", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scale.csv"))
     args = parser.parse_args()
@@ -73,10 +90,12 @@ def main() -> None:
 
     rows = []
     start = time.perf_counter()
-    items = _items(args.per_set, args.seed)
-    if not args.no_synthetic:
-        import itertools
+    import itertools
 
+    items = _items(args.per_set, args.seed)
+    if args.taleqani >= 0:
+        items = itertools.chain(items, _taleqani(args.taleqani, args.seed))
+    if not args.no_synthetic:
         items = itertools.chain(items, _synthetic(args.seed))
     for name, source, image, truth in items:
         try:
@@ -97,6 +116,12 @@ def main() -> None:
         low_confidence=("low_confidence", "mean"), refused=("refused", "mean"),
         median_error=("error", "median"))
     print(summary.round(3).to_string())
+    tal = table[table["set"] == "taleqani"]
+    if len(tal):  # per folder: the folders differ in magnification, so their medians differ
+        folder = tal["source"].str.split("/").str[0]
+        print(tal.groupby(folder).agg(
+            images=("error", "size"), within15=("within15", "mean"), confident_wrong=("confident_wrong", "mean"),
+            low_confidence=("low_confidence", "mean"), median_mpp=("mpp", "median")).round(3).to_string())
     print(f"all: within15 {table['within15'].mean():.3f}  confident wrong {table['confident_wrong'].mean():.4f}  "
           f"({len(table)} images, {time.perf_counter() - start:.0f} s)")
 

@@ -123,3 +123,18 @@ def test_whole_red_cells_without_usable_arcs_still_vote():
     tiny = _discs([(30, 30), (30, 70)], radius=6, size=(60, 100))  # small discs: few arcs, two discs
     est = estimate_mpp(tiny)
     assert np.isfinite(est.mpp) and est.mpp > 0
+
+
+
+def test_a_black_scale_bar_does_not_take_over_from_pale_red_cells():
+    """Printed black (scale bar, lettering) is denser than any stain and must neither set the split nor vote."""
+    image = _discs(_grid(5, 70))
+    od = np.log10(np.array(GLASS, float) / image)  # the same discs, lavender-grey and faint
+    lavender = np.log10(np.array((245, 245, 240)) / np.array((205, 200, 220)))
+    image = np.round(np.array((245, 245, 240)) * 10 ** (-lavender * od[..., 1:2] / od[..., 1].max())).astype(np.uint8)
+    image[372:376, 290:396] = 0  # the bar
+    for k in range(6):  # and its lettering
+        image[340:366, 295 + 16 * k : 301 + 16 * k] = 0
+    est = estimate_mpp(image)
+    assert est.mpp == pytest.approx(TRUE_MPP, rel=0.1)
+    assert not est.low_confidence

@@ -48,6 +48,8 @@ _FULL_EVIDENCE = 2.5
 _FULL_AGREEMENT = 0.35
 #: Where the red-cell edge is put, between the glass and the red-cell density (0 glass, 1 red cell).
 _EDGE_LEVEL = 0.5
+#: Pixels whose brightest channel is below this are black print (scale bars, labels), not stain.
+_INK_LEVEL = 50
 #: Longest image side analysed (larger images are centre-cropped: a 1024² field shows hundreds of red cells).
 _MAX_SIDE = 1024
 
@@ -115,19 +117,22 @@ def _masks(image: np.ndarray) -> _Masks | None:
     od = optical_density(image)
     density = filters.gaussian(total_density(od), sigma=1.0)
     tint = filters.gaussian(leukocyte_tint(od), sigma=1.0)
-    rough = density > 0.06
+    # black print (scale bars, labels): far denser than any stain, and not a cell outline
+    ink = ndi.binary_dilation(image.max(axis=-1) < _INK_LEVEL, iterations=2)
+    rough = (density > 0.06) & ~ink
     if rough.sum() < 50:
         return None
     cut = np.percentile(tint[rough], 70)  # the bluest 30 % of stain may be white cells
-    pink = density[(tint <= cut) | ~rough]  # glass and red cells
+    pink = density[((tint <= cut) | ~rough) & ~ink]  # glass and red cells
     if pink.size < 50 or np.ptp(pink) < 0.05:
         return None
+    pink = np.minimum(pink, np.percentile(pink, 99))  # a few outliers cannot pull the split
     split = max(float(filters.threshold_otsu(pink)), 0.05)
     low, high = pink[pink <= split], pink[pink > split]
     if low.size == 0 or high.size == 0:
         return None
     glass, red = float(np.median(low)), float(np.median(high))
-    stained = density > glass + _EDGE_LEVEL * (red - glass)
+    stained = (density > glass + _EDGE_LEVEL * (red - glass)) & ~ink
     red_od = filters.gaussian(od[..., 0], sigma=1.0)
     red_cell_level = float(np.median(red_od[stained & (tint <= cut)])) if (stained & (tint <= cut)).any() else 0.0
     nuclear_level = max(float(filters.threshold_otsu(red_od[stained])) if stained.sum() > 16 else 0.0,
