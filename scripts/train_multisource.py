@@ -21,6 +21,7 @@ Writes ``OUT/NAME.safetensors`` and ``OUT/NAME.json`` (metrics, temperature, con
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -56,18 +57,8 @@ INPUT = 48
 
 
 def _only(**kw) -> AugmentConfig:
-    base = dict(
-        rotate=False,
-        scale=0.0,
-        hed=0.0,
-        brightness=0.0,
-        contrast=0.0,
-        saturation=0.0,
-        hue=0.0,
-        gray_p=0.0,
-        blur_p=0.0,
-    )
-    return AugmentConfig(**(base | kw))
+    """No augmentation except the named settings."""
+    return dataclasses.replace(AugmentConfig.off(), **kw)
 
 
 STRESS = {
@@ -246,33 +237,11 @@ def evaluate(module, cells, bank, device, wb, train_domains) -> dict:
         for kind, cfg in (
             (
                 "tint",
-                AugmentConfig(
-                    rotate=False,
-                    scale=0,
-                    hed=0,
-                    brightness=0,
-                    contrast=0,
-                    saturation=0,
-                    hue=0,
-                    gray_p=0,
-                    blur_p=0,
-                    tint=0.3,
-                ),
+                _only(tint=0.3),
             ),
             (
                 "blur",
-                AugmentConfig(
-                    rotate=False,
-                    scale=0,
-                    hed=0,
-                    brightness=0,
-                    contrast=0,
-                    saturation=0,
-                    hue=0,
-                    gray_p=0,
-                    blur_p=1.0,
-                    blur_sigma=2.0,
-                ),
+                _only(blur_p=1.0, blur_sigma=2.0),
             ),
         ):
             gen = torch.Generator().manual_seed(1)
