@@ -288,48 +288,6 @@ def check_models(config: AnalysisConfig) -> None:
     slide_model_plan(config)
 
 
-def slide_checks(slide: Any, cells: pd.DataFrame, config: AnalysisConfig) -> dict[str, dict[str, Any]]:
-    """The slide-level checks of :mod:`hemascope.slide.checks`: smear likeness, domain shift and,
-    when the µm/px was estimated from the image, the estimate's confidence.
-
-    Each check is ``{"ok": bool | None, "score": float | None, "reason": str}`` (``ok`` is
-    ``None`` when it could not be judged). The domain shift is measured on a seeded sample of up
-    to 512 of the slide's cells with the unadapted cell model.
-    """
-    from hemascope.classify.crops import slide_crop
-    from hemascope.classify.probe import probe_cells, probe_subset
-    from hemascope.io.smear_check import smear_likeness
-    from hemascope.slide.checks import GUARD_SCOPE
-
-    def number(value: Any) -> float | None:
-        value = float(value)
-        return value if np.isfinite(value) else None
-
-    smear = smear_likeness(slide)
-    checks = {"smear": {"ok": bool(smear.is_smear), "score": number(smear.score), "reason": smear.reason}}
-    if hasattr(slide.mpp, "low_confidence"):  # estimated from the image (segment.scale)
-        low = bool(slide.mpp.low_confidence)
-        checks["scale"] = {
-            "ok": not low, "score": number(slide.mpp.confidence),
-            "reason": f"µm/px estimated from the image as {float(slide.mpp):.3f} (confidence "
-                      f"{slide.mpp.confidence:.2f})" + ("; low confidence: pass the scale (--mpp)" if low else ""),
-        }
-    loaded = cached_cell_model(config.cell_model, config.device)
-    if len(cells) == 0 or "row" not in cells:
-        checks["domain_shift"] = {"ok": None, "score": None, "reason": "no cells to judge", "scope": GUARD_SCOPE}
-        return checks
-    picked = cells.iloc[probe_subset(len(cells))]
-    level = slide.best_level_for_mpp(loaded.card.mpp)
-    crops = np.stack([slide_crop(slide, r, c, loaded.card, level)
-                      for r, c in zip(picked["row"], picked["col"], strict=True)])
-    _, shift = probe_cells(loaded.module, loaded.card, crops, loaded.device, adapt=False)
-    judged = np.isfinite(shift.score) and np.isfinite(shift.threshold)
-    checks["domain_shift"] = {"ok": (not shift.shifted) if judged else None, "score": number(shift.score),
-                              "threshold": number(shift.threshold), "n_cells": shift.n_cells,
-                              "reason": shift.reason, "scope": GUARD_SCOPE}
-    return checks
-
-
 def finish_slide(
     slide: Any, outputs: list[RegionOutput], config: AnalysisConfig, *, smear: Any = None,
     out_dir: str | Path | None = None, timings: dict[str, float] | None = None,
@@ -361,7 +319,7 @@ def finish_slide(
     SlideResult
     """
     from hemascope.slide import summarize
-    from hemascope.slide.checks import failed_checks, withhold
+    from hemascope.slide.checks import failed_checks, slide_checks, withhold
 
     t0 = time.perf_counter()
     cells, embeddings, masks = assemble_cells(outputs)
@@ -371,7 +329,7 @@ def finish_slide(
     summary = summarize(cells, embeddings, models=bag_models, min_blasts=config.min_blasts,
                         cell_model_sha256=cell_card.sha256 or None, classes=cell_card.cell_classes,
                         progress=progress, cancel=cancel, **kwargs)
-    checks = slide_checks(slide, cells, config)
+    checks = slide_checks(slide, cells, cached_cell_model(config.cell_model, config.device))
     differential, subtypes = withhold(summary.differential.to_dict(),
                                       [sub.to_dict() for sub in summary.subtypes], failed_checks(checks))
     labels_path = None

@@ -9,7 +9,7 @@ Two checks travel with every analysed slide (``SlideResult.checks``):
   (:mod:`hemascope.classify.shift`)? A different microscope, camera or stain moves the
   network's internal statistics; the model's card holds the calibrated threshold.
 
-When either fails, :func:`withhold` keeps the counts (the cells were found and are reviewable)
+:func:`slide_checks` runs them (plus the confidence of an estimated µm/px). When one fails, :func:`withhold` keeps the counts (the cells were found and are reviewable)
 but withholds the blast percentage and every slide-level prediction, saying why: a confident
 wrong answer is worse than none. Neither check can see an unseen *cell type* (the guard measures
 imaging, not morphology), which the report says too.
@@ -18,14 +18,73 @@ imaging, not morphology), which the report says too.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 #: What the report says the domain-shift guard can and cannot see.
 GUARD_SCOPE = (
     "the shift guard detects another microscope, camera or stain; it cannot detect cell types "
     "absent from the training data"
 )
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def slide_checks(slide: Any, cells: pd.DataFrame, cell_model: Any) -> dict[str, dict[str, Any]]:
+    """Run the slide-level checks: smear likeness, domain shift and, when the µm/px was
+    estimated from the image, the estimate's confidence.
+
+    Parameters
+    ----------
+    slide
+        The analysed :class:`~hemascope.io.Slide`.
+    cells
+        Its cell table (level-0 ``row``/``col`` centroids).
+    cell_model
+        The :class:`~hemascope.models.LoadedModel` that classified the cells; the domain shift
+        is measured with it, unadapted, on a seeded sample of up to 512 cells.
+
+    Returns
+    -------
+    dict
+        ``{name: {"ok": bool | None, "score": float | None, "reason": str, ...}}``; ``ok`` is
+        ``None`` when a check could not be judged.
+    """
+    from hemascope.classify.crops import slide_crop
+    from hemascope.classify.probe import probe_cells, probe_subset
+    from hemascope.io.smear_check import smear_likeness
+
+    smear = smear_likeness(slide)
+    checks: dict[str, dict[str, Any]] = {
+        "smear": {"ok": bool(smear.is_smear), "score": _finite(smear.score), "reason": smear.reason}}
+    if hasattr(slide.mpp, "low_confidence"):  # estimated from the image (segment.scale)
+        low = bool(slide.mpp.low_confidence)
+        checks["scale"] = {
+            "ok": not low, "score": _finite(slide.mpp.confidence),
+            "reason": f"µm/px estimated from the image as {float(slide.mpp):.3f} (confidence "
+                      f"{slide.mpp.confidence:.2f})" + ("; low confidence: pass the scale (--mpp)" if low else ""),
+        }
+    if len(cells) == 0 or "row" not in cells:
+        checks["domain_shift"] = {"ok": None, "score": None, "reason": "no cells to judge", "scope": GUARD_SCOPE}
+        return checks
+    card = cell_model.card
+    picked = cells.iloc[probe_subset(len(cells))]
+    level = slide.best_level_for_mpp(card.mpp)
+    crops = np.stack([slide_crop(slide, r, c, card, level)
+                      for r, c in zip(picked["row"], picked["col"], strict=True)])
+    _, shift = probe_cells(cell_model.module, card, crops, cell_model.device, adapt=False)
+    judged = math.isfinite(shift.score) and math.isfinite(shift.threshold)
+    checks["domain_shift"] = {"ok": (not shift.shifted) if judged else None, "score": _finite(shift.score),
+                              "threshold": _finite(shift.threshold), "n_cells": shift.n_cells,
+                              "reason": shift.reason, "scope": GUARD_SCOPE}
+    return checks
 
 
 def failed_checks(checks: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -83,4 +142,4 @@ def warning_lines(checks: Mapping[str, Mapping[str, Any]]) -> list[str]:
             for reason in failed_checks(checks)]
 
 
-__all__ = ["GUARD_SCOPE", "failed_checks", "warning_lines", "withhold"]
+__all__ = ["GUARD_SCOPE", "failed_checks", "slide_checks", "warning_lines", "withhold"]
