@@ -24,6 +24,7 @@ import pandas as pd
 from hemascope.config import AnalysisConfig, load_config
 from hemascope.errors import Cancelled, InvalidInputError
 from hemascope.files import atomic_write_table
+from hemascope.io.paths import unique_stems
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 from hemascope.results import SlideResult, is_complete
 
@@ -34,19 +35,7 @@ SUMMARY_COLUMNS = (
 )
 
 
-# --- naming and summary rows ----------------------------------------------------------------------
-def slide_folder_names(paths: Sequence[str | Path]) -> list[str]:
-    """One unique output-folder name per slide (file name without its extensions)."""
-    names: list[str] = []
-    seen: dict[str, int] = {}
-    for path in paths:
-        base = Path(path).name.split(".")[0] or "slide"
-        count = seen.get(base, 0)
-        seen[base] = count + 1
-        names.append(base if count == 0 else f"{base}-{count + 1}")
-    return names
-
-
+# --- summary rows -------------------------------------------------------------------------------
 def summary_row(slide: str, out_dir: Path, status: str, seconds: float, result: SlideResult | None = None,
                 error: str = "") -> dict[str, Any]:
     """One line of the run summary table.
@@ -342,7 +331,7 @@ def analyze_cohort(
     check_models(config)  # one clear error before any slide, not one failure per slide
     out_root = Path(out_dir)
     out_root.mkdir(parents=True, exist_ok=True)
-    items = [(str(p), out_root / name) for p, name in zip(slides, slide_folder_names(slides), strict=True)]
+    items = [(str(p), out_root / name) for p, name in zip(slides, unique_stems(slides), strict=True)]
     if client is None and workers is None and scheduler is None:
         rows = _run_in_process(items, config, resume, export, progress, cancel, out_root)
         return _write_summary(out_root, rows)
@@ -364,6 +353,5 @@ __all__ = [
     "finish_task",
     "is_finished",
     "region_task",
-    "slide_folder_names",
     "summary_row",
 ]

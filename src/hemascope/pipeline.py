@@ -112,11 +112,10 @@ def plan_slide_regions(slide: Any, config: AnalysisConfig) -> tuple[list[Any], A
     from hemascope.segment.regions import slide_mpp
     from hemascope.segment.smear import compute_smear_mask
 
-    smear = compute_smear_mask(slide)
     if slide.mpp is None:
-        slide.mpp, slide.mpp_source = slide_mpp(slide, smear)
-    if config.roi_um is not None:
-        smear = compute_smear_mask(slide, np.asarray(config.roi_um))
+        slide.mpp, slide.mpp_source = slide_mpp(slide)
+    # after the scale is known: close-ups (a few cells filling the image) are told apart by it
+    smear = compute_smear_mask(slide, None if config.roi_um is None else np.asarray(config.roi_um))
     regions = plan_regions(slide, _segment_settings(config), region_size=config.region_size, smear=smear)
     return regions, smear
 

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from hemascope.config import AnalysisConfig
-from hemascope.distributed import slide_folder_names
 from hemascope.errors import ConfigError
 from hemascope.io import slide_from_array
+from hemascope.io.paths import unique_stems
 from hemascope.pipeline import start_run
 from hemascope.region_checkpoints import RegionCheckpoints, RegionOutput
 from hemascope.segment.smear import SmearMask
@@ -52,4 +52,4 @@ def test_resume_refuses_other_settings(tmp_path):
 
 
 def test_slide_folder_names_are_unique():
-    assert slide_folder_names(["a/x.ome.tif", "b/x.svs", "y.tif"]) == ["x", "x-2", "y"]
+    assert unique_stems(["a/x.ome.tif", "b/x.svs", "y.tif"]) == ["x", "x-2", "y"]

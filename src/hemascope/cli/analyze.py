@@ -28,7 +28,7 @@ HELP = "analyse slides (segment, classify, summarise) into one output folder eac
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the command-line arguments."""
-    parser.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files (OME-TIFF, SVS, OME-Zarr, images, ...)")
+    parser.add_argument("slides", nargs="+", metavar="SLIDE", help="slide files (OME-TIFF, SVS, OME-Zarr, images, ...) or folders of them")
     parser.add_argument("--out", required=True, metavar="DIR", help="output root folder")
     parser.add_argument("--config", metavar="FILE", help="TOML file of run settings (see docs/cohorts.md)")
     parser.add_argument("--mpp", type=float, metavar="UM",
@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.cli._contract import check_output_dir
     from hemascope.distributed import SUMMARY_FILE, analyze_cohort
     from hemascope.errors import InvalidInputError
+    from hemascope.io.paths import expand_slide_paths
     from hemascope.pipeline import slide_model_plan
     from hemascope.progress import tqdm_progress
 
@@ -120,13 +121,14 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InvalidInputError(f"--workers must be >= 1, got {args.workers}")
     out = check_output_dir(args.out)
+    slides = expand_slide_paths(args.slides, exclude=out)
     config = build_config(args)
     names, _ = slide_model_plan(config)  # loads the cell model, refuses a slide model that does not fit
     if not args.quiet:
         print(f"cell model {config.cell_model}; slide models: {', '.join(names) or 'none apply'}",
               file=sys.stderr)
     summary = analyze_cohort(
-        args.slides, out, config, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
+        slides, out, config, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
         export=not args.no_export, progress=tqdm_progress("slides", disable=args.quiet),
     )
     for row in summary.itertuples():

@@ -22,12 +22,9 @@ from hemascope.cli._options import add_device_argument
 COMMAND = ("segment",)
 HELP = "find white cells in slides or field images (cells.csv/.parquet, label images for fields)"
 
-_FIELD_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``segment`` options to ``parser``."""
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_SLIDE", help="slide files or field images")
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_SLIDE", help="slide files, field images or folders of them")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--segmenter", default="classical", choices=("classical", "cellpose", "auto"))
     parser.add_argument("--mpp", type=float, default=None, help="µm per level-0 pixel (overrides the file)")
@@ -76,8 +73,8 @@ def _scale_note(seg) -> str:
     return note
 
 
-def _segment_one(path: str, args: argparse.Namespace):
-    """Segment one input and write its label images; returns its cell table."""
+def _segment_one(path: str, stem: str, args: argparse.Namespace):
+    """Segment one input and write its label images (named after ``stem``); returns its cell table."""
     import tifffile
 
     from hemascope.files import atomic_path
@@ -91,7 +88,6 @@ def _segment_one(path: str, args: argparse.Namespace):
             keep_masks=_is_field(slide) or args.labels,
             progress=tqdm_progress(Path(path).name, disable=args.quiet),
         )
-        stem = Path(path).name.split(".")[0]
         if _is_field(slide):
             from hemascope.segment import paint_labels
 
@@ -121,16 +117,18 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.cli._contract import EXIT_OK, EXIT_SOME_FAILED, check_output_dir
     from hemascope.errors import DataError, HemascopeError, InvalidInputError
     from hemascope.files import atomic_write_table
+    from hemascope.io.paths import expand_slide_paths, unique_stems
     from hemascope.segment import empty_cell_table
 
     if args.mpp is not None and args.mpp <= 0:
         raise InvalidInputError(f"--mpp must be positive, got {args.mpp}")
     check_output_dir(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
+    inputs = expand_slide_paths(args.inputs, exclude=args.out)
     tables, failed = [], []
-    for path in args.inputs:
+    for path, stem in zip(inputs, unique_stems(inputs), strict=True):
         try:
-            tables.append(_segment_one(path, args))
+            tables.append(_segment_one(path, stem, args))
         except (HemascopeError, OSError, ValueError) as exc:  # unreadable, unscalable, not RGB...
             failed.append((path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
             print(f"skipped {path}: {failed[-1][1]}", file=sys.stderr)
@@ -142,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_table(args.out / "cells.csv", out)
     atomic_write_table(args.out / "cells.parquet", out)
     if failed:
-        print(f"{len(failed)} of {len(args.inputs)} inputs failed: "
+        print(f"{len(failed)} of {len(inputs)} inputs failed: "
               + ", ".join(p for p, _ in failed), file=sys.stderr)
         return EXIT_SOME_FAILED
     return EXIT_OK

@@ -10,13 +10,13 @@ from __future__ import annotations
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 """Classic TIFF and BigTIFF headers, both byte orders."""
 
-IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
-"""PNG and JPEG headers (flat images)."""
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM")
+"""PNG, JPEG and BMP headers (flat images)."""
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".btf", ".tf2", ".tf8")
 """TIFF-family files read by hemascope's own TIFF reader (the magic number decides, not this)."""
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 """Flat images."""
 
 OPENSLIDE_SUFFIXES = (".mrxs", ".vms", ".vmu", ".scn", ".bif", ".svslide")

@@ -12,14 +12,10 @@ from hemascope.io.formats import (
     IMAGE_MAGIC,
     OPENSLIDE_SUFFIXES,
     TIFF_MAGIC,
-    ZARR_MARKERS,
 )
+from hemascope.io.paths import is_zarr_dir
 from hemascope.io.slide import Slide
 from hemascope.io.write_tiff import check_mpp
-
-
-def _is_zarr_dir(path: Path) -> bool:
-    return any((path / name).is_file() for name in ZARR_MARKERS)
 
 
 def open_slide(path: str | os.PathLike[str], *, mpp: float | None = None) -> Slide:
@@ -64,7 +60,7 @@ def open_slide(path: str | os.PathLike[str], *, mpp: float | None = None) -> Sli
 
 def _dispatch(path: Path) -> Slide:
     if path.is_dir():
-        if _is_zarr_dir(path):
+        if is_zarr_dir(path):
             from hemascope.io.read_zarr import open_ome_zarr
 
             return open_ome_zarr(path)

@@ -133,7 +133,8 @@ def summarize(
     if models is None:
         identity = cell_model if cell_model is not None else cell_model_sha256
         models = applicable_bag_models(identity) if identity else []
-    model_list = list(models) if embeddings is not None else []
+    # no cells, no embeddings: every model still answers (it abstains: too few cells)
+    model_list = list(models) if embeddings is not None or cells_table.empty else []
     total = 1 + len(model_list)
     differential = differential_count(cells_table["class"].astype(str), min_cells=min_cells,
                                       classes=classes)
@@ -141,12 +142,13 @@ def summarize(
     subtypes = []
     for i, name in enumerate(model_list, start=2):
         check_cancelled(cancel)
-        assert embeddings is not None  # else model_list is empty
+        bag_model = load_bag_model(name)
+        features = embeddings if embeddings is not None else np.zeros((0, bag_model.card.embedding_dim), np.float32)
         subtypes.append(
             predict_subtype(
                 cells_table,
-                embeddings,
-                load_bag_model(name),
+                features,
+                bag_model,
                 min_blasts=min_blasts,
                 cell_model_sha256=cell_model_sha256,
             )

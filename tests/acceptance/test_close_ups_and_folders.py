@@ -1,0 +1,63 @@
+"""Users' other inputs: CellaVision-like close-ups of one white cell with no µm/px, and folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+@pytest.fixture(scope="module")
+def close_up(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 36 µm close-up (360² at 0.1 µm/px) centred on one white cell, saved as a PNG without scale."""
+    from PIL import Image
+
+    from hemascope.synthetic import SmearSpec, render_field
+
+    image, truth = render_field(SmearSpec(size=(1200, 1200), mpp=0.1, seed=3, wbc_density=1500,
+                                          glass_margin=0.0), masks=False)
+    wbc = truth.cells[truth.cells["class"] != "platelet"]
+    rows, cols = wbc["row"].to_numpy(), wbc["col"].to_numpy()
+    inner = (rows > 200) & (rows < 1000) & (cols > 200) & (cols < 1000)
+    assert inner.any(), "the synthetic field holds no white cell away from its border"
+    r, c = int(rows[inner][0]), int(cols[inner][0])
+    path = tmp_path_factory.mktemp("close-up") / "cell.png"
+    Image.fromarray(image[r - 180:r + 180, c - 180:c + 180]).save(path)
+    return path
+
+
+def test_analyze_finds_the_cell_of_a_close_up_without_mpp(close_up, cli, tmp_path):
+    assert cli("analyze", close_up, "--out", tmp_path, "--quiet") == 0
+    cells = pd.read_parquet(tmp_path / "cell" / "cells.parquet")
+    assert len(cells) >= 1
+    centre = ((cells["row"] - 180) ** 2 + (cells["col"] - 180) ** 2) ** 0.5
+    assert centre.min() < 40  # the centred white cell, within 4 µm
+
+
+def test_zero_cells_still_name_the_slide_model_that_abstained(blank_png, cli, tmp_path, capsys):
+    assert cli("analyze", blank_png, "--out", tmp_path, "--mpp", "0.25", "--quiet") == 0
+    line = capsys.readouterr().out
+    assert "0 cells" in line and "apl" in line and "ABSTAINED" in line
+    assert "no slide-level model applies" not in line
+
+
+def test_segment_and_analyze_take_a_folder_of_images(close_up, cli, tmp_path, capsys):
+    folder = tmp_path / "crops" / "patient_1"
+    folder.mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(close_up.read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    assert cli("segment", tmp_path / "crops", "--out", tmp_path / "seg", "--mpp", "0.1", "--quiet") == 0
+    table = pd.read_csv(tmp_path / "seg" / "cells.csv")
+    assert sorted(Path(s).name for s in table["source"].unique()) == ["a.png", "b.png"]
+    assert (tmp_path / "seg" / "a_cells.tif").is_file() and (tmp_path / "seg" / "b_cells.tif").is_file()
+    assert cli("analyze", tmp_path / "crops", "--out", tmp_path / "ana", "--mpp", "0.1", "--quiet") == 0
+    assert "2/2 slides analysed" in capsys.readouterr().out
+
+
+def test_a_folder_without_images_is_one_clear_error(cli, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli("segment", tmp_path / "empty", "--out", tmp_path / "seg") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no slide or image files" in err[0]
