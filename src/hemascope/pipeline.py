@@ -173,7 +173,8 @@ def run_region(slide: Any, region: Any, index: int, config: AnalysisConfig, *, c
     config
         Run settings.
     cancel
-        Cancel token.
+        Cancel token, checked inside the region too: between batches of segmentation candidates
+        and of classification crops, so a cancel stops a big region within one batch.
 
     Returns
     -------
@@ -185,7 +186,7 @@ def run_region(slide: Any, region: Any, index: int, config: AnalysisConfig, *, c
     from hemascope.segment.regions import segment_region_with_masks
 
     t0 = time.perf_counter()
-    cells, masks = segment_region_with_masks(slide, region, _segment_settings(config))
+    cells, masks = segment_region_with_masks(slide, region, _segment_settings(config), cancel=cancel)
     cells = cells.reset_index(drop=True)
     t1 = time.perf_counter()
     check_cancelled(cancel)
@@ -388,8 +389,9 @@ def iter_analysis(
 
     This is the compute behind :func:`analyze_slide` (which drains it), the napari dock (which
     runs it in one worker thread) and scripts that want to watch or stop a run: closing the
-    generator, or setting ``cancel``, stops it at the next region (and inside a region's
-    classification). Parameters as for :func:`analyze_slide`.
+    generator, stops it at the next region; setting ``cancel`` stops it inside a region too
+    (between batches of its segmentation candidates and classification crops), and nothing of an
+    unfinished region is saved. Parameters as for :func:`analyze_slide`.
     """
     config = load_config(config)
     out = Path(out_dir) if out_dir is not None else None
