@@ -40,14 +40,15 @@ def test_export_all_writes_every_bundle_export_of_the_table_and_marks_them(tmp_p
     assert {name: p.name for name, p in paths.items()} == {e.name: e.file_name for e in bundle_exports()}
     assert all(p.is_file() and p.stat().st_size > 0 for p in paths.values())
     assert set(json.loads((tmp_path / EXPORTS_COMPLETE).read_text())) == set(paths)
-    assert exports_complete(tmp_path)
+    assert exports_complete(tmp_path) and exports_complete(tmp_path, list(paths))
 
 
 def test_a_subset_of_exports_is_written_and_does_not_count_as_all(tmp_path):
     paths = export_all(_result(), tmp_path, "report_json, cells_csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["cells.csv", "report.json", EXPORTS_COMPLETE])
     assert list(paths) == ["cells_csv", "report_json"]  # table order
-    assert exports_complete(tmp_path, ["cells_csv"]) and not exports_complete(tmp_path)
+    assert exports_complete(tmp_path, ["cells_csv"])
+    assert not exports_complete(tmp_path, [e.name for e in bundle_exports()])
     with pytest.raises(InvalidInputError, match="choose from cells_csv"):
         export_all(_result(), tmp_path, ["labels_zarr"])  # napari-only: needs the layers
 

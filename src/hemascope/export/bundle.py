@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from hemascope.export.registry import bundle_exports, select_exports
+from hemascope.export.registry import select_exports
 from hemascope.files import atomic_write_json
 from hemascope.results import SlideResult
 
@@ -19,16 +19,21 @@ EXPORTS_COMPLETE = "EXPORTED"
 
 
 def exports_complete(directory: str | Path, names: Sequence[str] | None = None) -> bool:
-    """Whether :func:`export_all` finished writing ``names`` (default: every export) into ``directory``."""
+    """Whether :func:`export_all` finished writing into ``directory`` (and, given ``names``, wrote those).
+
+    The marker lists the exports written; without ``names`` any finished marker counts (markers
+    of older versions, and of a run asked for some exports only).
+    """
     marker = Path(directory) / EXPORTS_COMPLETE
     if not marker.is_file():
         return False
+    if names is None:
+        return True
     try:
         written = set(json.loads(marker.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         return False
-    wanted = names if names is not None else [e.name for e in bundle_exports()]
-    return set(wanted) <= written
+    return set(names) <= written
 
 
 def export_all(
