@@ -331,6 +331,7 @@ def finish_slide(
                         cell_model_sha256=cell_card.sha256 or None, classes=cell_card.cell_classes,
                         progress=progress, cancel=cancel, **kwargs)
     checks = slide_checks(slide, cells, cached_cell_model(config.cell_model, config.device))
+    check_cancelled(cancel)
     differential, subtypes = withhold(summary.differential.to_dict(),
                                       [sub.to_dict() for sub in summary.subtypes], failed_checks(checks))
     labels_path = None
@@ -423,6 +424,7 @@ def iter_analysis(
         yield ProgressEvent(i + 1, len(regions) + 1, f"region {i + 1}/{len(regions)}")
     result = finish_slide(slide, outputs, config, smear=smear, out_dir=out,
                           timings={"total": time.perf_counter() - t_start}, cancel=cancel)
+    check_cancelled(cancel)  # a cancel while finishing: nothing is saved as complete
     if out is not None:
         result.save(out)
     yield ProgressEvent(len(regions) + 1, len(regions) + 1, "done")

@@ -277,9 +277,9 @@ class CellMask:
     nucleus: np.ndarray
 
 
-#: Candidates read and segmented together; ``cancel`` is checked between such batches, so a
-#: cancelled run stops within one batch's work however big the region is.
-CANDIDATE_BATCH = 256
+#: Candidates segmented together; ``cancel`` is checked between such batches, so a cancelled
+#: run stops within one batch's work however big the region is.
+CANDIDATE_BATCH = 64
 
 
 def segment_region_with_masks(
@@ -313,6 +313,8 @@ def segment_region_with_masks(
     keep = _in_smear(region, rows, cols) if len(rows) else np.zeros(0, dtype=bool)
     rows, cols = np.round(rows[keep]).astype(int), np.round(cols[keep]).astype(int)
     half = int(math.ceil(0.75 * settings.max_diameter_um / mpp))  # the largest cell fits, off-centre too
+    check_cancelled(cancel)
+    all_crops = _read_crops(slide, region, rows, cols, half)  # one window read for the region
     name = resolve_segmenter(settings)
     version = segmenter_version(name)
     tables: list[dict[str, Any]] = []
@@ -320,10 +322,11 @@ def segment_region_with_masks(
     seen: list[tuple[float, float]] = []  # centroids of the cells kept
     for start in range(0, len(rows), CANDIDATE_BATCH):
         check_cancelled(cancel)
-        batch_rows, batch_cols = rows[start:start + CANDIDATE_BATCH], cols[start:start + CANDIDATE_BATCH]
-        crops = _read_crops(slide, region, batch_rows, batch_cols, half)
+        stop = start + CANDIDATE_BATCH
+        crops = all_crops[start:stop]
         results = segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma)
-        for (r, c), crop, (cells, nuclei) in zip(zip(batch_rows, batch_cols, strict=True), crops, results, strict=True):
+        for (r, c), crop, (cells, nuclei) in zip(zip(rows[start:stop], cols[start:stop], strict=True), crops, results,
+                                                 strict=True):
             label = _select_instance(cells, (half, half), settings.min_diameter_um / mpp)
             if not label:
                 continue
@@ -342,6 +345,7 @@ def segment_region_with_masks(
             sl = (slice(r_lo, rr.max() + 1), slice(c_lo, cc.max() + 1))
             masks.append(CellMask((int(r - half + r_lo), int(c - half + c_lo)), one[sl] > 0, nuclei[sl] == label))
         del crops, results
+    del all_crops
     release_free_heap()
     if not tables:
         return empty_cell_table(), []
