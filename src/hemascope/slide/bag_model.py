@@ -16,14 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from hemascope.models.card import DEMO_LABEL, ModelCard
+from hemascope.models.card import ModelCard
 from hemascope.models.registry import load_model
 
-#: The usual selections of the cells of a slide that go into the bag; any cell classes joined
-#: with ``+`` are accepted too (``"blast+ig"``, see :func:`hemascope.models.card.parse_instances`).
-INSTANCE_SELECTIONS: tuple[str, ...] = ("blast", "all", "blast+ig")
-
-__all__ = ["DEMO_LABEL", "INSTANCE_SELECTIONS", "BagModel", "load_bag_model"]
+__all__ = ["BagModel", "load_bag_model"]
 
 
 @dataclass
