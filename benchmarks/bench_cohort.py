@@ -50,17 +50,16 @@ def untrained_models(folder: Path) -> dict[str, str]:
 
     from hemascope.classes import AML_SUBTYPES, CELL_CLASSES
     from hemascope.models import ModelCard, build_model, save_model
-    from hemascope.slide.bag_model import BagModelCard, save_bag_model
-    from hemascope.slide.mil import build_bag_model
+    from hemascope.models.mil import build_bag_model
 
     torch.manual_seed(0)
     card = ModelCard(name="bench-wbc", version="0", classes=list(CELL_CLASSES), input_size=64, mpp=0.5,
                      arch_params={})  # the default CellNet widths (16, 32, 64, 128)
     cell = save_model(build_model("cellnet", len(CELL_CLASSES), card.arch_params), card, folder / "cell")
-    bag_card = BagModelCard(name="bench-bag", version="0", classes=list(AML_SUBTYPES), architecture="attention",
+    bag_card = ModelCard(kind="bag", name="bench-bag", version="0", classes=list(AML_SUBTYPES), architecture="attention",
                             embedding_model="bench-wbc", embedding_dim=128, input_size=64, mpp=0.5, instances="all",
                             min_instances=3, arch_params={"hidden": 32}, demo=True)
-    bag = save_bag_model(build_bag_model("attention", 128, len(AML_SUBTYPES), hidden=32), bag_card, folder / "bag")
+    bag = save_model(build_bag_model("attention", 128, len(AML_SUBTYPES), hidden=32), bag_card, folder / "bag")
     return {"cell_model": str(cell), "slide_model": str(bag)}
 
 

@@ -172,7 +172,8 @@ def run_region(slide: Any, region: Any, index: int, config: AnalysisConfig, *, c
     config
         Run settings.
     cancel
-        Cancel token.
+        Cancel token, checked inside the region too: between batches of segmentation candidates
+        and of classification crops, so a cancel stops a big region within one batch.
 
     Returns
     -------
@@ -184,7 +185,7 @@ def run_region(slide: Any, region: Any, index: int, config: AnalysisConfig, *, c
     from hemascope.segment.regions import segment_region_with_masks
 
     t0 = time.perf_counter()
-    cells, masks = segment_region_with_masks(slide, region, _segment_settings(config))
+    cells, masks = segment_region_with_masks(slide, region, _segment_settings(config), cancel=cancel)
     cells = cells.reset_index(drop=True)
     t1 = time.perf_counter()
     check_cancelled(cancel)
@@ -329,6 +330,7 @@ def finish_slide(
                         cell_model_sha256=cell_card.sha256 or None, classes=cell_card.cell_classes,
                         progress=progress, cancel=cancel, **kwargs)
     checks = slide_checks(slide, cells, cached_cell_model(config.cell_model, config.device))
+    check_cancelled(cancel)
     differential, subtypes = withhold(summary.differential.to_dict(),
                                       [sub.to_dict() for sub in summary.subtypes], failed_checks(checks))
     labels_path = None
@@ -387,8 +389,9 @@ def iter_analysis(
 
     This is the compute behind :func:`analyze_slide` (which drains it), the napari dock (which
     runs it in one worker thread) and scripts that want to watch or stop a run: closing the
-    generator, or setting ``cancel``, stops it at the next region (and inside a region's
-    classification). Parameters as for :func:`analyze_slide`.
+    generator, stops it at the next region; setting ``cancel`` stops it inside a region too
+    (between batches of its segmentation candidates and classification crops), and nothing of an
+    unfinished region is saved. Parameters as for :func:`analyze_slide`.
     """
     config = load_config(config)
     out = Path(out_dir) if out_dir is not None else None
@@ -420,6 +423,7 @@ def iter_analysis(
         yield ProgressEvent(i + 1, len(regions) + 1, f"region {i + 1}/{len(regions)}")
     result = finish_slide(slide, outputs, config, smear=smear, out_dir=out,
                           timings={"total": time.perf_counter() - t_start}, cancel=cancel)
+    check_cancelled(cancel)  # a cancel while finishing: nothing is saved as complete
     if out is not None:
         result.save(out)
     yield ProgressEvent(len(regions) + 1, len(regions) + 1, "done")

@@ -110,7 +110,7 @@ def test_every_bundled_cell_model_analyses_the_slide(small_slide, cli, tmp_path)
     """`blast` and `taleqani-cells` classes are not white-cell types: counted, never a crash."""
     from hemascope.models import list_models
 
-    for card in [c for c in list_models() if c.kind == "cell"]:
+    for card in list_models(kind="cell"):
         out = tmp_path / card.name
         assert cli("analyze", small_slide, "--out", out, "--cell-model", card.name, "--quiet") == 0, card.name
         report = json.loads((out / "small" / "exports" / "report.json").read_text())

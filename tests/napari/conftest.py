@@ -112,18 +112,17 @@ def tiny_models(tmp_path_factory) -> dict[str, str]:
 
     from hemascope.classes import AML_SUBTYPES
     from hemascope.models import ModelCard, build_model, save_model
-    from hemascope.slide.bag_model import BagModelCard, save_bag_model
-    from hemascope.slide.mil import build_bag_model
+    from hemascope.models.mil import build_bag_model
 
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
     card = ModelCard(name="tiny-wbc", version="0.0.1", classes=list(CELL_CLASSES), input_size=16,
                      mpp=1.0, arch_params={"widths": [4, 8, 8, 8]})
     cell = save_model(build_model("cellnet", len(CELL_CLASSES), card.arch_params), card, root / "cell")
-    bag_card = BagModelCard(name="tiny-bag", version="0.0.1", classes=list(AML_SUBTYPES),
+    bag_card = ModelCard(kind="bag", name="tiny-bag", version="0.0.1", classes=list(AML_SUBTYPES),
                             architecture="attention", embedding_model="tiny-wbc", embedding_dim=8,
                             input_size=16, mpp=1.0, instances="all", min_instances=3,
                             arch_params={"hidden": 8}, demo=True)
-    bag = save_bag_model(build_bag_model("attention", 8, len(AML_SUBTYPES), hidden=8), bag_card,
+    bag = save_model(build_bag_model("attention", 8, len(AML_SUBTYPES), hidden=8), bag_card,
                          root / "bag")
     return {"cell_model": str(cell), "slide_model": str(bag)}

@@ -16,17 +16,17 @@ from hemascope.slide.applicability import (
     resolve_slide_models,
     slide_model_choices,
 )
-from hemascope.slide.bag_model import list_bag_models, load_bag_model
+from hemascope.slide.bag_model import load_bag_model
 
 
 def _cells():
-    return {c.name: c for c in list_models() if c.kind == "cell"}
+    return {c.name: c for c in list_models(kind="cell")}
 
 
 def test_every_bundled_slide_model_names_a_bundled_cell_model_it_fits():
     """The bundled models checked against each other: each bag card's cell model exists and fits."""
     cells = _cells()
-    for name in list_bag_models():
+    for name in [c.name for c in list_models(kind="bag")]:
         card = load_bag_model(name).card
         assert card.embedding_model in cells, name
         assert bag_model_fits(card, cells[card.embedding_model]), name

@@ -13,7 +13,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def trained_attention(tmp_path_factory):
     """A small attention-MIL bag model trained on synthetic bags and saved as a bag card."""
-    from hemascope.slide.bag_model import BagModelCard, save_bag_model
+    from hemascope.models import ModelCard, save_model
     from hemascope.train.mil_training import train_bag_model
 
     bags = make_bags(45, seed=1)
@@ -28,7 +28,8 @@ def trained_attention(tmp_path_factory):
         arch_params={"hidden": 32},
         seed=0,
     )
-    card = BagModelCard(
+    card = ModelCard(
+        kind="bag",
         name="test-bags",
         version="0.1",
         classes=CLASSES,
@@ -43,5 +44,5 @@ def trained_attention(tmp_path_factory):
         temperature=trained.temperature,
         demo=True,
     )
-    path = save_bag_model(trained.module, card, tmp_path_factory.mktemp("bagmodel"))
+    path = save_model(trained.module, card, tmp_path_factory.mktemp("bagmodel"))
     return path, trained

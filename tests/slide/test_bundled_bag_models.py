@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from hemascope.classes import RESEARCH_USE_ONLY
-from hemascope.models import BUNDLED_DIR
-from hemascope.slide import list_bag_models, load_bag_model
+from hemascope.models import BUNDLED_DIR, list_models
+from hemascope.slide import load_bag_model
 
 BAG_CARDS = [
     p for p in sorted(BUNDLED_DIR.glob("*.json")) if json.loads(p.read_text()).get("kind") == "bag"
@@ -18,7 +18,7 @@ BAG_CARDS = [
 def test_bundled_bag_model(card_path):
     model = load_bag_model(card_path.stem)
     card = model.card
-    assert card.name in list_bag_models()
+    assert card.name in [c.name for c in list_models(kind="bag")]
     assert card.training_data and card.licence
     # held-out test bags, or (small cohorts) a patient-level cross-validation
     assert card.metrics["n_bags"]["test"] > 0 or "cross_validation" in card.metrics

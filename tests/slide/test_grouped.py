@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from hemascope.errors import DataError, InvalidInputError, ModelIntegrityError
+from hemascope.models import ModelCard, save_model
+from hemascope.models.mil import GroupedMeanBagClassifier, build_bag_model
 from hemascope.slide.bag import instances_noun, parse_instances, select_instances
-from hemascope.slide.bag_model import BagModelCard, load_bag_model, save_bag_model
-from hemascope.slide.mil import GroupedMeanBagClassifier, build_bag_model
+from hemascope.slide.bag_model import load_bag_model
 from hemascope.train.bags_data import Bag, load_bags, restrict_bag, save_bags
 from hemascope.train.mil_training import bag_logits, train_bag_model
 
@@ -79,7 +80,8 @@ def test_grouped_learns_and_explains_per_cell(tmp_path):
     mask = torch.tensor([[True] * x.shape[1] + [False] * 5])
     assert torch.allclose(trained.module(padded, mask)[0], out, atol=1e-4)
     # saved and loaded through a bag card: buffers (the cell head, the standardisation) survive
-    card = BagModelCard(
+    card = ModelCard(
+        kind="bag",
         name="g",
         version="0",
         classes=["APL", "AML"],
@@ -92,7 +94,7 @@ def test_grouped_learns_and_explains_per_cell(tmp_path):
         instances="all",
         min_instances=5,
     )
-    loaded = load_bag_model(save_bag_model(trained.module, card, tmp_path))
+    loaded = load_bag_model(save_model(trained.module, card, tmp_path))
     probs, _ = loaded.predict(bags[16].features)
     assert probs == pytest.approx(torch.softmax(out[0], -1).detach().numpy(), abs=1e-5)
 
@@ -120,7 +122,8 @@ def test_plus_selections_and_restrict_bag(tmp_path):
     with pytest.raises(InvalidInputError):
         parse_instances("blast+")
     with pytest.raises(ModelIntegrityError):
-        BagModelCard(
+        ModelCard(
+            kind="bag",
             name="x",
             version="0",
             classes=["a", "b"],

@@ -69,8 +69,8 @@ def models(tmp_path_factory):
     import torch
 
     from hemascope.models import ModelCard, build_model, load_model, save_model
-    from hemascope.slide.bag_model import BagModelCard, load_bag_model, save_bag_model
-    from hemascope.slide.mil import build_bag_model
+    from hemascope.models.mil import build_bag_model
+    from hemascope.slide.bag_model import load_bag_model
 
     torch.manual_seed(0)
     card = ModelCard(
@@ -85,7 +85,8 @@ def models(tmp_path_factory):
         build_model("cellnet", 2, card.arch_params), card, tmp_path_factory.mktemp("c")
     )
     cell = load_model(cell_path)
-    bag_card = BagModelCard(
+    bag_card = ModelCard(
+        kind="bag",
         name="toy-apl",
         version="0",
         classes=["APL", "AML"],
@@ -99,7 +100,7 @@ def models(tmp_path_factory):
         min_instances=3,
         arch_params={"hidden": 8},
     )
-    bag_path = save_bag_model(
+    bag_path = save_model(
         build_bag_model("mean", 8, 2, hidden=8).eval(), bag_card, tmp_path_factory.mktemp("b")
     )
     return cell_path, cell, bag_path, load_bag_model(bag_path)

@@ -41,7 +41,7 @@ def test_each_architecture_learns_held_out_bags(architecture, loss, epochs):
 
 def test_untrained_model_is_not_good():
     # guards the test above against a metric that always passes
-    from hemascope.slide.mil import build_bag_model
+    from hemascope.models.mil import build_bag_model
 
     torch.manual_seed(5)
     module = build_bag_model("attention", DIM, 3, hidden=32).eval()
@@ -79,8 +79,9 @@ def test_bad_training_input():
 
 
 def test_ensemble_and_subsampled_calibration(tmp_path):
-    from hemascope.slide.bag_model import BagModelCard, load_bag_model, save_bag_model
-    from hemascope.slide.mil import BagEnsemble
+    from hemascope.models import ModelCard, save_model
+    from hemascope.models.mil import BagEnsemble
+    from hemascope.slide.bag_model import load_bag_model
 
     bags = make_bags(40, seed=4)
     options = dict(architecture="mean", val_bags=bags[32:], epochs=4, batch_size=4, lr=3e-3, seed=0)
@@ -89,7 +90,7 @@ def test_ensemble_and_subsampled_calibration(tmp_path):
     )
     assert isinstance(trained.module, BagEnsemble) and trained.arch_params["members"] == 2
     assert {r["member"] for r in trained.history} == {0, 1}
-    card = BagModelCard(
+    card = ModelCard(kind="bag",
         name="ens",
         version="0.1",
         classes=CLASSES,
@@ -101,7 +102,7 @@ def test_ensemble_and_subsampled_calibration(tmp_path):
         mpp=0.5,
         temperature=trained.temperature,
     )
-    loaded = load_bag_model(save_bag_model(trained.module, card, tmp_path))
+    loaded = load_bag_model(save_model(trained.module, card, tmp_path))
     probs, _ = loaded.predict(bags[0].features)
     assert probs.sum() == pytest.approx(1.0, abs=1e-5)
     # sub-bag calibration sees harder (smaller) bags: never a sharper temperature than whole bags
@@ -117,7 +118,8 @@ def test_ensemble_and_subsampled_calibration(tmp_path):
 def test_combine_bag_models_of_two_architectures(tmp_path):
     from types import SimpleNamespace
 
-    from hemascope.slide.bag_model import BagModelCard, load_bag_model, save_bag_model
+    from hemascope.models import ModelCard, save_model
+    from hemascope.slide.bag_model import load_bag_model
     from hemascope.train.bags_fit import combine_bag_models
 
     bags = make_bags(40, seed=6)
@@ -136,7 +138,7 @@ def test_combine_bag_models_of_two_architectures(tmp_path):
             arch_params={"hidden": 16},
             seed=0,
         )
-        card = BagModelCard(
+        card = ModelCard(kind="bag",
             name=arch,
             version="0.1",
             classes=CLASSES,
@@ -151,7 +153,7 @@ def test_combine_bag_models_of_two_architectures(tmp_path):
             licence="test",
             training_data=["synthetic bags"],
         )
-        parts.append(load_bag_model(save_bag_model(trained.module, card, tmp_path / arch)))
+        parts.append(load_bag_model(save_model(trained.module, card, tmp_path / arch)))
     report = combine_bag_models(
         parts, splits, name="both", version="0.1", cell_card=cell, out_dir=tmp_path / "both"
     )

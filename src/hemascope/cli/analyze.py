@@ -43,7 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, metavar="N", help="run on a local dask cluster of N worker processes")
     where.add_argument("--scheduler", metavar="ADDRESS", help="run on an existing dask scheduler (tcp://host:8786)")
-    parser.add_argument("--no-export", action="store_true", help="save results only, skip CSV/GeoJSON/report exports")
+    from hemascope.export.registry import bundle_exports
+
+    parser.add_argument("--no-export", action="store_true",
+                        help="save results only, skip the exports (" + ", ".join(e.file_name for e in bundle_exports())
+                        + "; write them later with `hemascope export`)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -128,7 +128,7 @@ def _demo_config(path: str | None) -> Any:
     config = load_config(path)
     if path is not None:
         return config
-    cards = {c.name: c for c in list_models()}
+    cards = {c.name: c for c in list_models(kind="cell")}
     if DEMO_CELL_MODEL not in cards:
         print(f"note: the demo cell model {DEMO_CELL_MODEL} is not installed; using {config.cell_model}")
         return config

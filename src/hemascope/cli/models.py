@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hemascope.models import ModelCard
 
 COMMAND = ("models",)
 HELP = "list the available models (cell and bag models) and their model cards"
@@ -14,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "name", nargs="?", help="show the full card of one model (name, path or URL)"
     )
     parser.add_argument("--json", action="store_true", help="print cards as JSON")
+    parser.add_argument(
+        "--kind", choices=("cell", "bag"), default=None,
+        help="only models of this kind: cell classifiers or bag (slide-level) models",
+    )
 
 
 def _headline_metric(metrics: dict) -> str:
@@ -28,17 +36,35 @@ def _headline_metric(metrics: dict) -> str:
     return "no held-out metrics"
 
 
+def _describe(card: ModelCard, slide_models: dict[str, list[str]]) -> list[str]:
+    """The lines ``hemascope models`` prints for one card."""
+    if card.kind == "bag":
+        what = f"bag model over {card.embedding_model or 'cell'} embeddings"
+    else:
+        what = f"{card.input_size} px @ {card.mpp:g} µm/px"
+    lines = [f"{card.name} {card.version}  {what}  sha256 {card.sha256[:12]}  "
+             f"{_headline_metric(card.metrics)}",
+             f"    classes: {', '.join(card.classes)}"]
+    if card.kind == "cell":
+        fits = slide_models.get(card.name, [])
+        lines.append(f"    slide models on its cells: {', '.join(fits) if fits else 'none'}")
+    if card.description:
+        lines.append(f"    {card.description}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
-    """Print the model list or one card."""
+    """Print the model list (by kind) or one card."""
     import json
 
-    from hemascope.models import cache_dir, list_models, load_model
+    from hemascope.models import MODEL_KINDS, cache_dir, list_models, load_model
 
     if args.name:
-        card = load_model(args.name).card
+        card = load_model(args.name, kind=args.kind).card
         print(card.to_json())
         return 0
-    cards = list_models()
+    kinds = [args.kind] if args.kind else list(MODEL_KINDS)
+    cards = [card for kind in kinds for card in list_models(kind=kind)]
     if args.json:
         print(json.dumps([c.to_dict() for c in cards], indent=2))
         return 0
@@ -48,17 +74,6 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.slide.applicability import models_by_cell_model
 
     slide_models = models_by_cell_model()
-    for c in cards:
-        figure = _headline_metric(c.metrics)
-        if c.kind == "bag":
-            what = f"bag model over {c.embedding_model or 'cell'} embeddings"
-        else:
-            what = f"{c.input_size} px @ {c.mpp:g} µm/px"
-        print(f"{c.name} {c.version}  {what}  sha256 {c.sha256[:12]}  {figure}")
-        print(f"    classes: {', '.join(c.classes)}")
-        if c.kind != "bag":
-            fits = slide_models.get(c.name, [])
-            print(f"    slide models on its cells: {', '.join(fits) if fits else 'none'}")
-        if c.description:
-            print(f"    {c.description}")
+    for card in cards:
+        print("\n".join(_describe(card, slide_models)))
     return 0

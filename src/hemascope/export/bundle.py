@@ -1,11 +1,16 @@
-"""Every headless export of a :class:`~hemascope.results.SlideResult` into one folder."""
+"""Every headless export of a :class:`~hemascope.results.SlideResult` into one folder.
+
+The exports are the table :data:`hemascope.export.registry.EXPORTS`; this module writes them and
+marks the folder complete.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
-from hemascope.export.report import write_report_json
-from hemascope.export.report_figure import write_report_png
+from hemascope.export.registry import select_exports
 from hemascope.files import atomic_write_json
 from hemascope.results import SlideResult
 
@@ -13,13 +18,30 @@ from hemascope.results import SlideResult
 EXPORTS_COMPLETE = "EXPORTED"
 
 
-def exports_complete(directory: str | Path) -> bool:
-    """Whether :func:`export_all` finished writing into ``directory``."""
-    return (Path(directory) / EXPORTS_COMPLETE).is_file()
+def exports_complete(directory: str | Path, names: Sequence[str] | None = None) -> bool:
+    """Whether :func:`export_all` finished writing into ``directory`` (and, given ``names``, wrote those).
+
+    The marker lists the exports written; without ``names`` any finished marker counts (markers
+    of older versions, and of a run asked for some exports only).
+    """
+    marker = Path(directory) / EXPORTS_COMPLETE
+    if not marker.is_file():
+        return False
+    if names is None:
+        return True
+    try:
+        written = set(json.loads(marker.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return False
+    return set(names) <= written
 
 
-def export_all(result: SlideResult, directory: str | Path) -> dict[str, Path]:
-    """Write every headless export of ``result`` into ``directory``.
+def export_all(
+    result: SlideResult,
+    directory: str | Path,
+    names: str | Sequence[str] | None = None,
+) -> dict[str, Path]:
+    """Write the headless exports of ``result`` into ``directory``.
 
     Parameters
     ----------
@@ -28,40 +50,30 @@ def export_all(result: SlideResult, directory: str | Path) -> dict[str, Path]:
     directory
         Output folder (created if needed). The marker :data:`EXPORTS_COMPLETE` is removed first
         and written last, so an interrupted or failed export never looks complete.
+    names
+        Which exports (names of :data:`~hemascope.export.registry.EXPORTS`, a sequence or
+        comma-separated); ``None`` or ``"all"``: every one.
 
     Returns
     -------
     dict of str to Path
-        ``{"cells_csv", "cells_parquet", "geojson", "report_json", "report_png"}`` to paths. Cells
-        are outlined by their masks when the result has a label mask, else by circles of their area.
-    """
-    from hemascope.export.geojson import write_geojson
-    from hemascope.export.tables import write_cell_table
+        Export name to path, e.g. ``{"cells_csv", "cells_parquet", "geojson", "report_json",
+        "report_png"}`` for every export.
 
+    Raises
+    ------
+    InvalidInputError
+        An unknown export name.
+    """
+    exports = select_exports(names)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     marker = directory / EXPORTS_COMPLETE
     marker.unlink(missing_ok=True)
-    labels = nuclei = None
-    if result.labels_path is not None and Path(result.labels_path).is_dir():
-        import zarr
-
-        store = zarr.open_group(str(result.labels_path), mode="r")
-        labels = store["labels/cells/0"]
-        groups = store["labels"]
-        nuclei = (
-            store["labels/nuclei/0"]
-            if isinstance(groups, zarr.Group) and "nuclei" in groups
-            else None
-        )
-    paths = {
-        "cells_csv": write_cell_table(directory / "cells.csv", result.cells),
-        "cells_parquet": write_cell_table(directory / "cells.parquet", result.cells),
-        "geojson": write_geojson(directory / "cells.geojson", result.cells, labels=labels, nuclei=nuclei,
-                                 mpp=result.slide.get("mpp")),
-        "report_json": write_report_json(directory / "report.json", result),
-        "report_png": write_report_png(directory / "report.png", result),
-    }
+    paths: dict[str, Path] = {}
+    for export in exports:
+        if export.write is not None:  # always: select_exports returns bundle exports only
+            paths[export.name] = export.write(result, directory / export.file_name)
     atomic_write_json(marker, {name: p.name for name, p in paths.items()})
     return paths
 

@@ -1,14 +1,22 @@
-"""Cell classification models: compact CNN architectures and a safe registry.
+"""Models of every kind (cell classifiers, slide-level bag models): architectures and one registry.
 
-Every model is a ``.safetensors`` weights file plus a JSON :class:`ModelCard`. Use
-:func:`list_models` to see what is available and :func:`load_model` to get a verified network.
+Every model is a ``.safetensors`` weights file plus a JSON :class:`ModelCard` whose ``kind`` says
+which it is. Use :func:`list_models` (``kind=``) to see what is available and :func:`load_model`
+to get a verified network.
 """
 
-from hemascope.models.architectures import ARCHITECTURES, CellNet, build_model
+from hemascope.models.architectures import (
+    ARCHITECTURES,
+    ARCHITECTURES_BY_KIND,
+    MODEL_KINDS,
+    CellNet,
+    build_model,
+)
 from hemascope.models.card import ModelCard
 from hemascope.models.registry import (
     BUNDLED_DIR,
     LoadedModel,
+    build_for_card,
     cache_dir,
     find_card,
     list_models,
@@ -19,10 +27,13 @@ from hemascope.models.registry import (
 
 __all__ = [
     "ARCHITECTURES",
+    "ARCHITECTURES_BY_KIND",
     "BUNDLED_DIR",
+    "MODEL_KINDS",
     "CellNet",
     "LoadedModel",
     "ModelCard",
+    "build_for_card",
     "build_model",
     "cache_dir",
     "find_card",

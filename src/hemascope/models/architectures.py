@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from hemascope.errors import ModelIntegrityError
+from hemascope.models.mil import CARD_ARCHITECTURES
 
 
 def _conv_bn(c_in: int, c_out: int) -> nn.Sequential:
@@ -80,6 +81,19 @@ class CellNet(nn.Module):
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"cellnet": CellNet}
+
+#: The model kinds and the architecture names a card of each kind may hold: the one table the
+#: card checks, the registry lists by (``list_models(kind=...)``) and the loader builds from.
+#: ``"cell"``: single-cell classifiers (:data:`ARCHITECTURES`); ``"bag"``: slide-level models over
+#: a cell model's embeddings (:mod:`hemascope.models.mil`). Segmentation weights are Cellpose's own
+#: (:mod:`hemascope.segment.cellpose_backend`), not hemascope cards.
+ARCHITECTURES_BY_KIND: dict[str, tuple[str, ...]] = {
+    "cell": tuple(ARCHITECTURES),
+    "bag": CARD_ARCHITECTURES,
+}
+
+#: The model kinds, in listing order.
+MODEL_KINDS: tuple[str, ...] = tuple(ARCHITECTURES_BY_KIND)
 
 
 def build_model(

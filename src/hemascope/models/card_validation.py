@@ -20,7 +20,9 @@ MAX_INT_PARAM = 100_000
 """Largest integer an architecture parameter may hold (a width of 10^9 would exhaust memory)."""
 
 _STRINGS = ("name", "version", "architecture", "weights", "sha256", "licence", "description",
-            "kind", "embedding_model")
+            "kind", "embedding_model", "embedding_version", "embedding_sha256", "instances")
+
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def _fail(field: str, wanted: str, value: Any) -> ModelIntegrityError:
@@ -67,6 +69,17 @@ def _check_params(value: Any, field: str) -> None:
         raise _fail(field, "JSON scalars, lists and objects", value)
 
 
+def _check_bag_fields(data: dict[str, Any]) -> None:
+    """Types and ranges of the bag-model fields (embedding size, abstention rule, demo flag)."""
+    for field, low in (("embedding_dim", 1), ("min_instances", 1)):
+        value = data.get(field)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not low <= value <= MAX_INT_PARAM):
+            raise _fail(field, f"an integer in [{low}, {MAX_INT_PARAM}]", value)
+    if "demo" in data and not isinstance(data["demo"], bool):
+        raise _fail("demo", "true or false", data["demo"])
+
+
 def validate_card_dict(data: Any) -> dict[str, Any]:
     """Check the types and ranges of a model card's fields.
 
@@ -84,8 +97,9 @@ def validate_card_dict(data: Any) -> dict[str, Any]:
     ------
     ModelIntegrityError
         ``data`` is not an object, is nested more than :data:`MAX_DEPTH` levels, or a field has
-        the wrong type: strings for names, version, weights and ``sha256`` (64 hex digits when
-        set); a list of distinct strings for ``classes``; an integer ``input_size`` in
+        the wrong type: strings for names, version, weights, ``instances`` and the hashes
+        ``sha256``/``embedding_sha256`` (64 hex digits when set); integers ``embedding_dim`` and
+        ``min_instances`` >= 1 and a boolean ``demo`` (bag models); a list of distinct strings for ``classes``; an integer ``input_size`` in
         [8, 4096]; finite positive ``mpp`` and ``temperature``; three finite ``mean`` values and
         three finite positive ``std`` values; architecture parameters with finite numbers and
         positive widths.
@@ -96,9 +110,11 @@ def validate_card_dict(data: Any) -> dict[str, Any]:
     for field in _STRINGS:
         if field in data and not isinstance(data[field], str):
             raise _fail(field, "a string", data[field])
-    sha = data.get("sha256", "")
-    if sha and (len(sha) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha)):
-        raise _fail("sha256", "64 hexadecimal digits", sha)
+    for field in ("sha256", "embedding_sha256"):
+        sha = data.get(field, "")
+        if sha and (len(sha) != 64 or not set(sha) <= _HEX):
+            raise _fail(field, "64 hexadecimal digits", sha)
+    _check_bag_fields(data)
     classes = data.get("classes")
     if classes is not None and (
         not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)

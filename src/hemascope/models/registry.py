@@ -1,4 +1,9 @@
-"""The model registry: find, verify and load models stored as ``.safetensors`` + JSON card.
+"""The model registry: find, verify and load models of every kind stored as ``.safetensors`` + JSON card.
+
+One door for cell classifiers and slide-level (bag) models: :func:`list_models` lists cards by
+``kind``, :func:`find_card` finds one, :func:`load_model` verifies and builds it (the architecture
+named by the card, of its kind) on a device, :func:`save_model` writes one. Nothing is downloaded
+unless the user passes a URL.
 
 Where models come from, in the order :func:`load_model` tries them:
 
@@ -29,12 +34,14 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
-from hemascope.errors import ModelIntegrityError, ModelNotFoundError
-from hemascope.files import sha256_file
-from hemascope.models.architectures import build_model
+from hemascope.devices import resolve_device
+from hemascope.errors import InvalidInputError, ModelIntegrityError, ModelNotFoundError
+from hemascope.files import atomic_write_bytes, atomic_write_text, sha256_file
+from hemascope.models.architectures import MODEL_KINDS, build_model
 from hemascope.models.card import ModelCard
+from hemascope.models.mil import build_bag_model
 
 BUNDLED_DIR = Path(__file__).parent / "weights"
 _URL_SCHEMES = ("http://", "https://", "file://")
@@ -81,6 +88,10 @@ def cache_dir() -> Path:
     return Path(xdg) / "hemascope" / "models"
 
 
+def _check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in MODEL_KINDS:
+        raise InvalidInputError(f"unknown model kind {kind!r}; known: {', '.join(MODEL_KINDS)}")
+
 
 def _card_paths() -> list[Path]:
     paths = sorted(BUNDLED_DIR.glob("*.json"))
@@ -102,8 +113,15 @@ def list_models(kind: str | None = None) -> list[ModelCard]:
     Returns
     -------
     list of ModelCard
-        One card per model name (a bundled model hides a cached one of the same name).
+        One card per model name (a bundled model hides a cached one of the same name); cards
+        that do not validate are left out (loading them by name says why).
+
+    Raises
+    ------
+    InvalidInputError
+        ``kind`` is not one of :data:`~hemascope.models.architectures.MODEL_KINDS`.
     """
+    _check_kind(kind)
     cards: dict[str, ModelCard] = {}
     for path in _card_paths():
         try:
@@ -120,8 +138,10 @@ def _find_named(name: str, kind: str | None = None) -> Path:
         if path.stem == name:
             return path
     known = sorted(c.name for c in list_models(kind))
-    what = f"{kind} model" if kind else "model"
-    raise ModelNotFoundError(f"no {what} named {name!r}; available: {', '.join(known) or 'none'}")
+    what = f"{kind} models" if kind else "models"
+    raise ModelNotFoundError(
+        f"no model named {name!r}; available {what}: {', '.join(known) or 'none'}"
+    )
 
 
 def find_card(name_or_path: str | Path, kind: str | None = None) -> Path:
@@ -182,7 +202,7 @@ def _fetch_url(url: str, sha256: str | None) -> tuple[Path, ModelCard | None, st
         if not (dest.is_file() and sha256_file(dest) == expected):
             _download(weights_url, dest)
         card_dest = dest.with_name(f"{card.name}.json")
-        card_dest.write_text(card.to_json(), encoding="utf-8")
+        atomic_write_text(card_dest, card.to_json())
         return dest, card, expected
     if not sha256:
         raise ModelIntegrityError(f"loading weights from {url} needs a pinned sha256=")
@@ -194,30 +214,44 @@ def _fetch_url(url: str, sha256: str | None) -> tuple[Path, ModelCard | None, st
 
 
 def _resolve(
-    name_or_path: str | Path, sha256: str | None
+    name_or_path: str | Path, sha256: str | None, kind: str | None
 ) -> tuple[Path, ModelCard | None, str | None]:
     text = str(name_or_path)
     if text.startswith(_URL_SCHEMES):
         return _fetch_url(text, sha256)
     path = Path(text).expanduser()
-    if path.suffix in (".json", ".safetensors") or path.exists():
+    if path.suffix == ".safetensors":
         if not path.is_file():
             raise ModelNotFoundError(f"model file not found: {path}")
-        if path.suffix == ".json":
-            card = ModelCard.read(path)
-            weights = path.parent / (card.weights or f"{card.name}.safetensors")
-            if not weights.is_file():
-                raise ModelNotFoundError(f"card {path} points to missing weights {weights}")
-            return weights, card, sha256 or card.sha256 or None
         sibling = path.with_suffix(".json")
-        sibling_card = ModelCard.read(sibling) if sibling.is_file() else None
-        return path, sibling_card, sha256 or (sibling_card.sha256 if sibling_card else None) or None
-    card_path = _find_named(text)
+        card = ModelCard.read(sibling) if sibling.is_file() else None
+        return path, card, sha256 or (card.sha256 if card else None) or None
+    card_path = find_card(path if path.suffix == ".json" or path.is_dir() else text, kind)
     card = ModelCard.read(card_path)
     weights = card_path.parent / (card.weights or f"{card.name}.safetensors")
     if not weights.is_file():
-        raise ModelNotFoundError(f"model {text!r}: weights file {weights.name} is missing")
+        raise ModelNotFoundError(
+            f"model {card.name!r}: card {card_path} points to missing weights {weights.name}"
+        )
     return weights, card, sha256 or card.sha256 or None
+
+
+def build_for_card(card: ModelCard) -> torch.nn.Module:
+    """An untrained network of the card's kind and architecture (see ``ARCHITECTURES_BY_KIND``).
+
+    Raises
+    ------
+    ModelIntegrityError
+        An unknown architecture or parameters it does not take.
+    """
+    if card.kind != "bag":
+        return build_model(card.architecture, len(card.classes), card.arch_params)
+    try:
+        return build_bag_model(
+            card.architecture, card.embedding_dim, len(card.classes), **card.arch_params
+        )
+    except (InvalidInputError, TypeError) as exc:
+        raise ModelIntegrityError(f"bag card {card.name!r} cannot be built: {exc}") from None
 
 
 def _card_from_metadata(path: Path) -> ModelCard:
@@ -238,9 +272,13 @@ def _card_from_metadata(path: Path) -> ModelCard:
 
 
 def load_model(
-    name_or_path: str | Path, device: str | torch.device = "cpu", *, sha256: str | None = None
+    name_or_path: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    sha256: str | None = None,
+    kind: str | None = "cell",
 ) -> LoadedModel:
-    """Find, verify and load a model.
+    """Find, verify and load a model of any kind.
 
     Parameters
     ----------
@@ -248,9 +286,12 @@ def load_model(
         A registry name (``"wbc"``), a path to a card or weights file, or a URL (see the module
         docstring).
     device
-        Torch device for the module (``"cpu"``, ``"cuda"``, ...).
+        Torch device for the module (``"auto"``, ``"cpu"``, ``"cuda"``, ...; see
+        :func:`hemascope.devices.resolve_device`).
     sha256
         Expected hex digest of the weights; overrides the card's (required for weights URLs).
+    kind
+        The kind the caller needs (``"cell"`` by default, ``"bag"``); ``None`` accepts any.
 
     Returns
     -------
@@ -262,9 +303,11 @@ def load_model(
     ModelNotFoundError
         Unknown name, missing file or unreachable URL.
     ModelIntegrityError
-        Wrong hash, malformed file, or tensors that do not fit the architecture.
+        Wrong hash, malformed file, tensors that do not fit the architecture, or a model of
+        another kind than ``kind``.
     """
-    weights, card, expected = _resolve(name_or_path, sha256)
+    _check_kind(kind)
+    weights, card, expected = _resolve(name_or_path, sha256, kind)
     if expected:
         actual = sha256_file(weights)
         if actual != expected:
@@ -274,11 +317,16 @@ def load_model(
             )
     if card is None:
         card = _card_from_metadata(weights)
+    if kind is not None and card.kind != kind:
+        raise ModelIntegrityError(
+            f"{card.name!r} is a {card.kind} model, not a {kind} model; "
+            f"see `hemascope models` for the {kind} models"
+        )
     try:
         state = load_file(str(weights), device="cpu")
     except (SafetensorError, OSError, RuntimeError) as exc:
         raise ModelIntegrityError(f"{weights} is not a valid safetensors file: {exc}") from None
-    module = build_model(card.architecture, len(card.classes), card.arch_params)
+    module = build_for_card(card)
     expected_shapes = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     got_shapes = {k: tuple(v.shape) for k, v in state.items()}
     if expected_shapes != got_shapes:
@@ -290,7 +338,7 @@ def load_model(
             f"classes (mismatched tensors: {', '.join(bad[:4])})"
         )
     module.load_state_dict(state)
-    dev = torch.device(device)
+    dev = resolve_device(device)
     module.to(dev).eval()
     if not card.sha256:
         card.sha256 = sha256_file(weights)
@@ -300,8 +348,8 @@ def load_model(
 def save_model(module: torch.nn.Module, card: ModelCard, directory: str | Path) -> Path:
     """Write ``<name>.safetensors`` and ``<name>.json`` (with the weights' sha256) into a directory.
 
-    Both files are written to temporary names first and moved into place, so a crash never leaves
-    a half-written model. The card is also embedded in the safetensors metadata.
+    Any kind of model. Both files are written atomically (:mod:`hemascope.files`), so a crash
+    never leaves a half-written model. A cell card is also embedded in the safetensors metadata.
 
     Parameters
     ----------
@@ -322,13 +370,10 @@ def save_model(module: torch.nn.Module, card: ModelCard, directory: str | Path) 
     card.weights = f"{card.name}.safetensors"
     card.sha256 = ""
     state = {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
-    weights = directory / card.weights
-    tmp = weights.with_suffix(".safetensors.part")
-    save_file(state, str(tmp), metadata={"card": card.to_json(), "format": "pt"})
-    os.replace(tmp, weights)
-    card.sha256 = sha256_file(weights)
+    metadata = {"card": card.to_json(), "format": "pt"} if card.kind == "cell" else None
+    data = save(state, metadata=metadata)
+    atomic_write_bytes(directory / card.weights, data)
+    card.sha256 = hashlib.sha256(data).hexdigest()
     card_path = directory / f"{card.name}.json"
-    tmp_card = card_path.with_suffix(".json.part")
-    tmp_card.write_text(card.to_json() + "\n", encoding="utf-8")
-    os.replace(tmp_card, card_path)
+    atomic_write_text(card_path, card.to_json() + "\n")
     return card_path

@@ -201,7 +201,7 @@ class AnalyzeWidget(QWidget):
         from hemascope.models import list_models
         from hemascope.slide.applicability import slide_model_choices
 
-        card = next((c for c in list_models() if c.name == cell_model), None)
+        card = next((c for c in list_models(kind="cell") if c.name == cell_model), None)
         if card is None:
             try:
                 from hemascope.models import load_model

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from hemascope.errors import InvalidInputError
+from hemascope.progress import CancelToken, check_cancelled
 from hemascope.segment.backends import resolve_segmenter, segment_crops, segmenter_version
 from hemascope.segment.candidates import find_candidates
 from hemascope.segment.settings import SegmentSettings
@@ -276,8 +277,14 @@ class CellMask:
     nucleus: np.ndarray
 
 
+#: Candidates segmented together; ``cancel`` is checked between such batches, so a cancelled
+#: run stops within one batch's work however big the region is.
+CANDIDATE_BATCH = 64
+
+
 def segment_region_with_masks(
-    slide, region: Region, settings: SegmentSettings | Mapping[str, Any] | None = None
+    slide, region: Region, settings: SegmentSettings | Mapping[str, Any] | None = None,
+    *, cancel: CancelToken | None = None,
 ) -> tuple[pd.DataFrame, list[CellMask]]:
     """:func:`segment_region` that also returns each kept cell's masks (for label images).
 
@@ -286,8 +293,14 @@ def segment_region_with_masks(
     cells, masks
         The region's cell table (``id`` numbered 1..n within the region) and one
         :class:`CellMask` per row.
+
+    Raises
+    ------
+    Cancelled
+        ``cancel`` was set (checked before each batch of :data:`CANDIDATE_BATCH` candidates).
     """
     settings = SegmentSettings.from_any(settings)
+    check_cancelled(cancel)
     mpp, grid = region.mpp, region.grid
     reduced = read_reduced(slide, region.window, grid)
     centres = find_candidates(
@@ -300,32 +313,39 @@ def segment_region_with_masks(
     keep = _in_smear(region, rows, cols) if len(rows) else np.zeros(0, dtype=bool)
     rows, cols = np.round(rows[keep]).astype(int), np.round(cols[keep]).astype(int)
     half = int(math.ceil(0.75 * settings.max_diameter_um / mpp))  # the largest cell fits, off-centre too
-    crops = _read_crops(slide, region, rows, cols, half)
+    check_cancelled(cancel)
+    all_crops = _read_crops(slide, region, rows, cols, half)  # one window read for the region
     name = resolve_segmenter(settings)
     version = segmenter_version(name)
-    tables, masks = [], []
+    tables: list[dict[str, Any]] = []
+    masks: list[CellMask] = []
     seen: list[tuple[float, float]] = []  # centroids of the cells kept
-    results = (segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma)
-               if crops else [])
-    for (r, c), crop, (cells, nuclei) in zip(zip(rows, cols, strict=True), crops, results, strict=True):
-        label = _select_instance(cells, (half, half), settings.min_diameter_um / mpp)
-        if not label:
-            continue
-        one = np.where(cells == label, 1, 0).astype(np.int32)
-        (row,) = cell_rows(one, np.where(nuclei == label, 1, 0), crop, mpp, offset=(r - half, c - half),
-                           segmenter=name, segmenter_version=version)
-        cy, cx = row["row"], row["col"]
-        if not region.owns(np.array([cy]), np.array([cx]))[0]:
-            continue
-        if any(math.hypot(cy - y, cx - x) < settings.min_diameter_um / 2 / mpp for y, x in seen):
-            continue  # the same cell reached from a second candidate (e.g. another lobe)
-        seen.append((cy, cx))
-        tables.append(row)
-        rr, cc = np.nonzero(one)
-        r_lo, c_lo = rr.min(), cc.min()
-        sl = (slice(r_lo, rr.max() + 1), slice(c_lo, cc.max() + 1))
-        masks.append(CellMask((int(r - half + r_lo), int(c - half + c_lo)), one[sl] > 0, nuclei[sl] == label))
-    del crops, results
+    for start in range(0, len(rows), CANDIDATE_BATCH):
+        check_cancelled(cancel)
+        stop = start + CANDIDATE_BATCH
+        crops = all_crops[start:stop]
+        results = segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma)
+        for (r, c), crop, (cells, nuclei) in zip(zip(rows[start:stop], cols[start:stop], strict=True), crops, results,
+                                                 strict=True):
+            label = _select_instance(cells, (half, half), settings.min_diameter_um / mpp)
+            if not label:
+                continue
+            one = np.where(cells == label, 1, 0).astype(np.int32)
+            (row,) = cell_rows(one, np.where(nuclei == label, 1, 0), crop, mpp, offset=(r - half, c - half),
+                               segmenter=name, segmenter_version=version)
+            cy, cx = row["row"], row["col"]
+            if not region.owns(np.array([cy]), np.array([cx]))[0]:
+                continue
+            if any(math.hypot(cy - y, cx - x) < settings.min_diameter_um / 2 / mpp for y, x in seen):
+                continue  # the same cell reached from a second candidate (e.g. another lobe)
+            seen.append((cy, cx))
+            tables.append(row)
+            rr, cc = np.nonzero(one)
+            r_lo, c_lo = rr.min(), cc.min()
+            sl = (slice(r_lo, rr.max() + 1), slice(c_lo, cc.max() + 1))
+            masks.append(CellMask((int(r - half + r_lo), int(c - half + c_lo)), one[sl] > 0, nuclei[sl] == label))
+        del crops, results
+    del all_crops
     release_free_heap()
     if not tables:
         return empty_cell_table(), []
@@ -356,7 +376,10 @@ def release_free_heap() -> None:
         _MALLOC_TRIM(0)
 
 
-def segment_region(slide, region: Region, settings: SegmentSettings | Mapping[str, Any] | None = None) -> pd.DataFrame:
+def segment_region(
+    slide, region: Region, settings: SegmentSettings | Mapping[str, Any] | None = None,
+    *, cancel: CancelToken | None = None,
+) -> pd.DataFrame:
     """Find and segment the white cells owned by one region.
 
     Parameters
@@ -367,6 +390,9 @@ def segment_region(slide, region: Region, settings: SegmentSettings | Mapping[st
         One of :func:`plan_regions`.
     settings
         :class:`SegmentSettings` or a mapping (e.g. ``{"segmenter": "classical"}``).
+    cancel
+        Checked between batches of candidates (:data:`CANDIDATE_BATCH`); see
+        :mod:`hemascope.progress`.
 
     Returns
     -------
@@ -375,4 +401,4 @@ def segment_region(slide, region: Region, settings: SegmentSettings | Mapping[st
         region's core; ``id`` numbered 1..n within the region (renumber after concatenating, see
         :func:`~hemascope.segment.table.concat_cell_tables`).
     """
-    return segment_region_with_masks(slide, region, settings)[0]
+    return segment_region_with_masks(slide, region, settings, cancel=cancel)[0]

@@ -16,14 +16,14 @@ Research use only — not for diagnosis.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hemascope.errors import HemascopeError, InvalidInputError
-from hemascope.models.registry import find_card
-from hemascope.slide.bag_model import DEMO_LABEL, BagModelCard, list_bag_models, load_bag_model
+from hemascope.errors import InvalidInputError
+from hemascope.models.card import DEMO_LABEL, ModelCard
+from hemascope.models.registry import list_models
+from hemascope.slide.bag_model import load_bag_model
 
 #: ``slide_model`` values that switch slide-level models off.
 NO_SLIDE_MODEL = "none"
@@ -67,12 +67,12 @@ def _cell_identity(cell: Any) -> tuple[str, str]:
     return str(getattr(card, "name", "") or ""), str(getattr(card, "sha256", "") or "")
 
 
-def bag_model_fits(card: BagModelCard, cell: Any) -> bool:
+def bag_model_fits(card: ModelCard, cell: Any) -> bool:
     """Whether the bag model ``card`` reads the embeddings of the cell model ``cell``.
 
     Parameters
     ----------
-    card : BagModelCard
+    card : ModelCard
         The bag model's card.
     cell : ModelCard, LoadedModel or str
         The cell model (its card, the loaded model, or its weights' sha256).
@@ -89,22 +89,15 @@ def bag_model_fits(card: BagModelCard, cell: Any) -> bool:
     return bool(name) and card.embedding_model == name
 
 
-def _not_fitting_reason(card: BagModelCard, cell: Any) -> str:
+def _not_fitting_reason(card: ModelCard, cell: Any) -> str:
     name, _ = _cell_identity(cell)
     return (f"not applicable: {card.name} reads the embeddings of cell model "
             f"{card.embedding_model!r}" + (f", not of {name!r}" if name else ""))
 
 
-def _registry_cards() -> list[BagModelCard]:
+def _registry_cards() -> list[ModelCard]:
     """The cards of the registry's bag models (cards only: no weights are read)."""
-    cards = []
-    for name in sorted(list_bag_models(), key=lambda n: n.split("-")):
-        try:
-            data = json.loads(find_card(name, kind="bag").read_text(encoding="utf-8"))
-            cards.append(BagModelCard.from_dict(data))
-        except (OSError, ValueError, HemascopeError):  # reported where it is loaded by name
-            continue
-    return cards
+    return sorted(list_models(kind="bag"), key=lambda card: card.name.split("-"))
 
 
 def slide_model_choices(cell: Any, *, include_demo: bool = False) -> list[SlideModelChoice]:

@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 
 from hemascope.errors import InvalidInputError
+from hemascope.models.card import (
+    parse_instances as parse_instances,  # the selection syntax of a card
+)
 
 #: Relative spread of µm/px values above which a bag counts as mixing scales.
 SCALE_TOLERANCE = 0.05
@@ -87,37 +90,6 @@ def check_single_scale(mpps: Sequence[float] | np.ndarray, *, bag: str = "bag") 
             "a bag must come from one magnification"
         )
     return float(np.median(values))
-
-
-def parse_instances(instances: str) -> tuple[str, ...] | None:
-    """The cell classes a bag selection keeps, or None for every cell.
-
-    Parameters
-    ----------
-    instances : str
-        ``"all"`` (every cell), ``"blast"``, or several cell classes joined with ``+``
-        (e.g. ``"blast+ig"``: cells the cell model calls blast or immature granulocyte).
-
-    Returns
-    -------
-    tuple of str or None
-        The classes, in the order given; None for ``"all"``.
-
-    Raises
-    ------
-    InvalidInputError
-        On an empty selection or an empty class name.
-    """
-    text = str(instances).strip()
-    if text == "all":
-        return None
-    classes = tuple(part.strip() for part in text.split("+"))
-    if not text or any(not c for c in classes):
-        raise InvalidInputError(
-            f"instances must be 'all' or cell classes joined with '+' (e.g. 'blast+ig'), "
-            f"got {instances!r}"
-        )
-    return classes
 
 
 def instances_noun(instances: str) -> str:

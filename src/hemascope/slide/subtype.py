@@ -15,8 +15,9 @@ import pandas as pd
 
 from hemascope.classes import RESEARCH_USE_ONLY
 from hemascope.errors import InvalidInputError
+from hemascope.models.card import ModelCard
 from hemascope.slide.bag import check_embeddings, check_single_scale, select_instances
-from hemascope.slide.bag_model import BagModel, BagModelCard, load_bag_model
+from hemascope.slide.bag_model import BagModel, load_bag_model
 
 DEFAULT_TOP_K = 8
 
@@ -100,7 +101,7 @@ class SubtypePrediction:
         }
 
 
-def fits_cell_model(card: BagModelCard, cell_model_sha256: str | None) -> bool:
+def fits_cell_model(card: ModelCard, cell_model_sha256: str | None) -> bool:
     """False when both the card and the caller name a cell model (sha256) and they differ."""
     return not (cell_model_sha256 and card.embedding_sha256) or (
         cell_model_sha256 == card.embedding_sha256
@@ -108,7 +109,7 @@ def fits_cell_model(card: BagModelCard, cell_model_sha256: str | None) -> bool:
 
 
 def _common(
-    card: BagModelCard, cells_table: pd.DataFrame, n_instances: int, min_instances: int
+    card: ModelCard, cells_table: pd.DataFrame, n_instances: int, min_instances: int
 ) -> dict:
     return {
         "model": card.name,
@@ -124,7 +125,7 @@ def _common(
 
 
 def abstention(
-    card: BagModelCard,
+    card: ModelCard,
     cells_table: pd.DataFrame,
     reason: str,
     *,
@@ -135,7 +136,7 @@ def abstention(
 
     Parameters
     ----------
-    card : BagModelCard
+    card : ModelCard
         The bag model that abstains.
     cells_table : pandas.DataFrame
         The slide's cells (for the counts).

@@ -15,9 +15,10 @@ from hemascope.classify.calibration import fit_temperature
 from hemascope.errors import DataError, InvalidInputError
 from hemascope.files import atomic_write_json, atomic_write_table
 from hemascope.models.card import ModelCard
+from hemascope.models.mil import BagEnsemble
+from hemascope.models.registry import save_model
 from hemascope.progress import CancelToken, ProgressCallback
-from hemascope.slide.bag_model import BagModel, BagModelCard, save_bag_model
-from hemascope.slide.mil import BagEnsemble
+from hemascope.slide.bag_model import BagModel
 from hemascope.train.bags_data import Bag, bag_targets
 from hemascope.train.mil_evaluation import (
     accuracy_vs_bag_size,
@@ -83,7 +84,7 @@ class BagFitReport:
     ----------
     card_path : Path
         The saved card (weights beside it).
-    card : BagModelCard
+    card : ModelCard
         The card, with metrics.
     trained : TrainedBagModel
         Module, temperature and history.
@@ -94,7 +95,7 @@ class BagFitReport:
     """
 
     card_path: Path
-    card: BagModelCard
+    card: ModelCard
     trained: TrainedBagModel
     test_table: pd.DataFrame | None
     curve: pd.DataFrame | None
@@ -239,7 +240,8 @@ def evaluate_and_save(
         metrics["test_accuracy_answered"] = (
             float(test_table.loc[answered, "correct"].mean()) if answered.any() else float("nan")
         )
-    card = BagModelCard(
+    card = ModelCard(
+        kind="bag",
         name=name,
         version=version,
         classes=list(classes),
@@ -260,7 +262,7 @@ def evaluate_and_save(
         metrics=metrics,
         description=description,
     )
-    card_path = save_bag_model(trained.module, card, out_dir)
+    card_path = save_model(trained.module, card, out_dir)
     atomic_write_json(out_dir / f"{name}.history.json", trained.history)
     if test_table is not None:
         atomic_write_table(out_dir / f"{name}.test.csv", test_table)

@@ -16,9 +16,10 @@ import pandas as pd
 
 from hemascope.classes import RESEARCH_USE_ONLY
 from hemascope.errors import HemascopeError, InvalidInputError
+from hemascope.models.card import ModelCard
 from hemascope.models.registry import LoadedModel
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
-from hemascope.slide.bag_model import BagModel, BagModelCard
+from hemascope.slide.bag_model import BagModel
 from hemascope.train.bags_sources import cells_of_source
 
 #: Prefix of the ``reason`` of a bag that could not be read (the CLI lists those as failed).
@@ -28,7 +29,7 @@ ERROR_PREFIX = "error: "
 TOP_CELLS = 5
 
 
-def check_cell_model(bag_card: BagModelCard, cell_model: LoadedModel) -> None:
+def check_cell_model(bag_card: ModelCard, cell_model: LoadedModel) -> None:
     """Refuse a cell model other than the one whose embeddings the bag model was trained on.
 
     Raises
