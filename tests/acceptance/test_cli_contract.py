@@ -83,13 +83,13 @@ def test_missing_slide_file_is_refused_before_any_work(cli, tmp_path, capsys, no
 
 def test_resume_never_turns_a_failed_slide_into_done(small_slide, cli, tmp_path, monkeypatch, capsys):
     """The bug: exports failed after the result was saved, and --resume then said the slide was done."""
-    import hemascope.export.bundle as bundle
+    import hemascope.export.report_figure as report_figure
 
     def broken_png(*args, **kwargs):
         raise RuntimeError("disk full while drawing the report")
 
     out = tmp_path / "out"
-    monkeypatch.setattr(bundle, "write_report_png", broken_png)
+    monkeypatch.setattr(report_figure, "write_report_png", broken_png)
     assert cli("analyze", small_slide, "--out", out, "--quiet") == 1
     assert pd.read_csv(out / "summary.csv").iloc[0]["status"] == "failed"
     assert cli("analyze", small_slide, "--out", out, "--resume", "--quiet") == 1  # still failing
