@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from hemascope.classify.calibration import fit_temperature
+from hemascope.classify.decision import DECISION_PREPROCESS_KEYS
 from hemascope.classify.normalize import (
     chroma_subsample_uint8,
     wants_chroma_subsampling,
@@ -197,7 +198,11 @@ def train_cells(
         from hemascope.models.registry import load_model
 
         source = load_model(config.init, "cpu").card
-        preprocess = dict(source.preprocess)
+        # the input pipeline carries over; the source's decision calibration (label shift, blast
+        # rule) was fitted on its own outputs and does not
+        preprocess = {
+            k: v for k, v in source.preprocess.items() if k not in DECISION_PREPROCESS_KEYS
+        }
         reject = [c for c in source.reject_classes if c in classes]
     card = ModelCard(
         name=config.name,
