@@ -90,10 +90,11 @@ def test_cli_init_fits_the_head_first_and_drops_the_source_decision_rules(tmp_pa
     args = ["train", "cells", "--init", str(src), "--train", str(tmp_path / "train.csv")]
     args += ["--val", str(tmp_path / "train.csv"), "--classes", "red,blue,other", "--name", "fs"]
     args += ["--input-size", "16", "--model-mpp", "1.0", "--widths", "4,8,8,8", "--epochs", "0"]
-    args += ["--threads", "1", "--device", "cpu", "--quiet", "--out", str(tmp_path / "run")]
-    assert main(args) == 0
+    args += ["--threads", "1", "--device", "cpu", "--quiet", "--probe-head"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
     out = load_model(tmp_path / "run" / "fs.json")
     assert "label_shift" not in out.card.preprocess and "blast_rule" not in out.card.preprocess
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
     assert history[0]["epoch"] == -1 and history[0]["val_macro_f1"] >= 0.9
     assert not torch.equal(out.module.head.weight, load_model(src).module.head.weight)
+

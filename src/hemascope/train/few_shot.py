@@ -3,7 +3,10 @@
 With ten labelled cells per class, fine-tuning a whole network from the bundled model's head
 moves the features before the head has learnt where the new lab's cells lie. Fitting the head
 first on the frozen embeddings of the labelled cells ("LP-FT", Kumar et al. 2022) gives the
-fine-tune a head that already separates them, and on its own is a usable model in seconds:
+fine-tune a head that already separates them, and on its own is a usable model in seconds
+(``hemascope train cells --init wbc --probe-head --epochs 0``). Measured (BENCHMARKS.md, "Per-slide
+label shift, the blast rule and LP-FT few-shot"): not better than the plain fine-tune on the
+leave-PBC-out proxy, so it is an option, not the default:
 
 - embeddings of every training crop in its 8 dihedral views (flips and 90° rotations), un-augmented
   otherwise, with the network in eval mode;
