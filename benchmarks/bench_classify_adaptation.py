@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_classify_adaptation.py --work /tmp/hemascope_cells \
-        --seg /work/shared/data/wbc_seg_cellavision --threads 1
+        --seg /work/shared/data/wbc_seg_cellavision --threads 1 [--split val]
 
 Each batch goes through :func:`hemascope.classify.classify_images` exactly as one
 ``hemascope classify FOLDER --mpp M`` call would take it (one folder = one batch = one class-mix
@@ -101,19 +101,30 @@ def main() -> None:
     ap.add_argument("--seg", type=Path, default=Path("/work/shared/data/wbc_seg_cellavision"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument(
-        "--out", type=Path, default=Path(__file__).parent / "results" / "classify_adaptation.json"
+        "--split",
+        choices=("test", "val"),
+        default="test",
+        help="val: the validation cells the settings were chosen on (no wbc_seg_cellavision)",
+    )
+    ap.add_argument(
+        "--out", type=Path, help="default benchmarks/results/classify_adaptation[_val].json"
     )
     args = ap.parse_args()
+    suffix = "" if args.split == "test" else "_val"
+    args.out = args.out or Path(__file__).parent / "results" / f"classify_adaptation{suffix}.json"
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model, device="cpu")
     seg = pd.read_csv(args.seg / "labels.csv", dtype=str)
     files = {p.stem: p for p in (args.seg / "images").iterdir()}
     seg = pd.DataFrame({"path": [str(files[i]) for i in seg["image"]], "class": seg["class"]})
+    sp = args.split
     sets: list[tuple[str, pd.DataFrame, str, float | None]] = [
-        ("deepapl test, per patient", pd.read_csv(args.work / "deepapl_test.csv"), "group", None),
-        ("pbc test, random 200-cell batches", pd.read_csv(args.work / "pbc_test.csv"), "rand200", None),
-        ("taleqani test, per field", pd.read_csv(args.work / "taleqani_test.csv"), "group", None),
-    ] + [(f"wbc_seg_cellavision --mpp {m}", seg, "all", m) for m in (0.1, 0.085, 0.115)]
+        (f"deepapl {sp}, per patient", pd.read_csv(args.work / f"deepapl_{sp}.csv"), "group", None),
+        (f"pbc {sp}, random 200-cell batches", pd.read_csv(args.work / f"pbc_{sp}.csv"), "rand200", None),
+        (f"taleqani {sp}, per field", pd.read_csv(args.work / f"taleqani_{sp}.csv"), "group", None),
+    ]
+    if sp == "test":
+        sets += [(f"wbc_seg_cellavision --mpp {m}", seg, "all", m) for m in (0.1, 0.085, 0.115)]
     results: dict[str, dict] = {"model": loaded.label, "load_average_before": os.getloadavg()}
     for name, table, how, mpp in sets:
         results[name] = {}
