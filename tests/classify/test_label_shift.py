@@ -123,3 +123,36 @@ def test_decide_follows_the_card_and_can_be_switched_off() -> None:
         decide(prob, card, blast_min=1.5)
     off = dataclasses.replace(card, preprocess={"label_shift": {**settings, "default": False}})
     assert decide(prob, off).prior is None
+
+
+def test_cli_classify_adapts_by_card_and_can_switch_it_off(tmp_path):
+    import pandas as pd
+    import torch
+    from PIL import Image
+
+    from hemascope.cli.main import main
+    from hemascope.models import build_model, save_model
+
+    settings = {"default": True, "source_prior": [0.6, 0.3, 0.1], "pseudo_count": 0.0}
+    card = dataclasses.replace(
+        _card({"label_shift": settings, "blast_rule": {"min_probability": 0.6}}),
+        input_size=16, mpp=1.0, arch_params={"widths": [4, 8, 8, 8]},
+    )
+    torch.manual_seed(0)
+    path = save_model(build_model("cellnet", 3, card.arch_params), card, tmp_path / "m")
+    rng = np.random.default_rng(5)
+    (tmp_path / "cells").mkdir()
+    for i in range(12):
+        img = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+        Image.fromarray(img).save(tmp_path / "cells" / f"{i}.png")
+    base = ["classify", str(tmp_path / "cells"), "--mpp", "0.5", "--model", str(path), "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "a.csv")]) == 0
+    assert main([*base, "--out", str(tmp_path / "p.csv"), "--no-adapt-priors", "--blast-min", "0"]) == 0
+    adapted, plain = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "p.csv")
+    cols = ["prob_lymphocyte", "prob_neutrophil", "prob_blast"]
+    assert list(adapted.columns) == list(plain.columns)
+    assert not np.allclose(adapted[cols], plain[cols], atol=1e-4)
+    assert (plain["class"] == plain[cols].idxmax(axis=1).str.removeprefix("prob_")).all()
+    assert not ((adapted["class"] == "blast") & (adapted["prob_blast"] < 0.6)).any()
+    assert main([*base, "--out", str(tmp_path / "bad.csv"), "--blast-min", "1.5"]) == 2
+    assert not (tmp_path / "bad.csv").exists()
