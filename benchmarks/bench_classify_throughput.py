@@ -9,7 +9,9 @@ Builds an in-memory 4096² field at 0.25 µm/px with ``--cells`` random centroid
 one run (side by side, same machine load), each with and without TTA (8 flips/rotations):
 
 - ``model_only``: the forward pass alone on ready crops (``run_model``);
-- ``predict_cells``: crops cut from the dask-backed slide by the loader thread + forward;
+- ``predict_cells``: crops cut from the dask-backed slide by the loader thread + forward (+ the
+  card's per-batch decision: label-shift EM and blast rule; ``predict_cells_plain_decision``: the
+  same with both off);
 - ``classify_images`` (with ``--images``, a cell table CSV): what ``hemascope classify`` does per
   file — decode, resample to the model's µm/px, forward.
 
@@ -102,6 +104,20 @@ def main() -> None:
             ),
             args.repeat,
         )
+    # the card's per-batch decision (label-shift EM + blast rule) switched off, same run
+    out["predict_cells_plain_decision_cells_per_s"] = _rate(
+        args.cells,
+        lambda: predict_cells(
+            slide,
+            cells,
+            loaded,
+            device=loaded.device,
+            batch_size=args.batch_size,
+            adapt_priors=False,
+            blast_min=0.0,
+        ),
+        args.repeat,
+    )
     if args.images is not None:
         table = pd.read_csv(args.images)
         table = table.iloc[: args.cells]

@@ -23,6 +23,7 @@ import torch
 
 from hemascope.classify.calibration import calibrated_probabilities
 from hemascope.classify.crops import crops_to_tensor, slide_crop
+from hemascope.classify.decision import decide
 from hemascope.classify.images import load_cell_crops
 from hemascope.classify.probe import probe_cells, probe_subset
 from hemascope.classify.shift import DomainShift
@@ -213,17 +214,22 @@ def probabilities_table(
     classes: Sequence[str],
     index: pd.Index | None = None,
     reject: Sequence[str] = (),
+    top: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """``class``, ``confidence`` and ``prob_<class>`` columns from a probability matrix.
 
     A cell whose top class is in ``reject`` (the card's ``reject_classes``, e.g. ``smudge``) gets
-    the class ``unclassified``: it is not a white cell of the differential.
+    the class ``unclassified``: it is not a white cell of the differential. ``top`` gives the
+    class index of each cell (:func:`hemascope.classify.decision.decide`); default the argmax.
     """
-    top = prob.argmax(axis=1) if len(prob) else np.zeros(0, dtype=int)
+    if top is None:
+        top = prob.argmax(axis=1) if len(prob) else np.zeros(0, dtype=int)
     table = pd.DataFrame(index=index if index is not None else pd.RangeIndex(len(prob)))
     names = np.asarray(["unclassified" if c in reject else c for c in classes], dtype=object)
     table["class"] = pd.Series(names[top], index=table.index, dtype=object)
-    table["confidence"] = prob.max(axis=1) if len(prob) else np.zeros(0, np.float32)
+    table["confidence"] = (
+        prob[np.arange(len(prob)), top] if len(prob) else np.zeros(0, np.float32)
+    )
     for j, name in enumerate(classes):
         table[f"prob_{name}"] = prob[:, j]
     return table
@@ -249,6 +255,8 @@ def predict_cells(
     return_embeddings: bool = False,
     prefetch: int = 3,
     adapt: bool | None = None,
+    adapt_priors: bool | None = None,
+    blast_min: float | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> CellPredictions:
@@ -279,6 +287,12 @@ def predict_cells(
         Re-estimate BatchNorm statistics on the slide's first batch of cells before classifying
         (per-slide adaptation, :mod:`hemascope.classify.adapt`); ``None``: the card's default.
         The first batch also gives the domain-shift verdict (``domain_shift``).
+    adapt_priors
+        Re-estimate the class mix of these cells and adapt the probabilities to it (label-shift
+        adaptation, :mod:`hemascope.classify.label_shift`); ``None``: the card's default.
+    blast_min
+        Call ``blast`` only at this blast probability or above (else the next class,
+        :mod:`hemascope.classify.decision`); ``None``: the card's threshold, 0 = no rule.
     progress, cancel
         See :mod:`hemascope.progress`.
 
@@ -318,7 +332,10 @@ def predict_cells(
         cancel=cancel,
         module=module,
     )
-    table = probabilities_table(prob, card.classes, cells.index, card.reject_classes)
+    calls = decide(prob, card, adapt_priors=adapt_priors, blast_min=blast_min)
+    table = probabilities_table(
+        calls.probabilities, card.classes, cells.index, card.reject_classes, top=calls.top
+    )
     return CellPredictions(table, emb, loaded.label, shift)
 
 
@@ -333,6 +350,8 @@ def classify_images(
     return_embeddings: bool = False,
     estimate: Callable[[np.ndarray], float] | None = None,
     adapt: bool | None = None,
+    adapt_priors: bool | None = None,
+    blast_min: float | None = None,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> ImagePredictions:
@@ -359,6 +378,12 @@ def classify_images(
         Re-estimate BatchNorm statistics on (a sample of) these images before classifying them
         (per-batch adaptation); ``None``: the card's default. The same sample gives the
         domain-shift verdict (``domain_shift``).
+    adapt_priors
+        Re-estimate the class mix of these images and adapt the probabilities to it (label-shift
+        adaptation, :mod:`hemascope.classify.label_shift`); ``None``: the card's default.
+    blast_min
+        Call ``blast`` only at this blast probability or above (else the next class,
+        :mod:`hemascope.classify.decision`); ``None``: the card's threshold, 0 = no rule.
 
     Returns
     -------
@@ -391,7 +416,10 @@ def classify_images(
         cancel=cancel,
         module=module,
     )
-    table = probabilities_table(prob, loaded.card.classes, reject=loaded.card.reject_classes)
+    calls = decide(prob, loaded.card, adapt_priors=adapt_priors, blast_min=blast_min)
+    table = probabilities_table(
+        calls.probabilities, loaded.card.classes, reject=loaded.card.reject_classes, top=calls.top
+    )
     table.insert(0, "mpp", np.asarray(mpps, dtype=float))
     # estimated scales (segment.scale.ScaleEstimate) say when they are not to be trusted
     table.insert(1, "mpp_low_confidence", [bool(getattr(m, "low_confidence", False)) for m in mpps])

@@ -36,6 +36,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="re-estimate the model's BatchNorm statistics on these images first (per-batch "
         "adaptation; default: the model card's choice)",
     )
+    parser.add_argument(
+        "--adapt-priors",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="re-estimate the class mix of these images and adapt the probabilities to it "
+        "(label-shift EM; default: the model card's choice)",
+    )
+    parser.add_argument(
+        "--blast-min",
+        type=float,
+        metavar="P",
+        help="call blast only at this blast probability or above, else the next class "
+        "(default: the model card's threshold; 0 = no rule)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -50,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.progress import tqdm_progress
 
     check_output_file(args.out)
+    if args.blast_min is not None and not 0 <= args.blast_min < 1:
+        from hemascope.errors import InvalidInputError
+
+        raise InvalidInputError(f"--blast-min must be in [0, 1), got {args.blast_min}")
     paths = expand_image_paths(args.images)
     result = classify_images(
         paths,
@@ -59,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         tta=args.tta,
         adapt=args.adapt,
+        adapt_priors=args.adapt_priors,
+        blast_min=args.blast_min,
         progress=tqdm_progress("classify", disable=args.quiet),
     )
     for name, reason in result.failed:

@@ -60,6 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="start from this cell model's weights (registry name or card path; same widths, "
         "input and normalisation); its head is kept only if the classes are the same",
     )
+    model.add_argument(
+        "--probe-head",
+        action="store_true",
+        help="with --init: first refit the head on the frozen features of the training cells "
+        "(seconds; LP-FT, kept unless a fine-tuned epoch beats it; --epochs 0 = head only)",
+    )
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=12)
     fit.add_argument(
@@ -188,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         mixup=args.mixup,
         recalibrate_bn=args.recalibrate_bn,
         init=args.init,
+        probe_head=bool(args.init) and args.probe_head,
         seed=args.seed,
         amp=args.amp,
         device=args.device,

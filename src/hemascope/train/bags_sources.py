@@ -79,6 +79,9 @@ def _cells_from_folders(
         device=device,
         return_embeddings=True,
         cancel=cancel,
+        # bag models were fitted on the plain per-cell calls: no per-batch re-decision here
+        adapt_priors=False,
+        blast_min=0.0,
     )
     embeddings = result.embeddings
     assert embeddings is not None  # asked for with return_embeddings=True
@@ -144,7 +147,8 @@ def _cells_from_image(
         if len(cells) == 0:
             return cells.assign(**{"class": pd.Series(dtype=str)}), np.zeros((0, 1), np.float32)
         pred = predict_cells(
-            slide, cells, model, device=device, return_embeddings=True, cancel=cancel
+            slide, cells, model, device=device, return_embeddings=True, cancel=cancel,
+            adapt_priors=False, blast_min=0.0,
         )
         table = pd.concat([cells, pred.table], axis=1)
         table["mpp"] = float(slide.mpp)

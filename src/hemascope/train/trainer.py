@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 from hemascope.classify.calibration import fit_temperature
+from hemascope.classify.decision import DECISION_PREPROCESS_KEYS
 from hemascope.classify.normalize import (
     chroma_subsample_uint8,
     wants_chroma_subsampling,
@@ -36,6 +37,7 @@ from hemascope.train.augment import AugmentConfig, augment_batch
 from hemascope.train.batchnorm import recalibrate_batchnorm
 from hemascope.train.checkpoint import load_checkpoint, save_checkpoint
 from hemascope.train.datasets import load_crop_bank
+from hemascope.train.few_shot import probe_head
 from hemascope.train.losses import LDAMLoss, make_loss
 from hemascope.train.metrics import classification_metrics
 from hemascope.train.noise import inject_symmetric_noise
@@ -66,6 +68,7 @@ class TrainConfig:
     mixup: float = 0.0
     recalibrate_bn: bool = False  # BatchNorm statistics from un-augmented crops (batchnorm.py)
     init: str | None = None  # start from this cell model's weights (head rows by class name)
+    probe_head: bool = False  # with init: refit the head on frozen features first (few_shot.py)
     preprocess: dict[str, Any] | None = (
         None  # input normalisation (None: the init model's, or none)
     )
@@ -119,6 +122,14 @@ def _logits(
             )
             out.append(module(x).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, len(card.classes)), np.float32)
+
+
+def _val_subset(n: int, size: int | None, seed: int) -> np.ndarray:
+    """Epoch-wise model selection runs on a fixed subset of the validation set (the full set is
+    used for the temperature and the reported metrics)."""
+    if size and n > size:
+        return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+    return np.arange(n)
 
 
 def _batch_loss(
@@ -197,7 +208,11 @@ def train_cells(
         from hemascope.models.registry import load_model
 
         source = load_model(config.init, "cpu").card
-        preprocess = dict(source.preprocess)
+        # the input pipeline carries over; the source's decision calibration (label shift, blast
+        # rule) was fitted on its own outputs and does not
+        preprocess = {
+            k: v for k, v in source.preprocess.items() if k not in DECISION_PREPROCESS_KEYS
+        }
         reject = [c for c in source.reject_classes if c in classes]
     card = ModelCard(
         name=config.name,
@@ -239,6 +254,13 @@ def train_cells(
     loss_fn = make_loss(config.loss, counts, epochs=config.epochs).to(device)
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, best_f1, history = 0, -1.0, []
+    val_pick = _val_subset(len(y_val), config.val_per_epoch, config.seed)
+    if config.init and config.probe_head:
+        # LP-FT: the head first, on frozen features; kept unless a fine-tuned epoch beats it
+        probe_head(module, banks["train"], y_train, card, device)
+        val_pred = _logits(module, banks["val"][val_pick], card, device).argmax(1)
+        best_f1 = classification_metrics(y_val[val_pick], val_pred, classes)["macro_f1"]
+        history.append({"epoch": -1, "step": "head fitted on frozen features", "val_macro_f1": best_f1})
     best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     if resume:
         restored = load_checkpoint(out_dir, module, opt)
@@ -250,15 +272,6 @@ def train_cells(
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     y_train_t = torch.as_tensor(np.array(y_train))
-    # epoch-wise model selection on a fixed subset of the validation set (the full set is used
-    # for the temperature and the reported metrics)
-    val_pick = np.arange(len(y_val))
-    if config.val_per_epoch and len(y_val) > config.val_per_epoch:
-        val_pick = np.sort(
-            np.random.default_rng(config.seed).choice(
-                len(y_val), config.val_per_epoch, replace=False
-            )
-        )
     for epoch in range(start_epoch, config.epochs):
         t0 = time.perf_counter()
         module.train()

@@ -1,0 +1,139 @@
+"""Few-shot lab adaptation, step one: refit the classification head on frozen features (linear probe).
+
+With ten labelled cells per class, fine-tuning a whole network from the bundled model's head
+moves the features before the head has learnt where the new lab's cells lie. Fitting the head
+first on the frozen embeddings of the labelled cells ("LP-FT", Kumar et al. 2022) gives the
+fine-tune a head that already separates them, and on its own is a usable model in seconds
+(``hemascope train cells --init wbc --probe-head --epochs 0``). Measured (BENCHMARKS.md, "Per-slide
+label shift, the blast rule and LP-FT few-shot"): not better than the plain fine-tune on the
+leave-PBC-out proxy, so it is an option, not the default:
+
+- embeddings of every training crop in its 8 dihedral views (flips and 90° rotations), un-augmented
+  otherwise, with the network in eval mode;
+- the head refitted by L-BFGS on cross-entropy plus an L2 pull towards the pretrained head
+  (``l2``), so classes absent from the few-shot set keep their pretrained rows and ten cells
+  cannot swing the head arbitrarily far.
+
+:func:`probe_head` changes the network's ``head`` in place; the trainer then keeps this state as
+the first candidate of its epoch selection (a fine-tune that does worse on validation is dropped).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hemascope.classify.normalize import wants_white_balance
+from hemascope.errors import DataError, ModelError
+from hemascope.models.card import ModelCard
+from hemascope.train.augment import AugmentConfig, augment_batch
+
+#: Default strength of the pull towards the pretrained head (chosen on the leave-PBC-out
+#: few-shot validation cells).
+DEFAULT_L2 = 0.01
+
+
+def dihedral_embeddings(
+    module: torch.nn.Module,
+    bank: torch.Tensor,
+    card: ModelCard,
+    device: torch.device,
+    batch: int = 256,
+) -> torch.Tensor:
+    """Pooled features of every crop of ``bank`` in its 8 dihedral views, ``(8 n, dim)`` float64.
+
+    Rows are ordered view by view: rows ``v * n + i`` belong to crop ``i``.
+    """
+    embed = getattr(module, "embed", None)
+    if embed is None:
+        raise ModelError(f"{type(module).__name__} has no embed(): cannot fit its head alone")
+    module.eval()
+    off = AugmentConfig.off()
+    views: list[list[torch.Tensor]] = [[] for _ in range(8)]
+    with torch.no_grad():
+        for s in range(0, len(bank), batch):
+            x = augment_batch(
+                bank[s : s + batch].to(device),
+                card.input_size,
+                card.mean,
+                card.std,
+                off,
+                balance_white=wants_white_balance(card.preprocess),
+            )
+            for flip in (0, 1):
+                base = torch.flip(x, dims=(3,)) if flip else x
+                for k in range(4):
+                    views[flip * 4 + k].append(embed(torch.rot90(base, k, dims=(2, 3))).double())
+    return torch.cat([torch.cat(v) for v in views]).cpu()
+
+
+def probe_head(
+    module: torch.nn.Module,
+    bank: torch.Tensor,
+    labels: np.ndarray,
+    card: ModelCard,
+    device: torch.device,
+    *,
+    l2: float = DEFAULT_L2,
+    max_iter: int = 300,
+) -> float:
+    """Refit ``module.head`` (a ``Linear``) on the frozen features of the labelled crops, in place.
+
+    Parameters
+    ----------
+    module
+        The network (a :class:`~hemascope.models.CellNet`: ``embed`` + ``head``).
+    bank
+        ``(n, s, s, 3)`` uint8 training crops (the trainer's crop bank).
+    labels
+        ``(n,)`` class indices.
+    card
+        The model's card (input size, normalisation, preprocessing).
+    device
+        Where the network runs.
+    l2
+        Weight of ``||W - W0||² + ||b - b0||²`` (pull towards the current head).
+    max_iter
+        L-BFGS iterations.
+
+    Returns
+    -------
+    float
+        The final training loss.
+
+    Raises
+    ------
+    DataError
+        No labelled crops.
+    ModelError
+        The network has no linear ``head``.
+    """
+    head = getattr(module, "head", None)
+    if not isinstance(head, torch.nn.Linear):
+        raise ModelError(f"{type(module).__name__} has no linear head to refit")
+    if len(bank) == 0:
+        raise DataError("no training cells to fit the head on")
+    feats = dihedral_embeddings(module, bank, card, device)
+    y = torch.as_tensor(np.tile(np.asarray(labels, dtype=np.int64), 8))
+    w0 = head.weight.detach().double().cpu()
+    b0 = head.bias.detach().double().cpu()
+    w = w0.clone().requires_grad_(True)
+    b = b0.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([w, b], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(feats @ w.T + b, y)
+        loss = loss + l2 * (((w - w0) ** 2).sum() + ((b - b0) ** 2).sum())
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        final = float(
+            torch.nn.functional.cross_entropy(feats @ w.T + b, y)
+            + l2 * (((w - w0) ** 2).sum() + ((b - b0) ** 2).sum())
+        )
+        head.weight.copy_(w.detach().to(head.weight))
+        head.bias.copy_(b.detach().to(head.bias))
+    return final

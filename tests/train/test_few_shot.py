@@ -1,0 +1,100 @@
+"""Few-shot recipe: the head refitted on frozen features (LP) before fine-tuning, on a tiny set."""
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hemascope.classify.adapt import adapt_batchnorm
+from hemascope.cli.main import main
+from hemascope.errors import DataError
+from hemascope.models import ModelCard, build_model, load_model, save_model
+from hemascope.train.augment import AugmentConfig, augment_batch
+from hemascope.train.few_shot import dihedral_embeddings, probe_head
+
+
+def _card(preprocess=None):
+    return ModelCard(
+        name="src", version="1.0.0", classes=["red", "blue", "other"], input_size=16, mpp=1.0,
+        arch_params={"widths": [4, 8, 8, 8]}, preprocess=preprocess or {},
+    )
+
+
+def _bank(n, seed):
+    """``n`` crops per class: a reddish or a bluish disc on glass (20 px, noisy)."""
+    rng = np.random.default_rng(seed)
+    rr, cc = np.mgrid[:20, :20]
+    disc = (rr - 10) ** 2 + (cc - 10) ** 2 <= 30
+    crops, labels = [], []
+    for label, colour in ((0, (170, 60, 90)), (1, (70, 80, 170))):
+        for _ in range(n):
+            img = np.full((20, 20, 3), 230, np.int64)
+            img[disc] = colour
+            crops.append(np.clip(img + rng.integers(-12, 13, img.shape), 0, 255).astype(np.uint8))
+            labels.append(label)
+    return torch.from_numpy(np.stack(crops)), np.asarray(labels)
+
+
+def _net(seed=0):
+    """A random CellNet whose BatchNorm statistics come from such cells (sane feature scales)."""
+    torch.manual_seed(seed)
+    module = build_model("cellnet", 3, {"widths": [4, 8, 8, 8]})
+    bank, _ = _bank(20, seed=99)
+    x = augment_batch(bank, 16, [0.5] * 3, [0.25] * 3, AugmentConfig.off())
+    return adapt_batchnorm(module, [x], prior=0)
+
+
+def test_probe_head_fits_ten_cells_per_class_and_l2_holds_the_head():
+    card, module = _card(), _net()
+    bank, y = _bank(10, seed=1)
+    feats_before = dihedral_embeddings(module, bank, card, torch.device("cpu"))
+    assert feats_before.shape == (8 * len(bank), 8)
+    w0 = module.head.weight.detach().clone()
+    held = copy.deepcopy(module)
+    probe_head(held, bank, y, card, torch.device("cpu"), l2=10.0, max_iter=50)
+    loss = probe_head(module, bank, y, card, torch.device("cpu"), l2=1e-3, max_iter=100)
+    test_bank, y_test = _bank(10, seed=2)  # other cells of the same two classes
+    with torch.no_grad():
+        feats = dihedral_embeddings(module, test_bank, card, torch.device("cpu"))[: len(test_bank)]
+        pred = module.head(feats.float()).argmax(1).numpy()
+    assert (pred == y_test).mean() >= 0.9
+    assert loss < 0.5
+    moved_free = (module.head.weight - w0).norm()
+    moved_held = (held.head.weight - w0).norm()
+    assert moved_held < 0.2 * moved_free  # a strong pull keeps the pretrained head
+    # the backbone is frozen: features unchanged
+    assert torch.allclose(dihedral_embeddings(module, bank, card, torch.device("cpu")), feats_before)
+
+
+def test_probe_head_needs_cells():
+    with pytest.raises(DataError):
+        probe_head(_net(), torch.zeros((0, 20, 20, 3), dtype=torch.uint8), np.zeros(0), _card(),
+                   torch.device("cpu"))
+
+
+def test_cli_init_fits_the_head_first_and_drops_the_source_decision_rules(tmp_path):
+    settings = {"default": True, "source_prior": [0.4, 0.4, 0.2]}
+    card = _card({"label_shift": settings, "blast_rule": {"min_probability": 0.6}})
+    src = save_model(_net(), card, tmp_path / "src")
+    bank, y = _bank(10, seed=3)
+    rows = []
+    for i, (crop, label) in enumerate(zip(bank.numpy(), y, strict=True)):
+        path = tmp_path / "cells" / f"{i}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(crop).save(path)
+        rows.append(f"{path},{['red', 'blue'][label]},1.0")
+    (tmp_path / "train.csv").write_text("path,class,mpp\n" + "\n".join(rows) + "\n")
+    args = ["train", "cells", "--init", str(src), "--train", str(tmp_path / "train.csv")]
+    args += ["--val", str(tmp_path / "train.csv"), "--classes", "red,blue,other", "--name", "fs"]
+    args += ["--input-size", "16", "--model-mpp", "1.0", "--widths", "4,8,8,8", "--epochs", "0"]
+    args += ["--threads", "1", "--device", "cpu", "--quiet", "--probe-head"]
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    out = load_model(tmp_path / "run" / "fs.json")
+    assert "label_shift" not in out.card.preprocess and "blast_rule" not in out.card.preprocess
+    history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
+    assert history[0]["epoch"] == -1 and history[0]["val_macro_f1"] >= 0.9
+    assert not torch.equal(out.module.head.weight, load_model(src).module.head.weight)
+
