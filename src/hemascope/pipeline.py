@@ -178,8 +178,8 @@ def run_region(slide: Any, region: Any, index: int, config: AnalysisConfig, *, c
     Returns
     -------
     RegionOutput
-        Cells owned by the region, with ``class``, ``confidence``, ``prob_<class>`` columns, and
-        their embeddings.
+        Cells owned by the region, with ``class``, ``confidence``, ``prob_<class>`` columns (the
+        model's plain calls; :func:`finish_slide` takes the slide's decision), and their embeddings.
     """
     from hemascope.classify import predict_cells
     from hemascope.segment.regions import segment_region_with_masks
@@ -194,12 +194,10 @@ def run_region(slide: Any, region: Any, index: int, config: AnalysisConfig, *, c
     if len(cells):
         pred = predict_cells(
             slide, cells, model, device=config.device, batch_size=config.batch_size, tta=config.tta,
-            return_embeddings=True, cancel=cancel,
-        )
+            return_embeddings=True, cancel=cancel, adapt_priors=False, blast_min=0.0,
+        )  # plain calls here; the slide's decision is taken once, on all its cells (finish_slide)
         cells = pd.concat([cells, pred.table], axis=1)
         embeddings = pred.embeddings
-        if config.min_confidence > 0:
-            cells.loc[cells["confidence"] < config.min_confidence, "class"] = "unclassified"
     cells["region"] = index
     t2 = time.perf_counter()
     return RegionOutput(index, cells, embeddings, {"segment": t1 - t0, "classify": t2 - t1}, masks)
@@ -318,6 +316,7 @@ def finish_slide(
     -------
     SlideResult
     """
+    from hemascope.classify.decision import decide_table
     from hemascope.slide import summarize
     from hemascope.slide.checks import failed_checks, slide_checks, withhold
 
@@ -325,6 +324,10 @@ def finish_slide(
     cells, embeddings, masks = assemble_cells(outputs)
     kwargs = {} if config.min_cells is None else {"min_cells": config.min_cells}
     cell_card = cached_cell_model(config.cell_model, config.device).card
+    if len(cells):
+        cells = decide_table(cells, cell_card)  # the slide's class mix, the blast rule (card)
+        if config.min_confidence > 0:
+            cells.loc[cells["confidence"] < config.min_confidence, "class"] = "unclassified"
     bag_models, choices = slide_model_plan(config)
     summary = summarize(cells, embeddings, models=bag_models, min_blasts=config.min_blasts,
                         cell_model_sha256=cell_card.sha256 or None, classes=cell_card.cell_classes,

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from hemascope.classify.decision import class_calls, decide
+from hemascope.classify.decision import class_calls, decide, decide_table
 from hemascope.classify.label_shift import bias_corrected, em_priors
 from hemascope.errors import InvalidInputError, ModelError
 from hemascope.models.card import ModelCard
@@ -123,6 +123,23 @@ def test_decide_follows_the_card_and_can_be_switched_off() -> None:
         decide(prob, card, blast_min=1.5)
     off = dataclasses.replace(card, preprocess={"label_shift": {**settings, "default": False}})
     assert decide(prob, off).prior is None
+
+
+def test_decide_table_calls_a_whole_slide_from_its_plain_probabilities() -> None:
+    import pandas as pd
+
+    settings = {"default": True, "source_prior": [0.4, 0.4, 0.2], "pseudo_count": 0.0}
+    card = _card({"label_shift": settings, "blast_rule": {"min_probability": 0.6}})
+    prob = np.random.default_rng(5).dirichlet(np.ones(3), size=40)
+    cells = pd.DataFrame({"id": np.arange(40), **{f"prob_{c}": prob[:, j] for j, c in enumerate(card.classes)}})
+    cells["class"] = "plain"
+    called = decide_table(cells, card)
+    expected = decide(prob, card)
+    assert called["class"].tolist() == [card.classes[t] for t in expected.top]
+    assert np.allclose(called["prob_blast"], expected.probabilities[:, 2])
+    assert (cells["class"] == "plain").all() and (called["id"] == cells["id"]).all()  # a copy
+    with pytest.raises(InvalidInputError, match="prob_blast"):
+        decide_table(cells.drop(columns="prob_blast"), card)
 
 
 def test_cli_classify_adapts_by_card_and_can_switch_it_off(tmp_path):

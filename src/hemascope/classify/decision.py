@@ -20,10 +20,12 @@ The probabilities returned are the adapted ones (they still sum to one per cell)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from hemascope.classify.label_shift import CARD_KEY, adapt_probabilities, card_settings
 from hemascope.errors import InvalidInputError, ModelError
@@ -157,3 +159,70 @@ def decide(
         blast_min=blast_min,
     )
     return Decisions(shift.probabilities, top, shift.prior, withheld)
+
+
+def probabilities_table(
+    prob: np.ndarray,
+    classes: Sequence[str],
+    index: pd.Index | None = None,
+    reject: Sequence[str] = (),
+    top: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """``class``, ``confidence`` and ``prob_<class>`` columns from a probability matrix.
+
+    A cell whose top class is in ``reject`` (the card's ``reject_classes``, e.g. ``smudge``) gets
+    the class ``unclassified``: it is not a white cell of the differential. ``top`` gives the
+    class index of each cell (:func:`hemascope.classify.decision.decide`); default the argmax.
+    """
+    if top is None:
+        top = prob.argmax(axis=1) if len(prob) else np.zeros(0, dtype=int)
+    table = pd.DataFrame(index=index if index is not None else pd.RangeIndex(len(prob)))
+    names = np.asarray(["unclassified" if c in reject else c for c in classes], dtype=object)
+    table["class"] = pd.Series(names[top], index=table.index, dtype=object)
+    table["confidence"] = (
+        prob[np.arange(len(prob)), top] if len(prob) else np.zeros(0, np.float32)
+    )
+    for j, name in enumerate(classes):
+        table[f"prob_{name}"] = prob[:, j]
+    return table
+
+
+def decide_table(
+    cells: pd.DataFrame,
+    card: ModelCard,
+    *,
+    adapt_priors: bool | None = None,
+    blast_min: float | None = None,
+) -> pd.DataFrame:
+    """Call the classes of a whole slide's cells at once, from their plain ``prob_<class>`` columns.
+
+    The analysis pipeline classifies region by region with the decision off and calls every
+    cell here, once per slide, so the class mix is estimated on the whole slide rather than per
+    region.
+
+    Parameters
+    ----------
+    cells
+        Cell table with one ``prob_<class>`` column per class of ``card`` (plain calibrated
+        probabilities, as :func:`~hemascope.classify.predict_cells` gives with
+        ``adapt_priors=False``).
+    card, adapt_priors, blast_min
+        As :func:`decide`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy of ``cells`` with ``class``, ``confidence`` and ``prob_<class>`` replaced.
+    """
+    columns = [f"prob_{c}" for c in card.classes]
+    missing = [c for c in columns if c not in cells.columns]
+    if missing:
+        raise InvalidInputError(f"the cell table lacks the probability columns {missing}")
+    calls = decide(cells[columns].to_numpy(dtype=np.float64), card, adapt_priors=adapt_priors,
+                   blast_min=blast_min)
+    table = probabilities_table(calls.probabilities, card.classes, cells.index, card.reject_classes,
+                                top=calls.top)
+    out = cells.copy()
+    for name in table.columns:
+        out[name] = table[name]
+    return out

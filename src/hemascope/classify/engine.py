@@ -23,7 +23,7 @@ import torch
 
 from hemascope.classify.calibration import calibrated_probabilities
 from hemascope.classify.crops import crops_to_tensor, slide_crop
-from hemascope.classify.decision import decide
+from hemascope.classify.decision import decide, probabilities_table
 from hemascope.classify.images import load_cell_crops
 from hemascope.classify.probe import probe_cells, probe_subset
 from hemascope.classify.shift import DomainShift
@@ -207,32 +207,6 @@ def run_model(
         dim = getattr(module, "embed_dim", 0)
         emb_out = np.concatenate(embs) if embs else np.zeros((0, dim), np.float32)
     return prob, emb_out
-
-
-def probabilities_table(
-    prob: np.ndarray,
-    classes: Sequence[str],
-    index: pd.Index | None = None,
-    reject: Sequence[str] = (),
-    top: np.ndarray | None = None,
-) -> pd.DataFrame:
-    """``class``, ``confidence`` and ``prob_<class>`` columns from a probability matrix.
-
-    A cell whose top class is in ``reject`` (the card's ``reject_classes``, e.g. ``smudge``) gets
-    the class ``unclassified``: it is not a white cell of the differential. ``top`` gives the
-    class index of each cell (:func:`hemascope.classify.decision.decide`); default the argmax.
-    """
-    if top is None:
-        top = prob.argmax(axis=1) if len(prob) else np.zeros(0, dtype=int)
-    table = pd.DataFrame(index=index if index is not None else pd.RangeIndex(len(prob)))
-    names = np.asarray(["unclassified" if c in reject else c for c in classes], dtype=object)
-    table["class"] = pd.Series(names[top], index=table.index, dtype=object)
-    table["confidence"] = (
-        prob[np.arange(len(prob)), top] if len(prob) else np.zeros(0, np.float32)
-    )
-    for j, name in enumerate(classes):
-        table[f"prob_{name}"] = prob[:, j]
-    return table
 
 
 def _centroids(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
