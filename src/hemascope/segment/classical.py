@@ -3,9 +3,11 @@
 Steps, all sizes in micrometres:
 
 1. optical density against the glass colour (:mod:`hemascope.segment.stain`);
-2. **nucleus**: the red-channel OD (nuclear dye) smoothed, thresholded at the larger of Otsu's
-   threshold and a floor, small specks removed, holes filled; a hysteresis version (fainter
-   stain joined to dense chromatin: thin band nuclei) seeds and validates the cells;
+2. **nucleus**: the nuclear evidence smoothed, thresholded at the larger of Otsu's threshold and
+   a floor, small specks removed, holes filled; a hysteresis version (fainter stain joined to
+   dense chromatin: thin band nuclei) seeds and validates the cells. The evidence is the density
+   off the red cells' own colour where that colour is known (fields, slides: nuclei of any hue,
+   magenta ones included), else the red-channel OD (the purple-blue nuclear dye);
 3. **whole cell**: pixels bluer than the red cells around the cell (their median tint, measured
    locally, away from the nuclei; every stained pixel for a cell on bare glass) plus the nuclei,
    closed, hole-filled and opened to cut thin bridges to red cells, then kept only where they
@@ -58,6 +60,7 @@ class ClassicalParams:
     reference_min_um2: float = 20.0
     max_rim_um: float = 7.0
     min_off_red_cell_od: float = 0.06
+    nucleus_min_off_od: float = 0.025
     min_off_red_cell_cytoplasm_od: float = 0.01
 
 
@@ -97,12 +100,15 @@ def nucleus_mask(
 
 
 def nucleus_masks(
-    od: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams(), *, support: bool = True
+    od: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams(), *, support: bool = True,
+    off_red_cell: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The nucleus mask and the nuclear support (see :func:`nucleus_mask`) from one smoothing pass.
 
-    The nuclear stain is smoothed and thresholded at the larger of Otsu's threshold and
-    ``nucleus_min_od``; specks are removed and holes filled.
+    The nuclear evidence is smoothed and thresholded at the larger of Otsu's threshold and a floor;
+    specks are removed and holes filled. The evidence is the red-channel OD (floor
+    ``nucleus_min_od``) or, when given, the density off the red cells' colour (floor
+    ``nucleus_min_off_od``), which finds nuclei of any hue relative to the image's own red cells.
 
     Parameters
     ----------
@@ -114,15 +120,21 @@ def nucleus_masks(
         Backend parameters.
     support
         Also compute the hysteresis mask (else ``None`` is returned for it).
+    off_red_cell
+        ``(rows, cols)`` density off the red-cell colour
+        (:func:`~hemascope.segment.stain.off_red_cell_density`), used instead of the red channel.
 
     Returns
     -------
     nuclei, support : numpy.ndarray
         ``(rows, cols)`` bool; ``support`` is ``None`` when not asked for.
     """
-    stain = filters.gaussian(nuclear_stain(od), sigma=max(_px(params.smooth_um, mpp), 0.5))
-    threshold = params.nucleus_min_od
-    dense = stain[stain > params.nucleus_min_od / 2]
+    evidence, floor = nuclear_stain(od), params.nucleus_min_od
+    if off_red_cell is not None:
+        evidence, floor = off_red_cell, params.nucleus_min_off_od
+    stain = filters.gaussian(evidence, sigma=max(_px(params.smooth_um, mpp), 0.5))
+    threshold = floor
+    dense = stain[stain > floor / 2]
     if dense.size > 64 and np.ptp(dense) > 1e-3:
         threshold = max(threshold, float(filters.threshold_otsu(dense)))
     min_px = max(int(params.nucleus_min_area_um2 / mpp**2), 1)
@@ -133,7 +145,7 @@ def nucleus_masks(
     nuclei = clean(stain > threshold)
     if not support:
         return nuclei, None
-    low = max(params.nucleus_min_od, params.nucleus_hysteresis * threshold)
+    low = max(floor, params.nucleus_hysteresis * threshold)
     return nuclei, clean(filters.apply_hysteresis_threshold(stain, low, threshold))
 
 
@@ -299,9 +311,9 @@ def segment_classical(
         The slide's red-cell tint; measured on ``image`` when ``None``.
     red_cell_chroma
         The slide's red-cell OD direction (:func:`~hemascope.segment.stain.red_cell_chroma`):
-        when given, pixels with less than ``min_off_red_cell_od`` of density off it (red cells and
-        their clumps, whatever the stain) are no nucleus, and cytoplasm must carry
-        ``min_off_red_cell_cytoplasm_od``.
+        when given, the nucleus is found on the density off it (nuclei of any hue), pixels with
+        less than ``min_off_red_cell_od`` of it (red cells and their clumps, whatever the stain)
+        are no nucleus, and cytoplasm must carry ``min_off_red_cell_cytoplasm_od``.
 
     Returns
     -------
@@ -313,10 +325,10 @@ def segment_classical(
     if red_cell_tint is None:
         red_cell_tint = estimate_red_cell_tint(image, background, red_cell_tint_cap(image.shape, mpp))
     od = optical_density(image, background)
-    nuclei, support = nucleus_masks(od, mpp, params)
-    off = None
-    if red_cell_chroma is not None:  # red cells and their clumps are no nuclei, however dark
-        off = filters.gaussian(off_red_cell_density(od, red_cell_chroma), sigma=max(_px(params.smooth_um, mpp), 0.5))
+    off = None if red_cell_chroma is None else off_red_cell_density(od, red_cell_chroma)
+    nuclei, support = nucleus_masks(od, mpp, params, off_red_cell=off)
+    if off is not None:  # red cells and their clumps are no nuclei, however dark
+        off = filters.gaussian(off, sigma=max(_px(params.smooth_um, mpp), 0.5))
         nuclei &= off > params.min_off_red_cell_od
     support |= nuclei
     if not nuclei.any() or support.sum() < _min_nucleus_px(mpp, params):  # no cell can be kept

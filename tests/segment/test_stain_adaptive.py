@@ -1,0 +1,58 @@
+"""White cells found by their colour relative to the image's own red cells, whatever the stain."""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.draw import disk
+
+from hemascope.segment import find_cells
+
+GLASS = np.array([252.0, 254.0, 250.0])
+#: OD of grey-blue red cells (absorbing red most), as in some labs' B-ALL smears.
+GREY_BLUE_RED_CELL = np.array([0.17, 0.13, 0.07])
+
+
+def _field(cells: list[tuple[float, float, float]], nucleus: np.ndarray, seed: int = 0,
+           red_cell: np.ndarray = GREY_BLUE_RED_CELL) -> np.ndarray:
+    """A 0.5 µm/px field of red cells (radius 7.5 px) with white cells ``(row, col, radius px)``."""
+    rng = np.random.default_rng(seed)
+    od = np.zeros((320, 320, 3))
+    centres = [(r, c) for r, c, _ in cells]
+    placed = 0
+    while placed < 110:
+        r, c = rng.uniform(0, 320, 2)
+        if min(np.hypot(r - a, c - b) for a, b in centres) < 20:
+            continue
+        rr, cc = disk((r, c), 7.5, shape=od.shape[:2])
+        od[rr, cc] = red_cell
+        placed += 1
+    for r, c, radius in cells:
+        rr, cc = disk((r, c), radius, shape=od.shape[:2])
+        od[rr, cc] = 0.35 * nucleus  # thin cytoplasm rim of the same dye
+        rr, cc = disk((r, c), radius - 2, shape=od.shape[:2])
+        od[rr, cc] = nucleus
+    noise = rng.normal(0, 1.0, od.shape)
+    return np.clip(GLASS * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+
+
+def test_magenta_nuclei_that_absorb_little_red_light_are_found():
+    """Magenta blasts (nuclear OD mostly in green, red OD below the red cells') among grey-blue red cells."""
+    magenta = np.array([0.085, 0.17, 0.015])  # paler in red than the red cells themselves
+    truth = [(70.0, 80.0, 11.0), (160.0, 230.0, 12.0), (250.0, 100.0, 10.0)]
+    seg = find_cells(_field(truth, magenta), mpp=0.5)
+    found = seg.cells[["row", "col"]].to_numpy()
+    assert len(found) == 3, found
+    for r, c, _ in truth:
+        assert np.hypot(found[:, 0] - r, found[:, 1] - c).min() < 4
+    assert (seg.cells["nucleus_area_um2"] > 0.5 * np.pi * (8 * 0.5) ** 2).all()
+
+
+def test_touching_blasts_of_a_packed_field_are_counted_one_by_one():
+    """Three round blasts touching in a row are three cells, not one merged object."""
+    purple = np.array([0.45, 0.55, 0.15])
+    truth = [(160.0, 120.0, 11.0), (160.0, 141.0, 11.0), (160.0, 162.0, 11.0)]
+    seg = find_cells(_field(truth, purple, seed=1), mpp=0.5)
+    found = seg.cells[["row", "col"]].to_numpy()
+    assert len(found) == 3, found
+    for r, c, _ in truth:
+        assert np.hypot(found[:, 0] - r, found[:, 1] - c).min() < 5
