@@ -34,7 +34,9 @@ def recolour(image: np.ndarray, how: str | None) -> np.ndarray:
     """A copy with another glass colour or stain strength (optical-density space).
 
     ``yellow``: warm white balance (blue ×0.80, green ×0.93); ``pale``: stain at 55 % density;
-    ``grey``: background and stain desaturated toward grey; ``dark``: stain at 150 % density.
+    ``grey``: background and stain desaturated toward grey; ``dark``: stain at 150 % density;
+    ``magenta``: every OD vector rotated 25° about the grey axis (a Wright/Leishman-like hue:
+    purple nuclei turn magenta, absorbing less red than green, and pink red cells turn lilac).
     """
     if how is None:
         return image
@@ -43,6 +45,8 @@ def recolour(image: np.ndarray, how: str | None) -> np.ndarray:
     od = -np.log(np.clip(rgb / glass, 1e-3, 1.0))
     if how == "pale":
         od *= 0.55
+    elif how == "magenta":
+        od = _rotate_hue(od, np.radians(25.0))
     elif how == "dark":
         od *= 1.5
     out = glass * np.exp(-od)
@@ -53,6 +57,14 @@ def recolour(image: np.ndarray, how: str | None) -> np.ndarray:
         out = 0.5 * out + 0.5 * grey
         out *= 0.85
     return np.clip(np.round(out - 1.0), 0, 255).astype(np.uint8)
+
+
+def _rotate_hue(od: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate OD vectors by ``angle`` about the grey axis (Rodrigues), keeping them non-negative."""
+    k = np.full(3, 1.0 / np.sqrt(3.0))
+    along = (od @ k)[..., None] * k
+    rotated = od * np.cos(angle) + np.cross(k, od) * np.sin(angle) + along * (1.0 - np.cos(angle))
+    return np.maximum(rotated, 0.0)
 
 
 def sample(per_set: int, seed: int) -> list[tuple[str, Path, float]]:
@@ -89,7 +101,7 @@ def main() -> None:
     parser.add_argument("--per-set", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", choices=("given", "estimated"), default="given")
-    parser.add_argument("--recolour", choices=("yellow", "pale", "grey", "dark"), default=None)
+    parser.add_argument("--recolour", choices=("yellow", "pale", "grey", "dark", "magenta"), default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 

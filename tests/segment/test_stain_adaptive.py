@@ -56,3 +56,47 @@ def test_touching_blasts_of_a_packed_field_are_counted_one_by_one():
     assert len(found) == 3, found
     for r, c, _ in truth:
         assert np.hypot(found[:, 0] - r, found[:, 1] - c).min() < 5
+
+
+def test_a_cell_mask_cut_through_its_one_nucleus_is_joined_again():
+    """A whole-cell mask that leaked into a neighbour is cut by the watershed; one nucleus = one cell."""
+    from hemascope.segment.classical import split_cells
+
+    cells = np.zeros((120, 160), dtype=bool)
+    for centre in ((60, 52), (60, 108)):  # two round lobes of mask: two distance maxima
+        rr, cc = disk(centre, 30, shape=cells.shape)
+        cells[rr, cc] = True
+    nuclei = np.zeros_like(cells)
+    rr, cc = disk((60, 80), 10, shape=cells.shape)  # one round nucleus across the neck
+    nuclei[rr, cc] = True
+    labels = split_cells(cells, nuclei, mpp=0.25)
+    assert labels.max() == 1
+    # two touching round nuclei (two maxima of their own) keep their cells apart
+    nuclei[:] = False
+    for centre in ((60, 71), (60, 89)):
+        rr, cc = disk(centre, 9, shape=cells.shape)
+        nuclei[rr, cc] = True
+    assert split_cells(cells, nuclei, mpp=0.25).max() == 2
+
+
+def test_eosinophil_granules_coloured_like_red_cells_belong_to_the_cell():
+    """Close-up: dense orange granules (exactly the red cells' colour, 2.4x denser) are cell pixels."""
+    from hemascope.segment.classical import cell_mask
+
+    red_cell = np.array([0.10, 0.30, 0.22])
+    od = np.zeros((300, 300, 3), dtype=np.float32)
+    for r, c in ((40, 40), (40, 260), (260, 40), (260, 260), (150, 30), (30, 150), (270, 150), (150, 275)):
+        rr, cc = disk((r, c), 36, shape=od.shape[:2])
+        od[rr, cc] = red_cell
+    granules = np.zeros(od.shape[:2], dtype=bool)
+    rr, cc = disk((150, 150), 62, shape=od.shape[:2])
+    granules[rr, cc] = True
+    od[granules] = 2.4 * red_cell
+    nuclei = np.zeros_like(granules)
+    for centre in ((125, 150), (178, 150)):  # bilobed nucleus
+        rr, cc = disk(centre, 24, shape=od.shape[:2])
+        nuclei[rr, cc] = True
+    od[nuclei] = (0.55, 0.80, 0.25)
+    mask = cell_mask(od, nuclei, mpp=0.1)
+    assert (mask & granules).sum() > 0.9 * granules.sum()
+    assert (mask & ~granules).sum() < 0.05 * granules.sum()

@@ -13,7 +13,8 @@ Steps, all sizes in micrometres:
    closed, hole-filled and opened to cut thin bridges to red cells, then kept only where they
    hold a nucleus;
 4. **touching cells** are split by a watershed on distance-transform markers (h-maxima), so the
-   lobes of one neutrophil stay one cell; instances without a nucleus are dropped.
+   lobes of one neutrophil stay one cell; parts cut through one nucleus (a single maximum of its
+   own distance map) are joined again; instances without a nucleus are dropped.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class ClassicalParams:
     max_rim_um: float = 7.0
     min_off_red_cell_od: float = 0.06
     nucleus_min_off_od: float = 0.025
+    granule_density_factor: float = 1.6
     min_off_red_cell_cytoplasm_od: float = 0.01
 
 
@@ -155,6 +157,7 @@ def cell_mask(
     mpp: float,
     params: ClassicalParams = ClassicalParams(),
     red_cell_tint: float = 0.0,
+    granules: bool = True,
 ) -> np.ndarray:
     """Boolean mask of white-cell pixels (cytoplasm and nucleus) around the given nuclei.
 
@@ -162,8 +165,11 @@ def cell_mask(
     (red cells, at this spot of the slide): white-cell pixels are those bluer than the reference's
     median tint (or the slide's ``red_cell_tint``, whichever is larger) by ``tint_threshold``; a cell
     with fewer than ``reference_min_um2`` of stained pixels around it lies on bare glass, and every
-    stained pixel counts (the pink granules of an eosinophil too). When there is neither room for a
-    local reference nor glass around (a tight crop), the slide's ``red_cell_tint`` is the reference.
+    stained pixel counts (the pink granules of an eosinophil too); among red cells, pixels denser
+    than ``granule_density_factor`` times the reference's 90th density percentile count too,
+    whatever their colour (the orange granules of an eosinophil have the red cells' tint). When
+    there is neither room for a local reference nor glass around (a tight crop), the slide's
+    ``red_cell_tint`` is the reference.
     Nothing farther than ``max_rim_um`` from a nucleus is cytoplasm. These plus the nuclei are
     closed, hole-filled and opened (cutting thin bridges to red cells); only regions holding a
     nucleus stay.
@@ -180,6 +186,8 @@ def cell_mask(
         Backend parameters.
     red_cell_tint
         The slide's red-cell tint (:func:`~hemascope.segment.stain.red_cell_tint`).
+    granules
+        Apply the dense-granule rule (close-ups; on fields the red-cell colour test decides).
 
     Returns
     -------
@@ -200,6 +208,8 @@ def cell_mask(
             red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         mask = (tint > params.tint_threshold) & stained | nuclei
+        if enough and granules:  # granules denser than nearly all red cells (eosinophils: red-cell coloured)
+            mask |= dense > params.granule_density_factor * float(np.quantile(dense[local], 0.9))
     mask &= distance <= _px(params.max_rim_um, mpp)  # cytoplasm is a rim around the nucleus
     mask = binary_closing(mask, int(round(_px(params.close_um, mpp))))
     mask = fill_holes(mask)
@@ -216,6 +226,43 @@ def _min_nucleus_px(mpp: float, params: ClassicalParams) -> int:
 
 def _is_convex(piece: np.ndarray, solidity: float = 0.92) -> bool:
     return piece.sum() >= solidity * morphology.convex_hull_image(piece).sum()
+
+
+def _merge_parts_sharing_a_nucleus(split: np.ndarray, nuclei: np.ndarray, mpp: float,
+                                    params: ClassicalParams) -> np.ndarray:
+    """Join watershed parts cut through one nucleus: two cells need two nuclei.
+
+    A nucleus component with a single distance-transform maximum (h-maxima ``split_depth_um``) is
+    one nucleus; every part it reaches into belongs to its cell (a whole-cell mask that leaked into
+    a neighbouring red cell is otherwise cut in two, one half per candidate). Two touching round
+    nuclei have two maxima and keep their cells apart.
+    """
+    components, n = ndi.label(nuclei)
+    if n == 0:
+        return split
+    depth = max(_px(params.split_depth_um, mpp), 1.0)
+    parent = np.arange(int(split.max()) + 1)
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            a = int(parent[a])
+        return a
+
+    for index, box in enumerate(ndi.find_objects(components), start=1):
+        one = components[box] == index
+        parts = np.unique(split[box][one])
+        parts = parts[parts > 0]
+        if len(parts) < 2:
+            continue
+        distance = ndi.distance_transform_edt(np.pad(one, 1))[1:-1, 1:-1]
+        if ndi.label(morphology.h_maxima(distance, depth) & one)[1] > 1:
+            continue  # two (or more) nuclei touching: their cells stay apart
+        first = root(int(parts[0]))
+        for other in parts[1:]:
+            parent[root(int(other))] = first
+    roots = np.array([root(a) for a in range(parent.size)])
+    _, consecutive = np.unique(roots, return_inverse=True)
+    return consecutive[split].astype(split.dtype)  # label 0 (background) stays 0: its own root
 
 
 def split_cells(
@@ -269,8 +316,10 @@ def split_cells(
         peaks = morphology.h_maxima(distance, max(_px(params.split_depth_um, mpp), 1.0))
         markers, k = ndi.label(peaks & piece)
         split = segmentation.watershed(-distance, markers=markers, mask=piece)
+        if k > 1:
+            split = _merge_parts_sharing_a_nucleus(split, nuclei[box] & piece, mpp, params)
         labels[box][piece] = split[piece] + next_label - 1
-        next_label += k
+        next_label += int(split.max())
     min_px = int(params.cell_min_area_um2 / mpp**2)
     sizes = np.bincount(labels.ravel())
     nucleus_px = np.bincount(labels.ravel(), weights=nuclei.ravel(), minlength=sizes.size)
@@ -334,7 +383,7 @@ def segment_classical(
     if not nuclei.any() or support.sum() < _min_nucleus_px(mpp, params):  # no cell can be kept
         empty = np.zeros(nuclei.shape, dtype=np.int32)
         return empty, empty.copy()
-    mask = cell_mask(od, support, mpp, params, red_cell_tint)
+    mask = cell_mask(od, support, mpp, params, red_cell_tint, granules=off is None)
     if off is not None:  # cytoplasm carries at least a little colour other than the red cells'
         mask &= (off > params.min_off_red_cell_cytoplasm_od) | support
     cells = split_cells(mask, support, mpp, params, nuclei)

@@ -276,6 +276,24 @@ class CellMask:
     nucleus: np.ndarray
 
 
+#: Two outlines whose whole-cell masks overlap by more than this intersection-over-union are one
+#: cell reached from two candidates (a lobe each) and outlined differently in their two crops.
+_SAME_CELL_IOU = 0.5
+
+
+def _same_cell(a: CellMask, b: CellMask) -> bool:
+    """Whether two found cells are one: whole-cell IoU above :data:`_SAME_CELL_IOU`."""
+    r0, c0 = max(a.origin[0], b.origin[0]), max(a.origin[1], b.origin[1])
+    r1 = min(a.origin[0] + a.cell.shape[0], b.origin[0] + b.cell.shape[0])
+    c1 = min(a.origin[1] + a.cell.shape[1], b.origin[1] + b.cell.shape[1])
+    if r1 <= r0 or c1 <= c0:
+        return False
+    wa = a.cell[r0 - a.origin[0]: r1 - a.origin[0], c0 - a.origin[1]: c1 - a.origin[1]]
+    wb = b.cell[r0 - b.origin[0]: r1 - b.origin[0], c0 - b.origin[1]: c1 - b.origin[1]]
+    shared = int((wa & wb).sum())
+    return shared > _SAME_CELL_IOU * (int(a.cell.sum()) + int(b.cell.sum()) - shared)
+
+
 def segment_region_with_masks(
     slide, region: Region, settings: SegmentSettings | Mapping[str, Any] | None = None
 ) -> tuple[pd.DataFrame, list[CellMask]]:
@@ -303,8 +321,13 @@ def segment_region_with_masks(
     crops = _read_crops(slide, region, rows, cols, half)
     name = resolve_segmenter(settings)
     version = segmenter_version(name)
-    tables, masks = [], []
+    tables: list[dict] = []
+    masks: list[CellMask] = []
     seen: list[tuple[float, float]] = []  # centroids of the cells kept
+    # In a close-up one cell fills the view: two candidates on it (two lobes) whose crops outline
+    # it differently are one cell. Not on fields, where touching cells of a packed field may share
+    # one outline yet are counted one by one from their own candidates (docs/segmentation.md).
+    close_up = region.red_cell_chroma is None
     results = (segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma)
                if crops else [])
     for (r, c), crop, (cells, nuclei) in zip(zip(rows, cols, strict=True), crops, results, strict=True):
@@ -319,12 +342,15 @@ def segment_region_with_masks(
             continue
         if any(math.hypot(cy - y, cx - x) < settings.min_diameter_um / 2 / mpp for y, x in seen):
             continue  # the same cell reached from a second candidate (e.g. another lobe)
-        seen.append((cy, cx))
-        tables.append(row)
         rr, cc = np.nonzero(one)
         r_lo, c_lo = rr.min(), cc.min()
         sl = (slice(r_lo, rr.max() + 1), slice(c_lo, cc.max() + 1))
-        masks.append(CellMask((int(r - half + r_lo), int(c - half + c_lo)), one[sl] > 0, nuclei[sl] == label))
+        mask = CellMask((int(r - half + r_lo), int(c - half + c_lo)), one[sl] > 0, nuclei[sl] == label)
+        if close_up and any(_same_cell(mask, other) for other in masks):
+            continue  # the same cell outlined differently from a second candidate's crop
+        seen.append((cy, cx))
+        tables.append(row)
+        masks.append(mask)
     del crops, results
     release_free_heap()
     if not tables:
