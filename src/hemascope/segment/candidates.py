@@ -80,6 +80,7 @@ def find_candidates(
     min_od: float = 0.25,
     red_cell_tint: float = 0.0,
     red_cell_chroma: tuple[float, float, float] | None = None,
+    split: bool | None = None,
 ) -> np.ndarray:
     """Centres of white-cell candidates in an RGB image at reduced resolution.
 
@@ -104,6 +105,9 @@ def find_candidates(
         tint tests: red-cell clumps carry none, whatever the stain, and nuclei of any hue do
         (magenta nuclei absorb little red light); touching blobs are split
         (:func:`split_touching`).
+    split
+        Split blobs of touching cells (default: when ``red_cell_chroma`` is given; pass
+        ``False`` for close-ups, where one cell fills the view and its lobes would be split).
 
     Returns
     -------
@@ -130,12 +134,14 @@ def find_candidates(
     kept = kept[kept > 0]
     if not len(kept):
         return np.zeros((0, 2))
+    if split is None:
+        split = red_cell_chroma is not None
     boxes = ndi.find_objects(labels)
     centres: list[tuple[float, float]] = []
     for k in kept:  # centroid of each kept blob (or of its parts), from its bounding box only
         rows, cols = boxes[k - 1]
         piece = labels[rows, cols] == k
-        parts = split_touching(piece, SPLIT_DEPTH_UM / mpp, min_area) if red_cell_chroma is not None else []
+        parts = split_touching(piece, SPLIT_DEPTH_UM / mpp, min_area) if split else []
         if not parts:
             rr, cc = np.nonzero(piece)
             parts = [(float(rr.mean()), float(cc.mean()))]

@@ -158,6 +158,7 @@ def cell_mask(
     params: ClassicalParams = ClassicalParams(),
     red_cell_tint: float = 0.0,
     granules: bool = True,
+    off_red_cell: np.ndarray | None = None,
 ) -> np.ndarray:
     """Boolean mask of white-cell pixels (cytoplasm and nucleus) around the given nuclei.
 
@@ -188,6 +189,9 @@ def cell_mask(
         The slide's red-cell tint (:func:`~hemascope.segment.stain.red_cell_tint`).
     granules
         Apply the dense-granule rule (close-ups; on fields the red-cell colour test decides).
+    off_red_cell
+        Smoothed density off the red-cell colour: when given, cytoplasm (not granules) must carry
+        ``min_off_red_cell_cytoplasm_od`` of it.
 
     Returns
     -------
@@ -208,6 +212,8 @@ def cell_mask(
             red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         mask = (tint > params.tint_threshold) & stained | nuclei
+        if off_red_cell is not None:
+            mask &= (off_red_cell > params.min_off_red_cell_cytoplasm_od) | nuclei
         if enough and granules:  # granules denser than nearly all red cells (eosinophils: red-cell coloured)
             mask |= dense > params.granule_density_factor * float(np.quantile(dense[local], 0.9))
     mask &= distance <= _px(params.max_rim_um, mpp)  # cytoplasm is a rim around the nucleus
@@ -343,6 +349,8 @@ def segment_classical(
     params: ClassicalParams = ClassicalParams(),
     red_cell_tint: float | None = None,
     red_cell_chroma: tuple[float, float, float] | None = None,
+    *,
+    close_up: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segment every white cell of an RGB image into whole-cell and nucleus instance labels.
 
@@ -363,6 +371,9 @@ def segment_classical(
         when given, the nucleus is found on the density off it (nuclei of any hue), pixels with
         less than ``min_off_red_cell_od`` of it (red cells and their clumps, whatever the stain)
         are no nucleus, and cytoplasm must carry ``min_off_red_cell_cytoplasm_od``.
+    close_up
+        ``image`` is (a crop of) a close-up: eosinophil granules are found by their density
+        (:func:`cell_mask`), exempt from the cytoplasm colour test.
 
     Returns
     -------
@@ -383,8 +394,9 @@ def segment_classical(
     if not nuclei.any() or support.sum() < _min_nucleus_px(mpp, params):  # no cell can be kept
         empty = np.zeros(nuclei.shape, dtype=np.int32)
         return empty, empty.copy()
-    mask = cell_mask(od, support, mpp, params, red_cell_tint, granules=off is None)
-    if off is not None:  # cytoplasm carries at least a little colour other than the red cells'
+    mask = cell_mask(od, support, mpp, params, red_cell_tint, granules=close_up or off is None,
+                     off_red_cell=off if close_up else None)
+    if off is not None and not close_up:  # cytoplasm carries at least a little colour other than the red cells'
         mask &= (off > params.min_off_red_cell_cytoplasm_od) | support
     cells = split_cells(mask, support, mpp, params, nuclei)
     nucleus_labels = np.where(nuclei, cells, 0).astype(np.int32)

@@ -28,6 +28,7 @@ from hemascope.segment.backends import resolve_segmenter, segment_crops, segment
 from hemascope.segment.candidates import find_candidates
 from hemascope.segment.settings import SegmentSettings
 from hemascope.segment.smear import SmearMask, compute_smear_mask
+from hemascope.segment.stain import is_close_up
 from hemascope.segment.table import as_cell_table, cell_rows, empty_cell_table
 
 Box = tuple[int, int, int, int]
@@ -308,10 +309,15 @@ def segment_region_with_masks(
     settings = SegmentSettings.from_any(settings)
     mpp, grid = region.mpp, region.grid
     reduced = read_reduced(slide, region.window, grid)
+    # In a close-up one cell fills the view: its lobes are not split into candidates, and two
+    # candidates on it (two lobes) whose crops outline it differently are one cell. Not so on
+    # fields, where touching cells of a packed field may share one outline yet are counted one by
+    # one from their own candidates (docs/segmentation.md).
+    close_up = is_close_up(slide.shape, mpp)
     centres = find_candidates(
         reduced, mpp * grid, region.background,
         min_diameter_um=settings.min_diameter_um, min_od=settings.candidate_min_od,
-        red_cell_tint=region.red_cell_tint, red_cell_chroma=region.red_cell_chroma,
+        red_cell_tint=region.red_cell_tint, red_cell_chroma=region.red_cell_chroma, split=not close_up,
     )
     rows = region.window[0] + centres[:, 0] * grid + (grid - 1) / 2
     cols = region.window[1] + centres[:, 1] * grid + (grid - 1) / 2
@@ -324,12 +330,8 @@ def segment_region_with_masks(
     tables: list[dict] = []
     masks: list[CellMask] = []
     seen: list[tuple[float, float]] = []  # centroids of the cells kept
-    # In a close-up one cell fills the view: two candidates on it (two lobes) whose crops outline
-    # it differently are one cell. Not on fields, where touching cells of a packed field may share
-    # one outline yet are counted one by one from their own candidates (docs/segmentation.md).
-    close_up = region.red_cell_chroma is None
-    results = (segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma)
-               if crops else [])
+    results = (segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma,
+                             close_up=close_up) if crops else [])
     for (r, c), crop, (cells, nuclei) in zip(zip(rows, cols, strict=True), crops, results, strict=True):
         label = _select_instance(cells, (half, half), settings.min_diameter_um / mpp)
         if not label:
