@@ -100,3 +100,24 @@ def test_eosinophil_granules_coloured_like_red_cells_belong_to_the_cell():
     mask = cell_mask(od, nuclei, mpp=0.1)
     assert (mask & granules).sum() > 0.9 * granules.sum()
     assert (mask & ~granules).sum() < 0.05 * granules.sum()
+
+
+def test_a_close_up_judges_colour_against_its_own_red_cells():
+    """A 30 µm close-up whose nucleus has the red cells' (OD_r - OD_b) tint but another colour is found."""
+    pink_red_cell = np.array([0.18, 0.42, 0.18])
+    crimson_nucleus = np.array([0.55, 0.80, 0.55])  # same red-minus-blue tint (0): the tint axis is blind
+    od = np.zeros((300, 300, 3))
+    for r, c in ((45, 45), (45, 255), (255, 45), (255, 255), (150, 28), (28, 150), (272, 150), (150, 272)):
+        rr, cc = disk((r, c), 38, shape=od.shape[:2])
+        od[rr, cc] = pink_red_cell
+    rr, cc = disk((150, 150), 60, shape=od.shape[:2])
+    od[rr, cc] = 0.35 * crimson_nucleus  # cytoplasm
+    rr, cc = disk((150, 150), 40, shape=od.shape[:2])
+    od[rr, cc] = crimson_nucleus
+    noise = np.random.default_rng(3).normal(0, 1.0, od.shape)
+    image = np.clip(np.array([255.0, 235.0, 210.0]) * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+    seg = find_cells(image, mpp=0.1)
+    assert len(seg.cells) == 1
+    cell = seg.cells.iloc[0]
+    assert np.hypot(cell["row"] - 150, cell["col"] - 150) < 10
+    assert abs(cell["nucleus_area_um2"] - np.pi * 4.0**2) < 0.25 * np.pi * 4.0**2
