@@ -387,9 +387,14 @@ def segment_classical(
     od = optical_density(image, background)
     off = None if red_cell_chroma is None else off_red_cell_density(od, red_cell_chroma)
     nuclei, support = nucleus_masks(od, mpp, params, off_red_cell=off)
+    outline = nuclei  # the nucleus outline reported
+    if close_up and off is not None:  # outline on the red channel (sharper chromatin edge there)
+        outline = nucleus_masks(od, mpp, params, support=False)[0]
     if off is not None:  # red cells and their clumps are no nuclei, however dark
         off = filters.gaussian(off, sigma=max(_px(params.smooth_um, mpp), 0.5))
         nuclei &= off > params.min_off_red_cell_od
+        outline &= off > params.min_off_red_cell_od
+    nuclei |= outline
     support |= nuclei
     if not nuclei.any() or support.sum() < _min_nucleus_px(mpp, params):  # no cell can be kept
         empty = np.zeros(nuclei.shape, dtype=np.int32)
@@ -399,7 +404,7 @@ def segment_classical(
     if off is not None and not close_up:  # cytoplasm carries at least a little colour other than the red cells'
         mask &= (off > params.min_off_red_cell_cytoplasm_od) | support
     cells = split_cells(mask, support, mpp, params, nuclei)
-    nucleus_labels = np.where(nuclei, cells, 0).astype(np.int32)
+    nucleus_labels = np.where(outline, cells, 0).astype(np.int32)
     return cells, nucleus_labels
 
 
