@@ -37,7 +37,7 @@ from hemascope.segment.stain import (
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-3"
+VERSION = "classical-4"
 
 
 @dataclass(frozen=True)
