@@ -6,7 +6,9 @@ For a seeded sample of crops per set (platelet classes left out: they hold no wh
 
 * **found**: a detected cell covers the crop centre, or its centroid lies within 4 µm of it;
 * **extra**: the crop has another detection whose centroid is at least 2 µm inside the crop
-  (a second white cell, or a false detection: red-cell clump, platelets, debris).
+  (a second white cell, or a false detection: red-cell clump, platelets, debris);
+  **extra_not_at_border**: such a detection whose outline does not touch the image border (the
+  others are neighbours cut by the crop's edge, whose visible part is found).
 
 Optionally recolours each crop first (``--recolour yellow|pale|grey``) to test stain adaptivity.
 
@@ -34,7 +36,9 @@ def recolour(image: np.ndarray, how: str | None) -> np.ndarray:
     """A copy with another glass colour or stain strength (optical-density space).
 
     ``yellow``: warm white balance (blue ×0.80, green ×0.93); ``pale``: stain at 55 % density;
-    ``grey``: background and stain desaturated toward grey; ``dark``: stain at 150 % density.
+    ``grey``: background and stain desaturated toward grey; ``dark``: stain at 150 % density;
+    ``magenta``: every OD vector rotated 25° about the grey axis (a Wright/Leishman-like hue:
+    purple nuclei turn magenta, absorbing less red than green, and pink red cells turn lilac).
     """
     if how is None:
         return image
@@ -43,6 +47,8 @@ def recolour(image: np.ndarray, how: str | None) -> np.ndarray:
     od = -np.log(np.clip(rgb / glass, 1e-3, 1.0))
     if how == "pale":
         od *= 0.55
+    elif how == "magenta":
+        od = _rotate_hue(od, np.radians(25.0))
     elif how == "dark":
         od *= 1.5
     out = glass * np.exp(-od)
@@ -55,6 +61,14 @@ def recolour(image: np.ndarray, how: str | None) -> np.ndarray:
     return np.clip(np.round(out - 1.0), 0, 255).astype(np.uint8)
 
 
+def _rotate_hue(od: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate OD vectors by ``angle`` about the grey axis (Rodrigues), keeping them non-negative."""
+    k = np.full(3, 1.0 / np.sqrt(3.0))
+    along = (od @ k)[..., None] * k
+    rotated = od * np.cos(angle) + np.cross(k, od) * np.sin(angle) + along * (1.0 - np.cos(angle))
+    return np.maximum(rotated, 0.0)
+
+
 def sample(per_set: int, seed: int) -> list[tuple[str, Path, float]]:
     """A seeded sample of ``(set, path, mpp)`` per set (white-cell classes only)."""
     rng = random.Random(seed)
@@ -65,11 +79,12 @@ def sample(per_set: int, seed: int) -> list[tuple[str, Path, float]]:
     return out
 
 
-def score(cells: pd.DataFrame, labels: np.ndarray, shape: tuple[int, int], mpp: float) -> tuple[bool, int]:
-    """Whether the centred cell was found, and the number of other detections."""
+def score(cells: pd.DataFrame, labels: np.ndarray, shape: tuple[int, int], mpp: float) -> tuple[bool, int, int]:
+    """Whether the centred cell was found, the number of other detections, and how many of those
+    are cut by the image border (their outline touches it: a neighbour's visible part)."""
     centre = (shape[0] // 2, shape[1] // 2)
     if cells.empty:
-        return False, 0
+        return False, 0, 0
     dist = np.hypot(cells["row"] - centre[0], cells["col"] - centre[1]) * mpp
     hit = int(labels[centre])
     if hit:
@@ -81,7 +96,10 @@ def score(cells: pd.DataFrame, labels: np.ndarray, shape: tuple[int, int], mpp: 
     margin = 2.0 / mpp
     inside = (cells["row"] > margin) & (cells["col"] > margin) & (cells["row"] < shape[0] - margin) & (
         cells["col"] < shape[1] - margin)
-    return bool(centred.any()), int((inside & ~centred).sum())
+    at_border = (cells["bbox_min_row"] <= 0) | (cells["bbox_min_col"] <= 0) | (
+        cells["bbox_max_row"] >= shape[0]) | (cells["bbox_max_col"] >= shape[1])
+    others = inside & ~centred
+    return bool(centred.any()), int(others.sum()), int((others & at_border).sum())
 
 
 def main() -> None:
@@ -89,7 +107,7 @@ def main() -> None:
     parser.add_argument("--per-set", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", choices=("given", "estimated"), default="given")
-    parser.add_argument("--recolour", choices=("yellow", "pale", "grey", "dark"), default=None)
+    parser.add_argument("--recolour", choices=("yellow", "pale", "grey", "dark", "magenta"), default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -106,18 +124,20 @@ def main() -> None:
             seg = find_cells(image, mpp=mpp if args.scale == "given" else None, num_workers=1)
         except InvalidInputError as exc:
             rows.append(dict(set=name, path=str(path), cls=path.parent.name, found=False, extra=0,
-                             mpp_used=np.nan, error=str(exc)[:80]))
+                             extra_at_border=0, mpp_used=np.nan, error=str(exc)[:80]))
             continue
-        found, extra = score(seg.cells, seg.cell_labels, image.shape[:2], seg.mpp)
+        found, extra, at_border = score(seg.cells, seg.cell_labels, image.shape[:2], seg.mpp)
         rows.append(dict(set=name, path=str(path), cls=path.parent.name, found=found, extra=extra,
-                         mpp_used=seg.mpp, error=""))
+                         extra_at_border=at_border, mpp_used=seg.mpp, error=""))
     table = pd.DataFrame(rows)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out, index=False)
     table["has_extra"] = table["extra"] > 0
+    table["has_whole_extra"] = table["extra"] > table["extra_at_border"]
     summary = table.groupby("set").agg(crops=("found", "size"), found=("found", "mean"),
-                                       extra=("has_extra", "mean"), failed=("error", lambda e: (e != "").mean()))
+                                       extra=("has_extra", "mean"), extra_not_at_border=("has_whole_extra", "mean"),
+                                       failed=("error", lambda e: (e != "").mean()))
     print(summary.round(4).to_string())
     by_class = table.groupby(["set", "cls"]).agg(crops=("found", "size"), found=("found", "mean"),
                                                  extra=("has_extra", "mean"))

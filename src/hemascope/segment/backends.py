@@ -51,6 +51,7 @@ def segment_crops(
     settings: SegmentSettings,
     red_cell_tint: float = 0.0,
     red_cell_chroma: tuple[float, float, float] | None = None,
+    close_up: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Segment each crop into whole-cell and nucleus instance labels.
 
@@ -68,6 +69,8 @@ def segment_crops(
         The slide's red-cell tint.
     red_cell_chroma
         The red cells' OD direction (classical backend: red-cell-coloured pixels are no white cell).
+    close_up
+        The crops come from a close-up (classical backend: eosinophil granules by density).
 
     Returns
     -------
@@ -79,4 +82,5 @@ def segment_crops(
         from hemascope.segment.cellpose_backend import segment_crops_cellpose
 
         return segment_crops_cellpose(crops, mpp, bg, settings, red_cell_tint)
-    return [segment_classical(crop, mpp, bg, settings.classical, red_cell_tint, red_cell_chroma) for crop in crops]
+    return [segment_classical(crop, mpp, bg, settings.classical, red_cell_tint, red_cell_chroma, close_up=close_up)
+            for crop in crops]

@@ -1,18 +1,24 @@
 """White-cell candidates: nuclear-stained blobs found at reduced resolution.
 
-A pixel is nuclear-stained when it both absorbs red light (red-channel optical density above
-``candidate_min_od``: the purple-blue nuclear dye) and carries the blue-lilac leukocyte tint
-(:func:`~hemascope.segment.stain.leukocyte_tint`, independent of how dark the stain is), so dark
-red-cell clumps and overstained slides do not flood the candidates. Blobs are closed by about two
-micrometres (the lobes of a neutrophil become one) and kept when their area is that of a nucleus
-of a white cell of at least ``min_diameter_um`` (platelets are smaller).
+On fields and slides, where the red cells' own colour is known (``red_cell_chroma``), a pixel is
+white-cell stained when it carries enough optical density *off the red cells' colour*
+(:func:`~hemascope.segment.stain.off_red_cell_density`): red cells and their clumps carry none,
+however dark, and nuclei of any hue do — purple-blue nuclei that absorb red light as well as the
+magenta nuclei of some stains that absorb hardly any. In close-ups (red-cell colour unknown) a
+pixel must both absorb red light (red-channel optical density above ``candidate_min_od``) and
+carry the blue-lilac leukocyte tint (:func:`~hemascope.segment.stain.leukocyte_tint`).
+
+Blobs are closed by about one micrometre (the lobes of a neutrophil become one) and kept when
+their area is that of a nucleus of a white cell of at least ``min_diameter_um`` (platelets are
+smaller). On fields, a blob of touching cells (packed leukaemic fields) is split at the necks of
+its distance transform (h-maxima deeper than :data:`SPLIT_DEPTH_UM`), one candidate per part.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import filters, measure
+from skimage import filters, measure, morphology, segmentation
 
 from hemascope.segment.masks import binary_closing, fill_holes
 from hemascope.segment.stain import (
@@ -29,6 +35,40 @@ MIN_OFF_RED_CELL_OD = 0.08
 #: A candidate nucleus covers at least this fraction of a disc of ``min_diameter_um`` (10.8 µm² at
 #: 5 µm, a nucleus about 3.7 µm across; platelets, 2-3 µm, stay below even when blurred).
 MIN_NUCLEUS_FRACTION = 0.55
+#: Touching blobs are split where the distance transform dips by at least this much (µm) between
+#: two maxima (fields and slides only: in a close-up one cell fills the view).
+SPLIT_DEPTH_UM = 0.5
+
+
+def split_touching(piece: np.ndarray, depth_px: float, min_area: float) -> list[tuple[float, float]]:
+    """Centroids of the parts of a blob of touching cells, split at the necks of its distance map.
+
+    Parameters
+    ----------
+    piece
+        Boolean mask of one connected blob.
+    depth_px
+        Least drop of the distance transform (pixels) between two maxima for them to be two cells.
+    min_area
+        Parts smaller than this (pixels) are no cell of their own and yield no centroid.
+
+    Returns
+    -------
+    list of (row, col)
+        One centroid per part of at least ``min_area``; empty when the blob has one maximum (or
+        no part is large enough): the caller then takes the blob's own centroid.
+    """
+    distance = ndi.distance_transform_edt(np.pad(piece, 1))[1:-1, 1:-1]
+    markers, n = ndi.label(morphology.h_maxima(distance, max(depth_px, 0.5)) & piece)
+    if n < 2:
+        return []
+    parts = segmentation.watershed(-distance, markers=markers, mask=piece)
+    out = []
+    for part in range(1, n + 1):
+        rr, cc = np.nonzero(parts == part)
+        if len(rr) >= min_area:
+            out.append((float(rr.mean()), float(cc.mean())))
+    return out
 
 
 def find_candidates(
@@ -40,6 +80,7 @@ def find_candidates(
     min_od: float = 0.25,
     red_cell_tint: float = 0.0,
     red_cell_chroma: tuple[float, float, float] | None = None,
+    split: bool | None = None,
 ) -> np.ndarray:
     """Centres of white-cell candidates in an RGB image at reduced resolution.
 
@@ -54,14 +95,19 @@ def find_candidates(
     min_diameter_um
         Smallest white-cell diameter.
     min_od
-        Lowest red-channel optical density of nuclear stain.
+        Lowest red-channel optical density of nuclear stain (close-ups, ``red_cell_chroma=None``).
     red_cell_tint
         The slide's red-cell tint (the tint is measured relative to it).
     red_cell_chroma
-        The red cells' OD direction. When given (fields, slides), a nuclear-stained pixel must
-        carry :data:`MIN_OFF_RED_CELL_OD` of density off that direction
-        (:func:`~hemascope.segment.stain.off_red_cell_density`) instead of the tint test: red-cell
-        clumps carry none, whatever the stain, and nuclei of any hue do.
+        The red cells' OD direction. When given (fields, slides), a white-cell pixel is one with
+        :data:`MIN_OFF_RED_CELL_OD` of density off that direction
+        (:func:`~hemascope.segment.stain.off_red_cell_density`), instead of the red-channel and
+        tint tests: red-cell clumps carry none, whatever the stain, and nuclei of any hue do
+        (magenta nuclei absorb little red light); touching blobs are split
+        (:func:`split_touching`).
+    split
+        Split blobs of touching cells (default: when ``red_cell_chroma`` is given; pass
+        ``False`` for close-ups, where one cell fills the view and its lobes would be split).
 
     Returns
     -------
@@ -71,13 +117,12 @@ def find_candidates(
     """
     od = optical_density(image, None if background is None else np.asarray(background, dtype=np.float32))
     sigma = max(0.5 / mpp, 0.5)
-    stain = filters.gaussian(nuclear_stain(od), sigma=sigma)
-    tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
     if red_cell_chroma is None:
+        stain = filters.gaussian(nuclear_stain(od), sigma=sigma)
+        tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         nuclear = (stain > min_od) & (tint > CANDIDATE_MIN_TINT)
     else:  # the colour test against the red cells' own colour replaces the tint test
-        nuclear = (stain > min_od) & (
-            filters.gaussian(off_red_cell_density(od, red_cell_chroma), sigma=sigma) > MIN_OFF_RED_CELL_OD)
+        nuclear = filters.gaussian(off_red_cell_density(od, red_cell_chroma), sigma=sigma) > MIN_OFF_RED_CELL_OD
     if not nuclear.any():
         return np.zeros((0, 2))
     bridge = max(int(round(1.0 / mpp)), 1)
@@ -89,11 +134,17 @@ def find_candidates(
     kept = kept[kept > 0]
     if not len(kept):
         return np.zeros((0, 2))
+    if split is None:
+        split = red_cell_chroma is not None
     boxes = ndi.find_objects(labels)
-    centres = []
-    for k in kept:  # centroid of each kept blob, from its bounding box only
+    centres: list[tuple[float, float]] = []
+    for k in kept:  # centroid of each kept blob (or of its parts), from its bounding box only
         rows, cols = boxes[k - 1]
-        rr, cc = np.nonzero(labels[rows, cols] == k)
-        centres.append((rr.mean() + rows.start, cc.mean() + cols.start))
-    out = np.asarray(centres, dtype=float)
+        piece = labels[rows, cols] == k
+        parts = split_touching(piece, SPLIT_DEPTH_UM / mpp, min_area) if split else []
+        if not parts:
+            rr, cc = np.nonzero(piece)
+            parts = [(float(rr.mean()), float(cc.mean()))]
+        centres.extend((r + rows.start, c + cols.start) for r, c in parts)
+    out = np.asarray(centres, dtype=np.float64)
     return out[np.lexsort((out[:, 1], out[:, 0]))]

@@ -3,15 +3,18 @@
 Steps, all sizes in micrometres:
 
 1. optical density against the glass colour (:mod:`hemascope.segment.stain`);
-2. **nucleus**: the red-channel OD (nuclear dye) smoothed, thresholded at the larger of Otsu's
-   threshold and a floor, small specks removed, holes filled; a hysteresis version (fainter
-   stain joined to dense chromatin: thin band nuclei) seeds and validates the cells;
+2. **nucleus**: the nuclear evidence smoothed, thresholded at the larger of Otsu's threshold and
+   a floor, small specks removed, holes filled; a hysteresis version (fainter stain joined to
+   dense chromatin: thin band nuclei) seeds and validates the cells. The evidence is the density
+   off the red cells' own colour where that colour is known (fields, slides: nuclei of any hue,
+   magenta ones included), else the red-channel OD (the purple-blue nuclear dye);
 3. **whole cell**: pixels bluer than the red cells around the cell (their median tint, measured
    locally, away from the nuclei; every stained pixel for a cell on bare glass) plus the nuclei,
    closed, hole-filled and opened to cut thin bridges to red cells, then kept only where they
    hold a nucleus;
 4. **touching cells** are split by a watershed on distance-transform markers (h-maxima), so the
-   lobes of one neutrophil stay one cell; instances without a nucleus are dropped.
+   lobes of one neutrophil stay one cell; parts cut through one nucleus (a single maximum of its
+   own distance map) are joined again; instances without a nucleus are dropped.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from hemascope.segment.stain import (
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-3"
+VERSION = "classical-4"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class ClassicalParams:
     reference_min_um2: float = 20.0
     max_rim_um: float = 7.0
     min_off_red_cell_od: float = 0.06
+    nucleus_min_off_od: float = 0.025
+    granule_density_factor: float = 1.6
     min_off_red_cell_cytoplasm_od: float = 0.01
 
 
@@ -97,12 +102,15 @@ def nucleus_mask(
 
 
 def nucleus_masks(
-    od: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams(), *, support: bool = True
+    od: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams(), *, support: bool = True,
+    off_red_cell: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The nucleus mask and the nuclear support (see :func:`nucleus_mask`) from one smoothing pass.
 
-    The nuclear stain is smoothed and thresholded at the larger of Otsu's threshold and
-    ``nucleus_min_od``; specks are removed and holes filled.
+    The nuclear evidence is smoothed and thresholded at the larger of Otsu's threshold and a floor;
+    specks are removed and holes filled. The evidence is the red-channel OD (floor
+    ``nucleus_min_od``) or, when given, the density off the red cells' colour (floor
+    ``nucleus_min_off_od``), which finds nuclei of any hue relative to the image's own red cells.
 
     Parameters
     ----------
@@ -114,15 +122,21 @@ def nucleus_masks(
         Backend parameters.
     support
         Also compute the hysteresis mask (else ``None`` is returned for it).
+    off_red_cell
+        ``(rows, cols)`` density off the red-cell colour
+        (:func:`~hemascope.segment.stain.off_red_cell_density`), used instead of the red channel.
 
     Returns
     -------
     nuclei, support : numpy.ndarray
         ``(rows, cols)`` bool; ``support`` is ``None`` when not asked for.
     """
-    stain = filters.gaussian(nuclear_stain(od), sigma=max(_px(params.smooth_um, mpp), 0.5))
-    threshold = params.nucleus_min_od
-    dense = stain[stain > params.nucleus_min_od / 2]
+    evidence, floor = nuclear_stain(od), params.nucleus_min_od
+    if off_red_cell is not None:
+        evidence, floor = off_red_cell, params.nucleus_min_off_od
+    stain = filters.gaussian(evidence, sigma=max(_px(params.smooth_um, mpp), 0.5))
+    threshold = floor
+    dense = stain[stain > floor / 2]
     if dense.size > 64 and np.ptp(dense) > 1e-3:
         threshold = max(threshold, float(filters.threshold_otsu(dense)))
     min_px = max(int(params.nucleus_min_area_um2 / mpp**2), 1)
@@ -133,7 +147,7 @@ def nucleus_masks(
     nuclei = clean(stain > threshold)
     if not support:
         return nuclei, None
-    low = max(params.nucleus_min_od, params.nucleus_hysteresis * threshold)
+    low = max(floor, params.nucleus_hysteresis * threshold)
     return nuclei, clean(filters.apply_hysteresis_threshold(stain, low, threshold))
 
 
@@ -143,6 +157,8 @@ def cell_mask(
     mpp: float,
     params: ClassicalParams = ClassicalParams(),
     red_cell_tint: float = 0.0,
+    granules: bool = True,
+    off_red_cell: np.ndarray | None = None,
 ) -> np.ndarray:
     """Boolean mask of white-cell pixels (cytoplasm and nucleus) around the given nuclei.
 
@@ -150,8 +166,11 @@ def cell_mask(
     (red cells, at this spot of the slide): white-cell pixels are those bluer than the reference's
     median tint (or the slide's ``red_cell_tint``, whichever is larger) by ``tint_threshold``; a cell
     with fewer than ``reference_min_um2`` of stained pixels around it lies on bare glass, and every
-    stained pixel counts (the pink granules of an eosinophil too). When there is neither room for a
-    local reference nor glass around (a tight crop), the slide's ``red_cell_tint`` is the reference.
+    stained pixel counts (the pink granules of an eosinophil too); among red cells, pixels denser
+    than ``granule_density_factor`` times the reference's 90th density percentile count too,
+    whatever their colour (the orange granules of an eosinophil have the red cells' tint). When
+    there is neither room for a local reference nor glass around (a tight crop), the slide's
+    ``red_cell_tint`` is the reference.
     Nothing farther than ``max_rim_um`` from a nucleus is cytoplasm. These plus the nuclei are
     closed, hole-filled and opened (cutting thin bridges to red cells); only regions holding a
     nucleus stay.
@@ -168,6 +187,11 @@ def cell_mask(
         Backend parameters.
     red_cell_tint
         The slide's red-cell tint (:func:`~hemascope.segment.stain.red_cell_tint`).
+    granules
+        Apply the dense-granule rule (close-ups; on fields the red-cell colour test decides).
+    off_red_cell
+        Smoothed density off the red-cell colour: when given, cytoplasm (not granules) must carry
+        ``min_off_red_cell_cytoplasm_od`` of it.
 
     Returns
     -------
@@ -188,6 +212,10 @@ def cell_mask(
             red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         mask = (tint > params.tint_threshold) & stained | nuclei
+        if off_red_cell is not None:
+            mask &= (off_red_cell > params.min_off_red_cell_cytoplasm_od) | nuclei
+        if enough and granules:  # granules denser than nearly all red cells (eosinophils: red-cell coloured)
+            mask |= dense > params.granule_density_factor * float(np.quantile(dense[local], 0.9))
     mask &= distance <= _px(params.max_rim_um, mpp)  # cytoplasm is a rim around the nucleus
     mask = binary_closing(mask, int(round(_px(params.close_um, mpp))))
     mask = fill_holes(mask)
@@ -204,6 +232,43 @@ def _min_nucleus_px(mpp: float, params: ClassicalParams) -> int:
 
 def _is_convex(piece: np.ndarray, solidity: float = 0.92) -> bool:
     return piece.sum() >= solidity * morphology.convex_hull_image(piece).sum()
+
+
+def _merge_parts_sharing_a_nucleus(split: np.ndarray, nuclei: np.ndarray, mpp: float,
+                                    params: ClassicalParams) -> np.ndarray:
+    """Join watershed parts cut through one nucleus: two cells need two nuclei.
+
+    A nucleus component with a single distance-transform maximum (h-maxima ``split_depth_um``) is
+    one nucleus; every part it reaches into belongs to its cell (a whole-cell mask that leaked into
+    a neighbouring red cell is otherwise cut in two, one half per candidate). Two touching round
+    nuclei have two maxima and keep their cells apart.
+    """
+    components, n = ndi.label(nuclei)
+    if n == 0:
+        return split
+    depth = max(_px(params.split_depth_um, mpp), 1.0)
+    parent = np.arange(int(split.max()) + 1)
+
+    def root(a: int) -> int:
+        while parent[a] != a:
+            a = int(parent[a])
+        return a
+
+    for index, box in enumerate(ndi.find_objects(components), start=1):
+        one = components[box] == index
+        parts = np.unique(split[box][one])
+        parts = parts[parts > 0]
+        if len(parts) < 2:
+            continue
+        distance = ndi.distance_transform_edt(np.pad(one, 1))[1:-1, 1:-1]
+        if ndi.label(morphology.h_maxima(distance, depth) & one)[1] > 1:
+            continue  # two (or more) nuclei touching: their cells stay apart
+        first = root(int(parts[0]))
+        for other in parts[1:]:
+            parent[root(int(other))] = first
+    roots = np.array([root(a) for a in range(parent.size)])
+    _, consecutive = np.unique(roots, return_inverse=True)
+    return consecutive[split].astype(split.dtype)  # label 0 (background) stays 0: its own root
 
 
 def split_cells(
@@ -257,8 +322,10 @@ def split_cells(
         peaks = morphology.h_maxima(distance, max(_px(params.split_depth_um, mpp), 1.0))
         markers, k = ndi.label(peaks & piece)
         split = segmentation.watershed(-distance, markers=markers, mask=piece)
+        if k > 1:
+            split = _merge_parts_sharing_a_nucleus(split, nuclei[box] & piece, mpp, params)
         labels[box][piece] = split[piece] + next_label - 1
-        next_label += k
+        next_label += int(split.max())
     min_px = int(params.cell_min_area_um2 / mpp**2)
     sizes = np.bincount(labels.ravel())
     nucleus_px = np.bincount(labels.ravel(), weights=nuclei.ravel(), minlength=sizes.size)
@@ -282,6 +349,8 @@ def segment_classical(
     params: ClassicalParams = ClassicalParams(),
     red_cell_tint: float | None = None,
     red_cell_chroma: tuple[float, float, float] | None = None,
+    *,
+    close_up: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segment every white cell of an RGB image into whole-cell and nucleus instance labels.
 
@@ -299,9 +368,12 @@ def segment_classical(
         The slide's red-cell tint; measured on ``image`` when ``None``.
     red_cell_chroma
         The slide's red-cell OD direction (:func:`~hemascope.segment.stain.red_cell_chroma`):
-        when given, pixels with less than ``min_off_red_cell_od`` of density off it (red cells and
-        their clumps, whatever the stain) are no nucleus, and cytoplasm must carry
-        ``min_off_red_cell_cytoplasm_od``.
+        when given, the nucleus is found on the density off it (nuclei of any hue), pixels with
+        less than ``min_off_red_cell_od`` of it (red cells and their clumps, whatever the stain)
+        are no nucleus, and cytoplasm must carry ``min_off_red_cell_cytoplasm_od``.
+    close_up
+        ``image`` is (a crop of) a close-up: eosinophil granules are found by their density
+        (:func:`cell_mask`), exempt from the cytoplasm colour test.
 
     Returns
     -------
@@ -313,20 +385,26 @@ def segment_classical(
     if red_cell_tint is None:
         red_cell_tint = estimate_red_cell_tint(image, background, red_cell_tint_cap(image.shape, mpp))
     od = optical_density(image, background)
-    nuclei, support = nucleus_masks(od, mpp, params)
-    off = None
-    if red_cell_chroma is not None:  # red cells and their clumps are no nuclei, however dark
-        off = filters.gaussian(off_red_cell_density(od, red_cell_chroma), sigma=max(_px(params.smooth_um, mpp), 0.5))
+    off = None if red_cell_chroma is None else off_red_cell_density(od, red_cell_chroma)
+    nuclei, support = nucleus_masks(od, mpp, params, off_red_cell=off)
+    outline = nuclei  # the nucleus outline reported
+    if close_up and off is not None:  # outline on the red channel (sharper chromatin edge there)
+        outline = nucleus_masks(od, mpp, params, support=False)[0]
+    if off is not None:  # red cells and their clumps are no nuclei, however dark
+        off = filters.gaussian(off, sigma=max(_px(params.smooth_um, mpp), 0.5))
         nuclei &= off > params.min_off_red_cell_od
+        outline &= off > params.min_off_red_cell_od
+    nuclei |= outline
     support |= nuclei
     if not nuclei.any() or support.sum() < _min_nucleus_px(mpp, params):  # no cell can be kept
         empty = np.zeros(nuclei.shape, dtype=np.int32)
         return empty, empty.copy()
-    mask = cell_mask(od, support, mpp, params, red_cell_tint)
-    if off is not None:  # cytoplasm carries at least a little colour other than the red cells'
+    mask = cell_mask(od, support, mpp, params, red_cell_tint, granules=close_up or off is None,
+                     off_red_cell=off if close_up else None)
+    if off is not None and not close_up:  # cytoplasm carries at least a little colour other than the red cells'
         mask &= (off > params.min_off_red_cell_cytoplasm_od) | support
     cells = split_cells(mask, support, mpp, params, nuclei)
-    nucleus_labels = np.where(nuclei, cells, 0).astype(np.int32)
+    nucleus_labels = np.where(outline, cells, 0).astype(np.int32)
     return cells, nucleus_labels
 
 

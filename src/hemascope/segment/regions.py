@@ -29,6 +29,7 @@ from hemascope.segment.backends import resolve_segmenter, segment_crops, segment
 from hemascope.segment.candidates import find_candidates
 from hemascope.segment.settings import SegmentSettings
 from hemascope.segment.smear import SmearMask, compute_smear_mask
+from hemascope.segment.stain import is_close_up
 from hemascope.segment.table import as_cell_table, cell_rows, empty_cell_table
 
 Box = tuple[int, int, int, int]
@@ -281,6 +282,23 @@ class CellMask:
 #: run stops within one batch's work however big the region is.
 CANDIDATE_BATCH = 64
 
+#: Two outlines whose whole-cell masks overlap by more than this intersection-over-union are one
+#: cell reached from two candidates (a lobe each) and outlined differently in their two crops.
+_SAME_CELL_IOU = 0.5
+
+
+def _same_cell(a: CellMask, b: CellMask) -> bool:
+    """Whether two found cells are one: whole-cell IoU above :data:`_SAME_CELL_IOU`."""
+    r0, c0 = max(a.origin[0], b.origin[0]), max(a.origin[1], b.origin[1])
+    r1 = min(a.origin[0] + a.cell.shape[0], b.origin[0] + b.cell.shape[0])
+    c1 = min(a.origin[1] + a.cell.shape[1], b.origin[1] + b.cell.shape[1])
+    if r1 <= r0 or c1 <= c0:
+        return False
+    wa = a.cell[r0 - a.origin[0]: r1 - a.origin[0], c0 - a.origin[1]: c1 - a.origin[1]]
+    wb = b.cell[r0 - b.origin[0]: r1 - b.origin[0], c0 - b.origin[1]: c1 - b.origin[1]]
+    shared = int((wa & wb).sum())
+    return shared > _SAME_CELL_IOU * (int(a.cell.sum()) + int(b.cell.sum()) - shared)
+
 
 def segment_region_with_masks(
     slide, region: Region, settings: SegmentSettings | Mapping[str, Any] | None = None,
@@ -303,10 +321,15 @@ def segment_region_with_masks(
     check_cancelled(cancel)
     mpp, grid = region.mpp, region.grid
     reduced = read_reduced(slide, region.window, grid)
+    # In a close-up one cell fills the view: its lobes are not split into candidates, and two
+    # candidates on it (two lobes) whose crops outline it differently are one cell. Not so on
+    # fields, where touching cells of a packed field may share one outline yet are counted one by
+    # one from their own candidates (docs/segmentation.md).
+    close_up = is_close_up(slide.shape, mpp)
     centres = find_candidates(
         reduced, mpp * grid, region.background,
         min_diameter_um=settings.min_diameter_um, min_od=settings.candidate_min_od,
-        red_cell_tint=region.red_cell_tint, red_cell_chroma=region.red_cell_chroma,
+        red_cell_tint=region.red_cell_tint, red_cell_chroma=region.red_cell_chroma, split=not close_up,
     )
     rows = region.window[0] + centres[:, 0] * grid + (grid - 1) / 2
     cols = region.window[1] + centres[:, 1] * grid + (grid - 1) / 2
@@ -324,7 +347,8 @@ def segment_region_with_masks(
         check_cancelled(cancel)
         stop = start + CANDIDATE_BATCH
         crops = all_crops[start:stop]
-        results = segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma)
+        results = segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma,
+                                close_up=close_up)
         for (r, c), crop, (cells, nuclei) in zip(zip(rows[start:stop], cols[start:stop], strict=True), crops, results,
                                                  strict=True):
             label = _select_instance(cells, (half, half), settings.min_diameter_um / mpp)
@@ -338,12 +362,15 @@ def segment_region_with_masks(
                 continue
             if any(math.hypot(cy - y, cx - x) < settings.min_diameter_um / 2 / mpp for y, x in seen):
                 continue  # the same cell reached from a second candidate (e.g. another lobe)
-            seen.append((cy, cx))
-            tables.append(row)
             rr, cc = np.nonzero(one)
             r_lo, c_lo = rr.min(), cc.min()
             sl = (slice(r_lo, rr.max() + 1), slice(c_lo, cc.max() + 1))
-            masks.append(CellMask((int(r - half + r_lo), int(c - half + c_lo)), one[sl] > 0, nuclei[sl] == label))
+            mask = CellMask((int(r - half + r_lo), int(c - half + c_lo)), one[sl] > 0, nuclei[sl] == label)
+            if close_up and any(_same_cell(mask, other) for other in masks):
+                continue  # the same cell outlined differently from a second candidate's crop
+            seen.append((cy, cx))
+            tables.append(row)
+            masks.append(mask)
         del crops, results
     del all_crops
     release_free_heap()

@@ -17,6 +17,7 @@ from hemascope.errors import InvalidInputError
 from hemascope.segment.masks import fill_holes
 from hemascope.segment.stain import (
     CLOSE_UP_MAX_RED_CELL_TINT,
+    close_up_red_cell_chroma,
     estimate_background,
     optical_density,
     red_cell_chroma,
@@ -51,9 +52,10 @@ class SmearMask:
     red_cell_tint
         The slide's red-cell tint (:func:`~hemascope.segment.stain.red_cell_tint`).
     red_cell_chroma
-        The red cells' OD direction (:func:`~hemascope.segment.stain.red_cell_chroma`); ``None``
-        for close-ups (fields narrower than :data:`~hemascope.segment.stain.CLOSE_UP_UM`, where a
-        white cell may be the dominant stain) and blank slides.
+        The red cells' OD direction (:func:`~hemascope.segment.stain.red_cell_chroma`; for
+        close-ups, fields narrower than :data:`~hemascope.segment.stain.CLOSE_UP_UM` where a white
+        cell may be the dominant stain, :func:`~hemascope.segment.stain.close_up_red_cell_chroma`);
+        ``None`` when no red cells are seen, a close-up's colours are too weak, or the slide is blank.
     """
 
     mask: np.ndarray
@@ -261,6 +263,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         downsample=float(downsample),
         background=(float(bg[0]), float(bg[1]), float(bg[2])),
         red_cell_tint=red_cell_tint(thumb[::step, ::step], bg, cap),
-        red_cell_chroma=None if close_up else red_cell_chroma(thumb[::step, ::step], bg),
+        red_cell_chroma=(close_up_red_cell_chroma(thumb, bg, slide.mpp * downsample) if close_up
+                         else red_cell_chroma(thumb[::step, ::step], bg)),
     )
 

@@ -164,9 +164,12 @@ def red_cell_tint_cap(shape: tuple[int, ...], mpp: float | None) -> float:
         :data:`CLOSE_UP_MAX_RED_CELL_TINT` for a field narrower than :data:`CLOSE_UP_UM`, else
         :data:`MAX_RED_CELL_TINT`.
     """
-    if mpp and min(shape[0], shape[1]) * mpp < CLOSE_UP_UM:
-        return CLOSE_UP_MAX_RED_CELL_TINT
-    return MAX_RED_CELL_TINT
+    return CLOSE_UP_MAX_RED_CELL_TINT if is_close_up(shape, mpp) else MAX_RED_CELL_TINT
+
+
+def is_close_up(shape: tuple[int, ...], mpp: float | None) -> bool:
+    """Whether an image of ``shape`` at ``mpp`` is a close-up (narrower than :data:`CLOSE_UP_UM`)."""
+    return bool(mpp) and min(shape[0], shape[1]) * float(mpp or 0.0) < CLOSE_UP_UM
 
 
 def red_cell_tint(image: np.ndarray, background: np.ndarray | None = None,
@@ -292,3 +295,60 @@ def off_red_cell_density(od: np.ndarray, chroma: tuple[float, float, float] | np
     along = od @ e
     total = np.einsum("...k,...k->...", od, od)
     return np.sqrt(np.maximum(total - along * along, 0.0)).astype(np.float32)
+
+
+
+#: Least density off the red-cell colour (75th percentile over the dense stain) for a close-up's
+#: colours to be trusted: desaturated images (grey, pale) keep the tint tests.
+CLOSE_UP_MIN_COLOUR_CONTRAST = 0.17
+
+
+def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp: float,
+                             reference_um: float = 8.0, min_um2: float = 20.0
+                             ) -> tuple[float, float, float] | None:
+    """The red cells' OD direction in a close-up (a field narrower than :data:`CLOSE_UP_UM`).
+
+    In a close-up a white cell may be most of the stain, so the stain's largest colour cluster
+    (:func:`red_cell_chroma`) may be the white cell. Here the red cells are the stained pixels
+    farther than ``reference_um`` from any dense stain (above Otsu's threshold of the stained
+    pixels' density: nuclei, and a cytoplasm rim reaches at most ~7 µm beyond them); their
+    largest colour cluster is the red-cell colour. It is returned only when the dense stain
+    stands out from it (:data:`CLOSE_UP_MIN_COLOUR_CONTRAST`): in desaturated images the colour
+    differences shrink and the tint tests do better.
+
+    Parameters
+    ----------
+    image
+        ``(rows, cols, 3)`` uint8 RGB.
+    background
+        Glass colour (estimated when ``None``).
+    mpp
+        µm/px of ``image``.
+    reference_um
+        Least distance from dense stain of a red-cell reference pixel.
+    min_um2
+        Least area of red-cell reference pixels (fewer: a cell on bare glass, ``None``).
+
+    Returns
+    -------
+    tuple of float or None
+        The unit ``(r, g, b)`` OD direction, or ``None`` (no red cells seen, or weak colours).
+    """
+    from scipy import ndimage as ndi
+    from skimage import filters
+
+    od = optical_density(image, background)
+    total = filters.gaussian(od.sum(axis=-1), sigma=max(0.5 / mpp, 0.5))
+    stained = total > 0.15
+    if stained.sum() < 64 or np.ptp(total[stained]) < 1e-3:
+        return None
+    dense = total > filters.threshold_otsu(total[stained])
+    far = ndi.distance_transform_edt(~dense) > reference_um / mpp
+    pick = stained & far & (np.linalg.norm(od, axis=-1) > 0.1)
+    if pick.sum() < min_um2 / mpp**2:
+        return None
+    vectors = od[pick]
+    centre, _ = _cluster(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    if np.quantile(off_red_cell_density(od[dense], centre), 0.75) < CLOSE_UP_MIN_COLOUR_CONTRAST:
+        return None
+    return float(centre[0]), float(centre[1]), float(centre[2])

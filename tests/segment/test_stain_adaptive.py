@@ -1,0 +1,123 @@
+"""White cells found by their colour relative to the image's own red cells, whatever the stain."""
+
+from __future__ import annotations
+
+import numpy as np
+from skimage.draw import disk
+
+from hemascope.segment import find_cells
+
+GLASS = np.array([252.0, 254.0, 250.0])
+#: OD of grey-blue red cells (absorbing red most), as in some labs' B-ALL smears.
+GREY_BLUE_RED_CELL = np.array([0.17, 0.13, 0.07])
+
+
+def _field(cells: list[tuple[float, float, float]], nucleus: np.ndarray, seed: int = 0,
+           red_cell: np.ndarray = GREY_BLUE_RED_CELL) -> np.ndarray:
+    """A 0.5 µm/px field of red cells (radius 7.5 px) with white cells ``(row, col, radius px)``."""
+    rng = np.random.default_rng(seed)
+    od = np.zeros((320, 320, 3))
+    centres = [(r, c) for r, c, _ in cells]
+    placed = 0
+    while placed < 110:
+        r, c = rng.uniform(0, 320, 2)
+        if min(np.hypot(r - a, c - b) for a, b in centres) < 20:
+            continue
+        rr, cc = disk((r, c), 7.5, shape=od.shape[:2])
+        od[rr, cc] = red_cell
+        placed += 1
+    for r, c, radius in cells:
+        rr, cc = disk((r, c), radius, shape=od.shape[:2])
+        od[rr, cc] = 0.35 * nucleus  # thin cytoplasm rim of the same dye
+        rr, cc = disk((r, c), radius - 2, shape=od.shape[:2])
+        od[rr, cc] = nucleus
+    noise = rng.normal(0, 1.0, od.shape)
+    return np.clip(GLASS * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+
+
+def test_magenta_nuclei_that_absorb_little_red_light_are_found():
+    """Magenta blasts (nuclear OD mostly in green, red OD below the red cells') among grey-blue red cells."""
+    magenta = np.array([0.085, 0.17, 0.015])  # paler in red than the red cells themselves
+    truth = [(70.0, 80.0, 11.0), (160.0, 230.0, 12.0), (250.0, 100.0, 10.0)]
+    seg = find_cells(_field(truth, magenta), mpp=0.5)
+    found = seg.cells[["row", "col"]].to_numpy()
+    assert len(found) == 3, found
+    for r, c, _ in truth:
+        assert np.hypot(found[:, 0] - r, found[:, 1] - c).min() < 4
+    assert (seg.cells["nucleus_area_um2"] > 0.5 * np.pi * (8 * 0.5) ** 2).all()
+
+
+def test_touching_blasts_of_a_packed_field_are_counted_one_by_one():
+    """Three round blasts touching in a row are three cells, not one merged object."""
+    purple = np.array([0.45, 0.55, 0.15])
+    truth = [(160.0, 120.0, 11.0), (160.0, 141.0, 11.0), (160.0, 162.0, 11.0)]
+    seg = find_cells(_field(truth, purple, seed=1), mpp=0.5)
+    found = seg.cells[["row", "col"]].to_numpy()
+    assert len(found) == 3, found
+    for r, c, _ in truth:
+        assert np.hypot(found[:, 0] - r, found[:, 1] - c).min() < 5
+
+
+def test_a_cell_mask_cut_through_its_one_nucleus_is_joined_again():
+    """A whole-cell mask that leaked into a neighbour is cut by the watershed; one nucleus = one cell."""
+    from hemascope.segment.classical import split_cells
+
+    cells = np.zeros((120, 160), dtype=bool)
+    for centre in ((60, 52), (60, 108)):  # two round lobes of mask: two distance maxima
+        rr, cc = disk(centre, 30, shape=cells.shape)
+        cells[rr, cc] = True
+    nuclei = np.zeros_like(cells)
+    rr, cc = disk((60, 80), 10, shape=cells.shape)  # one round nucleus across the neck
+    nuclei[rr, cc] = True
+    labels = split_cells(cells, nuclei, mpp=0.25)
+    assert labels.max() == 1
+    # two touching round nuclei (two maxima of their own) keep their cells apart
+    nuclei[:] = False
+    for centre in ((60, 71), (60, 89)):
+        rr, cc = disk(centre, 9, shape=cells.shape)
+        nuclei[rr, cc] = True
+    assert split_cells(cells, nuclei, mpp=0.25).max() == 2
+
+
+def test_eosinophil_granules_coloured_like_red_cells_belong_to_the_cell():
+    """Close-up: dense orange granules (exactly the red cells' colour, 2.4x denser) are cell pixels."""
+    from hemascope.segment.classical import cell_mask
+
+    red_cell = np.array([0.10, 0.30, 0.22])
+    od = np.zeros((300, 300, 3), dtype=np.float32)
+    for r, c in ((40, 40), (40, 260), (260, 40), (260, 260), (150, 30), (30, 150), (270, 150), (150, 275)):
+        rr, cc = disk((r, c), 36, shape=od.shape[:2])
+        od[rr, cc] = red_cell
+    granules = np.zeros(od.shape[:2], dtype=bool)
+    rr, cc = disk((150, 150), 62, shape=od.shape[:2])
+    granules[rr, cc] = True
+    od[granules] = 2.4 * red_cell
+    nuclei = np.zeros_like(granules)
+    for centre in ((125, 150), (178, 150)):  # bilobed nucleus
+        rr, cc = disk(centre, 24, shape=od.shape[:2])
+        nuclei[rr, cc] = True
+    od[nuclei] = (0.55, 0.80, 0.25)
+    mask = cell_mask(od, nuclei, mpp=0.1)
+    assert (mask & granules).sum() > 0.9 * granules.sum()
+    assert (mask & ~granules).sum() < 0.05 * granules.sum()
+
+
+def test_a_close_up_judges_colour_against_its_own_red_cells():
+    """A 30 µm close-up whose nucleus has the red cells' (OD_r - OD_b) tint but another colour is found."""
+    pink_red_cell = np.array([0.18, 0.42, 0.18])
+    crimson_nucleus = np.array([0.55, 0.80, 0.55])  # same red-minus-blue tint (0): the tint axis is blind
+    od = np.zeros((300, 300, 3))
+    for r, c in ((45, 45), (45, 255), (255, 45), (255, 255), (150, 28), (28, 150), (272, 150), (150, 272)):
+        rr, cc = disk((r, c), 38, shape=od.shape[:2])
+        od[rr, cc] = pink_red_cell
+    rr, cc = disk((150, 150), 60, shape=od.shape[:2])
+    od[rr, cc] = 0.35 * crimson_nucleus  # cytoplasm
+    rr, cc = disk((150, 150), 40, shape=od.shape[:2])
+    od[rr, cc] = crimson_nucleus
+    noise = np.random.default_rng(3).normal(0, 1.0, od.shape)
+    image = np.clip(np.array([255.0, 235.0, 210.0]) * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+    seg = find_cells(image, mpp=0.1)
+    assert len(seg.cells) == 1
+    cell = seg.cells.iloc[0]
+    assert np.hypot(cell["row"] - 150, cell["col"] - 150) < 10
+    assert abs(cell["nucleus_area_um2"] - np.pi * 4.0**2) < 0.25 * np.pi * 4.0**2
