@@ -11,12 +11,14 @@ domain-shift evaluation.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from hemascope.classify.normalize import white_balance
+from hemascope.classify.normalize import wants_white_balance, white_balance
+from hemascope.models.card import ModelCard
 from hemascope.train import lab_shift
 
 # RGB -> HED stain matrix (Ruifrok & Johnston), as in skimage.color.
@@ -289,3 +291,13 @@ def augment_batch(
     m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
     s = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
     return (x - m) / s
+
+
+def plain_batches(bank: torch.Tensor, card: ModelCard, device: torch.device, batch: int) -> Iterator[torch.Tensor]:
+    """The crops of ``bank`` as the network sees them at inference, ``batch`` at a time: resized to
+    ``card.input_size``, white-balanced when the card asks for it and normalised, never augmented."""
+    off = AugmentConfig.off()
+    balance = wants_white_balance(card.preprocess)
+    for start in range(0, len(bank), batch):
+        yield augment_batch(bank[start:start + batch].to(device), card.input_size, card.mean, card.std, off,
+                            balance_white=balance)

@@ -23,10 +23,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hemascope.classify.normalize import wants_white_balance
 from hemascope.errors import DataError, ModelError
 from hemascope.models.card import ModelCard
-from hemascope.train.augment import AugmentConfig, augment_batch
+from hemascope.train.augment import plain_batches
 
 #: Default strength of the pull towards the pretrained head (chosen on the leave-PBC-out
 #: few-shot validation cells).
@@ -48,18 +47,9 @@ def dihedral_embeddings(
     if embed is None:
         raise ModelError(f"{type(module).__name__} has no embed(): cannot fit its head alone")
     module.eval()
-    off = AugmentConfig.off()
     views: list[list[torch.Tensor]] = [[] for _ in range(8)]
     with torch.no_grad():
-        for s in range(0, len(bank), batch):
-            x = augment_batch(
-                bank[s : s + batch].to(device),
-                card.input_size,
-                card.mean,
-                card.std,
-                off,
-                balance_white=wants_white_balance(card.preprocess),
-            )
+        for x in plain_batches(bank, card, device, batch):
             for flip in (0, 1):
                 base = torch.flip(x, dims=(3,)) if flip else x
                 for k in range(4):

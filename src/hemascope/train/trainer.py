@@ -33,7 +33,7 @@ from hemascope.errors import DataError
 from hemascope.files import atomic_write_json
 from hemascope.models import ModelCard, build_model, save_model
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
-from hemascope.train.augment import AugmentConfig, augment_batch
+from hemascope.train.augment import AugmentConfig, augment_batch, plain_batches
 from hemascope.train.batchnorm import recalibrate_batchnorm
 from hemascope.train.checkpoint import load_checkpoint, save_checkpoint
 from hemascope.train.datasets import load_crop_bank
@@ -107,19 +107,9 @@ def _logits(
     batch: int = 512,
 ) -> np.ndarray:
     module.eval()
-    off = AugmentConfig.off()
-    wb = wants_white_balance(card.preprocess)
     out = []
     with torch.inference_mode():
-        for s in range(0, len(bank), batch):
-            x = augment_batch(
-                bank[s : s + batch].to(device),
-                card.input_size,
-                card.mean,
-                card.std,
-                off,
-                balance_white=wb,
-            )
+        for x in plain_batches(bank, card, device, batch):
             out.append(module(x).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, len(card.classes)), np.float32)
 
