@@ -101,7 +101,8 @@ def main() -> None:
         try:
             est = estimate_mpp(image)
             rows.append(dict(set=name, source=source, truth=truth, mpp=est.mpp, error=est.mpp / truth - 1,
-                             confidence=est.confidence, low_confidence=est.low_confidence, refused=False))
+                             confidence=est.confidence, low_confidence=est.low_confidence, refused=False,
+                             **{f"cue_{k}": v for k, v in est.cues.items()}))
         except InvalidInputError:
             rows.append(dict(set=name, source=source, truth=truth, mpp=np.nan, error=np.nan,
                              confidence=0.0, low_confidence=True, refused=True))

@@ -138,3 +138,16 @@ def test_a_black_scale_bar_does_not_take_over_from_pale_red_cells():
     est = estimate_mpp(image)
     assert est.mpp == pytest.approx(TRUE_MPP, rel=0.1)
     assert not est.low_confidence
+
+
+def test_two_equally_voted_radii_are_a_coin_toss_and_flagged():
+    # about as much outline of 10 px discs as of 15 px ones: two equal peaks, either answer a guess
+    big = [(60 + 80 * (k % 3), 60 + 80 * (k // 3)) for k in range(4)]
+    small = [(60 + 55 * (k % 5), 250 + 55 * (k // 5)) for k in range(10)]
+    est = estimate_mpp(_discs(big) & _discs(small, radius=10))
+    assert est.cues["rival"] > 0.8
+    assert est.low_confidence
+    assert "second radius" in est.reason
+    one_size = estimate_mpp(_discs(big + [(300, 60 + 80 * k) for k in range(4)]))
+    assert one_size.cues["rival"] < 0.3
+    assert not one_size.low_confidence

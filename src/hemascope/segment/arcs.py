@@ -63,17 +63,44 @@ class ArcVotes:
         if self.radii.size == 0:
             return 0.0, 0.0
         logr = np.log(self.radii)
-        lo, hi = logr.min() - 0.2, logr.max() + 0.2
-        edges = np.arange(lo, hi + _LOG_BIN, _LOG_BIN)
-        hist, _ = np.histogram(logr, bins=edges, weights=self.weights)
-        kernel = np.exp(-0.5 * (np.arange(-10, 11) * _LOG_BIN / 0.06) ** 2)
-        smooth = np.convolve(hist, kernel, mode="same")
-        k = int(np.argmax(smooth))
-        centre = 0.5 * (edges[k] + edges[k + 1])
+        centres, smooth = self._histogram(logr)
+        centre = centres[int(np.argmax(smooth))]
         near = np.abs(logr - centre) < 0.12
         radius = float(np.exp(np.average(logr[near], weights=self.weights[near])))
         lengths = self.weights if self.lengths is None else self.lengths
         return radius, float(lengths[near].sum() / lengths.sum())
+
+    def rival(self, radius: float) -> float:
+        """Height of the strongest other peak of the vote histogram, relative to the peak at ``radius``.
+
+        A peak counts as another one when it lies more than 25 % (in radius) from ``radius``; 0 when
+        there is none, 1 when it is as strong as the chosen one (the mode is then a coin toss).
+
+        Parameters
+        ----------
+        radius
+            The chosen radius (px), normally :meth:`mode`'s.
+
+        Returns
+        -------
+        float
+            The ratio, 0 when there are no votes.
+        """
+        if self.radii.size == 0 or radius <= 0:
+            return 0.0
+        centres, smooth = self._histogram(np.log(self.radii))
+        offset = np.abs(centres - np.log(radius))
+        best = smooth[offset < 2 * _LOG_BIN].max(initial=0.0)
+        local = np.r_[False, (smooth[1:-1] >= smooth[:-2]) & (smooth[1:-1] >= smooth[2:]), False]
+        others = smooth[local & (offset > 0.25)]
+        return float(others.max() / best) if others.size and best > 0 else 0.0
+
+    def _histogram(self, logr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bin centres and heights of the smoothed, weighted histogram of log-radii."""
+        edges = np.arange(logr.min() - 0.2, logr.max() + 0.2 + _LOG_BIN, _LOG_BIN)
+        hist, _ = np.histogram(logr, bins=edges, weights=self.weights)
+        kernel = np.exp(-0.5 * (np.arange(-10, 11) * _LOG_BIN / 0.06) ** 2)
+        return 0.5 * (edges[:-1] + edges[1:]), np.convolve(hist, kernel, mode="same")
 
 
 def _fit_circles(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

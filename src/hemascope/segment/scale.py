@@ -17,7 +17,9 @@ Cues (each in :attr:`ScaleEstimate.cues`):
 
 The answer is the weighted mode of the red-cell votes. Confidence (0-1) grows with the amount of
 red-cell edge seen (in whole circumferences) and with the share of votes agreeing with the mode;
-it drops when the nucleus would have an implausible size at that scale. Below
+it drops when the nucleus would have an implausible size at that scale, and when another radius
+(more than 25 % away) is voted nearly as strongly as the chosen one (``rival``: the mode is then
+a coin toss between, e.g., the red cells and a clump of smaller or larger outlines). Below
 :data:`MIN_CONFIDENCE` the estimate is flagged ``low_confidence``: callers must say so (the CLI
 does) or ask for ``--mpp``. An image with no usable cue at all raises instead.
 """
@@ -46,6 +48,9 @@ MIN_CONFIDENCE = 0.5
 _FULL_EVIDENCE = 2.5
 #: Share of the red-cell edge (arc length) voting within ±12 % of the mode for full confidence.
 _FULL_AGREEMENT = 0.35
+#: A rival peak of the red-cell votes (another radius, > 25 % away) up to this height relative to
+#: the chosen one costs nothing; above it the confidence falls linearly to 0 at equal heights.
+_RIVAL_FREE = 0.6
 #: Where the red-cell edge is put, between the glass and the red-cell density (0 glass, 1 red cell).
 _EDGE_LEVEL = 0.5
 #: Pixels whose brightest channel is below this are black print (scale bars, labels), not stain.
@@ -227,11 +232,16 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
         evidence = agreement * arcs.outline / (2 * np.pi * radius)  # red-cell circumferences agreeing
         nucleus_um = _nucleus_size_um(mpp, big_nuclei)
         nucleus_fit = _nucleus_check(nucleus_um)
-        confidence = min(evidence / _FULL_EVIDENCE, 1.0) * min(agreement / _FULL_AGREEMENT, 1.0) * nucleus_fit
+        rival = votes.rival(radius)
+        rival_fit = float(np.clip((1.0 - rival) / (1.0 - _RIVAL_FREE), 0.0, 1.0))
+        confidence = (min(evidence / _FULL_EVIDENCE, 1.0) * min(agreement / _FULL_AGREEMENT, 1.0)
+                      * nucleus_fit * rival_fit)
         cues.update(red_cell_mpp=mpp, red_cell_radius_px=radius, circumferences=evidence,
-                    agreement=agreement, nucleus_fit=nucleus_fit)
+                    agreement=agreement, nucleus_fit=nucleus_fit, rival=rival)
         reason = (f"red-cell edges: {evidence:.1f} circumferences, {agreement:.0%} agree; "
                   f"nucleus fit {nucleus_fit:.2f}")
+        if rival > _RIVAL_FREE:
+            reason += f"; a second radius {rival:.0%} as strongly voted"
         if nucleus_um is not None:
             cues["nucleus_diameter_um"] = nucleus_um
         return ScaleEstimate(mpp, confidence, cues, reason)
