@@ -12,7 +12,7 @@ Cues (each in :attr:`ScaleEstimate.cues`):
     of the distance transform of the red-cell area), voting like a whole circumference.
 ``nucleus``
     The white-cell nucleus (the image's own outlier in nuclear stain): its equivalent diameter
-    is 4-12.5 µm in nearly every white cell, so it checks the red-cell answer and is the only cue on a
+    is 4-12 µm in nearly every white cell, so it checks the red-cell answer and is the only cue on a
     close-up without red cells (then always low confidence).
 
 The answer is the weighted mode of the red-cell votes. Confidence (0-1) grows with the amount of
@@ -41,13 +41,13 @@ from hemascope.segment.stain import as_rgb_uint8, leukocyte_tint, optical_densit
 RED_CELL_DIAMETER_UM = 7.5
 #: Typical equivalent diameter of a white-cell nucleus (µm) and the plausible range.
 NUCLEUS_DIAMETER_UM = 7.0
-NUCLEUS_RANGE_UM = (4.0, 12.5)
+NUCLEUS_RANGE_UM = (4.0, 12.0)
 #: Estimates with a confidence below this are flagged ``low_confidence``.
 MIN_CONFIDENCE = 0.5
 #: Red-cell edge (in whole circumferences) for full confidence from the amount of evidence.
-_FULL_EVIDENCE = 2.5
+_FULL_EVIDENCE = 3.0
 #: Share of the red-cell edge (arc length) voting within ±12 % of the mode for full confidence.
-_FULL_AGREEMENT = 0.35
+_FULL_AGREEMENT = 0.4
 #: A rival peak of the red-cell votes (another radius, > 25 % away) up to this height relative to
 #: the chosen one costs nothing; above it the confidence falls linearly to 0 at equal heights.
 _RIVAL_FREE = 0.6
