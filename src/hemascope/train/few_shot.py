@@ -21,6 +21,7 @@ the first candidate of its epoch selection (a fine-tune that does worse on valid
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 
 from hemascope.errors import DataError, ModelError
@@ -30,6 +31,16 @@ from hemascope.train.augment import plain_batches
 #: Default strength of the pull towards the pretrained head (chosen on the leave-PBC-out
 #: few-shot validation cells).
 DEFAULT_L2 = 0.01
+
+
+def validates_apart(train: pd.DataFrame, val: pd.DataFrame) -> bool:
+    """Whether ``val`` holds at least one cell (image path) that is not a training cell.
+
+    When every validation cell is also a training cell, validation cannot tell a fine-tune that
+    learnt from one that memorised its ten cells per class, so a few-shot run keeps the head
+    fitted on frozen features (:func:`probe_head`) and skips the fine-tuning epochs.
+    """
+    return bool(set(val["path"].astype(str)) - set(train["path"].astype(str)))
 
 
 def dihedral_embeddings(
