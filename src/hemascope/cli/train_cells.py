@@ -64,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--probe-head",
         action="store_true",
         help="with --init: first refit the head on the frozen features of the training cells "
-        "(seconds; LP-FT, kept unless a fine-tuned epoch beats it; --epochs 0 = head only)",
+        "(seconds; LP-FT, kept unless a fine-tuned epoch beats it; --epochs 0 = head only; "
+        "always, and head only, when the --val cells are all training cells)",
     )
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=12)

@@ -257,10 +257,10 @@ def train_cells(
         probe_head(module, banks["train"], y_train, card, device)
         val_pred = _logits(module, banks["val"][val_pick], card, device).argmax(1)
         best_f1 = classification_metrics(y_val[val_pick], val_pred, classes)["macro_f1"]
-        step = "head fitted on frozen features"
+        note = "head fitted on frozen features"
         if head_only:
-            step += "; no fine-tuning: the validation cells are the training cells"
-        history.append({"epoch": -1, "step": step, "val_macro_f1": best_f1})
+            note += "; no fine-tuning: the validation cells are the training cells"
+        history.append({"epoch": -1, "step": note, "val_macro_f1": best_f1})
     best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     if resume:
         restored = load_checkpoint(out_dir, module, opt)
