@@ -4,6 +4,7 @@ import copy
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -13,7 +14,7 @@ from hemascope.cli.main import main
 from hemascope.errors import DataError
 from hemascope.models import ModelCard, build_model, load_model, save_model
 from hemascope.train.augment import AugmentConfig, augment_batch
-from hemascope.train.few_shot import dihedral_embeddings, probe_head
+from hemascope.train.few_shot import dihedral_embeddings, probe_head, validates_apart
 
 
 def _card(preprocess=None):
@@ -75,22 +76,54 @@ def test_probe_head_needs_cells():
                    torch.device("cpu"))
 
 
+def _cells_csv(tmp_path, name, seed):
+    """A cell CSV of 10 red and 10 blue disc images (PNG files under ``tmp_path/name``)."""
+    bank, y = _bank(10, seed=seed)
+    rows = []
+    for i, (crop, label) in enumerate(zip(bank.numpy(), y, strict=True)):
+        path = tmp_path / name / f"{i}.png"
+        path.parent.mkdir(exist_ok=True)
+        Image.fromarray(crop).save(path)
+        rows.append(f"{path},{['red', 'blue'][label]},1.0")
+    (tmp_path / f"{name}.csv").write_text("path,class,mpp\n" + "\n".join(rows) + "\n")
+    return tmp_path / f"{name}.csv"
+
+
+def _init_args(src, train, val):
+    args = ["train", "cells", "--init", str(src), "--train", str(train), "--val", str(val)]
+    args += ["--classes", "red,blue,other", "--name", "fs", "--input-size", "16"]
+    args += ["--model-mpp", "1.0", "--widths", "4,8,8,8", "--threads", "1", "--device", "cpu"]
+    return [*args, "--quiet", "--samples-per-epoch", "64", "--batch-size", "32"]
+
+
+def test_validates_apart_needs_a_validation_cell_outside_the_training_cells():
+    train = pd.DataFrame({"path": ["/a.png", "/b.png"], "class": ["red", "blue"]})
+    assert not validates_apart(train, train.iloc[:1])
+    assert validates_apart(train, pd.DataFrame({"path": ["/a.png", "/c.png"], "class": ["red"] * 2}))
+
+
+def test_cli_init_validated_on_its_training_cells_keeps_the_head_only(tmp_path):
+    src = save_model(_net(), _card(), tmp_path / "src")
+    train, other = _cells_csv(tmp_path, "train", seed=3), _cells_csv(tmp_path, "other", seed=4)
+    assert main([*_init_args(src, train, train), "--epochs", "2", "--out", str(tmp_path / "a")]) == 0
+    history = json.loads((tmp_path / "a" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [-1] and "no fine-tuning" in history[0]["step"]
+    source, out = load_model(src).module, load_model(tmp_path / "a" / "fs.json").module
+    # BatchNorm statistics of the new cells (default with --init), convolutions untouched
+    assert not torch.equal(out.state_dict()["features.0.1.running_mean"], source.state_dict()["features.0.1.running_mean"])
+    assert torch.equal(out.state_dict()["features.0.0.weight"], source.state_dict()["features.0.0.weight"])
+    # other validation cells: the fine-tuning epochs run
+    assert main([*_init_args(src, train, other), "--epochs", "2", "--out", str(tmp_path / "b")]) == 0
+    history = json.loads((tmp_path / "b" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [0, 1]
+
+
 def test_cli_init_fits_the_head_first_and_drops_the_source_decision_rules(tmp_path):
     settings = {"default": True, "source_prior": [0.4, 0.4, 0.2]}
     card = _card({"label_shift": settings, "blast_rule": {"min_probability": 0.6}})
     src = save_model(_net(), card, tmp_path / "src")
-    bank, y = _bank(10, seed=3)
-    rows = []
-    for i, (crop, label) in enumerate(zip(bank.numpy(), y, strict=True)):
-        path = tmp_path / "cells" / f"{i}.png"
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(crop).save(path)
-        rows.append(f"{path},{['red', 'blue'][label]},1.0")
-    (tmp_path / "train.csv").write_text("path,class,mpp\n" + "\n".join(rows) + "\n")
-    args = ["train", "cells", "--init", str(src), "--train", str(tmp_path / "train.csv")]
-    args += ["--val", str(tmp_path / "train.csv"), "--classes", "red,blue,other", "--name", "fs"]
-    args += ["--input-size", "16", "--model-mpp", "1.0", "--widths", "4,8,8,8", "--epochs", "0"]
-    args += ["--threads", "1", "--device", "cpu", "--quiet", "--probe-head"]
+    train = _cells_csv(tmp_path, "cells", seed=3)
+    args = [*_init_args(src, train, train), "--epochs", "0", "--probe-head", "--no-recalibrate-bn"]
     assert main([*args, "--out", str(tmp_path / "run")]) == 0
     out = load_model(tmp_path / "run" / "fs.json")
     assert "label_shift" not in out.card.preprocess and "blast_rule" not in out.card.preprocess

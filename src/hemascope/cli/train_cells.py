@@ -64,7 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--probe-head",
         action="store_true",
         help="with --init: first refit the head on the frozen features of the training cells "
-        "(seconds; LP-FT, kept unless a fine-tuned epoch beats it; --epochs 0 = head only)",
+        "(seconds; LP-FT, kept unless a fine-tuned epoch beats it; --epochs 0 = head only; "
+        "always, and head only, when the --val cells are all training cells)",
     )
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=12)
@@ -103,8 +104,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fit.add_argument(
         "--recalibrate-bn",
-        action="store_true",
-        help="recompute BatchNorm statistics on un-augmented training crops before each validation",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="recompute BatchNorm statistics on un-augmented training crops before each "
+        "validation (and, with --init, before the head is fitted; default: on with --init)",
     )
     fit.add_argument(
         "--noise-rate", type=float, default=0.0, help="inject symmetric label noise (experiments)"
@@ -192,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         balance_domains=not args.no_domain_balance,
         noise_rate=args.noise_rate,
         mixup=args.mixup,
-        recalibrate_bn=args.recalibrate_bn,
+        recalibrate_bn=bool(args.init) if args.recalibrate_bn is None else args.recalibrate_bn,
         init=args.init,
         probe_head=bool(args.init) and args.probe_head,
         seed=args.seed,

@@ -37,7 +37,7 @@ from hemascope.train.augment import AugmentConfig, augment_batch, plain_batches
 from hemascope.train.batchnorm import recalibrate_batchnorm
 from hemascope.train.checkpoint import load_checkpoint, save_checkpoint
 from hemascope.train.datasets import load_crop_bank
-from hemascope.train.few_shot import probe_head
+from hemascope.train.few_shot import probe_head, validates_apart
 from hemascope.train.losses import LDAMLoss, make_loss
 from hemascope.train.metrics import classification_metrics
 from hemascope.train.noise import inject_symmetric_noise
@@ -245,12 +245,22 @@ def train_cells(
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, best_f1, history = 0, -1.0, []
     val_pick = _val_subset(len(y_val), config.val_per_epoch, config.seed)
-    if config.init and config.probe_head:
+    # few-shot with the training cells as the only validation cells: an epoch choice (or a
+    # fine-tune at all) cannot be validated, so the run keeps the head fitted on frozen features
+    head_only = bool(config.init) and not validates_apart(train, val)
+    epochs = 0 if head_only else config.epochs
+    if config.init and (config.probe_head or head_only):
         # LP-FT: the head first, on frozen features; kept unless a fine-tuned epoch beats it
+        if config.recalibrate_bn:
+            # the features of the new lab's own cells: BatchNorm statistics of its plain crops
+            recalibrate_batchnorm(module, banks["train"], card, device, seed=config.seed)
         probe_head(module, banks["train"], y_train, card, device)
         val_pred = _logits(module, banks["val"][val_pick], card, device).argmax(1)
         best_f1 = classification_metrics(y_val[val_pick], val_pred, classes)["macro_f1"]
-        history.append({"epoch": -1, "step": "head fitted on frozen features", "val_macro_f1": best_f1})
+        note = "head fitted on frozen features"
+        if head_only:
+            note += "; no fine-tuning: the validation cells are the training cells"
+        history.append({"epoch": -1, "step": note, "val_macro_f1": best_f1})
     best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     if resume:
         restored = load_checkpoint(out_dir, module, opt)
@@ -258,11 +268,11 @@ def train_cells(
             info, best_state = restored
             start_epoch, best_f1, history = info["epoch"] + 1, info["best_f1"], info["history"]
     steps_per_epoch = max(1, (config.samples_per_epoch or len(y_train)) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
+    total_steps = steps_per_epoch * epochs
     use_amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     y_train_t = torch.as_tensor(np.array(y_train))
-    for epoch in range(start_epoch, config.epochs):
+    for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         module.train()
         if isinstance(loss_fn, LDAMLoss):  # the one loss that re-weights by epoch
