@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-import hemascope.slide.mil
 from hemascope.errors import InvalidInputError, ModelIntegrityError, ModelNotFoundError
 from hemascope.models import (
     ARCHITECTURES_BY_KIND,
@@ -119,7 +118,6 @@ def test_a_bag_card_missing_its_embedding_fields_is_refused():
 
 
 def test_bag_architectures_are_listed_once_and_all_build():
-    assert hemascope.slide.mil.CARD_ARCHITECTURES is CARD_ARCHITECTURES
     assert ARCHITECTURES_BY_KIND["bag"] == CARD_ARCHITECTURES
     for arch in BAG_ARCHITECTURES:
         params = {"hidden": 8} if arch != "grouped" else {

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from hemascope.errors import InvalidInputError
-from hemascope.slide.mil import GatedAttentionMIL, build_bag_model
+from hemascope.models.mil import GatedAttentionMIL, build_bag_model
 
 
 @pytest.mark.parametrize("architecture", ["attention", "mean", "instance"])  # grouped: test_grouped

@@ -62,7 +62,7 @@ def evaluate_bags(
     Parameters
     ----------
     module : torch.nn.Module
-        Any bag classifier of :mod:`hemascope.slide.mil`.
+        Any bag classifier of :mod:`hemascope.models.mil`.
     bags : sequence of Bag
         Labelled bags.
     classes : sequence of str

@@ -23,14 +23,14 @@ import torch
 
 from hemascope.classify.calibration import fit_temperature
 from hemascope.errors import DataError, InvalidInputError
-from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
-from hemascope.slide.mil import (
+from hemascope.models.mil import (
     BAG_ARCHITECTURES,
     BagEnsemble,
     GroupedMeanBagClassifier,
     InstanceBagClassifier,
     build_bag_model,
 )
+from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 from hemascope.train.bags_data import Bag, bag_targets
 from hemascope.train.losses import LOSSES, LDAMLoss, make_loss
 
@@ -230,7 +230,7 @@ def train_bag_model(
         Each epoch a bag is cut to a random size between these (bounded by its size).
     arch_params : dict, optional
         Width/dropout settings of the architecture; ``members=K`` (K > 1) trains K models from
-        seeds ``seed .. seed+K-1`` and keeps their :class:`~hemascope.slide.mil.BagEnsemble`.
+        seeds ``seed .. seed+K-1`` and keeps their :class:`~hemascope.models.mil.BagEnsemble`.
     calibration : str, optional
         ``"whole"``: fit the temperature on the whole validation bags; ``"subsampled"``: on
         :data:`CALIBRATION_DRAWS` random sub-bags of each (1 to all cells), so that a validation
