@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from segment_fields import MPP, field, truth_points
 
-from conftest import MPP, field, truth_points
 from hemascope.segment import CELL_COLUMNS, find_cells
 from hemascope.segment.metrics import match_points
 from hemascope.synthetic import DOMAIN_SHIFT_SETTINGS as SHIFTS
