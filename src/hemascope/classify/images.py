@@ -16,11 +16,9 @@ from hemascope.errors import (
     SlideNotFoundError,
     UnsupportedFormatError,
 )
+from hemascope.io.formats import PICTURE_SUFFIXES
 from hemascope.models.card import ModelCard
 from hemascope.progress import CancelToken, check_cancelled
-
-#: File suffixes treated as images when a folder is given.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 def read_cell_image(path: str | Path) -> np.ndarray:
@@ -62,10 +60,10 @@ def expand_image_paths(items: Sequence[str | Path]) -> list[Path]:
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in PICTURE_SUFFIXES)
             if not found:
                 raise InvalidInputError(
-                    f"{p}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})"
+                    f"{p}: folder holds no images ({', '.join(PICTURE_SUFFIXES)})"
                 )
             out.extend(found)
         else:

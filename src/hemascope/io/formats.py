@@ -19,6 +19,9 @@ TIFF_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".btf", ".tf2", ".tf8")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 """Flat images."""
 
+PICTURE_SUFFIXES = IMAGE_SUFFIXES + (".tif", ".tiff")
+"""Files read whole as one picture: single-cell crops and mask images (TIFF included)."""
+
 OPENSLIDE_SUFFIXES = (".mrxs", ".vms", ".vmu", ".scn", ".bif", ".svslide")
 """Vendor formats handed to OpenSlide (``.scn``/``.bif`` are TIFF-based but need its logic)."""
 

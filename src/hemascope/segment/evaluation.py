@@ -16,9 +16,8 @@ import pandas as pd
 from scipy import ndimage as ndi
 
 from hemascope.errors import DataError
+from hemascope.io.formats import PICTURE_SUFFIXES
 from hemascope.segment.metrics import DetectionScore, dice, iou, label_iou, match_labels
-
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def paired_files(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
@@ -33,9 +32,9 @@ def paired_files(images_dir: Path, masks_dir: Path) -> list[tuple[Path, Path]]:
     for d in (images_dir, masks_dir):
         if not d.is_dir():
             raise DataError(f"{d} is not a folder")
-    masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES}
+    masks = {p.stem: p for p in masks_dir.iterdir() if p.suffix.lower() in PICTURE_SUFFIXES}
     pairs = [(p, masks[p.stem]) for p in sorted(images_dir.iterdir())
-             if p.suffix.lower() in _IMAGE_SUFFIXES and p.stem in masks]
+             if p.suffix.lower() in PICTURE_SUFFIXES and p.stem in masks]
     if not pairs:
         raise DataError(f"no image in {images_dir} has a mask of the same name in {masks_dir}")
     return pairs

@@ -259,10 +259,10 @@ def cells_of_source(
 
 
 def _is_crop_folder(folder: Path, mpp: float | None, input_mode: str) -> bool:
-    from hemascope.classify.images import IMAGE_SUFFIXES
+    from hemascope.io.formats import PICTURE_SUFFIXES
     from hemascope.train.bags_inputs import input_kind
 
-    images = [p for p in sorted(folder.rglob("*"))[:200] if p.suffix.lower() in IMAGE_SUFFIXES]
+    images = [p for p in sorted(folder.rglob("*"))[:200] if p.suffix.lower() in PICTURE_SUFFIXES]
     return bool(images) and input_kind(images, mpp, input_mode) == "crops"
 
 

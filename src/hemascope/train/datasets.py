@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from hemascope.classify.crops import cell_image_to_crop
-from hemascope.classify.images import IMAGE_SUFFIXES, read_cell_image
+from hemascope.classify.images import read_cell_image
 from hemascope.errors import DataError, HemascopeError
+from hemascope.io.formats import PICTURE_SUFFIXES
 from hemascope.models.card import ModelCard
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 
@@ -56,7 +57,7 @@ def read_cell_table(
             (str(f.resolve()), sub.name)
             for sub in sorted(p for p in source.iterdir() if p.is_dir())
             for f in sorted(sub.iterdir())
-            if f.suffix.lower() in IMAGE_SUFFIXES
+            if f.suffix.lower() in PICTURE_SUFFIXES
         ]
         table = pd.DataFrame(rows, columns=["path", "class"])
     elif source.is_file():
