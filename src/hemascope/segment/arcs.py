@@ -100,7 +100,9 @@ class ArcVotes:
         edges = np.arange(logr.min() - 0.2, logr.max() + 0.2 + _LOG_BIN, _LOG_BIN)
         hist, _ = np.histogram(logr, bins=edges, weights=self.weights)
         kernel = np.exp(-0.5 * (np.arange(-10, 11) * _LOG_BIN / 0.06) ** 2)
-        return 0.5 * (edges[:-1] + edges[1:]), np.convolve(hist, kernel, mode="same")
+        # centred like mode="same", but as long as ``hist`` even when it is shorter than the kernel
+        smooth = np.convolve(hist, kernel, mode="full")[10 : 10 + hist.size]
+        return 0.5 * (edges[:-1] + edges[1:]), smooth
 
 
 def _fit_circles(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
