@@ -184,17 +184,34 @@ def finish_task(path: str, config: AnalysisConfig, mpp: tuple[float, str], out_d
 
 
 # --- drivers -----------------------------------------------------------------------------------------
-def _run_in_process(items: list[tuple[str, Path]], config: AnalysisConfig, resume: bool, export: bool,
-                    progress: ProgressCallback | None, cancel: CancelToken | None, out_root: Path) -> list[dict]:
+def _set_estimated_scale(slide: Any, scale: float | None) -> Any:
+    """Give a slide without a pixel size the scale estimated for it before the run (pooled)."""
+    if scale is not None and not slide.mpp:
+        slide.mpp, slide.mpp_source = scale, "estimated"
+    return slide
+
+
+def _analyze_in_process(path: str, scale: float | None, config: AnalysisConfig, out: Path, resume: bool,
+                        cancel: CancelToken | None) -> SlideResult:
+    from hemascope.io import open_slide
     from hemascope.pipeline import analyze_slide
 
+    if scale is None:
+        return analyze_slide(path, config, out_dir=out, resume=resume, cancel=cancel)
+    with open_slide(path) as slide:
+        return analyze_slide(_set_estimated_scale(slide, scale), config, out_dir=out, resume=resume, cancel=cancel)
+
+
+def _run_in_process(items: list[tuple[str, Path]], scales: dict[str, float], config: AnalysisConfig, resume: bool,
+                    export: bool, progress: ProgressCallback | None, cancel: CancelToken | None,
+                    out_root: Path) -> list[dict]:
     rows = []
     for k, (path, out) in enumerate(items):
         check_cancelled(cancel)
         t0 = time.perf_counter()
         was_done = resume and is_finished(out, export)
         try:
-            result = analyze_slide(path, config, out_dir=out, resume=resume, cancel=cancel)
+            result = _analyze_in_process(path, scales.get(path), config, out, resume, cancel)
             if not was_done:
                 _save_exports(result, out, export)
             rows.append(summary_row(path, out, "resumed" if was_done else "done", time.perf_counter() - t0, result))
@@ -216,8 +233,8 @@ def _make_client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
     return Client(cluster), cluster
 
 
-def _run_on_cluster(client: Any, items: list[tuple[str, Path]], config: AnalysisConfig, resume: bool,
-                    export: bool, progress: ProgressCallback | None, cancel: CancelToken | None,
+def _run_on_cluster(client: Any, items: list[tuple[str, Path]], scales: dict[str, float], config: AnalysisConfig,
+                    resume: bool, export: bool, progress: ProgressCallback | None, cancel: CancelToken | None,
                     out_root: Path) -> list[dict]:
     from distributed import as_completed
 
@@ -237,7 +254,7 @@ def _run_on_cluster(client: Any, items: list[tuple[str, Path]], config: Analysis
                 pending[client.submit(export_task, str(out), export, pure=False)] = k
                 continue
             with _local_dask():
-                slide = open_input(path, config)
+                slide = _set_estimated_scale(open_input(path, config), scales.get(path))
                 regions, smear = plan_slide_regions(slide, config)
                 slide.close()
             start_run(slide, regions, smear, config, out, resume)
@@ -287,6 +304,10 @@ def analyze_cohort(
 ) -> pd.DataFrame:
     """Analyse many slides, one output folder each, and write a run summary CSV.
 
+    Pictures without a pixel size (PNG, JPEG, ...) are scaled before the run: one estimate per
+    picture, and the pictures of one folder and size share the median of theirs
+    (:func:`hemascope.segment.batch_scale.estimate_field_scales`) unless ``config.mpp`` is set.
+
     Parameters
     ----------
     slides
@@ -327,17 +348,21 @@ def analyze_cohort(
     if workers is not None and workers < 1:
         raise InvalidInputError(f"workers must be >= 1, got {workers}")
     from hemascope.pipeline import check_models
+    from hemascope.segment.batch_scale import estimate_field_scales
 
     check_models(config)  # one clear error before any slide, not one failure per slide
     out_root = Path(out_dir)
     out_root.mkdir(parents=True, exist_ok=True)
     items = [(str(p), out_root / name) for p, name in zip(slides, unique_stems(slides), strict=True)]
+    # pictures without a pixel size: one scale per source (folder and size), not one guess per image
+    scales = {} if config.mpp is not None else estimate_field_scales([p for p, _ in items])
     if client is None and workers is None and scheduler is None:
-        rows = _run_in_process(items, config, resume, export, progress, cancel, out_root)
+        rows = _run_in_process(items, scales, config, resume, export, progress, cancel, out_root)
         return _write_summary(out_root, rows)
     own_client, cluster = (None, None) if client is not None else _make_client(workers, scheduler)
     try:
-        rows = _run_on_cluster(client or own_client, items, config, resume, export, progress, cancel, out_root)
+        rows = _run_on_cluster(client or own_client, items, scales, config, resume, export, progress, cancel,
+                               out_root)
     finally:
         if own_client is not None:
             own_client.close()

@@ -100,20 +100,14 @@ def load_cell_crops(
     mpps: list[float] = []
     crops: list[np.ndarray] = []
     failed: list[tuple[str, str]] = []
-    for i, item in enumerate(items):
+    scales = [mpp] * len(items) if mpp is not None else _estimated_scales(items, estimate, cancel)
+    for i, (item, scale) in enumerate(zip(items, scales, strict=True)):
         check_cancelled(cancel)
-        name = f"<array {i}>" if isinstance(item, np.ndarray) else str(item)
+        name = _item_name(item, i)
         try:
-            image = (
-                check_rgb_uint8(item, name)
-                if isinstance(item, np.ndarray)
-                else read_cell_image(item)
-            )
-            scale = mpp
-            if scale is None:
-                estimate = estimate or _default_estimator()
-                scale = estimate(image)  # a float; an estimate also carries its confidence
-            crop = cell_image_to_crop(image, scale, card)
+            if isinstance(scale, HemascopeError):
+                raise scale
+            crop = cell_image_to_crop(_read_item(item, name), scale, card)
         except HemascopeError as exc:
             # the reason without the name (readers put the path first; callers print both)
             failed.append((name, str(exc).removeprefix(f"{name}: ")))
@@ -122,3 +116,36 @@ def load_cell_crops(
         mpps.append(scale)
         crops.append(crop)
     return names, mpps, crops, failed
+
+
+def _item_name(item: np.ndarray | str | Path, index: int) -> str:
+    return f"<array {index}>" if isinstance(item, np.ndarray) else str(item)
+
+
+def _read_item(item: np.ndarray | str | Path, name: str) -> np.ndarray:
+    return check_rgb_uint8(item, name) if isinstance(item, np.ndarray) else read_cell_image(item)
+
+
+def _estimated_scales(
+    items: Sequence[np.ndarray | str | Path],
+    estimate: Callable[[np.ndarray], float] | None,
+    cancel: CancelToken | None,
+) -> list[float | HemascopeError]:
+    """Per item its estimated µm/px — pooled over the images of one folder and size
+    (:func:`hemascope.segment.batch_scale.pool_estimates`) — or the error that stopped it."""
+    from hemascope.segment.batch_scale import pool_estimates, source_key
+
+    estimate = estimate or _default_estimator()
+    values: list[float | HemascopeError] = []
+    keys: list[tuple | None] = []
+    for i, item in enumerate(items):
+        check_cancelled(cancel)
+        try:
+            image = _read_item(item, _item_name(item, i))
+            values.append(estimate(image))  # a float; an estimate also carries its confidence
+            keys.append(source_key(None if isinstance(item, np.ndarray) else item, image.shape))
+        except HemascopeError as exc:
+            values.append(exc)
+            keys.append(None)
+    pooled = pool_estimates([None if isinstance(v, HemascopeError) else v for v in values], keys)
+    return [v if isinstance(v, HemascopeError) or p is None else p for v, p in zip(values, pooled, strict=True)]

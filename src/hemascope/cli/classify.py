@@ -1,7 +1,8 @@
 """``hemascope classify``: classify single-cell images into a CSV (one row per image).
 
 Bad files (corrupt, grayscale, RGBA, smaller than a cell) are skipped and listed on stderr; the
-batch goes on. Without ``--mpp`` the scale of each image is estimated from its red cells.
+batch goes on. Without ``--mpp`` the scale of each image is estimated from its red cells, and the images of one
+folder and size share the median of their estimates (:mod:`hemascope.segment.batch_scale`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", default="wbc", help="registry name, card/weights path or URL")
     parser.add_argument(
-        "--mpp", type=float, help="µm/px of the images (default: estimated per image)"
+        "--mpp", type=float, help="µm/px of the images (default: estimated, one scale per folder and image size)"
     )
     parser.add_argument(
         "--out", required=True, help="output CSV (path, class, confidence, prob_<class>)"

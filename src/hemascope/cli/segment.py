@@ -6,7 +6,8 @@ instance labels, 0 = background, values = the table's ``id``); for slides with `
 OME-Zarr ``<stem>.labels.ome.zarr`` (image pyramid + chunked ``cells``/``nuclei`` label pyramids).
 
 Without ``--mpp`` (and without a pixel size in the file) the µm/px of each input is estimated
-(:func:`hemascope.segment.estimate_mpp`); the table records ``mpp``, ``mpp_source``,
+(:func:`hemascope.segment.estimate_mpp`), once per picture, and pictures of one folder and one size
+share the median of their estimates (:mod:`hemascope.segment.batch_scale`); the table records ``mpp``, ``mpp_source``,
 ``mpp_confidence`` and ``mpp_low_confidence`` per row, and a low-confidence estimate is said on
 the console. Inputs that cannot be read or scaled are skipped and listed; exit code 1 then
 (2 when none could be segmented), see :mod:`hemascope.cli._contract`.
@@ -68,13 +69,18 @@ def _scale_note(seg) -> str:
     if seg.scale is None:
         return f"{seg.mpp:.4g} µm/px {seg.mpp_source}"
     note = f"{seg.mpp:.4g} µm/px estimated, confidence {seg.scale.confidence:.2f}"
+    if "batch_images" in seg.scale.cues:
+        note += f", shared by {seg.scale.cues['batch_images']} images of this folder and size"
     if seg.scale.low_confidence:
         note += f" — LOW CONFIDENCE ({seg.scale.reason}); pass --mpp if you know it"
     return note
 
 
-def _segment_one(path: str, stem: str, args: argparse.Namespace):
-    """Segment one input and write its label images (named after ``stem``); returns its cell table."""
+def _segment_one(path: str, stem: str, args: argparse.Namespace, scale: float | None = None):
+    """Segment one input and write its label images (named after ``stem``); returns its cell table.
+
+    ``scale``: its µm/px estimated beforehand (pooled over the batch), used when the file has none.
+    """
     import tifffile
 
     from hemascope.files import atomic_path
@@ -83,6 +89,8 @@ def _segment_one(path: str, stem: str, args: argparse.Namespace):
     from hemascope.segment import find_cells
 
     with open_slide(path, mpp=args.mpp) as slide:
+        if scale is not None and not slide.mpp:
+            slide.mpp, slide.mpp_source = scale, "estimated"
         seg = find_cells(
             slide, segmenter=args.segmenter, device=args.device, model=args.model,
             keep_masks=_is_field(slide) or args.labels,
@@ -119,16 +127,19 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.files import atomic_write_table
     from hemascope.io.paths import expand_slide_paths, unique_stems
     from hemascope.segment import empty_cell_table
+    from hemascope.segment.batch_scale import estimate_field_scales
 
     if args.mpp is not None and args.mpp <= 0:
         raise InvalidInputError(f"--mpp must be positive, got {args.mpp}")
     check_output_dir(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     inputs = expand_slide_paths(args.inputs, exclude=args.out)
+    # pictures without a pixel size: one scale per source (folder and size), not one guess per image
+    scales = {} if args.mpp is not None else estimate_field_scales(inputs)
     tables, failed = [], []
     for path, stem in zip(inputs, unique_stems(inputs), strict=True):
         try:
-            tables.append(_segment_one(path, stem, args))
+            tables.append(_segment_one(path, stem, args, scales.get(str(path))))
         except (HemascopeError, OSError, ValueError) as exc:  # unreadable, unscalable, not RGB...
             failed.append((path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
             print(f"skipped {path}: {failed[-1][1]}", file=sys.stderr)

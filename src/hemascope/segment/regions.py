@@ -115,9 +115,11 @@ def slide_mpp(slide, smear: SmearMask | None = None) -> tuple[float, str]:
     InvalidInputError
         When the pixel size is unknown and cannot be estimated.
     """
-    if slide.mpp:
-        return float(slide.mpp), slide.mpp_source or "file"
-    from hemascope.segment.scale import estimate_mpp
+    from hemascope.segment.scale import ScaleEstimate, estimate_mpp
+
+    if slide.mpp:  # an estimate set earlier (e.g. pooled over a batch) keeps its confidence
+        known = slide.mpp if isinstance(slide.mpp, ScaleEstimate) else float(slide.mpp)
+        return known, slide.mpp_source or "file"
 
     smear = smear or compute_smear_mask(slide)  # coarse: its sizes assume 8 µm/px thumbnails
     rows, cols = slide.shape

@@ -1,0 +1,176 @@
+"""One scale for a batch of images from one source: per-image estimates pooled.
+
+Images of one size in one folder were taken by one camera or scanner at one magnification, so
+they share one µm/px. A single crop often shows too few red cells to measure it well (a
+CellaVision crop is right within ±15 % in 73-94 % of images alone), but the median over a
+dozen images of the source is right in nearly all (BENCHMARKS.md, "One scale per source").
+:func:`pool_estimates` gives every member of such a group the confidence-weighted median of the
+members' own :class:`~hemascope.segment.scale.ScaleEstimate`\\ s around their densest value
+(groups of at least :data:`MIN_IMAGES`). A folder mixing magnifications is not averaged: images
+away from the main scale keep their own estimates when the group shows a second scale (one
+that at least :data:`SECOND_SCALE_SHARE` of the confident estimates, and two or more, agree on);
+without one, a few confident estimates far from the rest are taken as wrong.
+
+A pooled estimate is still a ``ScaleEstimate``: its ``cues`` record ``batch_images`` and the
+image's own estimate (``own_mpp``, ``own_confidence``), its ``reason`` says it is a batch median.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hemascope.segment.scale import ScaleEstimate
+
+#: A second scale needs this share of the confident estimates (and at least two) to agree on it.
+SECOND_SCALE_SHARE = 0.1
+#: Fewest images of one source for which their estimates are pooled.
+MIN_IMAGES = 5
+#: Estimates within this (relative) of each other count as one scale.
+CLUSTER = 0.15
+#: Confident estimates within this (relative) of the shared scale agree with it; confident ones
+#: further away keep their own when another confident one agrees with them (a second scale).
+AGREE = 0.2
+#: Confident estimates agreeing with the median for a fully confident pooled estimate.
+FULL_AGREEMENT = 3
+
+
+def source_key(path: str | Path | None, shape: Sequence[int]) -> tuple:
+    """The group an image's scale is pooled over: its folder and its pixel size (rows, cols).
+
+    Parameters
+    ----------
+    path
+        The image file, or ``None`` for an in-memory image (grouped with the other arrays).
+    shape
+        The image's shape; only rows and columns count.
+    """
+    folder = None if path is None else str(Path(path).parent)
+    return folder, int(shape[0]), int(shape[1])
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, cumulative[-1] / 2)])
+
+
+def _main_scale(log_mpp: np.ndarray, weights: np.ndarray) -> float:
+    """The log µm/px most of the weight agrees on: the weighted median around the densest value
+    (a mode, so that two magnifications in one group do not average into a scale of neither)."""
+    near = np.abs(log_mpp[:, None] - log_mpp[None, :]) <= np.log1p(CLUSTER)
+    support = near @ weights
+    members = near[int(np.argmax(support))]
+    return _weighted_median(log_mpp[members], weights[members])
+
+
+def _second_scale(log_mpp: np.ndarray, confident: np.ndarray, centre: float) -> np.ndarray:
+    """Confident estimates on a second scale: away from ``centre`` and agreeing with enough other
+    confident ones (a few stray errors are not a scale)."""
+    away = confident & (np.abs(log_mpp - centre) > np.log1p(AGREE))
+    near = np.abs(log_mpp[:, None] - log_mpp[None, :]) <= np.log1p(CLUSTER)
+    needed = max(2, SECOND_SCALE_SHARE * confident.sum())
+    return away & ((near & away[None, :]).sum(axis=1) >= needed)
+
+
+def _pool_group(members: list[ScaleEstimate]) -> tuple[ScaleEstimate, np.ndarray]:
+    """The group's shared estimate and which members take it.
+
+    One scale: every member. Two or more (a second scale, see :func:`_second_scale`): only the
+    members near the main one; the others keep their own estimates, confidence included, since
+    a guess far from both cannot be told which magnification it belongs to.
+    """
+    log_mpp = np.log([m.mpp for m in members])
+    confidence = np.array([m.confidence for m in members])
+    confident = np.array([not m.low_confidence for m in members])
+    centre = _main_scale(log_mpp, confidence + 0.05)
+    near = np.abs(log_mpp - centre) <= np.log1p(AGREE)
+    take = near if _second_scale(log_mpp, confident, centre).any() else np.ones(len(members), dtype=bool)
+    agreeing = int((confident & near).sum())
+    pooled_confidence = max(min(1.0, agreeing / FULL_AGREEMENT), float(np.median(confidence[take])))
+    reason = (f"median of the {int(take.sum())} images of this size in this folder that agree on one scale "
+              f"({agreeing} confident estimates within ±{AGREE:.0%})")
+    shared = ScaleEstimate(float(np.exp(centre)), pooled_confidence, {"batch_images": int(take.sum())}, reason)
+    return shared, take
+
+
+def pool_estimates(estimates: Sequence[float | None], keys: Sequence[Hashable]) -> list[float | None]:
+    """Give the images of one source the median of their estimated scales.
+
+    Parameters
+    ----------
+    estimates
+        Per image: a :class:`~hemascope.segment.scale.ScaleEstimate` (pooled), or a plain float or
+        ``None`` (a given scale, or none: left as it is).
+    keys
+        Per image: its source (:func:`source_key`); images with equal keys are pooled together.
+
+    Returns
+    -------
+    list
+        The estimates, those of a pooled group replaced by the group's ``ScaleEstimate`` (with
+        the image's own estimate in its ``cues``).
+    """
+    if len(estimates) != len(keys):
+        raise ValueError("one key per estimate")
+    groups: dict[Hashable, list[int]] = defaultdict(list)
+    for i, (estimate, key) in enumerate(zip(estimates, keys, strict=True)):
+        if isinstance(estimate, ScaleEstimate):
+            groups[key].append(i)
+    out = list(estimates)
+    for indices in groups.values():
+        if len(indices) < MIN_IMAGES:
+            continue
+        members = [estimates[i] for i in indices]
+        shared, take = _pool_group(members)  # type: ignore[arg-type]
+        for i, own, shares in zip(indices, members, take, strict=True):
+            if not shares:
+                continue
+            cues = {**shared.cues, "own_mpp": own.mpp, "own_confidence": own.confidence}  # type: ignore[union-attr]
+            reason = f"{shared.reason}; this image alone: {own.mpp:.4g} µm/px, confidence {own.confidence:.2f}"  # type: ignore[union-attr]
+            out[i] = ScaleEstimate(shared.mpp, shared.confidence, cues, reason)
+    return out
+
+
+def estimate_field_scales(paths: Sequence[str | Path]) -> dict[str, float]:
+    """Estimated µm/px of the plain field images among ``paths``, pooled per source.
+
+    Only pictures (PNG, JPEG, ...) without a pixel size in the file are estimated (as
+    :func:`hemascope.segment.regions.slide_mpp` does for one slide); slides that carry their
+    scale, and inputs that cannot be opened or scaled, are left out (the caller meets and reports
+    them when it processes them).
+
+    Parameters
+    ----------
+    paths
+        The run's inputs.
+
+    Returns
+    -------
+    dict
+        ``str(path) -> ScaleEstimate`` (pooled over images of one folder and size, see
+        :func:`pool_estimates`); empty when there are fewer than :data:`MIN_IMAGES` inputs.
+    """
+    from hemascope.errors import HemascopeError
+    from hemascope.io import open_slide
+    from hemascope.segment.regions import slide_mpp
+
+    estimates: list[float | None] = []
+    keys: list[Hashable] = []
+    if len(paths) < MIN_IMAGES:
+        return {}  # nothing to pool: each input is estimated when it is processed
+    for path in paths:
+        estimate, key = None, None
+        try:
+            with open_slide(path) as slide:
+                if slide.format == "image" and not slide.mpp:
+                    estimate, key = slide_mpp(slide)[0], source_key(path, slide.shape)
+        except (HemascopeError, OSError, ValueError):
+            pass  # reported when the caller opens it
+        estimates.append(estimate)
+        keys.append(key)
+    pooled = pool_estimates(estimates, keys)
+    return {str(p): e for p, e in zip(paths, pooled, strict=True) if e is not None}

@@ -1,0 +1,80 @@
+"""One scale for a batch: per-image estimates pooled over images of one folder and size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from segment_fields import MPP, field
+
+from hemascope.cli.main import main
+from hemascope.segment.batch_scale import estimate_field_scales, pool_estimates, source_key
+from hemascope.segment.scale import ScaleEstimate
+
+
+def _estimates(values, confidences):
+    return [ScaleEstimate(v, c, {"red_cell_arcs": 1}) for v, c in zip(values, confidences, strict=True)]
+
+
+def test_low_confidence_and_lone_wrong_estimates_take_the_source_median():
+    own = _estimates([0.098, 0.100, 0.102, 0.105, 0.150, 0.075, 0.140],
+                     [0.9, 0.8, 1.0, 0.7, 0.9, 0.2, 0.3])  # 0.150: confident but alone; 0.075, 0.140: guesses
+    pooled = pool_estimates(own, ["a"] * len(own))
+    assert all(p.mpp == pytest.approx(0.101, rel=0.03) for p in pooled)
+    assert all(not p.low_confidence and p.cues["batch_images"] == 7 for p in pooled)
+    assert [p.cues["own_mpp"] for p in pooled] == [e.mpp for e in own]
+    assert "this image alone: 0.075" in pooled[5].reason
+
+
+def test_two_magnifications_in_one_folder_keep_their_own_scales():
+    own = _estimates([0.10, 0.101, 0.099, 0.103, 0.2, 0.205, 0.198, 0.19, 0.21], [0.9] * 9)
+    pooled = pool_estimates(own, ["a"] * 9)
+    assert all(p.mpp == pytest.approx(e.mpp, rel=0.1) for p, e in zip(pooled, own, strict=True))
+
+
+def test_small_groups_other_sources_and_given_scales_are_left_alone():
+    own = _estimates([0.1, 0.2, 0.1, 0.1], [0.2, 0.9, 0.9, 0.9])
+    values = [*own, 0.3, None]
+    keys = ["a", "a", "a", "a", "a", "a"]  # four estimates: too few to pool
+    assert pool_estimates(values, keys) == values
+    many = _estimates([0.1] * 5 + [0.3], [0.9] * 5 + [0.2])
+    pooled = pool_estimates(many, ["a"] * 5 + ["b"])
+    assert pooled[5].mpp == 0.3 and "batch_images" not in pooled[5].cues  # its own source
+    assert source_key("/x/y/a.png", (360, 363, 3)) == source_key("/x/y/b.jpg", (360, 363)) != source_key(
+        "/x/z/a.png", (360, 363))
+
+
+def test_fields_of_one_folder_share_one_estimate_and_segment_says_so(tmp_path, capsys):
+    image, _, _ = field()
+    folder = tmp_path / "fields"
+    folder.mkdir()
+    for k, (r, c) in enumerate([(0, 0), (0, 384), (384, 0), (384, 384), (192, 192)]):
+        Image.fromarray(image[r:r + 384, c:c + 384]).save(folder / f"f{k}.png")
+    Image.fromarray(image[:300, :300]).save(folder / "other_size.png")
+    paths = sorted(str(p) for p in folder.iterdir())
+    scales = estimate_field_scales(paths)
+    shared = {round(scales[p].mpp, 6) for p in paths if "other_size" not in p}
+    assert len(shared) == 1 and shared.pop() == pytest.approx(MPP, rel=0.15)
+    assert scales[str(folder / "f0.png")].cues["batch_images"] == 5
+    assert "batch_images" not in scales[str(folder / "other_size.png")].cues  # alone in its size
+
+    out = tmp_path / "out"
+    assert main(["segment", str(folder), "--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out.count("shared by 5 images of this folder and size") == 5
+    table = pd.read_csv(out / "cells.csv")
+    per_image = table.groupby("source")["mpp"].first()
+    assert per_image.drop(str(folder / "other_size.png")).nunique() == 1
+    assert (table["mpp_source"] == "estimated").all()
+
+
+def test_classify_pools_the_estimates_of_a_batch(tiny_model):
+    from hemascope.classify import classify_images
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (80, 80, 3), dtype=np.uint8) for _ in range(6)]
+    guesses = iter(_estimates([0.25, 0.26, 0.24, 0.25, 0.4, 0.25], [0.9, 0.9, 0.9, 0.9, 0.1, 0.9]))
+    result = classify_images(images, tiny_model, device="cpu", estimate=lambda image: next(guesses))
+    assert result.table["mpp"].round(6).nunique() == 1
+    assert result.table["mpp"].iloc[0] == pytest.approx(0.25, rel=0.02)
+    assert not result.table["mpp_low_confidence"].any()  # the guess took its source's confident scale
