@@ -61,3 +61,22 @@ def test_a_folder_without_images_is_one_clear_error(cli, tmp_path, capsys):
     assert cli("segment", tmp_path / "empty", "--out", tmp_path / "seg") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds no slide or image files" in err[0]
+
+
+def test_analyze_gives_the_fields_of_one_folder_one_scale(cli, tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from hemascope.synthetic import SmearSpec, render_field
+
+    image, _ = render_field(SmearSpec(size=(640, 640), mpp=0.5, seed=5, wbc_density=600), masks=False)
+    folder = tmp_path / "fields"
+    folder.mkdir()
+    for k, (r, c) in enumerate([(0, 0), (0, 320), (320, 0), (320, 320), (160, 160)]):
+        Image.fromarray(image[r:r + 320, c:c + 320]).save(folder / f"f{k}.png")
+    assert cli("analyze", folder, "--out", tmp_path / "out", "--quiet", "--no-export") == 0
+    slides = [json.loads((tmp_path / "out" / f"f{k}" / "result.json").read_text())["slide"] for k in range(5)]
+    assert len({round(s["mpp"], 9) for s in slides}) == 1
+    assert slides[0]["mpp"] == pytest.approx(0.5, rel=0.15)
+    assert all(s["mpp_source"] == "estimated" and "median of the 5 images" in s["mpp_reason"] for s in slides)
