@@ -147,3 +147,18 @@ def test_cli_contract(tmp_path, models, capsys):
     blocker.write_text("x")
     assert main([*base, str(good), "--mpp", "0.25", "--out", str(blocker / "x.csv")]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_a_folder_of_fields_without_mpp_gets_one_scale(tmp_path, models):
+    from hemascope.synthetic import SmearSpec, render_field
+
+    _, cell, _, bag = models
+    image, _ = render_field(SmearSpec(size=(720, 720), mpp=0.5, seed=2, wbc_density=600), masks=False)
+    folder = tmp_path / "patient"
+    folder.mkdir()
+    Image.fromarray(image).save(folder / "field1.png")
+    # the same smear a little closer: estimated alone, the two fields would not agree within 5 %
+    Image.fromarray(image).resize((806, 806), Image.Resampling.BICUBIC).save(folder / "field2.png")
+    table = predict_bag_sources([folder], bag, cell, device="cpu")
+    assert table["input"][0] == "fields" and table["mpp_source"][0] == "estimated"
+    assert table["mpp"][0] == pytest.approx(0.47, rel=0.15) and table["n_cells"][0] > 0

@@ -195,8 +195,8 @@ def cells_of_source(
     model : LoadedModel
         The cell model (from :func:`hemascope.models.load_model`).
     mpp : float, optional
-        µm/px of the images; when None it is estimated (one value per bag of crops, see
-        :func:`~hemascope.train.bags_inputs.estimate_bag_mpp`; per image for fields).
+        µm/px of the images; when None it is estimated (one value per bag folder, crops or fields,
+        see :func:`~hemascope.train.bags_inputs.estimate_bag_mpp`; per image for a single image).
     device : str, optional
         Torch device for the cell model.
     segmenter : str, optional
@@ -234,12 +234,13 @@ def cells_of_source(
         except InvalidInputError as exc:
             raise DataError(f"bag {path.name!r}: {exc}") from None
         info["input"] = input_kind(paths, mpp, input_mode)
+        # one bag, one magnification: one scale for its crops or fields alike
+        scale = mpp if mpp is not None else estimate_bag_mpp(paths)
+        if mpp is None:
+            info.update(mpp=scale, mpp_source="estimated")
         if info["input"] == "fields":
-            table, emb = _cells_from_fields(paths, model, mpp, device, segmenter, cancel)
+            table, emb = _cells_from_fields(paths, model, scale, device, segmenter, cancel)
         else:
-            scale = mpp if mpp is not None else estimate_bag_mpp(paths)
-            if mpp is None:
-                info.update(mpp=scale, mpp_source="estimated")
             table, emb = _cells_from_folders([path], model, scale, device, cancel)[0]
     elif kind == "image" and input_mode == "crops":
         info.update(input="crops")
