@@ -305,7 +305,7 @@ def analyze_cohort(
     """Analyse many slides, one output folder each, and write a run summary CSV.
 
     Pictures without a pixel size (PNG, JPEG, ...) are scaled before the run: one estimate per
-    picture, and the pictures of one folder and size share the median of theirs
+    picture, and the pictures of one pixel size share the median of theirs
     (:func:`hemascope.segment.batch_scale.estimate_field_scales`) unless ``config.mpp`` is set.
 
     Parameters
@@ -354,7 +354,7 @@ def analyze_cohort(
     out_root = Path(out_dir)
     out_root.mkdir(parents=True, exist_ok=True)
     items = [(str(p), out_root / name) for p, name in zip(slides, unique_stems(slides), strict=True)]
-    # pictures without a pixel size: one scale per source (folder and size), not one guess per image
+    # pictures without a pixel size: one scale per image size, not one guess per image
     scales = {} if config.mpp is not None else estimate_field_scales([p for p, _ in items])
     if client is None and workers is None and scheduler is None:
         rows = _run_in_process(items, scales, config, resume, export, progress, cancel, out_root)

@@ -1,4 +1,4 @@
-"""One scale for a batch: per-image estimates pooled over images of one folder and size."""
+"""One scale for a batch: per-image estimates pooled over the images of one pixel size."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PIL import Image
 from segment_fields import MPP, field
 
 from hemascope.cli.main import main
-from hemascope.segment.batch_scale import estimate_field_scales, pool_estimates, source_key
+from hemascope.segment.batch_scale import estimate_field_scales, pool_estimates, size_key
 from hemascope.segment.scale import ScaleEstimate
 
 
@@ -27,10 +27,14 @@ def test_low_confidence_and_lone_wrong_estimates_take_the_source_median():
     assert "this image alone: 0.075" in pooled[5].reason
 
 
-def test_two_magnifications_in_one_folder_keep_their_own_scales():
-    own = _estimates([0.10, 0.101, 0.099, 0.103, 0.2, 0.205, 0.198, 0.19, 0.21], [0.9] * 9)
-    pooled = pool_estimates(own, ["a"] * 9)
-    assert all(p.mpp == pytest.approx(e.mpp, rel=0.1) for p, e in zip(pooled, own, strict=True))
+def test_two_magnifications_of_one_size_are_not_averaged_and_the_pooled_ones_are_flagged():
+    own = _estimates([0.10, 0.101, 0.099, 0.103, 0.102, 0.2, 0.205, 0.198, 0.19, 0.11, 0.3],
+                     [0.9] * 9 + [0.2, 0.2])
+    pooled = pool_estimates(own, ["a"] * 11)
+    assert all(p.mpp == pytest.approx(e.mpp, rel=0.1) for p, e in zip(pooled[:9], own[:9], strict=True))
+    assert all(p.low_confidence for p in pooled[:5]) and not any(p.low_confidence for p in pooled[5:9])
+    assert pooled[9].mpp == pytest.approx(0.101, rel=0.03) and pooled[9].low_confidence  # either scale
+    assert pooled[10].mpp == 0.3 and pooled[10].low_confidence  # near neither: its own guess
 
 
 def test_small_groups_other_sources_and_given_scales_are_left_alone():
@@ -41,8 +45,7 @@ def test_small_groups_other_sources_and_given_scales_are_left_alone():
     many = _estimates([0.1] * 5 + [0.3], [0.9] * 5 + [0.2])
     pooled = pool_estimates(many, ["a"] * 5 + ["b"])
     assert pooled[5].mpp == 0.3 and "batch_images" not in pooled[5].cues  # its own source
-    assert source_key("/x/y/a.png", (360, 363, 3)) == source_key("/x/y/b.jpg", (360, 363)) != source_key(
-        "/x/z/a.png", (360, 363))
+    assert size_key((360, 363, 3)) == size_key((360, 363)) != size_key((363, 360))
 
 
 def test_fields_of_one_folder_share_one_estimate_and_segment_says_so(tmp_path, capsys):
@@ -61,7 +64,7 @@ def test_fields_of_one_folder_share_one_estimate_and_segment_says_so(tmp_path, c
 
     out = tmp_path / "out"
     assert main(["segment", str(folder), "--out", str(out), "--quiet"]) == 0
-    assert capsys.readouterr().out.count("shared by 5 images of this folder and size") == 5
+    assert capsys.readouterr().out.count("shared by 5 images of this size") == 5
     table = pd.read_csv(out / "cells.csv")
     per_image = table.groupby("source")["mpp"].first()
     assert per_image.drop(str(folder / "other_size.png")).nunique() == 1

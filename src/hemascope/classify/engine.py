@@ -342,8 +342,8 @@ def classify_images(
     model
         Registry name, path/URL, or a loaded model.
     mpp
-        µm/px of the images; ``None`` estimates it per image with ``estimate``, and images of one
-        folder and size (arrays: of one size) share the median of their estimates
+        µm/px of the images; ``None`` estimates it per image with ``estimate``, and the images of
+        one pixel size share the median of their estimates
         (:func:`hemascope.segment.batch_scale.pool_estimates`).
     device, batch_size, tta, return_embeddings, progress, cancel
         As in :func:`predict_cells`.

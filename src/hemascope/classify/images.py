@@ -131,9 +131,9 @@ def _estimated_scales(
     estimate: Callable[[np.ndarray], float] | None,
     cancel: CancelToken | None,
 ) -> list[float | HemascopeError]:
-    """Per item its estimated µm/px — pooled over the images of one folder and size
+    """Per item its estimated µm/px — pooled over the images of one pixel size
     (:func:`hemascope.segment.batch_scale.pool_estimates`) — or the error that stopped it."""
-    from hemascope.segment.batch_scale import pool_estimates, source_key
+    from hemascope.segment.batch_scale import pool_estimates, size_key
 
     estimate = estimate or _default_estimator()
     values: list[float | HemascopeError] = []
@@ -143,7 +143,7 @@ def _estimated_scales(
         try:
             image = _read_item(item, _item_name(item, i))
             values.append(estimate(image))  # a float; an estimate also carries its confidence
-            keys.append(source_key(None if isinstance(item, np.ndarray) else item, image.shape))
+            keys.append(size_key(image.shape))
         except HemascopeError as exc:
             values.append(exc)
             keys.append(None)

@@ -2,7 +2,7 @@
 
 Bad files (corrupt, grayscale, RGBA, smaller than a cell) are skipped and listed on stderr; the
 batch goes on. Without ``--mpp`` the scale of each image is estimated from its red cells, and the images of one
-folder and size share the median of their estimates (:mod:`hemascope.segment.batch_scale`).
+pixel size share the median of their estimates (:mod:`hemascope.segment.batch_scale`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model", default="wbc", help="registry name, card/weights path or URL")
     parser.add_argument(
-        "--mpp", type=float, help="µm/px of the images (default: estimated, one scale per folder and image size)"
+        "--mpp", type=float, help="µm/px of the images (default: estimated, one scale per image size)"
     )
     parser.add_argument(
         "--out", required=True, help="output CSV (path, class, confidence, prob_<class>)"

@@ -6,7 +6,7 @@ instance labels, 0 = background, values = the table's ``id``); for slides with `
 OME-Zarr ``<stem>.labels.ome.zarr`` (image pyramid + chunked ``cells``/``nuclei`` label pyramids).
 
 Without ``--mpp`` (and without a pixel size in the file) the µm/px of each input is estimated
-(:func:`hemascope.segment.estimate_mpp`), once per picture, and pictures of one folder and one size
+(:func:`hemascope.segment.estimate_mpp`), once per picture, and the pictures of one pixel size
 share the median of their estimates (:mod:`hemascope.segment.batch_scale`); the table records ``mpp``, ``mpp_source``,
 ``mpp_confidence`` and ``mpp_low_confidence`` per row, and a low-confidence estimate is said on
 the console. Inputs that cannot be read or scaled are skipped and listed; exit code 1 then
@@ -70,7 +70,7 @@ def _scale_note(seg) -> str:
         return f"{seg.mpp:.4g} µm/px {seg.mpp_source}"
     note = f"{seg.mpp:.4g} µm/px estimated, confidence {seg.scale.confidence:.2f}"
     if "batch_images" in seg.scale.cues:
-        note += f", shared by {seg.scale.cues['batch_images']} images of this folder and size"
+        note += f", shared by {seg.scale.cues['batch_images']} images of this size"
     if seg.scale.low_confidence:
         note += f" — LOW CONFIDENCE ({seg.scale.reason}); pass --mpp if you know it"
     return note
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_dir(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     inputs = expand_slide_paths(args.inputs, exclude=args.out)
-    # pictures without a pixel size: one scale per source (folder and size), not one guess per image
+    # pictures without a pixel size: one scale per image size, not one guess per image
     scales = {} if args.mpp is not None else estimate_field_scales(inputs)
     tables, failed = [], []
     for path, stem in zip(inputs, unique_stems(inputs), strict=True):

@@ -1,15 +1,19 @@
 """One scale for a batch of images from one source: per-image estimates pooled.
 
-Images of one size in one folder were taken by one camera or scanner at one magnification, so
-they share one µm/px. A single crop often shows too few red cells to measure it well (a
-CellaVision crop is right within ±15 % in 73-94 % of images alone), but the median over a
-dozen images of the source is right in nearly all (BENCHMARKS.md, "One scale per source").
-:func:`pool_estimates` gives every member of such a group the confidence-weighted median of the
-members' own :class:`~hemascope.segment.scale.ScaleEstimate`\\ s around their densest value
-(groups of at least :data:`MIN_IMAGES`). A folder mixing magnifications is not averaged: images
-away from the main scale keep their own estimates when the group shows a second scale (one
-that at least :data:`SECOND_SCALE_SHARE` of the confident estimates, and two or more, agree on);
-without one, a few confident estimates far from the rest are taken as wrong.
+Pictures of one pixel size processed together (one command, one folder tree) were taken by one
+camera or scanner, nearly always at one magnification, so they share one µm/px. A single crop
+often shows too few red cells to measure it well (a CellaVision crop alone is within ±15 % in
+63-94 % of images), and one patient's red cells can be 10-20 % off the norm, but the median over
+many images is right in nearly all (BENCHMARKS.md, "One scale per source").
+:func:`pool_estimates` gives every member of such a group (at least :data:`MIN_IMAGES`) the
+confidence-weighted median of the members' own :class:`~hemascope.segment.scale.ScaleEstimate`\\ s
+around their densest value.
+
+Two magnifications of one pixel size are not averaged: when at least :data:`SECOND_SCALE_SHARE`
+of the confident estimates (two or more) agree on a second scale more than :data:`AGREE` away,
+only the images near the main scale take it, flagged low-confidence (an image there may belong
+to either scale), and the others keep their own estimates. Without a second scale a
+few confident estimates far from the rest are taken as wrong.
 
 A pooled estimate is still a ``ScaleEstimate``: its ``cues`` record ``batch_images`` and the
 image's own estimate (``own_mpp``, ``own_confidence``), its ``reason`` says it is a batch median.
@@ -26,7 +30,10 @@ import numpy as np
 from hemascope.segment.scale import ScaleEstimate
 
 #: A second scale needs this share of the confident estimates (and at least two) to agree on it.
-SECOND_SCALE_SHARE = 0.1
+SECOND_SCALE_SHARE = 0.05
+#: Confidence cap (below :data:`~hemascope.segment.scale.MIN_CONFIDENCE`: flagged) of a pooled
+#: estimate in a group that also holds another scale: an image near the main one may belong to either.
+MIXED_CONFIDENCE = 0.4
 #: Fewest images of one source for which their estimates are pooled.
 MIN_IMAGES = 5
 #: Estimates within this (relative) of each other count as one scale.
@@ -38,18 +45,9 @@ AGREE = 0.2
 FULL_AGREEMENT = 3
 
 
-def source_key(path: str | Path | None, shape: Sequence[int]) -> tuple:
-    """The group an image's scale is pooled over: its folder and its pixel size (rows, cols).
-
-    Parameters
-    ----------
-    path
-        The image file, or ``None`` for an in-memory image (grouped with the other arrays).
-    shape
-        The image's shape; only rows and columns count.
-    """
-    folder = None if path is None else str(Path(path).parent)
-    return folder, int(shape[0]), int(shape[1])
+def size_key(shape: Sequence[int]) -> tuple[int, int]:
+    """The group an image's scale is pooled over: its pixel size ``(rows, cols)``."""
+    return int(shape[0]), int(shape[1])
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -76,25 +74,22 @@ def _second_scale(log_mpp: np.ndarray, confident: np.ndarray, centre: float) -> 
     return away & ((near & away[None, :]).sum(axis=1) >= needed)
 
 
-def _pool_group(members: list[ScaleEstimate]) -> tuple[ScaleEstimate, np.ndarray]:
-    """The group's shared estimate and which members take it.
-
-    One scale: every member. Two or more (a second scale, see :func:`_second_scale`): only the
-    members near the main one; the others keep their own estimates, confidence included, since
-    a guess far from both cannot be told which magnification it belongs to.
-    """
+def _pool_group(members: list[ScaleEstimate]) -> tuple[ScaleEstimate, np.ndarray, bool]:
+    """The group's shared estimate, which members take it, and whether a second scale was seen."""
     log_mpp = np.log([m.mpp for m in members])
     confidence = np.array([m.confidence for m in members])
     confident = np.array([not m.low_confidence for m in members])
     centre = _main_scale(log_mpp, confidence + 0.05)
     near = np.abs(log_mpp - centre) <= np.log1p(AGREE)
-    take = near if _second_scale(log_mpp, confident, centre).any() else np.ones(len(members), dtype=bool)
+    mixed = bool(_second_scale(log_mpp, confident, centre).any())
+    take = near if mixed else np.ones(len(members), dtype=bool)
     agreeing = int((confident & near).sum())
     pooled_confidence = max(min(1.0, agreeing / FULL_AGREEMENT), float(np.median(confidence[take])))
-    reason = (f"median of the {int(take.sum())} images of this size in this folder that agree on one scale "
-              f"({agreeing} confident estimates within ±{AGREE:.0%})")
+    reason = (f"median of the {int(take.sum())} images of this size in this run that agree on one scale "
+              f"({agreeing} confident estimates within ±{AGREE:.0%}"
+              + ("; the run holds another scale too" if mixed else "") + ")")
     shared = ScaleEstimate(float(np.exp(centre)), pooled_confidence, {"batch_images": int(take.sum())}, reason)
-    return shared, take
+    return shared, take, mixed
 
 
 def pool_estimates(estimates: Sequence[float | None], keys: Sequence[Hashable]) -> list[float | None]:
@@ -106,7 +101,7 @@ def pool_estimates(estimates: Sequence[float | None], keys: Sequence[Hashable]) 
         Per image: a :class:`~hemascope.segment.scale.ScaleEstimate` (pooled), or a plain float or
         ``None`` (a given scale, or none: left as it is).
     keys
-        Per image: its source (:func:`source_key`); images with equal keys are pooled together.
+        Per image: its group (normally :func:`size_key`); images with equal keys are pooled.
 
     Returns
     -------
@@ -125,13 +120,14 @@ def pool_estimates(estimates: Sequence[float | None], keys: Sequence[Hashable]) 
         if len(indices) < MIN_IMAGES:
             continue
         members = [estimates[i] for i in indices]
-        shared, take = _pool_group(members)  # type: ignore[arg-type]
+        shared, take, mixed = _pool_group(members)  # type: ignore[arg-type]
         for i, own, shares in zip(indices, members, take, strict=True):
             if not shares:
                 continue
             cues = {**shared.cues, "own_mpp": own.mpp, "own_confidence": own.confidence}  # type: ignore[union-attr]
             reason = f"{shared.reason}; this image alone: {own.mpp:.4g} µm/px, confidence {own.confidence:.2f}"  # type: ignore[union-attr]
-            out[i] = ScaleEstimate(shared.mpp, shared.confidence, cues, reason)
+            confidence = min(own.confidence, MIXED_CONFIDENCE) if mixed else shared.confidence  # type: ignore[union-attr]
+            out[i] = ScaleEstimate(shared.mpp, confidence, cues, reason)
     return out
 
 
@@ -151,7 +147,7 @@ def estimate_field_scales(paths: Sequence[str | Path]) -> dict[str, float]:
     Returns
     -------
     dict
-        ``str(path) -> ScaleEstimate`` (pooled over images of one folder and size, see
+        ``str(path) -> ScaleEstimate`` (pooled over the images of one pixel size, see
         :func:`pool_estimates`); empty when there are fewer than :data:`MIN_IMAGES` inputs.
     """
     from hemascope.errors import HemascopeError
@@ -167,7 +163,7 @@ def estimate_field_scales(paths: Sequence[str | Path]) -> dict[str, float]:
         try:
             with open_slide(path) as slide:
                 if slide.format == "image" and not slide.mpp:
-                    estimate, key = slide_mpp(slide)[0], source_key(path, slide.shape)
+                    estimate, key = slide_mpp(slide)[0], size_key(slide.shape)
         except (HemascopeError, OSError, ValueError):
             pass  # reported when the caller opens it
         estimates.append(estimate)
