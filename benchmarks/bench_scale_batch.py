@@ -1,15 +1,16 @@
 """One scale per source: per-image estimates pooled over a batch, against known µm/px.
 
 Runs :func:`hemascope.segment.batch_scale.estimate_field_scales` — what ``hemascope segment``,
-``classify`` and ``analyze`` do before a run without ``--mpp`` — once per set, as a user runs one
-command per data set, and scores every image twice: its own estimate (``cues["own_mpp"]``, or
+``classify`` and ``analyze`` do before a run without ``--mpp`` — once per command a user would
+run: one per DeepAPL patient folder, one per other set; and scores every image twice: its own estimate (``cues["own_mpp"]``, or
 the estimate itself when it was not pooled) and the scale the run uses. A last line pools every
 set's own estimates as if all were one command (:func:`pool_estimates` over pixel sizes), the
 case where the mixed set's two magnifications meet the plain PBC crops of the same size.
 
 Sets (seeded samples; the pooling constants were chosen on the session-6 scale CSVs, not here):
 
-* DeepAPL: whole patient folders (``patient/class/*.jpg``), ``--patients`` of them; 0.21 µm/px.
+* DeepAPL: whole patient folders (``patient/class/*.jpg``), ``--patients`` of them, one command
+  each; 0.21 µm/px.
 * PBC: ``--per-folder`` crops of each of the 8 class folders; 0.105 µm/px.
 * Rescaled: the same PBC and DeepAPL picks rescaled by 0.5/0.7/1.4/2, one set per factor and
   source (other sizes); truth scaled accordingly.
@@ -47,6 +48,11 @@ def _rescaled(image: np.ndarray, factor: float) -> np.ndarray:
 
     out = rescale(image, factor, channel_axis=-1, anti_aliasing=factor < 1, preserve_range=True)
     return np.round(out).astype(np.uint8)
+
+
+def _command(path: str, name: str) -> str:
+    """What one user command processes: a DeepAPL patient's folder, else the whole set."""
+    return f"deepapl/{Path(path).parents[1].name}" if name == "deepapl" else name
 
 
 def _estimate_alone(path: str):
@@ -120,8 +126,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         truth = _layout(Path(tmp), args.patients, args.per_folder, args.seed)
         rows = []
-        for name in dict.fromkeys(s for s, _ in truth.values()):  # one command per set
-            paths = sorted(p for p, (s, _) in truth.items() if s == name)
+        for command in dict.fromkeys(_command(p, s) for p, (s, _) in truth.items()):
+            paths = sorted(p for p, (s, _) in truth.items() if _command(p, s) == command)
+            name = truth[paths[0]][0]
             scales = estimate_field_scales(paths) or {p: _estimate_alone(p) for p in paths}  # < MIN_IMAGES
             for p in paths:
                 used = scales.get(p)
@@ -141,7 +148,7 @@ def main() -> None:
     } for r in rows])
     if args.out:
         table.to_csv(args.out, index=False)
-    print("| set | images | pooled | within ±15 %: alone → one command per set (→ all sets in one command) "
+    print("| set | images | pooled | within ±15 %: alone → one command per set or patient (→ all in one command) "
           "| confident wrong (> 25 %): alone → per set (→ one command) | flagged: alone → per set |")
     print("|---|---|---|---|---|---|")
     for name, g in table.groupby("set", sort=False):

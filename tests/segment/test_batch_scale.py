@@ -27,6 +27,14 @@ def test_low_confidence_and_lone_wrong_estimates_take_the_source_median():
     assert "this image alone: 0.075" in pooled[5].reason
 
 
+def test_two_stray_confident_estimates_that_agree_are_not_a_second_scale():
+    # one DeepAPL patient's folder: 0.269 and 0.286 were confident, agreeing with each other only
+    own = _estimates([0.21, 0.212, 0.215, 0.208, 0.22, 0.205, 0.217, 0.269, 0.286, 0.09, 0.9],
+                     [0.9] * 9 + [0.2, 0.2])
+    pooled = pool_estimates(own, ["a"] * 11)
+    assert all(p.mpp == pytest.approx(0.213, rel=0.03) and not p.low_confidence for p in pooled)
+
+
 def test_two_magnifications_of_one_size_are_not_averaged_and_the_pooled_ones_are_flagged():
     own = _estimates([0.10, 0.101, 0.099, 0.103, 0.102, 0.2, 0.205, 0.198, 0.19, 0.11, 0.3],
                      [0.9] * 9 + [0.2, 0.2])

@@ -10,7 +10,7 @@ confidence-weighted median of the members' own :class:`~hemascope.segment.scale.
 around their densest value.
 
 Two magnifications of one pixel size are not averaged: when at least :data:`SECOND_SCALE_SHARE`
-of the confident estimates (two or more) agree on a second scale more than :data:`AGREE` away,
+of the confident estimates (three or more) agree on a second scale more than :data:`AGREE` away,
 only the images near the main scale take it, flagged low-confidence (an image there may belong
 to either scale), and the others keep their own estimates. Without a second scale a
 few confident estimates far from the rest are taken as wrong.
@@ -29,8 +29,8 @@ import numpy as np
 
 from hemascope.segment.scale import ScaleEstimate
 
-#: A second scale needs this share of the confident estimates (and at least two) to agree on it.
-SECOND_SCALE_SHARE = 0.05
+#: A second scale needs this share of the confident estimates (and at least three) to agree on it.
+SECOND_SCALE_SHARE = 0.1
 #: Confidence cap (below :data:`~hemascope.segment.scale.MIN_CONFIDENCE`: flagged) of a pooled
 #: estimate in a group that also holds another scale: an image near the main one may belong to either.
 MIXED_CONFIDENCE = 0.4
@@ -70,7 +70,7 @@ def _second_scale(log_mpp: np.ndarray, confident: np.ndarray, centre: float) -> 
     confident ones (a few stray errors are not a scale)."""
     away = confident & (np.abs(log_mpp - centre) > np.log1p(AGREE))
     near = np.abs(log_mpp[:, None] - log_mpp[None, :]) <= np.log1p(CLUSTER)
-    needed = max(2, SECOND_SCALE_SHARE * confident.sum())
+    needed = max(3, SECOND_SCALE_SHARE * confident.sum())
     return away & ((near & away[None, :]).sum(axis=1) >= needed)
 
 
