@@ -61,7 +61,9 @@ LONE_CELL_EVIDENCE = 0.25
 #: Red-cell diameter relative to the white cell's whole nucleus (lone_nucleus): votes outside are not red cells.
 RED_CELL_PER_NUCLEUS = (0.4, 2.5)
 #: ... unless the votes of any size (granules, specks included) amount to this many circumferences.
-_UNSIZED_EVIDENCE = 1.0
+_UNSIZED_EVIDENCE = 0.5
+#: ... or their mode is this small a share of the nucleus (granules, specks: never a red cell).
+_SPECK_PER_NUCLEUS = 0.2
 #: Confidence of an answer from one white cell's nucleus (always flagged).
 _LONE_CELL_CONFIDENCE = 0.1
 #: Estimates with a confidence below this are flagged ``low_confidence``.
@@ -266,12 +268,13 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
     discs = _disc_votes(masks.red, masks.exclude | zone)
     cues: dict = {"white_cell_arcs": int(on_white_cell.sum()), "lone_nucleus_px": nucleus_px}
     votes, radius, agreement, evidence = _red_cell_votes(arcs, discs)
+    cues.update(any_size_circumferences=evidence, any_size_mpp=red_cell_um / 2 / radius if radius > 0 else 0.0)
     if nucleus_px >= MIN_NUCLEUS_PX:  # granules, specks, white-cell outlines: no red cells
         lo, hi = RED_CELL_PER_NUCLEUS[0] * nucleus_px / 2, RED_CELL_PER_NUCLEUS[1] * nucleus_px / 2
         sized = _red_cell_votes(arcs.without((arcs.radii < lo) | (arcs.radii > hi)), discs[(discs >= lo) & (discs <= hi)])
         if sized[3] >= LONE_CELL_EVIDENCE:
             votes, radius, agreement, evidence = sized
-        elif evidence < _UNSIZED_EVIDENCE:  # no red-cell population: a close-up of a white cell
+        elif evidence < _UNSIZED_EVIDENCE or 2 * radius < _SPECK_PER_NUCLEUS * nucleus_px:  # a close-up of a white cell
             mpp = LONE_NUCLEUS_UM / nucleus_px
             cues.update(path="white_cell", nucleus_mpp=mpp, nucleus_diameter_px=nucleus_px, circumferences=sized[3])
             return ScaleEstimate(mpp, _LONE_CELL_CONFIDENCE, cues,
