@@ -14,14 +14,17 @@ Cues (each in :attr:`ScaleEstimate.cues`):
     The white-cell nucleus (the image's own outlier in nuclear stain): its equivalent diameter
     is 4-12 µm in nearly every white cell, so it checks the red-cell answer.
 ``white_cell_arcs``
-    Arcs whose circle is centred on a white cell's nucleus (:func:`~hemascope.segment.white_cell_scale.white_cell_zone`)
-    are the outline of that white cell or of its nucleus: they do not vote as red cells.
+    Arcs that are not red cells: centred on a white cell's nucleus (the outline of that white cell
+    or of its nucleus, :func:`~hemascope.segment.white_cell_scale.white_cell_zone`), or of a size no
+    red cell has beside that nucleus (under :data:`RED_CELL_PER_NUCLEUS` [0] nuclei across:
+    granules, specks; over [1]: clumps).
 ``path``
-    ``"red_cells"``, or ``"white_cell"`` when the red-cell edges left amount to less than
-    :data:`LONE_CELL_EVIDENCE` circumferences (a close-up of a white cell with no or hardly any red
-    cells): the answer is then the white cell's whole nucleus taken as
-    :data:`~hemascope.segment.white_cell_scale.LONE_NUCLEUS_UM` across (``nucleus_mpp``), always
-    low confidence (one cell of a biologically variable size).
+    ``"red_cells"``, or ``"white_cell"`` on a close-up of a white cell with no red-cell population:
+    the red-cell-sized votes amount to less than :data:`LONE_CELL_EVIDENCE` circumferences and the
+    votes of any size (``any_size_circumferences``) to less than half a circumference or to
+    granules. The answer is then the cell's whole nucleus (all lobes; ``nucleus_diameter_px``)
+    taken as :data:`~hemascope.segment.white_cell_scale.LONE_NUCLEUS_UM` across (``nucleus_mpp``),
+    always low confidence (one cell of a biologically variable size).
 
 The answer is the weighted mode of the red-cell votes. Confidence (0-1) grows with the amount of
 red-cell edge seen (in whole circumferences) and with the share of votes agreeing with the mode;
@@ -55,14 +58,14 @@ from hemascope.segment.white_cell_scale import (
 RED_CELL_DIAMETER_UM = 7.5
 #: Plausible equivalent diameter of a white-cell nucleus (µm).
 NUCLEUS_RANGE_UM = (4.0, 12.0)
-#: Red-cell edge (circumferences agreeing with the mode, white-cell outlines left out) under which
-#: the image is taken for a close-up of a white cell and the answer comes from its nucleus.
+#: Red-cell edge (circumferences agreeing with the mode, white-cell outlines and votes of no red-cell
+#: size left out) under which the image may be a close-up of a white cell (answered from its nucleus) ...
 LONE_CELL_EVIDENCE = 0.25
-#: Red-cell diameter relative to the white cell's whole nucleus (lone_nucleus): votes outside are not red cells.
+#: Red-cell diameter, in diameters of the main white cell's whole nucleus: votes outside are no red cells.
 RED_CELL_PER_NUCLEUS = (0.4, 2.5)
-#: ... unless the votes of any size (granules, specks included) amount to this many circumferences.
+#: ... when the votes of any size amount to less than this many circumferences ...
 _UNSIZED_EVIDENCE = 0.5
-#: ... or their mode is this small a share of the nucleus (granules, specks: never a red cell).
+#: ... or their mode is under this share of the nucleus across (granules, specks: never a red cell).
 _SPECK_PER_NUCLEUS = 0.2
 #: Confidence of an answer from one white cell's nucleus (always flagged).
 _LONE_CELL_CONFIDENCE = 0.1
@@ -228,11 +231,21 @@ def _red_cell_votes(arcs: ArcVotes, discs: np.ndarray) -> tuple[ArcVotes, float,
     return votes, radius, agreement, evidence
 
 
+def _white_cell_estimate(nucleus_px: float, evidence: float, cues: dict) -> ScaleEstimate:
+    """The answer from one white cell's whole nucleus (always flagged low confidence)."""
+    mpp = LONE_NUCLEUS_UM / nucleus_px
+    cues.update(path="white_cell", nucleus_mpp=mpp, nucleus_diameter_px=nucleus_px, circumferences=evidence)
+    return ScaleEstimate(mpp, _LONE_CELL_CONFIDENCE, cues,
+                         f"a close-up of a white cell ({evidence:.1f} red-cell circumferences): from its "
+                         f"nucleus taken as {LONE_NUCLEUS_UM:g} µm across (a guess from one cell)")
+
+
 def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -> ScaleEstimate:
     """Estimate micrometres per pixel from the red cells (and white-cell nuclei) of ``image``.
 
     Works on dense fields where red cells touch or overlap, on crops with a few partial red cells
-    and on close-ups; the result says how far it can be trusted (see the module notes).
+    and on close-ups (one white cell without red cells: from its nucleus, always flagged); the
+    result says how far it can be trusted (see the module notes).
 
     Parameters
     ----------
@@ -275,11 +288,7 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
         if sized[3] >= LONE_CELL_EVIDENCE:
             votes, radius, agreement, evidence = sized
         elif evidence < _UNSIZED_EVIDENCE or 2 * radius < _SPECK_PER_NUCLEUS * nucleus_px:  # a close-up of a white cell
-            mpp = LONE_NUCLEUS_UM / nucleus_px
-            cues.update(path="white_cell", nucleus_mpp=mpp, nucleus_diameter_px=nucleus_px, circumferences=sized[3])
-            return ScaleEstimate(mpp, _LONE_CELL_CONFIDENCE, cues,
-                                 f"a close-up of a white cell ({sized[3]:.1f} red-cell circumferences): from its "
-                                 f"nucleus taken as {LONE_NUCLEUS_UM:g} µm across (a guess from one cell)")
+            return _white_cell_estimate(nucleus_px, sized[3], cues)
     cues.update(red_cell_votes=int(votes.radii.size), red_cell_arcs=int(arcs.radii.size), red_cell_discs=int(discs.size))
     big_nuclei = masks.nucleus_diameters
     if radius > 0:
@@ -299,4 +308,6 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
         if nucleus_um is not None:
             cues["nucleus_diameter_um"] = nucleus_um
         return ScaleEstimate(mpp, confidence, cues, reason)
+    if big_nuclei.size and big_nuclei[0] >= MIN_NUCLEUS_PX:  # a nucleus that only the white-cell tint found
+        return _white_cell_estimate(float(big_nuclei[0]), 0.0, cues)
     raise InvalidInputError(f"cannot estimate the pixel size: no red-cell edges or nucleus found; {hint}")

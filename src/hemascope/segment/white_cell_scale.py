@@ -61,16 +61,25 @@ def white_cell_zone(stained: np.ndarray, nuclei: np.ndarray, min_share: float = 
     areas = np.bincount(blobs.ravel())
     areas[0] = 0
     big = np.flatnonzero(areas >= min_share * areas.max())
+    kept = np.isin(blobs, big)
     objects, _ = ndi.label(stained | nuclei)
-    for obj in np.unique(objects[np.isin(blobs, big)]):
-        inside = np.isin(blobs, big) & (objects == obj)
+    holding = np.zeros(objects.max() + 1, dtype=bool)
+    holding[objects[kept]] = True
+    for obj, box in enumerate(ndi.find_objects(objects), start=1):
+        if box is None or not holding[obj]:
+            continue
+        inside = kept[box] & (objects[box] == obj)
         rows, cols = np.nonzero(inside)
         r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-        hull = convex_hull_image(inside[r0:r1, c0:c1]) if min(r1 - r0, c1 - c0) > 1 else inside[r0:r1, c0:c1]
-        zone[r0:r1, c0:c1] |= hull
+        inside = inside[r0:r1, c0:c1]
+        r0, r1, c0, c1 = r0 + box[0].start, r1 + box[0].start, c0 + box[1].start, c1 + box[1].start
+        hull = convex_hull_image(inside) if min(inside.shape) > 1 else inside
         grow = int(round(np.sqrt(inside.sum() / np.pi) / 3)) + 1
-        pad = (slice(max(r0 - grow, 0), r1 + grow), slice(max(c0 - grow, 0), c1 + grow))
-        zone[pad] = ndi.binary_dilation(zone[pad], iterations=grow) | zone[pad]
+        p0, q0 = max(r0 - grow, 0), max(c0 - grow, 0)
+        pad = (slice(p0, r1 + grow), slice(q0, c1 + grow))
+        grown = np.zeros(zone[pad].shape, dtype=bool)
+        grown[r0 - p0 : r1 - p0, c0 - q0 : c1 - q0] = hull
+        zone[pad] |= ndi.binary_dilation(grown, iterations=grow)
     return zone
 
 
