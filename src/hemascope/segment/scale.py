@@ -67,6 +67,10 @@ RED_CELL_PER_NUCLEUS = (0.4, 2.5)
 _UNSIZED_EVIDENCE = 0.5
 #: ... or their mode is under this share of the nucleus across (granules, specks: never a red cell).
 _SPECK_PER_NUCLEUS = 0.2
+#: The nucleus sizes the red-cell votes only where the outline searched for arcs is under this many
+#: nucleus circumferences (close-ups and crops: under 2; a field of many red cells: more, and there
+#: a "nucleus" may be red cells run together).
+_CLOSE_UP_OUTLINE = 2.0
 #: Confidence of an answer from one white cell's nucleus (always flagged).
 _LONE_CELL_CONFIDENCE = 0.1
 #: Estimates with a confidence below this are flagged ``low_confidence``.
@@ -281,8 +285,10 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
     discs = _disc_votes(masks.red, masks.exclude | zone)
     cues: dict = {"white_cell_arcs": int(on_white_cell.sum()), "lone_nucleus_px": nucleus_px}
     votes, radius, agreement, evidence = _red_cell_votes(arcs, discs)
-    cues.update(any_size_circumferences=evidence, any_size_mpp=red_cell_um / 2 / radius if radius > 0 else 0.0)
-    if nucleus_px >= MIN_NUCLEUS_PX:  # granules, specks, white-cell outlines: no red cells
+    outline = arcs.outline / (np.pi * nucleus_px) if nucleus_px > 0 else 0.0  # in nucleus circumferences
+    cues.update(any_size_circumferences=evidence, any_size_mpp=red_cell_um / 2 / radius if radius > 0 else 0.0,
+                outline_per_nucleus=outline)
+    if nucleus_px >= MIN_NUCLEUS_PX and outline < _CLOSE_UP_OUTLINE:  # granules, specks, white-cell outlines
         lo, hi = RED_CELL_PER_NUCLEUS[0] * nucleus_px / 2, RED_CELL_PER_NUCLEUS[1] * nucleus_px / 2
         sized = _red_cell_votes(arcs.without((arcs.radii < lo) | (arcs.radii > hi)), discs[(discs >= lo) & (discs <= hi)])
         if sized[3] >= LONE_CELL_EVIDENCE:

@@ -30,6 +30,9 @@ from hemascope.segment.masks import fill_holes
 LONE_NUCLEUS_UM = 11.0
 #: Smallest nucleus (px across) the white-cell answer is taken from.
 MIN_NUCLEUS_PX = 8.0
+#: Least solidity (area / convex-hull area) of the largest nucleus blob: 0.7-0.99 in the PBC, DeepAPL and
+#: close-up tuning images (5th percentile 0.75), 0.3-0.6 where bluish red cells run together (Taleqani).
+MIN_SOLIDITY = 0.7
 #: Nucleus blobs centred within this many largest-blob diameters of the largest blob are its lobes.
 _LOBE_REACH = 1.5
 #: Least leukocyte tint of a nucleus pixel (red cells are near 0, nuclei 0.15-0.3).
@@ -98,7 +101,8 @@ def lone_nucleus(stain: np.ndarray, nuclear: np.ndarray, tint: np.ndarray) -> tu
     Returns
     -------
     diameter, pixels
-        The diameter in px (0 when there is no nucleus) and the ``(rows, cols)`` bool nucleus mask.
+        The diameter in px (0 when there is no nucleus, or when the largest blob is not compact
+        enough to be one, :data:`MIN_SOLIDITY`) and the ``(rows, cols)`` bool nucleus mask.
     """
     none = (0.0, np.zeros(stain.shape, dtype=bool))
     if stain.sum() < 50:
@@ -111,6 +115,10 @@ def lone_nucleus(stain: np.ndarray, nuclear: np.ndarray, tint: np.ndarray) -> tu
     areas = np.bincount(blobs.ravel())
     areas[0] = 0
     big = int(np.argmax(areas))
+    rows, cols = np.nonzero(blobs == big)
+    box = blobs[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1] == big
+    if min(box.shape) < 2 or areas[big] < MIN_SOLIDITY * convex_hull_image(box).sum():
+        return none  # not compact: red cells run together (bluish red cells), not a nucleus
     cells, _ = ndi.label(fill_holes(stain))
     centres = np.array(ndi.center_of_mass(nucleus, blobs, np.arange(1, n + 1)))
     near = np.hypot(*(centres - centres[big - 1]).T) < _LOBE_REACH * 2 * np.sqrt(areas[big] / np.pi)
