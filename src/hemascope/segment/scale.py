@@ -275,20 +275,24 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
     if masks is None:
         raise InvalidInputError(f"cannot estimate the pixel size: no stained cells in the image; {hint}")
     nucleus_px, nucleus = lone_nucleus(masks.stain, masks.nuclear, masks.tint)
-    zone = white_cell_zone(masks.red, masks.nuclei | nucleus)
     arcs = arc_votes(filters.gaussian(masks.red.astype(float), sigma=1.0), exclude=masks.exclude)
-    centres = np.round(arcs.centres).astype(int)
-    inside = (centres >= 0).all(axis=1) & (centres[:, 0] < zone.shape[0]) & (centres[:, 1] < zone.shape[1])
-    on_white_cell = np.zeros(len(centres), dtype=bool)
-    on_white_cell[inside] = zone[centres[inside, 0], centres[inside, 1]]
-    arcs = arcs.without(on_white_cell)
-    discs = _disc_votes(masks.red, masks.exclude | zone)
-    cues: dict = {"white_cell_arcs": int(on_white_cell.sum()), "lone_nucleus_px": nucleus_px}
+    discs = _disc_votes(masks.red, masks.exclude)
+    cues: dict = {"lone_nucleus_px": nucleus_px}
+    if nucleus_px >= MIN_NUCLEUS_PX:  # arcs centred on the white cell: its outline, its nucleus's
+        zone = white_cell_zone(masks.red, masks.nuclei | nucleus)
+        centres = np.round(arcs.centres).astype(int)
+        inside = (centres >= 0).all(axis=1) & (centres[:, 0] < zone.shape[0]) & (centres[:, 1] < zone.shape[1])
+        on_white_cell = np.zeros(len(centres), dtype=bool)
+        on_white_cell[inside] = zone[centres[inside, 0], centres[inside, 1]]
+        cell_arcs = arcs.without(on_white_cell)
+        outline = cell_arcs.outline / (np.pi * nucleus_px)  # outline left, in nucleus circumferences
+        cues.update(outline_per_nucleus=outline)
+        if outline < _CLOSE_UP_OUTLINE:  # close-up-like: little besides the white cell (fields: as before)
+            arcs, discs = cell_arcs, _disc_votes(masks.red, masks.exclude | zone)
+            cues.update(white_cell_arcs=int(on_white_cell.sum()))
     votes, radius, agreement, evidence = _red_cell_votes(arcs, discs)
-    outline = arcs.outline / (np.pi * nucleus_px) if nucleus_px > 0 else 0.0  # in nucleus circumferences
-    cues.update(any_size_circumferences=evidence, any_size_mpp=red_cell_um / 2 / radius if radius > 0 else 0.0,
-                outline_per_nucleus=outline)
-    if nucleus_px >= MIN_NUCLEUS_PX and outline < _CLOSE_UP_OUTLINE:  # granules, specks, white-cell outlines
+    cues.update(any_size_circumferences=evidence, any_size_mpp=red_cell_um / 2 / radius if radius > 0 else 0.0)
+    if "white_cell_arcs" in cues:  # granules, specks, clumps: no red cells beside this nucleus
         lo, hi = RED_CELL_PER_NUCLEUS[0] * nucleus_px / 2, RED_CELL_PER_NUCLEUS[1] * nucleus_px / 2
         sized = _red_cell_votes(arcs.without((arcs.radii < lo) | (arcs.radii > hi)), discs[(discs >= lo) & (discs <= hi)])
         if sized[3] >= LONE_CELL_EVIDENCE:
