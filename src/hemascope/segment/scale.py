@@ -14,10 +14,12 @@ Cues (each in :attr:`ScaleEstimate.cues`):
     The white-cell nucleus (the image's own outlier in nuclear stain): its equivalent diameter
     is 4-12 µm in nearly every white cell, so it checks the red-cell answer.
 ``white_cell_arcs``
-    Arcs that are not red cells: centred on a white cell's nucleus (the outline of that white cell
-    or of its nucleus, :func:`~hemascope.segment.white_cell_scale.white_cell_zone`), or of a size no
-    red cell has beside that nucleus (under :data:`RED_CELL_PER_NUCLEUS` [0] nuclei across:
-    granules, specks; over [1]: clumps).
+    On a close-up-like image (a compact nucleus is found, :func:`~hemascope.segment.white_cell_scale.lone_nucleus`,
+    and the outline left beside it is under :data:`_CLOSE_UP_OUTLINE` nucleus circumferences):
+    arcs centred on the white cell's nucleus (the outline of that white cell or of its nucleus,
+    :func:`~hemascope.segment.white_cell_scale.white_cell_zone`) do not vote, nor do arcs of a size
+    no red cell has beside that nucleus (outside :data:`RED_CELL_PER_NUCLEUS` nuclei across:
+    granules, specks, clumps). Fields and crops with many red cells vote as before.
 ``path``
     ``"red_cells"``, or ``"white_cell"`` on a close-up of a white cell with no red-cell population:
     the red-cell-sized votes amount to less than :data:`LONE_CELL_EVIDENCE` circumferences and the

@@ -9,10 +9,11 @@ answer would then assume a 7.5 µm *white cell*. Two helpers for :mod:`hemascope
     the nucleus it holds, grown by a third of the nucleus radius (a white cell is centred on or
     near its nucleus; a red cell touching it has its centre outside). Arcs centred there are
     white-cell outlines, not red cells.
-:func:`lone_nucleus_diameter`
+:func:`lone_nucleus`
     The equivalent diameter (px) of the whole nucleus (all lobes) of the white cell holding the
     image's largest nucleus, segmented on its own (nuclear stain above Otsu's split of the stained
-    pixels), for the answer from the white cell alone (:data:`LONE_NUCLEUS_UM`).
+    pixels, leukocyte tint above 0.05; the largest blob must be compact), to size the red-cell
+    votes of a close-up and for the answer from the white cell alone (:data:`LONE_NUCLEUS_UM`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from skimage.morphology import convex_hull_image
 from hemascope.segment.masks import fill_holes
 
 #: Equivalent diameter (µm) of a white cell's whole nucleus taken for the answer from one white
-#: cell: the median on the tuning half of the close-up set (``benchmarks/bench_scale.py --closeups``:
-#: PBC 9.7, DeepAPL 12.7, CellaVision segmentation set 10.1 µm).
+#: cell, chosen on the tuning half of the close-up set (``benchmarks/bench_scale.py --closeups 50
+#: --closeup-half tuning``; 9.5-11.5 tried, 11 best; this measure's medians there: PBC 9.7,
+#: DeepAPL 12.7, CellaVision segmentation set 10.1 µm).
 LONE_NUCLEUS_UM = 11.0
 #: Smallest nucleus (px across) the white-cell answer is taken from.
 MIN_NUCLEUS_PX = 8.0
