@@ -39,7 +39,7 @@ does) or ask for ``--mpp``. An image with no usable cue at all raises instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -141,11 +141,11 @@ class ScaleEstimate(float):
 class _Masks:
     red: np.ndarray  # red-cell (stained, holes filled) area
     exclude: np.ndarray  # around white-cell nuclei: outlines here do not vote
-    nucleus_diameters: np.ndarray = field(default_factory=lambda: np.zeros(0))  # px, largest first
-    nuclei: np.ndarray | None = None  # white-cell nucleus pixels
-    stain: np.ndarray | None = None  # anything stained (not glass, not black print)
-    nuclear: np.ndarray | None = None  # nuclear-dye density (red-channel OD, smoothed)
-    tint: np.ndarray | None = None  # leukocyte tint (smoothed)
+    nucleus_diameters: np.ndarray  # px, largest first
+    nuclei: np.ndarray  # white-cell nucleus pixels
+    stain: np.ndarray  # anything stained (not glass, not black print)
+    nuclear: np.ndarray  # nuclear-dye density (red-channel OD, smoothed)
+    tint: np.ndarray  # leukocyte tint (smoothed)
 
 
 def _centre_crop(image: np.ndarray) -> np.ndarray:
@@ -282,7 +282,7 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
     cues: dict = {"lone_nucleus_px": nucleus_px}
     if nucleus_px >= MIN_NUCLEUS_PX:  # arcs centred on the white cell: its outline, its nucleus's
         zone = white_cell_zone(masks.red, masks.nuclei | nucleus)
-        centres = np.round(arcs.centres).astype(int)
+        centres = np.round(np.zeros((0, 2)) if arcs.centres is None else arcs.centres).astype(int)
         inside = (centres >= 0).all(axis=1) & (centres[:, 0] < zone.shape[0]) & (centres[:, 1] < zone.shape[1])
         on_white_cell = np.zeros(len(centres), dtype=bool)
         on_white_cell[inside] = zone[centres[inside, 0], centres[inside, 1]]
