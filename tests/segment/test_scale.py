@@ -80,8 +80,36 @@ def test_one_red_cell_is_too_little_evidence():
 
 
 def test_close_up_of_one_white_cell_without_red_cells_is_a_flagged_guess():
-    est = estimate_mpp(_discs([], size=(200, 200), nucleus=((100, 100), 30)))
-    assert est.low_confidence and "nucleus" in est.reason
+    """A lone white cell (10 µm nucleus at 0.25 µm/px): sized from its nucleus, not as a 7.5 µm red cell."""
+    nucleus_px = 10.0 / TRUE_MPP / 2
+    image = _discs([], size=(120, 120), nucleus=((60, 60), nucleus_px))
+    est = estimate_mpp(image)
+    assert est.cues["path"] == "white_cell"
+    assert est.cues["nucleus_diameter_px"] == pytest.approx(2 * nucleus_px, rel=0.1)
+    assert est.mpp == pytest.approx(TRUE_MPP, rel=0.25)
+    assert est.low_confidence and "white cell" in est.reason
+    from skimage.transform import rescale
+
+    twice = np.round(rescale(image, 2.0, channel_axis=-1, preserve_range=True)).astype(np.uint8)
+    assert estimate_mpp(twice).mpp == pytest.approx(est.mpp / 2, rel=0.1)
+
+
+def test_granules_and_specks_around_a_white_cell_do_not_vote_as_red_cells():
+    """Small dark dots beside a lone white cell are no red-cell population: still the white-cell path."""
+    image = _discs([], size=(120, 120), nucleus=((60, 60), 20))
+    for r, c in [(20, 25), (30, 95), (95, 20), (100, 100), (15, 60), (60, 108)]:
+        rr, cc = disk((r, c), 2.5, shape=image.shape[:2])
+        image[rr, cc] = (120, 70, 150)
+    est = estimate_mpp(image)
+    assert est.cues["path"] == "white_cell"
+    assert est.mpp == pytest.approx(TRUE_MPP, rel=0.25)
+
+
+def test_red_cells_beside_a_white_cell_keep_the_red_cell_path():
+    centres = [(30, 30), (30, 170), (170, 30), (170, 170), (100, 30), (30, 100)]
+    est = estimate_mpp(_discs(centres, size=(200, 200), nucleus=((110, 110), 20)))
+    assert est.cues["path"] == "red_cells"
+    assert est.mpp == pytest.approx(TRUE_MPP, rel=0.1)
 
 
 def test_blank_image_is_refused():

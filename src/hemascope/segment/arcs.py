@@ -44,12 +44,34 @@ class ArcVotes:
         Arc length (px) of each accepted arc's share (half-overlapping windows count half).
     outline
         Total length (px) of the outline pieces that were searched for arcs.
+    centres
+        ``(n, 2)`` (row, col) centre of each accepted arc's circle, when known.
     """
 
     radii: np.ndarray
     weights: np.ndarray
     lengths: np.ndarray | None = None
     outline: float = 0.0
+    centres: np.ndarray | None = None
+
+    def without(self, drop: np.ndarray) -> ArcVotes:
+        """These votes less the arcs marked in ``drop`` (bool per arc); their length leaves ``outline``.
+
+        Parameters
+        ----------
+        drop
+            ``(n,)`` bool: the arcs to remove.
+
+        Returns
+        -------
+        ArcVotes
+            The remaining arcs.
+        """
+        keep = ~np.asarray(drop, dtype=bool)
+        lengths = None if self.lengths is None else self.lengths[keep]
+        gone = float(self.lengths[~keep].sum()) if self.lengths is not None else 0.0
+        centres = None if self.centres is None else self.centres[keep]
+        return ArcVotes(self.radii[keep], self.weights[keep], lengths, max(self.outline - gone, 0.0), centres)
 
     def mode(self) -> tuple[float, float]:
         """Weighted mode of the radii and the share of the votes within ±12 % of it.
@@ -171,20 +193,22 @@ def arc_votes(mask: np.ndarray, exclude: np.ndarray | None = None, max_radius: f
             c = np.clip(np.round(contour[:, 1]).astype(int), 0, cols - 1)
             keep &= ~exclude[r, c]
         pieces.extend(_resample(p) for p in _runs(contour, keep))
-    radii_out, weights_out, lengths_out = [], [], []
+    radii_out, weights_out, lengths_out, centres_out = [], [], [], []
     for length in _WINDOWS:  # all pieces' windows of one length in one batch
         stride = max(length // 2, 1)
         windows = [sliding_window_view(p, (length, 2))[::stride, 0] for p in pieces if len(p) >= length]
         if not windows:
             break
-        radii, angles = _vote_windows(np.concatenate(windows), field, max_radius)
+        radii, angles, centres = _vote_windows(np.concatenate(windows), field, max_radius)
         radii_out.append(radii)
+        centres_out.append(centres)
         weights_out.append(stride * angles**_ANGLE_POWER)
         lengths_out.append(np.full(radii.size, float(stride)))
     outline = float(sum(len(p) for p in pieces))
     if not radii_out:
-        return ArcVotes(np.zeros(0), np.zeros(0), np.zeros(0), outline)
-    return ArcVotes(np.concatenate(radii_out), np.concatenate(weights_out), np.concatenate(lengths_out), outline)
+        return ArcVotes(np.zeros(0), np.zeros(0), np.zeros(0), outline, np.zeros((0, 2)))
+    return ArcVotes(np.concatenate(radii_out), np.concatenate(weights_out), np.concatenate(lengths_out), outline,
+                    np.concatenate(centres_out))
 
 
 def _runs(contour: np.ndarray, keep: np.ndarray) -> list[np.ndarray]:
@@ -205,8 +229,9 @@ def _resample(piece: np.ndarray) -> np.ndarray:
     return np.stack([np.interp(t, s, piece[:, 0]), np.interp(t, s, piece[:, 1])], -1)
 
 
-def _vote_windows(windows: np.ndarray, field: np.ndarray, max_radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """Radii and angles of the windows ``(n, length, 2)`` that are good, convex circular arcs."""
+def _vote_windows(windows: np.ndarray, field: np.ndarray, max_radius: float
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Radii, angles and centres of the windows ``(n, length, 2)`` that are good, convex circular arcs."""
     length = windows.shape[1]
     rows, cols = field.shape
     centres, radii, residual = _fit_circles(windows)
@@ -219,4 +244,4 @@ def _vote_windows(windows: np.ndarray, field: np.ndarray, max_radius: float) -> 
     r = np.clip(np.round(probe[:, 0]).astype(int), 0, rows - 1)
     c = np.clip(np.round(probe[:, 1]).astype(int), 0, cols - 1)
     convex = field[r, c] > 0.5
-    return radii[good][convex], angle[good][convex]
+    return radii[good][convex], angle[good][convex], centres[good][convex]

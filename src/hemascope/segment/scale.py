@@ -12,8 +12,21 @@ Cues (each in :attr:`ScaleEstimate.cues`):
     of the distance transform of the red-cell area), voting like a whole circumference.
 ``nucleus``
     The white-cell nucleus (the image's own outlier in nuclear stain): its equivalent diameter
-    is 4-12 µm in nearly every white cell, so it checks the red-cell answer and is the only cue on a
-    close-up without red cells (then always low confidence).
+    is 4-12 µm in nearly every white cell, so it checks the red-cell answer.
+``white_cell_arcs``
+    On a close-up-like image (a compact nucleus is found, :func:`~hemascope.segment.white_cell_scale.lone_nucleus`,
+    and the outline left beside it is under :data:`_CLOSE_UP_OUTLINE` nucleus circumferences):
+    arcs centred on the white cell's nucleus (the outline of that white cell or of its nucleus,
+    :func:`~hemascope.segment.white_cell_scale.white_cell_zone`) do not vote, nor do arcs of a size
+    no red cell has beside that nucleus (outside :data:`RED_CELL_PER_NUCLEUS` nuclei across:
+    granules, specks, clumps). Fields and crops with many red cells vote as before.
+``path``
+    ``"red_cells"``, or ``"white_cell"`` on a close-up of a white cell with no red-cell population:
+    the red-cell-sized votes amount to less than :data:`LONE_CELL_EVIDENCE` circumferences and the
+    votes of any size (``any_size_circumferences``) to less than half a circumference or to
+    granules. The answer is then the cell's whole nucleus (all lobes; ``nucleus_diameter_px``)
+    taken as :data:`~hemascope.segment.white_cell_scale.LONE_NUCLEUS_UM` across (``nucleus_mpp``),
+    always low confidence (one cell of a biologically variable size).
 
 The answer is the weighted mode of the red-cell votes. Confidence (0-1) grows with the amount of
 red-cell edge seen (in whole circumferences) and with the share of votes agreeing with the mode;
@@ -26,7 +39,7 @@ does) or ask for ``--mpp``. An image with no usable cue at all raises instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -36,12 +49,32 @@ from hemascope.errors import InvalidInputError
 from hemascope.segment.arcs import ArcVotes, arc_votes
 from hemascope.segment.masks import fill_holes
 from hemascope.segment.stain import as_rgb_uint8, leukocyte_tint, optical_density, total_density
+from hemascope.segment.white_cell_scale import (
+    LONE_NUCLEUS_UM,
+    MIN_NUCLEUS_PX,
+    lone_nucleus,
+    white_cell_zone,
+)
 
 #: Median diameter of a normal red cell in a dried smear, in micrometres.
 RED_CELL_DIAMETER_UM = 7.5
-#: Typical equivalent diameter of a white-cell nucleus (µm) and the plausible range.
-NUCLEUS_DIAMETER_UM = 7.0
+#: Plausible equivalent diameter of a white-cell nucleus (µm).
 NUCLEUS_RANGE_UM = (4.0, 12.0)
+#: Red-cell edge (circumferences agreeing with the mode, white-cell outlines and votes of no red-cell
+#: size left out) under which the image may be a close-up of a white cell (answered from its nucleus) ...
+LONE_CELL_EVIDENCE = 0.25
+#: Red-cell diameter, in diameters of the main white cell's whole nucleus: votes outside are no red cells.
+RED_CELL_PER_NUCLEUS = (0.4, 2.5)
+#: ... when the votes of any size amount to less than this many circumferences ...
+_UNSIZED_EVIDENCE = 0.5
+#: ... or their mode is under this share of the nucleus across (granules, specks: never a red cell).
+_SPECK_PER_NUCLEUS = 0.2
+#: The nucleus sizes the red-cell votes only where the outline searched for arcs is under this many
+#: nucleus circumferences (close-ups and crops: under 2; a field of many red cells: more, and there
+#: a "nucleus" may be red cells run together).
+_CLOSE_UP_OUTLINE = 2.0
+#: Confidence of an answer from one white cell's nucleus (always flagged).
+_LONE_CELL_CONFIDENCE = 0.1
 #: Estimates with a confidence below this are flagged ``low_confidence``.
 MIN_CONFIDENCE = 0.5
 #: Red-cell edge (in whole circumferences) for full confidence from the amount of evidence.
@@ -108,7 +141,11 @@ class ScaleEstimate(float):
 class _Masks:
     red: np.ndarray  # red-cell (stained, holes filled) area
     exclude: np.ndarray  # around white-cell nuclei: outlines here do not vote
-    nucleus_diameters: np.ndarray = field(default_factory=lambda: np.zeros(0))  # px, largest first
+    nucleus_diameters: np.ndarray  # px, largest first
+    nuclei: np.ndarray  # white-cell nucleus pixels
+    stain: np.ndarray  # anything stained (not glass, not black print)
+    nuclear: np.ndarray  # nuclear-dye density (red-channel OD, smoothed)
+    tint: np.ndarray  # leukocyte tint (smoothed)
 
 
 def _centre_crop(image: np.ndarray) -> np.ndarray:
@@ -152,7 +189,7 @@ def _masks(image: np.ndarray) -> _Masks | None:
         dist, (ir, ic) = ndi.distance_transform_edt(~nuclei, return_indices=True)
         exclude = dist < radii[labels[ir, ic]] + 2  # the cytoplasm around a nucleus
         diameters = np.sort(2 * radii[1:])[::-1]
-    return _Masks(fill_holes(stained), exclude, diameters)
+    return _Masks(fill_holes(stained), exclude, diameters, nuclei, rough, red_od, tint)
 
 
 def _disc_votes(red: np.ndarray, exclude: np.ndarray) -> np.ndarray:
@@ -188,11 +225,33 @@ def _nucleus_check(size_um: float | None) -> float:
     return float(np.clip(1.0 - 2.0 * (off - 1.0), 0.0, 1.0))
 
 
+def _red_cell_votes(arcs: ArcVotes, discs: np.ndarray) -> tuple[ArcVotes, float, float, float]:
+    """Arc and disc votes pooled: the votes, modal radius, agreement and circumferences agreeing."""
+    lengths = arcs.weights if arcs.lengths is None else arcs.lengths  # as ArcVotes.mode reads them
+    per_length = arcs.weights.sum() / lengths.sum() if lengths.sum() > 0 else 1.0
+    disc_weight = 2 * np.pi * discs * per_length
+    votes = ArcVotes(np.concatenate([arcs.radii, discs]), np.concatenate([arcs.weights, disc_weight]),
+                     np.concatenate([lengths, 2 * np.pi * discs]))
+    radius, agreement = votes.mode()
+    evidence = agreement * arcs.outline / (2 * np.pi * radius) if radius > 0 else 0.0
+    return votes, radius, agreement, evidence
+
+
+def _white_cell_estimate(nucleus_px: float, evidence: float, cues: dict) -> ScaleEstimate:
+    """The answer from one white cell's whole nucleus (always flagged low confidence)."""
+    mpp = LONE_NUCLEUS_UM / nucleus_px
+    cues.update(path="white_cell", nucleus_mpp=mpp, nucleus_diameter_px=nucleus_px, circumferences=evidence)
+    return ScaleEstimate(mpp, _LONE_CELL_CONFIDENCE, cues,
+                         f"a close-up of a white cell ({evidence:.1f} red-cell circumferences): from its "
+                         f"nucleus taken as {LONE_NUCLEUS_UM:g} µm across (a guess from one cell)")
+
+
 def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -> ScaleEstimate:
     """Estimate micrometres per pixel from the red cells (and white-cell nuclei) of ``image``.
 
     Works on dense fields where red cells touch or overlap, on crops with a few partial red cells
-    and on close-ups; the result says how far it can be trusted (see the module notes).
+    and on close-ups (one white cell without red cells: from its nucleus, always flagged); the
+    result says how far it can be trusted (see the module notes).
 
     Parameters
     ----------
@@ -217,26 +276,42 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
     masks = _masks(image)
     if masks is None:
         raise InvalidInputError(f"cannot estimate the pixel size: no stained cells in the image; {hint}")
+    nucleus_px, nucleus = lone_nucleus(masks.stain, masks.nuclear, masks.tint)
     arcs = arc_votes(filters.gaussian(masks.red.astype(float), sigma=1.0), exclude=masks.exclude)
     discs = _disc_votes(masks.red, masks.exclude)
-    lengths = arcs.weights if arcs.lengths is None else arcs.lengths  # as ArcVotes.mode reads them
-    per_length = arcs.weights.sum() / lengths.sum() if lengths.sum() > 0 else 1.0
-    disc_weight = 2 * np.pi * discs * per_length
-    votes = ArcVotes(np.concatenate([arcs.radii, discs]), np.concatenate([arcs.weights, disc_weight]),
-                     np.concatenate([lengths, 2 * np.pi * discs]))
-    radius, agreement = votes.mode()
-    cues: dict = {"red_cell_arcs": int(arcs.radii.size), "red_cell_discs": int(discs.size)}
+    cues: dict = {"lone_nucleus_px": nucleus_px}
+    if nucleus_px >= MIN_NUCLEUS_PX:  # arcs centred on the white cell: its outline, its nucleus's
+        zone = white_cell_zone(masks.red, masks.nuclei | nucleus)
+        centres = np.round(np.zeros((0, 2)) if arcs.centres is None else arcs.centres).astype(int)
+        inside = (centres >= 0).all(axis=1) & (centres[:, 0] < zone.shape[0]) & (centres[:, 1] < zone.shape[1])
+        on_white_cell = np.zeros(len(centres), dtype=bool)
+        on_white_cell[inside] = zone[centres[inside, 0], centres[inside, 1]]
+        cell_arcs = arcs.without(on_white_cell)
+        outline = cell_arcs.outline / (np.pi * nucleus_px)  # outline left, in nucleus circumferences
+        cues.update(outline_per_nucleus=outline)
+        if outline < _CLOSE_UP_OUTLINE:  # close-up-like: little besides the white cell (fields: as before)
+            arcs, discs = cell_arcs, _disc_votes(masks.red, masks.exclude | zone)
+            cues.update(white_cell_arcs=int(on_white_cell.sum()))
+    votes, radius, agreement, evidence = _red_cell_votes(arcs, discs)
+    cues.update(any_size_circumferences=evidence, any_size_mpp=red_cell_um / 2 / radius if radius > 0 else 0.0)
+    if "white_cell_arcs" in cues:  # granules, specks, clumps: no red cells beside this nucleus
+        lo, hi = RED_CELL_PER_NUCLEUS[0] * nucleus_px / 2, RED_CELL_PER_NUCLEUS[1] * nucleus_px / 2
+        sized = _red_cell_votes(arcs.without((arcs.radii < lo) | (arcs.radii > hi)), discs[(discs >= lo) & (discs <= hi)])
+        if sized[3] >= LONE_CELL_EVIDENCE:
+            votes, radius, agreement, evidence = sized
+        elif evidence < _UNSIZED_EVIDENCE or 2 * radius < _SPECK_PER_NUCLEUS * nucleus_px:  # a close-up of a white cell
+            return _white_cell_estimate(nucleus_px, sized[3], cues)
+    cues.update(red_cell_votes=int(votes.radii.size), red_cell_arcs=int(arcs.radii.size), red_cell_discs=int(discs.size))
     big_nuclei = masks.nucleus_diameters
     if radius > 0:
         mpp = red_cell_um / 2 / radius
-        evidence = agreement * arcs.outline / (2 * np.pi * radius)  # red-cell circumferences agreeing
         nucleus_um = _nucleus_size_um(mpp, big_nuclei)
         nucleus_fit = _nucleus_check(nucleus_um)
         rival = votes.rival(radius)
         rival_fit = float(np.clip((1.0 - rival) / (1.0 - _RIVAL_FREE), 0.0, 1.0))
         confidence = (min(evidence / _FULL_EVIDENCE, 1.0) * min(agreement / _FULL_AGREEMENT, 1.0)
                       * nucleus_fit * rival_fit)
-        cues.update(red_cell_mpp=mpp, red_cell_radius_px=radius, circumferences=evidence,
+        cues.update(path="red_cells", red_cell_mpp=mpp, red_cell_radius_px=radius, circumferences=evidence,
                     agreement=agreement, nucleus_fit=nucleus_fit, rival=rival)
         reason = (f"red-cell edges: {evidence:.1f} circumferences, {agreement:.0%} agree; "
                   f"nucleus fit {nucleus_fit:.2f}")
@@ -245,8 +320,6 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
         if nucleus_um is not None:
             cues["nucleus_diameter_um"] = nucleus_um
         return ScaleEstimate(mpp, confidence, cues, reason)
-    if big_nuclei.size and big_nuclei[0] >= 8:
-        mpp = NUCLEUS_DIAMETER_UM / float(big_nuclei[0])
-        cues.update(nucleus_mpp=mpp)
-        return ScaleEstimate(mpp, 0.1, cues, "no red-cell edges: from the size of a white-cell nucleus only (a guess)")
+    if big_nuclei.size and big_nuclei[0] >= MIN_NUCLEUS_PX:  # a nucleus that only the white-cell tint found
+        return _white_cell_estimate(float(big_nuclei[0]), 0.0, cues)
     raise InvalidInputError(f"cannot estimate the pixel size: no red-cell edges or nucleus found; {hint}")
