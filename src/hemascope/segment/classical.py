@@ -67,6 +67,8 @@ class ClassicalParams:
     nucleus_min_off_od: float = 0.025
     granule_density_factor: float = 1.6
     min_off_red_cell_cytoplasm_od: float = 0.01
+    lilac_min_tint: float = 0.05
+    red_cell_min_od: float = 0.3
 
 
 def _disk(radius_px: float) -> np.ndarray:
@@ -102,7 +104,7 @@ def nucleus_mask(
 
 def nucleus_masks(
     od: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams(), *, support: bool = True,
-    off_red_cell: np.ndarray | None = None,
+    off_red_cell: np.ndarray | None = None, along: np.ndarray | None = None, among_red_cells: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The nucleus mask and the nuclear support (see :func:`nucleus_mask`) from one smoothing pass.
 
@@ -124,6 +126,12 @@ def nucleus_masks(
     off_red_cell
         ``(rows, cols)`` density off the red-cell colour
         (:func:`~hemascope.segment.stain.off_red_cell_density`), used instead of the red channel.
+    along
+        A unit OD direction (the nuclei's own colour, :func:`non_lilac_nucleus_colour`): the
+        density along it is the evidence instead of the red channel (same floor).
+    among_red_cells
+        With ``along``: red cells of the nuclei's hue are in view, and the threshold is the upper
+        one of a three-class Otsu (pale stain, red cells, nuclei) instead of Otsu's.
 
     Returns
     -------
@@ -133,11 +141,16 @@ def nucleus_masks(
     evidence, floor = nuclear_stain(od), params.nucleus_min_od
     if off_red_cell is not None:
         evidence, floor = off_red_cell, params.nucleus_min_off_od
+    elif along is not None:
+        evidence = od @ np.asarray(along, dtype=np.float32)
     stain = filters.gaussian(evidence, sigma=max(_px(params.smooth_um, mpp), 0.5))
     threshold = floor
     dense = stain[stain > floor / 2]
     if dense.size > 64 and np.ptp(dense) > 1e-3:
-        threshold = max(threshold, float(filters.threshold_otsu(dense)))
+        if along is None or not among_red_cells:
+            threshold = max(threshold, float(filters.threshold_otsu(dense)))
+        else:  # the densest of three classes: pale stain, red cells of the nuclei's hue, nuclei
+            threshold = max(threshold, float(filters.threshold_multiotsu(dense[::4], classes=3)[-1]))
     min_px = max(int(params.nucleus_min_area_um2 / mpp**2), 1)
 
     def clean(mask: np.ndarray) -> np.ndarray:
@@ -148,6 +161,49 @@ def nucleus_masks(
         return nuclei, None
     low = max(floor, params.nucleus_hysteresis * threshold)
     return nuclei, clean(filters.apply_hysteresis_threshold(stain, low, threshold))
+
+
+def non_lilac_nucleus_colour(od: np.ndarray, nuclei: np.ndarray, red_cell_tint: float,
+                             params: ClassicalParams = ClassicalParams()) -> np.ndarray | None:
+    """The nuclei's own OD direction when they lack the blue-lilac tint, else ``None``.
+
+    The red-channel nucleus evidence and the tint tests hold for purple-blue nuclei. Magenta
+    nuclei (Wright, Leishman, rapid stains) absorb green light far more than red and carry almost
+    no leukocyte tint (:func:`~hemascope.segment.stain.leukocyte_tint`); where the median tint
+    of the red-channel nucleus mask is below ``lilac_min_tint``, the mean colour of its pixels
+    (their unit OD direction) is returned, and the density along it finds the nuclei.
+
+    Parameters
+    ----------
+    od
+        ``(rows, cols, 3)`` optical densities.
+    nuclei
+        Red-channel nucleus mask (:func:`nucleus_masks`).
+    red_cell_tint
+        The slide's red-cell tint.
+    params
+        Backend parameters.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(3,)`` float32 unit vector, or ``None`` (lilac nuclei, or no nucleus).
+    """
+    if nuclei.sum() < 16:
+        return None
+    stain = od[nuclei]
+    if float(np.median(leukocyte_tint(stain, red_cell_tint))) >= params.lilac_min_tint:
+        return None
+    colour = stain.mean(axis=0)
+    return (colour / max(float(np.linalg.norm(colour)), 1e-6)).astype(np.float32)
+
+
+def _stain_away_from(od: np.ndarray, nuclei: np.ndarray, mpp: float, params: ClassicalParams) -> bool:
+    """Whether at least ``reference_min_um2`` of dense stain (summed OD above
+    ``red_cell_min_od``) lies farther than ``reference_um`` from the nuclei: red cells in view,
+    not a cell on bare glass (whose pale cytoplasm may reach farther)."""
+    far = ndi.distance_transform_edt(~nuclei) > _px(params.reference_um, mpp)
+    return bool((far & (total_density(od) > params.red_cell_min_od)).sum() >= params.reference_min_um2 / mpp**2)
 
 
 def cell_mask(
@@ -270,6 +326,12 @@ def segment_classical(
     od = optical_density(image, background)
     off = None if red_cell_chroma is None else off_red_cell_density(od, red_cell_chroma)
     nuclei, support = nucleus_masks(od, mpp, params, off_red_cell=off)
+    if off is None and close_up:  # magenta nuclei (Wright, Leishman): found by their own colour
+        colour = non_lilac_nucleus_colour(od, nuclei, red_cell_tint, params)
+        if colour is not None:  # among red cells of their hue, nuclei are the densest of three classes
+            nuclei, support = nucleus_masks(od, mpp, params, along=colour, among_red_cells=True)
+            if not _stain_away_from(od, nuclei, mpp, params):  # on bare glass: Otsu
+                nuclei, support = nucleus_masks(od, mpp, params, along=colour)
     outline = nuclei  # the nucleus outline reported
     if close_up and off is not None:  # outline on the red channel (sharper chromatin edge there)
         outline = nucleus_masks(od, mpp, params, support=False)[0]
