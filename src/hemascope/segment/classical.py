@@ -7,7 +7,10 @@ Steps, all sizes in micrometres:
    a floor, small specks removed, holes filled; a hysteresis version (fainter stain joined to
    dense chromatin: thin band nuclei) seeds and validates the cells. The evidence is the density
    off the red cells' own colour where that colour is known (fields, slides: nuclei of any hue,
-   magenta ones included), else the red-channel OD (the purple-blue nuclear dye);
+   magenta ones included), else the red-channel OD (the purple-blue nuclear dye); in a close-up
+   whose red-channel nuclei lack the lilac tint (magenta nuclei of Wright, Leishman and rapid
+   stains, red-cell colour unknown), the density along the nuclei's own colour, thresholded as
+   the densest of three classes among red cells of their hue (Otsu on bare glass);
 3. **whole cell**: pixels bluer than the red cells around the cell (their median tint, measured
    locally, away from the nuclei; every stained pixel for a cell on bare glass) plus the nuclei,
    closed, hole-filled and opened to cut thin bridges to red cells, then kept only where they
@@ -40,7 +43,7 @@ from hemascope.segment.stain import (
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-4"
+VERSION = "classical-5"
 
 
 @dataclass(frozen=True)
