@@ -1,52 +1,177 @@
-"""CellaVision Dice on recoloured copies of ``wbc_seg_cellavision`` (stain and white-balance shifts).
+"""CellaVision Dice on shifted copies of ``wbc_seg_cellavision``: stain, camera, optics and scale.
 
-Each image is recoloured in optical-density space (``bench_cellavision_crops.recolour``: yellow
-white balance, pale stain ×0.55, grey/desaturated, dark stain ×1.5) and segmented at 0.1 µm/px
-(given) or with the scale estimated (``--scale estimated``); whole-cell and nucleus Dice against
-the unchanged masks. Evaluation only.
+Each image (and, where its geometry changes, its mask) is transformed, then segmented at the
+copy's µm/px (given) or with the scale estimated (``--scale estimated``); whole-cell and nucleus
+Dice and detection recall (mask IoU >= 0.5) against the annotated cell. Evaluation only.
+
+Shifts (combine with ``+``, applied left to right, e.g. ``rapid+closeup``):
+
+* ``none``; colour copies of ``bench_cellavision_crops.recolour``: ``yellow`` white balance,
+  ``pale`` (×0.55 OD), ``grey`` (desaturated), ``dark`` (×1.5 OD), ``magenta`` (hue +25°);
+* ``closeup``: the 30-µm crop resampled to 120 px (≈0.25 µm/px, antialiased), mask by nearest
+  neighbour — the 120-px close-ups of other labs;
+* ``jpeg60``: JPEG at quality 60;
+* ``blur``: defocus, a Gaussian of σ = 0.8 µm;
+* ``phone``: phone-camera colour: gamma 0.8, saturation ×1.35, warm cast (G ×0.94, B ×0.78) and
+  sensor noise σ = 3 (seeded per image);
+* ``rapid``: a rapid (Diff-Quik-like) stain on a yellow background: stain ×1.3 OD, hue +15°
+  toward magenta, glass yellow (G ×0.92, B ×0.70).
 
 Usage::
 
-    python benchmarks/bench_segment_recoloured.py --recolour none yellow pale grey dark
+    python benchmarks/bench_segment_recoloured.py --shift none magenta closeup jpeg60 blur phone rapid+closeup
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_cellavision_crops import recolour  # noqa: E402
+from bench_cellavision_crops import _rotate_hue, recolour  # noqa: E402
 
 DATA = Path("/work/shared/data/wbc_seg_cellavision")
+MPP = 0.1
+COLOURS = ("yellow", "pale", "grey", "dark", "magenta")
+Copy = tuple[np.ndarray, np.ndarray, float]  # image, mask, µm/px
+
+
+def close_up(image: np.ndarray, mask: np.ndarray, mpp: float, width_px: int = 120) -> Copy:
+    """Resample to ``width_px`` wide (antialiased image, nearest-neighbour mask)."""
+    from PIL import Image
+
+    factor = width_px / image.shape[1]
+    size = (width_px, int(round(image.shape[0] * factor)))
+    small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.LANCZOS))
+    small_mask = np.asarray(Image.fromarray(mask).resize(size, Image.Resampling.NEAREST))
+    return small, small_mask, mpp / factor
+
+
+def jpeg(image: np.ndarray, quality: int = 60) -> np.ndarray:
+    """Encode and decode as JPEG."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+def defocus(image: np.ndarray, mpp: float, sigma_um: float = 0.8) -> np.ndarray:
+    """Gaussian defocus of ``sigma_um``."""
+    from scipy import ndimage as ndi
+
+    blurred = ndi.gaussian_filter(image.astype(np.float32), sigma=(sigma_um / mpp, sigma_um / mpp, 0))
+    return np.clip(np.round(blurred), 0, 255).astype(np.uint8)
+
+
+def phone(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Phone-camera rendering: gamma, more saturation, a warm cast and sensor noise."""
+    x = (image.astype(np.float64) / 255.0) ** 0.8
+    grey = x.mean(axis=-1, keepdims=True)
+    x = grey + 1.35 * (x - grey)
+    x *= np.array([1.0, 0.94, 0.78])
+    x = x * 255.0 + rng.normal(0.0, 3.0, x.shape)
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def rapid(image: np.ndarray) -> np.ndarray:
+    """A rapid stain on a yellow background: denser, hue +15°, yellow glass."""
+    rgb = image.astype(np.float64) + 1.0
+    glass = np.percentile(rgb.reshape(-1, 3), 99, axis=0)
+    od = -np.log(np.clip(rgb / glass, 1e-3, 1.0))
+    od = _rotate_hue(1.3 * od, np.radians(15.0))
+    out = glass * np.exp(-od) * np.array([1.0, 0.92, 0.70])
+    return np.clip(np.round(out - 1.0), 0, 255).astype(np.uint8)
+
+
+def shifted(image: np.ndarray, mask: np.ndarray, shift: str, rng: np.random.Generator) -> Copy:
+    """Apply the ``+``-separated shifts of ``shift`` in order."""
+    mpp = MPP
+    for step in shift.split("+"):
+        if step == "none":
+            continue
+        if step in COLOURS:
+            image = recolour(image, step)
+        elif step == "closeup":
+            image, mask, mpp = close_up(image, mask, mpp)
+        elif step == "jpeg60":
+            image = jpeg(image, 60)
+        elif step == "blur":
+            image = defocus(image, mpp)
+        elif step == "phone":
+            image = phone(image, rng)
+        elif step == "rapid":
+            image = rapid(image)
+        else:
+            raise SystemExit(f"unknown shift {step!r}")
+    return image, mask, mpp
+
+
+def evaluate(shift: str, names: list[str], segment: Callable, seed: int) -> pd.DataFrame:
+    """One row per annotated cell of the images ``names`` under ``shift``."""
+    from PIL import Image
+
+    from hemascope.segment.evaluation import paired_files, score_image
+
+    rows = []
+    for index, (image_path, mask_path) in enumerate(paired_files(DATA / "images", DATA / "masks")):
+        if image_path.stem not in names:
+            continue
+        rng = np.random.default_rng([seed, index])
+        image = np.asarray(Image.open(image_path).convert("RGB"))
+        mask = np.asarray(Image.open(mask_path).convert("L"))
+        image, mask, mpp = shifted(image, mask, shift, rng)
+        cells, nuclei, used = segment(image, mpp)
+        cell_rows, detection = score_image(cells, nuclei, mask)
+        for r in cell_rows:
+            rows.append({"shift": shift, "image": image_path.stem, "mpp": mpp, "mpp_used": used,
+                         "found": r["cell_iou"] >= 0.5, "extra": detection.false_positives, **r})
+    return pd.DataFrame(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--recolour", nargs="+", default=["none", "yellow", "pale", "grey", "dark"])
+    parser.add_argument("--shift", "--recolour", nargs="+", dest="shift",
+                        default=["none", "yellow", "pale", "grey", "dark", "magenta"])
     parser.add_argument("--scale", choices=("given", "estimated"), default="given")
+    parser.add_argument("--split", choices=("all", "odd", "even"), default="all",
+                        help="images by number: odd (tuning) or even (held out) half")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sensor noise")
+    parser.add_argument("--out", type=Path, default=None, help="per-cell CSV")
     args = parser.parse_args()
 
     from hemascope.segment import find_cells
-    from hemascope.segment.evaluation import evaluate_mask_folder
 
-    print("| recolour | scale | cells | whole-cell Dice | nucleus Dice | detection recall | median µm/px used |")
-    print("|---|---|---|---|---|---|---|")
-    for how in args.recolour:
-        used = []
+    def segment(image: np.ndarray, mpp: float):
+        seg = find_cells(image, mpp=mpp if args.scale == "given" else None, num_workers=1)
+        return seg.cell_labels, seg.nucleus_labels, seg.mpp
 
-        def segment(image, how=how, used=used):
-            seg = find_cells(recolour(image, None if how == "none" else how),
-                             mpp=0.1 if args.scale == "given" else None, num_workers=1)
-            used.append(seg.mpp)
-            return seg.cell_labels, seg.nucleus_labels
-
-        per_cell, detection = evaluate_mask_folder(DATA / "images", DATA / "masks", segment)
-        print(f"| {how} | {args.scale} | {len(per_cell)} | {per_cell['cell_dice'].mean():.4f} | "
-              f"{per_cell['nucleus_dice'].mean():.4f} | {detection.recall:.3f} | {np.median(used):.4f} |", flush=True)
+    names = sorted(p.stem for p in (DATA / "images").iterdir())
+    if args.split != "all":
+        names = [n for n in names if (int(n) % 2 == 1) == (args.split == "odd")]
+    print("| shift | split | scale | cells | whole-cell Dice | nucleus Dice | recall (IoU ≥ 0.5) "
+          "| images with an extra detection | µm/px given / median used |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    tables = []
+    start = time.perf_counter()
+    for shift in args.shift:
+        t = evaluate(shift, names, segment, args.seed)
+        tables.append(t)
+        per_image = t.groupby("image")[["found", "extra"]].first()
+        print(f"| {shift} | {args.split} | {args.scale} | {len(t)} | {t['cell_dice'].mean():.3f} | "
+              f"{t['nucleus_dice'].mean():.3f} | {t['found'].mean():.3f} | {(per_image['extra'] > 0).mean():.3f} | "
+              f"{t['mpp'].iloc[0]:.3f} / {t['mpp_used'].median():.3f} |", flush=True)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        pd.concat(tables).to_csv(args.out, index=False)
+    print(f"{time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

@@ -22,10 +22,12 @@ from skimage import filters, measure, morphology, segmentation
 
 from hemascope.segment.masks import binary_closing, fill_holes
 from hemascope.segment.stain import (
+    is_close_up,
     leukocyte_tint,
     nuclear_stain,
     off_red_cell_density,
     optical_density,
+    total_density,
 )
 
 #: Lowest leukocyte tint of a nuclear-stained pixel, above the image's own red-cell tint.
@@ -38,6 +40,33 @@ MIN_NUCLEUS_FRACTION = 0.55
 #: Touching blobs are split where the distance transform dips by at least this much (µm) between
 #: two maxima (fields and slides only: in a close-up one cell fills the view).
 SPLIT_DEPTH_UM = 0.5
+#: Least summed optical density of the densest stain of a close-up on bare glass.
+BARE_GLASS_MIN_OD = 0.3
+
+
+def densest_stain(od: np.ndarray, sigma: float) -> np.ndarray:
+    """The densest stain of an image: smoothed summed OD above Otsu's threshold of the stained
+    pixels (and :data:`BARE_GLASS_MIN_OD`). On bare glass that is the white cell's nucleus,
+    whatever the stain's hue.
+
+    Parameters
+    ----------
+    od
+        ``(rows, cols, 3)`` optical densities.
+    sigma
+        Gaussian smoothing (pixels).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(rows, cols)`` bool.
+    """
+    total = filters.gaussian(total_density(od), sigma=sigma)
+    stained = total > 0.15
+    threshold = BARE_GLASS_MIN_OD
+    if stained.sum() > 16 and np.ptp(total[stained]) > 1e-3:
+        threshold = max(threshold, float(filters.threshold_otsu(total[stained])))
+    return total > threshold
 
 
 def split_touching(piece: np.ndarray, depth_px: float, min_area: float) -> list[tuple[float, float]]:
@@ -69,6 +98,16 @@ def split_touching(piece: np.ndarray, depth_px: float, min_area: float) -> list[
         if len(rr) >= min_area:
             out.append((float(rr.mean()), float(cc.mean())))
     return out
+
+
+def _nucleus_blobs(nuclear: np.ndarray, mpp: float, min_area: float) -> tuple[np.ndarray, np.ndarray]:
+    """Blobs of nuclear stain bridged by about a micrometre: labels and those of ``min_area``."""
+    if not nuclear.any():
+        return np.zeros(nuclear.shape, dtype=np.int32), np.zeros(0, dtype=int)
+    nuclear = fill_holes(binary_closing(nuclear, max(int(round(1.0 / mpp)), 1)))
+    labels = measure.label(nuclear)
+    kept = np.flatnonzero(np.bincount(labels.ravel()) >= min_area)
+    return labels, kept[kept > 0]
 
 
 def find_candidates(
@@ -108,6 +147,10 @@ def find_candidates(
     split
         Split blobs of touching cells (default: when ``red_cell_chroma`` is given; pass
         ``False`` for close-ups, where one cell fills the view and its lobes would be split).
+        In a close-up (``split=False``, or an image narrower than
+        :data:`~hemascope.segment.stain.CLOSE_UP_UM`) without red-cell colour where no blob
+        passes the lilac tests, the densest stain (:func:`densest_stain`) is taken instead: a
+        magenta nucleus (Wright, Leishman) on bare glass or among red cells of its own hue.
 
     Returns
     -------
@@ -123,15 +166,11 @@ def find_candidates(
         nuclear = (stain > min_od) & (tint > CANDIDATE_MIN_TINT)
     else:  # the colour test against the red cells' own colour replaces the tint test
         nuclear = filters.gaussian(off_red_cell_density(od, red_cell_chroma), sigma=sigma) > MIN_OFF_RED_CELL_OD
-    if not nuclear.any():
-        return np.zeros((0, 2))
-    bridge = max(int(round(1.0 / mpp)), 1)
-    nuclear = binary_closing(nuclear, bridge)
-    nuclear = fill_holes(nuclear)
     min_area = MIN_NUCLEUS_FRACTION * np.pi * (min_diameter_um / 2) ** 2 / mpp**2
-    labels = measure.label(nuclear)
-    kept = np.flatnonzero(np.bincount(labels.ravel()) >= min_area)
-    kept = kept[kept > 0]
+    labels, kept = _nucleus_blobs(nuclear, mpp, min_area)
+    close_up = split is False or is_close_up(image.shape, mpp)  # split=False: the caller's close-up
+    if not len(kept) and close_up and red_cell_chroma is None:  # no lilac nucleus: the densest stain
+        labels, kept = _nucleus_blobs(densest_stain(od, sigma), mpp, min_area)
     if not len(kept):
         return np.zeros((0, 2))
     if split is None:

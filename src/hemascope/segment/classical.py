@@ -7,14 +7,18 @@ Steps, all sizes in micrometres:
    a floor, small specks removed, holes filled; a hysteresis version (fainter stain joined to
    dense chromatin: thin band nuclei) seeds and validates the cells. The evidence is the density
    off the red cells' own colour where that colour is known (fields, slides: nuclei of any hue,
-   magenta ones included), else the red-channel OD (the purple-blue nuclear dye);
+   magenta ones included), else the red-channel OD (the purple-blue nuclear dye); in a close-up
+   whose red-channel nuclei lack the lilac tint (magenta nuclei of Wright, Leishman and rapid
+   stains, red-cell colour unknown), the density along the nuclei's own colour, thresholded as
+   the densest of three classes among red cells of their hue (Otsu on bare glass);
 3. **whole cell**: pixels bluer than the red cells around the cell (their median tint, measured
    locally, away from the nuclei; every stained pixel for a cell on bare glass) plus the nuclei,
    closed, hole-filled and opened to cut thin bridges to red cells, then kept only where they
    hold a nucleus;
 4. **touching cells** are split by a watershed on distance-transform markers (h-maxima), so the
    lobes of one neutrophil stay one cell; parts cut through one nucleus (a single maximum of its
-   own distance map) are joined again; instances without a nucleus are dropped.
+   own distance map) are joined again; instances without a nucleus are dropped
+   (:mod:`hemascope.segment.instances`).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import filters, morphology, segmentation
+from skimage import filters, morphology
 
+from hemascope.segment.instances import min_nucleus_px, split_cells
+from hemascope.segment.instances import um_to_px as _px
 from hemascope.segment.masks import binary_closing, fill_holes
 from hemascope.segment.stain import (
     estimate_background,
@@ -37,7 +43,7 @@ from hemascope.segment.stain import (
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-4"
+VERSION = "classical-5"
 
 
 @dataclass(frozen=True)
@@ -64,10 +70,8 @@ class ClassicalParams:
     nucleus_min_off_od: float = 0.025
     granule_density_factor: float = 1.6
     min_off_red_cell_cytoplasm_od: float = 0.01
-
-
-def _px(um: float, mpp: float) -> float:
-    return max(um / mpp, 0.0)
+    lilac_min_tint: float = 0.05
+    red_cell_min_od: float = 0.3
 
 
 def _disk(radius_px: float) -> np.ndarray:
@@ -103,7 +107,7 @@ def nucleus_mask(
 
 def nucleus_masks(
     od: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams(), *, support: bool = True,
-    off_red_cell: np.ndarray | None = None,
+    off_red_cell: np.ndarray | None = None, along: np.ndarray | None = None, among_red_cells: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The nucleus mask and the nuclear support (see :func:`nucleus_mask`) from one smoothing pass.
 
@@ -125,6 +129,12 @@ def nucleus_masks(
     off_red_cell
         ``(rows, cols)`` density off the red-cell colour
         (:func:`~hemascope.segment.stain.off_red_cell_density`), used instead of the red channel.
+    along
+        A unit OD direction (the nuclei's own colour, :func:`non_lilac_nucleus_colour`): the
+        density along it is the evidence instead of the red channel (same floor).
+    among_red_cells
+        With ``along``: red cells of the nuclei's hue are in view, and the threshold is the upper
+        one of a three-class Otsu (pale stain, red cells, nuclei) instead of Otsu's.
 
     Returns
     -------
@@ -134,11 +144,16 @@ def nucleus_masks(
     evidence, floor = nuclear_stain(od), params.nucleus_min_od
     if off_red_cell is not None:
         evidence, floor = off_red_cell, params.nucleus_min_off_od
+    elif along is not None:
+        evidence = od @ np.asarray(along, dtype=np.float32)
     stain = filters.gaussian(evidence, sigma=max(_px(params.smooth_um, mpp), 0.5))
     threshold = floor
     dense = stain[stain > floor / 2]
     if dense.size > 64 and np.ptp(dense) > 1e-3:
-        threshold = max(threshold, float(filters.threshold_otsu(dense)))
+        if along is None or not among_red_cells:
+            threshold = max(threshold, float(filters.threshold_otsu(dense)))
+        else:  # the densest of three classes: pale stain, red cells of the nuclei's hue, nuclei
+            threshold = max(threshold, float(filters.threshold_multiotsu(dense[::4], classes=3)[-1]))
     min_px = max(int(params.nucleus_min_area_um2 / mpp**2), 1)
 
     def clean(mask: np.ndarray) -> np.ndarray:
@@ -149,6 +164,49 @@ def nucleus_masks(
         return nuclei, None
     low = max(floor, params.nucleus_hysteresis * threshold)
     return nuclei, clean(filters.apply_hysteresis_threshold(stain, low, threshold))
+
+
+def non_lilac_nucleus_colour(od: np.ndarray, nuclei: np.ndarray, red_cell_tint: float,
+                             params: ClassicalParams = ClassicalParams()) -> np.ndarray | None:
+    """The nuclei's own OD direction when they lack the blue-lilac tint, else ``None``.
+
+    The red-channel nucleus evidence and the tint tests hold for purple-blue nuclei. Magenta
+    nuclei (Wright, Leishman, rapid stains) absorb green light far more than red and carry almost
+    no leukocyte tint (:func:`~hemascope.segment.stain.leukocyte_tint`); where the median tint
+    of the red-channel nucleus mask is below ``lilac_min_tint``, the mean colour of its pixels
+    (their unit OD direction) is returned, and the density along it finds the nuclei.
+
+    Parameters
+    ----------
+    od
+        ``(rows, cols, 3)`` optical densities.
+    nuclei
+        Red-channel nucleus mask (:func:`nucleus_masks`).
+    red_cell_tint
+        The slide's red-cell tint.
+    params
+        Backend parameters.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(3,)`` float32 unit vector, or ``None`` (lilac nuclei, or no nucleus).
+    """
+    if nuclei.sum() < 16:
+        return None
+    stain = od[nuclei]
+    if float(np.median(leukocyte_tint(stain, red_cell_tint))) >= params.lilac_min_tint:
+        return None
+    colour = stain.mean(axis=0)
+    return (colour / max(float(np.linalg.norm(colour)), 1e-6)).astype(np.float32)
+
+
+def _stain_away_from(od: np.ndarray, nuclei: np.ndarray, mpp: float, params: ClassicalParams) -> bool:
+    """Whether at least ``reference_min_um2`` of dense stain (summed OD above
+    ``red_cell_min_od``) lies farther than ``reference_um`` from the nuclei: red cells in view,
+    not a cell on bare glass (whose pale cytoplasm may reach farther)."""
+    far = ndi.distance_transform_edt(~nuclei) > _px(params.reference_um, mpp)
+    return bool((far & (total_density(od) > params.red_cell_min_od)).sum() >= params.reference_min_um2 / mpp**2)
 
 
 def cell_mask(
@@ -226,122 +284,6 @@ def cell_mask(
     return np.isin(labels, keep[keep > 0])
 
 
-def _min_nucleus_px(mpp: float, params: ClassicalParams) -> int:
-    return max(1, int(params.cell_min_nucleus_um2 / mpp**2))
-
-
-def _is_convex(piece: np.ndarray, solidity: float = 0.92) -> bool:
-    return piece.sum() >= solidity * morphology.convex_hull_image(piece).sum()
-
-
-def _merge_parts_sharing_a_nucleus(split: np.ndarray, nuclei: np.ndarray, mpp: float,
-                                    params: ClassicalParams) -> np.ndarray:
-    """Join watershed parts cut through one nucleus: two cells need two nuclei.
-
-    A nucleus component with a single distance-transform maximum (h-maxima ``split_depth_um``) is
-    one nucleus; every part it reaches into belongs to its cell (a whole-cell mask that leaked into
-    a neighbouring red cell is otherwise cut in two, one half per candidate). Two touching round
-    nuclei have two maxima and keep their cells apart.
-    """
-    components, n = ndi.label(nuclei)
-    if n == 0:
-        return split
-    depth = max(_px(params.split_depth_um, mpp), 1.0)
-    parent = np.arange(int(split.max()) + 1)
-
-    def root(a: int) -> int:
-        while parent[a] != a:
-            a = int(parent[a])
-        return a
-
-    for index, box in enumerate(ndi.find_objects(components), start=1):
-        one = components[box] == index
-        parts = np.unique(split[box][one])
-        parts = parts[parts > 0]
-        if len(parts) < 2:
-            continue
-        distance = ndi.distance_transform_edt(np.pad(one, 1))[1:-1, 1:-1]
-        if ndi.label(morphology.h_maxima(distance, depth) & one)[1] > 1:
-            continue  # two (or more) nuclei touching: their cells stay apart
-        first = root(int(parts[0]))
-        for other in parts[1:]:
-            parent[root(int(other))] = first
-    roots = np.array([root(a) for a in range(parent.size)])
-    _, consecutive = np.unique(roots, return_inverse=True)
-    return consecutive[split].astype(split.dtype)  # label 0 (background) stays 0: its own root
-
-
-def split_cells(
-    cells: np.ndarray,
-    nuclei: np.ndarray,
-    mpp: float,
-    params: ClassicalParams = ClassicalParams(),
-    dense_nuclei: np.ndarray | None = None,
-) -> np.ndarray:
-    """Split a white-cell mask into instances by a watershed on distance-transform markers.
-
-    One marker per local maximum of the distance transform that is at least ``split_depth_um``
-    above its saddle to a neighbour (h-maxima), so two touching round cells get two markers while
-    the lobes of one neutrophil (one round cell outline) get one. Instances without nucleus pixels
-    (less than ``cell_min_nucleus_um2``: platelet clumps, debris) and instances smaller than
-    ``cell_min_area_um2`` are dropped.
-
-    Parameters
-    ----------
-    cells
-        Whole-cell mask.
-    nuclei
-        Nucleus mask (the nuclear support).
-    mpp
-        Micrometres per pixel.
-    params
-        Backend parameters.
-    dense_nuclei
-        Strict nucleus mask (specks removed); when given, a kept instance must hold some of it
-        (a clump of platelets has nuclear-stained area but no nucleus of its own), and an instance
-        smaller than ``small_cell_um2`` must hold ``cell_min_nucleus_um2`` of it.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(rows, cols)`` int32 cell instance labels (0 = background), consecutive from 1.
-    """
-    if not cells.any():
-        return np.zeros(cells.shape, dtype=np.int32)
-    components, n = ndi.label(cells)
-    labels = np.zeros(cells.shape, dtype=np.int32)
-    next_label = 1
-    for index, box in enumerate(ndi.find_objects(components), start=1):
-        piece = components[box] == index
-        if _is_convex(piece):  # one round cell: nothing to split (and no costly h-maxima)
-            labels[box][piece] = next_label
-            next_label += 1
-            continue
-        distance = ndi.distance_transform_edt(np.pad(piece, 1))[1:-1, 1:-1]
-        distance = filters.gaussian(distance, sigma=max(_px(params.smooth_um, mpp), 0.5))
-        peaks = morphology.h_maxima(distance, max(_px(params.split_depth_um, mpp), 1.0))
-        markers, k = ndi.label(peaks & piece)
-        split = segmentation.watershed(-distance, markers=markers, mask=piece)
-        if k > 1:
-            split = _merge_parts_sharing_a_nucleus(split, nuclei[box] & piece, mpp, params)
-        labels[box][piece] = split[piece] + next_label - 1
-        next_label += int(split.max())
-    min_px = int(params.cell_min_area_um2 / mpp**2)
-    sizes = np.bincount(labels.ravel())
-    nucleus_px = np.bincount(labels.ravel(), weights=nuclei.ravel(), minlength=sizes.size)
-    keep = (sizes >= min_px) & (nucleus_px >= _min_nucleus_px(mpp, params))
-    if dense_nuclei is not None:
-        dense_px = np.bincount(labels.ravel(), weights=dense_nuclei.ravel(), minlength=sizes.size)
-        keep &= dense_px > 0
-        # a small object with a small nucleus is a (blurred) platelet clump, not a white cell
-        small = (sizes < params.small_cell_um2 / mpp**2) & (dense_px < params.cell_min_nucleus_um2 / mpp**2)
-        keep &= ~small
-    keep[0] = False
-    relabel = np.zeros(sizes.size, dtype=np.int32)
-    relabel[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    return relabel[labels]
-
-
 def segment_classical(
     image: np.ndarray,
     mpp: float,
@@ -387,6 +329,12 @@ def segment_classical(
     od = optical_density(image, background)
     off = None if red_cell_chroma is None else off_red_cell_density(od, red_cell_chroma)
     nuclei, support = nucleus_masks(od, mpp, params, off_red_cell=off)
+    if off is None and close_up:  # magenta nuclei (Wright, Leishman): found by their own colour
+        colour = non_lilac_nucleus_colour(od, nuclei, red_cell_tint, params)
+        if colour is not None:  # among red cells of their hue, nuclei are the densest of three classes
+            nuclei, support = nucleus_masks(od, mpp, params, along=colour, among_red_cells=True)
+            if not _stain_away_from(od, nuclei, mpp, params):  # on bare glass: Otsu
+                nuclei, support = nucleus_masks(od, mpp, params, along=colour)
     outline = nuclei  # the nucleus outline reported
     if close_up and off is not None:  # outline on the red channel (sharper chromatin edge there)
         outline = nucleus_masks(od, mpp, params, support=False)[0]
@@ -396,7 +344,7 @@ def segment_classical(
         outline &= off > params.min_off_red_cell_od
     nuclei |= outline
     support |= nuclei
-    if not nuclei.any() or support.sum() < _min_nucleus_px(mpp, params):  # no cell can be kept
+    if not nuclei.any() or support.sum() < min_nucleus_px(mpp, params):  # no cell can be kept
         empty = np.zeros(nuclei.shape, dtype=np.int32)
         return empty, empty.copy()
     mask = cell_mask(od, support, mpp, params, red_cell_tint, granules=close_up or off is None,

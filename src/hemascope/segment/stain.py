@@ -312,7 +312,10 @@ def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, m
     (:func:`red_cell_chroma`) may be the white cell. Here the red cells are the stained pixels
     farther than ``reference_um`` from any dense stain (above Otsu's threshold of the stained
     pixels' density: nuclei, and a cytoplasm rim reaches at most ~7 µm beyond them); their
-    largest colour cluster is the red-cell colour. It is returned only when the dense stain
+    largest colour cluster is the red-cell colour. Where dark red cells pass Otsu's threshold too
+    (dark stains, crowded close-ups) and leave no such pixels, the dense stain is the densest of
+    three classes instead, provided it has the nuclei's lilac tint (magenta nuclei are left to
+    the tint-free path of :mod:`hemascope.segment.classical`). It is returned only when the dense stain
     stands out from it (:data:`CLOSE_UP_MIN_COLOUR_CONTRAST`): in desaturated images the colour
     differences shrink and the tint tests do better.
 
@@ -342,10 +345,15 @@ def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, m
     stained = total > 0.15
     if stained.sum() < 64 or np.ptp(total[stained]) < 1e-3:
         return None
-    dense = total > filters.threshold_otsu(total[stained])
-    far = ndi.distance_transform_edt(~dense) > reference_um / mpp
-    pick = stained & far & (np.linalg.norm(od, axis=-1) > 0.1)
-    if pick.sum() < min_um2 / mpp**2:
+    coloured = stained & (np.linalg.norm(od, axis=-1) > 0.1)
+    for classes in (2, 3):  # dark red cells may pass Otsu's threshold: then the densest of three classes
+        cut = (filters.threshold_otsu(total[stained]) if classes == 2
+               else filters.threshold_multiotsu(total[stained][::4], classes=3)[-1])
+        dense = total > cut
+        pick = coloured & (ndi.distance_transform_edt(~dense) > reference_um / mpp)
+        if pick.sum() >= min_um2 / mpp**2 and (classes == 2 or np.median(leukocyte_tint(od[dense])) >= 0.07):
+            break  # (three classes: only for lilac nuclei; magenta ones keep the tint-free path)
+    else:
         return None
     vectors = od[pick]
     centre, _ = _cluster(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
