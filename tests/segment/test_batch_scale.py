@@ -35,6 +35,14 @@ def test_two_stray_confident_estimates_that_agree_are_not_a_second_scale():
     assert all(p.mpp == pytest.approx(0.213, rel=0.03) and not p.low_confidence for p in pooled)
 
 
+def test_a_broad_spread_of_one_scale_is_not_two_scales():
+    # the confident estimates of another DeepAPL patient (0.21 µm/px): broad, but one peak
+    values = [0.152, 0.159, 0.168, 0.182, 0.19, 0.198, 0.199, 0.204, 0.204, 0.207, 0.21, 0.211,
+              0.214, 0.214, 0.223, 0.224, 0.227, 0.233, 0.264]
+    pooled = pool_estimates(_estimates(values, [0.9] * len(values)), ["a"] * len(values))
+    assert all(p.mpp == pytest.approx(0.207, rel=0.03) and not p.low_confidence for p in pooled)
+
+
 def test_two_magnifications_of_one_size_are_not_averaged_and_the_pooled_ones_are_flagged():
     own = _estimates([0.10, 0.101, 0.099, 0.103, 0.102, 0.2, 0.205, 0.198, 0.19, 0.11, 0.3],
                      [0.9] * 9 + [0.2, 0.2])
