@@ -8,14 +8,11 @@ nucleus (platelet clumps, debris) are dropped.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, morphology, segmentation
 
-if TYPE_CHECKING:
-    from hemascope.segment.classical import ClassicalParams
+from hemascope.segment.classical_params import ClassicalParams
 
 
 def um_to_px(um: float, mpp: float) -> float:
@@ -93,7 +90,7 @@ def split_cells(
     mpp
         Micrometres per pixel.
     params
-        Backend parameters (default :class:`~hemascope.segment.classical.ClassicalParams`).
+        Backend parameters (default :class:`~hemascope.segment.classical_params.ClassicalParams`).
     dense_nuclei
         Strict nucleus mask (specks removed); when given, a kept instance must hold some of it
         (a clump of platelets has nuclear-stained area but no nucleus of its own), and an instance
@@ -105,8 +102,6 @@ def split_cells(
         ``(rows, cols)`` int32 cell instance labels (0 = background), consecutive from 1.
     """
     if params is None:
-        from hemascope.segment.classical import ClassicalParams  # classical imports this module
-
         params = ClassicalParams()
     if not cells.any():
         return np.zeros(cells.shape, dtype=np.int32)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from hemascope.errors import InvalidInputError
-from hemascope.segment.classical import ClassicalParams
+from hemascope.segment.classical_params import ClassicalParams
 
 SEGMENTERS = ("classical", "cellpose", "auto")
 

@@ -1,0 +1,37 @@
+"""Tunable parameters of the classical segmentation backend (:mod:`hemascope.segment.classical`).
+
+A module of their own so that the backend's parts (``classical``, ``instances``, ``settings``)
+import them without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClassicalParams:
+    """Tunable parameters of the classical backend (sizes in µm, densities in OD units)."""
+
+    smooth_um: float = 0.3
+    nucleus_min_od: float = 0.10
+    nucleus_min_area_um2: float = 6.0
+    nucleus_hysteresis: float = 0.7
+    tint_threshold: float = 0.04
+    tint_smooth_um: float = 0.6
+    cell_min_od: float = 0.05
+    close_um: float = 0.6
+    open_um: float = 1.2
+    split_depth_um: float = 1.0
+    cell_min_area_um2: float = 28.0
+    small_cell_um2: float = 36.0
+    cell_min_nucleus_um2: float = 14.0
+    reference_um: float = 8.0
+    reference_min_um2: float = 20.0
+    max_rim_um: float = 7.0
+    min_off_red_cell_od: float = 0.06
+    nucleus_min_off_od: float = 0.025
+    granule_density_factor: float = 1.6
+    min_off_red_cell_cytoplasm_od: float = 0.01
+    lilac_min_tint: float = 0.05
+    red_cell_min_od: float = 0.3
