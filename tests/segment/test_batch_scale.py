@@ -97,3 +97,21 @@ def test_classify_pools_the_estimates_of_a_batch(tiny_model):
     assert result.table["mpp"].round(6).nunique() == 1
     assert result.table["mpp"].iloc[0] == pytest.approx(0.25, rel=0.02)
     assert not result.table["mpp_low_confidence"].any()  # the guess took its source's confident scale
+
+
+def test_an_estimator_that_breaks_on_one_image_fails_that_image_only(tiny_model):
+    from hemascope.classify import classify_images
+
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (80, 80, 3), dtype=np.uint8) for _ in range(3)]
+    calls = iter([0.25, "boom", 0.25])
+
+    def estimate(image):
+        value = next(calls)
+        if value == "boom":
+            raise IndexError("index 21 is out of bounds")  # as ArcVotes did on some real crops
+        return value
+
+    result = classify_images(images, tiny_model, device="cpu", estimate=estimate)
+    assert list(result.table["path"]) == ["<array 0>", "<array 2>"]
+    assert "IndexError" in dict(result.failed)["<array 1>"]

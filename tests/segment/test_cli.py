@@ -93,3 +93,25 @@ def test_segment_checks_the_output_folder_before_any_work(tmp_path, capsys):
     Image.fromarray(np.full((64, 64, 3), 255, np.uint8)).save(tmp_path / "a.png")
     assert main(["segment", str(tmp_path / "a.png"), "--out", str(tmp_path / "file")]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_segment_goes_on_past_an_input_that_hits_a_bug(tmp_path, capsys, blood_field, monkeypatch):
+    import hemascope.segment as segment
+
+    image, _, _ = blood_field
+    for name in ("a.png", "b.png"):
+        Image.fromarray(image[:384, :384]).save(tmp_path / name)
+    real = segment.find_cells
+
+    def find_cells(slide, **kwargs):  # a fault injected on one input: an error no check expects
+        if slide.name.startswith("a"):
+            raise IndexError("index 21 is out of bounds")
+        return real(slide, **kwargs)
+
+    monkeypatch.setattr(segment, "find_cells", find_cells)
+    out = tmp_path / "out"
+    assert main(["segment", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", str(out),
+                 "--mpp", "0.5", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "a.png: IndexError: index 21 is out of bounds (unexpected: please report it)" in err
+    assert set(pd.read_csv(out / "cells.csv")["source"].map(lambda s: s[-5:])) == {"b.png"}

@@ -126,6 +126,19 @@ def _read_item(item: np.ndarray | str | Path, name: str) -> np.ndarray:
     return check_rgb_uint8(item, name) if isinstance(item, np.ndarray) else read_cell_image(item)
 
 
+def _estimate_one(estimate: Callable[[np.ndarray], float], image: np.ndarray) -> float:
+    """``estimate(image)``; an unexpected error in it (a bug on an odd image) fails this image only."""
+    try:
+        return estimate(image)
+    except HemascopeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one image's failure must not lose the batch
+        raise InvalidInputError(
+            f"cannot estimate the pixel size ({type(exc).__name__}: {exc}; unexpected: please report it); "
+            "pass --mpp"
+        ) from exc
+
+
 def _estimated_scales(
     items: Sequence[np.ndarray | str | Path],
     estimate: Callable[[np.ndarray], float] | None,
@@ -142,7 +155,7 @@ def _estimated_scales(
         check_cancelled(cancel)
         try:
             image = _read_item(item, _item_name(item, i))
-            values.append(estimate(image))  # a float; an estimate also carries its confidence
+            values.append(_estimate_one(estimate, image))  # a float; an estimate also carries its confidence
             keys.append(size_key(image.shape))
         except HemascopeError as exc:
             values.append(exc)

@@ -109,6 +109,17 @@ def _segment_one(path: str, stem: str, args: argparse.Namespace, scale: float | 
     return seg.cells.assign(source=str(path), **_scale_columns(seg))
 
 
+def _failure_reason(exc: Exception) -> str:
+    """One line for a skipped input: the message of an expected failure (unreadable, unscalable,
+    not RGB ...), the type too for anything else (a bug, to be reported)."""
+    from hemascope.errors import HemascopeError
+
+    line = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, (HemascopeError, OSError, ValueError)):
+        return line or type(exc).__name__
+    return f"{type(exc).__name__}: {line} (unexpected: please report it)"
+
+
 def run(args: argparse.Namespace) -> int:
     """Segment every input, going on past the ones that fail, and write the tables.
 
@@ -123,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from hemascope.cli._contract import EXIT_OK, EXIT_SOME_FAILED, check_output_dir
-    from hemascope.errors import DataError, HemascopeError, InvalidInputError
+    from hemascope.errors import DataError, InvalidInputError
     from hemascope.files import atomic_write_table
     from hemascope.io.paths import expand_slide_paths, unique_stems
     from hemascope.segment import empty_cell_table
@@ -140,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
     for path, stem in zip(inputs, unique_stems(inputs), strict=True):
         try:
             tables.append(_segment_one(path, stem, args, scales.get(str(path))))
-        except (HemascopeError, OSError, ValueError) as exc:  # unreadable, unscalable, not RGB...
-            failed.append((path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__))
+        except Exception as exc:  # noqa: BLE001 - one input's failure, even a bug, must not lose the batch
+            failed.append((path, _failure_reason(exc)))
             print(f"skipped {path}: {failed[-1][1]}", file=sys.stderr)
     if not tables:
         reasons = "; ".join(f"{p}: {r}" for p, r in failed[:3])
