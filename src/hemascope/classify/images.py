@@ -17,6 +17,7 @@ from hemascope.errors import (
     UnsupportedFormatError,
 )
 from hemascope.io.formats import PICTURE_SUFFIXES
+from hemascope.io.paths import expand_slide_paths
 from hemascope.models.card import ModelCard
 from hemascope.progress import CancelToken, check_cancelled
 
@@ -49,26 +50,15 @@ def read_cell_image(path: str | Path) -> np.ndarray:
 
 
 def expand_image_paths(items: Sequence[str | Path]) -> list[Path]:
-    """Expand folders into their image files (sorted, recursive); files pass through.
+    """Expand folders into their image files (sorted, recursive, hidden files skipped); files
+    pass through (:func:`hemascope.io.paths.expand_slide_paths` with the picture suffixes).
 
     Raises
     ------
     InvalidInputError
         A folder holds no image files.
     """
-    out: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.suffix.lower() in PICTURE_SUFFIXES)
-            if not found:
-                raise InvalidInputError(
-                    f"{p}: folder holds no images ({', '.join(PICTURE_SUFFIXES)})"
-                )
-            out.extend(found)
-        else:
-            out.append(p)
-    return out
+    return [Path(p) for p in expand_slide_paths(items, suffixes=PICTURE_SUFFIXES)]
 
 
 def _default_estimator() -> Callable[[np.ndarray], float]:
