@@ -92,6 +92,23 @@ def test_predict_cells_cancel_and_bad_table(tiny_model):
         )
 
 
+def test_colour_pictures_saved_as_rgba_palette_or_cmyk_are_classified_like_rgb(tmp_path, tiny_model):
+    """Opaque RGBA PNGs (screenshots, exports), palette PNGs and CMYK JPEGs are colour pictures:
+    each is classified exactly like its RGB twin (all three were skipped before)."""
+    image = _disk_image(60, (30, 30), 10, colour=(120, 40, 160))
+    Image.fromarray(image).save(tmp_path / "rgb.png")
+    Image.fromarray(np.dstack([image, np.full((60, 60), 255, np.uint8)])).save(tmp_path / "rgba.png")
+    Image.fromarray(image).convert("P").save(tmp_path / "palette.png")
+    Image.fromarray(image).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
+    names = ("rgb.png", "rgba.png", "palette.png", "cmyk.jpg")
+    res = classify_images([tmp_path / n for n in names], tiny_model, mpp=0.5, device="cpu")
+    assert res.failed == []
+    probs = res.table.set_index("path").filter(like="prob_")
+    reference = probs.loc[str(tmp_path / "rgb.png")].to_numpy()
+    for name in names[1:]:
+        assert np.abs(probs.loc[str(tmp_path / name)].to_numpy() - reference).max() < 0.05, name
+
+
 def test_classify_images_goes_on_past_bad_files(tmp_path, tiny_model):
     good = tmp_path / "good.png"
     Image.fromarray(_disk_image(60, (30, 30), 10)).save(good)

@@ -66,7 +66,7 @@ def test_non_rgb8_tiff(tmp_path, data, kwargs):
         open_slide(path)
 
 
-@pytest.mark.parametrize("mode", ["L", "P", "I;16", "RGB16"])
+@pytest.mark.parametrize("mode", ["L", "LA", "I;16", "RGB16"])
 def test_non_rgb8_png(tmp_path, mode):
     path = tmp_path / "bad.png"
     if mode == "RGB16":  # a 16-bit-per-sample RGB PNG, written by tifffile's codec stack
@@ -266,3 +266,21 @@ def test_reading_a_closed_slide_is_a_clear_error(tmp_path, image):
         slide.read_region(0, 0, 0, 8, 8)
     with pytest.raises(SlideError, match="closed"):
         slide.levels[0][:8, :8].compute()
+
+
+def test_colour_pictures_of_other_modes_open_as_rgb(tmp_path):
+    """Palette and partly transparent PNGs and CMYK JPEGs are colour pictures: they open as RGB,
+    transparent pixels on white glass (they were refused or read with black there)."""
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[..., 0] = 200
+    rgb[8:24, 8:24] = (90, 40, 150)
+    Image.fromarray(rgb).convert("P").save(tmp_path / "palette.png")
+    rgba = np.dstack([rgb, np.full((32, 32), 255, np.uint8)])
+    rgba[:4] = (0, 0, 0, 0)  # transparent rows, black underneath
+    Image.fromarray(rgba).save(tmp_path / "cut_out.png")
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    for name in ("palette.png", "cut_out.png", "cmyk.jpg"):
+        pixels = np.asarray(open_slide(tmp_path / name).levels[0])
+        assert pixels.shape == (32, 32, 3), name
+        assert np.abs(pixels[16, 16].astype(int) - (90, 40, 150)).max() <= 12, name
+    assert (np.asarray(open_slide(tmp_path / "cut_out.png").levels[0])[:4] == 255).all()

@@ -332,7 +332,7 @@ def classify_images(
     """Classify single-cell images (arrays or files) of any size, one row per image.
 
     Each image is resampled from ``mpp`` to the card's µm/px and centre-cropped. Files that
-    cannot be read (corrupt, grayscale, RGBA, smaller than a cell) are skipped and listed in
+    cannot be read (corrupt, grayscale, fully transparent, smaller than a cell) are skipped and listed in
     ``failed`` with the reason; the batch goes on.
 
     Parameters

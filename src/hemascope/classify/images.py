@@ -14,10 +14,10 @@ from hemascope.errors import (
     HemascopeError,
     InvalidInputError,
     SlideNotFoundError,
-    UnsupportedFormatError,
 )
 from hemascope.io.formats import PICTURE_SUFFIXES
 from hemascope.io.paths import expand_slide_paths
+from hemascope.io.read_image import picture_rgb
 from hemascope.models.card import ModelCard
 from hemascope.progress import CancelToken, check_cancelled
 
@@ -32,7 +32,8 @@ def read_cell_image(path: str | Path) -> np.ndarray:
     CorruptSlideError
         The file cannot be decoded.
     UnsupportedFormatError
-        It decodes, but is not RGB 8-bit (grayscale, RGBA, 16-bit, palette...).
+        It decodes, but is not a colour picture (grayscale, binary, fully transparent); palette,
+        CMYK and RGBA pictures are converted (:func:`hemascope.io.read_image.picture_rgb`).
     """
     path = Path(path)
     if not path.is_file():
@@ -40,10 +41,7 @@ def read_cell_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            mode = im.mode
-            if mode == "P":
-                raise UnsupportedFormatError(f"{path}: palette image, expected RGB")
-            arr = np.asarray(im)
+            arr = picture_rgb(im, str(path))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptSlideError(f"{path}: cannot decode image ({exc})") from None
     return check_rgb_uint8(arr, str(path))

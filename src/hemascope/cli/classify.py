@@ -1,6 +1,6 @@
 """``hemascope classify``: classify single-cell images into a CSV (one row per image).
 
-Bad files (corrupt, grayscale, RGBA, smaller than a cell) are skipped and listed on stderr; the
+Bad files (corrupt, grayscale, fully transparent, smaller than a cell) are skipped and listed on stderr; the
 batch goes on. Without ``--mpp`` the scale of each image is estimated from its red cells, and the images of one
 pixel size share the median of their estimates (:mod:`hemascope.segment.batch_scale`).
 """

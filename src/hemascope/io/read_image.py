@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dask
 import dask.array as da
@@ -11,10 +12,41 @@ import numpy as np
 
 from hemascope.errors import CorruptSlideError, UnsupportedFormatError
 from hemascope.io.lazy import lazy_pyramid
+from hemascope.io.read_openslide import rgba_on_white
 from hemascope.io.slide import Slide
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 CHUNK = 512
 _PNG_BIT_DEPTH_OFFSET = 24
+
+#: PIL modes of colour pictures, decoded to 8-bit RGB (alpha composited over white glass).
+COLOUR_MODES = ("RGB", "RGBA", "RGBa", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
+
+
+def picture_rgb(img: Image.Image, name: str) -> np.ndarray:
+    """Decode a colour picture to ``(rows, cols, 3)`` uint8 RGB.
+
+    Palette, CMYK and other colour modes are converted; transparent pixels are composited over
+    white (the colour of glass), so a cell cut out on a transparent background reads as a cell
+    on bare glass.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        Greyscale or binary pictures (no stain colour to read), or a picture with no opaque pixel.
+    """
+    if img.mode not in COLOUR_MODES:
+        raise UnsupportedFormatError(
+            f"{name}: grayscale or {img.mode} image, expected a colour (RGB) picture"
+        )
+    if img.mode in ("RGBA", "RGBa", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA"))
+        if not rgba[..., 3].any():
+            raise UnsupportedFormatError(f"{name}: RGBA image with no opaque pixel")
+        return rgba_on_white(rgba)
+    return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
 class _FlatImage:
@@ -33,7 +65,9 @@ class _FlatImage:
                 try:
                     with Image.open(self._path) as img:
                         img.load()
-                        self._array = np.ascontiguousarray(np.asarray(img)[..., :3])
+                        self._array = np.ascontiguousarray(picture_rgb(img, self._path.name))
+                except UnsupportedFormatError:
+                    raise
                 except Exception as exc:  # noqa: BLE001 - any decoder failure means a damaged file
                     raise CorruptSlideError(
                         f"{self._path.name}: cannot decode ({exc!s:.200})"
@@ -54,10 +88,10 @@ def _check_png_depth(path: Path) -> None:
     if len(header) < _PNG_BIT_DEPTH_OFFSET + 2:
         raise CorruptSlideError(f"{path.name}: truncated PNG header")
     depth, colour = header[_PNG_BIT_DEPTH_OFFSET], header[_PNG_BIT_DEPTH_OFFSET + 1]
-    if depth != 8 or colour not in (2, 6):
+    if not ((depth == 8 and colour in (2, 6)) or (depth <= 8 and colour == 3)):
         raise UnsupportedFormatError(
             f"{path.name}: PNG with {depth}-bit samples, colour type {colour}; "
-            "hemascope reads 8-bit RGB(A) only"
+            "hemascope reads 8-bit colour only"
         )
 
 
@@ -99,8 +133,8 @@ def open_image(path: Path) -> Slide:
         raise CorruptSlideError(
             f"{path.name}: cannot read the image header ({exc!s:.200})"
         ) from exc
-    if mode not in ("RGB", "RGBA"):
-        raise UnsupportedFormatError(f"{path.name}: {mode} image; hemascope reads 8-bit RGB only")
+    if mode not in COLOUR_MODES:
+        raise UnsupportedFormatError(f"{path.name}: {mode} image; hemascope reads 8-bit colour only")
     if width == 0 or height == 0:
         raise CorruptSlideError(f"{path.name}: zero-size image")
     flat = _FlatImage(path)
