@@ -9,6 +9,7 @@ from PIL import Image
 
 from hemascope.classify import classify_images, fit_temperature, predict_cells, slide_crop
 from hemascope.classify.crops import cell_image_to_crop
+from hemascope.classify.images import read_cell_image
 from hemascope.errors import Cancelled, InvalidInputError, UnsupportedFormatError
 from hemascope.io import slide_from_array
 from hemascope.models import load_model
@@ -107,6 +108,31 @@ def test_colour_pictures_saved_as_rgba_palette_or_cmyk_are_classified_like_rgb(t
     reference = probs.loc[str(tmp_path / "rgb.png")].to_numpy()
     for name in names[1:]:
         assert np.abs(probs.loc[str(tmp_path / name)].to_numpy() - reference).max() < 0.05, name
+
+
+def test_deep_camera_pictures_are_classified_like_their_8bit_twin(tmp_path, tiny_model):
+    """12-bit RGB in 16-bit TIFF (chunky and planar) and PNG files: classified like the 8-bit
+    picture (they were read as near-black pictures and classified anyway)."""
+    import imagecodecs
+    import tifffile
+
+    image = _disk_image(60, (30, 30), 10, colour=(120, 40, 160))
+    deep = image.astype(np.uint16) * 16
+    Image.fromarray(image).save(tmp_path / "rgb.png")
+    tifffile.imwrite(tmp_path / "chunky.tif", deep, photometric="rgb")
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(deep, -1, 0), photometric="rgb",
+                     planarconfig="separate")
+    (tmp_path / "deep.png").write_bytes(imagecodecs.png_encode(deep))
+    names = ("rgb.png", "chunky.tif", "planar.tif", "deep.png")
+    for name in names[1:]:
+        pixels = read_cell_image(tmp_path / name)
+        assert np.abs(pixels.astype(int) - image).max() <= 1, name
+    res = classify_images([tmp_path / n for n in names], tiny_model, mpp=0.5, device="cpu")
+    assert res.failed == []
+    probs = res.table.set_index("path").filter(like="prob_")
+    reference = probs.loc[str(tmp_path / "rgb.png")].to_numpy()
+    for name in names[1:]:
+        assert np.abs(probs.loc[str(tmp_path / name)].to_numpy() - reference).max() < 0.02, name
 
 
 def test_classify_images_goes_on_past_bad_files(tmp_path, tiny_model):

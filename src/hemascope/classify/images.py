@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from hemascope.classify.crops import cell_image_to_crop, check_rgb_uint8
 from hemascope.errors import (
@@ -17,7 +17,7 @@ from hemascope.errors import (
 )
 from hemascope.io.formats import PICTURE_SUFFIXES
 from hemascope.io.paths import expand_slide_paths
-from hemascope.io.read_image import picture_rgb
+from hemascope.io.read_image import read_picture
 from hemascope.models.card import ModelCard
 from hemascope.progress import CancelToken, check_cancelled
 
@@ -39,9 +39,7 @@ def read_cell_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise SlideNotFoundError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            arr = picture_rgb(im, str(path))
+        arr = read_picture(path, str(path))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptSlideError(f"{path}: cannot decode image ({exc})") from None
     return check_rgb_uint8(arr, str(path))

@@ -49,6 +49,83 @@ def picture_rgb(img: Image.Image, name: str) -> np.ndarray:
     return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
+def _sample_bits(img: Image.Image) -> int:
+    """Bits per sample as stored in the file (PIL reads 16-bit RGB as 8-bit, keeping the high byte)."""
+    if img.format == "TIFF":
+        bits = img.tag_v2.get(258, (8,))
+        return int(max(bits) if isinstance(bits, tuple) else bits)
+    if img.format == "PNG":
+        img.fp.seek(_PNG_BIT_DEPTH_OFFSET)
+        return int(img.fp.read(1)[0])
+    return 8
+
+
+def to_8bit(samples: np.ndarray) -> np.ndarray:
+    """Deep unsigned samples to uint8 over the bit depth they use (a 12-bit camera in a 16-bit
+    file: 0-4095 -> 0-255), so brightness is kept as recorded.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        Signed or floating-point samples.
+    """
+    if samples.dtype == np.uint8:
+        return samples
+    if samples.dtype.kind != "u":
+        raise UnsupportedFormatError(f"{samples.dtype} samples; hemascope reads unsigned integers")
+    bits = max(8, int(np.ceil(np.log2(float(samples.max()) + 1.0))))
+    return np.round(samples * (255.0 / (2**bits - 1))).astype(np.uint8)
+
+
+def _deep_picture(path: Path, fmt: str, name: str) -> Image.Image:
+    """A > 8-bit TIFF or PNG decoded at full depth and brought to 8 bits, as a PIL image."""
+    from PIL import Image
+
+    if fmt == "TIFF":
+        import tifffile
+
+        samples = tifffile.imread(path, key=0)
+        if samples.ndim == 3 and samples.shape[0] in (3, 4) and samples.shape[-1] not in (3, 4):
+            samples = np.moveaxis(samples, 0, -1)  # planar
+    else:
+        import imagecodecs
+
+        samples = imagecodecs.png_decode(path.read_bytes())
+    if samples.ndim != 3 or samples.shape[-1] not in (3, 4):
+        raise UnsupportedFormatError(
+            f"{name}: {samples.dtype} grayscale or {samples.shape} image, expected RGB"
+        )
+    try:
+        return Image.fromarray(np.ascontiguousarray(to_8bit(samples)))
+    except UnsupportedFormatError as exc:
+        raise UnsupportedFormatError(f"{name}: {exc}") from None
+
+
+def read_picture(path: Path, name: str | None = None) -> np.ndarray:
+    """Read a whole picture file (PNG, JPEG, BMP, TIFF...) as ``(rows, cols, 3)`` uint8 RGB.
+
+    Pictures of more than 8 bits per sample (scientific cameras, 16-bit PNG/TIFF) are scaled
+    by :func:`to_8bit`; colour modes are converted by :func:`picture_rgb`. ``name`` starts the
+    error messages (default: the file name).
+
+    Raises
+    ------
+    UnsupportedFormatError
+        Not a colour picture (see :func:`picture_rgb`) or signed/floating-point samples.
+    PIL.UnidentifiedImageError, OSError
+        The file cannot be decoded.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    name = path.name if name is None else name
+    with Image.open(path) as img:
+        if img.format in ("TIFF", "PNG") and img.mode in ("RGB", "RGBA") and _sample_bits(img) > 8:
+            return picture_rgb(_deep_picture(path, img.format, name), name)
+        img.load()
+        return picture_rgb(img, name)
+
+
 class _FlatImage:
     """Decodes the whole image once, on first use (flat formats cannot be read by region)."""
 
@@ -58,14 +135,10 @@ class _FlatImage:
         self._lock = threading.Lock()
 
     def load(self) -> np.ndarray:
-        from PIL import Image
-
         with self._lock:
             if self._array is None:
                 try:
-                    with Image.open(self._path) as img:
-                        img.load()
-                        self._array = np.ascontiguousarray(picture_rgb(img, self._path.name))
+                    self._array = np.ascontiguousarray(read_picture(self._path))
                 except UnsupportedFormatError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - any decoder failure means a damaged file
@@ -88,10 +161,10 @@ def _check_png_depth(path: Path) -> None:
     if len(header) < _PNG_BIT_DEPTH_OFFSET + 2:
         raise CorruptSlideError(f"{path.name}: truncated PNG header")
     depth, colour = header[_PNG_BIT_DEPTH_OFFSET], header[_PNG_BIT_DEPTH_OFFSET + 1]
-    if not ((depth == 8 and colour in (2, 6)) or (depth <= 8 and colour == 3)):
+    if not ((depth in (8, 16) and colour in (2, 6)) or (depth <= 8 and colour == 3)):
         raise UnsupportedFormatError(
             f"{path.name}: PNG with {depth}-bit samples, colour type {colour}; "
-            "hemascope reads 8-bit colour only"
+            "hemascope reads 8- or 16-bit colour only"
         )
 
 
