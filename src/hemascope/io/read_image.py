@@ -49,14 +49,15 @@ def picture_rgb(img: Image.Image, name: str) -> np.ndarray:
     return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
-def _sample_bits(img: Image.Image) -> int:
+def _sample_bits(img: Image.Image, path: Path) -> int:
     """Bits per sample as stored in the file (PIL reads 16-bit RGB as 8-bit, keeping the high byte)."""
     if img.format == "TIFF":
-        bits = img.tag_v2.get(258, (8,))
+        bits = getattr(img, "tag_v2", {}).get(258, (8,))
         return int(max(bits) if isinstance(bits, tuple) else bits)
     if img.format == "PNG":
-        img.fp.seek(_PNG_BIT_DEPTH_OFFSET)
-        return int(img.fp.read(1)[0])
+        with open(path, "rb") as fh:
+            header = fh.read(_PNG_BIT_DEPTH_OFFSET + 1)
+        return int(header[-1]) if len(header) > _PNG_BIT_DEPTH_OFFSET else 8
     return 8
 
 
@@ -120,7 +121,7 @@ def read_picture(path: Path, name: str | None = None) -> np.ndarray:
     path = Path(path)
     name = path.name if name is None else name
     with Image.open(path) as img:
-        if img.format in ("TIFF", "PNG") and img.mode in ("RGB", "RGBA") and _sample_bits(img) > 8:
+        if img.format in ("TIFF", "PNG") and img.mode in ("RGB", "RGBA") and _sample_bits(img, path) > 8:
             return picture_rgb(_deep_picture(path, img.format, name), name)
         img.load()
         return picture_rgb(img, name)
