@@ -53,3 +53,34 @@ def test_apl_card_names_its_data_terms_and_cross_validated_metrics():
     assert cv["n_bags"] == 82 and cv["repeats"] * cv["folds"] >= 25
     assert cv["metrics"]["auc"]["mean"] >= 0.9
     assert card.min_instances >= 5  # abstains on bags where the CV accuracy collapsed
+
+
+def _cells_like(model, cell_class: str, n: int) -> np.ndarray:
+    """Embeddings the apl model's own copy of the wbc head calls ``cell_class``."""
+    head = model.module.cell_weight.numpy()
+    row = head[model.card.arch_params["cell_classes"].index(cell_class)]
+    return np.repeat((6.0 * row / np.linalg.norm(row))[None], n, axis=0).astype(np.float32)
+
+
+def test_apl_abstains_on_a_bag_with_fewer_blast_like_cells_than_any_training_patient():
+    """apl answers 'APL or another AML' for AML patients; shown blood with no blast- or
+    promyelocyte-like cells (fewer than in any of its 82 training patients) it abstains and says
+    why, instead of answering 'AML' with p ~ 1 for a normal smear."""
+    import pandas as pd
+
+    from hemascope.export.report import subtype_line
+    from hemascope.slide import predict_subtype
+
+    model = load_bag_model("apl")
+    card = model.card
+    assert "known to have AML" in card.question and card.domain_reference["min_group_share"] > 0
+    normal = _cells_like(model, "neutrophil", 60)
+    leukaemic = np.concatenate([normal[:40], _cells_like(model, "blast", 20)])
+    table = pd.DataFrame({"class": ["neutrophil"] * 60})
+    out = predict_subtype(table, normal, model)
+    assert out.abstained and out.label is None
+    assert "unlike the training patients" in out.reason and "blast/ig" in out.reason
+    answered = predict_subtype(table, leukaemic, model)
+    assert not answered.abstained and answered.label in card.classes
+    assert answered.to_dict()["question"] == card.question
+    assert subtype_line(answered.to_dict()).endswith(card.question)

@@ -59,7 +59,8 @@ def subtype_line(subtype: dict[str, Any]) -> str:
     if subtype.get("abstained") or subtype.get("label") is None:
         return f"{model}: ABSTAINED — {subtype.get('reason') or 'no answer'}"
     p = finite_number((subtype.get("probabilities") or {}).get(subtype.get("label")))
-    return f"{model}: {subtype.get('label')}" + (f" (p = {p:.2f})" if p is not None else "")
+    line = f"{model}: {subtype.get('label')}" + (f" (p = {p:.2f})" if p is not None else "")
+    return line + (f" — {subtype['question']}" if subtype.get("question") else "")
 
 
 def cell_model_name(result: SlideResult) -> str:

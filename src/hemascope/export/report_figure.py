@@ -104,6 +104,8 @@ def plot_subtype(ax: Any, subtype: dict[str, Any] | None, *, empty: str = "no sl
         ax.set_axis_off()
         return
     caption = subtype.get("caption") or str(subtype.get("model", "?"))
+    if subtype.get("question"):
+        caption = f"{caption} · {subtype['question']}"
     probs = {k: finite_number(v) for k, v in (subtype.get("probabilities") or {}).items()}
     if subtype.get("abstained") or not any(v is not None for v in probs.values()):
         reason = subtype.get("reason") or "no answer"

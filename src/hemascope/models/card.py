@@ -31,9 +31,9 @@ DEMO_LABEL = "SYNTHETIC/DEMO"
 
 #: The fields that only one kind of card uses; :meth:`ModelCard.to_dict` leaves out the others'.
 KIND_FIELDS: dict[str, tuple[str, ...]] = {
-    "cell": ("mean", "std", "preprocess", "reject_classes", "domain_reference"),
+    "cell": ("mean", "std", "preprocess", "reject_classes"),
     "bag": ("embedding_version", "embedding_sha256", "embedding_dim", "instances",
-            "min_instances", "demo"),
+            "min_instances", "demo", "question"),
 }
 
 #: Keys a card of each kind must hold.
@@ -121,8 +121,11 @@ class ModelCard:
         Outputs that mean "not a white cell of the differential" (e.g. ``smudge``): a cell whose
         top class is one of them is reported as ``unclassified``.
     domain_reference
-        Calibration of the domain-shift guard (:mod:`hemascope.classify.shift`), e.g.
-        ``{"threshold": 0.5, "layers": 7, "calibration": "..."}``.
+        What the training data looked like, for the guards that abstain on data unlike it. Cell
+        models: the domain-shift guard (:mod:`hemascope.classify.shift`), e.g.
+        ``{"threshold": 0.5, "layers": 7, "calibration": "..."}``. Grouped bag models:
+        ``{"min_group_share": 0.035, "calibration": "..."}``, the lowest share of the first
+        group's cells a bag may have (:func:`hemascope.slide.subtype.predict_subtype`).
     kind
         ``"cell"`` (single-cell crops) or ``"bag"`` (slide-level model over cell embeddings).
     embedding_model, embedding_version, embedding_sha256
@@ -136,6 +139,9 @@ class ModelCard:
         Bag models: fewer cells than this in the bag → abstain.
     demo
         True for models trained on synthetic data only (shown as ``SYNTHETIC/DEMO``).
+    question
+        Bag models: what the model answers and what it takes for granted, shown beside every
+        answer (e.g. "APL or another AML, for a patient known to have AML").
     """
 
     name: str
@@ -165,6 +171,7 @@ class ModelCard:
     instances: str = "blast"
     min_instances: int = 10
     demo: bool = False
+    question: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:

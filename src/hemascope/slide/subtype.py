@@ -75,6 +75,7 @@ class SubtypePrediction:
     top_indices: list[int] = field(default_factory=list)
     top_weights: list[float] = field(default_factory=list)
     caption: str = ""
+    question: str = ""
     notice: str = RESEARCH_USE_ONLY
 
     def to_dict(self) -> dict:
@@ -97,6 +98,7 @@ class SubtypePrediction:
             "top_indices": list(self.top_indices),
             "top_weights": list(self.top_weights),
             "caption": self.caption,
+            "question": self.question,
             "notice": self.notice,
         }
 
@@ -121,7 +123,36 @@ def _common(
         "min_instances": int(min_instances),
         "instances": card.instances,
         "caption": card.caption,
+        "question": card.question,
     }
+
+
+def unlike_training_bags(bag_model: BagModel, features: np.ndarray) -> str:
+    """Why a bag lies below the training bags' share of the model's first cell group ("" when not).
+
+    A grouped model (:class:`hemascope.models.mil.GroupedMeanBagClassifier`) reads the mean
+    embedding and the share of the cells of each group (for ``apl``: the blast- and
+    promyelocyte-like cells). A bag with fewer of them than every training bag (the card's
+    ``domain_reference["min_group_share"]``) asks the model to extrapolate, e.g. a normal blood
+    smear shown to a model trained only on leukaemia patients.
+    """
+    floor = (bag_model.card.domain_reference or {}).get("min_group_share")
+    membership = getattr(bag_model.module, "membership", None)
+    if floor is None or membership is None:
+        return ""
+    import torch
+
+    device = next(iter(bag_model.module.parameters())).device
+    with torch.no_grad():
+        x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)[None]
+        share = float(membership(x)[0, :, 0].mean())
+    if share >= float(floor):
+        return ""
+    group = "/".join(bag_model.card.arch_params.get("groups", [["first group"]])[0])
+    return (
+        f"unlike the training patients: {share:.1%} of the cells look {group}, fewer than in "
+        f"any bag the model was trained on (>= {float(floor):.1%})"
+    )
 
 
 def abstention(
@@ -225,6 +256,11 @@ def predict_subtype(
         reason = f"too few {noun}: {positions.size} in the bag, at least {threshold} needed"
         return abstention(
             card, cells_table, reason, n_instances=positions.size, min_instances=threshold
+        )
+    unlike = unlike_training_bags(bag_model, features[positions])
+    if unlike:
+        return abstention(
+            card, cells_table, unlike, n_instances=positions.size, min_instances=threshold
         )
     probs, weights = bag_model.predict(features[positions])
     best = int(np.argmax(probs))
