@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     failed = table["reason"].str.startswith(ERROR_PREFIX)
     for bag, reason in zip(table.loc[failed, "bag"], table.loc[failed, "reason"], strict=True):
         print(f"hemascope: failed: {bag}: {reason.removeprefix(ERROR_PREFIX)}", file=sys.stderr)
-    print(bag_model.card.caption)
+    card = bag_model.card
+    print(f"{card.caption} · {card.question}" if card.question else card.caption)
     answered = int((~table["abstained"]).sum())
     print(
         f"{len(table)} bags: {answered} answered, {int(table['abstained'].sum()) - int(failed.sum())} "
