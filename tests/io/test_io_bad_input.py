@@ -47,7 +47,6 @@ def test_plain_directory_and_zarr_without_multiscales(tmp_path):
 @pytest.mark.parametrize(
     "data,kwargs",
     [
-        (np.zeros((64, 64, 3), np.uint16), {"photometric": "rgb"}),
         (np.zeros((64, 64), np.uint8), {"photometric": "minisblack"}),
         (np.zeros((64, 64), np.uint16), {"photometric": "minisblack", "tile": (32, 32)}),
         (np.zeros((64, 64, 3), np.float32), {"photometric": "rgb"}),
@@ -292,3 +291,19 @@ def test_colour_pictures_of_other_modes_open_as_rgb(tmp_path):
         assert pixels.shape == (32, 32, 3), name
         assert np.abs(pixels[16, 16].astype(int) - (90, 40, 150)).max() <= 12, name
     assert (np.asarray(open_slide(tmp_path / "cut_out.png").levels[0])[:4] == 255).all()
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_deep_rgb_tiff_picture_opens_as_its_8bit_twin(tmp_path, planar):
+    """A 12-bit camera picture in a 16-bit RGB TIFF (chunky or planar) is read whole and scaled
+    over the bits it uses, keeping the file's pixel size; it was refused as 'uint16 pixels'."""
+    rgb = np.zeros((64, 96, 3), np.uint8)
+    rgb[..., 0], rgb[16:48, 24:72] = 230, (90, 40, 150)
+    deep = rgb.astype(np.uint16) * 16
+    data = np.moveaxis(deep, -1, 0) if planar else deep
+    kwargs = {"planarconfig": "separate"} if planar else {}
+    tifffile.imwrite(tmp_path / "cam.tif", data, photometric="rgb", resolution=(1e4 / 0.08, 1e4 / 0.08),
+                     resolutionunit="CENTIMETER", **kwargs)
+    slide = open_slide(tmp_path / "cam.tif")
+    assert np.abs(np.asarray(slide.levels[0]).astype(int) - rgb).max() <= 1
+    assert slide.mpp == pytest.approx(0.08, rel=1e-3)

@@ -150,28 +150,10 @@ def _check_compression(level: Any, what: str) -> None:
         )
 
 
-def _close_all(closers: list[Any]) -> None:
-    for closer in closers:
-        closer.close()
-
-
-def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slide:
-    if not tif.series:
-        raise CorruptSlideError(f"{path.name}: the TIFF holds no image")
-    for other in tif.series:
-        if 0 in tuple(other.shape):
-            raise CorruptSlideError(
-                f"{path.name}: zero-size image {tuple(other.shape)} in the file"
-            )
-    series = tif.series[0]
-    page0 = series.levels[0].keyframe
-    if page0.photometric not in (2, 6):  # RGB, YCbCr
-        kind = getattr(page0.photometric, "name", f"photometric {int(page0.photometric)}")
-        raise UnsupportedFormatError(f"{path.name}: {kind} image; hemascope reads RGB images only")
-    fmt, mpp, objective, extra = file_metadata(tif, page0)
-    if len(series.levels) > MAX_LEVELS:
-        raise UnsupportedFormatError(f"{path.name}: {len(series.levels)} pyramid levels")
-    philips = fmt == "philips-tiff"
+def _levels_of(
+    path: Path, series: Any, file_size: int, closers: list[Any], *, philips: bool
+) -> list[da.Array]:
+    """The 8-bit levels of ``series``, each a dask array reading the file lazily."""
     arrays: list[Any] = []
     stat = path.stat()
     levels: list[da.Array] = []
@@ -206,6 +188,71 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
         chunks = tuple(int(c) for c in array.chunks)
         lazy = guarded_dask(array, chunks, what, token, tifffile_backed=True)
         levels.append(_rgb_view(lazy, level.axes, what))
+    return levels
+
+
+#: A single-level TIFF of more than 8 bits per sample up to this many pixels is read whole and
+#: brought to 8 bits (camera pictures); larger deep files are refused (no lazy 16-bit path).
+DEEP_PICTURE_MAX_PIXELS = 2**26
+
+
+def _is_deep_picture(series: Any, page: Any) -> bool:
+    rows, cols = int(page.imagelength), int(page.imagewidth)
+    return (
+        int(page.bitspersample) > 8
+        and page.dtype is not None
+        and page.dtype.kind == "u"
+        and len(series.levels) == 1
+        and rows * cols <= DEEP_PICTURE_MAX_PIXELS
+    )
+
+
+def _deep_picture_level(series: Any, name: str) -> da.Array:
+    """A deep (e.g. 12-bit camera in 16-bit) single-level RGB TIFF, read whole, as 8-bit RGB."""
+    import numpy as np
+
+    from hemascope.io.read_image import to_8bit
+
+    try:
+        samples = series.asarray()
+    except Exception as exc:  # noqa: BLE001 - any decoder failure means a damaged file
+        raise CorruptSlideError(f"{name}: cannot decode ({exc!s:.200})") from exc
+    if series.axes.endswith("SYX") or (samples.ndim == 3 and samples.shape[0] in (3, 4)
+                                        and samples.shape[-1] not in (3, 4)):
+        samples = np.moveaxis(samples, 0, -1)
+    if samples.ndim != 3 or samples.shape[-1] not in (3, 4):
+        raise UnsupportedFormatError(f"{name}: axes {series.axes} shape {samples.shape}; hemascope reads RGB only")
+    rgb = np.ascontiguousarray(to_8bit(samples[..., :3]))
+    return da.from_array(rgb, chunks=(512, 512, 3))
+
+
+def _close_all(closers: list[Any]) -> None:
+    for closer in closers:
+        closer.close()
+
+
+def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slide:
+    if not tif.series:
+        raise CorruptSlideError(f"{path.name}: the TIFF holds no image")
+    for other in tif.series:
+        if 0 in tuple(other.shape):
+            raise CorruptSlideError(
+                f"{path.name}: zero-size image {tuple(other.shape)} in the file"
+            )
+    series = tif.series[0]
+    page0 = series.levels[0].keyframe
+    if page0.photometric not in (2, 6):  # RGB, YCbCr
+        kind = getattr(page0.photometric, "name", f"photometric {int(page0.photometric)}")
+        raise UnsupportedFormatError(f"{path.name}: {kind} image; hemascope reads RGB images only")
+    fmt, mpp, objective, extra = file_metadata(tif, page0)
+    if _is_deep_picture(series, page0):
+        _check_compression(series.levels[0], path.name)
+        levels = [_deep_picture_level(series, path.name)]
+        extra = {**extra, "bits_per_sample": int(page0.bitspersample)}
+    elif len(series.levels) > MAX_LEVELS:
+        raise UnsupportedFormatError(f"{path.name}: {len(series.levels)} pyramid levels")
+    else:
+        levels = _levels_of(path, series, file_size, closers, philips=fmt == "philips-tiff")
     tile = (int(page0.tilelength), int(page0.tilewidth)) if page0.is_tiled else None
     if len(levels) == 1:
         levels = lazy_pyramid(levels[0], tile[1] if tile else 512)
