@@ -201,3 +201,19 @@ def test_batchnorm_recalibration_matches_the_statistics_of_plain_crops():
         fresh = net(x)
     assert not torch.allclose(stale, batch_stats, atol=0.1)
     torch.testing.assert_close(fresh, batch_stats, atol=2e-2, rtol=1e-2)
+
+
+def test_a_labelled_folder_without_a_scale_gets_the_estimated_one(tmp_path):
+    """`train cells --train FOLDER` without --mpp (a lab's labelled folder): the pictures' µm/px
+    is estimated from their red cells and pooled, as `classify` does (it used to be refused)."""
+    from hemascope.synthetic import SmearSpec, render_field
+
+    image, _ = render_field(SmearSpec(size=(600, 900), mpp=0.25, seed=5))
+    for i in range(6):
+        folder = tmp_path / "lab" / ("x" if i % 2 else "y")
+        folder.mkdir(parents=True, exist_ok=True)
+        r, c = divmod(i, 3)
+        Image.fromarray(image[r * 300:(r + 1) * 300, c * 300:(c + 1) * 300]).save(folder / f"{i}.png")
+    table = read_cell_table(tmp_path / "lab")
+    assert len(table) == 6 and table["mpp"].nunique() == 1  # one source, one pooled scale
+    assert table["mpp"].iloc[0] == pytest.approx(0.25, rel=0.15)

@@ -86,7 +86,7 @@ def load_cell_crops(
     mpps: list[float] = []
     crops: list[np.ndarray] = []
     failed: list[tuple[str, str]] = []
-    scales = [mpp] * len(items) if mpp is not None else _estimated_scales(items, estimate, cancel)
+    scales = [mpp] * len(items) if mpp is not None else estimate_picture_scales(items, estimate, cancel)
     for i, (item, scale) in enumerate(zip(items, scales, strict=True)):
         check_cancelled(cancel)
         name = _item_name(item, i)
@@ -125,13 +125,23 @@ def _estimate_one(estimate: Callable[[np.ndarray], float], image: np.ndarray) ->
         ) from exc
 
 
-def _estimated_scales(
+def estimate_picture_scales(
     items: Sequence[np.ndarray | str | Path],
-    estimate: Callable[[np.ndarray], float] | None,
-    cancel: CancelToken | None,
+    estimate: Callable[[np.ndarray], float] | None = None,
+    cancel: CancelToken | None = None,
 ) -> list[float | HemascopeError]:
-    """Per item its estimated µm/px — pooled over the images of one pixel size
-    (:func:`hemascope.segment.batch_scale.pool_estimates`) — or the error that stopped it."""
+    """Per picture its estimated µm/px — pooled over the pictures of one pixel size
+    (:func:`hemascope.segment.batch_scale.pool_estimates`) — or the error that stopped it.
+
+    Parameters
+    ----------
+    items
+        RGB uint8 arrays and/or image file paths.
+    estimate
+        ``image -> µm/px`` (default :func:`hemascope.segment.estimate_mpp`).
+    cancel
+        Checked before each picture.
+    """
     from hemascope.segment.batch_scale import pool_estimates, size_key
 
     estimate = estimate or _default_estimator()

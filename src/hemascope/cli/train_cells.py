@@ -34,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--test", action="append", metavar="PATH", help="test data (reported in the card)"
     )
     data.add_argument(
-        "--mpp", type=float, help="µm/px of images in folders / CSVs without an mpp column"
+        "--mpp", type=float,
+        help="µm/px of images in folders / CSVs without an mpp column (default: estimated from their red cells, one scale per pixel size, as classify does)"
     )
     data.add_argument(
         "--classes",

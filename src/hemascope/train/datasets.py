@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from hemascope.classify.crops import cell_image_to_crop
-from hemascope.classify.images import read_cell_image
+from hemascope.classify.images import estimate_picture_scales, read_cell_image
 from hemascope.errors import DataError, HemascopeError
 from hemascope.io.formats import PICTURE_SUFFIXES
 from hemascope.models.card import ModelCard
@@ -37,7 +37,8 @@ def read_cell_table(
         layouts), or a CSV with columns ``path`` and ``class`` (or ``label``) and optionally
         ``domain``, ``mpp`` and ``group``; relative paths are resolved against the CSV's folder.
     mpp
-        µm/px of images without an ``mpp`` column (required for folders).
+        µm/px of images without an ``mpp`` column; ``None``: estimated from their red cells,
+        pooled over the pictures of one pixel size (:func:`estimate_picture_scales`).
     domain
         Domain of rows without a ``domain`` column (default: the source's name).
 
@@ -49,7 +50,7 @@ def read_cell_table(
     Raises
     ------
     DataError
-        Missing source, empty data set, missing columns or unknown scale.
+        Missing source, empty data set, missing columns, or a scale that cannot be estimated.
     """
     source = Path(source)
     if source.is_dir():
@@ -79,12 +80,30 @@ def read_cell_table(
     if "domain" not in table.columns:
         table["domain"] = domain or source.stem
     if "mpp" not in table.columns:
-        if mpp is None:
-            raise DataError(f"{source}: the images' µm/px is unknown; pass mpp")
-        table["mpp"] = float(mpp)
+        table["mpp"] = _estimated_mpp(source, table["path"]) if mpp is None else float(mpp)
     if "group" not in table.columns:
         table["group"] = table["path"]
     return table[list(TABLE_COLUMNS)].reset_index(drop=True)
+
+
+def _estimated_mpp(source: Path, paths: pd.Series) -> list[float]:
+    """The µm/px of each picture, estimated from its red cells and pooled over the pictures of
+    one pixel size, as ``hemascope classify`` does without ``--mpp``.
+
+    Raises
+    ------
+    DataError
+        Some pictures could not be scaled (all are needed to train); the first is named.
+    """
+    scales = estimate_picture_scales(list(paths))
+    failed = [(p, s) for p, s in zip(paths, scales, strict=True) if isinstance(s, HemascopeError)]
+    if failed:
+        path, error = failed[0]
+        raise DataError(
+            f"{source}: the µm/px of {len(failed)} of {len(paths)} images could not be estimated "
+            f"(first: {path}: {error}); pass mpp (--mpp)"
+        )
+    return [float(s) for s in scales]  # type: ignore[arg-type]
 
 
 def split_table(
