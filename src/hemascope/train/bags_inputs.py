@@ -80,28 +80,23 @@ def input_kind(paths: Sequence[str | Path], mpp: float | None, mode: str = "auto
     return "crops" if side <= CROP_MAX_PX else "fields"
 
 
-def _default_estimate(image: np.ndarray) -> float:
-    from hemascope.segment import estimate_mpp
-
-    value = estimate_mpp(image)
-    return float(getattr(value, "mpp", value))
-
-
 def estimate_bag_mpp(
     paths: Sequence[str | Path],
     *,
     estimate: Callable[[np.ndarray], float] | None = None,
     max_images: int = ESTIMATE_IMAGES,
 ) -> float:
-    """One µm/px for a bag of images: the median of per-image estimates.
+    """One µm/px for a bag of images: the median of per-image estimates, pooled over the images
+    of one pixel size as ``classify`` pools them
+    (:func:`hemascope.classify.images.estimate_picture_scales`).
 
     Parameters
     ----------
     paths : sequence of path
         The bag's images.
     estimate : callable, optional
-        ``image -> µm/px`` (default :func:`hemascope.segment.estimate_mpp`; an object with an
-        ``mpp`` attribute is accepted as its answer).
+        ``image -> µm/px`` (default :func:`hemascope.segment.estimate_mpp`, whose confidences
+        the pooling weighs).
     max_images : int, optional
         Images tried, spread evenly over the bag.
 
@@ -115,24 +110,18 @@ def estimate_bag_mpp(
     InvalidInputError
         When no image gives an estimate; the message says why and to pass ``--mpp``.
     """
-    from hemascope.classify.images import read_cell_image
+    from hemascope.classify.images import estimate_picture_scales
 
-    estimate = estimate or _default_estimate
     paths = list(paths)
     if not paths:
         raise InvalidInputError("no images to estimate the scale from")
     picks = np.unique(
         np.linspace(0, len(paths) - 1, min(max_images, len(paths))).round().astype(int)
     )
-    values, reasons = [], []
-    for i in picks:
-        try:
-            value = float(estimate(read_cell_image(paths[i])))
-        except (HemascopeError, ImportError, ValueError) as exc:
-            reasons.append(str(exc))
-            continue
-        if np.isfinite(value) and value > 0:
-            values.append(value)
+    scales = estimate_picture_scales([paths[i] for i in picks], estimate)
+    reasons = [str(s) for s in scales if isinstance(s, HemascopeError)]
+    values = [float(s) for s in scales if not isinstance(s, HemascopeError)]
+    values = [v for v in values if np.isfinite(v) and v > 0]
     if not values:
         why = reasons[0] if reasons else "no estimate"
         raise InvalidInputError(
