@@ -27,6 +27,17 @@ def test_low_confidence_and_lone_wrong_estimates_take_the_source_median():
     assert "this image alone: 0.075" in pooled[5].reason
 
 
+def test_close_ups_without_confident_estimates_take_the_weighted_median_not_a_lone_confident_one():
+    """Close-ups of one cell: every estimate a flagged guess spread around the truth (~0.19) and one
+    confident outlier (0.30) with a guess beside it. The densest window was the outlier's; now the
+    group takes the confidence-weighted median of all its estimates."""
+    own = _estimates([0.13, 0.14, 0.15, 0.17, 0.19, 0.21, 0.23, 0.28, 0.30],
+                     [0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.1, 0.74])
+    pooled = pool_estimates(own, ["a"] * len(own))
+    assert all(p.mpp == pytest.approx(0.21, rel=0.1) for p in pooled)
+    assert all(p.low_confidence for p in pooled)  # still said to be a guess
+
+
 def test_two_stray_confident_estimates_that_agree_are_not_a_second_scale():
     # one DeepAPL patient's folder: 0.269 and 0.286 were confident, agreeing with each other only
     own = _estimates([0.21, 0.212, 0.215, 0.208, 0.22, 0.205, 0.217, 0.269, 0.286, 0.09, 0.9],
