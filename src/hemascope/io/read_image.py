@@ -78,28 +78,36 @@ def to_8bit(samples: np.ndarray) -> np.ndarray:
     return np.round(samples * (255.0 / (2**bits - 1))).astype(np.uint8)
 
 
-def _deep_picture(path: Path, fmt: str, name: str) -> Image.Image:
-    """A > 8-bit TIFF or PNG decoded at full depth and brought to 8 bits, as a PIL image."""
-    from PIL import Image
+def deep_samples_to_rgb(samples: np.ndarray, name: str) -> np.ndarray:
+    """Deep colour samples, chunky ``(rows, cols, 3|4)`` or planar ``(3|4, rows, cols)``, as 8-bit
+    RGB (:func:`to_8bit` over the colour channels; alpha dropped).
 
-    if fmt == "TIFF":
-        import tifffile
-
-        samples = tifffile.imread(path, key=0)
-        if samples.ndim == 3 and samples.shape[0] in (3, 4) and samples.shape[-1] not in (3, 4):
-            samples = np.moveaxis(samples, 0, -1)  # planar
-    else:
-        import imagecodecs
-
-        samples = imagecodecs.png_decode(path.read_bytes())
+    Raises
+    ------
+    UnsupportedFormatError
+        Not colour samples, or signed / floating-point ones.
+    """
+    if samples.ndim == 3 and samples.shape[0] in (3, 4) and samples.shape[-1] not in (3, 4):
+        samples = np.moveaxis(samples, 0, -1)  # planar
     if samples.ndim != 3 or samples.shape[-1] not in (3, 4):
         raise UnsupportedFormatError(
             f"{name}: {samples.dtype} grayscale or {samples.shape} image, expected RGB"
         )
     try:
-        return Image.fromarray(np.ascontiguousarray(to_8bit(samples)))
+        return np.ascontiguousarray(to_8bit(samples[..., :3]))
     except UnsupportedFormatError as exc:
         raise UnsupportedFormatError(f"{name}: {exc}") from None
+
+
+def _deep_picture(path: Path, fmt: str, name: str) -> np.ndarray:
+    """A > 8-bit TIFF or PNG decoded at full depth, as 8-bit RGB."""
+    if fmt == "TIFF":
+        import tifffile
+
+        return deep_samples_to_rgb(tifffile.imread(path, key=0), name)
+    import imagecodecs
+
+    return deep_samples_to_rgb(imagecodecs.png_decode(path.read_bytes()), name)
 
 
 def read_picture(path: Path, name: str | None = None) -> np.ndarray:
@@ -122,7 +130,7 @@ def read_picture(path: Path, name: str | None = None) -> np.ndarray:
     name = path.name if name is None else name
     with Image.open(path) as img:
         if img.format in ("TIFF", "PNG") and img.mode in ("RGB", "RGBA") and _sample_bits(img, path) > 8:
-            return picture_rgb(_deep_picture(path, img.format, name), name)
+            return _deep_picture(path, img.format, name)
         img.load()
         return picture_rgb(img, name)
 

@@ -209,21 +209,13 @@ def _is_deep_picture(series: Any, page: Any) -> bool:
 
 def _deep_picture_level(series: Any, name: str) -> da.Array:
     """A deep (e.g. 12-bit camera in 16-bit) single-level RGB TIFF, read whole, as 8-bit RGB."""
-    import numpy as np
-
-    from hemascope.io.read_image import to_8bit
+    from hemascope.io.read_image import deep_samples_to_rgb
 
     try:
         samples = series.asarray()
     except Exception as exc:  # noqa: BLE001 - any decoder failure means a damaged file
         raise CorruptSlideError(f"{name}: cannot decode ({exc!s:.200})") from exc
-    if series.axes.endswith("SYX") or (samples.ndim == 3 and samples.shape[0] in (3, 4)
-                                        and samples.shape[-1] not in (3, 4)):
-        samples = np.moveaxis(samples, 0, -1)
-    if samples.ndim != 3 or samples.shape[-1] not in (3, 4):
-        raise UnsupportedFormatError(f"{name}: axes {series.axes} shape {samples.shape}; hemascope reads RGB only")
-    rgb = np.ascontiguousarray(to_8bit(samples[..., :3]))
-    return da.from_array(rgb, chunks=(512, 512, 3))
+    return da.from_array(deep_samples_to_rgb(samples, name), chunks=(512, 512, 3))
 
 
 def _close_all(closers: list[Any]) -> None:
