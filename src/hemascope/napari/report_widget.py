@@ -39,16 +39,6 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def subtype_summary(subtype: dict[str, Any] | None) -> str:
-    """One line for the subtype prediction: the label, or the abstention and its reason."""
-    if not subtype:
-        return "subtype: not predicted"
-    model = subtype.get("model", "?")
-    if subtype.get("abstained") or subtype.get("label") is None:
-        return f"subtype ({model}): ABSTAINED — {subtype.get('reason') or 'low evidence'}"
-    return f"subtype ({model}): {subtype.get('label')}"
-
-
 def slide_level_lines(result: Any) -> list[str]:
     """One line per slide model (answer or abstention), or why no slide model applies."""
     from hemascope.export.report import no_slide_model_text, subtype_line, subtypes_of
