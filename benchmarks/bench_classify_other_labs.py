@@ -38,32 +38,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_classify_adaptation import scores  # noqa: E402
-from bench_segment_recoloured import COLOURS, close_up, defocus, jpeg, phone, rapid, recolour  # noqa: E402
+from bench_segment_recoloured import shifted  # noqa: E402
 
 SEG = Path("/work/shared/data/wbc_seg_cellavision")
 NORMAL = ("neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil")
-
-
-def shifted(image: np.ndarray, mpp: float, shift: str, rng: np.random.Generator) -> tuple[np.ndarray, float]:
-    """Apply the ``+``-separated shifts of ``shift`` in order; the copy and its µm/px."""
-    for step in shift.split("+"):
-        if step == "none":
-            continue
-        if step in COLOURS:
-            image = recolour(image, step)
-        elif step == "closeup":
-            image, _, mpp = close_up(image, np.zeros(image.shape[:2], np.uint8), mpp)
-        elif step == "jpeg60":
-            image = jpeg(image, 60)
-        elif step == "blur":
-            image = defocus(image, mpp)
-        elif step == "phone":
-            image = phone(image, rng)
-        elif step == "rapid":
-            image = rapid(image)
-        else:
-            raise SystemExit(f"unknown shift {step!r}")
-    return image, mpp
 
 
 def batches(work: Path, sets: list[str]) -> Iterator[tuple[str, pd.DataFrame, float]]:
@@ -110,7 +88,7 @@ def main() -> None:
                 for index, path in enumerate(part["path"]):
                     rng = np.random.default_rng([args.seed, index])
                     picture = np.asarray(Image.open(path).convert("RGB"))
-                    copy, used = shifted(picture, mpp, shift, rng)
+                    copy, _, used = shifted(picture, np.zeros(picture.shape[:2], np.uint8), shift, rng, mpp)
                     images.append(copy)
                 out = classify_images(images, loaded, used * factor, device="cpu")
                 pred = out.table["class"].replace({"unclassified": "smudge"}).to_numpy()

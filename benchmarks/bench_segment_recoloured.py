@@ -91,9 +91,8 @@ def rapid(image: np.ndarray) -> np.ndarray:
     return np.clip(np.round(out - 1.0), 0, 255).astype(np.uint8)
 
 
-def shifted(image: np.ndarray, mask: np.ndarray, shift: str, rng: np.random.Generator) -> Copy:
-    """Apply the ``+``-separated shifts of ``shift`` in order."""
-    mpp = MPP
+def shifted(image: np.ndarray, mask: np.ndarray, shift: str, rng: np.random.Generator, mpp: float = MPP) -> Copy:
+    """Apply the ``+``-separated shifts of ``shift`` in order to a picture at ``mpp``."""
     for step in shift.split("+"):
         if step == "none":
             continue
