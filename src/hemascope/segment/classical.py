@@ -200,7 +200,9 @@ def cell_mask(
     than ``granule_density_factor`` times the reference's 90th density percentile count too,
     whatever their colour (the orange granules of an eosinophil have the red cells' tint). When
     there is neither room for a local reference nor glass around (a tight crop), the slide's
-    ``red_cell_tint`` is the reference.
+    ``red_cell_tint`` is the reference. The glass-or-red-cells decision is checked one
+    ``scale_tolerance`` nearer and farther, for a µm/px that is only approximate
+    (:func:`~hemascope.segment.reference.local_reference`).
     Nothing farther than ``max_rim_um`` from a nucleus is cytoplasm. These plus the nuclei are
     closed, hole-filled and opened (cutting thin bridges to red cells); only regions holding a
     nucleus stay.
