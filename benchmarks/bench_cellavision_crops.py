@@ -10,6 +10,7 @@ For a seeded sample of crops per set (platelet classes left out: they hold no wh
   **extra_not_at_border**: such a detection whose outline does not touch the image border (the
   others are neighbours cut by the crop's edge, whose visible part is found).
 
+``--scale-error F`` runs at the set's µm/px times ``F`` (a scale given only approximately).
 Optionally recolours each crop first (``--recolour yellow|pale|grey``) to test stain adaptivity.
 
 Usage::
@@ -107,6 +108,8 @@ def main() -> None:
     parser.add_argument("--per-set", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", choices=("given", "estimated"), default="given")
+    parser.add_argument("--scale-error", type=float, default=1.0, metavar="F",
+                        help="segment at the set's µm/px times F (--scale given only)")
     parser.add_argument("--recolour", choices=("yellow", "pale", "grey", "dark", "magenta"), default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -121,12 +124,13 @@ def main() -> None:
     for name, path, mpp in sample(args.per_set, args.seed):
         image = recolour(iio.imread(path)[..., :3], args.recolour)
         try:
-            seg = find_cells(image, mpp=mpp if args.scale == "given" else None, num_workers=1)
+            seg = find_cells(image, mpp=mpp * args.scale_error if args.scale == "given" else None, num_workers=1)
         except InvalidInputError as exc:
             rows.append(dict(set=name, path=str(path), cls=path.parent.name, found=False, extra=0,
                              extra_at_border=0, mpp_used=np.nan, error=str(exc)[:80]))
             continue
-        found, extra, at_border = score(seg.cells, seg.cell_labels, image.shape[:2], seg.mpp)
+        scored_at = mpp if args.scale == "given" else seg.mpp  # distances in true µm when the scale is known
+        found, extra, at_border = score(seg.cells, seg.cell_labels, image.shape[:2], scored_at)
         rows.append(dict(set=name, path=str(path), cls=path.parent.name, found=found, extra=extra,
                          extra_at_border=at_border, mpp_used=seg.mpp, error=""))
     table = pd.DataFrame(rows)
@@ -142,7 +146,8 @@ def main() -> None:
     by_class = table.groupby(["set", "cls"]).agg(crops=("found", "size"), found=("found", "mean"),
                                                  extra=("has_extra", "mean"))
     print(by_class.round(3).to_string())
-    print(f"{len(table)} crops, scale {args.scale}, recolour {args.recolour}, {time.perf_counter() - start:.0f} s")
+    print(f"{len(table)} crops, scale {args.scale} × {args.scale_error:g}, recolour {args.recolour}, "
+          f"{time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":

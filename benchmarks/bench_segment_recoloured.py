@@ -17,9 +17,13 @@ Shifts (combine with ``+``, applied left to right, e.g. ``rapid+closeup``):
 * ``rapid``: a rapid (Diff-Quik-like) stain on a yellow background: stain ×1.3 OD, hue +15°
   toward magenta, glass yellow (G ×0.92, B ×0.70).
 
+``--scale-error F [F ...]`` segments each copy at its true µm/px times ``F`` (a scale given only
+approximately, or estimated a little off): one table row per shift and factor.
+
 Usage::
 
     python benchmarks/bench_segment_recoloured.py --shift none magenta closeup jpeg60 blur phone rapid+closeup
+    python benchmarks/bench_segment_recoloured.py --shift none rapid+closeup --scale-error 0.8 1.0 1.25 --split odd
 """
 
 from __future__ import annotations
@@ -113,8 +117,9 @@ def shifted(image: np.ndarray, mask: np.ndarray, shift: str, rng: np.random.Gene
     return image, mask, mpp
 
 
-def evaluate(shift: str, names: list[str], segment: Callable, seed: int) -> pd.DataFrame:
-    """One row per annotated cell of the images ``names`` under ``shift``."""
+def evaluate(shift: str, names: list[str], segment: Callable, seed: int, factor: float = 1.0) -> pd.DataFrame:
+    """One row per annotated cell of the images ``names`` under ``shift``, segmented at the copy's
+    µm/px times ``factor``."""
     from PIL import Image
 
     from hemascope.segment.evaluation import paired_files, score_image
@@ -127,10 +132,10 @@ def evaluate(shift: str, names: list[str], segment: Callable, seed: int) -> pd.D
         image = np.asarray(Image.open(image_path).convert("RGB"))
         mask = np.asarray(Image.open(mask_path).convert("L"))
         image, mask, mpp = shifted(image, mask, shift, rng)
-        cells, nuclei, used = segment(image, mpp)
+        cells, nuclei, used = segment(image, mpp * factor)
         cell_rows, detection = score_image(cells, nuclei, mask)
         for r in cell_rows:
-            rows.append({"shift": shift, "image": image_path.stem, "mpp": mpp, "mpp_used": used,
+            rows.append({"shift": shift, "factor": factor, "image": image_path.stem, "mpp": mpp, "mpp_used": used,
                          "found": r["cell_iou"] >= 0.5, "extra": detection.false_positives, **r})
     return pd.DataFrame(rows)
 
@@ -142,9 +147,13 @@ def main() -> None:
     parser.add_argument("--scale", choices=("given", "estimated"), default="given")
     parser.add_argument("--split", choices=("all", "odd", "even"), default="all",
                         help="images by number: odd (tuning) or even (held out) half")
+    parser.add_argument("--scale-error", type=float, nargs="+", default=[1.0], metavar="F",
+                        help="segment at the true µm/px times F (--scale given only)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sensor noise")
     parser.add_argument("--out", type=Path, default=None, help="per-cell CSV")
     args = parser.parse_args()
+    if args.scale == "estimated" and args.scale_error != [1.0]:
+        parser.error("--scale-error needs --scale given")
 
     from hemascope.segment import find_cells
 
@@ -155,16 +164,16 @@ def main() -> None:
     names = sorted(p.stem for p in (DATA / "images").iterdir())
     if args.split != "all":
         names = [n for n in names if (int(n) % 2 == 1) == (args.split == "odd")]
-    print("| shift | split | scale | cells | whole-cell Dice | nucleus Dice | recall (IoU ≥ 0.5) "
+    print("| shift | scale × | split | scale | cells | whole-cell Dice | nucleus Dice | recall (IoU ≥ 0.5) "
           "| images with an extra detection | µm/px given / median used |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     tables = []
     start = time.perf_counter()
-    for shift in args.shift:
-        t = evaluate(shift, names, segment, args.seed)
+    for shift, factor in [(s, f) for s in args.shift for f in args.scale_error]:
+        t = evaluate(shift, names, segment, args.seed, factor)
         tables.append(t)
         per_image = t.groupby("image")[["found", "extra"]].first()
-        print(f"| {shift} | {args.split} | {args.scale} | {len(t)} | {t['cell_dice'].mean():.3f} | "
+        print(f"| {shift} | {factor:g} | {args.split} | {args.scale} | {len(t)} | {t['cell_dice'].mean():.3f} | "
               f"{t['nucleus_dice'].mean():.3f} | {t['found'].mean():.3f} | {(per_image['extra'] > 0).mean():.3f} | "
               f"{t['mpp'].iloc[0]:.3f} / {t['mpp_used'].median():.3f} |", flush=True)
     if args.out is not None:

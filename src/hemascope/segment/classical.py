@@ -31,6 +31,7 @@ from hemascope.segment.classical_params import ClassicalParams
 from hemascope.segment.instances import min_nucleus_px, split_cells
 from hemascope.segment.instances import um_to_px as _px
 from hemascope.segment.masks import binary_closing, fill_holes
+from hemascope.segment.reference import local_reference
 from hemascope.segment.stain import (
     estimate_background,
     leukocyte_tint,
@@ -42,7 +43,7 @@ from hemascope.segment.stain import (
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-5"
+VERSION = "classical-6"
 
 
 def _disk(radius_px: float) -> np.ndarray:
@@ -199,7 +200,9 @@ def cell_mask(
     than ``granule_density_factor`` times the reference's 90th density percentile count too,
     whatever their colour (the orange granules of an eosinophil have the red cells' tint). When
     there is neither room for a local reference nor glass around (a tight crop), the slide's
-    ``red_cell_tint`` is the reference.
+    ``red_cell_tint`` is the reference. The glass-or-red-cells decision is checked one
+    ``scale_tolerance`` nearer and farther, for a µm/px that is only approximate
+    (:func:`~hemascope.segment.reference.local_reference`).
     Nothing farther than ``max_rim_um`` from a nucleus is cytoplasm. These plus the nuclei are
     closed, hole-filled and opened (cutting thin bridges to red cells); only regions holding a
     nucleus stay.
@@ -231,19 +234,18 @@ def cell_mask(
     dense = filters.gaussian(total_density(od), sigma=sigma)
     stained = dense > params.cell_min_od
     distance = ndi.distance_transform_edt(~nuclei)
-    far = distance > _px(params.reference_um, mpp)
-    local = stained & far
-    enough = local.sum() >= params.reference_min_um2 / mpp**2
-    if not enough and local.sum() < 0.3 * far.sum():  # glass around, no red cells: every stained pixel
+    reference = local_reference(od, dense, stained, nuclei, distance, mpp, red_cell_tint, params)
+    local = reference.pixels
+    if reference.glass:  # glass around, no red cells: every stained pixel
         mask = stained | nuclei
     else:  # red cells around (or no room to see): the white cell is what is bluer than they are
-        if enough:
+        if local is not None:
             red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         mask = (tint > params.tint_threshold) & stained | nuclei
         if off_red_cell is not None:
             mask &= (off_red_cell > params.min_off_red_cell_cytoplasm_od) | nuclei
-        if enough and granules:  # granules denser than nearly all red cells (eosinophils: red-cell coloured)
+        if local is not None and granules:  # granules denser than nearly all red cells (eosinophils: red-cell coloured)
             mask |= dense > params.granule_density_factor * float(np.quantile(dense[local], 0.9))
     mask &= distance <= _px(params.max_rim_um, mpp)  # cytoplasm is a rim around the nucleus
     mask = binary_closing(mask, int(round(_px(params.close_um, mpp))))

@@ -35,3 +35,5 @@ class ClassicalParams:
     min_off_red_cell_cytoplasm_od: float = 0.01
     lilac_min_tint: float = 0.05
     red_cell_min_od: float = 0.3
+    scale_tolerance: float = 1.25
+    red_cell_min_density: float = 0.15
