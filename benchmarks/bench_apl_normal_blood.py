@@ -14,7 +14,10 @@ answers or abstains (the card's ``domain_reference["min_group_share"]``):
 Cells go through :func:`hemascope.classify.classify_images` as bags are built (label shift and
 blast rule off). Usage::
 
-    python benchmarks/bench_apl_normal_blood.py --work /tmp/hemascope_cells [--out rows.csv]
+    python benchmarks/bench_apl_normal_blood.py --work /tmp/hemascope_cells [--out rows.csv] [--set-floor]
+
+``--set-floor`` writes the floor into the bundled ``apl.json`` (``scripts/train_apl_model.sh``
+does, after each retrain): :data:`FLOOR_FRACTION` of the lowest training bag's share.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+#: The card's floor is this fraction of the lowest share among the DeepAPL training bags.
+FLOOR_FRACTION = 0.85
 NORMAL_MIX = {"neutrophil": 60, "lymphocyte": 30, "monocyte": 6, "eosinophil": 3, "basophil": 1}
 SEG = Path("/work/shared/data/wbc_seg_cellavision")
 
@@ -35,6 +40,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/hemascope_cells"))
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--set-floor", action="store_true", help="write the floor into the bundled apl.json")
     args = ap.parse_args()
 
     from hemascope.classify import classify_images
@@ -70,14 +76,41 @@ def main() -> None:
     table = pd.DataFrame(rows)
     if args.out is not None:
         table.to_csv(args.out, index=False)
+    if args.set_floor:
+        set_floor(table)
     floor = bag.card.domain_reference.get("min_group_share")
-    print(f"floor (card): {floor}")
+    print(f"floor (card when this run started): {floor}")
     print("| bags | n | blast/ig-like share: min – median – max | P(APL) median | abstained |")
     print("|---|---|---|---|---|")
     for kind, part in table.groupby("kind", sort=False):
         s = part["share"]
         print(f"| {kind} | {len(part)} | {s.min():.3f} – {s.median():.3f} – {s.max():.3f} | "
               f"{part['p_apl'].median():.3f} | {int(part['abstained'].sum())} |")
+
+
+def set_floor(table: pd.DataFrame) -> None:
+    """Write ``domain_reference.min_group_share`` (and its calibration) into the bundled card."""
+    import json
+
+    from hemascope.models import BUNDLED_DIR
+
+    deepapl = table[table["kind"] == "deepapl"].sort_values("share")
+    normal = table[table["kind"] == "pbc-normal"]["share"]
+    floor = round(FLOOR_FRACTION * float(deepapl["share"].iloc[0]), 3)
+    path = BUNDLED_DIR / "apl.json"
+    card = json.loads(path.read_text())
+    card["domain_reference"] = {
+        "min_group_share": floor,
+        "calibration": (
+            f"{FLOOR_FRACTION} x the lowest mean blast/ig membership of the {len(deepapl)} DeepAPL "
+            f"training bags ({deepapl['share'].iloc[0]:.1%}, {deepapl['bag'].iloc[0]}; median "
+            f"{deepapl['share'].median():.1%}); bags of 100 held-out PBC cells in a normal "
+            f"differential: {normal.min():.1%}-{normal.max():.1%}, {int((normal < floor).sum())} of "
+            f"{len(normal)} below. benchmarks/bench_apl_normal_blood.py"
+        ),
+    }
+    path.write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote min_group_share {floor} into {path}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,15 @@ $HS train bags --labels "$DATA/patients.csv" --classes APL,AML --positive APL \
   --description "APL (PML::RARA) vs other AML from the bag of a patient's peripheral-blood white cells: mean wbc embedding and share of the cells wbc calls blast or ig (promyelocyte-like) and of all other cells, ridge logistic regression. Research use only - not for diagnosis." \
   --quiet --out "$W/apl"
 cp "$W/apl/apl.json" "$W/apl/apl.safetensors" "$WEIGHTS/"
+# what the model answers (shown beside every answer), then the floor below which it abstains (the
+# lowest blast/ig share of its training bags, measured on the new model)
+python - "$WEIGHTS/apl.json" <<'EOF'
+import json, sys
+card = json.load(open(sys.argv[1]))
+card["question"] = "APL (PML::RARA) or another AML, for a patient known to have AML; not a test for leukaemia"
+open(sys.argv[1], "w").write(json.dumps(card, indent=2) + "\n")
+EOF
+python benchmarks/bench_apl_normal_blood.py --set-floor
 mkdir -p docs/images
 cp "$W/apl/apl.cv_curve.png" docs/images/apl_model_cv_curve.png
 echo "bundled $WEIGHTS/apl.json (wbc $SHA)"
