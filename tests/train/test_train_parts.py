@@ -217,3 +217,5 @@ def test_a_labelled_folder_without_a_scale_gets_the_estimated_one(tmp_path):
     table = read_cell_table(tmp_path / "lab")
     assert len(table) == 6 and table["mpp"].nunique() == 1  # one source, one pooled scale
     assert table["mpp"].iloc[0] == pytest.approx(0.25, rel=0.15)
+    assert "estimated from the pictures' red cells" in table.attrs["mpp_note"]  # the CLI prints it
+    assert read_cell_table(tmp_path / "lab", mpp=0.25).attrs["mpp_note"] == ""

@@ -129,7 +129,11 @@ def _read_all(paths: list[str] | None, mpp: float | None):
 
     if not paths:
         return None
-    return pd.concat([read_cell_table(p, mpp=mpp) for p in paths], ignore_index=True)
+    tables = [read_cell_table(p, mpp=mpp) for p in paths]
+    for table in tables:
+        if table.attrs.get("mpp_note"):
+            print(table.attrs["mpp_note"])  # an estimated scale is said, never silent
+    return pd.concat(tables, ignore_index=True)
 
 
 def _prepare(table, relabel: dict[str, str], classes: list[str] | None):

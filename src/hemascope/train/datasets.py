@@ -45,7 +45,8 @@ def read_cell_table(
     Returns
     -------
     pandas.DataFrame
-        Columns :data:`TABLE_COLUMNS`, absolute paths.
+        Columns :data:`TABLE_COLUMNS`, absolute paths; ``attrs["mpp_note"]`` says how the scale
+        was estimated ("" when it was given).
 
     Raises
     ------
@@ -79,16 +80,22 @@ def read_cell_table(
     table["class"] = table["class"].astype(str)
     if "domain" not in table.columns:
         table["domain"] = domain or source.stem
+    note = ""
     if "mpp" not in table.columns:
-        table["mpp"] = _estimated_mpp(source, table["path"]) if mpp is None else float(mpp)
+        if mpp is None:
+            table["mpp"], note = _estimated_mpp(source, table["path"])
+        else:
+            table["mpp"] = float(mpp)
     if "group" not in table.columns:
         table["group"] = table["path"]
-    return table[list(TABLE_COLUMNS)].reset_index(drop=True)
+    out = table[list(TABLE_COLUMNS)].reset_index(drop=True)
+    out.attrs["mpp_note"] = note
+    return out
 
 
-def _estimated_mpp(source: Path, paths: pd.Series) -> list[float]:
+def _estimated_mpp(source: Path, paths: pd.Series) -> tuple[list[float], str]:
     """The µm/px of each picture, estimated from its red cells and pooled over the pictures of
-    one pixel size, as ``hemascope classify`` does without ``--mpp``.
+    one pixel size, as ``hemascope classify`` does without ``--mpp``, and a line saying so.
 
     Raises
     ------
@@ -103,7 +110,12 @@ def _estimated_mpp(source: Path, paths: pd.Series) -> list[float]:
             f"{source}: the µm/px of {len(failed)} of {len(paths)} images could not be estimated "
             f"(first: {path}: {error}); pass mpp (--mpp)"
         )
-    return [float(s) for s in scales]  # type: ignore[arg-type]
+    values = [float(s) for s in scales]  # type: ignore[arg-type]
+    flagged = sum(bool(getattr(s, "low_confidence", False)) for s in scales)
+    note = (f"{source}: µm/px estimated from the pictures' red cells (median {np.median(values):.3g}, "
+            f"{len(values)} pictures" + (f", {flagged} of them LOW CONFIDENCE" if flagged else "")
+            + "); pass --mpp if you know it")
+    return values, note
 
 
 def split_table(
