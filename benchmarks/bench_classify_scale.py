@@ -10,7 +10,7 @@ Each DeepAPL test **patient** goes through :func:`hemascope.classify.classify_im
   an estimator returning plain floats is not pooled).
 
 With ``--closeups`` each crop is first cut to its central 22 µm and resampled to 120 px (the
-120-px close-ups of other labs; 0.1925 µm/px), as ``bench_scale.py --closeups`` cuts them.
+120-px close-ups of other labs; 0.184 µm/px), as ``bench_scale.py --closeups`` cuts them.
 
 Scores as in ``bench_classify_adaptation.py``. Usage::
 
