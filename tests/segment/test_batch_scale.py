@@ -38,6 +38,19 @@ def test_close_ups_without_confident_estimates_take_the_weighted_median_not_a_lo
     assert all(p.low_confidence for p in pooled)  # still said to be a guess
 
 
+def test_a_folder_of_close_ups_is_not_decided_by_a_confident_wrong_cluster():
+    """120-px close-ups: three red-cell answers agree, confidently and wrongly (0.13), the others
+    are guesses around the truth (0.19). A group made of close-ups takes the weighted median."""
+    values = [0.13, 0.13, 0.135] + [0.17, 0.18, 0.19, 0.20, 0.21, 0.22, 0.19, 0.18, 0.2, 0.17, 0.2, 0.19, 0.18, 0.21]
+    confidences = [0.6, 0.6, 0.6] + [0.1, 0.1, 0.2, 0.1, 0.3, 0.2, 0.1, 0.1, 0.1, 0.2, 0.1, 0.2, 0.1, 0.2]
+    own = [ScaleEstimate(v, c, {"path": "red_cells", "white_cell_arcs": 3})
+           for v, c in zip(values, confidences, strict=True)]
+    pooled = pool_estimates(own, ["a"] * len(own))
+    assert pooled[0].mpp == pytest.approx(0.18, rel=0.1)
+    crops = _estimates(values, confidences)  # the same values from crops with red cells: the mode
+    assert pool_estimates(crops, ["a"] * len(crops))[0].mpp == pytest.approx(0.13, rel=0.05)
+
+
 def test_two_stray_confident_estimates_that_agree_are_not_a_second_scale():
     # one DeepAPL patient's folder: 0.269 and 0.286 were confident, agreeing with each other only
     own = _estimates([0.21, 0.212, 0.215, 0.208, 0.22, 0.205, 0.217, 0.269, 0.286, 0.09, 0.9],

@@ -9,10 +9,11 @@ many images is right in nearly all (BENCHMARKS.md, "One scale per source").
 confidence-weighted median of the members' own :class:`~hemascope.segment.scale.ScaleEstimate`\\ s
 around their densest value.
 
-With fewer than :data:`FULL_AGREEMENT` confident estimates (close-ups of one cell, where every
-estimate is a flagged guess: red-cell pieces read 10-20 % high, a nucleus taken as 11 µm reads
-AML blasts 20 % low) the group takes the confidence-weighted median of all its estimates instead
-of the densest value, which a single confident outlier could decide.
+With fewer than :data:`FULL_AGREEMENT` confident estimates, or when the group is mostly
+(:data:`CLOSE_UP_SHARE`) close-ups of one white cell (where estimates are guesses: red-cell pieces
+read 10-30 % high, a nucleus taken as 11 µm reads AML blasts 20 % low, and a few can be confidently
+wrong together), the group takes the confidence-weighted median of all its estimates instead of
+the densest value; a group of close-ups is never split into two magnifications.
 
 Two magnifications of one pixel size are not averaged: when the confident estimates show a second
 peak more than :data:`AGREE` away, parted from the main one by a valley and holding at least
@@ -55,6 +56,10 @@ CLUSTER = 0.15
 AGREE = 0.2
 #: Confident estimates agreeing with the median for a fully confident pooled estimate.
 FULL_AGREEMENT = 3
+#: A group this much made of close-ups of one white cell takes the weighted median of all its
+#: estimates (tuning close-ups: 85-95 % close-up-like; DeepAPL crops and their rescaled copies:
+#: 28-68 %, CellaVision PBC crops <= 4 %).
+CLOSE_UP_SHARE = 0.8
 
 
 def size_key(shape: Sequence[int]) -> tuple[int, int]:
@@ -104,17 +109,24 @@ def _has_second_scale(log_mpp: np.ndarray, confident: np.ndarray, centre: float)
     return False
 
 
+def _is_close_up(estimate: ScaleEstimate) -> bool:
+    """Whether the estimate came from a close-up of a white cell (little but the cell in view)."""
+    return "white_cell_arcs" in estimate.cues or estimate.cues.get("path") == "white_cell"
+
+
 def _pool_group(members: list[ScaleEstimate]) -> tuple[ScaleEstimate, np.ndarray, bool]:
     """The group's shared estimate, which members take it, and whether a second scale was seen."""
     log_mpp = np.log([m.mpp for m in members])
     confidence = np.array([m.confidence for m in members])
     confident = np.array([not m.low_confidence for m in members])
-    if confident.sum() >= FULL_AGREEMENT:
+    close_ups = np.mean([_is_close_up(m) for m in members]) >= CLOSE_UP_SHARE
+    if confident.sum() >= FULL_AGREEMENT and not close_ups:
         centre = _main_scale(log_mpp, confidence + 0.05)
-    else:  # close-ups: no mode to trust (one confident outlier would be it); the weighted median
+    else:  # close-ups: no mode to trust (a cluster of confident wrong answers could be it)
         centre = _weighted_median(log_mpp, confidence + 0.05)
     near = np.abs(log_mpp - centre) <= np.log1p(AGREE)
-    mixed = _has_second_scale(log_mpp, confident, centre)
+    # nor a second magnification: close-ups' confident answers are not sure enough to show one
+    mixed = not close_ups and _has_second_scale(log_mpp, confident, centre)
     take = near if mixed else np.ones(len(members), dtype=bool)
     agreeing = int((confident & near).sum())
     pooled_confidence = max(min(1.0, agreeing / FULL_AGREEMENT), float(np.median(confidence[take])))
