@@ -39,10 +39,9 @@ def read_cell_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise SlideNotFoundError(f"{path}: no such file")
     try:
-        arr = read_picture(path, str(path))
+        return read_picture(path, str(path))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptSlideError(f"{path}: cannot decode image ({exc})") from None
-    return check_rgb_uint8(arr, str(path))
 
 
 def expand_image_paths(items: Sequence[str | Path]) -> list[Path]:

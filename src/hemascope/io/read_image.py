@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 CHUNK = 512
 _PNG_BIT_DEPTH_OFFSET = 24
+_PNG_HEADER = _PNG_BIT_DEPTH_OFFSET + 2
 
 #: PIL modes of colour pictures, decoded to 8-bit RGB (alpha composited over white glass).
 COLOUR_MODES = ("RGB", "RGBA", "RGBa", "P", "PA", "CMYK", "YCbCr", "LAB", "HSV")
@@ -49,16 +50,21 @@ def picture_rgb(img: Image.Image, name: str) -> np.ndarray:
     return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
-def _sample_bits(img: Image.Image, path: Path) -> int:
+def _png_depth_and_colour(header: bytes) -> tuple[int, int] | None:
+    """Bit depth and colour type from a file's first :data:`_PNG_HEADER` bytes (``None``: not a
+    whole PNG header)."""
+    if not header.startswith(b"\x89PNG") or len(header) < _PNG_HEADER:
+        return None
+    return header[_PNG_BIT_DEPTH_OFFSET], header[_PNG_BIT_DEPTH_OFFSET + 1]
+
+
+def _sample_bits(img: Image.Image, header: bytes) -> int:
     """Bits per sample as stored in the file (PIL reads 16-bit RGB as 8-bit, keeping the high byte)."""
     if img.format == "TIFF":
         bits = getattr(img, "tag_v2", {}).get(258, (8,))
         return int(max(bits) if isinstance(bits, tuple) else bits)
-    if img.format == "PNG":
-        with open(path, "rb") as fh:
-            header = fh.read(_PNG_BIT_DEPTH_OFFSET + 1)
-        return int(header[-1]) if len(header) > _PNG_BIT_DEPTH_OFFSET else 8
-    return 8
+    png = _png_depth_and_colour(header)
+    return 8 if png is None else int(png[0])
 
 
 def to_8bit(samples: np.ndarray) -> np.ndarray:
@@ -128,11 +134,14 @@ def read_picture(path: Path, name: str | None = None) -> np.ndarray:
 
     path = Path(path)
     name = path.name if name is None else name
-    with Image.open(path) as img:
-        if img.format in ("TIFF", "PNG") and img.mode in ("RGB", "RGBA") and _sample_bits(img, path) > 8:
-            return _deep_picture(path, img.format, name)
-        img.load()
-        return picture_rgb(img, name)
+    with open(path, "rb") as fh:  # one open: the PNG header's bit depth, then the decoder
+        header = fh.read(_PNG_HEADER)
+        fh.seek(0)
+        with Image.open(fh) as img:
+            if img.format in ("TIFF", "PNG") and img.mode in ("RGB", "RGBA") and _sample_bits(img, header) > 8:
+                return _deep_picture(path, img.format, name)
+            img.load()
+            return picture_rgb(img, name)
 
 
 class _FlatImage:
@@ -164,26 +173,26 @@ class _FlatImage:
         return ("hemascope-flat-image", str(self._path), stat.st_mtime_ns, stat.st_size)
 
 
-def _check_png_depth(path: Path) -> None:
-    with open(path, "rb") as fh:
-        header = fh.read(_PNG_BIT_DEPTH_OFFSET + 2)
-    if len(header) < _PNG_BIT_DEPTH_OFFSET + 2:
-        raise CorruptSlideError(f"{path.name}: truncated PNG header")
-    depth, colour = header[_PNG_BIT_DEPTH_OFFSET], header[_PNG_BIT_DEPTH_OFFSET + 1]
+def _check_png_depth(name: str, header: bytes) -> None:
+    png = _png_depth_and_colour(header)
+    if png is None:
+        raise CorruptSlideError(f"{name}: truncated PNG header")
+    depth, colour = png
     if not ((depth in (8, 16) and colour in (2, 6)) or (depth <= 8 and colour == 3)):
         raise UnsupportedFormatError(
-            f"{path.name}: PNG with {depth}-bit samples, colour type {colour}; "
+            f"{name}: PNG with {depth}-bit samples, colour type {colour}; "
             "hemascope reads 8- or 16-bit colour only"
         )
 
 
 def open_image(path: Path) -> Slide:
-    """Open a PNG or JPEG image as a :class:`Slide` (decoded on first pixel access).
+    """Open a PNG, JPEG or BMP picture as a :class:`Slide` (decoded on first pixel access, by
+    :func:`read_picture`).
 
     Parameters
     ----------
     path
-        An existing PNG or JPEG file.
+        An existing PNG, JPEG or BMP file.
 
     Returns
     -------
@@ -194,16 +203,16 @@ def open_image(path: Path) -> Slide:
     Raises
     ------
     UnsupportedFormatError
-        Not 8-bit RGB(A) (greyscale, palette, 16-bit), or too large for a flat image.
+        Not a colour picture (greyscale, binary), or too large for a flat image.
     CorruptSlideError
         The header cannot be parsed (the pixels are checked when first read).
     """
     from PIL import Image
 
     with open(path, "rb") as fh:
-        is_png = fh.read(4) == b"\x89PNG"
-    if is_png:
-        _check_png_depth(path)
+        header = fh.read(_PNG_HEADER)
+    if header.startswith(b"\x89PNG"):
+        _check_png_depth(path.name, header)
     try:
         with Image.open(path) as img:
             mode, (width, height), fmt = img.mode, img.size, img.format
