@@ -109,17 +109,12 @@ def _has_second_scale(log_mpp: np.ndarray, confident: np.ndarray, centre: float)
     return False
 
 
-def _is_close_up(estimate: ScaleEstimate) -> bool:
-    """Whether the estimate came from a close-up of a white cell (little but the cell in view)."""
-    return "white_cell_arcs" in estimate.cues or estimate.cues.get("path") == "white_cell"
-
-
 def _pool_group(members: list[ScaleEstimate]) -> tuple[ScaleEstimate, np.ndarray, bool]:
     """The group's shared estimate, which members take it, and whether a second scale was seen."""
     log_mpp = np.log([m.mpp for m in members])
     confidence = np.array([m.confidence for m in members])
     confident = np.array([not m.low_confidence for m in members])
-    close_ups = np.mean([_is_close_up(m) for m in members]) >= CLOSE_UP_SHARE
+    close_ups = np.mean([m.from_close_up for m in members]) >= CLOSE_UP_SHARE
     if confident.sum() >= FULL_AGREEMENT and not close_ups:
         centre = _main_scale(log_mpp, confidence + 0.05)
     else:  # close-ups: no mode to trust (a cluster of confident wrong answers could be it)

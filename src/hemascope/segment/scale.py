@@ -131,6 +131,12 @@ class ScaleEstimate(float):
         flag = ", low confidence" if self.low_confidence else ""
         return f"ScaleEstimate(mpp={self.mpp:.4g}, confidence={self.confidence:.2f}{flag})"
 
+    @property
+    def from_close_up(self) -> bool:
+        """Whether it was measured on a close-up of one white cell (little but that cell in view:
+        the white cell's own arcs left out, or its nucleus the only cue)."""
+        return "white_cell_arcs" in self.cues or self.cues.get("path") == "white_cell"
+
     def as_dict(self) -> dict:
         """Plain values for result files: ``mpp``, ``confidence``, ``low_confidence``, ``reason``."""
         return {"mpp": self.mpp, "confidence": self.confidence, "low_confidence": self.low_confidence,
