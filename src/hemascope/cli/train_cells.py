@@ -122,18 +122,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_output_arguments(parser)
 
 
-def _read_all(paths: list[str] | None, mpp: float | None):
-    import pandas as pd
+def _table_reader(mpp: float | None):
+    """``path -> cell table``, each path read once per run (the few-shot protocol passes the same
+    CSV as --train and --val: its scale is estimated, and said, once)."""
+    import functools
 
     from hemascope.train import read_cell_table
 
-    if not paths:
-        return None
-    tables = [read_cell_table(p, mpp=mpp) for p in paths]
-    for table in tables:
+    @functools.cache
+    def read(path: str):
+        table = read_cell_table(path, mpp=mpp)
         if table.attrs.get("mpp_note"):
             print(table.attrs["mpp_note"])  # an estimated scale is said, never silent
-    return pd.concat(tables, ignore_index=True)
+        return table
+
+    return read
+
+
+def _read_all(paths: list[str] | None, read):
+    import pandas as pd
+
+    if not paths:
+        return None
+    return pd.concat([read(p) for p in paths], ignore_index=True)
 
 
 def _prepare(table, relabel: dict[str, str], classes: list[str] | None):
@@ -170,9 +181,10 @@ def run(args: argparse.Namespace) -> int:
             if args.classes == "wbc"
             else [c.strip() for c in args.classes.split(",")]
         )
-    train = _prepare(_read_all(args.train, args.mpp), relabel, classes)
-    val = _prepare(_read_all(args.val, args.mpp), relabel, classes)
-    test = _prepare(_read_all(args.test, args.mpp), relabel, classes)
+    read = _table_reader(args.mpp)
+    train = _prepare(_read_all(args.train, read), relabel, classes)
+    val = _prepare(_read_all(args.val, read), relabel, classes)
+    test = _prepare(_read_all(args.test, read), relabel, classes)
     out = Path(args.out)
     if val is None:
         parts = split_table(train, seed=args.seed)
