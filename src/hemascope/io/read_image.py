@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -144,19 +145,34 @@ def read_picture(path: Path, name: str | None = None) -> np.ndarray:
             return picture_rgb(img, name)
 
 
-class _FlatImage:
-    """Decodes the whole image once, on first use (flat formats cannot be read by region)."""
+class FlatImage:
+    """Decodes a whole picture once, on first use (flat formats cannot be read by region).
 
-    def __init__(self, path: Path) -> None:
+    Parameters
+    ----------
+    path
+        The file.
+    decode
+        ``path -> (rows, cols, 3) uint8`` (default :func:`read_picture`).
+    """
+
+    def __init__(self, path: Path, decode: Callable[[Path], np.ndarray] = read_picture) -> None:
         self._path = path
+        self._decode = decode
         self._array: np.ndarray | None = None
         self._lock = threading.Lock()
+
+    def level(self, rows: int, cols: int) -> da.Array:
+        """The picture as a lazy ``(rows, cols, 3)`` uint8 level in :data:`CHUNK`-pixel blocks
+        over the one decode."""
+        whole = da.from_delayed(dask.delayed(self.load, pure=True)(), shape=(rows, cols, 3), dtype=np.uint8)
+        return whole.rechunk((CHUNK, CHUNK, 3))
 
     def load(self) -> np.ndarray:
         with self._lock:
             if self._array is None:
                 try:
-                    self._array = np.ascontiguousarray(read_picture(self._path))
+                    self._array = np.ascontiguousarray(self._decode(self._path))
                 except UnsupportedFormatError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - any decoder failure means a damaged file
@@ -228,13 +244,9 @@ def open_image(path: Path) -> Slide:
         raise UnsupportedFormatError(f"{path.name}: {mode} image; hemascope reads 8-bit colour only")
     if width == 0 or height == 0:
         raise CorruptSlideError(f"{path.name}: zero-size image")
-    flat = _FlatImage(path)
-    whole = da.from_delayed(
-        dask.delayed(flat.load, pure=True)(), shape=(height, width, 3), dtype=np.uint8
-    )
-    level0 = whole.rechunk((CHUNK, CHUNK, 3))
+    flat = FlatImage(path)
     slide = Slide(
-        levels=lazy_pyramid(level0, CHUNK),
+        levels=lazy_pyramid(flat.level(height, width), CHUNK),
         mpp=None,
         path=path,
         format="image",

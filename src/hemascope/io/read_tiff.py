@@ -207,15 +207,15 @@ def _is_deep_picture(series: Any, page: Any) -> bool:
     )
 
 
-def _deep_picture_level(series: Any, name: str) -> da.Array:
-    """A deep (e.g. 12-bit camera in 16-bit) single-level RGB TIFF, read whole, as 8-bit RGB."""
-    from hemascope.io.read_image import deep_samples_to_rgb
+def _deep_picture_level(path: Path, series: Any, closers: list[Any]) -> da.Array:
+    """A deep (e.g. 12-bit camera in 16-bit) single-level RGB TIFF as 8-bit RGB, decoded whole
+    once, on first pixel access (:class:`~hemascope.io.read_image.FlatImage`)."""
+    from hemascope.io.read_image import FlatImage, deep_samples_to_rgb
 
-    try:
-        samples = series.asarray()
-    except Exception as exc:  # noqa: BLE001 - any decoder failure means a damaged file
-        raise CorruptSlideError(f"{name}: cannot decode ({exc!s:.200})") from exc
-    return da.from_array(deep_samples_to_rgb(samples, name), chunks=(512, 512, 3))
+    page = series.levels[0].keyframe
+    flat = FlatImage(path, lambda _: deep_samples_to_rgb(series.asarray(), path.name))
+    closers.append(flat)
+    return flat.level(int(page.imagelength), int(page.imagewidth))
 
 
 def _close_all(closers: list[Any]) -> None:
@@ -239,7 +239,7 @@ def _open_tiff(path: Path, tif: Any, file_size: int, closers: list[Any]) -> Slid
     fmt, mpp, objective, extra = file_metadata(tif, page0)
     if _is_deep_picture(series, page0):
         _check_compression(series.levels[0], path.name)
-        levels = [_deep_picture_level(series, path.name)]
+        levels = [_deep_picture_level(path, series, closers)]
         extra = {**extra, "bits_per_sample": int(page0.bitspersample)}
     elif len(series.levels) > MAX_LEVELS:
         raise UnsupportedFormatError(f"{path.name}: {len(series.levels)} pyramid levels")
