@@ -80,3 +80,27 @@ def test_analyze_gives_the_fields_of_one_folder_one_scale(cli, tmp_path, capsys)
     assert len({round(s["mpp"], 9) for s in slides}) == 1
     assert slides[0]["mpp"] == pytest.approx(0.5, rel=0.15)
     assert all(s["mpp_source"] == "estimated" and "median of the 5 images" in s["mpp_reason"] for s in slides)
+
+
+def test_a_phone_photograph_through_the_eyepiece_is_segmented_and_analysed(cli, tmp_path, capsys):
+    """A JPEG from a phone at the eyepiece (black surround, 35 % fall-off, no µm/px): `segment` finds
+    the white cells of the evenly lit field and estimates its scale; `analyze` runs with defaults."""
+    from PIL import Image
+
+    from hemascope.segment import find_cells
+    from hemascope.segment.metrics import match_points
+    from hemascope.synthetic import SmearSpec, photographed, render_field
+
+    image, _ = render_field(SmearSpec(size=1024, mpp=0.25, seed=3, wbc_density=600), masks=False)
+    shot, in_view = photographed(image, fall_off=0.35, field_stop=0.47)
+    path = tmp_path / "eyepiece.jpg"
+    Image.fromarray(shot).save(path, quality=85)
+    even = find_cells(image, mpp=0.25).cells[["row", "col"]].to_numpy()
+    even = even[in_view[even[:, 0].astype(int), even[:, 1].astype(int)]]
+    assert cli("segment", path, "--out", tmp_path / "seg", "--quiet") == 0
+    table = pd.read_csv(tmp_path / "seg" / "cells.csv")
+    assert table["mpp"].iloc[0] == pytest.approx(0.25, rel=0.15)
+    score = match_points(table[["row", "col"]].to_numpy(), even, 16.0)
+    assert score.recall >= 0.95 and score.precision >= 0.95, score
+    assert cli("analyze", path, "--out", tmp_path / "ana", "--quiet") == 0
+    assert len(pd.read_parquet(tmp_path / "ana" / "eyepiece" / "cells.parquet")) == len(table)

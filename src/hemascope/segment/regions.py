@@ -22,13 +22,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage as ndi
 
 from hemascope.errors import InvalidInputError
 from hemascope.progress import CancelToken, check_cancelled
 from hemascope.segment.backends import resolve_segmenter, segment_crops, segmenter_version
 from hemascope.segment.candidates import find_candidates
+from hemascope.segment.illumination import Illumination
 from hemascope.segment.settings import SegmentSettings
-from hemascope.segment.smear import SmearMask, compute_smear_mask
+from hemascope.segment.smear import SmearMask, blank_outside_field, compute_smear_mask
 from hemascope.segment.stain import is_close_up
 from hemascope.segment.table import as_cell_table, cell_rows, empty_cell_table
 
@@ -63,6 +65,12 @@ class Region:
     red_cell_chroma
         The red cells' OD direction (``None`` for close-ups), see
         :func:`~hemascope.segment.stain.red_cell_chroma`.
+    outside_field
+        The smear mask's :attr:`~hemascope.segment.smear.SmearMask.outside_field` over the
+        window (same origin as ``smear``), or ``None``: pixels there are read as glass.
+    illumination
+        The slide's :attr:`~hemascope.segment.smear.SmearMask.illumination` (``None``: evenly
+        lit), divided out of every pixel read.
     """
 
     index: int
@@ -77,6 +85,8 @@ class Region:
     smear_downsample: float
     grid: int
     red_cell_chroma: tuple[float, float, float] | None = None
+    outside_field: np.ndarray | None = None
+    illumination: Illumination | None = None
 
     def owns(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Whether level-0 centroids ``(rows, cols)`` lie in this region's core."""
@@ -124,16 +134,22 @@ def slide_mpp(slide, smear: SmearMask | None = None) -> tuple[float, str]:
     smear = smear or compute_smear_mask(slide)  # coarse: its sizes assume 8 µm/px thumbnails
     rows, cols = slide.shape
     size = min(2048, rows, cols)
-    if smear.mask.any():
+    d = smear.downsample
+    if smear.outside_field is not None:  # a photograph's field stop: the largest square inside it
+        depth = ndi.distance_transform_edt(~smear.outside_field)
+        r, c = np.unravel_index(int(np.argmax(depth)), depth.shape)
+        centre = ((r + 0.5) * d, (c + 0.5) * d)
+        size = max(min(size, int(np.sqrt(2.0) * (depth[r, c] - 1) * d)), 64)
+    elif smear.mask.any():
         ys, xs = np.nonzero(smear.mask)
         k = len(ys) // 2
-        centre = (ys[k] * smear.downsample, xs[k] * smear.downsample)
+        centre = (ys[k] * d, xs[k] * d)
     else:
         centre = (rows / 2, cols / 2)
     r0 = int(np.clip(centre[0] - size / 2, 0, rows - size))
     c0 = int(np.clip(centre[1] - size / 2, 0, cols - size))
     try:  # a ScaleEstimate: a float that also carries its confidence
-        return estimate_mpp(slide.read_region(0, r0, c0, size, size)), "estimated"
+        return estimate_mpp(smear.as_flat_field(slide.read_region(0, r0, c0, size, size), (r0, c0))), "estimated"
     except InvalidInputError as exc:
         raise InvalidInputError(f"{slide.name}: µm/px unknown and not estimable ({exc})") from None
 
@@ -196,10 +212,12 @@ def plan_regions(
             window = ((r0 - overlap) // grid * grid, (c0 - overlap) // grid * grid, box[2] + overlap, box[3] + overlap)
             d = smear.downsample
             wr0, wc0 = max(int(window[0] / d), 0), max(int(window[1] / d), 0)
-            patch = smear.mask[wr0 : int(math.ceil(window[2] / d)), wc0 : int(math.ceil(window[3] / d))]
+            cut = (slice(wr0, int(math.ceil(window[2] / d))), slice(wc0, int(math.ceil(window[3] / d))))
+            outside = None if smear.outside_field is None else smear.outside_field[cut]
             regions.append(
                 Region(len(regions), box, window, mpp, source, smear.background, smear.red_cell_tint,
-                       patch.copy(), (wr0, wc0), d, grid, smear.red_cell_chroma)
+                       smear.mask[cut].copy(), (wr0, wc0), d, grid, smear.red_cell_chroma,
+                       None if outside is None or not outside.any() else outside.copy(), smear.illumination)
             )
     return regions
 
@@ -212,6 +230,17 @@ def _in_smear(region: Region, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     out = np.zeros(len(rows), dtype=bool)
     out[ok] = region.smear[r[ok], c[ok]]
     return out
+
+
+def _as_flat_field(region: Region, image: np.ndarray, top_left: tuple[int, int], step: int) -> np.ndarray:
+    """``image`` (read at level-0 ``top_left``, ``step`` level-0 pixels per pixel) evenly lit
+    (:class:`~hemascope.segment.illumination.Illumination`), the pixels outside a photograph's
+    field stop read as glass (:func:`~hemascope.segment.smear.blank_outside_field`)."""
+    if region.illumination is not None:
+        image = region.illumination.correct(image, top_left, step)
+    d = region.smear_downsample
+    origin = (top_left[0] - region.smear_origin[0] * d, top_left[1] - region.smear_origin[1] * d)
+    return blank_outside_field(image, region.outside_field, origin, step, d, region.background)
 
 
 def read_reduced(slide, box: Box, grid: int) -> np.ndarray:
@@ -322,7 +351,7 @@ def segment_region_with_masks(
     settings = SegmentSettings.from_any(settings)
     check_cancelled(cancel)
     mpp, grid = region.mpp, region.grid
-    reduced = read_reduced(slide, region.window, grid)
+    reduced = _as_flat_field(region, read_reduced(slide, region.window, grid), region.window[:2], grid)
     # In a close-up one cell fills the view: its lobes are not split into candidates, and two
     # candidates on it (two lobes) whose crops outline it differently are one cell. Not so on
     # fields, where touching cells of a packed field may share one outline yet are counted one by
@@ -339,7 +368,8 @@ def segment_region_with_masks(
     rows, cols = np.round(rows[keep]).astype(int), np.round(cols[keep]).astype(int)
     half = int(math.ceil(0.75 * settings.max_diameter_um / mpp))  # the largest cell fits, off-centre too
     check_cancelled(cancel)
-    all_crops = _read_crops(slide, region, rows, cols, half)  # one window read for the region
+    all_crops = [_as_flat_field(region, crop, (r - half, c - half), 1)  # one window read for the region
+                 for crop, r, c in zip(_read_crops(slide, region, rows, cols, half), rows, cols, strict=True)]
     name = resolve_segmenter(settings)
     version = segmenter_version(name)
     tables: list[dict[str, Any]] = []

@@ -2,7 +2,11 @@
 
 The mask is computed on a thumbnail of about ``mask_mpp`` µm/px. Glass is bright; the smear is
 faintly to strongly stained; pen marks and the slide edge or label are far denser than any stained
-blood (or not stain-coloured at all) and are excluded, with a safety margin around them.
+blood (or not stain-coloured at all) and are excluded, with a safety margin around them. The dark
+surround of a photograph through a microscope (outside the round field stop of an eyepiece or a
+camera adapter) lets no light through in any colour: it is no smear either, but it is excluded
+without a margin (cells reach the edge of the field) and its pixels are read as glass
+(:func:`blank_outside_field`), so that it is never taken for stain.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from scipy import ndimage as ndi
 from skimage import draw, filters, morphology
 
 from hemascope.errors import InvalidInputError
+from hemascope.segment.illumination import Illumination, estimate_illumination
 from hemascope.segment.masks import fill_holes
 from hemascope.segment.stain import (
     CLOSE_UP_MAX_RED_CELL_TINT,
@@ -32,6 +37,20 @@ _INK_OD = 1.2
 _MIN_INK_FIELD_UM = 200.0
 #: Mean OD below which a low-resolution pixel is bare glass.
 _GLASS_OD = 0.04
+#: Optical density, in every channel, above which a pixel lets (almost) no light through: the dark
+#: surround outside a microscope's field stop, not stain (a nucleus transmits blue light).
+OUTSIDE_FIELD_OD = 0.8
+#: A pixel next to that surround is read as glass when this dark in every channel (the field
+#: stop's blurred edge; no nucleus is).
+_OUTSIDE_FIELD_EDGE_OD = 0.6
+#: Least area (µm²) of a dark surround touching the image border: far above any nucleus.
+_OUTSIDE_FIELD_MIN_UM2 = 2000.0
+#: Slide formats that are one photograph (given a lazy pyramid when opened), not a scan.
+_PICTURE_FORMATS = ("image", "memory")
+#: Shorter side (pixels, and µm when known) of a picture whose illumination is measured: an
+#: eyepiece's field of view at 100x is about 180-250 µm across.
+_MIN_FIELD_SIDE = 512
+_MIN_FIELD_UM = 150.0
 #: Longest side of the smear-mask thumbnail (coarser than ``mask_mpp`` on very large slides), so
 #: that the mask's memory is bounded whatever the slide size.
 _MAX_MASK_SIDE = 2048
@@ -56,6 +75,13 @@ class SmearMask:
         close-ups, fields narrower than :data:`~hemascope.segment.stain.CLOSE_UP_UM` where a white
         cell may be the dominant stain, :func:`~hemascope.segment.stain.close_up_red_cell_chroma`);
         ``None`` when no red cells are seen, a close-up's colours are too weak, or the slide is blank.
+    outside_field
+        Same grid as ``mask``: True outside a photograph's field stop (:func:`outside_field`);
+        ``None`` when the whole image is field of view.
+    illumination
+        The radial fall-off of a photographed field
+        (:func:`~hemascope.segment.illumination.estimate_illumination`), divided out of every
+        pixel the regions read; ``None`` for slides, close-ups and evenly lit fields.
     """
 
     mask: np.ndarray
@@ -63,6 +89,15 @@ class SmearMask:
     background: tuple[float, float, float]
     red_cell_tint: float = 0.0
     red_cell_chroma: tuple[float, float, float] | None = None
+    outside_field: np.ndarray | None = None
+    illumination: Illumination | None = None
+
+    def as_flat_field(self, image: np.ndarray, top_left: tuple[float, float], step: float = 1.0) -> np.ndarray:
+        """``image`` (read at level-0 ``top_left``, ``step`` level-0 pixels per pixel) evenly lit,
+        with the pixels outside a photograph's field stop read as glass (:func:`blank_outside_field`)."""
+        if self.illumination is not None:
+            image = self.illumination.correct(image, top_left, step)
+        return blank_outside_field(image, self.outside_field, top_left, step, self.downsample, self.background)
 
     def covers(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Whether level-0 points ``(rows, cols)`` lie inside the mask."""
@@ -76,8 +111,10 @@ class SmearMask:
         return bool(self.mask[r0 : max(r1, r0 + 1), c0 : max(c1, c0 + 1)].any())
 
 
-def smear_mask_from_thumbnail(thumbnail: np.ndarray, mpp: float | None) -> np.ndarray:
-    """Smear-vs-glass mask of a thumbnail, without pen marks and slide edges.
+def smear_mask_from_thumbnail(
+    thumbnail: np.ndarray, mpp: float | None, outside: np.ndarray | None = None
+) -> np.ndarray:
+    """Smear-vs-glass mask of a thumbnail, without pen marks, slide edges and the field stop.
 
     Optical densities are computed strip by strip (:data:`_STRIP_ROWS` rows plus a margin wider
     than the smoothing kernel, so the result equals a whole-image computation): only boolean
@@ -89,6 +126,9 @@ def smear_mask_from_thumbnail(thumbnail: np.ndarray, mpp: float | None) -> np.nd
         ``(rows, cols, 3)`` uint8 RGB at low resolution.
     mpp
         Its µm/px (``None``: sizes are taken relative to the thumbnail).
+    outside
+        Where the thumbnail shows no specimen (:func:`outside_field`): excluded without the
+        safety margin of ink.
 
     Returns
     -------
@@ -100,6 +140,9 @@ def smear_mask_from_thumbnail(thumbnail: np.ndarray, mpp: float | None) -> np.nd
     limit = max(min(thumbnail.shape[:2]) / 16, 1.0)  # kernels stay small against the image
     smooth = float(np.clip(24.0 / scale, 1.0, limit))  # ~ three red cells
     find_ink = mpp is None or min(thumbnail.shape[:2]) * mpp >= _MIN_INK_FIELD_UM
+    if outside is not None:  # read as glass: its darkness must not bleed into the smoothed density
+        thumbnail = thumbnail.copy()
+        thumbnail[outside] = np.round(background).astype(np.uint8)
     smear, ink = _strip_masks(thumbnail, background, smooth, find_ink)
     if find_ink:
         ink = morphology.dilation(ink, morphology.disk(int(np.clip(round(40.0 / scale), 1, limit))))
@@ -132,6 +175,93 @@ def _strip_masks(
             neutral = (od[..., 1] < 0.6 * od[..., 0]) & (od.sum(axis=-1) > 0.6)
             ink[r0:r1] = (density > _INK_OD) | ndi.binary_opening(neutral, iterations=2)[r0 - a : r1 - a]
     return smear, ink
+
+
+def outside_field(thumbnail: np.ndarray, background: np.ndarray, mpp: float | None) -> np.ndarray | None:
+    """Where a photograph through a microscope shows no specimen: the dark surround of its field stop.
+
+    Areas that let almost no light through in any colour (:data:`OUTSIDE_FIELD_OD` in every
+    channel), touch the image border and cover at least :data:`_OUTSIDE_FIELD_MIN_UM2`: the black
+    corners or ring of an eyepiece photograph or of a camera with a round field of view.
+
+    Parameters
+    ----------
+    thumbnail
+        ``(rows, cols, 3)`` uint8 RGB at low resolution.
+    background
+        Glass colour.
+    mpp
+        Its µm/px (``None``: unknown; an area must also cover 1 % of the thumbnail).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(rows, cols)`` bool, or ``None`` when there is no such area.
+    """
+    rows = thumbnail.shape[0]
+    dark = np.zeros(thumbnail.shape[:2], dtype=bool)
+    for r0 in range(0, rows, _STRIP_ROWS):
+        dark[r0 : r0 + _STRIP_ROWS] = optical_density(thumbnail[r0 : r0 + _STRIP_ROWS], background).min(axis=-1) > OUTSIDE_FIELD_OD
+    if not dark.any():
+        return None
+    labels, _ = ndi.label(dark)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    sizes = np.bincount(labels.ravel())
+    # scale unknown (the thumbnail may be the picture itself): at least a hundredth of the picture too
+    least = _OUTSIDE_FIELD_MIN_UM2 / mpp**2 if mpp else max(_OUTSIDE_FIELD_MIN_UM2 / 64.0, 0.01 * dark.size)
+    big = border[(border > 0) & (sizes[border] >= least)]
+    if not len(big):
+        return None
+    return np.isin(labels, big)
+
+
+def blank_outside_field(
+    image: np.ndarray, outside: np.ndarray | None, origin: tuple[float, float], step: float,
+    downsample: float, background: tuple[float, float, float],
+) -> np.ndarray:
+    """An image with the pixels outside a photograph's field stop painted the glass colour.
+
+    A pixel is painted when it lies in or next to (one mask pixel) the dark surround found by
+    :func:`outside_field` and is itself dark in every channel (:data:`_OUTSIDE_FIELD_EDGE_OD`):
+    the field stop's edge is followed at full resolution, and stain well inside the field is
+    never touched.
+
+    Parameters
+    ----------
+    image
+        ``(rows, cols, 3)`` uint8 RGB read from the slide.
+    outside
+        :attr:`SmearMask.outside_field` over the area read (``None``: returned as is).
+    origin
+        Level-0 ``(row, col)`` of ``image[0, 0]`` minus that of ``outside[0, 0]``.
+    step
+        Level-0 pixels per ``image`` pixel.
+    downsample
+        Level-0 pixels per ``outside`` pixel.
+    background
+        Glass colour.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``image`` itself when nothing is painted, else a painted copy.
+    """
+    if outside is None or not outside.any():
+        return image
+    near = ndi.binary_dilation(outside, structure=np.ones((3, 3), dtype=bool))
+    rr = np.clip(((origin[0] + np.arange(image.shape[0]) * step) // downsample).astype(int), 0, near.shape[0] - 1)
+    cc = np.clip(((origin[1] + np.arange(image.shape[1]) * step) // downsample).astype(int), 0, near.shape[1] - 1)
+    inside_box = ((origin[0] + np.arange(image.shape[0]) * step) >= 0)[:, None] & (
+        (origin[1] + np.arange(image.shape[1]) * step) >= 0)[None, :]
+    where = near[rr[:, None], cc[None, :]] & inside_box
+    if not where.any():
+        return image
+    where &= optical_density(image, np.asarray(background, dtype=np.float32)).min(axis=-1) > _OUTSIDE_FIELD_EDGE_OD
+    if not where.any():
+        return image
+    out = image.copy()
+    out[where] = np.round(background).astype(np.uint8)
+    return out
 
 
 def roi_mask(roi_um: np.ndarray | list, shape: tuple[int, int], um_per_px: float) -> np.ndarray:
@@ -249,15 +379,27 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
     """
     thumb, downsample = low_resolution(slide, mask_mpp, max_side=_MAX_MASK_SIDE)
     mpp = slide.mpp * downsample if slide.mpp else None
-    mask = smear_mask_from_thumbnail(thumb, mpp)
+    outside = outside_field(thumb, estimate_background(thumb), mpp)
+    cap = red_cell_tint_cap(slide.shape, slide.mpp)
+    close_up = cap == CLOSE_UP_MAX_RED_CELL_TINT
+    illumination = None
+    # a photographed field: a picture or one-level image, not a scanned slide (a pyramid), nor a
+    # close-up or a small crop of a field (too few glass blocks between the cells to fit a fall-off)
+    field = slide.format in _PICTURE_FORMATS or len(slide.downsamples) == 1
+    if field and min(slide.shape) >= _MIN_FIELD_SIDE and min(slide.shape) * (slide.mpp or 1.0) >= _MIN_FIELD_UM:
+        illumination = estimate_illumination(thumb, downsample, outside)
+        if illumination is not None:
+            thumb = illumination.correct(thumb, (0.0, 0.0), downsample)
+    bg = estimate_background(thumb)
+    mask = smear_mask_from_thumbnail(thumb, mpp, outside)
     if roi_um is not None:
         if mpp is None:
             raise InvalidInputError("an ROI in µm needs the slide's µm/px (pass mpp)")
         mask &= roi_mask(roi_um, mask.shape, mpp)
-    bg = estimate_background(thumb)
+    if outside is not None:  # the stain references are measured in the field of view only
+        thumb = thumb.copy()
+        thumb[outside] = np.round(bg).astype(np.uint8)
     step = max(int(np.ceil(np.sqrt(thumb.shape[0] * thumb.shape[1] / 1e6))), 1)  # <= ~1 Mpx
-    cap = red_cell_tint_cap(slide.shape, slide.mpp)
-    close_up = cap == CLOSE_UP_MAX_RED_CELL_TINT
     return SmearMask(
         mask=mask,
         downsample=float(downsample),
@@ -265,5 +407,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         red_cell_tint=red_cell_tint(thumb[::step, ::step], bg, cap),
         red_cell_chroma=(close_up_red_cell_chroma(thumb, bg, slide.mpp * downsample) if close_up
                          else red_cell_chroma(thumb[::step, ::step], bg)),
+        outside_field=outside,
+        illumination=illumination,
     )
 

@@ -10,9 +10,11 @@
   ``<stem>.cells.csv`` / ``<stem>.truth.json`` (and ``<stem>.masks.tif`` on request).
 * :func:`render_cell` — one centred cell crop with its masks (classifier tests and demo models).
 * :func:`sample_slide_path` — the embedded sample slide (regenerated into the cache if needed).
+* :func:`photographed` — a field as photographed through a microscope (vignetting, field stop).
 """
 
 from hemascope.synthetic.field import render_cell, render_field
+from hemascope.synthetic.optics import photographed
 from hemascope.synthetic.sample import SAMPLE_SPEC, sample_slide_path
 from hemascope.synthetic.smear_file import SmearTileSource, make_smear
 from hemascope.synthetic.spec import (
@@ -35,6 +37,7 @@ __all__ = [
     "TRUTH_COLUMNS",
     "WBC_CLASSES",
     "make_smear",
+    "photographed",
     "read_masks",
     "render_cell",
     "render_field",
