@@ -76,8 +76,8 @@ class SmearMask:
         cell may be the dominant stain, :func:`~hemascope.segment.stain.close_up_red_cell_chroma`);
         ``None`` when no red cells are seen, a close-up's colours are too weak, or the slide is blank.
     outside_field
-        Same grid as ``mask``: True outside a photograph's field stop (:func:`outside_field`);
-        ``None`` when the whole image is field of view.
+        Same grid as ``mask``: True outside a photograph's field stop (:func:`outside_field`) and
+        one mask pixel into it (its edge); ``None`` when the whole image is field of view.
     illumination
         The radial fall-off of a photographed field
         (:func:`~hemascope.segment.illumination.estimate_illumination`), divided out of every
@@ -221,10 +221,10 @@ def blank_outside_field(
 ) -> np.ndarray:
     """An image with the pixels outside a photograph's field stop painted the glass colour.
 
-    A pixel is painted when it lies in or next to (one mask pixel) the dark surround found by
-    :func:`outside_field` and is itself dark in every channel (:data:`_OUTSIDE_FIELD_EDGE_OD`):
-    the field stop's edge is followed at full resolution, and stain well inside the field is
-    never touched.
+    A pixel is painted when it lies in :attr:`SmearMask.outside_field` (the dark surround found by
+    :func:`outside_field` and one mask pixel next to it) and is itself dark in every channel
+    (:data:`_OUTSIDE_FIELD_EDGE_OD`): the field stop's edge is followed at full resolution, and
+    stain well inside the field is never touched.
 
     Parameters
     ----------
@@ -248,12 +248,11 @@ def blank_outside_field(
     """
     if outside is None or not outside.any():
         return image
-    near = ndi.binary_dilation(outside, structure=np.ones((3, 3), dtype=bool))
-    rr = np.clip(((origin[0] + np.arange(image.shape[0]) * step) // downsample).astype(int), 0, near.shape[0] - 1)
-    cc = np.clip(((origin[1] + np.arange(image.shape[1]) * step) // downsample).astype(int), 0, near.shape[1] - 1)
-    inside_box = ((origin[0] + np.arange(image.shape[0]) * step) >= 0)[:, None] & (
-        (origin[1] + np.arange(image.shape[1]) * step) >= 0)[None, :]
-    where = near[rr[:, None], cc[None, :]] & inside_box
+    rows = origin[0] + np.arange(image.shape[0]) * step  # level-0, from outside[0, 0]
+    cols = origin[1] + np.arange(image.shape[1]) * step
+    rr = np.clip((rows // downsample).astype(int), 0, outside.shape[0] - 1)
+    cc = np.clip((cols // downsample).astype(int), 0, outside.shape[1] - 1)
+    where = outside[rr[:, None], cc[None, :]] & (rows >= 0)[:, None] & (cols >= 0)[None, :]
     if not where.any():
         return image
     where &= optical_density(image, np.asarray(background, dtype=np.float32)).min(axis=-1) > _OUTSIDE_FIELD_EDGE_OD
@@ -380,6 +379,8 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
     thumb, downsample = low_resolution(slide, mask_mpp, max_side=_MAX_MASK_SIDE)
     mpp = slide.mpp * downsample if slide.mpp else None
     outside = outside_field(thumb, estimate_background(thumb), mpp)
+    # where a pixel read may be the surround: it and the stop's edge (dilated once, here)
+    surround = None if outside is None else ndi.binary_dilation(outside, structure=np.ones((3, 3), dtype=bool))
     cap = red_cell_tint_cap(slide.shape, slide.mpp)
     close_up = cap == CLOSE_UP_MAX_RED_CELL_TINT
     illumination = None
@@ -407,7 +408,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         red_cell_tint=red_cell_tint(thumb[::step, ::step], bg, cap),
         red_cell_chroma=(close_up_red_cell_chroma(thumb, bg, slide.mpp * downsample) if close_up
                          else red_cell_chroma(thumb[::step, ::step], bg)),
-        outside_field=outside,
+        outside_field=surround,
         illumination=illumination,
     )
 
