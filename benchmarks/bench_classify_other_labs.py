@@ -13,7 +13,8 @@ per batch as ``hemascope classify FOLDER --mpp M`` takes it (one class-mix estim
 Shifts (``+`` combines, left to right) are those of ``bench_segment_recoloured.py``: colour copies
 (``yellow``, ``pale``, ``grey``, ``dark``, ``magenta``), ``rapid`` (rapid stain, yellow glass),
 ``phone`` (phone-camera colour and noise), ``blur`` (defocus σ 0.8 µm), ``jpeg60``, ``closeup``
-(the picture resampled to 120 px wide; the µm/px given follows). ``--scale-error F`` gives the
+(the picture resampled to 120 px wide; the µm/px given follows), ``field`` (the crop grown into a
+field, its cell ≈ 14 µm off the centre). ``--scale-error F`` gives the
 command ``F ×`` the true µm/px (a user's approximate scale).
 
 Scores: N/L/M/E macro-F1 (the hidden evaluation's figure), macro-F1 over the classes present

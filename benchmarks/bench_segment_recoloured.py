@@ -10,6 +10,9 @@ Shifts (combine with ``+``, applied left to right, e.g. ``rapid+closeup``):
   ``pale`` (×0.55 OD), ``grey`` (desaturated), ``dark`` (×1.5 OD), ``magenta`` (hue +25°);
 * ``closeup``: the 30-µm crop resampled to 120 px (≈0.25 µm/px, antialiased), mask by nearest
   neighbour — the 120-px close-ups of other labs;
+* ``field``: the crop grown into a field by mirroring its cell-free border outwards (strips of
+  15 % of its side), two sides chosen per image, so that the cell sits 10 µm off the field's
+  centre in each axis (≈ 14 µm away) — a one-cell field with the cell anywhere;
 * ``jpeg60``: JPEG at quality 60;
 * ``blur``: defocus, a Gaussian of σ = 0.8 µm;
 * ``phone``: phone-camera colour: gamma 0.8, saturation ×1.35, warm cast (G ×0.94, B ×0.78) and
@@ -58,6 +61,27 @@ def close_up(image: np.ndarray, mask: np.ndarray, mpp: float, width_px: int = 12
     return small, small_mask, mpp / factor
 
 
+def off_centre_field(
+    image: np.ndarray, mask: np.ndarray, mpp: float, rng: np.random.Generator, offset_um: float = 10.0
+) -> Copy:
+    """Grow a centred crop into a field with its cell ``offset_um`` off the centre in each axis.
+
+    The border is mirrored outwards in strips of 15 % of the side, so only the crop's cell-free
+    margin (red cells, glass) is repeated; the sides grown are drawn from ``rng``.
+    """
+    grow = int(round(2 * offset_um / mpp))
+    strip = max(1, int(0.15 * min(image.shape[:2])))
+    before = rng.integers(0, 2, size=2)
+    while grow > 0:
+        step = min(strip, grow)
+        rows = (step, 0) if before[0] else (0, step)
+        cols = (step, 0) if before[1] else (0, step)
+        image = np.pad(image, (rows, cols, (0, 0)), mode="reflect")
+        mask = np.pad(mask, (rows, cols), mode="reflect")
+        grow -= step
+    return image, mask, mpp
+
+
 def jpeg(image: np.ndarray, quality: int = 60) -> np.ndarray:
     """Encode and decode as JPEG."""
     from PIL import Image
@@ -104,6 +128,8 @@ def shifted(image: np.ndarray, mask: np.ndarray, shift: str, rng: np.random.Gene
             image = recolour(image, step)
         elif step == "closeup":
             image, mask, mpp = close_up(image, mask, mpp)
+        elif step == "field":
+            image, mask, mpp = off_centre_field(image, mask, mpp, rng)
         elif step == "jpeg60":
             image = jpeg(image, 60)
         elif step == "blur":

@@ -44,7 +44,7 @@ def main() -> None:
     logits, embs, keep = [], [], []
     for mpp in np.unique(mpps):
         rows = np.flatnonzero(mpps == mpp)
-        _, _, crops, failed = load_cell_crops(list(table["path"].iloc[rows]), loaded.card, mpp)
+        _, _, crops, failed, _ = load_cell_crops(list(table["path"].iloc[rows]), loaded.card, mpp)
         if failed:
             raise SystemExit(f"{len(failed)} images failed, e.g. {failed[0]}")
         with torch.inference_mode():

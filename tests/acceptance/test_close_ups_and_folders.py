@@ -104,3 +104,25 @@ def test_a_phone_photograph_through_the_eyepiece_is_segmented_and_analysed(cli, 
     assert score.recall >= 0.95 and score.precision >= 0.95, score
     assert cli("analyze", path, "--out", tmp_path / "ana", "--quiet") == 0
     assert len(pd.read_parquet(tmp_path / "ana" / "eyepiece" / "cells.parquet")) == len(table)
+
+
+def test_classify_gives_a_one_cell_field_the_answer_of_its_centred_crop(cli, tmp_path, capsys):
+    """The same neutrophil as a 30-µm centred crop and inside a 100-µm field, 25 µm off its centre."""
+    import numpy as np
+    from PIL import Image
+
+    from hemascope.synthetic import render_cell
+
+    scene, _, _ = render_cell("neutrophil", mpp=0.25, size=600, rng=np.random.default_rng(7))
+    folder = tmp_path / "cells"
+    folder.mkdir()
+    Image.fromarray(scene[240:360, 240:360]).save(folder / "crop.png")
+    Image.fromarray(scene[:400, 60:460]).save(folder / "field.png")
+    out = tmp_path / "classes.csv"
+    assert cli("classify", folder, "--mpp", "0.25", "--out", out, "--quiet") == 0
+    assert "1 whole fields, cropped on their central white cell" in capsys.readouterr().out
+    table = pd.read_csv(out).set_index(pd.read_csv(out)["path"].map(lambda p: Path(p).stem))
+    assert table.loc["crop", "framing"] == "centred" and table.loc["field", "framing"] == "located"
+    assert table.loc["field", "class"] == table.loc["crop", "class"]
+    probs = [c for c in table.columns if c.startswith("prob_")]
+    assert np.abs(table.loc["field", probs].to_numpy(float) - table.loc["crop", probs].to_numpy(float)).max() < 0.15

@@ -56,24 +56,39 @@ def resize_rgb(image: np.ndarray, rows: int, cols: int) -> np.ndarray:
 
 
 def center_square(
-    image: np.ndarray, size: int, fill: int | np.ndarray | tuple[int, int, int] = 255
+    image: np.ndarray,
+    size: int,
+    fill: int | np.ndarray | tuple[int, int, int] = 255,
+    centre: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """Centre-crop and/or pad (with ``fill``: a grey level or an RGB colour) to ``(size, size, 3)``."""
+    """Crop and/or pad (with ``fill``: a grey level or an RGB colour) to ``(size, size, 3)``.
+
+    The square is centred on ``centre`` (``(row, col)`` in ``image``'s pixels; default: the
+    image's centre).
+    """
     rows, cols = image.shape[:2]
     out = np.empty((size, size, 3), dtype=np.uint8)
     out[...] = np.asarray(fill, dtype=np.uint8)
-    r0, c0 = (rows - size) // 2, (cols - size) // 2
+    if centre is None:
+        r0, c0 = (rows - size) // 2, (cols - size) // 2
+    else:
+        r0, c0 = round(centre[0] - (size - 1) / 2), round(centre[1] - (size - 1) / 2)
     sr0, sc0 = max(r0, 0), max(c0, 0)
-    dr0, dc0 = max(-r0, 0), max(-c0, 0)
+    dr0, dc0 = sr0 - r0, sc0 - c0
     h, w = min(rows - sr0, size - dr0), min(cols - sc0, size - dc0)
-    out[dr0 : dr0 + h, dc0 : dc0 + w] = image[sr0 : sr0 + h, sc0 : sc0 + w]
+    if h > 0 and w > 0:
+        out[dr0 : dr0 + h, dc0 : dc0 + w] = image[sr0 : sr0 + h, sc0 : sc0 + w]
     return out
 
 
 def cell_image_to_crop(
-    image: np.ndarray, mpp: float, card: ModelCard, size: int | None = None
+    image: np.ndarray,
+    mpp: float,
+    card: ModelCard,
+    size: int | None = None,
+    centre: tuple[float, float] | None = None,
 ) -> np.ndarray:
-    """Resample a single-cell image (cell roughly centred) to the card's µm/px and crop it.
+    """Resample a single-cell image to the card's µm/px and crop it around the cell.
 
     Parameters
     ----------
@@ -85,6 +100,9 @@ def cell_image_to_crop(
         The model card (its ``mpp`` and ``input_size``).
     size
         Output side in pixels (default ``card.input_size``; training uses a larger margin).
+    centre
+        The cell's ``(row, col)`` in ``image`` (default: the image's centre; see
+        :func:`hemascope.classify.framing.frame_picture` for pictures of whole fields).
 
     Returns
     -------
@@ -103,7 +121,9 @@ def cell_image_to_crop(
     rows = max(1, round(image.shape[0] * factor))
     cols = max(1, round(image.shape[1] * factor))
     fill = background_colour(image) if pads_with_background(card) else 255
-    return center_square(resize_rgb(image, rows, cols), size, fill)
+    if centre is not None:
+        centre = ((centre[0] + 0.5) * rows / image.shape[0] - 0.5, (centre[1] + 0.5) * cols / image.shape[1] - 0.5)
+    return center_square(resize_rgb(image, rows, cols), size, fill, centre)
 
 
 def pads_with_background(card: ModelCard) -> bool:

@@ -331,7 +331,9 @@ def classify_images(
 ) -> ImagePredictions:
     """Classify single-cell images (arrays or files) of any size, one row per image.
 
-    Each image is resampled from ``mpp`` to the card's µm/px and centre-cropped. Files that
+    Each image is resampled from ``mpp`` to the card's µm/px and cropped around its cell: the
+    centre of a single-cell crop, the white cell nearest the centre of a whole field
+    (:mod:`hemascope.classify.framing`; column ``framing``). Files that
     cannot be read (corrupt, grayscale, fully transparent, smaller than a cell) are skipped and listed in
     ``failed`` with the reason; the batch goes on.
 
@@ -364,13 +366,14 @@ def classify_images(
     Returns
     -------
     ImagePredictions
-        ``table`` with columns ``path`` (``"<array i>"`` for arrays), ``mpp``, ``class``,
+        ``table`` with columns ``path`` (``"<array i>"`` for arrays), ``mpp``, ``mpp_low_confidence``,
+        ``framing``, ``class``,
         ``confidence`` and ``prob_<class>``; ``failed`` as ``(path, reason)`` pairs.
     """
     if len(images_or_paths) == 0:
         raise InvalidInputError("no images to classify")
     loaded = _as_loaded(model, resolve_device(device))
-    names, mpps, crops, failed = load_cell_crops(
+    names, mpps, crops, failed, framings = load_cell_crops(
         images_or_paths, loaded.card, mpp, estimate=estimate, cancel=cancel
     )
 
@@ -399,5 +402,6 @@ def classify_images(
     table.insert(0, "mpp", np.asarray(mpps, dtype=float))
     # estimated scales (segment.scale.ScaleEstimate) say when they are not to be trusted
     table.insert(1, "mpp_low_confidence", [bool(getattr(m, "low_confidence", False)) for m in mpps])
+    table.insert(2, "framing", [f.how for f in framings])
     table.insert(0, "path", names)
     return ImagePredictions(table, emb, loaded.label, failed, shift)

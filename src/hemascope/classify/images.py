@@ -9,6 +9,7 @@ import numpy as np
 from PIL import UnidentifiedImageError
 
 from hemascope.classify.crops import cell_image_to_crop, check_rgb_uint8
+from hemascope.classify.framing import Framing, frame_picture
 from hemascope.errors import (
     CorruptSlideError,
     HemascopeError,
@@ -71,13 +72,16 @@ def load_cell_crops(
     *,
     estimate: Callable[[np.ndarray], float] | None = None,
     cancel: CancelToken | None = None,
-) -> tuple[list[str], list[float], list[np.ndarray], list[tuple[str, str]]]:
+) -> tuple[list[str], list[float], list[np.ndarray], list[tuple[str, str]], list[Framing]]:
     """Load images and resample them to model crops, collecting failures instead of stopping.
+
+    Each crop is centred on the picture's white cell (:func:`hemascope.classify.framing.frame_picture`).
 
     Returns
     -------
-    (names, mpps, crops, failed)
-        Names and scales of the usable images, their crops, and ``(name, reason)`` failures.
+    (names, mpps, crops, failed, framings)
+        Names and scales of the usable images, their crops, ``(name, reason)`` failures, and
+        where each crop was centred.
     """
     if mpp is not None and not mpp > 0:
         raise InvalidInputError(f"mpp must be positive, got {mpp}")
@@ -85,6 +89,7 @@ def load_cell_crops(
     mpps: list[float] = []
     crops: list[np.ndarray] = []
     failed: list[tuple[str, str]] = []
+    framings: list[Framing] = []
     scales = [mpp] * len(items) if mpp is not None else estimate_picture_scales(items, estimate, cancel)
     for i, (item, scale) in enumerate(zip(items, scales, strict=True)):
         check_cancelled(cancel)
@@ -92,7 +97,9 @@ def load_cell_crops(
         try:
             if isinstance(scale, HemascopeError):
                 raise scale
-            crop = cell_image_to_crop(_read_item(item, name), scale, card)
+            image = _read_item(item, name)
+            framing = frame_picture(image, scale, card)
+            crop = cell_image_to_crop(image, scale, card, centre=framing.centre)
         except HemascopeError as exc:
             # the reason without the name (readers put the path first; callers print both)
             failed.append((name, str(exc).removeprefix(f"{name}: ")))
@@ -100,7 +107,8 @@ def load_cell_crops(
         names.append(name)
         mpps.append(scale)
         crops.append(crop)
-    return names, mpps, crops, failed
+        framings.append(framing)
+    return names, mpps, crops, failed, framings
 
 
 def _item_name(item: np.ndarray | str | Path, index: int) -> str:

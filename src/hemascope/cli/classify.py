@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from hemascope.classify import classify_images, expand_image_paths
+    from hemascope.classify.framing import CENTRED, NOT_FOUND
     from hemascope.cli._contract import EXIT_OK, EXIT_SOME_FAILED, check_output_file
     from hemascope.errors import DataError
     from hemascope.files import atomic_write_table
@@ -87,11 +88,16 @@ def run(args: argparse.Namespace) -> int:
     if result.table.empty:
         raise DataError(f"none of the {len(paths)} images could be classified")
     out = atomic_write_table(args.out, result.table.round(5))
-    low = int(result.table["mpp_low_confidence"].sum()) if "mpp_low_confidence" in result.table else 0
+    low = int(result.table["mpp_low_confidence"].sum())
+    framing = result.table["framing"]
+    fields = int((framing != CENTRED).sum())
+    not_found = int((framing == NOT_FOUND).sum())
     print(
         f"{len(result.table)} images classified with {result.model} -> {out}"
         + (f"; {len(result.failed)} skipped" if result.failed else "")
         + (f"; {low} with a LOW-CONFIDENCE estimated µm/px (pass --mpp)" if low else "")
+        + (f"; {fields} whole fields, cropped on their central white cell" if fields else "")
+        + (f" (none found in {not_found}: their centre classified)" if not_found else "")
         + (f"; domain shift: {_shift_line(result.domain_shift)}" if result.domain_shift else "")
     )
     return EXIT_SOME_FAILED if result.failed else EXIT_OK

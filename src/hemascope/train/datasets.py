@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from hemascope.classify.crops import cell_image_to_crop
+from hemascope.classify.framing import frame_picture
 from hemascope.classify.images import estimate_picture_scales, read_cell_image
 from hemascope.errors import DataError, HemascopeError
 from hemascope.io.formats import PICTURE_SUFFIXES
@@ -184,7 +185,7 @@ def load_crop_bank(
     size = bank_size(card, margin)
     key = hashlib.sha256(
         "|".join(f"{p}:{m}" for p, m in zip(table["path"], table["mpp"], strict=True)).encode()
-        + f"{card.mpp}:{size}:{sorted((card.preprocess or {}).items())}".encode()
+        + f"{card.mpp}:{size}:{sorted((card.preprocess or {}).items())}:framed".encode()
     ).hexdigest()[:20]
     cached = Path(cache_dir) / f"bank_{key}.npy" if cache_dir else None
     if cached is not None and cached.is_file():
@@ -196,7 +197,9 @@ def load_crop_bank(
             check_cancelled(cancel)
             report(progress, i, len(table), "reading cells")
         try:
-            out[i] = cell_image_to_crop(read_cell_image(path), float(mpp), card, size=size)
+            image = read_cell_image(path)
+            centre = frame_picture(image, float(mpp), card).centre
+            out[i] = cell_image_to_crop(image, float(mpp), card, size=size, centre=centre)
         except HemascopeError as exc:
             failed.append((str(path), str(exc)))
     report(progress, len(table), len(table), "reading cells")
