@@ -52,6 +52,7 @@ def segment_crops(
     red_cell_tint: float = 0.0,
     red_cell_chroma: tuple[float, float, float] | None = None,
     close_up: bool = False,
+    seen: list[tuple[int, int, int, int] | None] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Segment each crop into whole-cell and nucleus instance labels.
 
@@ -71,6 +72,10 @@ def segment_crops(
         The red cells' OD direction (classical backend: red-cell-coloured pixels are no white cell).
     close_up
         The crops come from a close-up (classical backend: eosinophil granules by density).
+    seen
+        Per crop ``(row0, row1, col0, col1)``, its part inside the picture (``None``: all); crops
+        are padded with blank glass beyond the picture's edge, which the classical backend must
+        not take for glass around a cell.
 
     Returns
     -------
@@ -82,9 +87,10 @@ def segment_crops(
         from hemascope.segment.cellpose_backend import segment_crops_cellpose
 
         return segment_crops_cellpose(crops, mpp, bg, settings, red_cell_tint)
+    boxes = seen if seen is not None else [None] * len(crops)
     return [
-        _classical_at_working_scale(crop, mpp, bg, settings, red_cell_tint, red_cell_chroma, close_up)
-        for crop in crops
+        _classical_at_working_scale(crop, mpp, bg, settings, red_cell_tint, red_cell_chroma, close_up, box)
+        for crop, box in zip(crops, boxes, strict=True)
     ]
 
 
@@ -102,19 +108,23 @@ def _classical_at_working_scale(
     red_cell_tint: float,
     red_cell_chroma: tuple[float, float, float] | None,
     close_up: bool,
+    seen: tuple[int, int, int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical` on ``crop``, at :data:`CLASSICAL_FINEST_MPP` when the crop is finer
     (area-averaged down, labels brought back to the crop's grid by nearest neighbour)."""
     if mpp >= CLASSICAL_FINEST_MPP:
         return segment_classical(crop, mpp, background, settings.classical, red_cell_tint, red_cell_chroma,
-                                 close_up=close_up)
+                                 close_up=close_up, seen=seen)
     from PIL import Image
 
     rows, cols = crop.shape[:2]
     shape = (max(1, round(rows * mpp / CLASSICAL_FINEST_MPP)), max(1, round(cols * mpp / CLASSICAL_FINEST_MPP)))
     small = np.asarray(Image.fromarray(np.ascontiguousarray(crop)).resize(shape[::-1], Image.Resampling.BOX))
+    if seen is not None:  # the box on the working grid
+        seen = (seen[0] * shape[0] // rows, -(-seen[1] * shape[0] // rows),
+                seen[2] * shape[1] // cols, -(-seen[3] * shape[1] // cols))
     cells, nuclei = segment_classical(small, mpp * cols / shape[1], background, settings.classical, red_cell_tint,
-                                      red_cell_chroma, close_up=close_up)
+                                      red_cell_chroma, close_up=close_up, seen=seen)
     r = np.minimum((np.arange(rows) + 0.5) * shape[0] / rows, shape[0] - 1).astype(int)
     c = np.minimum((np.arange(cols) + 0.5) * shape[1] / cols, shape[1] - 1).astype(int)
     return cells[np.ix_(r, c)], nuclei[np.ix_(r, c)]

@@ -189,6 +189,7 @@ def cell_mask(
     red_cell_tint: float = 0.0,
     granules: bool = True,
     off_red_cell: np.ndarray | None = None,
+    seen: np.ndarray | None = None,
 ) -> np.ndarray:
     """Boolean mask of white-cell pixels (cytoplasm and nucleus) around the given nuclei.
 
@@ -224,6 +225,8 @@ def cell_mask(
     off_red_cell
         Smoothed density off the red-cell colour: when given, cytoplasm (not granules) must carry
         ``min_off_red_cell_cytoplasm_od`` of it.
+    seen
+        Pixels inside the picture (``None``: all); the padding outside it is no glass.
 
     Returns
     -------
@@ -234,7 +237,7 @@ def cell_mask(
     dense = filters.gaussian(total_density(od), sigma=sigma)
     stained = dense > params.cell_min_od
     distance = ndi.distance_transform_edt(~nuclei)
-    reference = local_reference(od, dense, stained, nuclei, distance, mpp, red_cell_tint, params)
+    reference = local_reference(od, dense, stained, nuclei, distance, mpp, red_cell_tint, params, seen)
     local = reference.pixels
     if reference.glass:  # glass around, no red cells: every stained pixel
         mask = stained | nuclei
@@ -266,6 +269,7 @@ def segment_classical(
     red_cell_chroma: tuple[float, float, float] | None = None,
     *,
     close_up: bool = False,
+    seen: tuple[int, int, int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segment every white cell of an RGB image into whole-cell and nucleus instance labels.
 
@@ -289,6 +293,9 @@ def segment_classical(
     close_up
         ``image`` is (a crop of) a close-up: eosinophil granules are found by their density
         (:func:`cell_mask`), exempt from the cytoplasm colour test.
+    seen
+        ``(row0, row1, col0, col1)``: the part of ``image`` inside the picture, when ``image`` is
+        a crop padded beyond the picture's edge (``None``: all of it).
 
     Returns
     -------
@@ -321,12 +328,20 @@ def segment_classical(
         empty = np.zeros(nuclei.shape, dtype=np.int32)
         return empty, empty.copy()
     mask = cell_mask(od, support, mpp, params, red_cell_tint, granules=close_up or off is None,
-                     off_red_cell=off if close_up else None)
+                     off_red_cell=off if close_up else None, seen=_box_mask(image.shape, seen))
     if off is not None and not close_up:  # cytoplasm carries at least a little colour other than the red cells'
         mask &= (off > params.min_off_red_cell_cytoplasm_od) | support
     cells = split_cells(mask, support, mpp, params, nuclei)
     nucleus_labels = np.where(outline, cells, 0).astype(np.int32)
     return cells, nucleus_labels
+
+
+def _box_mask(shape: tuple[int, ...], box: tuple[int, int, int, int] | None) -> np.ndarray | None:
+    if box is None:
+        return None
+    mask = np.zeros(shape[:2], dtype=bool)
+    mask[box[0] : box[1], box[2] : box[3]] = True
+    return mask
 
 
 def nuclei_inside(image: np.ndarray, cells: np.ndarray, mpp: float, background: np.ndarray | None = None,

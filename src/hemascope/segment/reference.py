@@ -26,6 +26,10 @@ from hemascope.segment.classical_params import ClassicalParams
 from hemascope.segment.instances import um_to_px
 from hemascope.segment.stain import leukocyte_tint
 
+#: A cell lies on bare glass only if the unstained view beyond its reference ring covers at least
+#: this many times ``reference_min_um2`` (a tight box shows too little around the cell to tell).
+GLASS_MIN_VIEW = 2.0
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -61,12 +65,13 @@ def _coloured_as_red_cells(od: np.ndarray, dense: np.ndarray, ring: np.ndarray, 
 
 def local_reference(od: np.ndarray, dense: np.ndarray, stained: np.ndarray, nuclei: np.ndarray,
                     distance: np.ndarray, mpp: float, red_cell_tint: float,
-                    params: ClassicalParams = ClassicalParams()) -> Reference:
+                    params: ClassicalParams = ClassicalParams(), seen: np.ndarray | None = None) -> Reference:
     """The local red-cell reference of the cell(s) around some nuclei.
 
     At the stated scale: the stained pixels farther than ``reference_um`` from the nuclei when they
     cover ``reference_min_um2`` (red cells around); bare glass when they cover less than 30 % of
-    that far area; else none (a tight crop: the slide's red-cell tint decides). Then, as if the
+    that far area, provided there is enough of it in view (``seen``) to tell; else none (a tight
+    crop: the slide's red-cell tint decides). Then, as if the
     scale were off by ``scale_tolerance``:
 
     - *bare glass* becomes the ring ``scale_tolerance`` nearer (its area ``scale_tolerance²``
@@ -95,6 +100,10 @@ def local_reference(od: np.ndarray, dense: np.ndarray, stained: np.ndarray, nucl
         The slide's red-cell tint.
     params
         Backend parameters.
+    seen
+        The pixels inside the picture (``None``: all). Outside it a crop is padded with blank
+        glass, which is no evidence of glass: a tight box around a cell among red cells is not
+        a cell on bare glass.
 
     Returns
     -------
@@ -107,7 +116,8 @@ def local_reference(od: np.ndarray, dense: np.ndarray, stained: np.ndarray, nucl
         far = distance > um_to_px(reference_um, mpp)
         local = stained & far
         enough = bool(local.sum() >= min_um2 / mpp**2)
-        return local, enough, not enough and bool(local.sum() < 0.3 * far.sum())
+        in_view = bool((far if seen is None else far & seen).sum() >= GLASS_MIN_VIEW * min_um2 / mpp**2)
+        return local, enough, not enough and in_view and bool(local.sum() < 0.3 * far.sum())
 
     local, enough, glass = ring(params.reference_um, params.reference_min_um2)
     if enough:

@@ -290,6 +290,14 @@ def _read_crops(slide, region: Region, rows: np.ndarray, cols: np.ndarray, half:
             for r, c in zip(rows, cols, strict=True)]
 
 
+def _inside_picture(shape: tuple[int, ...], r0: int, c0: int, crop_shape: tuple[int, ...]
+                    ) -> tuple[int, int, int, int] | None:
+    """The box ``(row0, row1, col0, col1)`` of a crop at level-0 ``(r0, c0)`` that lies inside the
+    picture (``None``: all of it)."""
+    box = (max(-r0, 0), min(crop_shape[0], shape[0] - r0), max(-c0, 0), min(crop_shape[1], shape[1] - c0))
+    return None if box == (0, crop_shape[0], 0, crop_shape[1]) else box
+
+
 def _select_instance(cells: np.ndarray, centre: tuple[int, int], max_px: float) -> int:
     label = int(cells[centre])
     if label or not cells.any():
@@ -379,8 +387,10 @@ def segment_region_with_masks(
         check_cancelled(cancel)
         stop = start + CANDIDATE_BATCH
         crops = all_crops[start:stop]
+        inside = [_inside_picture(slide.shape, r - half, c - half, crop.shape)
+                  for r, c, crop in zip(rows[start:stop], cols[start:stop], crops, strict=True)]
         results = segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma,
-                                close_up=close_up)
+                                close_up=close_up, seen=inside)
         for (r, c), crop, (cells, nuclei) in zip(zip(rows[start:stop], cols[start:stop], strict=True), crops, results,
                                                  strict=True):
             label = _select_instance(cells, (half, half), settings.min_diameter_um / mpp)
