@@ -43,7 +43,7 @@ from hemascope.segment.stain import (
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-6"
+VERSION = "classical-7"
 
 
 def _disk(radius_px: float) -> np.ndarray:
@@ -195,7 +195,9 @@ def cell_mask(
 
     The stained pixels farther than ``reference_um`` from every nucleus are the *local reference*
     (red cells, at this spot of the slide): white-cell pixels are those bluer than the reference's
-    median tint (or the slide's ``red_cell_tint``, whichever is larger) by ``tint_threshold``; a cell
+    median tint (or the slide's ``red_cell_tint``, whichever is larger) by ``tint_threshold``, and at
+    least ``cytoplasm_min_red_cell_density`` times as dense as the reference's median (the faint
+    haze around cells of a defocused picture is no cytoplasm); a cell
     with fewer than ``reference_min_um2`` of stained pixels around it lies on bare glass, and every
     stained pixel counts (the pink granules of an eosinophil too); among red cells, pixels denser
     than ``granule_density_factor`` times the reference's 90th density percentile count too,
@@ -245,6 +247,8 @@ def cell_mask(
         if local is not None:
             red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
+        if local is not None:  # the haze and halos of defocus are fainter than red cells; cytoplasm is not
+            stained = stained & (dense > params.cytoplasm_min_red_cell_density * float(np.median(dense[local])))
         mask = (tint > params.tint_threshold) & stained | nuclei
         if off_red_cell is not None:
             mask &= (off_red_cell > params.min_off_red_cell_cytoplasm_od) | nuclei

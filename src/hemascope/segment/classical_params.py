@@ -37,3 +37,4 @@ class ClassicalParams:
     red_cell_min_od: float = 0.3
     scale_tolerance: float = 1.25
     red_cell_min_density: float = 0.15
+    cytoplasm_min_red_cell_density: float = 0.45
