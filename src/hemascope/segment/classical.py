@@ -246,9 +246,9 @@ def cell_mask(
     else:  # red cells around (or no room to see): the white cell is what is bluer than they are
         if local is not None:
             red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
-        tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
-        if local is not None:  # the haze and halos of defocus are fainter than red cells; cytoplasm is not
+            # the haze and halos of defocus are fainter than red cells; cytoplasm is not
             stained = stained & (dense > params.cytoplasm_min_red_cell_density * float(np.median(dense[local])))
+        tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         mask = (tint > params.tint_threshold) & stained | nuclei
         if off_red_cell is not None:
             mask &= (off_red_cell > params.min_off_red_cell_cytoplasm_od) | nuclei

@@ -26,7 +26,7 @@ from hemascope.segment.classical_params import ClassicalParams
 from hemascope.segment.instances import um_to_px
 from hemascope.segment.stain import leukocyte_tint
 
-#: A cell lies on bare glass only if the unstained view beyond its reference ring covers at least
+#: A cell lies on bare glass only if the part of the picture in view beyond its reference ring covers at least
 #: this many times ``reference_min_um2`` (a tight box shows too little around the cell to tell).
 GLASS_MIN_VIEW = 2.0
 
