@@ -30,7 +30,7 @@ from hemascope.segment.backends import resolve_segmenter, segment_crops, segment
 from hemascope.segment.candidates import find_candidates
 from hemascope.segment.illumination import Illumination
 from hemascope.segment.settings import SegmentSettings
-from hemascope.segment.smear import SmearMask, blank_outside_field, compute_smear_mask
+from hemascope.segment.smear import SmearMask, compute_smear_mask, flat_field
 from hemascope.segment.stain import is_close_up
 from hemascope.segment.table import as_cell_table, cell_rows, empty_cell_table
 
@@ -236,11 +236,9 @@ def _as_flat_field(region: Region, image: np.ndarray, top_left: tuple[int, int],
     """``image`` (read at level-0 ``top_left``, ``step`` level-0 pixels per pixel) evenly lit
     (:class:`~hemascope.segment.illumination.Illumination`), the pixels outside a photograph's
     field stop read as glass (:func:`~hemascope.segment.smear.blank_outside_field`)."""
-    if region.illumination is not None:
-        image = region.illumination.correct(image, top_left, step)
     d = region.smear_downsample
-    origin = (top_left[0] - region.smear_origin[0] * d, top_left[1] - region.smear_origin[1] * d)
-    return blank_outside_field(image, region.outside_field, origin, step, d, region.background)
+    return flat_field(image, top_left, step, region.illumination, region.outside_field,
+                      (region.smear_origin[0] * d, region.smear_origin[1] * d), d, region.background)
 
 
 def read_reduced(slide, box: Box, grid: int) -> np.ndarray:

@@ -95,9 +95,8 @@ class SmearMask:
     def as_flat_field(self, image: np.ndarray, top_left: tuple[float, float], step: float = 1.0) -> np.ndarray:
         """``image`` (read at level-0 ``top_left``, ``step`` level-0 pixels per pixel) evenly lit,
         with the pixels outside a photograph's field stop read as glass (:func:`blank_outside_field`)."""
-        if self.illumination is not None:
-            image = self.illumination.correct(image, top_left, step)
-        return blank_outside_field(image, self.outside_field, top_left, step, self.downsample, self.background)
+        return flat_field(image, top_left, step, self.illumination, self.outside_field, (0.0, 0.0),
+                          self.downsample, self.background)
 
     def covers(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Whether level-0 points ``(rows, cols)`` lie inside the mask."""
@@ -213,6 +212,21 @@ def outside_field(thumbnail: np.ndarray, background: np.ndarray, mpp: float | No
     if not len(big):
         return None
     return np.isin(labels, big)
+
+
+def flat_field(
+    image: np.ndarray, top_left: tuple[float, float], step: float, illumination: Illumination | None,
+    outside: np.ndarray | None, outside_top_left: tuple[float, float], downsample: float,
+    background: tuple[float, float, float],
+) -> np.ndarray:
+    """``image`` (read at level-0 ``top_left``, ``step`` level-0 pixels per pixel) evenly lit
+    (``illumination`` divided out) and with the pixels outside a photograph's field stop read as
+    glass (:func:`blank_outside_field`; ``outside`` starts at level-0 ``outside_top_left``, one of
+    its pixels spans ``downsample`` level-0 pixels). ``image`` itself when neither applies."""
+    if illumination is not None:
+        image = illumination.correct(image, top_left, step)
+    origin = (top_left[0] - outside_top_left[0], top_left[1] - outside_top_left[1])
+    return blank_outside_field(image, outside, origin, step, downsample, background)
 
 
 def blank_outside_field(
