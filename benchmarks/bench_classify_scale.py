@@ -4,10 +4,13 @@ Each DeepAPL test **patient** goes through :func:`hemascope.classify.classify_im
 ``hemascope classify Patient_XX/`` call (card defaults: label shift + blast rule) three ways:
 
 - ``given``: ``--mpp 0.21`` (the data set's µm/px);
-- ``pooled``: no ``--mpp`` (what the command does now: per-picture estimates pooled over the
-  pictures of one pixel size, :mod:`hemascope.segment.batch_scale`);
-- ``per picture``: no ``--mpp``, each picture at its own estimate (the behaviour before pooling;
-  an estimator returning plain floats is not pooled).
+- ``pooled``: no ``--mpp`` (what the command does: per-picture estimates of
+  :func:`hemascope.classify.cell_scale.picture_scale` pooled over the pictures of one pixel size,
+  :mod:`hemascope.segment.batch_scale`);
+- ``per picture``: no ``--mpp``, each picture at its own estimate (an estimator returning plain
+  floats is not pooled);
+- the same two with the red cells alone (:func:`hemascope.segment.estimate_mpp`, the estimator
+  before the cell's scale head).
 
 With ``--closeups`` each crop is first cut to its central 22 µm and resampled to 120 px (the
 120-px close-ups of other labs; 0.184 µm/px), as ``bench_scale.py --closeups`` cuts them.
@@ -57,6 +60,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from hemascope.classify import classify_images
+    from hemascope.classify.cell_scale import picture_scale
     from hemascope.models import load_model
     from hemascope.segment import estimate_mpp
 
@@ -69,8 +73,10 @@ def main() -> None:
         truth_mpp = 0.21 * CLOSEUP_SIDE / CLOSEUP_PX
     ways = {
         "given": {"mpp": truth_mpp},
-        "pooled": {"mpp": None},
-        "per picture": {"mpp": None, "estimate": lambda image: float(estimate_mpp(image))},
+        "pooled (red cells and the cell: the default)": {"mpp": None},
+        "per picture (red cells and the cell)": {"mpp": None, "estimate": lambda image: float(picture_scale(image))},
+        "pooled, red cells only": {"mpp": None, "estimate": estimate_mpp},
+        "per picture, red cells only": {"mpp": None, "estimate": lambda image: float(estimate_mpp(image))},
     }
     print("| scale | cells | macro-F1 shared | N/L/M/E | blast recall | mature → blast | µm/px used: median (5–95 %) | within ±15 % |")
     print("|---|---|---|---|---|---|---|---|")

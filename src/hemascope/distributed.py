@@ -347,6 +347,7 @@ def analyze_cohort(
         raise InvalidInputError("give --workers or --scheduler, not both")
     if workers is not None and workers < 1:
         raise InvalidInputError(f"workers must be >= 1, got {workers}")
+    from hemascope.classify.cell_scale import picture_scale
     from hemascope.pipeline import check_models
     from hemascope.segment.batch_scale import estimate_field_scales
 
@@ -355,7 +356,7 @@ def analyze_cohort(
     out_root.mkdir(parents=True, exist_ok=True)
     items = [(str(p), out_root / name) for p, name in zip(slides, unique_stems(slides), strict=True)]
     # pictures without a pixel size: one scale per image size, not one guess per image
-    scales = {} if config.mpp is not None else estimate_field_scales([p for p, _ in items])
+    scales = {} if config.mpp is not None else estimate_field_scales([p for p, _ in items], picture_scale)
     if client is None and workers is None and scheduler is None:
         rows = _run_in_process(items, scales, config, resume, export, progress, cancel, out_root)
         return _write_summary(out_root, rows)

@@ -108,12 +108,13 @@ def plan_slide_regions(slide: Any, config: AnalysisConfig) -> tuple[list[Any], A
         :func:`hemascope.segment.plan_regions` regions and the
         :class:`~hemascope.segment.smear.SmearMask` (ROI applied).
     """
+    from hemascope.classify.cell_scale import picture_scale
     from hemascope.segment import plan_regions
     from hemascope.segment.regions import slide_mpp
     from hemascope.segment.smear import compute_smear_mask
 
     if slide.mpp is None:
-        slide.mpp, slide.mpp_source = slide_mpp(slide)
+        slide.mpp, slide.mpp_source = slide_mpp(slide, estimate=picture_scale)
     # after the scale is known: close-ups (a few cells filling the image) are told apart by it
     smear = compute_smear_mask(slide, None if config.roi_um is None else np.asarray(config.roi_um))
     regions = plan_regions(slide, _segment_settings(config), region_size=config.region_size, smear=smear)

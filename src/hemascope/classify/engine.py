@@ -351,7 +351,7 @@ def classify_images(
         As in :func:`predict_cells`.
     estimate
         ``image -> µm/px`` used when ``mpp`` is None (default
-        :func:`hemascope.segment.estimate_mpp`).
+        :func:`hemascope.classify.cell_scale.picture_scale`).
     adapt
         Re-estimate BatchNorm statistics on (a sample of) these images before classifying them
         (per-batch adaptation); ``None``: the card's default. The same sample gives the

@@ -58,11 +58,12 @@ def expand_image_paths(items: Sequence[str | Path]) -> list[Path]:
 
 
 def _default_estimator() -> Callable[[np.ndarray], float]:
-    """The zero-configuration scale: :func:`hemascope.segment.estimate_mpp`, whose result is a
-    float that also carries its confidence (``low_confidence``)."""
-    from hemascope.segment import estimate_mpp
+    """The zero-configuration scale: :func:`hemascope.classify.cell_scale.picture_scale` (red cells,
+    and the cell itself in one-cell pictures), whose result is a float that also carries its
+    confidence (``low_confidence``)."""
+    from hemascope.classify.cell_scale import picture_scale
 
-    return estimate_mpp
+    return picture_scale
 
 
 def load_cell_crops(
@@ -145,7 +146,7 @@ def estimate_picture_scales(
     items
         RGB uint8 arrays and/or image file paths.
     estimate
-        ``image -> µm/px`` (default :func:`hemascope.segment.estimate_mpp`).
+        ``image -> µm/px`` (default :func:`hemascope.classify.cell_scale.picture_scale`).
     cancel
         Checked before each picture.
     """

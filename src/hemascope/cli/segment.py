@@ -6,7 +6,8 @@ instance labels, 0 = background, values = the table's ``id``); for slides with `
 OME-Zarr ``<stem>.labels.ome.zarr`` (image pyramid + chunked ``cells``/``nuclei`` label pyramids).
 
 Without ``--mpp`` (and without a pixel size in the file) the µm/px of each input is estimated
-(:func:`hemascope.segment.estimate_mpp`), once per picture, and the pictures of one pixel size
+(:func:`hemascope.classify.cell_scale.picture_scale`: red cells, and in a one-cell picture the
+cell itself), once per picture, and the pictures of one pixel size
 share the median of their estimates (:mod:`hemascope.segment.batch_scale`); the table records ``mpp``, ``mpp_source``,
 ``mpp_confidence`` and ``mpp_low_confidence`` per row, and a low-confidence estimate is said on
 the console. Inputs that cannot be read or scaled are skipped and listed; exit code 1 then
@@ -133,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
+    from hemascope.classify.cell_scale import picture_scale
     from hemascope.cli._contract import EXIT_OK, EXIT_SOME_FAILED, check_output_dir
     from hemascope.errors import DataError, InvalidInputError
     from hemascope.files import atomic_write_table
@@ -146,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     inputs = expand_slide_paths(args.inputs, exclude=args.out)
     # pictures without a pixel size: one scale per image size, not one guess per image
-    scales = {} if args.mpp is not None else estimate_field_scales(inputs)
+    scales = {} if args.mpp is not None else estimate_field_scales(inputs, picture_scale)
     tables, failed = [], []
     for path, stem in zip(inputs, unique_stems(inputs), strict=True):
         try:

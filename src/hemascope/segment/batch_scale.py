@@ -30,7 +30,7 @@ image's own estimate (``own_mpp``, ``own_confidence``), its ``reason`` says it i
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +60,11 @@ FULL_AGREEMENT = 3
 #: estimates (tuning close-ups: 85-95 % close-up-like; DeepAPL crops and their rescaled copies:
 #: 28-68 %, CellaVision PBC crops <= 4 %).
 CLOSE_UP_SHARE = 0.8
+#: Estimates that read the picture's white cell (``cell_mpp`` in their cues, see
+#: :func:`hemascope.classify.cell_scale.picture_scale`) within :data:`AGREE` of the median for a
+#: fully confident pooled estimate: each is flagged alone, but they are unbiased across labs, so
+#: the median of ten is within ±15 % in nearly every source (BENCHMARKS.md, "Scale from the cell").
+CELL_AGREEMENT = 10
 
 
 def size_key(shape: Sequence[int]) -> tuple[int, int]:
@@ -124,9 +129,11 @@ def _pool_group(members: list[ScaleEstimate]) -> tuple[ScaleEstimate, np.ndarray
     mixed = not close_ups and _has_second_scale(log_mpp, confident, centre)
     take = near if mixed else np.ones(len(members), dtype=bool)
     agreeing = int((confident & near).sum())
-    pooled_confidence = max(min(1.0, agreeing / FULL_AGREEMENT), float(np.median(confidence[take])))
+    cells_agreeing = int((near & np.array(["cell_mpp" in m.cues for m in members])).sum())
+    pooled_confidence = max(min(1.0, agreeing / FULL_AGREEMENT), min(1.0, cells_agreeing / CELL_AGREEMENT),
+                            float(np.median(confidence[take])))
     reason = (f"median of the {int(take.sum())} images of this size in this run that agree on one scale "
-              f"({agreeing} confident estimates within ±{AGREE:.0%}"
+              f"({agreeing} confident estimates and {cells_agreeing} cells' within ±{AGREE:.0%}"
               + ("; the run holds another scale too" if mixed else "") + ")")
     shared = ScaleEstimate(float(np.exp(centre)), pooled_confidence, {"batch_images": int(take.sum())}, reason)
     return shared, take, mixed
@@ -171,7 +178,9 @@ def pool_estimates(estimates: Sequence[float | None], keys: Sequence[Hashable]) 
     return out
 
 
-def estimate_field_scales(paths: Sequence[str | Path]) -> dict[str, float]:
+def estimate_field_scales(
+    paths: Sequence[str | Path], estimate: Callable[[np.ndarray], float] | None = None
+) -> dict[str, float]:
     """Estimated µm/px of the plain field images among ``paths``, pooled per source.
 
     Only pictures (PNG, JPEG, ...) without a pixel size in the file are estimated (as
@@ -183,29 +192,29 @@ def estimate_field_scales(paths: Sequence[str | Path]) -> dict[str, float]:
     ----------
     paths
         The run's inputs.
+    estimate
+        ``picture -> µm/px`` (see :func:`hemascope.segment.regions.slide_mpp`).
 
     Returns
     -------
     dict
-        ``str(path) -> ScaleEstimate`` (pooled over the images of one pixel size, see
-        :func:`pool_estimates`); empty when there are fewer than :data:`MIN_IMAGES` inputs.
+        ``str(path) -> ScaleEstimate``, pooled over the images of one pixel size when there are
+        at least :data:`MIN_IMAGES` of them (see :func:`pool_estimates`).
     """
     from hemascope.io import open_slide
     from hemascope.segment.regions import slide_mpp
 
     estimates: list[float | None] = []
     keys: list[Hashable] = []
-    if len(paths) < MIN_IMAGES:
-        return {}  # nothing to pool: each input is estimated when it is processed
     for path in paths:
-        estimate, key = None, None
+        value, key = None, None
         try:
             with open_slide(path) as slide:
                 if slide.format == "image" and not slide.mpp:
-                    estimate, key = slide_mpp(slide)[0], size_key(slide.shape)
+                    value, key = slide_mpp(slide, estimate=estimate)[0], size_key(slide.shape)
         except Exception:  # noqa: BLE001 - reported when the caller processes it (even a bug)
             pass
-        estimates.append(estimate)
+        estimates.append(value)
         keys.append(key)
     pooled = pool_estimates(estimates, keys)
     return {str(p): e for p, e in zip(paths, pooled, strict=True) if e is not None}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +104,9 @@ def _candidate_grid(slide, mpp: float, settings: SegmentSettings) -> int:
     return max(int(settings.candidate_mpp / mpp), 1)
 
 
-def slide_mpp(slide, smear: SmearMask | None = None) -> tuple[float, str]:
+def slide_mpp(
+    slide, smear: SmearMask | None = None, estimate: Callable[[np.ndarray], float] | None = None
+) -> tuple[float, str]:
     """The slide's µm/px and its source, estimating it from red cells when the file lacks it.
 
     Parameters
@@ -113,6 +115,10 @@ def slide_mpp(slide, smear: SmearMask | None = None) -> tuple[float, str]:
         A :class:`hemascope.io.Slide`.
     smear
         Its smear mask (where to look for red cells); computed when ``None``.
+    estimate
+        ``picture -> µm/px`` of the (flat-fielded) central square read for it (default
+        :func:`hemascope.segment.estimate_mpp`; the commands pass
+        :func:`hemascope.classify.cell_scale.picture_scale`, which also reads a one-cell picture's cell).
 
     Returns
     -------
@@ -149,7 +155,8 @@ def slide_mpp(slide, smear: SmearMask | None = None) -> tuple[float, str]:
     r0 = int(np.clip(centre[0] - size / 2, 0, rows - size))
     c0 = int(np.clip(centre[1] - size / 2, 0, cols - size))
     try:  # a ScaleEstimate: a float that also carries its confidence
-        return estimate_mpp(smear.as_flat_field(slide.read_region(0, r0, c0, size, size), (r0, c0))), "estimated"
+        picture = smear.as_flat_field(slide.read_region(0, r0, c0, size, size), (r0, c0))
+        return (estimate or estimate_mpp)(picture), "estimated"
     except InvalidInputError as exc:
         raise InvalidInputError(f"{slide.name}: µm/px unknown and not estimable ({exc})") from None
 

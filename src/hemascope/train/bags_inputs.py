@@ -95,7 +95,7 @@ def estimate_bag_mpp(
     paths : sequence of path
         The bag's images.
     estimate : callable, optional
-        ``image -> µm/px`` (default :func:`hemascope.segment.estimate_mpp`, whose confidences
+        ``image -> µm/px`` (default :func:`hemascope.classify.cell_scale.picture_scale`, whose confidences
         the pooling weighs).
     max_images : int, optional
         Images tried, spread evenly over the bag.

@@ -1,0 +1,105 @@
+"""The scale read from a picture's white cell, and how it joins the red cells' estimate."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+from safetensors.torch import save_file
+from skimage.transform import rescale
+
+from hemascope.classify.cell_scale import (
+    CELL_CONFIDENCE,
+    HEAD_FILE,
+    cell_scale,
+    combine,
+    load_cell_scale_model,
+    picture_scale,
+    read_scale_head,
+)
+from hemascope.errors import ModelIntegrityError, ModelNotFoundError
+from hemascope.models.registry import BUNDLED_DIR
+from hemascope.segment import estimate_mpp
+from hemascope.segment.batch_scale import estimate_field_scales, pool_estimates
+from hemascope.segment.scale import MIN_CONFIDENCE, ScaleEstimate
+from hemascope.synthetic import SmearSpec, render_field
+from hemascope.synthetic.field import render_cell
+
+
+def _est(mpp: float, confidence: float, **cues) -> ScaleEstimate:
+    return ScaleEstimate(mpp, confidence, cues, "test")
+
+
+def test_a_confident_red_cell_estimate_and_an_agreeing_cell_are_averaged_and_stay_confident():
+    out = combine(_est(0.10, 0.9), _est(0.11, 0.3, path="cell_model"))
+    assert out.mpp == pytest.approx(np.sqrt(0.10 * 0.11))
+    assert out.confidence == pytest.approx(0.9) and not out.low_confidence
+    assert out.cues["cell_mpp"] == pytest.approx(0.11) and out.cues["red_cell_mpp"] == pytest.approx(0.10)
+
+
+def test_red_cells_and_cell_that_disagree_are_flagged_and_far_apart_keep_the_red_cells():
+    near = combine(_est(0.10, 0.9), _est(0.13, 0.3))
+    assert near.low_confidence and near.mpp == pytest.approx(np.sqrt(0.10 * 0.13))
+    far = combine(_est(0.10, 0.9), _est(0.30, 0.3))
+    assert far.low_confidence and far.mpp == pytest.approx(0.10)
+
+
+def test_an_unsure_red_cell_estimate_gives_way_to_the_cell():
+    out = combine(_est(0.30, 0.2), _est(0.10, 0.35))
+    assert out.mpp == pytest.approx(0.10) and out.low_confidence
+
+
+def _cell_picture(mpp: float = 0.1) -> np.ndarray:
+    image, _, _ = render_cell("lymphocyte", mpp=mpp, size=int(32 / mpp), rng=np.random.default_rng(3))
+    return image
+
+
+def test_the_cell_scale_follows_the_picture_when_it_is_enlarged():
+    image = _cell_picture()
+    enlarged = np.round(rescale(image, 2.0, channel_axis=-1, preserve_range=True)).astype(np.uint8)
+    one, two = cell_scale(image), cell_scale(enlarged)
+    assert 1.6 < one.mpp / two.mpp < 2.5
+    assert one.cues["path"] == "cell_model" and one.confidence <= CELL_CONFIDENCE < MIN_CONFIDENCE
+
+
+def test_a_field_of_many_red_cells_keeps_the_red_cell_estimate():
+    image, _ = render_field(SmearSpec(size=800, mpp=0.25, seed=4))
+    assert float(picture_scale(image)) == pytest.approx(float(estimate_mpp(image)))
+
+
+def test_the_head_is_checked_against_the_network_it_was_trained_on(tmp_path):
+    loaded = load_cell_scale_model().loaded
+    with pytest.raises(ModelNotFoundError):
+        read_scale_head(tmp_path / "missing.safetensors", loaded)
+    with safe_open(str(BUNDLED_DIR / HEAD_FILE), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        meta = dict(f.metadata())
+    other = tmp_path / "other.safetensors"
+    save_file(tensors, str(other), metadata={**meta, "backbone_sha256": "0" * 64})
+    with pytest.raises(ModelIntegrityError, match="other wbc weights"):
+        read_scale_head(other, loaded)
+    shutil.copy(BUNDLED_DIR / HEAD_FILE, tmp_path / "same.safetensors")
+    assert read_scale_head(tmp_path / "same.safetensors", loaded).head is not None
+
+
+def test_ten_cells_that_agree_make_a_confident_pooled_scale_red_cell_guesses_do_not():
+    cells = [_est(0.1 * (1 + 0.02 * k), 0.3, cell_mpp=0.1) for k in range(10)]
+    pooled = pool_estimates(cells, ["a"] * 10)
+    assert not pooled[0].low_confidence and pooled[0].mpp == pytest.approx(0.109, rel=0.05)
+    guesses = [_est(0.1 * (1 + 0.02 * k), 0.3) for k in range(10)]
+    assert pool_estimates(guesses, ["a"] * 10)[0].low_confidence
+    assert pool_estimates(cells[:4], ["a"] * 4 + [])[0] == cells[0]  # too few to pool
+    assert pool_estimates(cells[:5], ["a"] * 5)[0].confidence == pytest.approx(0.5)
+
+
+def test_a_few_pictures_are_scaled_by_the_estimator_the_command_passes(tmp_path):
+    import imageio.v3 as iio
+
+    paths = []
+    for k in range(2):
+        paths.append(tmp_path / f"cell{k}.png")
+        iio.imwrite(paths[-1], _cell_picture())
+    scales = estimate_field_scales(paths, lambda image: _est(0.123, 0.9))
+    assert {float(v) for v in scales.values()} == {0.123} and len(scales) == 2
