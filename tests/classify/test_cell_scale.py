@@ -46,9 +46,11 @@ def test_red_cells_and_cell_that_disagree_are_flagged_and_far_apart_keep_the_red
     assert far.low_confidence and far.mpp == pytest.approx(0.10)
 
 
-def test_an_unsure_red_cell_estimate_gives_way_to_the_cell():
-    out = combine(_est(0.30, 0.2), _est(0.10, 0.35))
+def test_an_unsure_red_cell_estimate_gives_way_to_the_cell_unless_they_are_worlds_apart():
+    out = combine(_est(0.25, 0.2), _est(0.10, 0.35))
     assert out.mpp == pytest.approx(0.10) and out.low_confidence
+    apart = combine(_est(0.20, 0.2), _est(0.04, 0.35))  # 5x: a smudge or a clump read as a huge cell
+    assert apart.mpp == pytest.approx(0.20) and apart.low_confidence
 
 
 def _cell_picture(mpp: float = 0.1) -> np.ndarray:

@@ -56,8 +56,12 @@ _AGREE = 1.2
 _ROUNDS = 2
 #: Red-cell and cell answers further apart than this are not averaged.
 _TOGETHER = 1.5
-#: Answers outside this range (µm/px) are no answer: the head was asked beyond what it has seen.
-PLAUSIBLE_MPP = (0.025, 1.5)
+#: Answers outside this range (µm/px: within ×1.2 of the grid's ends) are no answer: the head
+#: was asked beyond what it has seen.
+PLAUSIBLE_MPP = (0.036, 1.0)
+#: An unsure red-cell estimate gives way to the cell's up to this factor apart (beyond it both
+#: are as often wrong: held-out crops, BENCHMARKS.md), and is kept, flagged, further apart.
+_GIVE_WAY = 3.0
 #: Confidence of the cell's answer at no spread: always flagged (below
 #: :data:`~hemascope.segment.scale.MIN_CONFIDENCE`): one cell's size is a loose ruler, and even its
 #: most self-consistent answers are > 25 % off in 1-2 % of held-out crops (BENCHMARKS.md).
@@ -83,13 +87,13 @@ class CellScaleModel:
     mean: torch.Tensor
     std: torch.Tensor
 
-    def log_factors(self, image: np.ndarray, claims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def log_factors(self, image: np.ndarray, claims: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Predicted ``log(claim / true µm/px)`` of ``image`` made at each claim it is large enough for.
 
         Returns
         -------
-        (claims, log_factors)
-            The claims used and the head's answers.
+        (claims, log_factors, classes)
+            The claims used, the head's answers and the network's top class at each claim.
         """
         card = self.loaded.card  # type: ignore[attr-defined]
         crops, used = [], []
@@ -100,12 +104,13 @@ class CellScaleModel:
                 continue  # smaller than a cell at this claim
             used.append(float(claim))
         if not crops:
-            return np.zeros(0), np.zeros(0)
+            return np.zeros(0), np.zeros(0), []
         with torch.inference_mode():
             x = crops_to_tensor(np.stack(crops), card, self.loaded.device)  # type: ignore[attr-defined]
             logits, emb = self.loaded.module.forward_with_embedding(x)  # type: ignore[attr-defined]
             z = (torch.cat([emb.float(), logits.float()], dim=1).cpu() - self.mean) / self.std
-            return np.asarray(used), self.head(z)[:, 0].numpy().astype(float)
+            top = [card.classes[k] for k in logits.argmax(dim=1).tolist()]
+            return np.asarray(used), self.head(z)[:, 0].numpy().astype(float), top
 
 
 @functools.lru_cache(maxsize=1)
@@ -150,7 +155,7 @@ def read_scale_head(path: str | Path, loaded) -> CellScaleModel:
 
 def _first_answer(model: CellScaleModel, image: np.ndarray) -> float | None:
     """log µm/px that most claims near it agree on, from the :data:`GRID` look."""
-    claims, factors = model.log_factors(image, np.asarray(GRID))
+    claims, factors, _ = model.log_factors(image, np.asarray(GRID))
     if len(claims) == 0:
         return None
     answers = np.log(claims) - factors
@@ -183,21 +188,26 @@ def cell_scale(image: np.ndarray, model: CellScaleModel | None = None) -> ScaleE
     Raises
     ------
     InvalidInputError
-        The picture is smaller than a cell at every claim.
+        The picture is smaller than a cell at every claim, the answer lies outside
+        :data:`PLAUSIBLE_MPP`, or the network sees no intact cell (its reject class, e.g.
+        ``smudge``, at most of the last claims).
     """
     model = model or load_cell_scale_model()
     log_mpp = _first_answer(model, image)
     if log_mpp is None:
         raise InvalidInputError("the picture is too small to hold a cell at any scale")
-    spread = 1.0
+    spread, classes = 1.0, []
     for _ in range(_ROUNDS):
-        claims, factors = model.log_factors(image, np.exp(log_mpp) * np.asarray(OFFSETS))
+        claims, factors, classes = model.log_factors(image, np.exp(log_mpp) * np.asarray(OFFSETS))
         if len(claims) == 0:
             break
         answers = np.log(claims) - factors
         log_mpp, spread = float(np.median(answers)), float(np.std(answers))
     if not PLAUSIBLE_MPP[0] <= np.exp(log_mpp) <= PLAUSIBLE_MPP[1]:
-        raise InvalidInputError(f"the cell model reads {np.exp(log_mpp):.3g} µm/px, outside any microscope's range")
+        raise InvalidInputError(f"the cell model reads {np.exp(log_mpp):.3g} µm/px, outside the range it knows")
+    rejected = [c for c in classes if c in model.loaded.card.reject_classes]  # type: ignore[attr-defined]
+    if len(rejected) * 2 > len(classes):
+        raise InvalidInputError(f"no intact white cell to read (the cell model sees {rejected[0]})")
     confidence = CELL_CONFIDENCE * float(np.clip(1.0 - spread / NO_CONFIDENCE_SPREAD, 0.0, 1.0))
     return ScaleEstimate(
         float(np.exp(log_mpp)), confidence, {"path": "cell_model", "cell_spread": spread},
@@ -212,8 +222,9 @@ def combine(red: ScaleEstimate, cell: ScaleEstimate) -> ScaleEstimate:
     red-cell estimate stays confident when the cell agrees within :data:`_AGREE`; further apart
     the result is flagged, and beyond :data:`_TOGETHER` it is the red cells' answer (the cell's
     is then the more often wrong one). An unsure red-cell estimate further than :data:`_AGREE`
-    from the cell's gives way to it (the red-cell answer of a crop is most often wrong where it is
-    unsure: pieces of red cells, granules, a nucleus taken for a red cell). Chosen on held-out
+    from the cell's gives way to it up to :data:`_GIVE_WAY` apart (the red-cell answer of a crop
+    is most often wrong where it is unsure: pieces of red cells, granules, a nucleus taken for a
+    red cell); further apart it is kept, flagged. Chosen on held-out
     crops of three labs (BENCHMARKS.md, "Scale from the cell"). The result's ``cues`` hold both
     answers (``cell_mpp``, ``red_cell_mpp``).
     """
@@ -232,7 +243,10 @@ def combine(red: ScaleEstimate, cell: ScaleEstimate) -> ScaleEstimate:
     if apart < np.log(_AGREE):
         return ScaleEstimate(both, max(red.confidence, cell.confidence), cues,
                              f"red cells and the white cell agree, neither sure ({red.mpp:.4g}, {cell.mpp:.4g} µm/px)")
-    return ScaleEstimate(cell.mpp, cell.confidence, cues, f"{cell.reason}; red cells unsure ({red.mpp:.4g} µm/px)")
+    if apart < np.log(_GIVE_WAY):
+        return ScaleEstimate(cell.mpp, cell.confidence, cues, f"{cell.reason}; red cells unsure ({red.mpp:.4g} µm/px)")
+    return ScaleEstimate(red.mpp, min(red.confidence, cell.confidence), cues,
+                         f"{red.reason}; the white cell reads {cell.mpp:.4g} µm/px, neither sure")
 
 
 def picture_scale(image: np.ndarray) -> ScaleEstimate:

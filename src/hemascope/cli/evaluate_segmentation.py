@@ -2,7 +2,8 @@
 
 Masks use 0 background, 128 cytoplasm, 255 nucleus (the CellaVision layout); every annotated cell
 is compared with the predicted cell overlapping it most. Prints the means and writes a per-cell
-CSV with ``--out``.
+CSV with ``--out``. Without ``--mpp`` the images are scaled as ``hemascope segment`` scales them
+(:func:`hemascope.classify.cell_scale.picture_scale`, pooled over the images of one pixel size).
 """
 
 from __future__ import annotations
@@ -31,20 +32,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Segment each image, score it and print the summary."""
+    from hemascope.classify.cell_scale import picture_scale
     from hemascope.files import atomic_write_table
     from hemascope.segment import find_cells
+    from hemascope.segment.batch_scale import estimate_field_scales
     from hemascope.segment.evaluation import evaluate_mask_folder, paired_files
 
-    def segment(image):
-        seg = find_cells(image, mpp=args.mpp, segmenter=args.segmenter, device=args.device,
-                         model=args.model, num_workers=1)
-        return seg.cell_labels, seg.nucleus_labels
-
+    images = [p for p, _ in paired_files(args.images, args.masks)]
     names = None
     if args.split:
         parity = 1 if args.split == "odd" else 0
-        names = {p.stem for p, _ in paired_files(args.images, args.masks)
-                 if p.stem.isdigit() and int(p.stem) % 2 == parity}
+        names = {p.stem for p in images if p.stem.isdigit() and int(p.stem) % 2 == parity}
+    scales = {} if args.mpp is not None else estimate_field_scales(
+        [p for p in images if names is None or p.stem in names], picture_scale)
+
+    def segment(image, path):
+        seg = find_cells(image, mpp=args.mpp or scales.get(str(path)), segmenter=args.segmenter,
+                         device=args.device, model=args.model, num_workers=1)
+        return seg.cell_labels, seg.nucleus_labels
     per_cell, detection = evaluate_mask_folder(args.images, args.masks, segment, names)
     means = per_cell[["cell_dice", "cell_iou", "nucleus_dice", "nucleus_iou"]].mean()
     print(f"images {per_cell['image'].nunique()}  annotated cells {len(per_cell)}")

@@ -80,7 +80,7 @@ def score_image(cells: np.ndarray, nuclei: np.ndarray, mask: np.ndarray) -> tupl
 def evaluate_mask_folder(
     images_dir: Path,
     masks_dir: Path,
-    segment: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    segment: Callable[[np.ndarray, Path], tuple[np.ndarray, np.ndarray]],
     names: set[str] | None = None,
 ) -> tuple[pd.DataFrame, DetectionScore]:
     """Segment every image of a folder and score it against its mask.
@@ -90,7 +90,7 @@ def evaluate_mask_folder(
     images_dir, masks_dir
         Folders of images and same-named masks.
     segment
-        ``segment(rgb) -> (cell_labels, nucleus_labels)``.
+        ``segment(rgb, image_path) -> (cell_labels, nucleus_labels)``.
     names
         Only these stems (a split); all when ``None``.
 
@@ -108,7 +108,7 @@ def evaluate_mask_folder(
             continue
         image = np.asarray(Image.open(image_path).convert("RGB"))
         mask = np.asarray(Image.open(mask_path).convert("L"))
-        cells, nuclei = segment(image)
+        cells, nuclei = segment(image, image_path)
         image_rows, detection = score_image(cells, nuclei, mask)
         rows += [{"image": image_path.stem, **r} for r in image_rows]
         total = total + detection
