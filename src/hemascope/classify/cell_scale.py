@@ -87,13 +87,13 @@ class CellScaleModel:
     mean: torch.Tensor
     std: torch.Tensor
 
-    def log_factors(self, image: np.ndarray, claims: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def log_factors(self, image: np.ndarray, claims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predicted ``log(claim / true µm/px)`` of ``image`` made at each claim it is large enough for.
 
         Returns
         -------
-        (claims, log_factors, classes)
-            The claims used, the head's answers and the network's top class at each claim.
+        (claims, log_factors)
+            The claims used and the head's answers.
         """
         card = self.loaded.card  # type: ignore[attr-defined]
         crops, used = [], []
@@ -104,13 +104,12 @@ class CellScaleModel:
                 continue  # smaller than a cell at this claim
             used.append(float(claim))
         if not crops:
-            return np.zeros(0), np.zeros(0), []
+            return np.zeros(0), np.zeros(0)
         with torch.inference_mode():
             x = crops_to_tensor(np.stack(crops), card, self.loaded.device)  # type: ignore[attr-defined]
             logits, emb = self.loaded.module.forward_with_embedding(x)  # type: ignore[attr-defined]
             z = (torch.cat([emb.float(), logits.float()], dim=1).cpu() - self.mean) / self.std
-            top = [card.classes[k] for k in logits.argmax(dim=1).tolist()]
-            return np.asarray(used), self.head(z)[:, 0].numpy().astype(float), top
+            return np.asarray(used), self.head(z)[:, 0].numpy().astype(float)
 
 
 @functools.lru_cache(maxsize=1)
@@ -155,7 +154,7 @@ def read_scale_head(path: str | Path, loaded) -> CellScaleModel:
 
 def _first_answer(model: CellScaleModel, image: np.ndarray) -> float | None:
     """log µm/px that most claims near it agree on, from the :data:`GRID` look."""
-    claims, factors, _ = model.log_factors(image, np.asarray(GRID))
+    claims, factors = model.log_factors(image, np.asarray(GRID))
     if len(claims) == 0:
         return None
     answers = np.log(claims) - factors
@@ -188,26 +187,22 @@ def cell_scale(image: np.ndarray, model: CellScaleModel | None = None) -> ScaleE
     Raises
     ------
     InvalidInputError
-        The picture is smaller than a cell at every claim, the answer lies outside
-        :data:`PLAUSIBLE_MPP`, or the network sees no intact cell (its reject class, e.g.
-        ``smudge``, at most of the last claims).
+        The picture is smaller than a cell at every claim, or the answer lies outside
+        :data:`PLAUSIBLE_MPP` (smudged cells can read as ten times too large).
     """
     model = model or load_cell_scale_model()
     log_mpp = _first_answer(model, image)
     if log_mpp is None:
         raise InvalidInputError("the picture is too small to hold a cell at any scale")
-    spread, classes = 1.0, []
+    spread = 1.0
     for _ in range(_ROUNDS):
-        claims, factors, classes = model.log_factors(image, np.exp(log_mpp) * np.asarray(OFFSETS))
+        claims, factors = model.log_factors(image, np.exp(log_mpp) * np.asarray(OFFSETS))
         if len(claims) == 0:
             break
         answers = np.log(claims) - factors
         log_mpp, spread = float(np.median(answers)), float(np.std(answers))
     if not PLAUSIBLE_MPP[0] <= np.exp(log_mpp) <= PLAUSIBLE_MPP[1]:
         raise InvalidInputError(f"the cell model reads {np.exp(log_mpp):.3g} µm/px, outside the range it knows")
-    rejected = [c for c in classes if c in model.loaded.card.reject_classes]  # type: ignore[attr-defined]
-    if len(rejected) * 2 > len(classes):
-        raise InvalidInputError(f"no intact white cell to read (the cell model sees {rejected[0]})")
     confidence = CELL_CONFIDENCE * float(np.clip(1.0 - spread / NO_CONFIDENCE_SPREAD, 0.0, 1.0))
     return ScaleEstimate(
         float(np.exp(log_mpp)), confidence, {"path": "cell_model", "cell_spread": spread},

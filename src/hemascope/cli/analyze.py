@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML file of run settings (see docs/cohorts.md)")
     parser.add_argument("--mpp", type=float, metavar="UM",
                         help="µm per level-0 pixel of every slide (overrides the files and the config; "
-                             "default: the file's, else estimated from red cells)")
+                             "default: the file's, else estimated from red cells and, in one-cell pictures, the cell)")
     parser.add_argument("--cell-model", metavar="NAME",
                         help="cell classifier: registry name or card path (default: wbc; see `hemascope models`)")
     parser.add_argument("--slide-model", metavar="NAME",

@@ -1,7 +1,8 @@
 """``hemascope classify``: classify single-cell images into a CSV (one row per image).
 
 Bad files (corrupt, grayscale, fully transparent, smaller than a cell) are skipped and listed on stderr; the
-batch goes on. Without ``--mpp`` the scale of each image is estimated from its red cells, and the images of one
+batch goes on. Without ``--mpp`` the scale of each image is estimated from its red cells and its cell
+(:func:`hemascope.classify.cell_scale.picture_scale`), and the images of one
 pixel size share the median of their estimates (:mod:`hemascope.segment.batch_scale`).
 """
 

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument(
         "--mpp", type=float,
-        help="µm/px of images in folders / CSVs without an mpp column (default: estimated from their red cells, one scale per pixel size, as classify does)"
+        help="µm/px of images in folders / CSVs without an mpp column (default: estimated from their red cells and cells, one scale per pixel size, as classify does)"
     )
     data.add_argument(
         "--classes",
