@@ -4,6 +4,9 @@ Usage::
 
     python scripts/install_multisource_wbc.py --run OUT/final_long --name wbc --version 0.4.0 \
         --out src/hemascope/models/weights [--threshold T --layers K]
+
+A new ``wbc`` needs its scale head retrained (``scripts/train_scale_head.py``): the head reads the
+network's features, and loading it checks the weights' sha256.
 """
 
 from __future__ import annotations
@@ -88,6 +91,9 @@ def main() -> None:
     module = build_model(card.architecture, len(card.classes), card.arch_params)
     module.load_state_dict(load_file(str(args.run.with_suffix(".safetensors"))))
     print(save_model(module.eval(), card, args.out))
+    if args.name == "wbc":  # the scale head reads these weights' features: it must be retrained on them
+        print("now retrain the scale head: python scripts/train_scale_head.py --work WORK "
+              f"--out {args.out}/wbc-scale.safetensors (loading checks that it matches)")
 
 
 if __name__ == "__main__":
