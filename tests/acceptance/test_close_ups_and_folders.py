@@ -126,3 +126,22 @@ def test_classify_gives_a_one_cell_field_the_answer_of_its_centred_crop(cli, tmp
     assert table.loc["field", "class"] == table.loc["crop", "class"]
     probs = [c for c in table.columns if c.startswith("prob_")]
     assert np.abs(table.loc["field", probs].to_numpy(float) - table.loc["crop", probs].to_numpy(float)).max() < 0.15
+
+
+def test_classify_warns_when_the_cells_do_not_look_like_the_mpp_given(cli, tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from hemascope.synthetic.field import render_cell
+
+    folder = tmp_path / "monocytes"
+    folder.mkdir()
+    for seed in range(6):  # 32 µm crops of one monocyte each at 0.1 µm/px
+        image, _, _ = render_cell("monocyte", mpp=0.1, size=320, rng=np.random.default_rng(seed))
+        Image.fromarray(image).save(folder / f"mono{seed}.png")
+    assert cli("classify", folder, "--mpp", "0.1", "--out", tmp_path / "right.csv") == 0
+    assert "check --mpp" not in capsys.readouterr().err
+    assert cli("classify", folder, "--mpp", "0.25", "--out", tmp_path / "wrong.csv") == 0
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "check --mpp" in err and "0.25 µm/px given" in err
+    assert (pd.read_csv(tmp_path / "wrong.csv")["mpp"] == 0.25).all()  # used as given all the same

@@ -86,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, reason in result.failed:
         print(f"skipped {name}: {reason}", file=sys.stderr)
+    if result.scale_warning:
+        print(f"WARNING {result.scale_warning}", file=sys.stderr)
     if result.table.empty:
         raise DataError(f"none of the {len(paths)} images could be classified")
     out = atomic_write_table(args.out, result.table.round(5))
