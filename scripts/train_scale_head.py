@@ -42,11 +42,14 @@ CLOSE_UP_P = 0.3
 CLOSE_UP_UM = (14.0, 30.0)
 
 
-def _views(loaded, table: pd.DataFrame, augment: bool, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _views(loaded, table: pd.DataFrame, augment: bool, seed: int, close_up_p: float = CLOSE_UP_P,
+           blur_sigma: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Features+logits and targets of ``VIEWS`` wrongly scaled crops of every cell of ``table``."""
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     card, cfg = loaded.card, AugmentConfig.lab()
+    if blur_sigma is not None:
+        cfg.blur_sigma = blur_sigma
     features, targets = [], []
     for path, mpp in zip(table.path, table.mpp, strict=True):
         image = read_cell_image(path)
@@ -54,7 +57,7 @@ def _views(loaded, table: pd.DataFrame, augment: bool, seed: int) -> tuple[np.nd
         for _ in range(VIEWS):
             factor = float(np.exp(rng.uniform(*np.log(FACTORS))))
             picture = image
-            if augment and rng.random() < CLOSE_UP_P:
+            if augment and rng.random() < close_up_p:
                 side = int(round(rng.uniform(*CLOSE_UP_UM) / mpp))
                 r0, c0 = max((image.shape[0] - side) // 2, 0), max((image.shape[1] - side) // 2, 0)
                 picture = image[r0 : r0 + side, c0 : c0 + side]
@@ -99,16 +102,19 @@ def main() -> None:
     parser.add_argument("--per-source", type=int, default=0, help="cells per source (0: all)")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--splits", default="train", help="splits of each source to train on, e.g. train,val")
+    parser.add_argument("--close-up-p", type=float, default=CLOSE_UP_P)
+    parser.add_argument("--blur-sigma", type=float, default=None, help="px at 0.5 µm/px (default: the lab recipe's)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     loaded = load_model("wbc", "cpu")
     xs, ys, ws = [], [], []
     for k, source in enumerate(SOURCES):
-        table = pd.read_csv(args.work / f"{source}_train.csv")
+        table = pd.concat([pd.read_csv(args.work / f"{source}_{split}.csv") for split in args.splits.split(",")])
         if args.per_source:
             table = table.sample(min(args.per_source, len(table)), random_state=args.seed)
         for augment in (False, True):
-            x, y = _views(loaded, table, augment, args.seed + 2 * k + augment)
+            x, y = _views(loaded, table, augment, args.seed + 2 * k + augment, args.close_up_p, args.blur_sigma)
             xs.append(x)
             ys.append(y)
             ws.append(np.full(len(y), 1.0 / len(y)))
@@ -125,9 +131,10 @@ def main() -> None:
         "backbone_sha256": loaded.card.sha256,
         "hidden": str(HEAD_HIDDEN),
         "target": "log(claimed / true um/px) of a crop made at the claimed um/px",
-        "training_data": json.dumps({s: f"{s}_train split of prepare_cell_data.py" for s in SOURCES}),
+        "training_data": json.dumps({s: f"{s} {args.splits} split(s) of prepare_cell_data.py" for s in SOURCES}),
         "recipe": f"{VIEWS} views per cell at {FACTORS[0]}-{FACTORS[1]}x, half with AugmentConfig.lab "
-                  f"and {CLOSE_UP_P:.0%} of those cut to {CLOSE_UP_UM[0]:g}-{CLOSE_UP_UM[1]:g} um close-ups; "
+                  f"(blur sigma {args.blur_sigma or AugmentConfig.lab().blur_sigma:g} px) "
+                  f"and {args.close_up_p:.0%} of those cut to {CLOSE_UP_UM[0]:g}-{CLOSE_UP_UM[1]:g} um close-ups; "
                   f"L1, AdamW 1e-3, {args.epochs} epochs, seed {args.seed}",
         "licence": "BSD-3-Clause (hemascope); trained on PBC (CC BY 4.0) and DeepAPL (research use) cells",
     }
