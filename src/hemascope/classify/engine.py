@@ -22,13 +22,13 @@ import pandas as pd
 import torch
 
 from hemascope.classify.calibration import calibrated_probabilities
-from hemascope.classify.crops import check_rgb_uint8, crops_to_tensor, slide_crop
+from hemascope.classify.crops import crops_to_tensor, slide_crop
 from hemascope.classify.decision import decide, probabilities_table
-from hemascope.classify.images import load_cell_crops, read_cell_image
+from hemascope.classify.images import load_cell_crops
 from hemascope.classify.probe import probe_cells, probe_subset
 from hemascope.classify.shift import DomainShift
 from hemascope.devices import resolve_device
-from hemascope.errors import HemascopeError, InvalidInputError, ModelError
+from hemascope.errors import InvalidInputError, ModelError
 from hemascope.io import Slide
 from hemascope.models import LoadedModel, load_model
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
@@ -68,9 +68,6 @@ class ImagePredictions:
     model: str
     failed: list[tuple[str, str]] = field(default_factory=list)
     domain_shift: DomainShift | None = None
-    #: When ``mpp`` was given: a warning if the pictures' cells read far from it
-    #: (:func:`hemascope.classify.cell_scale.check_given_scale`), else ``None``.
-    scale_warning: str | None = None
 
 
 def _as_loaded(model: str | Path | LoadedModel, device: torch.device) -> LoadedModel:
@@ -407,20 +404,5 @@ def classify_images(
     table.insert(1, "mpp_low_confidence", [bool(getattr(m, "low_confidence", False)) for m in mpps])
     table.insert(2, "framing", [f.how for f in framings])
     table.insert(0, "path", names)
-    warning = _given_scale_warning(images_or_paths, mpp) if mpp is not None else None
-    return ImagePredictions(table, emb, loaded.label, failed, shift, warning)
+    return ImagePredictions(table, emb, loaded.label, failed, shift)
 
-
-def _given_scale_warning(items: Sequence[np.ndarray | str | Path], mpp: float) -> str | None:
-    """:func:`~hemascope.classify.cell_scale.check_given_scale` on an evenly spread sample of ``items``."""
-    from hemascope.classify.cell_scale import CHECK_PICTURES, check_given_scale
-
-    picks = np.unique(np.linspace(0, len(items) - 1, min(CHECK_PICTURES, len(items))).round().astype(int))
-    pictures = []
-    for i in picks:
-        item = items[int(i)]
-        try:
-            pictures.append(check_rgb_uint8(item) if isinstance(item, np.ndarray) else read_cell_image(item))
-        except HemascopeError:
-            continue  # listed among the failures already
-    return check_given_scale(pictures, mpp)

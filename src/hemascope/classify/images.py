@@ -112,6 +112,22 @@ def load_cell_crops(
     return names, mpps, crops, failed, framings
 
 
+def spread_indices(total: int, count: int) -> np.ndarray:
+    """At most ``count`` indices into ``total`` items, evenly spread from the first to the last."""
+    return np.unique(np.linspace(0, total - 1, min(count, total)).round().astype(int)) if total else np.zeros(0, int)
+
+
+def sample_pictures(items: Sequence[np.ndarray | str | Path], count: int) -> list[np.ndarray]:
+    """At most ``count`` of ``items`` (:func:`spread_indices`) read as RGB uint8; unreadable ones left out."""
+    pictures = []
+    for i in spread_indices(len(items), count):
+        try:
+            pictures.append(_read_item(items[int(i)], _item_name(items[int(i)], int(i))))
+        except HemascopeError:
+            continue
+    return pictures
+
+
 def _item_name(item: np.ndarray | str | Path, index: int) -> str:
     return f"<array {index}>" if isinstance(item, np.ndarray) else str(item)
 

@@ -86,8 +86,13 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, reason in result.failed:
         print(f"skipped {name}: {reason}", file=sys.stderr)
-    if result.scale_warning:
-        print(f"WARNING {result.scale_warning}", file=sys.stderr)
+    if args.mpp is not None:  # used as given; but say so when the cells look far from it
+        from hemascope.classify.cell_scale import CHECK_PICTURES, check_given_scale
+        from hemascope.classify.images import sample_pictures
+
+        warning = check_given_scale(sample_pictures(paths, CHECK_PICTURES), args.mpp)
+        if warning:
+            print(f"WARNING {warning}", file=sys.stderr)
     if result.table.empty:
         raise DataError(f"none of the {len(paths)} images could be classified")
     out = atomic_write_table(args.out, result.table.round(5))

@@ -110,14 +110,12 @@ def estimate_bag_mpp(
     InvalidInputError
         When no image gives an estimate; the message says why and to pass ``--mpp``.
     """
-    from hemascope.classify.images import estimate_picture_scales
+    from hemascope.classify.images import estimate_picture_scales, spread_indices
 
     paths = list(paths)
     if not paths:
         raise InvalidInputError("no images to estimate the scale from")
-    picks = np.unique(
-        np.linspace(0, len(paths) - 1, min(max_images, len(paths))).round().astype(int)
-    )
+    picks = spread_indices(len(paths), max_images)
     scales = estimate_picture_scales([paths[i] for i in picks], estimate)
     reasons = [str(s) for s in scales if isinstance(s, HemascopeError)]
     values = [float(s) for s in scales if not isinstance(s, HemascopeError)]
