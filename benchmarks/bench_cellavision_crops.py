@@ -70,12 +70,18 @@ def _rotate_hue(od: np.ndarray, angle: float) -> np.ndarray:
     return np.maximum(rotated, 0.0)
 
 
-def sample(per_set: int, seed: int) -> list[tuple[str, Path, float]]:
-    """A seeded sample of ``(set, path, mpp)`` per set (white-cell classes only)."""
+def sample(per_set: int, seed: int, held_out: bool = False) -> list[tuple[str, Path, float]]:
+    """A seeded sample of ``(set, path, mpp)`` per set (white-cell classes only); ``held_out``: only
+    the crops of the test splits (``benchmarks/splits/<set>_test.csv``), for models trained on the
+    training splits (the learned segmenter)."""
     rng = random.Random(seed)
     out = []
     for name, (pattern, mpp) in SETS.items():
         files = [f for f in sorted(DATA.glob(pattern)) if f.parent.name.lower() not in NOT_WHITE_CELLS]
+        if held_out:
+            test = pd.read_csv(Path(__file__).parent / "splits" / f"{name}_test.csv")["path"]
+            keep = {str(DATA / name / p) for p in test}
+            files = [f for f in files if str(f) in keep]
         out += [(name, f, mpp) for f in rng.sample(files, min(per_set, len(files)))]
     return out
 
@@ -107,6 +113,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-set", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--segmenter", default="classical", help="classical, learned, cellpose or auto")
+    parser.add_argument("--held-out", action="store_true", help="only crops of the test splits")
     parser.add_argument("--scale", choices=("given", "estimated"), default="given")
     parser.add_argument("--scale-error", type=float, default=1.0, metavar="F",
                         help="segment at the set's µm/px times F (--scale given only)")
@@ -121,10 +129,11 @@ def main() -> None:
 
     rows = []
     start = time.perf_counter()
-    for name, path, mpp in sample(args.per_set, args.seed):
+    for name, path, mpp in sample(args.per_set, args.seed, args.held_out):
         image = recolour(iio.imread(path)[..., :3], args.recolour)
         try:
-            seg = find_cells(image, mpp=mpp * args.scale_error if args.scale == "given" else None, num_workers=1)
+            seg = find_cells(image, mpp=mpp * args.scale_error if args.scale == "given" else None, num_workers=1,
+                              segmenter=args.segmenter)
         except InvalidInputError as exc:
             rows.append(dict(set=name, path=str(path), cls=path.parent.name, found=False, extra=0,
                              extra_at_border=0, mpp_used=np.nan, error=str(exc)[:80]))

@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--scale-error", type=float, nargs="+", default=[1.0], metavar="F",
                         help="segment at the true µm/px times F (--scale given only)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sensor noise")
+    parser.add_argument("--segmenter", default="classical", help="classical, learned, cellpose or auto")
     parser.add_argument("--out", type=Path, default=None, help="per-cell CSV")
     args = parser.parse_args()
     if args.scale == "estimated" and args.scale_error != [1.0]:
@@ -200,7 +201,7 @@ def main() -> None:
     from hemascope.segment import find_cells
 
     def segment(image: np.ndarray, mpp: float):
-        seg = find_cells(image, mpp=mpp if args.scale == "given" else None, num_workers=1)
+        seg = find_cells(image, mpp=mpp if args.scale == "given" else None, num_workers=1, segmenter=args.segmenter)
         return seg.cell_labels, seg.nucleus_labels, seg.mpp
 
     names = sorted(p.stem for p in (DATA / "images").iterdir())

@@ -29,17 +29,17 @@ def _make(size: int, out: Path, wbc_density: float) -> None:
     make_smear(_slide_path(out, size, wbc_density), SmearSpec(size=size, mpp=0.5, seed=1, wbc_density=wbc_density))
 
 
-def _one(size: int, out: Path, wbc_density: float, threads: int, queue) -> None:
+def _one(size: int, out: Path, wbc_density: float, threads: int, segmenter: str, queue) -> None:
     from hemascope.io import open_slide
     from hemascope.segment import find_cells
 
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with open_slide(_slide_path(out, size, wbc_density)) as slide:
         t0, c0 = time.perf_counter(), time.process_time()
-        seg = find_cells(slide, num_workers=threads)
+        seg = find_cells(slide, num_workers=threads, segmenter=segmenter)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     queue.put(({
-        "size": size, "wbc_density": wbc_density, "threads": threads,
+        "size": size, "wbc_density": wbc_density, "threads": threads, "segmenter": segmenter,
         "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "rss_before_segment_mib": round(rss_before / 1024, 1),
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[5000, 10000])
     parser.add_argument("--wbc-density", type=float, default=150.0, help="white cells per mm²")
     parser.add_argument("--threads", type=int, default=2, help="dask threads of find_cells")
+    parser.add_argument("--segmenter", nargs="+", default=["classical"], help="backends, run one after another")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/_work/segment"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -76,12 +77,13 @@ def main() -> None:
             maker = ctx.Process(target=_make, args=(size, args.out, args.wbc_density))
             maker.start()
             maker.join()
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_one, args=(size, args.out, args.wbc_density, args.threads, queue))
-        proc.start()
-        result, found = queue.get()
-        proc.join()
-        print(json.dumps(_score(result, found, args.out)), flush=True)
+        for segmenter in args.segmenter:
+            queue = ctx.Queue()
+            proc = ctx.Process(target=_one, args=(size, args.out, args.wbc_density, args.threads, segmenter, queue))
+            proc.start()
+            result, found = queue.get()
+            proc.join()
+            print(json.dumps(_score(result, found, args.out)), flush=True)
 
 
 if __name__ == "__main__":

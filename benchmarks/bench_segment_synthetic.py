@@ -27,6 +27,7 @@ from hemascope.synthetic import SmearSpec, photographed, render_field
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--segmenter", default="classical", help="classical, learned, cellpose or auto")
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--mpp", type=float, nargs="+", default=[0.5])
     parser.add_argument("--wbc-density", type=float, default=None, help="white cells per mm² (default: the smear default)")
@@ -48,7 +49,7 @@ def main() -> None:
                     image, in_view = photographed(image, fall_off=args.fall_off, field_stop=args.field_stop)
                     wbc = wbc[in_view[wbc["row"].to_numpy(int).clip(0, image.shape[0] - 1),
                                       wbc["col"].to_numpy(int).clip(0, image.shape[1] - 1)]]
-                seg = find_cells(image, mpp=mpp * factor)
+                seg = find_cells(image, mpp=mpp * factor, segmenter=args.segmenter)
                 total = total + match_points(seg.cells[["row", "col"]].to_numpy(), wbc[["row", "col"]].to_numpy(), 4.0 / mpp)
             n = total.true_positives + total.false_negatives
             print(f"| {name} | {mpp} | {factor:g} | {n} | {total.recall:.3f} | {total.precision:.3f} |", flush=True)

@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--scale", choices=("given", "estimated"), default="given")
     parser.add_argument("--mpp", type=float, default=0.444)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--segmenter", default="classical", help="classical, learned, cellpose or auto")
     args = parser.parse_args()
 
     import imageio.v3 as iio
@@ -38,7 +39,8 @@ def main() -> None:
     found, mpps = [], []
     for name in counts["file"]:
         image = iio.imread(DATA / name)[..., :3]
-        seg = find_cells(image, mpp=args.mpp if args.scale == "given" else None, num_workers=1)
+        seg = find_cells(image, mpp=args.mpp if args.scale == "given" else None, num_workers=1,
+                         segmenter=args.segmenter)
         found.append(len(seg.cells))
         mpps.append(seg.mpp)
     counts["found"] = found

@@ -22,9 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", type=Path, help="folder of RGB images")
     parser.add_argument("masks", type=Path, help="folder of masks with the same file stems")
     parser.add_argument("--mpp", type=float, default=None, help="µm/px of the images (estimated if omitted)")
-    parser.add_argument("--segmenter", default="classical", choices=("classical", "cellpose", "auto"))
+    parser.add_argument("--segmenter", default="classical", choices=("classical", "learned", "cellpose", "auto"),
+                        help="classical (default), learned (the bundled network), cellpose or auto")
     add_device_argument(parser, "Cellpose")
-    parser.add_argument("--model", default=None, help="Cellpose model name or local file")
+    parser.add_argument("--model", default=None, help="Cellpose model name or local file (learned: another weights file)")
     parser.add_argument("--split", default=None, choices=("odd", "even"),
                         help="only images with odd/even numeric stems (tuning vs held-out halves)")
     parser.add_argument("--out", type=Path, default=None, help="write per-cell scores to this CSV")

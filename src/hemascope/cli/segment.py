@@ -28,10 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``segment`` options to ``parser``."""
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_SLIDE", help="slide files, field images or folders of them")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--segmenter", default="classical", choices=("classical", "cellpose", "auto"))
+    parser.add_argument("--segmenter", default="classical", choices=("classical", "learned", "cellpose", "auto"),
+                        help="classical (default), learned (the bundled network), cellpose or auto")
     parser.add_argument("--mpp", type=float, default=None, help="µm per level-0 pixel (overrides the file)")
     add_device_argument(parser, "Cellpose (the classical segmenter always runs on the CPU)")
-    parser.add_argument("--model", default=None, help="Cellpose model name or local file")
+    parser.add_argument("--model", default=None, help="Cellpose model name or local file (learned: another weights file)")
     parser.add_argument("--labels", action="store_true",
                         help="for slides: also write <stem>.labels.ome.zarr with cell/nucleus label pyramids")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -139,12 +140,15 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.errors import DataError, InvalidInputError
     from hemascope.files import atomic_write_table
     from hemascope.io.paths import expand_slide_paths, unique_stems
-    from hemascope.segment import empty_cell_table
+    from hemascope.segment import SegmentSettings, empty_cell_table
+    from hemascope.segment.backends import load_backend
     from hemascope.segment.batch_scale import estimate_field_scales
 
     if args.mpp is not None and args.mpp <= 0:
         raise InvalidInputError(f"--mpp must be positive, got {args.mpp}")
     check_output_dir(args.out)
+    # a missing or foreign model is the run's error, not each input's
+    load_backend(SegmentSettings.from_any(segmenter=args.segmenter, model=args.model, device=args.device))
     args.out.mkdir(parents=True, exist_ok=True)
     inputs = expand_slide_paths(args.inputs, exclude=args.out)
     # pictures without a pixel size: one scale per image size, not one guess per image

@@ -1,7 +1,8 @@
-"""Segmentation backends behind one call: :func:`segment_crops` (classical or Cellpose).
+"""Segmentation backends behind one call: :func:`segment_crops` (classical, learned or Cellpose).
 
 A backend turns a batch of RGB crops into whole-cell and nucleus instance labels. ``"auto"``
 resolves to Cellpose only when its weights are already on this machine (never a download).
+``"learned"`` is the bundled small network (:mod:`hemascope.segment.learned`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def resolve_segmenter(settings: SegmentSettings) -> str:
     Returns
     -------
     str
-        ``"cellpose"`` for ``segmenter="cellpose"`` (a missing model then fails later with
+        ``"classical"`` or ``"learned"`` as given; ``"cellpose"`` for ``segmenter="cellpose"`` (a missing model then fails later with
         :class:`~hemascope.errors.ModelNotFoundError`), or for ``"auto"`` when the model file is
         present locally; ``"classical"`` otherwise.
     """
@@ -35,8 +36,34 @@ def resolve_segmenter(settings: SegmentSettings) -> str:
     return settings.segmenter
 
 
-def segmenter_version(name: str) -> str:
-    """Version string recorded in the cell table for backend ``name``."""
+def load_backend(settings: SegmentSettings) -> None:
+    """Load the model of the run's backend (Cellpose, learned) now, so that a missing or foreign
+    weights file fails before any work.
+
+    Raises
+    ------
+    ModelNotFoundError
+        The weights file is not on this machine.
+    ModelError
+        It cannot be loaded.
+    """
+    name = resolve_segmenter(settings)
+    if name == "cellpose":
+        from hemascope.segment.cellpose_backend import load_cellpose_model
+
+        load_cellpose_model(settings.model, settings.device)
+    elif name == "learned":
+        from hemascope.segment.learned import load_learned_segmenter
+
+        load_learned_segmenter(settings.model)
+
+
+def segmenter_version(name: str, model: str | None = None) -> str:
+    """Version string recorded in the cell table for backend ``name`` (``model``: its weights)."""
+    if name == "learned":
+        from hemascope.segment.learned import learned_version
+
+        return learned_version(model)
     if name == "cellpose":
         from importlib.metadata import version
 
@@ -83,7 +110,13 @@ def segment_crops(
         int32 labels per crop; nucleus pixels of cell ``k`` are labelled ``k``.
     """
     bg = None if background is None else np.asarray(background, dtype=np.float32)
-    if resolve_segmenter(settings) == "cellpose":
+    name = resolve_segmenter(settings)
+    if name == "learned":
+        from hemascope.segment.learned import segment_crops_learned
+
+        return segment_crops_learned(crops, mpp, bg, settings.model, settings.classical.cell_min_area_um2,
+                                     settings.classical.cell_min_nucleus_um2)
+    if name == "cellpose":
         from hemascope.segment.cellpose_backend import segment_crops_cellpose
 
         return segment_crops_cellpose(crops, mpp, bg, settings, red_cell_tint)

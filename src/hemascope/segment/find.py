@@ -12,7 +12,7 @@ import pandas as pd
 
 from hemascope.errors import InvalidInputError
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
-from hemascope.segment.backends import resolve_segmenter
+from hemascope.segment.backends import load_backend, resolve_segmenter
 from hemascope.segment.regions import CellMask, plan_regions, segment_region_with_masks, slide_mpp
 from hemascope.segment.scale import ScaleEstimate
 from hemascope.segment.settings import SegmentSettings
@@ -122,7 +122,7 @@ def find_cells(
         µm/px of level 0; overrides the file's value. When neither is known it is estimated from
         the red cells (``mpp_source="estimated"``; ``Segmentation.scale`` holds its confidence).
     segmenter
-        ``"classical"``, ``"cellpose"`` or ``"auto"``.
+        ``"classical"``, ``"learned"``, ``"cellpose"`` or ``"auto"``.
     roi
         Optional polygon ``(n, 2)`` in µm, ``(y, x)``; only cells inside are searched.
     progress
@@ -158,10 +158,7 @@ def find_cells(
     run_settings = SegmentSettings.from_any(settings, segmenter=segmenter)
     if run_settings.segmenter == "auto":
         run_settings = replace(run_settings, segmenter=resolve_segmenter(run_settings))
-    if run_settings.segmenter == "cellpose":
-        from hemascope.segment.cellpose_backend import load_cellpose_model
-
-        load_cellpose_model(run_settings.model, run_settings.device)  # fail fast, before any work
+    load_backend(run_settings)  # fail fast, before any work
     slide, is_field = _as_slide(source, mpp)
     mpp_value, mpp_source = slide_mpp(slide)
     if slide.mpp is None:

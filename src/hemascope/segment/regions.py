@@ -384,7 +384,7 @@ def segment_region_with_masks(
     all_crops = [_as_flat_field(region, crop, (r - half, c - half), 1)  # one window read for the region
                  for crop, r, c in zip(_read_crops(slide, region, rows, cols, half), rows, cols, strict=True)]
     name = resolve_segmenter(settings)
-    version = segmenter_version(name)
+    version = segmenter_version(name, settings.model)
     tables: list[dict[str, Any]] = []
     masks: list[CellMask] = []
     seen: list[tuple[float, float]] = []  # centroids of the cells kept

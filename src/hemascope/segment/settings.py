@@ -9,7 +9,7 @@ from typing import Any
 from hemascope.errors import InvalidInputError
 from hemascope.segment.classical_params import ClassicalParams
 
-SEGMENTERS = ("classical", "cellpose", "auto")
+SEGMENTERS = ("classical", "learned", "cellpose", "auto")
 
 
 @dataclass(frozen=True)
@@ -19,11 +19,13 @@ class SegmentSettings:
     Attributes
     ----------
     segmenter
-        ``"classical"`` (default, offline), ``"cellpose"`` or ``"auto"`` (Cellpose only when its
-        weights are present locally, else classical).
+        ``"classical"`` (default, offline), ``"learned"`` (the bundled small network, offline),
+        ``"cellpose"`` or ``"auto"`` (Cellpose only when its weights are present locally, else
+        classical).
     model
         Cellpose model name (looked up in ``CELLPOSE_LOCAL_MODELS_PATH`` or ``~/.cellpose/models``)
-        or a local file path; default ``"cpsam"``.
+        or a local file path; default ``"cpsam"``. For ``"learned"``: another weights file
+        (default: the bundled one).
     device
         ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"`` (Cellpose only).
     batch_size
