@@ -30,6 +30,8 @@ INPUT_MPP = 0.4
 DEFAULT_WEIGHTS = Path(__file__).parent / "weights" / "cellseg.safetensors"
 #: Channel widths of the U-Net's levels.
 WIDTHS = (16, 32, 48, 64)
+#: Windows per forward pass.
+_BATCH = 16
 
 
 def unet(widths: tuple[int, ...] = WIDTHS, classes: int = 3) -> Any:
@@ -187,8 +189,9 @@ def segment_crops_learned(
     if not crops:
         return []
     module, _ = load_learned_segmenter(model)
-    with torch.inference_mode():
-        probs = torch.softmax(module(normalise(windows_of(crops, mpp, background))), 1)
+    with torch.inference_mode():  # a few windows at a time: the activations stay small
+        probs = torch.cat([torch.softmax(module(normalise(windows_of(crops[s:s + _BATCH], mpp, background))), 1)
+                           for s in range(0, len(crops), _BATCH)])
     out = []
     for i, crop in enumerate(crops):
         rows, cols = crop.shape[:2]
