@@ -25,9 +25,10 @@ def resolve_segmenter(settings: SegmentSettings) -> str:
     Returns
     -------
     str
-        ``"classical"`` or ``"learned"`` as given; ``"cellpose"`` for ``segmenter="cellpose"`` (a missing model then fails later with
-        :class:`~hemascope.errors.ModelNotFoundError`), or for ``"auto"`` when the model file is
-        present locally; ``"classical"`` otherwise.
+        ``"classical"`` or ``"learned"`` as given; ``"cellpose"`` for ``segmenter="cellpose"`` (a
+        missing model then fails with :class:`~hemascope.errors.ModelNotFoundError`, see
+        :func:`load_backend`), or for ``"auto"`` when the model file is present locally;
+        ``"classical"`` otherwise.
     """
     if settings.segmenter == "auto":
         from hemascope.segment.cellpose_backend import cellpose_weights_available
