@@ -32,11 +32,7 @@ import pandas as pd
 from PIL import Image
 
 from hemascope.segment import find_cells
-
-
-def glass_colour(image: np.ndarray) -> np.ndarray:
-    """The brightest colour a crop shows: per channel, its 99th percentile."""
-    return np.percentile(image.reshape(-1, 3), 99, axis=0)
+from hemascope.segment.learned import brightest_colour
 
 
 def centred_labels(image: np.ndarray, mpp: float, max_offset_um: float = 5.0) -> np.ndarray | None:
@@ -64,7 +60,7 @@ def resample(image: np.ndarray, labels: np.ndarray, factor: float, size: int) ->
     im = np.asarray(Image.fromarray(image).resize((cols, rows), Image.Resampling.BOX))
     lb = np.asarray(Image.fromarray(labels).resize((cols, rows), Image.Resampling.NEAREST))
     out_im = np.empty((size, size, 3), np.uint8)
-    out_im[:] = np.round(glass_colour(image)).astype(np.uint8)
+    out_im[:] = np.round(brightest_colour(image)).astype(np.uint8)
     out_lb = np.zeros((size, size), np.uint8)
     r0, c0 = (size - rows) // 2, (size - cols) // 2
     sr = slice(max(0, -r0), max(0, -r0) + min(rows, size))

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
-from hemascope.segment.learned import INPUT_MPP, INPUT_PX, WIDTHS, normalise, unet
+from hemascope.segment.learned import INPUT_MPP, INPUT_PX, WIDTHS, brightest_colour, normalise, unet
 from hemascope.segment.metrics import dice
 
 
@@ -58,7 +58,7 @@ def sample_window(image: np.ndarray, label: np.ndarray, rng: np.random.Generator
     src_px = args.source_mpp
     scale = math.exp(rng.uniform(math.log(args.scale_range[0]), math.log(args.scale_range[1])))
     side = int(round(INPUT_PX * INPUT_MPP * scale / src_px))
-    glass = np.percentile(image.reshape(-1, 3), 99, axis=0)
+    glass = brightest_colour(image)
     cell = np.isin(label, (1, 2))
     negative = rng.random() < args.negative_p
     if negative:

@@ -68,6 +68,12 @@ def unet(widths: tuple[int, ...] = WIDTHS, classes: int = 3) -> Any:
     return UNet()
 
 
+def brightest_colour(image: np.ndarray) -> np.ndarray:
+    """The brightest colour a picture shows (per channel, its 99th percentile): the glass where
+    there is some, and what fills a window beyond a crop when no glass colour is known."""
+    return np.percentile(image.reshape(-1, 3), 99, axis=0)
+
+
 def normalise(windows: Any) -> Any:
     """``(n, 3, h, w)`` RGB in 0–1 → network input: each channel over the window's 99th percentile."""
     import torch
@@ -87,8 +93,7 @@ def windows_of(crops: list[np.ndarray], mpp: float, background: np.ndarray | Non
         rows, cols = (max(1, round(n * mpp / INPUT_MPP)) for n in crop.shape[:2])
         x = torch.nn.functional.interpolate(x, size=(rows, cols), mode="bilinear", antialias=True,
                                             align_corners=False)[0]
-        fill = (np.asarray(background, np.float32) if background is not None
-                else np.percentile(crop.reshape(-1, 3), 99, axis=0)) / 255.0
+        fill = (np.asarray(background, np.float32) if background is not None else brightest_colour(crop)) / 255.0
         out[i] = torch.as_tensor(fill, dtype=torch.float32)[:, None, None]
         r0, c0 = (INPUT_PX - rows) // 2, (INPUT_PX - cols) // 2
         sr, sc = max(0, -r0), max(0, -c0)
