@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 
-from hemascope.segment.learned import INPUT_MPP, INPUT_PX, WIDTHS, brightest_colour, normalise, unet
+from hemascope.segment.learned import INPUT_MPP, INPUT_PX, WIDTHS, UNet, brightest_colour, normalise
 from hemascope.segment.metrics import dice
 
 
@@ -188,7 +188,7 @@ def main() -> None:
                       (1 - args.synthetic_share) / max((~synthetic).sum(), 1)) if synthetic.any() else None
     if weight is not None:
         weight = weight / weight.sum()
-    module = unet(WIDTHS)
+    module = UNet(WIDTHS)
     opt = torch.optim.AdamW(module.parameters(), lr=args.lr, weight_decay=1e-4)
     t0, step, total = time.time(), 0, 10**9
     while step < total:

@@ -405,4 +405,3 @@ def classify_images(
     table.insert(2, "framing", [f.how for f in framings])
     table.insert(0, "path", names)
     return ImagePredictions(table, emb, loaded.label, failed, shift)
-

@@ -16,9 +16,11 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from hemascope.errors import ModelError, ModelNotFoundError
 
@@ -34,38 +36,33 @@ WIDTHS = (16, 32, 48, 64)
 _BATCH = 16
 
 
-def unet(widths: tuple[int, ...] = WIDTHS, classes: int = 3) -> Any:
-    """The network: a U-Net of ``len(widths)`` levels, two 3×3 convolutions down, one up."""
-    import torch
-    from torch import nn
+def _block(cin: int, cout: int, n: int) -> nn.Sequential:
+    """``n`` × (3×3 convolution, BatchNorm, ReLU)."""
+    layers: list[nn.Module] = []
+    for i in range(n):
+        layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=False),
+                   nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
 
-    def block(cin: int, cout: int, n: int) -> nn.Sequential:
-        layers: list[nn.Module] = []
-        for i in range(n):
-            layers += [nn.Conv2d(cin if i == 0 else cout, cout, 3, padding=1, bias=False),
-                       nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-        return nn.Sequential(*layers)
 
-    class UNet(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.down = nn.ModuleList(
-                block(3 if i == 0 else widths[i - 1], w, 2) for i, w in enumerate(widths))
-            self.up = nn.ModuleList(
-                block(widths[i + 1] + widths[i], widths[i], 1) for i in range(len(widths) - 1))
-            self.head = nn.Conv2d(widths[0], classes, 1)
+class UNet(nn.Module):
+    """A U-Net of ``len(widths)`` levels: two 3×3 convolutions down, one up, 1×1 to ``classes``."""
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            skips = []
-            for i, level in enumerate(self.down):
-                x = level(x if i == 0 else nn.functional.max_pool2d(x, 2))
-                skips.append(x)
-            for i in range(len(self.up) - 1, -1, -1):
-                x = nn.functional.interpolate(x, size=skips[i].shape[-2:], mode="bilinear", align_corners=False)
-                x = self.up[i](torch.cat([x, skips[i]], 1))
-            return self.head(x)
+    def __init__(self, widths: tuple[int, ...] = WIDTHS, classes: int = 3) -> None:
+        super().__init__()
+        self.down = nn.ModuleList(_block(3 if i == 0 else widths[i - 1], w, 2) for i, w in enumerate(widths))
+        self.up = nn.ModuleList(_block(widths[i + 1] + widths[i], widths[i], 1) for i in range(len(widths) - 1))
+        self.head = nn.Conv2d(widths[0], classes, 1)
 
-    return UNet()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, level in enumerate(self.down):
+            x = level(x if i == 0 else F.max_pool2d(x, 2))
+            skips.append(x)
+        for i in range(len(self.up) - 1, -1, -1):
+            x = F.interpolate(x, size=skips[i].shape[-2:], mode="bilinear", align_corners=False)
+            x = self.up[i](torch.cat([x, skips[i]], 1))
+        return self.head(x)
 
 
 def brightest_colour(image: np.ndarray) -> np.ndarray:
@@ -74,24 +71,20 @@ def brightest_colour(image: np.ndarray) -> np.ndarray:
     return np.percentile(image.reshape(-1, 3), 99, axis=0)
 
 
-def normalise(windows: Any) -> Any:
+def normalise(windows: torch.Tensor) -> torch.Tensor:
     """``(n, 3, h, w)`` RGB in 0–1 → network input: each channel over the window's 99th percentile."""
-    import torch
-
     bright = torch.quantile(windows.flatten(2), 0.99, dim=2).clamp_min(0.05)[..., None, None]
     return ((windows / bright).clamp(0.0, 1.5) - 0.7) / 0.3
 
 
-def windows_of(crops: list[np.ndarray], mpp: float, background: np.ndarray | None) -> Any:
+def windows_of(crops: list[np.ndarray], mpp: float, background: np.ndarray | None) -> torch.Tensor:
     """The network's windows of centred crops: resampled to :data:`INPUT_MPP` (antialiased), cut
     or padded (with ``background``, else each crop's brightest colour) to :data:`INPUT_PX`, 0–1."""
-    import torch
-
     out = torch.empty((len(crops), 3, INPUT_PX, INPUT_PX))
     for i, crop in enumerate(crops):
         x = torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float() / 255.0
         rows, cols = (max(1, round(n * mpp / INPUT_MPP)) for n in crop.shape[:2])
-        x = torch.nn.functional.interpolate(x, size=(rows, cols), mode="bilinear", antialias=True,
+        x = F.interpolate(x, size=(rows, cols), mode="bilinear", antialias=True,
                                             align_corners=False)[0]
         fill = (np.asarray(background, np.float32) if background is not None else brightest_colour(crop)) / 255.0
         out[i] = torch.as_tensor(fill, dtype=torch.float32)[:, None, None]
@@ -103,7 +96,7 @@ def windows_of(crops: list[np.ndarray], mpp: float, background: np.ndarray | Non
 
 
 @lru_cache(maxsize=4)
-def load_learned_segmenter(path: str | None = None) -> tuple[Any, dict[str, str]]:
+def load_learned_segmenter(path: str | None = None) -> tuple[UNet, dict[str, str]]:
     """The network of a weights file (default: the bundled one) in eval mode, and its card.
 
     Raises
@@ -125,7 +118,7 @@ def load_learned_segmenter(path: str | None = None) -> tuple[Any, dict[str, str]
         state = load_file(str(file))
         if card.get("name") != "cellseg":
             raise ModelError(f"{file} is not a learned-segmenter weights file (no 'cellseg' card)")
-        module = unet(tuple(json.loads(card["widths"])))
+        module = UNet(tuple(json.loads(card["widths"])))
         module.load_state_dict(state)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise ModelError(f"cannot load learned segmenter weights {file}: {exc}") from exc
@@ -189,8 +182,6 @@ def segment_crops_learned(
     list of (cells, nuclei)
         int32 labels on each crop's grid; empty where the centre holds no white cell.
     """
-    import torch
-
     if not crops:
         return []
     module, _ = load_learned_segmenter(model)
@@ -204,7 +195,7 @@ def segment_crops_learned(
         ys = (np.arange(rows) + 0.5 - rows / 2) * mpp / INPUT_MPP / (INPUT_PX / 2)
         xs = (np.arange(cols) + 0.5 - cols / 2) * mpp / INPUT_MPP / (INPUT_PX / 2)
         grid = torch.from_numpy(np.stack(np.meshgrid(xs, ys), -1)[None].astype(np.float32))
-        p = torch.nn.functional.grid_sample(probs[i:i + 1], grid, mode="bilinear",
+        p = F.grid_sample(probs[i:i + 1], grid, mode="bilinear",
                                             padding_mode="zeros", align_corners=False)[0].numpy()
         cell = p[1] + p[2] > 0.5
         nucleus = p[2] >= np.maximum(p[0], p[1])
