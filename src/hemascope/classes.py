@@ -6,6 +6,9 @@ Layers, the gallery, plots, GeoJSON exports and reports all take their colours f
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
+
 #: White-cell (and related) classes known to the ``wbc`` model, in model output order.
 CELL_CLASSES: tuple[str, ...] = (
     "basophil",
@@ -65,6 +68,51 @@ AML_SUBTYPES: tuple[str, ...] = ("PML::RARA", "NPM1", "CBFB::MYH11", "RUNX1::RUN
 ALL_STAGES: tuple[str, ...] = ("Benign", "Early", "Pre", "Pro")
 
 RESEARCH_USE_ONLY = "research use only — not for diagnosis"
+
+#: Names other data sets and labs give the canonical cell classes (compared by :func:`label_key`):
+#: PBC/Acevedo file prefixes (SNE, MY, ...), Matek et al. 2019 codes (NGS, MYO, KSC, ...),
+#: Raabin-WBC, LISC and BCCD folders, CellaVision/DeepAPL classes. Band and segmented neutrophils
+#: are neutrophils, reactive lymphocytes lymphocytes, pro-/myelo-/metamyelocytes immature
+#: granulocytes, and the WHO blast equivalents (promonocytes) blasts, as in the training maps.
+CLASS_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "neutrophil": ("segmentedneutrophil", "bandneutrophil", "band", "segmented", "neut", "neu",
+                   "sne", "bne", "ngs", "ngb", "pmn", "polymorphonuclear"),
+    "lymphocyte": ("lymph", "lymp", "lym", "ly", "lyt", "lya", "variantlymphocyte",
+                   "reactivelymphocyte", "atypicallymphocyte", "typicallymphocyte",
+                   "smalllymphocyte", "largelymphocyte"),
+    "monocyte": ("mono", "mon", "mo"),
+    "eosinophil": ("eosi", "eos", "eo"),
+    "basophil": ("baso", "bas", "ba"),
+    "erythroblast": ("nrbc", "normoblast", "ebo", "erb", "nucleatedredbloodcell", "nucleatedrbc"),
+    "ig": ("immaturegranulocyte", "promyelocyte", "myelocyte", "metamyelocyte", "pmy", "my",
+           "mmy", "mmz", "myb", "pmo", "pmb"),
+    "platelet": ("plt", "thrombocyte", "giantplatelet", "plateletaggregate", "plateletclump"),
+    "blast": ("myeloblast", "lymphoblast", "monoblast", "promonocyte", "myo", "mob", "blastcell"),
+    "smudge": ("smudgecell", "ksc", "basketcell"),
+}
+
+
+def label_key(text: object) -> str:
+    """A label compared without case, spaces or punctuation (``PML_RARA`` ~ ``PML::RARA``)."""
+    return re.sub(r"[^a-z0-9]", "", str(text).lower())
+
+
+def canonical_cell_class(label: object, classes: Sequence[str]) -> str | None:
+    """The class of ``classes`` that a data set's cell label names, or ``None``.
+
+    Labels match a class ignoring case, punctuation and a plural ``s`` (``Neutrophils``,
+    ``NEUTROPHIL``), or through :data:`CLASS_SYNONYMS` when that synonym's canonical class is
+    one of ``classes`` (``segmented_neutrophil`` and ``NGS`` → ``neutrophil``; ``myeloblast``
+    → ``blast``).
+    """
+    lookup = {label_key(c): c for c in classes}
+    for name in classes:
+        for synonym in CLASS_SYNONYMS.get(name, ()):
+            lookup.setdefault(synonym, name)
+    key = label_key(label)
+    if key in lookup:
+        return lookup[key]
+    return lookup.get(key[:-1]) if key.endswith("s") else None
 
 
 def class_color(name: str) -> str:

@@ -131,3 +131,19 @@ def test_cli_init_fits_the_head_first_and_drops_the_source_decision_rules(tmp_pa
     assert history[0]["epoch"] == -1 and history[0]["val_macro_f1"] >= 0.9
     assert not torch.equal(out.module.head.weight, load_model(src).module.head.weight)
 
+
+
+def test_cli_init_reads_a_labs_own_column_and_class_names(tmp_path, capsys):
+    """``image,label`` columns, ``Red``/``BLUES`` labels and an unknown label: the cells are
+    named as the model's classes, the unknown ones left out and said."""
+    src = save_model(_net(), _card(), tmp_path / "src")
+    table = pd.read_csv(_cells_csv(tmp_path, "cells", seed=3))
+    table["class"] = table["class"].map({"red": "Red", "blue": "BLUES"})
+    table.loc[0, "class"] = "Smudge cell"
+    lab = table.rename(columns={"path": "image", "class": "label"})
+    lab.to_csv(tmp_path / "lab.csv", index=False)
+    args = _init_args(src, tmp_path / "lab.csv", tmp_path / "lab.csv")
+    assert main([*args, "--out", str(tmp_path / "run")]) == 0
+    assert "1 cells labelled ['Smudge cell'] are not among --classes" in capsys.readouterr().err
+    counts = json.loads((tmp_path / "run" / "metrics.json").read_text())["train_class_counts"]
+    assert counts == {"red": 9, "blue": 10, "other": 0}

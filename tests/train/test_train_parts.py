@@ -129,8 +129,11 @@ def test_cell_tables_from_folders_and_csv(tmp_path):
         c.loc[0, "class"] == "x" and c.loc[0, "mpp"] == 0.3 and c.loc[0, "path"].endswith("0.png")
     )
     pd.DataFrame({"file": ["a"]}).to_csv(tmp_path / "bad.csv", index=False)
-    with pytest.raises(DataError, match="lacks"):
+    with pytest.raises(DataError, match="needs a class column"):
         read_cell_table(tmp_path / "bad.csv", mpp=1)
+    pd.DataFrame({"Filename": ["data/y/1.png"], "Cell_Type": ["y"]}).to_csv(csv, index=False)
+    c = read_cell_table(csv, mpp=0.3)
+    assert c.loc[0, "class"] == "y" and c.loc[0, "path"].endswith("1.png")
 
 
 def test_split_keeps_groups_together_and_is_reproducible():

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     import pandas as pd
 
+    from hemascope.classes import canonical_cell_class
     from hemascope.classify import resolve_device
     from hemascope.errors import InvalidInputError
     from hemascope.files import atomic_write_json
@@ -55,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if relabel:
         table["class"] = [relabel.get(c, relabel.get("*", c)) for c in table["class"]]
     loaded = load_model(args.model, device=resolve_device(args.device))
+    # labels as the data set names them (Neutrophil, NGS, myeloblast) scored as the model's classes
+    table["class"] = [canonical_cell_class(c, loaded.classes) or c for c in table["class"]]
     metrics, _ = evaluate_model(
         loaded, table, shift=args.shift, amount=args.amount, tta=args.tta, cache_dir=args.cache_dir
     )

@@ -148,13 +148,26 @@ def _read_all(paths: list[str] | None, read):
 
 
 def _prepare(table, relabel: dict[str, str], classes: list[str] | None):
+    """Relabel, then name each label as one of ``classes`` (``Neutrophil``, ``NGS`` and
+    ``segmented_neutrophil`` are ``neutrophil``); cells of other labels are left out, and said."""
+    import sys
+
+    from hemascope.classes import canonical_cell_class
+
     if table is None:
         return None
     if relabel:
         default = relabel.get("*")
         table = table.assign(**{"class": [relabel.get(c, default or c) for c in table["class"]]})
     if classes:
-        table = table[table["class"].isin(classes)].reset_index(drop=True)
+        named = [canonical_cell_class(c, classes) for c in table["class"]]
+        left_out = sorted({c for c, n in zip(table["class"], named, strict=True) if n is None})
+        if left_out:
+            n_out = sum(n is None for n in named)
+            print(f"note: {n_out} cells labelled {left_out[:8]} are not among --classes and were "
+                  "left out (name them with --relabel OLD=NEW)", file=sys.stderr)
+        table = table.assign(**{"class": named})
+        table = table[table["class"].notna()].reset_index(drop=True)
     return table
 
 

@@ -16,7 +16,6 @@ All three give ``(cells table with a class column, embeddings)``; the bag keeps 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hemascope.classes import label_key
 from hemascope.errors import DataError, InvalidInputError
 from hemascope.slide.bag import (
     check_embeddings,
@@ -71,10 +71,6 @@ class Bag:
     cell_names: np.ndarray | None = None
 
 
-def _key(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(text).lower())
-
-
 def canonical_label(value: str, classes: Sequence[str]) -> str:
     """Map a label onto ``classes`` ignoring case and punctuation (``PML_RARA`` → ``PML::RARA``).
 
@@ -83,9 +79,9 @@ def canonical_label(value: str, classes: Sequence[str]) -> str:
     DataError
         If the label matches no class.
     """
-    lookup = {_key(c): c for c in classes}
+    lookup = {label_key(c): c for c in classes}
     try:
-        return lookup[_key(value)]
+        return lookup[label_key(value)]
     except KeyError:
         raise DataError(f"unknown class {value!r}; expected one of {list(classes)}") from None
 
@@ -180,7 +176,7 @@ def read_bag_labels(
     if classes is None:
         classes = sorted(table["label"].unique())
     classes = list(classes)
-    unknown = sorted({v for v in table["label"] if _key(v) not in {_key(c) for c in classes}})
+    unknown = sorted({v for v in table["label"] if label_key(v) not in {label_key(c) for c in classes}})
     if unknown:
         raise DataError(
             f"labels CSV {csv_path} has unknown classes {unknown[:5]}; expected {classes}"

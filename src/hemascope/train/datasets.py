@@ -25,6 +25,10 @@ from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, r
 
 TABLE_COLUMNS = ("path", "class", "domain", "mpp", "group")
 
+#: Column names a cell CSV may use for its image path and its label (first match wins).
+PATH_COLUMNS = ("path", "image", "image_path", "filepath", "file_path", "filename", "file", "img")
+CLASS_COLUMNS = ("class", "label", "cell_type", "celltype", "class_name", "category", "type")
+
 
 def read_cell_table(
     source: str | Path, *, mpp: float | None = None, domain: str | None = None
@@ -37,6 +41,8 @@ def read_cell_table(
         A directory whose sub-folders are class names holding images (PBC, Matek, Acevedo
         layouts), or a CSV with columns ``path`` and ``class`` (or ``label``) and optionally
         ``domain``, ``mpp`` and ``group``; relative paths are resolved against the CSV's folder.
+        The path and class columns may also be named as in :data:`PATH_COLUMNS` and
+        :data:`CLASS_COLUMNS` (``image,label``, ``filename,cell_type``, ...).
     mpp
         µm/px of images without an ``mpp`` column; ``None``: estimated from their red cells,
         pooled over the pictures of one pixel size (:func:`estimate_picture_scales`).
@@ -68,11 +74,7 @@ def read_cell_table(
             table = pd.read_csv(source)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DataError(f"{source}: not a readable CSV ({exc})") from None
-        if "class" not in table.columns and "label" in table.columns:
-            table = table.rename(columns={"label": "class"})
-        missing = {"path", "class"} - set(table.columns)
-        if missing:
-            raise DataError(f"{source}: CSV lacks columns {sorted(missing)}")
+        table = table.rename(columns=_column_names(source, list(table.columns)))
         table["path"] = [str((source.parent / p).resolve()) for p in table["path"].astype(str)]
     else:
         raise DataError(f"{source}: no such folder or CSV file")
@@ -92,6 +94,26 @@ def read_cell_table(
     out = table[list(TABLE_COLUMNS)].reset_index(drop=True)
     out.attrs["mpp_note"] = note
     return out
+
+
+def _column_names(source: Path, columns: list[str]) -> dict[str, str]:
+    """``{CSV column: table column}`` for the path and class columns, matched without case.
+
+    Raises
+    ------
+    DataError
+        The CSV has no path or no class column.
+    """
+    lower = {c.strip().lower(): c for c in columns}
+    renames = {}
+    for name, options in (("path", PATH_COLUMNS), ("class", CLASS_COLUMNS)):
+        found = next((lower[o] for o in options if o in lower), None)
+        if found is None:
+            raise DataError(
+                f"{source}: CSV needs a {name} column (one of {list(options)}); it has {columns}"
+            )
+        renames[found] = name
+    return renames
 
 
 def _estimated_mpp(source: Path, paths: pd.Series) -> tuple[list[float], str]:
