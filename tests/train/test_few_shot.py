@@ -147,3 +147,21 @@ def test_cli_init_reads_a_labs_own_column_and_class_names(tmp_path, capsys):
     assert "1 cells labelled ['Smudge cell'] are not among --classes" in capsys.readouterr().err
     counts = json.loads((tmp_path / "run" / "metrics.json").read_text())["train_class_counts"]
     assert counts == {"red": 9, "blue": 10, "other": 0}
+
+
+def test_cli_train_cells_starts_from_the_bundled_model_unless_told_otherwise(tmp_path, capsys):
+    """A lab's few cells fine-tune the bundled ``wbc`` by default (from scratch they make a
+    useless network); ``--init none`` trains from scratch."""
+    train = _cells_csv(tmp_path, "cells", seed=3)
+    args = ["train", "cells", "--train", str(train), "--val", str(train), "--classes", "wbc",
+            "--relabel", "red=neutrophil", "--relabel", "blue=lymphocyte", "--name", "lab",
+            "--epochs", "1", "--samples-per-epoch", "64", "--threads", "1", "--device", "cpu", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "default")]) == 0
+    assert "starting from the bundled 'wbc' model" in capsys.readouterr().out
+    card = load_model(tmp_path / "default" / "lab.json").card
+    wbc = load_model("wbc").card
+    assert any(t.startswith("initialised from wbc@") for t in card.training_data)
+    assert (card.input_size, card.mpp, card.arch_params) == (wbc.input_size, wbc.mpp, wbc.arch_params)
+    assert main([*args, "--init", "none", "--out", str(tmp_path / "scratch")]) == 0
+    card = load_model(tmp_path / "scratch" / "lab.json").card
+    assert not any(t.startswith("initialised") for t in card.training_data)

@@ -14,6 +14,13 @@ from hemascope.cli._options import add_device_argument, add_model_output_argumen
 COMMAND = ("train", "cells")
 #: With ``--init`` (few-shot fine-tuning) an epoch draws at least this many (augmented) samples.
 FEW_SHOT_SAMPLES_PER_EPOCH = 1024
+#: The network ``train cells --init none`` builds (the bundled model's is given by its card).
+SCRATCH = {"input_size": 48, "model_mpp": 0.5, "widths": "16,32,64,128"}
+
+#: The model training starts from when neither ``--init`` nor another network is asked for.
+DEFAULT_INIT = "wbc"
+
+
 HELP = "train a single-cell classifier (stain augmentation, balanced sampling, robust losses)"
 
 
@@ -52,14 +59,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--name", default="cells")
     model.add_argument("--version", default="0.1.0")
-    model.add_argument("--input-size", type=int, default=48)
-    model.add_argument("--model-mpp", type=float, default=0.5, help="µm/px of the model input")
-    model.add_argument("--widths", default="16,32,64,128")
+    model.add_argument("--input-size", type=int, help=f"model input in px (from scratch: {SCRATCH['input_size']})")
+    model.add_argument("--model-mpp", type=float,
+                       help=f"µm/px of the model input (from scratch: {SCRATCH['model_mpp']})")
+    model.add_argument("--widths", help=f"channel widths (from scratch: {SCRATCH['widths']})")
     model.add_argument(
         "--init",
         metavar="MODEL",
         help="start from this cell model's weights (registry name or card path; same widths, "
-        "input and normalisation); its head is kept only if the classes are the same",
+        "input and normalisation); its head is kept only if the classes are the same. Default: "
+        f"the bundled '{DEFAULT_INIT}' unless --input-size, --model-mpp or --widths ask for another "
+        "network; 'none' trains from scratch",
     )
     model.add_argument(
         "--probe-head",
@@ -139,6 +149,34 @@ def _table_reader(mpp: float | None):
     return read
 
 
+def _starting_point(args: argparse.Namespace) -> str | None:
+    """The model to start from: ``--init``; ``None`` for ``--init none`` or when the network's
+    shape is given; else :data:`DEFAULT_INIT`, said (a network trained from scratch on a lab's
+    few hundred cells is far worse than the bundled one fine-tuned on them)."""
+    if args.init is not None:
+        return None if args.init.lower() == "none" else args.init
+    if any(getattr(args, name) is not None for name in SCRATCH):
+        return None
+    print(f"starting from the bundled '{DEFAULT_INIT}' model (--init none: train from scratch)")
+    return DEFAULT_INIT
+
+
+def _fill_network_shape(args: argparse.Namespace) -> None:
+    """Input size, µm/px and widths not given: the starting model's, else :data:`SCRATCH`."""
+    shape = dict(SCRATCH)
+    if args.init:
+        from hemascope.models.card import ModelCard
+        from hemascope.models.registry import find_card
+
+        card = ModelCard.read(find_card(args.init, "cell"))
+        widths = card.arch_params.get("widths")
+        shape = {"input_size": card.input_size, "model_mpp": card.mpp,
+                 "widths": ",".join(map(str, widths)) if widths else SCRATCH["widths"]}
+    for name, value in shape.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+
 def _read_all(paths: list[str] | None, read):
     import pandas as pd
 
@@ -180,6 +218,8 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.progress import tqdm_progress
     from hemascope.train import AugmentConfig, TrainConfig, split_table, train_cells
 
+    args.init = _starting_point(args)
+    _fill_network_shape(args)
     try:
         relabel = dict(item.split("=", 1) for item in args.relabel)
         widths = [int(w) for w in args.widths.split(",")]
