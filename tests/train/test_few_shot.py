@@ -165,3 +165,9 @@ def test_cli_train_cells_starts_from_the_bundled_model_unless_told_otherwise(tmp
     assert main([*args, "--init", "none", "--out", str(tmp_path / "scratch")]) == 0
     card = load_model(tmp_path / "scratch" / "lab.json").card
     assert not any(t.startswith("initialised") for t in card.training_data)
+    # without --classes, a lab's names of the model's classes become the model's (head rows kept)
+    own = [a for a in args if a not in ("--classes", "wbc")]
+    own = [("blue=LYMPHOCYTES" if a == "blue=lymphocyte" else "red=Neut" if a == "red=neutrophil" else a)
+           for a in own]
+    assert main([*own, "--out", str(tmp_path / "own")]) == 0
+    assert load_model(tmp_path / "own" / "lab.json").card.classes == ["lymphocyte", "neutrophil"]

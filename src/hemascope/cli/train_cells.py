@@ -161,9 +161,10 @@ def _starting_point(args: argparse.Namespace) -> str | None:
     return DEFAULT_INIT
 
 
-def _fill_network_shape(args: argparse.Namespace) -> None:
-    """Input size, µm/px and widths not given: the starting model's, else :data:`SCRATCH`."""
-    shape = dict(SCRATCH)
+def _fill_network_shape(args: argparse.Namespace) -> list[str]:
+    """Input size, µm/px and widths not given: the starting model's, else :data:`SCRATCH`.
+    Returns the starting model's classes (none from scratch)."""
+    shape, known = dict(SCRATCH), []
     if args.init:
         from hemascope.models.card import ModelCard
         from hemascope.models.registry import find_card
@@ -172,9 +173,11 @@ def _fill_network_shape(args: argparse.Namespace) -> None:
         widths = card.arch_params.get("widths")
         shape = {"input_size": card.input_size, "model_mpp": card.mpp,
                  "widths": ",".join(map(str, widths)) if widths else SCRATCH["widths"]}
+        known = list(card.classes)
     for name, value in shape.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    return known
 
 
 def _read_all(paths: list[str] | None, read):
@@ -185,9 +188,11 @@ def _read_all(paths: list[str] | None, read):
     return pd.concat([read(p) for p in paths], ignore_index=True)
 
 
-def _prepare(table, relabel: dict[str, str], classes: list[str] | None):
+def _prepare(table, relabel: dict[str, str], classes: list[str] | None, known: list[str]):
     """Relabel, then name each label as one of ``classes`` (``Neutrophil``, ``NGS`` and
-    ``segmented_neutrophil`` are ``neutrophil``); cells of other labels are left out, and said."""
+    ``segmented_neutrophil`` are ``neutrophil``); cells of other labels are left out, and said.
+    Without ``classes``, labels that name one of the starting model's classes (``known``) take
+    its name (its head row is then kept) and the others stay new classes."""
     import sys
 
     from hemascope.classes import canonical_cell_class
@@ -206,6 +211,8 @@ def _prepare(table, relabel: dict[str, str], classes: list[str] | None):
                   "left out (name them with --relabel OLD=NEW)", file=sys.stderr)
         table = table.assign(**{"class": named})
         table = table[table["class"].notna()].reset_index(drop=True)
+    elif known:
+        table = table.assign(**{"class": [canonical_cell_class(c, known) or c for c in table["class"]]})
     return table
 
 
@@ -219,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.train import AugmentConfig, TrainConfig, split_table, train_cells
 
     args.init = _starting_point(args)
-    _fill_network_shape(args)
+    known = _fill_network_shape(args)
     try:
         relabel = dict(item.split("=", 1) for item in args.relabel)
         widths = [int(w) for w in args.widths.split(",")]
@@ -235,9 +242,9 @@ def run(args: argparse.Namespace) -> int:
             else [c.strip() for c in args.classes.split(",")]
         )
     read = _table_reader(args.mpp)
-    train = _prepare(_read_all(args.train, read), relabel, classes)
-    val = _prepare(_read_all(args.val, read), relabel, classes)
-    test = _prepare(_read_all(args.test, read), relabel, classes)
+    train = _prepare(_read_all(args.train, read), relabel, classes, known)
+    val = _prepare(_read_all(args.val, read), relabel, classes, known)
+    test = _prepare(_read_all(args.test, read), relabel, classes, known)
     out = Path(args.out)
     if val is None:
         parts = split_table(train, seed=args.seed)
