@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument(
         "--classes",
-        help="comma-separated classes in output order ('wbc' = the canonical list); "
-        "rows of other classes are dropped",
+        help="comma-separated classes in output order ('wbc' = the canonical list); labels are "
+        "matched without case and through common synonyms (NGS, myeloblast); others are left out",
     )
     data.add_argument(
         "--relabel",
