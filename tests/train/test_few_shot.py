@@ -171,3 +171,19 @@ def test_cli_train_cells_starts_from_the_bundled_model_unless_told_otherwise(tmp
            for a in own]
     assert main([*own, "--out", str(tmp_path / "own")]) == 0
     assert load_model(tmp_path / "own" / "lab.json").card.classes == ["lymphocyte", "neutrophil"]
+
+
+def test_cli_init_without_val_trains_on_every_few_shot_cell(tmp_path, capsys):
+    """Ten cells per class and no --val: no 70/15/15 split (one or two validation cells per
+    class); all are trained on and only the head is refitted."""
+    src = save_model(_net(), _card(), tmp_path / "src")
+    train = _cells_csv(tmp_path, "cells", seed=3)
+    args = _init_args(src, train, train)
+    at = args.index("--val")
+    args = args[:at] + args[at + 2:]
+    assert main([*args, "--epochs", "2", "--out", str(tmp_path / "run")]) == 0
+    assert "20 cells: all used for training" in capsys.readouterr().out
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert sum(metrics["train_class_counts"].values()) == 20
+    assert [h["epoch"] for h in metrics["history"]] == [-1]
+    assert not (tmp_path / "run" / "splits").exists()

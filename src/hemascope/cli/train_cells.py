@@ -2,7 +2,9 @@
 
 Writes ``<name>.safetensors`` + ``<name>.json`` (model card with metrics) + ``metrics.json`` and a
 resumable checkpoint into ``--out``. Without ``--val`` the training data are split 70/15/15 with
-``--seed`` (by ``group``), and the split lists are saved in ``--out/splits``.
+``--seed`` (by ``group``), and the split lists are saved in ``--out/splits`` — except few-shot
+sets (starting from a model, fewer than :data:`FEW_SHOT_MAX_PER_CLASS` cells per class), which
+are all trained on.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from hemascope.cli._options import add_device_argument, add_model_output_argumen
 COMMAND = ("train", "cells")
 #: With ``--init`` (few-shot fine-tuning) an epoch draws at least this many (augmented) samples.
 FEW_SHOT_SAMPLES_PER_EPOCH = 1024
+#: Starting from a model without ``--val``, fewer cells per class than this are all trained on
+#: (a 70/15/15 split of ten cells validates on one or two).
+FEW_SHOT_MAX_PER_CLASS = 30
 #: The network ``train cells --init none`` builds (the bundled model's is given by its card).
 SCRATCH = {"input_size": 48, "model_mpp": 0.5, "widths": "16,32,64,128"}
 
@@ -35,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="class-per-folder directory or CSV (path,class[,domain,mpp,group]); repeatable",
     )
     data.add_argument(
-        "--val", action="append", metavar="PATH", help="validation data (else split from --train)"
+        "--val", action="append", metavar="PATH",
+        help="validation data (else split from --train; few cells from a model: all trained on)"
     )
     data.add_argument(
         "--test", action="append", metavar="PATH", help="test data (reported in the card)"
@@ -180,6 +186,11 @@ def _fill_network_shape(args: argparse.Namespace) -> list[str]:
     return known
 
 
+def _few_shot(train) -> bool:
+    """Fewer than :data:`FEW_SHOT_MAX_PER_CLASS` cells per class on average."""
+    return len(train) < FEW_SHOT_MAX_PER_CLASS * max(1, train["class"].nunique())
+
+
 def _read_all(paths: list[str] | None, read):
     import pandas as pd
 
@@ -246,7 +257,13 @@ def run(args: argparse.Namespace) -> int:
     val = _prepare(_read_all(args.val, read), relabel, classes, known)
     test = _prepare(_read_all(args.test, read), relabel, classes, known)
     out = Path(args.out)
-    if val is None:
+    if val is None and args.init and _few_shot(train):
+        # a held-out sixth of ten cells validates nothing and costs training cells: all train,
+        # and (validated on themselves) only the head is refitted, the measured-best recipe
+        print(f"{len(train)} cells: all used for training, the head refitted on them "
+              "(give --val cells of other slides to fine-tune the network)")
+        val = train
+    elif val is None:
         parts = split_table(train, seed=args.seed)
         (out / "splits").mkdir(parents=True, exist_ok=True)
         for name, part in parts.items():
