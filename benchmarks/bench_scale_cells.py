@@ -2,7 +2,8 @@
 
 Held-out pictures only (the head was trained on the PBC and DeepAPL *training* splits of
 ``scripts/prepare_cell_data.py``): PBC test cells, DeepAPL test **patients**, their copies
-rescaled ×0.5/0.7/1.4/2 and their 120/90/160/240-px close-ups (the central 22 µm), the 100
+rescaled ×0.5/0.7/1.4/2, their 120/90/160/240-px close-ups (the central 22 µm) and boxes of
+45-100 % of the crop all resized to 256 px (each at its own µm/px, one pixel size), the 100
 ``wbc_seg_cellavision`` pictures of another lab (0.1 µm/px) and their close-up, rapid-stain,
 phone, magenta and defocused copies (``bench_segment_recoloured.py``), Taleqani B-ALL fields
 (fields must keep the red-cell estimate) and synthetic fields. Per picture: the red-cell estimate
@@ -34,6 +35,8 @@ CLOSE_UP_SIDES = (120, 90, 160, 240)
 CLOSE_UP_UM = 22.0
 WBC_SEG_SHIFTS = ("closeup", "rapid+closeup", "phone", "magenta", "blur")
 TALEQANI_MPP = 0.444
+RESIZED_BOX = (0.45, 1.0)
+RESIZED_PX = 256
 
 
 def _cells(work: Path, source: str, n: int, seed: int):
@@ -54,6 +57,12 @@ def _cells(work: Path, source: str, n: int, seed: int):
         zoom = CLOSE_UP_SIDES[i % len(CLOSE_UP_SIDES)] / side
         cut = _rescale(image[r0 : r0 + side, c0 : c0 + side], zoom)
         yield f"{source}_closeup", f"{key}_closeup{CLOSE_UP_SIDES[i % len(CLOSE_UP_SIDES)]}", path, cut, mpp / zoom
+        # a public data set's layout: boxes of 45-100 % of the crop resized to one pixel size,
+        # each picture at its own µm/px (one group: one pixel size in one command)
+        side = int(min(image.shape[:2]) * np.random.default_rng(seed * 100_003 + i).uniform(*RESIZED_BOX))
+        r0, c0 = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+        box = _rescale(image[r0 : r0 + side, c0 : c0 + side], RESIZED_PX / side)
+        yield f"{source}_resized", f"{source}_resized", path, box, mpp * side / box.shape[0]
 
 
 def _wbc_seg(seed: int):

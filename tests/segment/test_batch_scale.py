@@ -28,11 +28,11 @@ def test_low_confidence_and_lone_wrong_estimates_take_the_source_median():
 
 
 def test_close_ups_without_confident_estimates_take_the_weighted_median_not_a_lone_confident_one():
-    """Close-ups of one cell: every estimate a flagged guess spread around the truth (~0.19) and one
+    """Close-ups of one cell: every estimate a flagged guess spread around the truth (~0.21) and one
     confident outlier (0.30) with a guess beside it. The densest window was the outlier's; now the
     group takes the confidence-weighted median of all its estimates."""
-    own = _estimates([0.13, 0.14, 0.15, 0.17, 0.19, 0.21, 0.23, 0.28, 0.30],
-                     [0.1, 0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.1, 0.74])
+    own = _estimates([0.17, 0.18, 0.19, 0.19, 0.20, 0.21, 0.22, 0.23, 0.24, 0.28, 0.30],
+                     [0.1, 0.1, 0.1, 0.2, 0.2, 0.2, 0.2, 0.1, 0.1, 0.1, 0.74])
     pooled = pool_estimates(own, ["a"] * len(own))
     assert all(p.mpp == pytest.approx(0.21, rel=0.1) for p in pooled)
     assert all(p.low_confidence for p in pooled)  # still said to be a guess
@@ -75,6 +75,17 @@ def test_two_magnifications_of_one_size_are_not_averaged_and_the_pooled_ones_are
     assert all(p.low_confidence for p in pooled[:5]) and not any(p.low_confidence for p in pooled[5:9])
     assert pooled[9].mpp == pytest.approx(0.101, rel=0.03) and pooled[9].low_confidence  # either scale
     assert pooled[10].mpp == 0.3 and pooled[10].low_confidence  # near neither: its own guess
+
+
+def test_pictures_of_one_size_but_no_one_scale_keep_their_own_estimates():
+    """Cell crops of different sizes resized to one pixel size (a public data set's tight boxes):
+    the estimates spread over ×2 with no scale most agree on. Pooled, 45 % of such PBC crops were
+    confidently > 25 % wrong; each keeps its own estimate (BENCHMARKS.md)."""
+    values = np.geomspace(0.047, 0.105, 20)
+    own = _estimates(values, [0.9, 0.3] * 10)
+    assert pool_estimates(own, ["a"] * 20) == own
+    tight = _estimates(np.linspace(0.095, 0.11, 8), [0.9, 0.3] * 4)  # one scale
+    assert all("batch_images" in p.cues for p in pool_estimates(tight, ["a"] * 8))
 
 
 def test_small_groups_other_sources_and_given_scales_are_left_alone():

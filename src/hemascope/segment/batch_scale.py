@@ -15,6 +15,10 @@ read 10-30 % high, a nucleus taken as 11 µm reads AML blasts 20 % low, and a fe
 wrong together), the group takes the confidence-weighted median of all its estimates instead of
 the densest value; a group of close-ups is never split into two magnifications.
 
+Nor is a group pooled whose estimates spread over more than :data:`POOL_MAX_SPREAD` (their
+middle half): pictures resized to one pixel size from crops of different sizes (a public data
+set's tight boxes) share a pixel size, not a µm/px.
+
 Two magnifications of one pixel size are not averaged: when the confident estimates show a second
 peak more than :data:`AGREE` away, parted from the main one by a valley and holding at least
 :data:`SECOND_SCALE_SHARE` of them (three or more), only the images near the main scale take it,
@@ -48,6 +52,11 @@ _BANDWIDTH = 0.05
 #: of its height (0.7: no false second scale in 13 single-patient DeepAPL folders; a ×1.4 mixture
 #: of 18 % of the confident estimates found; BENCHMARKS.md).
 _VALLEY = 0.7
+#: Pool only when the middle half of a group's estimates spans less than this ratio (their
+#: interquartile range; a few wrong ones do not widen it). Pictures of one camera: 1.02-1.24 over
+#: the held-out crops, close-ups, recoloured and defocused copies and fields of BENCHMARKS.md;
+#: PBC crops cut to boxes of 45-100 % and resized to one pixel size, each at its own µm/px: 1.48.
+POOL_MAX_SPREAD = 1.35
 #: Fewest images of one source for which their estimates are pooled.
 MIN_IMAGES = 5
 #: Estimates within this (relative) of each other count as one scale.
@@ -138,6 +147,8 @@ def _pool_group(members: list[ScaleEstimate]) -> tuple[ScaleEstimate, np.ndarray
               f"({agreeing} confident estimates and {cells_agreeing} cells' within ±{AGREE:.0%}"
               + ("; the run holds another scale too" if mixed else "") + ")")
     shared = ScaleEstimate(float(np.exp(centre)), pooled_confidence, {"batch_images": int(take.sum())}, reason)
+    if not mixed and np.subtract(*np.percentile(log_mpp, [75, 25])) > np.log(POOL_MAX_SPREAD):  # no one scale
+        take = np.zeros(len(members), dtype=bool)
     return shared, take, mixed
 
 
