@@ -53,10 +53,11 @@ _BANDWIDTH = 0.05
 #: of 18 % of the confident estimates found; BENCHMARKS.md).
 _VALLEY = 0.7
 #: Pool only when the middle half of a group's estimates spans less than this ratio (their
-#: interquartile range; a few wrong ones do not widen it). Pictures of one camera: 1.02-1.24 over
-#: the held-out crops, close-ups, recoloured and defocused copies and fields of BENCHMARKS.md;
-#: PBC crops cut to boxes of 45-100 % and resized to one pixel size, each at its own µm/px: 1.48.
-POOL_MAX_SPREAD = 1.35
+#: interquartile range; a few wrong ones do not widen it). Pictures of one camera: up to 1.24 in
+#: groups of 60-150 (held-out crops, recoloured and defocused copies, fields) and 1.36 in groups
+#: of 5 close-ups; crops cut to boxes of 45-100 % and resized to one pixel size, each at its own
+#: µm/px: 1.48-1.56 (BENCHMARKS.md, "Pictures of one size, not of one scale").
+POOL_MAX_SPREAD = 1.4
 #: Fewest images of one source for which their estimates are pooled.
 MIN_IMAGES = 5
 #: Estimates within this (relative) of each other count as one scale.
