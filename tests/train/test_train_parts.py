@@ -106,7 +106,7 @@ def test_metrics_on_a_known_confusion(tmp_path):
     assert expected_calibration_error(prob, np.array([0, 1])) == pytest.approx(0.4)
 
 
-def test_cell_tables_from_folders_and_csv(tmp_path):
+def test_cell_tables_from_folders_and_csv(tmp_path, monkeypatch):
     for cls in ("x", "y"):
         (tmp_path / "data" / cls).mkdir(parents=True)
         for i in range(4):
@@ -134,6 +134,12 @@ def test_cell_tables_from_folders_and_csv(tmp_path):
     pd.DataFrame({"Filename": ["data/y/1.png"], "Cell_Type": ["y"]}).to_csv(csv, index=False)
     c = read_cell_table(csv, mpp=0.3)
     assert c.loc[0, "class"] == "y" and c.loc[0, "path"].endswith("1.png")
+    # a path written relative to the working directory, not to the CSV's folder
+    (tmp_path / "lists").mkdir()
+    pd.DataFrame({"path": ["data/y/2.png"], "class": ["y"]}).to_csv(tmp_path / "lists" / "l.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    c = read_cell_table(tmp_path / "lists" / "l.csv", mpp=0.3)
+    assert c.loc[0, "path"] == str(tmp_path / "data" / "y" / "2.png")
 
 
 def test_split_keeps_groups_together_and_is_reproducible():

@@ -40,7 +40,8 @@ def read_cell_table(
     source
         A directory whose sub-folders are class names holding images (PBC, Matek, Acevedo
         layouts), or a CSV with columns ``path`` and ``class`` (or ``label``) and optionally
-        ``domain``, ``mpp`` and ``group``; relative paths are resolved against the CSV's folder.
+        ``domain``, ``mpp`` and ``group``; relative paths are resolved against the CSV's folder
+        (or, for files found only there, the working directory).
         The path and class columns may also be named as in :data:`PATH_COLUMNS` and
         :data:`CLASS_COLUMNS` (``image,label``, ``filename,cell_type``, ...).
     mpp
@@ -75,7 +76,7 @@ def read_cell_table(
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise DataError(f"{source}: not a readable CSV ({exc})") from None
         table = table.rename(columns=_column_names(source, list(table.columns)))
-        table["path"] = [str((source.parent / p).resolve()) for p in table["path"].astype(str)]
+        table["path"] = [_resolve(source, p) for p in table["path"].astype(str)]
     else:
         raise DataError(f"{source}: no such folder or CSV file")
     if table.empty:
@@ -94,6 +95,15 @@ def read_cell_table(
     out = table[list(TABLE_COLUMNS)].reset_index(drop=True)
     out.attrs["mpp_note"] = note
     return out
+
+
+def _resolve(csv: Path, path: str) -> str:
+    """A CSV's image path: relative to the CSV's folder, or (when only there) to the working
+    directory, as a CSV written beside a script often is."""
+    beside = (csv.parent / path).resolve()
+    if beside.exists() or not Path(path).exists():
+        return str(beside)
+    return str(Path(path).resolve())
 
 
 def _column_names(source: Path, columns: list[str]) -> dict[str, str]:
