@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from hemascope.errors import ConfigError
+from hemascope.errors import ConfigError, InvalidInputError
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -282,8 +282,13 @@ def _validate(cfg: AnalysisConfig) -> None:
     if not 0.0 <= cfg.min_confidence <= 1.0:
         raise ConfigError(f"'min_confidence' must be in [0, 1], got {cfg.min_confidence}")
     _check_type("mpp", cfg.mpp, (int, float), optional=True)
-    if cfg.mpp is not None and not 0.01 <= cfg.mpp <= 100:
-        raise ConfigError(f"'mpp' (µm per pixel) must be in [0.01, 100], got {cfg.mpp}")
+    if cfg.mpp is not None:
+        from hemascope.io.limits import check_given_mpp
+
+        try:
+            check_given_mpp(cfg.mpp, "'mpp'")
+        except InvalidInputError as exc:
+            raise ConfigError(str(exc)) from None
     if cfg.roi_um is not None and len(cfg.roi_um) < 3:
         raise ConfigError(f"'roi_um' needs at least 3 vertices, got {len(cfg.roi_um)}")
     _check_type("region_size", cfg.region_size, (int,))

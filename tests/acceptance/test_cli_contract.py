@@ -154,3 +154,20 @@ def test_user_mistakes_in_info_and_models_are_one_line(cli, tmp_path, capsys):
     assert cli("models", "no-such-model") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("hemascope: error:") for line in err)
+
+
+@pytest.mark.parametrize("command", ["classify", "segment", "analyze", "predict-bags", "train-cells"])
+def test_a_pixel_size_in_other_units_is_one_line_and_exit_2(command, blank_png, cli, tmp_path, capsys):
+    """``--mpp 100`` (nm/px given as µm/px) made `classify` resample a 300-px picture to 60,000 px
+    (killed for memory) and `segment` report 26 "cells"; now every command refuses it."""
+    (tmp_path / "lab.csv").write_text(f"path,class\n{blank_png},neutrophil\n")
+    argv = {
+        "classify": ["classify", blank_png, "--out", tmp_path / "p.csv"],
+        "segment": ["segment", blank_png, "--out", tmp_path / "s"],
+        "analyze": ["analyze", blank_png, "--out", tmp_path / "a"],
+        "predict-bags": ["predict-bags", tmp_path, "--out", tmp_path / "b.csv"],
+        "train-cells": ["train", "cells", "--train", tmp_path / "lab.csv", "--out", tmp_path / "t"],
+    }[command]
+    assert cli(*argv, "--mpp", "100", "--quiet") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "100 µm/px is no microscope pixel size" in err[0], err

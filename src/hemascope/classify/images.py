@@ -17,6 +17,7 @@ from hemascope.errors import (
     SlideNotFoundError,
 )
 from hemascope.io.formats import PICTURE_SUFFIXES
+from hemascope.io.limits import check_given_mpp
 from hemascope.io.paths import expand_slide_paths
 from hemascope.io.read_image import read_picture
 from hemascope.models.card import ModelCard
@@ -84,8 +85,8 @@ def load_cell_crops(
         Names and scales of the usable images, their crops, ``(name, reason)`` failures, and
         where each crop was centred.
     """
-    if mpp is not None and not mpp > 0:
-        raise InvalidInputError(f"mpp must be positive, got {mpp}")
+    if mpp is not None:
+        mpp = check_given_mpp(mpp)
     names: list[str] = []
     mpps: list[float] = []
     crops: list[np.ndarray] = []

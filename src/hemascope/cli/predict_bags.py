@@ -66,14 +66,15 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.cli._contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, check_output_file
     from hemascope.errors import InvalidInputError
     from hemascope.files import atomic_write_table
+    from hemascope.io.limits import check_given_mpp
     from hemascope.models import load_model
     from hemascope.progress import tqdm_progress
     from hemascope.slide import load_bag_model
     from hemascope.train.bags_predict import ERROR_PREFIX, check_cell_model, predict_bag_sources
 
     check_output_file(args.out)
-    if args.mpp is not None and not args.mpp > 0:
-        raise InvalidInputError(f"--mpp must be positive, got {args.mpp}")
+    if args.mpp is not None:
+        check_given_mpp(args.mpp, "--mpp")
     if args.min_blasts is not None and args.min_blasts < 1:
         raise InvalidInputError(f"--min-blasts must be >= 1, got {args.min_blasts}")
     bag_model = load_bag_model(args.model)

@@ -137,15 +137,16 @@ def run(args: argparse.Namespace) -> int:
 
     from hemascope.classify.cell_scale import picture_scale
     from hemascope.cli._contract import EXIT_OK, EXIT_SOME_FAILED, check_output_dir
-    from hemascope.errors import DataError, InvalidInputError
+    from hemascope.errors import DataError
     from hemascope.files import atomic_write_table
+    from hemascope.io.limits import check_given_mpp
     from hemascope.io.paths import expand_slide_paths, unique_stems
     from hemascope.segment import SegmentSettings, empty_cell_table
     from hemascope.segment.backends import load_backend
     from hemascope.segment.batch_scale import estimate_field_scales
 
-    if args.mpp is not None and args.mpp <= 0:
-        raise InvalidInputError(f"--mpp must be positive, got {args.mpp}")
+    if args.mpp is not None:
+        check_given_mpp(args.mpp, "--mpp")
     check_output_dir(args.out)
     # a missing or foreign model is the run's error, not each input's
     load_backend(SegmentSettings.from_any(segmenter=args.segmenter, model=args.model, device=args.device))

@@ -7,7 +7,7 @@ documented error when it is opened, before any allocation or page walk proportio
 
 from __future__ import annotations
 
-from hemascope.errors import CorruptSlideError, UnsupportedFormatError
+from hemascope.errors import CorruptSlideError, InvalidInputError, UnsupportedFormatError
 
 MAX_LEVEL_PIXELS = 2**36
 """Most pixels one level may have (6.9e10, e.g. 262,144 x 262,144)."""
@@ -23,6 +23,33 @@ MAX_LEVELS = 64
 
 MAX_PAGES = 100_000
 """Most IFDs a TIFF may chain (walked when the file is opened)."""
+
+GIVEN_MPP_RANGE = (0.01, 2.0)
+"""µm/px a user may give for pictures of blood cells: from a 100x objective on a camera without
+binning (about 0.02) to a 5x scan (2). Outside it a white cell spans a pixel or two (or thousands:
+a picture resampled to the model's scale would not fit in memory), or the number is in other
+units (nm/px, px/µm)."""
+
+
+def check_given_mpp(mpp: object, what: str = "mpp") -> float:
+    """A µm/px given by the user, as a float, when it lies in :data:`GIVEN_MPP_RANGE`.
+
+    Raises
+    ------
+    InvalidInputError
+        Not a number in the range; the message says what was expected.
+    """
+    lo, hi = GIVEN_MPP_RANGE
+    try:
+        value = float(mpp)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{what} must be a number of µm per pixel, got {mpp!r}") from None
+    if not lo <= value <= hi:  # also NaN
+        raise InvalidInputError(
+            f"{what} {value:g} µm/px is no microscope pixel size for blood cells (expected {lo:g}-{hi:g}; "
+            "0.1-0.5 is typical): is it in nm/px or px/µm?"
+        )
+    return value
 
 
 def check_level_geometry(

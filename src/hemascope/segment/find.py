@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from hemascope.errors import InvalidInputError
+from hemascope.io.limits import check_given_mpp
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 from hemascope.segment.backends import load_backend, resolve_segmenter
 from hemascope.segment.regions import CellMask, plan_regions, segment_region_with_masks, slide_mpp
@@ -92,10 +93,10 @@ def _as_slide(source: Any, mpp: float | None):
 
     if isinstance(source, Slide):
         if mpp is not None:
-            source.mpp, source.mpp_source = float(mpp), "user"
+            source.mpp, source.mpp_source = check_given_mpp(mpp), "user"
         return source, False
     if isinstance(source, np.ndarray):
-        return slide_from_array(source, mpp=mpp), True
+        return slide_from_array(source, mpp=None if mpp is None else check_given_mpp(mpp)), True
     raise InvalidInputError(f"expected a Slide or an RGB uint8 array, got {type(source).__name__}")
 
 

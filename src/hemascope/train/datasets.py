@@ -20,6 +20,7 @@ from hemascope.classify.framing import frame_picture
 from hemascope.classify.images import estimate_picture_scales, read_cell_image
 from hemascope.errors import DataError, HemascopeError
 from hemascope.io.formats import PICTURE_SUFFIXES
+from hemascope.io.limits import check_given_mpp
 from hemascope.models.card import ModelCard
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 
@@ -89,7 +90,9 @@ def read_cell_table(
         if mpp is None:
             table["mpp"], note = _estimated_mpp(source, table["path"])
         else:
-            table["mpp"] = float(mpp)
+            table["mpp"] = check_given_mpp(mpp)
+    else:
+        table["mpp"] = [check_given_mpp(m, f"{source}: mpp") for m in table["mpp"]]
     if "group" not in table.columns:
         table["group"] = table["path"]
     out = table[list(TABLE_COLUMNS)].reset_index(drop=True)
