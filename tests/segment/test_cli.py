@@ -15,14 +15,16 @@ from hemascope.segment import CELL_COLUMNS
 def test_segment_writes_tables_and_uint32_labels(tmp_path, blood_field):
     image, wbc, _ = blood_field
     Image.fromarray(image).save(tmp_path / "field.png")
-    Image.fromarray(image[:512, :512]).save(tmp_path / "small.png")
+    tifffile.imwrite(tmp_path / "small.tif", image[:512, :512])  # a camera's TIFF is a field too
     out = tmp_path / "out"
-    assert main(["segment", str(tmp_path / "field.png"), str(tmp_path / "small.png"),
+    assert main(["segment", str(tmp_path / "field.png"), str(tmp_path / "small.tif"),
                  "--out", str(out), "--mpp", "0.5", "--quiet"]) == 0
     csv = pd.read_csv(out / "cells.csv")
     parquet = pd.read_parquet(out / "cells.parquet")
     assert len(csv) == len(parquet) > 0
-    assert set(CELL_COLUMNS) <= set(csv.columns) and set(csv["source"].map(lambda s: s[-9:])) == {"field.png", "small.png"}
+    assert set(CELL_COLUMNS) <= set(csv.columns) and set(csv["source"].map(lambda s: s[-9:])) == {"field.png", "small.tif"}
+    small = tifffile.imread(out / "small_cells.tif")
+    assert small.shape == (512, 512) and small.max() == (csv["source"].str.endswith("small.tif")).sum()
     labels = tifffile.imread(out / "field_cells.tif")
     nuclei = tifffile.imread(out / "field_nuclei.tif")
     assert labels.dtype == np.uint32 and nuclei.dtype == np.uint32 and labels.shape == image.shape[:2]

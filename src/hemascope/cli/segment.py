@@ -1,7 +1,8 @@
 """``hemascope segment``: find and outline the white cells of slides or field images.
 
 Writes ``cells.csv`` and ``cells.parquet`` (one row per cell, a ``source`` column naming the input)
-into ``--out``; for plain field images also ``<stem>_cells.tif`` and ``<stem>_nuclei.tif`` (uint32
+into ``--out``; for field images (plain pictures, and single-level files up to
+:data:`FIELD_MAX_PIXELS`) also ``<stem>_cells.tif`` and ``<stem>_nuclei.tif`` (uint32
 instance labels, 0 = background, values = the table's ``id``); for slides with ``--labels`` an
 OME-Zarr ``<stem>.labels.ome.zarr`` (image pyramid + chunked ``cells``/``nuclei`` label pyramids).
 
@@ -38,8 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+#: A single-level input up to this many pixels is a field (a camera's TIFF, say), with label
+#: TIFFs like a PNG or JPEG; pyramids and larger images write labels only with ``--labels``.
+FIELD_MAX_PIXELS = 50_000_000
+
+
 def _is_field(slide) -> bool:
-    return slide.format in ("image", "memory")
+    rows, cols = slide.shape[:2]
+    one_level = slide.metadata.get("pyramid") == "computed"  # the file holds no pyramid of its own
+    return slide.format in ("image", "memory") or (one_level and rows * cols <= FIELD_MAX_PIXELS)
 
 
 def _write_label_pyramid(path: Path, slide, seg) -> None:
