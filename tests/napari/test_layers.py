@@ -150,6 +150,7 @@ def test_any_rgb_layer_can_be_analysed_and_bad_ones_are_refused():
     slide = slide_of_layer(Image(rgb, rgb=True, scale=(0.4, 0.4), name="user"))
     assert slide.shape == (64, 80) and slide.mpp == 0.4 and slide.n_levels == 1
     assert slide_of_layer(Image(rgb, rgb=True)).mpp is None  # pixel scale: µm/px unknown
+    assert slide_of_layer(Image(rgb, rgb=True, scale=(250, 250))).mpp is None  # nm/px: estimated instead
     with pytest.raises(HemascopeError):
         slide_of_layer(Image(rgb.astype(np.float32) / 255, rgb=True))
     with pytest.raises(HemascopeError):

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
 )
 
 from hemascope.errors import HemascopeError, InvalidInputError
+from hemascope.io.limits import GIVEN_MPP_RANGE
 from hemascope.napari.analysis_run import (
     ProgressEvent,
     analysis_config,
@@ -54,7 +55,7 @@ def slide_of_layer(layer: Any) -> Any:
     """The :class:`~hemascope.io.Slide` behind an Image layer.
 
     Layers opened by hemascope keep their slide; any other RGB layer is wrapped (levels as dask
-    arrays, µm/px from the layer's scale when it is not 1).
+    arrays, µm/px from the layer's scale when it is not 1 and lies in ``GIVEN_MPP_RANGE``).
     """
     slide = layer.metadata.get(META_SLIDE)
     if slide is not None:
@@ -68,7 +69,9 @@ def slide_of_layer(layer: Any) -> Any:
         raise InvalidInputError(
             f"layer {layer.name!r} is {levels[0].dtype}; convert it to 8-bit RGB first"
         )
-    mpp = float(layer.scale[-1]) if float(layer.scale[-1]) != 1.0 else None
+    scale = float(layer.scale[-1])
+    lo, hi = GIVEN_MPP_RANGE  # a scale in other units (nm, pixels) is no µm/px: estimated instead
+    mpp = scale if scale != 1.0 and lo <= scale <= hi else None
     return Slide(levels=levels, mpp=mpp, format="memory", mpp_source="user" if mpp else None)
 
 
