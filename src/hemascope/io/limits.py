@@ -1,4 +1,5 @@
-"""Bounds on what a slide file may claim, so hostile files fail fast in bounded memory.
+"""Bounds on what a slide file may claim, so hostile files fail fast in bounded memory, and on
+the µm/px a user may give (:func:`check_given_mpp`).
 
 Real whole-slide images stay far inside these limits (the largest scanners write about
 200,000 x 100,000 px per level, tiles of 256-4,096 px). A file claiming more is refused with a
