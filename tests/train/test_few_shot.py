@@ -132,7 +132,6 @@ def test_cli_init_fits_the_head_first_and_drops_the_source_decision_rules(tmp_pa
     assert not torch.equal(out.module.head.weight, load_model(src).module.head.weight)
 
 
-
 def test_cli_init_reads_a_labs_own_column_and_class_names(tmp_path, capsys):
     """``image,label`` columns, ``Red``/``BLUES`` labels and an unknown label: the cells are
     named as the model's classes, the unknown ones left out and said."""
