@@ -161,6 +161,8 @@ def test_cli_train_cells_starts_from_the_bundled_model_unless_told_otherwise(tmp
     wbc = load_model("wbc").card
     assert any(t.startswith("initialised from wbc@") for t in card.training_data)
     assert (card.input_size, card.mpp, card.arch_params) == (wbc.input_size, wbc.mpp, wbc.arch_params)
+    # 'wbc' keeps the starting model's reject output: smudge cells stay out of the differential
+    assert card.classes == wbc.classes and card.reject_classes == wbc.reject_classes == ["smudge"]
     assert main([*args, "--init", "none", "--out", str(tmp_path / "scratch")]) == 0
     card = load_model(tmp_path / "scratch" / "lab.json").card
     assert not any(t.startswith("initialised") for t in card.training_data)

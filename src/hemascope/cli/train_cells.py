@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument(
         "--classes",
-        help="comma-separated classes in output order ('wbc' = the canonical list); labels are "
+        help="comma-separated classes in output order ('wbc' = the canonical list, plus the starting model's reject classes, e.g. smudge); labels are "
         "matched without case and through common synonyms (NGS, myeloblast); others are left out",
     )
     data.add_argument(
@@ -167,10 +167,10 @@ def _starting_point(args: argparse.Namespace) -> str | None:
     return DEFAULT_INIT
 
 
-def _fill_network_shape(args: argparse.Namespace) -> list[str]:
+def _fill_network_shape(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     """Input size, µm/px and widths not given: the starting model's, else :data:`SCRATCH`.
-    Returns the starting model's classes (none from scratch)."""
-    shape, known = dict(SCRATCH), []
+    Returns the starting model's classes and reject classes (none from scratch)."""
+    shape, known, reject = dict(SCRATCH), [], []
     if args.init:
         from hemascope.models.card import ModelCard
         from hemascope.models.registry import find_card
@@ -179,11 +179,11 @@ def _fill_network_shape(args: argparse.Namespace) -> list[str]:
         widths = card.arch_params.get("widths")
         shape = {"input_size": card.input_size, "model_mpp": card.mpp,
                  "widths": ",".join(map(str, widths)) if widths else SCRATCH["widths"]}
-        known = list(card.classes)
+        known, reject = list(card.classes), list(card.reject_classes)
     for name, value in shape.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    return known
+    return known, reject
 
 
 def _few_shot(train) -> bool:
@@ -237,7 +237,7 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.train import AugmentConfig, TrainConfig, split_table, train_cells
 
     args.init = _starting_point(args)
-    known = _fill_network_shape(args)
+    known, reject = _fill_network_shape(args)
     try:
         relabel = dict(item.split("=", 1) for item in args.relabel)
         widths = [int(w) for w in args.widths.split(",")]
@@ -248,7 +248,9 @@ def run(args: argparse.Namespace) -> int:
     classes = None
     if args.classes:
         classes = (
-            list(CELL_CLASSES)
+            # the starting model's reject outputs (smudge) stay: they keep cells that are no
+            # white-cell type out of the differential, labelled by the lab or not
+            [*CELL_CLASSES, *(c for c in reject if c not in CELL_CLASSES)]
             if args.classes == "wbc"
             else [c.strip() for c in args.classes.split(",")]
         )
