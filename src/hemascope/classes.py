@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 #: White-cell (and related) classes known to the ``wbc`` model, in model output order.
 CELL_CLASSES: tuple[str, ...] = (
@@ -97,6 +98,17 @@ def label_key(text: object) -> str:
     return re.sub(r"[^a-z0-9]", "", str(text).lower())
 
 
+@lru_cache(maxsize=16)
+def _class_lookup(classes: tuple[str, ...]) -> dict[str, str]:
+    """``{label key: class}`` for the classes and their synonyms (built once per class list, not
+    once per cell of a table)."""
+    lookup = {label_key(c): c for c in classes}
+    for name in classes:
+        for synonym in CLASS_SYNONYMS.get(name, ()):
+            lookup.setdefault(synonym, name)
+    return lookup
+
+
 def canonical_cell_class(label: object, classes: Sequence[str]) -> str | None:
     """The class of ``classes`` that a data set's cell label names, or ``None``.
 
@@ -105,10 +117,7 @@ def canonical_cell_class(label: object, classes: Sequence[str]) -> str | None:
     one of ``classes`` (``segmented_neutrophil`` and ``NGS`` → ``neutrophil``; ``myeloblast``
     → ``blast``).
     """
-    lookup = {label_key(c): c for c in classes}
-    for name in classes:
-        for synonym in CLASS_SYNONYMS.get(name, ()):
-            lookup.setdefault(synonym, name)
+    lookup = _class_lookup(tuple(classes))
     key = label_key(label)
     if key in lookup:
         return lookup[key]
