@@ -115,6 +115,15 @@ def test_cell_tables_from_folders_and_csv(tmp_path, monkeypatch):
             )
     t = read_cell_table(tmp_path / "data", mpp=0.5)
     assert len(t) == 8 and set(t["class"]) == {"x", "y"} and (t["domain"] == "data").all()
+    # pictures in sub-folders of a class count; a Mac's `._` files and __MACOSX do not
+    (tmp_path / "data" / "x" / "batch2").mkdir()
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "data" / "x" / "batch2" / "9.png")
+    (tmp_path / "data" / "x" / "._0.png").write_bytes(b"\x00\x05\x16\x07 Mac OS X")
+    (tmp_path / "data" / "__MACOSX" / "x").mkdir(parents=True)
+    (tmp_path / "data" / "__MACOSX" / "x" / "._0.png").write_bytes(b"\x00\x05\x16\x07")
+    t = read_cell_table(tmp_path / "data", mpp=0.5)
+    assert len(t) == 9 and set(t["class"]) == {"x", "y"}
+    assert t["path"].str.endswith("9.png").sum() == 1
     with pytest.raises(DataError, match="µm/px"):
         read_cell_table(tmp_path / "data")
     (tmp_path / "empty").mkdir()

@@ -15,7 +15,7 @@ def is_zarr_dir(path: Path) -> bool:
     return path.is_dir() and any((path / name).is_file() for name in ZARR_MARKERS)
 
 
-def _files_under(folder: Path, suffixes: Sequence[str]) -> list[Path]:
+def files_under(folder: Path, suffixes: Sequence[str]) -> list[Path]:
     """Files with ``suffixes`` under ``folder`` (sorted; hidden ones skipped), and OME-Zarr
     directories when ``.zarr`` is among the suffixes (zarr stores are never entered)."""
     zarr = any(s in suffixes for s in ZARR_SUFFIXES)
@@ -51,7 +51,7 @@ def expand_slide_paths(items: Sequence[str | os.PathLike[str]], *,
         if not path.is_dir() or is_zarr_dir(path):
             out.append(str(item))
             continue
-        found = _files_under(path, suffixes)
+        found = files_under(path, suffixes)
         if exclude is not None:
             found = [p for p in found if not p.resolve().is_relative_to(Path(exclude).resolve())]
         if not found:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from hemascope.classes import label_key
+from hemascope.csv_files import read_csv_file
 from hemascope.errors import DataError, InvalidInputError
 from hemascope.slide.bag import (
     check_embeddings,
@@ -151,10 +152,7 @@ def read_bag_labels(
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise DataError(f"labels CSV {csv_path} does not exist")
-    try:
-        table = pd.read_csv(csv_path, dtype=str).dropna(how="all")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read labels CSV {csv_path}: {exc}") from None
+    table = read_csv_file(csv_path, dtype=str).dropna(how="all")
     if table.empty:
         raise DataError(f"labels CSV {csv_path} has no rows")
     bag_col = _pick(table.columns, bag_column, BAG_COLUMNS, "bag")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hemascope.csv_files import read_csv_file
 from hemascope.errors import DataError, InvalidInputError
 from hemascope.train.bags_data import Bag
 
@@ -78,10 +79,7 @@ def read_folds(path: str | Path, bags: Sequence[Bag]) -> pd.DataFrame:
     DataError
         Missing columns, or bags missing from / unknown to the file.
     """
-    try:
-        table = pd.read_csv(path, dtype={"bag": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"cannot read folds {path}: {exc}") from None
+    table = read_csv_file(path, dtype={"bag": str})
     if not {"bag", "repeat", "fold"} <= set(table.columns):
         raise DataError(f"folds {path} need the columns bag, repeat, fold")
     names = {b.name for b in bags}

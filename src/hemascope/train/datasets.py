@@ -18,9 +18,11 @@ import pandas as pd
 from hemascope.classify.crops import cell_image_to_crop
 from hemascope.classify.framing import frame_picture
 from hemascope.classify.images import estimate_picture_scales, read_cell_image
+from hemascope.csv_files import read_csv_file
 from hemascope.errors import DataError, HemascopeError
 from hemascope.io.formats import PICTURE_SUFFIXES
 from hemascope.io.limits import check_given_mpp
+from hemascope.io.paths import files_under
 from hemascope.models.card import ModelCard
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 
@@ -39,8 +41,8 @@ def read_cell_table(
     Parameters
     ----------
     source
-        A directory whose sub-folders are class names holding images (PBC, Matek, Acevedo
-        layouts), or a CSV with columns ``path`` and ``class`` (or ``label``) and optionally
+        A directory whose sub-folders are class names holding images, in sub-folders of their
+        own too (PBC, Matek, Acevedo layouts; hidden files skipped), or a CSV with columns ``path`` and ``class`` (or ``label``) and optionally
         ``domain``, ``mpp`` and ``group``; relative paths are resolved against the CSV's folder
         (or, for files found only there, the working directory).
         The path and class columns may also be named as in :data:`PATH_COLUMNS` and
@@ -64,18 +66,17 @@ def read_cell_table(
     """
     source = Path(source)
     if source.is_dir():
+        # every picture under a class folder, sub-folders included; hidden files and folders
+        # (``._x.jpg`` beside pictures copied from a Mac) and ``__MACOSX`` are not classes or cells
         rows = [
             (str(f.resolve()), sub.name)
             for sub in sorted(p for p in source.iterdir() if p.is_dir())
-            for f in sorted(sub.iterdir())
-            if f.suffix.lower() in PICTURE_SUFFIXES
+            if not sub.name.startswith((".", "__MACOSX"))
+            for f in files_under(sub, PICTURE_SUFFIXES)
         ]
         table = pd.DataFrame(rows, columns=["path", "class"])
     elif source.is_file():
-        try:
-            table = pd.read_csv(source)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise DataError(f"{source}: not a readable CSV ({exc})") from None
+        table = read_csv_file(source)
         table = table.rename(columns=_column_names(source, list(table.columns)))
         table["path"] = [_resolve(source, p) for p in table["path"].astype(str)]
     else:
