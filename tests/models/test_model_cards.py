@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -83,6 +84,15 @@ def test_missing_local_files_and_unknown_kinds_say_what_is_missing(tmp_path):
     (tmp_path / "toy-bag.safetensors").unlink()
     with pytest.raises(ModelNotFoundError, match="missing weights"):
         load_bag_model(tmp_path)  # a folder holding one card
+    # a training run's folder: the card beside metrics.json and the last checkpoint's sidecar
+    run = tmp_path / "run"
+    save_model(build_for_card(_bag_card()), _bag_card(), run)
+    (run / "metrics.json").write_text('{"history": []}')
+    (run / "checkpoint.json").write_text('{"epoch": 3}')
+    assert load_bag_model(run).card.name == "toy-bag"
+    save_model(build_for_card(_bag_card()), replace(_bag_card(), name="other"), run)
+    with pytest.raises(ModelNotFoundError, match="found 2 .*other.json, toy-bag.json"):
+        load_bag_model(run)
     with pytest.raises(ModelNotFoundError, match="available bag models: .*apl"):
         load_model("no-such-model", kind="bag")
     with pytest.raises(InvalidInputError, match="unknown model kind"):

@@ -144,6 +144,15 @@ def _find_named(name: str, kind: str | None = None) -> Path:
     )
 
 
+def _names_weights(path: Path) -> bool:
+    """Whether the JSON file ``path`` is a model card (an object naming its ``weights``)."""
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(card, dict) and "weights" in card
+
+
 def find_card(name_or_path: str | Path, kind: str | None = None) -> Path:
     """The JSON card of a model of any kind: one door for cell and slide (bag) models.
 
@@ -168,10 +177,14 @@ def find_card(name_or_path: str | Path, kind: str | None = None) -> Path:
             return path
         raise ModelNotFoundError(f"model card not found: {path}")
     if path.is_dir():
-        cards = sorted(path.glob("*.json"))
+        # a training run's folder also holds metrics.json and checkpoint.json: not cards
+        cards = [p for p in sorted(path.glob("*.json")) if _names_weights(p)]
         if len(cards) == 1:
             return cards[0]
-        raise ModelNotFoundError(f"{path}: expected a folder holding one model card, found {len(cards)}")
+        raise ModelNotFoundError(
+            f"{path}: expected a folder holding one model card, found {len(cards)}"
+            + (f" ({', '.join(p.name for p in cards)}): name one" if cards else "")
+        )
     return _find_named(str(name_or_path), kind)
 
 
