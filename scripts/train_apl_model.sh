@@ -37,7 +37,7 @@ card = json.load(open(sys.argv[1]))
 card["question"] = "APL (PML::RARA) or another AML, for a patient known to have AML; not a test for leukaemia"
 open(sys.argv[1], "w").write(json.dumps(card, indent=2) + "\n")
 EOF
-python benchmarks/bench_apl_normal_blood.py --set-floor
+python benchmarks/bench_apl_normal_blood.py --set-reference
 mkdir -p docs/images
 cp "$W/apl/apl.cv_curve.png" docs/images/apl_model_cv_curve.png
 echo "bundled $WEIGHTS/apl.json (wbc $SHA)"

@@ -62,25 +62,59 @@ def _cells_like(model, cell_class: str, n: int) -> np.ndarray:
     return np.repeat((6.0 * row / np.linalg.norm(row))[None], n, axis=0).astype(np.float32)
 
 
-def test_apl_abstains_on_a_bag_with_fewer_blast_like_cells_than_any_training_patient():
-    """apl answers 'APL or another AML' for AML patients; shown blood with no blast- or
-    promyelocyte-like cells (fewer than in any of its 82 training patients) it abstains and says
-    why, instead of answering 'AML' with p ~ 1 for a normal smear."""
+def _training_like_bag(model, n_first: int, shift: float = 0.0) -> np.ndarray:
+    """100 cells: ``n_first`` at the training bags' mean embedding of the blast/ig group, the rest
+    at the other group's; ``shift`` moves every embedding (as another stain or scanner would)."""
+    mean, dim = model.module.feature_mean.numpy(), model.card.embedding_dim
+    first, other = mean[:dim], mean[dim + 1 : 2 * dim + 1]
+    cells = np.vstack([np.repeat(first[None], n_first, 0), np.repeat(other[None], 100 - n_first, 0)])
+    return (cells + shift).astype(np.float32)
+
+
+def test_apl_abstains_on_bags_unlike_its_training_patients():
+    """apl answers 'APL or another AML' for AML patients. Shown blood with almost no blast- or
+    promyelocyte-like cells (a normal smear), with almost nothing else (a lymphoblastic
+    leukaemia's blood), or cells whose profile lies further from its 82 training patients than
+    any of them did (another stain, scanner or disease), it abstains and says why, instead of
+    answering with p ~ 1 (B-ALL fields got APL at p 0.79-0.98 before the last two checks)."""
     import pandas as pd
 
     from hemascope.export.report import subtype_line
     from hemascope.slide import predict_subtype
+    from hemascope.slide.subtype import bag_distance
 
     model = load_bag_model("apl")
     card = model.card
-    assert "known to have AML" in card.question and card.domain_reference["min_group_share"] > 0
-    normal = _cells_like(model, "neutrophil", 60)
-    leukaemic = np.concatenate([normal[:40], _cells_like(model, "blast", 20)])
-    table = pd.DataFrame({"class": ["neutrophil"] * 60})
-    out = predict_subtype(table, normal, model)
-    assert out.abstained and out.label is None
-    assert "unlike the training patients" in out.reason and "blast/ig" in out.reason
-    answered = predict_subtype(table, leukaemic, model)
+    floors, limit = card.domain_reference["min_group_shares"], card.domain_reference["max_bag_distance"]
+    assert "known to have AML" in card.question and 0 < floors[0] < 0.1 and 0 < floors[1] < 0.5
+    assert 1.5 < limit < 4
+    table = pd.DataFrame({"class": ["neutrophil"] * 100})
+    normal = predict_subtype(table.iloc[:60], _cells_like(model, "neutrophil", 60), model)
+    assert normal.abstained and normal.label is None
+    assert "unlike the training patients" in normal.reason and "look blast/ig, fewer" in normal.reason
+    only_blasts = predict_subtype(table, _cells_like(model, "blast", 100), model)
+    assert only_blasts.abstained and "look other than blast/ig, fewer" in only_blasts.reason
+    like = _training_like_bag(model, 40)
+    assert bag_distance(model, like) < limit
+    answered = predict_subtype(table, like, model)
     assert not answered.abstained and answered.label in card.classes
     assert answered.to_dict()["question"] == card.question
     assert subtype_line(answered.to_dict()).endswith(card.question)
+    shifted = _training_like_bag(model, 40, shift=0.5)
+    assert bag_distance(model, shifted) > limit
+    far = predict_subtype(table, shifted, model)
+    assert far.abstained and "standard deviations (RMS) from theirs" in far.reason
+
+
+def test_bag_distance_is_the_rms_of_the_standardised_bag_vector():
+    import torch
+
+    from hemascope.slide.subtype import bag_distance
+
+    model = load_bag_model("apl")
+    cells = _training_like_bag(model, 30, shift=0.2)
+    with torch.no_grad():
+        vector = model.module.bag_features(torch.as_tensor(cells)[None])[0].numpy()
+    z = (vector - model.module.feature_mean.numpy()) / model.module.feature_std.numpy()
+    assert bag_distance(model, cells) == pytest.approx(float(np.sqrt(np.mean(z**2))), rel=1e-5)
+    assert bag_distance(load_bag_model("taleqani-all"), np.zeros((5, 128), np.float32)) is None

@@ -124,8 +124,9 @@ class ModelCard:
         What the training data looked like, for the guards that abstain on data unlike it. Cell
         models: the domain-shift guard (:mod:`hemascope.classify.shift`), e.g.
         ``{"threshold": 0.5, "layers": 7, "calibration": "..."}``. Grouped bag models:
-        ``{"min_group_share": 0.035, "calibration": "..."}``, the lowest share of the first
-        group's cells a bag may have (:func:`hemascope.slide.subtype.predict_subtype`).
+        ``{"min_group_shares": [0.035, 0.19], "max_bag_distance": 2.4, "calibration": "..."}``,
+        the lowest share of each group's cells a bag may have and how far its standardised bag
+        vector may lie from the training bags' (:func:`hemascope.slide.subtype.unlike_training_bags`).
     kind
         ``"cell"`` (single-cell crops) or ``"bag"`` (slide-level model over cell embeddings).
     embedding_model, embedding_version, embedding_sha256

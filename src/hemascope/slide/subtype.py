@@ -127,32 +127,77 @@ def _common(
     }
 
 
-def unlike_training_bags(bag_model: BagModel, features: np.ndarray) -> str:
-    """Why a bag lies below the training bags' share of the model's first cell group ("" when not).
+def bag_distance(bag_model: BagModel, features: np.ndarray) -> float | None:
+    """How far a bag lies from the training bags: RMS of its standardised bag vector.
 
-    A grouped model (:class:`hemascope.models.mil.GroupedMeanBagClassifier`) reads the mean
-    embedding and the share of the cells of each group (for ``apl``: the blast- and
-    promyelocyte-like cells). A bag with fewer of them than every training bag (the card's
-    ``domain_reference["min_group_share"]``) asks the model to extrapolate, e.g. a normal blood
-    smear shown to a model trained only on leukaemia patients.
+    A grouped model (:class:`hemascope.models.mil.GroupedMeanBagClassifier`) standardises each
+    bag's vector (per-group mean embeddings and shares) with the mean and standard deviation of
+    its training bags; the root mean square of that standardised vector is about 1 for a bag
+    like them and grows with every feature the bag holds outside their range. ``None`` for
+    models without bag vectors.
     """
-    floor = (bag_model.card.domain_reference or {}).get("min_group_share")
-    membership = getattr(bag_model.module, "membership", None)
-    if floor is None or membership is None:
-        return ""
+    module = bag_model.module
+    if not all(hasattr(module, a) for a in ("bag_features", "feature_mean", "feature_std")):
+        return None
     import torch
 
-    device = next(iter(bag_model.module.parameters())).device
+    device = next(iter(module.parameters())).device
     with torch.no_grad():
         x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)[None]
-        share = float(membership(x)[0, :, 0].mean())
-    if share >= float(floor):
+        z = (module.bag_features(x)[0] - module.feature_mean) / module.feature_std
+    return float(z.pow(2).mean().sqrt())
+
+
+def _group_name(groups: list[list[str]], g: int) -> str:
+    """How a reason names group ``g``: its classes, or "other than <first group>" for the rest."""
+    if g > 0 and len(groups) == 2:
+        return "other than " + "/".join(groups[0])
+    return "/".join(groups[g])
+
+
+def unlike_training_bags(bag_model: BagModel, features: np.ndarray) -> str:
+    """Why a bag is unlike the model's training bags ("" when it is not).
+
+    Two checks, each on when the card's ``domain_reference`` calibrates it:
+
+    - ``min_group_shares``: a grouped model (:class:`hemascope.models.mil.GroupedMeanBagClassifier`)
+      reads the mean embedding and the share of the cells of each group (for ``apl``: the blast-
+      and promyelocyte-like cells, and the others). A bag with fewer cells of a group than every
+      training bag asks the model to extrapolate: a normal blood smear (almost no blast-like
+      cells) or a lymphoblastic leukaemia (almost nothing else) shown to a model trained on AML.
+    - ``max_bag_distance``: a bag whose standardised bag vector (:func:`bag_distance`) lies
+      further out than any training bag did when left out of the statistics, e.g. the blasts of
+      another leukaemia, another stain or another scanner: the model's answer there is an
+      extrapolation, however confident.
+    """
+    reference = bag_model.card.domain_reference or {}
+    floors = reference.get("min_group_shares")
+    membership = getattr(bag_model.module, "membership", None)
+    if floors is not None and membership is not None:
+        import torch
+
+        device = next(iter(bag_model.module.parameters())).device
+        with torch.no_grad():
+            x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)[None]
+            shares = membership(x)[0].mean(0).tolist()
+        groups = bag_model.card.arch_params.get("groups", [])
+        for g, (share, floor) in enumerate(zip(shares, floors, strict=False)):
+            if share < float(floor):
+                name = _group_name(groups, g) if g < len(groups) else f"group {g + 1}"
+                return (
+                    f"unlike the training patients: {share:.1%} of the cells look {name}, fewer "
+                    f"than in any bag the model was trained on (>= {float(floor):.1%})"
+                )
+    if reference.get("max_bag_distance") is None:
         return ""
-    group = "/".join(bag_model.card.arch_params.get("groups", [["first group"]])[0])
-    return (
-        f"unlike the training patients: {share:.1%} of the cells look {group}, fewer than in "
-        f"any bag the model was trained on (>= {float(floor):.1%})"
-    )
+    limit = float(reference["max_bag_distance"])
+    distance = bag_distance(bag_model, features)
+    if distance is not None and distance > limit:
+        return (
+            f"unlike the training patients: the cells' profile lies {distance:.1f} standard "
+            f"deviations (RMS) from theirs, further than any of them ({limit:.1f})"
+        )
+    return ""
 
 
 def abstention(
