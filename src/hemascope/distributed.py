@@ -62,7 +62,7 @@ def summary_row(slide: str, out_dir: Path, status: str, seconds: float, result: 
         slide model applies; ``error_type`` the exception's class name.
     """
     from hemascope.export.report import no_slide_model_text, subtype_line, subtypes_of
-    from hemascope.slide.checks import warning_lines
+    from hemascope.slide.checks import thin_differential, warning_lines
 
     row: dict[str, Any] = dict.fromkeys(SUMMARY_COLUMNS)
     error_type, _, _ = error.partition(":") if error else ("", "", "")
@@ -75,7 +75,7 @@ def summary_row(slide: str, out_dir: Path, status: str, seconds: float, result: 
             n_cells=result.n_cells, n_counted=diff.get("n_counted"), blast_percent=diff.get("blast_percent"),
             subtype=sub.get("label"), subtype_model=sub.get("model"), abstained=sub.get("abstained"),
             answers="; ".join(subtype_line(s) for s in subs) if subs else no_slide_model_text(result),
-            warnings="; ".join(warning_lines(result.checks)) or None,
+            warnings="; ".join(warning_lines(result.checks) + thin_differential(diff)) or None,
         )
     return row
 

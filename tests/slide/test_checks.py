@@ -6,7 +6,7 @@ import numpy as np
 
 from hemascope.io import slide_from_array
 from hemascope.io.smear_check import smear_likeness
-from hemascope.slide.checks import failed_checks, warning_lines, withhold
+from hemascope.slide.checks import failed_checks, thin_differential, warning_lines, withhold
 
 
 def _differential():
@@ -39,6 +39,18 @@ def test_a_failed_check_withholds_blast_percent_and_predictions_but_keeps_counts
     assert subs[0]["reason"].startswith("withheld: cells unlike")
     assert warning_lines(checks) == [
         "WARNING: cells unlike the training data (blast % and slide-level predictions withheld)"]
+
+
+def test_a_differential_on_too_few_cells_says_so_beside_its_blast_percent():
+    # the analyze line printed "blasts 80.0%" for a one-field slide with 10 counted cells
+    thin = {**_differential(), "sufficient": False,
+            "reason": "too few white cells for a reliable differential: 10 counted, at least 100 needed"}
+    assert thin_differential(thin) == [
+        "NOTE: too few white cells for a reliable differential: 10 counted, at least 100 needed "
+        "(blast % 30, 95 % CI 10-60)"]
+    withheld, _ = withhold(thin, [], ["not a smear"])
+    assert thin_differential(withheld) == [f"NOTE: {thin['reason']}"]  # no blast % to qualify
+    assert thin_differential({**_differential(), "sufficient": True, "reason": ""}) == []
 
 
 def test_close_ups_are_too_small_to_judge():

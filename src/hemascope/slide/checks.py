@@ -142,4 +142,17 @@ def warning_lines(checks: Mapping[str, Mapping[str, Any]]) -> list[str]:
             for reason in failed_checks(checks)]
 
 
-__all__ = ["GUARD_SCOPE", "failed_checks", "slide_checks", "warning_lines", "withhold"]
+def thin_differential(differential: Mapping[str, Any]) -> list[str]:
+    """``["NOTE: too few white cells ... (blast % x, 95 % CI a-b)"]`` for a differential counted
+    on fewer cells than its minimum (empty otherwise), for one-line summaries that show the blast %."""
+    if differential.get("sufficient") is not False or not differential.get("reason"):
+        return []
+    line = f"NOTE: {differential['reason']}"
+    blast, ci = differential.get("blast_percent"), differential.get("blast_ci") or [None, None]
+    values = [blast, *ci]
+    if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        line += f" (blast % {blast:.0f}, 95 % CI {ci[0]:.0f}-{ci[1]:.0f})"
+    return [line]
+
+
+__all__ = ["GUARD_SCOPE", "failed_checks", "slide_checks", "thin_differential", "warning_lines", "withhold"]
