@@ -162,3 +162,19 @@ def test_a_folder_of_fields_without_mpp_gets_one_scale(tmp_path, models):
     table = predict_bag_sources([folder], bag, cell, device="cpu")
     assert table["input"][0] == "fields" and table["mpp_source"][0] == "estimated"
     assert table["mpp"][0] == pytest.approx(0.47, rel=0.15) and table["n_cells"][0] > 0
+
+
+def test_small_fields_are_told_from_crops_by_their_estimated_scale(tmp_path, models):
+    """A public data set's 224-256 px fields (Taleqani: several cells at ~0.5 µm/px) were read as
+    one-cell crops without --mpp (under 640 px); at the estimated scale they are 128 µm across."""
+    from hemascope.synthetic import SmearSpec, render_field
+
+    _, cell, _, bag = models
+    folder = tmp_path / "patient"
+    folder.mkdir()
+    for seed in (3, 4, 5):
+        image, _ = render_field(SmearSpec(size=(256, 256), mpp=0.5, seed=seed, wbc_density=2000), masks=False)
+        Image.fromarray(image).save(folder / f"field{seed}.png")
+    table = predict_bag_sources([folder], bag, cell, device="cpu")
+    assert table["mpp"][0] == pytest.approx(0.5, rel=0.25)
+    assert table["input"][0] == "fields" and table["n_cells"][0] > 3

@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "crops", "fields"),
         default="auto",
         help="a folder holds single-cell crops (one cell per image) or fields to segment; "
-        "auto: crops when the images are at most 80 µm (640 px without --mpp) across",
+        "auto: crops when the images are at most 80 µm across (at the given or estimated µm/px)",
     )
     parser.add_argument("--min-blasts", type=int, help="abstain below this many cells in the bag")
     parser.add_argument("--segmenter", default="classical", help="segmenter for field images")

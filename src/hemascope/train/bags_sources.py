@@ -233,11 +233,12 @@ def cells_of_source(
             paths = expand_image_paths([path])
         except InvalidInputError as exc:
             raise DataError(f"bag {path.name!r}: {exc}") from None
-        info["input"] = input_kind(paths, mpp, input_mode)
-        # one bag, one magnification: one scale for its crops or fields alike
+        # one bag, one magnification: one scale for its crops or fields alike, and the one that
+        # tells them apart (a 224-px field at 0.5 µm/px is 112 µm across, no crop)
         scale = mpp if mpp is not None else estimate_bag_mpp(paths)
         if mpp is None:
             info.update(mpp=scale, mpp_source="estimated")
+        info["input"] = input_kind(paths, scale, input_mode)
         if info["input"] == "fields":
             table, emb = _cells_from_fields(paths, model, scale, device, segmenter, cancel)
         else:
