@@ -83,6 +83,14 @@ def test_segment_goes_on_past_bad_inputs_and_records_the_scale(tmp_path, capsys,
     assert (table["mpp_source"] == "estimated").all()
     assert table["mpp"].iloc[0] == pytest.approx(0.5, rel=0.15)
     assert table["mpp_confidence"].between(0, 1).all() and table["mpp_low_confidence"].dtype == bool
+    # one row per input: the failed ones with their reason, the good one with its labels and scale
+    images = pd.read_csv(out / "images.csv").set_index("source")
+    assert images.loc[inputs[0], "status"] == "failed" and images.loc[inputs[2], "status"] == "failed"
+    assert isinstance(images.loc[inputs[2], "error"], str)
+    good = images.loc[inputs[1]]
+    assert good["status"] == "done" and good["n_cells"] == table["source"].eq(inputs[1]).sum()
+    assert good["cell_labels"] == "good_cells.tif" and good["nucleus_labels"] == "good_nuclei.tif"
+    assert good["mpp"] == pytest.approx(table["mpp"].iloc[0]) and good["mpp_source"] == "estimated"
     # --mpp overrides the estimate
     assert main(["segment", str(tmp_path / "good.png"), "--out", str(out), "--mpp", "0.5", "--quiet"]) == 0
     table = pd.read_csv(out / "cells.csv")

@@ -1,6 +1,8 @@
 """``hemascope segment``: find and outline the white cells of slides or field images.
 
 Writes ``cells.csv`` and ``cells.parquet`` (one row per cell, a ``source`` column naming the input)
+and ``images.csv`` (one row per input: ``status`` done/failed, ``n_cells``, its label files, its
+µm/px and how it was found, or the ``error``; an input with no cell keeps its scale there)
 into ``--out``; for field images (plain pictures, and single-level files up to
 :data:`FIELD_MAX_PIXELS`) also ``<stem>_cells.tif`` and ``<stem>_nuclei.tif`` (uint32
 instance labels, 0 = background, values = the table's ``id``); for slides with ``--labels`` an
@@ -38,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="for slides: also write <stem>.labels.ome.zarr with cell/nucleus label pyramids")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+#: Columns of ``images.csv``, one row per input.
+IMAGE_COLUMNS = ("source", "status", "n_cells", "cell_labels", "nucleus_labels", "mpp", "mpp_source",
+                 "mpp_confidence", "mpp_low_confidence", "error")
 
 #: A single-level input up to this many pixels is a field (a camera's TIFF, say), with label
 #: TIFFs like a PNG or JPEG; pyramids and larger images write labels only with ``--labels``.
@@ -87,7 +93,9 @@ def _scale_note(seg) -> str:
 
 
 def _segment_one(path: str, stem: str, args: argparse.Namespace, scale: float | None = None):
-    """Segment one input and write its label images (named after ``stem``); returns its cell table.
+    """Segment one input and write its label images (named after ``stem``).
+
+    Returns its cell table and its ``images.csv`` row.
 
     ``scale``: its µm/px estimated beforehand (pooled over the batch), used when the file has none.
     """
@@ -98,6 +106,7 @@ def _segment_one(path: str, stem: str, args: argparse.Namespace, scale: float | 
     from hemascope.progress import tqdm_progress
     from hemascope.segment import find_cells
 
+    written: dict[str, str] = {}
     with open_slide(path, mpp=args.mpp) as slide:
         if scale is not None and not slide.mpp:
             slide.mpp, slide.mpp_source = scale, "estimated"
@@ -110,13 +119,17 @@ def _segment_one(path: str, stem: str, args: argparse.Namespace, scale: float | 
             from hemascope.segment import paint_labels
 
             cells, nuclei = paint_labels(slide.shape, seg.masks or [])
-            for suffix, labels in (("_cells.tif", cells), ("_nuclei.tif", nuclei)):
+            for key, suffix, labels in (("cell_labels", "_cells.tif", cells), ("nucleus_labels", "_nuclei.tif", nuclei)):
                 with atomic_path(args.out / f"{stem}{suffix}") as tmp:
                     tifffile.imwrite(tmp, labels, compression="zlib")
+                written[key] = f"{stem}{suffix}"
         elif args.labels:
             _write_label_pyramid(args.out / f"{stem}.labels.ome.zarr", slide, seg)
+            written["cell_labels"] = f"{stem}.labels.ome.zarr"
     print(f"{path}: {len(seg.cells)} cells ({seg.segmenter}, {_scale_note(seg)})")
-    return seg.cells.assign(source=str(path), **_scale_columns(seg))
+    facts = _scale_columns(seg)
+    row = {"source": str(path), "status": "done", "n_cells": len(seg.cells), **written, **facts}
+    return seg.cells.assign(source=str(path), **facts), row
 
 
 def _failure_reason(exc: Exception) -> str:
@@ -162,13 +175,17 @@ def run(args: argparse.Namespace) -> int:
     inputs = expand_slide_paths(args.inputs, exclude=args.out)
     # pictures without a pixel size: one scale per image size, not one guess per image
     scales = {} if args.mpp is not None else estimate_field_scales(inputs, picture_scale)
-    tables, failed = [], []
+    tables, failed, rows = [], [], []
     for path, stem in zip(inputs, unique_stems(inputs), strict=True):
         try:
-            tables.append(_segment_one(path, stem, args, scales.get(str(path))))
+            table, row = _segment_one(path, stem, args, scales.get(str(path)))
+            tables.append(table)
+            rows.append(row)
         except Exception as exc:  # noqa: BLE001 - one input's failure, even a bug, must not lose the batch
             failed.append((path, _failure_reason(exc)))
+            rows.append({"source": str(path), "status": "failed", "n_cells": 0, "error": failed[-1][1]})
             print(f"skipped {path}: {failed[-1][1]}", file=sys.stderr)
+    atomic_write_table(args.out / "images.csv", pd.DataFrame(rows).reindex(columns=list(IMAGE_COLUMNS)))
     if not tables:
         reasons = "; ".join(f"{p}: {r}" for p, r in failed[:3])
         raise DataError(f"none of the {len(failed)} inputs could be segmented ({reasons})")
