@@ -86,7 +86,7 @@ CLASS_SYNONYMS: dict[str, tuple[str, ...]] = {
     "basophil": ("baso", "bas", "ba"),
     "erythroblast": ("nrbc", "normoblast", "ebo", "erb", "nucleatedredbloodcell", "nucleatedrbc"),
     "ig": ("immaturegranulocyte", "promyelocyte", "myelocyte", "metamyelocyte", "pmy", "my",
-           "mmy", "mmz", "myb", "pmo", "pmb"),
+           "mmy", "mmz", "myb", "pmo", "pmb", "immature", "precursor"),
     "platelet": ("plt", "thrombocyte", "giantplatelet", "plateletaggregate", "plateletclump"),
     "blast": ("myeloblast", "lymphoblast", "monoblast", "promonocyte", "myo", "mob", "blastcell"),
     "smudge": ("smudgecell", "ksc", "basketcell"),
@@ -115,10 +115,22 @@ def canonical_cell_class(label: object, classes: Sequence[str]) -> str | None:
     Labels match a class ignoring case, punctuation and a plural ``s`` (``Neutrophils``,
     ``NEUTROPHIL``), or through :data:`CLASS_SYNONYMS` when that synonym's canonical class is
     one of ``classes`` (``segmented_neutrophil`` and ``NGS`` → ``neutrophil``; ``myeloblast``
-    → ``blast``).
+    → ``blast``); failing that, a label whose words name exactly one class takes it
+    (``01_neutrophil``, ``Neutrophil (segmented)``; ``lymphocyte/monocyte`` names none).
     """
     lookup = _class_lookup(tuple(classes))
-    key = label_key(label)
+    found = _lookup_key(label_key(label), lookup)
+    if found is not None:
+        return found
+    # a folder or label with more words than a class name (``01_neutrophil``, ``Neutrophil
+    # (segmented)``, ``Lymphocyte - reactive``): the class its words name, if they name one only
+    named = {_lookup_key(word, lookup) for word in re.findall(r"[a-z]+", str(label).lower())}
+    named.discard(None)
+    return named.pop() if len(named) == 1 else None
+
+
+def _lookup_key(key: str, lookup: dict[str, str]) -> str | None:
+    """The class of a label key, allowing a plural ``s``."""
     if key in lookup:
         return lookup[key]
     return lookup.get(key[:-1]) if key.endswith("s") else None
