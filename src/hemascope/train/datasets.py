@@ -42,9 +42,10 @@ def read_cell_table(
     ----------
     source
         A directory whose sub-folders are class names holding images, in sub-folders of their
-        own too (PBC, Matek, Acevedo layouts; hidden files skipped), or a CSV with columns ``path`` and ``class`` (or ``label``) and optionally
-        ``domain``, ``mpp`` and ``group``; relative paths are resolved against the CSV's folder
-        (or, for files found only there, the working directory).
+        own too (PBC, Matek, Acevedo layouts; hidden files skipped), or a CSV (any separator,
+        :func:`hemascope.csv_files.read_csv_file`) with columns ``path`` and ``class`` (or
+        ``label``) and optionally ``domain``, ``mpp`` and ``group``; relative paths are resolved
+        against the CSV's folder (or, for files found only there, the working directory).
         The path and class columns may also be named as in :data:`PATH_COLUMNS` and
         :data:`CLASS_COLUMNS` (``image,label``, ``filename,cell_type``, ...).
     mpp
