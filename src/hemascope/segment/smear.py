@@ -28,6 +28,7 @@ from hemascope.segment.stain import (
     red_cell_chroma,
     red_cell_tint,
     red_cell_tint_cap,
+    red_cells_seen,
     total_density,
 )
 
@@ -51,6 +52,8 @@ _PICTURE_FORMATS = ("image", "memory")
 #: eyepiece's field of view at 100x is about 180-250 µm across.
 _MIN_FIELD_SIDE = 512
 _MIN_FIELD_UM = 150.0
+#: Coarsest thumbnail (µm/px) on which a field is checked for red cells (nuclei >= ~3 px across).
+_MAX_RED_CELL_CHECK_MPP = 2.0
 #: Longest side of the smear-mask thumbnail (coarser than ``mask_mpp`` on very large slides), so
 #: that the mask's memory is bounded whatever the slide size.
 _MAX_MASK_SIDE = 2048
@@ -415,12 +418,18 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         thumb = thumb.copy()
         thumb[outside] = np.round(bg).astype(np.uint8)
     step = max(int(np.ceil(np.sqrt(thumb.shape[0] * thumb.shape[1] / 1e6))), 1)  # <= ~1 Mpx
+    thumb_mpp = slide.mpp * downsample if slide.mpp else None
+    if not close_up and thumb_mpp is not None and thumb_mpp <= _MAX_RED_CELL_CHECK_MPP:
+        # white cells on bare glass (no red cells in the field): measured like a close-up, so
+        # that their own cytoplasm does not become the red-cell reference (no cell was found)
+        close_up = not red_cells_seen(thumb, bg, thumb_mpp)
+        cap = CLOSE_UP_MAX_RED_CELL_TINT if close_up else cap
     return SmearMask(
         mask=mask,
         downsample=float(downsample),
         background=(float(bg[0]), float(bg[1]), float(bg[2])),
         red_cell_tint=red_cell_tint(thumb[::step, ::step], bg, cap),
-        red_cell_chroma=(close_up_red_cell_chroma(thumb, bg, slide.mpp * downsample) if close_up
+        red_cell_chroma=(close_up_red_cell_chroma(thumb, bg, thumb_mpp) if close_up
                          else red_cell_chroma(thumb[::step, ::step], bg)),
         outside_field=surround,
         illumination=illumination,

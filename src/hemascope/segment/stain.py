@@ -303,6 +303,46 @@ def off_red_cell_density(od: np.ndarray, chroma: tuple[float, float, float] | np
 CLOSE_UP_MIN_COLOUR_CONTRAST = 0.17
 
 
+def _red_cell_reference(image: np.ndarray, background: np.ndarray | None, mpp: float,
+                        reference_um: float = 8.0, min_um2: float = 20.0
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(od, red-cell pixels, dense stain)`` of an image, or ``None`` when it shows no red cells.
+
+    Red-cell pixels are the stained pixels farther than ``reference_um`` from any dense stain
+    (above Otsu's threshold of the stained pixels' density: nuclei, and a cytoplasm rim reaches at
+    most ~7 µm beyond them), at least ``min_um2`` of them; where dark red cells pass Otsu's
+    threshold too and leave none, the dense stain is the densest of three classes, provided it
+    has the nuclei's lilac tint (see :func:`close_up_red_cell_chroma`).
+    """
+    from scipy import ndimage as ndi
+    from skimage import filters
+
+    od = optical_density(image, background)
+    total = filters.gaussian(od.sum(axis=-1), sigma=max(0.5 / mpp, 0.5))
+    stained = total > 0.15
+    if stained.sum() < 64 or np.ptp(total[stained]) < 1e-3:
+        return None
+    coloured = stained & (np.linalg.norm(od, axis=-1) > 0.1)
+    for classes in (2, 3):  # dark red cells may pass Otsu's threshold: then the densest of three classes
+        cut = (filters.threshold_otsu(total[stained]) if classes == 2
+               else filters.threshold_multiotsu(total[stained][::4], classes=3)[-1])
+        dense = total > cut
+        pick = coloured & (ndi.distance_transform_edt(~dense) > reference_um / mpp)
+        if pick.sum() >= min_um2 / mpp**2 and (classes == 2 or np.median(leukocyte_tint(od[dense])) >= 0.07):
+            return od, pick, dense  # (three classes: only for lilac nuclei; magenta ones keep the tint-free path)
+    return None
+
+
+def red_cells_seen(image: np.ndarray, background: np.ndarray | None, mpp: float) -> bool:
+    """Whether a field shows red cells: stain away from every nucleus and its cytoplasm.
+
+    A field of white cells on bare glass (a red-cell-poor area, a cytospin, a lysed preparation)
+    has none; its stain references must not be measured on the white cells themselves (their
+    cytoplasm would become the "red-cell" colour that every white-cell pixel is tested against).
+    """
+    return _red_cell_reference(image, background, mpp) is not None
+
+
 def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp: float,
                              reference_um: float = 8.0, min_um2: float = 20.0
                              ) -> tuple[float, float, float] | None:
@@ -310,12 +350,12 @@ def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, m
 
     In a close-up a white cell may be most of the stain, so the stain's largest colour cluster
     (:func:`red_cell_chroma`) may be the white cell. Here the red cells are the stained pixels
-    farther than ``reference_um`` from any dense stain (above Otsu's threshold of the stained
-    pixels' density: nuclei, and a cytoplasm rim reaches at most ~7 µm beyond them); their
-    largest colour cluster is the red-cell colour. Where dark red cells pass Otsu's threshold too
-    (dark stains, crowded close-ups) and leave no such pixels, the dense stain is the densest of
-    three classes instead, provided it has the nuclei's lilac tint (magenta nuclei are left to
-    the tint-free path of :mod:`hemascope.segment.classical`). It is returned only when the dense stain
+    farther than ``reference_um`` from any dense stain (:func:`_red_cell_reference`: nuclei, and a
+    cytoplasm rim reaches at most ~7 µm beyond them); their largest colour cluster is the red-cell
+    colour. Where dark red cells pass Otsu's threshold too (dark stains, crowded close-ups), the
+    dense stain is the densest of three classes instead, provided it has the nuclei's lilac tint
+    (magenta nuclei are left to the tint-free path of :mod:`hemascope.segment.classical`). It is
+    returned only when the dense stain
     stands out from it (:data:`CLOSE_UP_MIN_COLOUR_CONTRAST`): in desaturated images the colour
     differences shrink and the tint tests do better.
 
@@ -337,24 +377,10 @@ def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, m
     tuple of float or None
         The unit ``(r, g, b)`` OD direction, or ``None`` (no red cells seen, or weak colours).
     """
-    from scipy import ndimage as ndi
-    from skimage import filters
-
-    od = optical_density(image, background)
-    total = filters.gaussian(od.sum(axis=-1), sigma=max(0.5 / mpp, 0.5))
-    stained = total > 0.15
-    if stained.sum() < 64 or np.ptp(total[stained]) < 1e-3:
+    reference = _red_cell_reference(image, background, mpp, reference_um, min_um2)
+    if reference is None:
         return None
-    coloured = stained & (np.linalg.norm(od, axis=-1) > 0.1)
-    for classes in (2, 3):  # dark red cells may pass Otsu's threshold: then the densest of three classes
-        cut = (filters.threshold_otsu(total[stained]) if classes == 2
-               else filters.threshold_multiotsu(total[stained][::4], classes=3)[-1])
-        dense = total > cut
-        pick = coloured & (ndi.distance_transform_edt(~dense) > reference_um / mpp)
-        if pick.sum() >= min_um2 / mpp**2 and (classes == 2 or np.median(leukocyte_tint(od[dense])) >= 0.07):
-            break  # (three classes: only for lilac nuclei; magenta ones keep the tint-free path)
-    else:
-        return None
+    od, pick, dense = reference
     vectors = od[pick]
     centre, _ = _cluster(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
     if np.quantile(off_red_cell_density(od[dense], centre), 0.75) < CLOSE_UP_MIN_COLOUR_CONTRAST:
