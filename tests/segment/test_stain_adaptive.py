@@ -140,7 +140,7 @@ def test_white_cells_on_bare_glass_of_a_field_are_found():
     image = np.clip(np.array([255.0, 229.0, 202.0]) * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
     seg = find_cells(image, mpp=0.1)
     assert len(seg.cells) == 3
-    for r, c, nucleus, whole in cells:
+    for r, c, _, whole in cells:
         found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
         assert np.hypot(found["row"] - r, found["col"] - c) < 10
         assert abs(found["area_um2"] - np.pi * (whole * 0.1) ** 2) < 0.3 * np.pi * (whole * 0.1) ** 2

@@ -429,7 +429,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         downsample=float(downsample),
         background=(float(bg[0]), float(bg[1]), float(bg[2])),
         red_cell_tint=red_cell_tint(thumb[::step, ::step], bg, cap),
-        red_cell_chroma=(close_up_red_cell_chroma(thumb, bg, thumb_mpp) if close_up
+        red_cell_chroma=(close_up_red_cell_chroma(thumb, bg, thumb_mpp) if close_up and thumb_mpp
                          else red_cell_chroma(thumb[::step, ::step], bg)),
         outside_field=surround,
         illumination=illumination,
