@@ -419,18 +419,20 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         thumb[outside] = np.round(bg).astype(np.uint8)
     step = max(int(np.ceil(np.sqrt(thumb.shape[0] * thumb.shape[1] / 1e6))), 1)  # <= ~1 Mpx
     thumb_mpp = slide.mpp * downsample if slide.mpp else None
-    if not close_up and thumb_mpp is not None and thumb_mpp <= _MAX_RED_CELL_CHECK_MPP:
-        # white cells on bare glass (no red cells in the field): measured like a close-up, so
+    if close_up and thumb_mpp:
+        chroma = close_up_red_cell_chroma(thumb, bg, thumb_mpp)
+    elif thumb_mpp is not None and thumb_mpp <= _MAX_RED_CELL_CHECK_MPP and not red_cells_seen(thumb, bg, thumb_mpp):
+        # white cells on bare glass (no red cells in the field): referenced like a close-up, so
         # that their own cytoplasm does not become the red-cell reference (no cell was found)
-        close_up = not red_cells_seen(thumb, bg, thumb_mpp)
-        cap = CLOSE_UP_MAX_RED_CELL_TINT if close_up else cap
+        chroma, cap = None, CLOSE_UP_MAX_RED_CELL_TINT
+    else:
+        chroma = red_cell_chroma(thumb[::step, ::step], bg)
     return SmearMask(
         mask=mask,
         downsample=float(downsample),
         background=(float(bg[0]), float(bg[1]), float(bg[2])),
         red_cell_tint=red_cell_tint(thumb[::step, ::step], bg, cap),
-        red_cell_chroma=(close_up_red_cell_chroma(thumb, bg, thumb_mpp) if close_up and thumb_mpp
-                         else red_cell_chroma(thumb[::step, ::step], bg)),
+        red_cell_chroma=chroma,
         outside_field=surround,
         illumination=illumination,
     )

@@ -355,9 +355,8 @@ def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, m
     colour. Where dark red cells pass Otsu's threshold too (dark stains, crowded close-ups), the
     dense stain is the densest of three classes instead, provided it has the nuclei's lilac tint
     (magenta nuclei are left to the tint-free path of :mod:`hemascope.segment.classical`). It is
-    returned only when the dense stain
-    stands out from it (:data:`CLOSE_UP_MIN_COLOUR_CONTRAST`): in desaturated images the colour
-    differences shrink and the tint tests do better.
+    returned only when the dense stain stands out from it (:data:`CLOSE_UP_MIN_COLOUR_CONTRAST`):
+    in desaturated images the colour differences shrink and the tint tests do better.
 
     Parameters
     ----------
