@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,9 @@ from hemascope.errors import InvalidInputError
 from hemascope.models.card import ModelCard
 from hemascope.slide.bag import check_embeddings, check_single_scale, select_instances
 from hemascope.slide.bag_model import BagModel, load_bag_model
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_TOP_K = 8
 
@@ -127,6 +131,24 @@ def _common(
     }
 
 
+def _bag_vector(bag_model: BagModel, features: np.ndarray) -> torch.Tensor | None:
+    """The unstandardised bag vector a grouped model reads (``None`` for other models)."""
+    module = bag_model.module
+    if not all(hasattr(module, a) for a in ("bag_features", "feature_mean", "feature_std")):
+        return None
+    import torch
+
+    device = next(iter(module.parameters())).device
+    with torch.no_grad():
+        return module.bag_features(torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)[None])[0]
+
+
+def _rms_distance(bag_model: BagModel, vector: torch.Tensor) -> float:
+    """RMS of ``vector`` standardised with the model's training-bag statistics."""
+    module = bag_model.module
+    return float(((vector - module.feature_mean) / module.feature_std).pow(2).mean().sqrt())
+
+
 def bag_distance(bag_model: BagModel, features: np.ndarray) -> float | None:
     """How far a bag lies from the training bags: RMS of its standardised bag vector.
 
@@ -136,16 +158,8 @@ def bag_distance(bag_model: BagModel, features: np.ndarray) -> float | None:
     like them and grows with every feature the bag holds outside their range. ``None`` for
     models without bag vectors.
     """
-    module = bag_model.module
-    if not all(hasattr(module, a) for a in ("bag_features", "feature_mean", "feature_std")):
-        return None
-    import torch
-
-    device = next(iter(module.parameters())).device
-    with torch.no_grad():
-        x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)[None]
-        z = (module.bag_features(x)[0] - module.feature_mean) / module.feature_std
-    return float(z.pow(2).mean().sqrt())
+    vector = _bag_vector(bag_model, features)
+    return None if vector is None else _rms_distance(bag_model, vector)
 
 
 def _group_name(groups: list[list[str]], g: int) -> str:
@@ -171,16 +185,14 @@ def unlike_training_bags(bag_model: BagModel, features: np.ndarray) -> str:
       extrapolation, however confident.
     """
     reference = bag_model.card.domain_reference or {}
+    vector = _bag_vector(bag_model, features)
+    if vector is None:
+        return ""
+    groups = bag_model.card.arch_params.get("groups", [])
     floors = reference.get("min_group_shares")
-    membership = getattr(bag_model.module, "membership", None)
-    if floors is not None and membership is not None:
-        import torch
-
-        device = next(iter(bag_model.module.parameters())).device
-        with torch.no_grad():
-            x = torch.as_tensor(np.asarray(features, dtype=np.float32), device=device)[None]
-            shares = membership(x)[0].mean(0).tolist()
-        groups = bag_model.card.arch_params.get("groups", [])
+    if floors is not None:
+        n_groups = bag_model.module.group_matrix.shape[0]
+        shares = vector[-n_groups:].tolist()  # the bag vector ends with the groups' shares
         for g, (share, floor) in enumerate(zip(shares, floors, strict=False)):
             if share < float(floor):
                 name = _group_name(groups, g) if g < len(groups) else f"group {g + 1}"
@@ -191,8 +203,8 @@ def unlike_training_bags(bag_model: BagModel, features: np.ndarray) -> str:
     if reference.get("max_bag_distance") is None:
         return ""
     limit = float(reference["max_bag_distance"])
-    distance = bag_distance(bag_model, features)
-    if distance is not None and distance > limit:
+    distance = _rms_distance(bag_model, vector)
+    if distance > limit:
         return (
             f"unlike the training patients: the cells' profile lies {distance:.1f} standard "
             f"deviations (RMS) from theirs, further than any of them ({limit:.1f})"
