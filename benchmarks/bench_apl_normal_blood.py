@@ -55,7 +55,6 @@ def main() -> None:
     from hemascope.models import load_model
     from hemascope.slide import load_bag_model, predict_subtype
     from hemascope.slide.subtype import bag_distance
-    from hemascope.train.bags_sources import cells_of_source
 
     torch.set_num_threads(args.threads)
     cell_model, bag = load_model("wbc", device="cpu"), load_bag_model("apl")
@@ -95,7 +94,7 @@ def main() -> None:
         order = np.random.default_rng(0).permutation(len(fields))
         for b in range(TALEQANI_BAGS):
             picks = [fields[i] for i in order[b * TALEQANI_FIELDS : (b + 1) * TALEQANI_FIELDS]]
-            table, emb = cells_of_source_list(cells_of_source, cell_model, picks, args.work / "taleqani_bags" / f"{folder.name}_{b}")
+            table, emb = fields_bag(cell_model, picks, args.work / "taleqani_bags" / f"{folder.name}_{b}")
             rows.append(scored(f"taleqani-{folder.name.lower()}", f"{folder.name} {b}", table, emb))
     table = pd.DataFrame(rows)
     table["loo_distance"] = left_out_distances(table)
@@ -117,8 +116,10 @@ def main() -> None:
               f"{part['p_apl'].median():.3f} | {int(part['abstained'].sum())} |")
 
 
-def cells_of_source_list(cells_of_source, cell_model, fields: list[Path], folder: Path):
+def fields_bag(cell_model, fields: list[Path], folder: Path):
     """Cells and embeddings of a bag of field images (a folder of links to them), as predict-bags reads it."""
+    from hemascope.train.bags_sources import cells_of_source
+
     folder.mkdir(parents=True, exist_ok=True)
     for field in fields:
         link = folder / field.name

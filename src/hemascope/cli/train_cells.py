@@ -52,8 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     data.add_argument(
         "--classes",
-        help="comma-separated classes in output order ('wbc' = the canonical list, plus the starting model's reject classes, e.g. smudge); labels are "
-        "matched without case and through common synonyms (NGS, myeloblast); others are left out",
+        help="comma-separated classes in output order ('wbc' = the canonical list, plus the "
+        "starting model's reject classes, e.g. smudge); labels are matched without case and "
+        "through common synonyms (NGS, myeloblast); others are left out",
     )
     data.add_argument(
         "--relabel",
