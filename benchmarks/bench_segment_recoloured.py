@@ -22,6 +22,13 @@ Shifts (combine with ``+``, applied left to right, e.g. ``rapid+closeup``):
   sensor noise σ = 3 (seeded per image);
 * ``rapid``: a rapid (Diff-Quik-like) stain on a yellow background: stain ×1.3 OD, hue +15°
   toward magenta, glass yellow (G ×0.92, B ×0.70).
+* ``bluish``: the Taleqani fields' stain, where red cells are blue-grey like a blast's cytoplasm:
+  a linear map of optical densities taking this set's median nucleus and red-cell OD (measured on
+  its masks) to the Taleqani fields' (nuclei and red cells of 40 seeded fields, segmented at
+  0.444 µm/px), on their near-white glass;
+* ``lowres``: resampled to the Taleqani fields' 0.444 µm/px (antialiased; mask nearest).
+* ``mosaic``: the picture mirrored on every side into a 3 × 3 field (90 µm at 0.1 µm/px: wider
+  than a close-up, so the field path runs), nine mirror copies of the cell, each scored.
 
 ``--scale-error F [F ...]`` segments each copy at its true µm/px times ``F`` (a scale given only
 approximately, or estimated a little off): one table row per shift and factor.
@@ -133,6 +140,32 @@ def rapid(image: np.ndarray) -> np.ndarray:
     return np.clip(np.round(out - 1.0), 0, 255).astype(np.uint8)
 
 
+# median optical densities (R, G, B) of nuclei and red cells: this set (masks 255 and stained 0) and
+# the Taleqani fields (``find_cells`` nuclei; stained pixels > 3 µm from every cell)
+_NUCLEUS, _RED_CELL = np.array([0.850, 1.506, 0.356]), np.array([0.233, 0.454, 0.260])
+_TALEQANI_NUCLEUS, _TALEQANI_RED_CELL = np.array([0.479, 0.636, 0.012]), np.array([0.304, 0.253, 0.088])
+_TALEQANI_GLASS = np.array([250.5, 255.0, 254.0])
+
+
+def _stain_map(source: tuple[np.ndarray, np.ndarray], target: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The 3×3 OD map taking the source nucleus and red-cell ODs to the target's (the third axis,
+    their cross product, to the target's cross product of the same length)."""
+    def basis(nucleus: np.ndarray, red_cell: np.ndarray) -> np.ndarray:
+        third = np.cross(nucleus, red_cell)
+        return np.stack([nucleus, red_cell, 0.3 * third / np.linalg.norm(third)], axis=1)
+
+    return basis(*target) @ np.linalg.inv(basis(*source))
+
+
+def bluish(image: np.ndarray) -> np.ndarray:
+    """The Taleqani fields' stain and glass (blue-grey red cells)."""
+    rgb = image.astype(np.float64) + 1.0
+    glass = np.percentile(rgb.reshape(-1, 3), 99, axis=0)
+    od = -np.log(np.clip(rgb / glass, 1e-3, 1.0))
+    od = np.maximum(od @ _stain_map((_NUCLEUS, _RED_CELL), (_TALEQANI_NUCLEUS, _TALEQANI_RED_CELL)).T, 0.0)
+    return np.clip(np.round(_TALEQANI_GLASS * np.exp(-od) - 1.0), 0, 255).astype(np.uint8)
+
+
 def shifted(image: np.ndarray, mask: np.ndarray, shift: str, rng: np.random.Generator, mpp: float = MPP) -> Copy:
     """Apply the ``+``-separated shifts of ``shift`` in order to a picture at ``mpp``."""
     for step in shift.split("+"):
@@ -154,6 +187,13 @@ def shifted(image: np.ndarray, mask: np.ndarray, shift: str, rng: np.random.Gene
             image = phone(image, rng)
         elif step == "rapid":
             image = rapid(image)
+        elif step == "bluish":
+            image = bluish(image)
+        elif step == "mosaic":
+            image = np.pad(image, ((image.shape[0],) * 2, (image.shape[1],) * 2, (0, 0)), mode="symmetric")
+            mask = np.pad(mask, ((mask.shape[0],) * 2, (mask.shape[1],) * 2), mode="symmetric")
+        elif step == "lowres":
+            image, mask, mpp = close_up(image, mask, mpp, int(round(image.shape[1] * mpp / 0.444)))
         else:
             raise SystemExit(f"unknown shift {step!r}")
     return image, mask, mpp

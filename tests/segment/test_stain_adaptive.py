@@ -144,3 +144,32 @@ def test_white_cells_on_bare_glass_of_a_field_are_found():
         found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
         assert np.hypot(found["row"] - r, found["col"] - c) < 10
         assert abs(found["area_um2"] - np.pi * (whole * 0.1) ** 2) < 0.3 * np.pi * (whole * 0.1) ** 2
+
+
+#: Blue-grey red cells as dense as a pale violet nucleus, and the nucleus's faint cytoplasm (OD as
+#: measured on wbc_seg cells restained like the Taleqani fields): the tint (OD_r - OD_b) of the red
+#: cells is as high as the nucleus's, and only the direction of their colour tells them apart.
+DENSE_BLUE_GREY_RED_CELL = np.array([0.20, 0.15, 0.045])
+PALE_VIOLET_NUCLEUS = np.array([0.16, 0.19, 0.0])
+FAINT_CYTOPLASM = np.array([0.10, 0.08, 0.0])
+
+
+def test_a_close_up_among_blue_grey_red_cells_as_dense_as_its_nucleus_is_found():
+    """A 30 µm close-up: no density threshold leaves red cells far from the "dense" stain, and the
+    tint tests take every red cell for a white cell; the cell was missed or merged with them."""
+    od = np.zeros((300, 300, 3))
+    for r, c in ((40, 40), (40, 260), (260, 40), (260, 260), (150, 25), (25, 150), (275, 150), (150, 275)):
+        rr, cc = disk((r, c), 36, shape=od.shape[:2])
+        od[rr, cc] = DENSE_BLUE_GREY_RED_CELL
+    rr, cc = disk((150, 150), 62, shape=od.shape[:2])
+    od[rr, cc] = FAINT_CYTOPLASM
+    rr, cc = disk((150, 150), 45, shape=od.shape[:2])
+    od[rr, cc] = PALE_VIOLET_NUCLEUS
+    noise = np.random.default_rng(5).normal(0, 1.0, od.shape)
+    image = np.clip(GLASS * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+    seg = find_cells(image, mpp=0.1)
+    assert len(seg.cells) == 1, seg.cells
+    cell = seg.cells.iloc[0]
+    assert np.hypot(cell["row"] - 150, cell["col"] - 150) < 10
+    assert abs(cell["nucleus_area_um2"] - np.pi * 4.5**2) < 0.25 * np.pi * 4.5**2
+

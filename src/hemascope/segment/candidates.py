@@ -22,6 +22,7 @@ from skimage import filters, measure, morphology, segmentation
 
 from hemascope.segment.masks import binary_closing, fill_holes
 from hemascope.segment.stain import (
+    blue_grey,
     is_close_up,
     leukocyte_tint,
     nuclear_stain,
@@ -34,6 +35,10 @@ from hemascope.segment.stain import (
 CANDIDATE_MIN_TINT = 0.07
 #: Lowest density off the red-cell colour of a nuclear-stained pixel (fields and slides).
 MIN_OFF_RED_CELL_OD = 0.08
+#: The same in a close-up among blue-grey red cells (:func:`~hemascope.segment.stain.blue_grey`),
+#: its red-cell colour measured on its own red cells: a nucleus as blue as they are, and often no
+#: denser, carries less. (Fields keep the higher floor: their colour may be a white cell's.)
+BLUE_GREY_MIN_OFF_RED_CELL_OD = 0.05
 #: A candidate nucleus covers at least this fraction of a disc of ``min_diameter_um`` (10.8 µm² at
 #: 5 µm, a nucleus about 3.7 µm across; platelets, 2-3 µm, stay below even when blurred).
 MIN_NUCLEUS_FRACTION = 0.55
@@ -139,7 +144,8 @@ def find_candidates(
         The slide's red-cell tint (the tint is measured relative to it).
     red_cell_chroma
         The red cells' OD direction. When given (fields, slides), a white-cell pixel is one with
-        :data:`MIN_OFF_RED_CELL_OD` of density off that direction
+        :data:`MIN_OFF_RED_CELL_OD` (:data:`BLUE_GREY_MIN_OFF_RED_CELL_OD` in a close-up among
+        blue-grey red cells) of density off that direction
         (:func:`~hemascope.segment.stain.off_red_cell_density`), instead of the red-channel and
         tint tests: red-cell clumps carry none, whatever the stain, and nuclei of any hue do
         (magenta nuclei absorb little red light); touching blobs are split
@@ -160,15 +166,16 @@ def find_candidates(
     """
     od = optical_density(image, None if background is None else np.asarray(background, dtype=np.float32))
     sigma = max(0.5 / mpp, 0.5)
+    close_up = split is False or is_close_up(image.shape, mpp)  # split=False: the caller's close-up
     if red_cell_chroma is None:
         stain = filters.gaussian(nuclear_stain(od), sigma=sigma)
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         nuclear = (stain > min_od) & (tint > CANDIDATE_MIN_TINT)
     else:  # the colour test against the red cells' own colour replaces the tint test
-        nuclear = filters.gaussian(off_red_cell_density(od, red_cell_chroma), sigma=sigma) > MIN_OFF_RED_CELL_OD
+        floor = BLUE_GREY_MIN_OFF_RED_CELL_OD if close_up and blue_grey(red_cell_chroma) else MIN_OFF_RED_CELL_OD
+        nuclear = filters.gaussian(off_red_cell_density(od, red_cell_chroma), sigma=sigma) > floor
     min_area = MIN_NUCLEUS_FRACTION * np.pi * (min_diameter_um / 2) ** 2 / mpp**2
     labels, kept = _nucleus_blobs(nuclear, mpp, min_area)
-    close_up = split is False or is_close_up(image.shape, mpp)  # split=False: the caller's close-up
     if not len(kept) and close_up and red_cell_chroma is None:  # no lilac nucleus: the densest stain
         labels, kept = _nucleus_blobs(densest_stain(od, sigma), mpp, min_area)
     if not len(kept):

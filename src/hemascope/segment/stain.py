@@ -301,6 +301,11 @@ def off_red_cell_density(od: np.ndarray, chroma: tuple[float, float, float] | np
 #: Least density off the red-cell colour (75th percentile over the dense stain) for a close-up's
 #: colours to be trusted: desaturated images (grey, pale) keep the tint tests.
 CLOSE_UP_MIN_COLOUR_CONTRAST = 0.17
+#: Least leukocyte tint of a red-cell OD direction for the red cells to count as blue-grey
+#: (:func:`blue_grey`): then the tint tests cannot tell them from white cells. (CellaVision
+#: close-ups' red-cell colour reaches 0.18 where a white cell's cytoplasm is taken for it; the
+#: Taleqani fields' blue-grey red cells are about 0.33.)
+BLUE_RED_CELL_TINT = 0.19
 
 
 def _red_cell_reference(image: np.ndarray, background: np.ndarray | None, mpp: float,
@@ -333,6 +338,48 @@ def _red_cell_reference(image: np.ndarray, background: np.ndarray | None, mpp: f
     return None
 
 
+def blue_grey(chroma: tuple[float, float, float] | np.ndarray | None) -> bool:
+    """Whether a red-cell OD direction is blue-grey: its leukocyte tint reaches
+    :data:`BLUE_RED_CELL_TINT` (red cells as blue-lilac, by the tint, as white cells)."""
+    if chroma is None:
+        return False
+    return bool(leukocyte_tint(np.asarray(chroma, dtype=np.float32), floor=0.0) >= BLUE_RED_CELL_TINT)
+
+
+def _blue_red_cell_reference(image: np.ndarray, background: np.ndarray | None, mpp: float,
+                             reference_um: float = 8.0, min_um2: float = 20.0
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """:func:`_red_cell_reference` by colour instead of density, for blue-grey red cells.
+
+    Blue-grey red cells may be as dense as the nuclei (no density threshold leaves any red cell
+    far from the "dense" stain), yet of another colour: the nuclei are then what lies off the
+    stain's main colour (:func:`red_cell_chroma`) beyond Otsu's threshold, and the red cells the
+    stained pixels farther than ``reference_um`` from them — kept only when they are blue-grey
+    (:data:`BLUE_RED_CELL_TINT`), the one case the density path cannot see, and the nuclei at
+    least as blue-lilac as they are (else the main colour was a white cell filling the picture).
+    """
+    from scipy import ndimage as ndi
+    from skimage import filters
+
+    chroma = red_cell_chroma(image, background)
+    if chroma is None:
+        return None
+    od = optical_density(image, background)
+    sigma = max(0.5 / mpp, 0.5)
+    stained = filters.gaussian(od.sum(axis=-1), sigma=sigma) > 0.15
+    off = filters.gaussian(off_red_cell_density(od, chroma), sigma=sigma)
+    if stained.sum() < 64 or np.ptp(off[stained]) < 1e-3:
+        return None
+    dense = off > filters.threshold_otsu(off[stained])
+    pick = stained & (np.linalg.norm(od, axis=-1) > 0.1) & (ndi.distance_transform_edt(~dense) > reference_um / mpp)
+    if pick.sum() < min_um2 / mpp**2:
+        return None
+    # blue-grey red cells, and nuclei at least as blue-lilac (else the "red cells" are a white cell)
+    if not blue_grey(chroma) or np.median(leukocyte_tint(od[dense])) < np.median(leukocyte_tint(od[pick])):
+        return None
+    return od, pick, dense
+
+
 def red_cells_seen(image: np.ndarray, background: np.ndarray | None, mpp: float) -> bool:
     """Whether a field shows red cells: stain away from every nucleus and its cytoplasm.
 
@@ -354,9 +401,12 @@ def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, m
     cytoplasm rim reaches at most ~7 µm beyond them); their largest colour cluster is the red-cell
     colour. Where dark red cells pass Otsu's threshold too (dark stains, crowded close-ups), the
     dense stain is the densest of three classes instead, provided it has the nuclei's lilac tint
-    (magenta nuclei are left to the tint-free path of :mod:`hemascope.segment.classical`). It is
-    returned only when the dense stain stands out from it (:data:`CLOSE_UP_MIN_COLOUR_CONTRAST`):
-    in desaturated images the colour differences shrink and the tint tests do better.
+    (magenta nuclei are left to the tint-free path of :mod:`hemascope.segment.classical`); where
+    blue-grey red cells are as dense as the nuclei, they are found by colour
+    (:func:`_blue_red_cell_reference`). It is returned only when the dense stain stands out from it (:data:`CLOSE_UP_MIN_COLOUR_CONTRAST`):
+    in desaturated images the colour differences shrink and the tint tests do better — unless the
+    red cells are blue-grey (:data:`BLUE_RED_CELL_TINT`; some stains, the Taleqani fields'), as
+    blue-lilac by the tint as the white cells, when only their colour direction tells them apart.
 
     Parameters
     ----------
@@ -378,10 +428,13 @@ def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, m
     """
     reference = _red_cell_reference(image, background, mpp, reference_um, min_um2)
     if reference is None:
+        reference = _blue_red_cell_reference(image, background, mpp, reference_um, min_um2)
+    if reference is None:
         return None
     od, pick, dense = reference
     vectors = od[pick]
     centre, _ = _cluster(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
-    if np.quantile(off_red_cell_density(od[dense], centre), 0.75) < CLOSE_UP_MIN_COLOUR_CONTRAST:
+    if (np.quantile(off_red_cell_density(od[dense], centre), 0.75) < CLOSE_UP_MIN_COLOUR_CONTRAST
+            and not blue_grey(centre)):
         return None
     return float(centre[0]), float(centre[1]), float(centre[2])
