@@ -140,8 +140,9 @@ def rapid(image: np.ndarray) -> np.ndarray:
     return np.clip(np.round(out - 1.0), 0, 255).astype(np.uint8)
 
 
-# median optical densities (R, G, B) of nuclei and red cells: this set (masks 255 and stained 0) and
-# the Taleqani fields (``find_cells`` nuclei; stained pixels > 3 µm from every cell)
+# median optical densities (R, G, B; natural log, as the copies here) of nuclei and red cells: this
+# set (masks 255, and 0 where stained) and the Taleqani fields (``find_cells`` nuclei at 0.444 µm/px;
+# stained pixels > 3 µm from every cell)
 _NUCLEUS, _RED_CELL = np.array([0.850, 1.506, 0.356]), np.array([0.233, 0.454, 0.260])
 _TALEQANI_NUCLEUS, _TALEQANI_RED_CELL = np.array([0.479, 0.636, 0.012]), np.array([0.304, 0.253, 0.088])
 _TALEQANI_GLASS = np.array([250.5, 255.0, 254.0])

@@ -172,4 +172,3 @@ def test_a_close_up_among_blue_grey_red_cells_as_dense_as_its_nucleus_is_found()
     cell = seg.cells.iloc[0]
     assert np.hypot(cell["row"] - 150, cell["col"] - 150) < 10
     assert abs(cell["nucleus_area_um2"] - np.pi * 4.5**2) < 0.25 * np.pi * 4.5**2
-

@@ -362,7 +362,7 @@ def _blue_red_cell_reference(image: np.ndarray, background: np.ndarray | None, m
     from skimage import filters
 
     chroma = red_cell_chroma(image, background)
-    if chroma is None:
+    if not blue_grey(chroma):
         return None
     od = optical_density(image, background)
     sigma = max(0.5 / mpp, 0.5)
@@ -374,8 +374,8 @@ def _blue_red_cell_reference(image: np.ndarray, background: np.ndarray | None, m
     pick = stained & (np.linalg.norm(od, axis=-1) > 0.1) & (ndi.distance_transform_edt(~dense) > reference_um / mpp)
     if pick.sum() < min_um2 / mpp**2:
         return None
-    # blue-grey red cells, and nuclei at least as blue-lilac (else the "red cells" are a white cell)
-    if not blue_grey(chroma) or np.median(leukocyte_tint(od[dense])) < np.median(leukocyte_tint(od[pick])):
+    # nuclei at least as blue-lilac as the red cells (else the "red cells" are a white cell)
+    if np.median(leukocyte_tint(od[dense])) < np.median(leukocyte_tint(od[pick])):
         return None
     return od, pick, dense
 
@@ -403,10 +403,11 @@ def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, m
     dense stain is the densest of three classes instead, provided it has the nuclei's lilac tint
     (magenta nuclei are left to the tint-free path of :mod:`hemascope.segment.classical`); where
     blue-grey red cells are as dense as the nuclei, they are found by colour
-    (:func:`_blue_red_cell_reference`). It is returned only when the dense stain stands out from it (:data:`CLOSE_UP_MIN_COLOUR_CONTRAST`):
-    in desaturated images the colour differences shrink and the tint tests do better — unless the
-    red cells are blue-grey (:data:`BLUE_RED_CELL_TINT`; some stains, the Taleqani fields'), as
-    blue-lilac by the tint as the white cells, when only their colour direction tells them apart.
+    (:func:`_blue_red_cell_reference`). It is returned only when the dense stain stands out from
+    it (:data:`CLOSE_UP_MIN_COLOUR_CONTRAST`): in desaturated images the colour differences shrink
+    and the tint tests do better — unless the red cells are blue-grey (:func:`blue_grey`; some
+    stains, the Taleqani fields'), as blue-lilac by the tint as the white cells, when only their
+    colour direction tells them apart.
 
     Parameters
     ----------
