@@ -362,7 +362,7 @@ def _blue_red_cell_reference(image: np.ndarray, background: np.ndarray | None, m
     from skimage import filters
 
     chroma = red_cell_chroma(image, background)
-    if not blue_grey(chroma):
+    if chroma is None or not blue_grey(chroma):
         return None
     od = optical_density(image, background)
     sigma = max(0.5 / mpp, 0.5)
