@@ -9,6 +9,7 @@ from hemascope.models import ModelCard, build_model, save_model
 from hemascope.train import AugmentConfig, augment_batch, balanced_weights
 from hemascope.train.class_maps import DEEPAPL_CLASS_MAP, map_classes
 from hemascope.train.lab_shift import tight_framing
+from hemascope.train.restain import apply_map, reference, restain, stain_map
 from hemascope.train.warm_start import init_from_model
 
 
@@ -73,3 +74,24 @@ def test_head_rows_copied_for_shared_class_names(tmp_path):
     assert torch.equal(module.head.weight[0], src.head.weight[1])
     assert torch.equal(module.head.weight[1], src.head.weight[0])
     assert started.source_card.preprocess == {"pad": "background"}
+
+
+def test_restaining_takes_one_labs_nucleus_and_red_cell_colours_onto_anothers_and_keeps_the_glass():
+    cv, tq = reference("cellavision"), reference("taleqani")
+    glass = torch.tensor([0.95, 0.85, 0.75])  # peach glass, as PBC's
+    pixels = torch.stack([glass, glass * torch.exp(-cv[0]), glass * torch.exp(-cv[1])])
+    x = pixels.T.reshape(1, 3, 3, 1).expand(1, 3, 3, 40).contiguous()  # mostly glass
+    x[..., 3:] = glass.view(1, 3, 1, 1)
+    out = apply_map(x, stain_map(cv, tq).unsqueeze(0))
+    assert torch.allclose(out[0, :, 0, 0], glass, atol=1e-4)  # the light stays
+    assert torch.allclose(out[0, :, 1, 0], glass * torch.exp(-tq[0]), atol=1e-4)  # nucleus
+    assert torch.allclose(out[0, :, 2, 0], glass * torch.exp(-tq[1]), atol=1e-4)  # red cell
+    back = apply_map(out, stain_map(tq, cv).unsqueeze(0))
+    assert torch.allclose(back, x, atol=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    source = torch.zeros(4, dtype=torch.long)
+    batch = x.expand(4, 3, 3, 40)
+    assert torch.equal(restain(batch, source, 0.0, gen), batch)
+    changed = restain(batch, source, 1.0, gen)
+    assert not torch.allclose(changed[:, :, 1], batch[:, :, 1], atol=0.02)  # new nucleus colours
+    assert torch.allclose(changed[:, :, 0, 0], batch[:, :, 0, 0], atol=1e-4)

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from hemascope.classify.normalize import wants_white_balance, white_balance
 from hemascope.models.card import ModelCard
 from hemascope.train import lab_shift
+from hemascope.train.restain import restain
 
 # RGB -> HED stain matrix (Ruifrok & Johnston), as in skimage.color.
 _RGB_FROM_HED = torch.tensor(
@@ -57,6 +58,9 @@ class AugmentConfig:
         Coarser optics/sensor (down- and up-sampling) and Gaussian sensor noise.
     tight_p
         Probability of framing the cell in a tight box padded with the crop's glass colour.
+    restain_p
+        Probability of giving a crop a random stain between the reference labs' stains
+        (:mod:`hemascope.train.restain`; needs each crop's own stain, ``augment_batch(stain=...)``).
     """
 
     rotate: bool = True
@@ -77,6 +81,7 @@ class AugmentConfig:
     noise_p: float = 0.0
     noise_sigma: float = 0.04
     tight_p: float = 0.0
+    restain_p: float = 0.0
 
     @classmethod
     def off(cls) -> AugmentConfig:
@@ -89,7 +94,8 @@ class AugmentConfig:
 
         Stain (HED, cross-crop stain statistics, hue, saturation), light (white balance incl.
         grey/yellow glass, illumination ramps, gamma), optics (blur, low resolution), sensor noise,
-        scale ±25 % and framing from tight boxes to full fields.
+        scale ±25 %, framing from tight boxes to full fields, and restaining into another lab's
+        stain where each crop's stain is known.
         """
         return cls(
             rotate=True,
@@ -109,6 +115,7 @@ class AugmentConfig:
             lowres_p=0.25,
             noise_p=0.3,
             tight_p=0.35,
+            restain_p=0.5,
         )
 
 
@@ -212,9 +219,20 @@ def stain_mix(x: torch.Tensor, p: float, gen: torch.Generator | None = None) -> 
     return torch.where(pick.to(x.device).view(n, 1, 1, 1), out, x)
 
 
-def color(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator | None = None) -> torch.Tensor:
-    """Apply the random stain/colour/blur augmentations to RGB in [0, 1] (NCHW)."""
+def color(
+    x: torch.Tensor,
+    cfg: AugmentConfig,
+    gen: torch.Generator | None = None,
+    stain: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Apply the random stain/colour/blur augmentations to RGB in [0, 1] (NCHW).
+
+    ``stain``: each crop's stain as an index into :data:`hemascope.train.restain.STAIN_NAMES`
+    (restaining is skipped without it).
+    """
     n, dev = x.shape[0], x.device
+    if cfg.restain_p > 0 and stain is not None:
+        x = restain(x, stain, cfg.restain_p, gen)
     if cfg.stain_mix_p > 0:
         x = stain_mix(x, cfg.stain_mix_p, gen)
     if cfg.hed > 0:
@@ -260,6 +278,7 @@ def augment_batch(
     gen: torch.Generator | None = None,
     *,
     balance_white: bool = False,
+    stain: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Turn a uint8 NHWC crop batch into an augmented, normalised NCHW float batch.
 
@@ -278,6 +297,9 @@ def augment_batch(
     balance_white
         Divide each crop by its own background colour after augmentation, exactly as inference
         does for cards with ``preprocess = {"white_balance": "background"}``.
+    stain
+        Each crop's stain (index into :data:`hemascope.train.restain.STAIN_NAMES`), for
+        ``cfg.restain_p``.
     """
     cfg = cfg or AugmentConfig()
     x = crops.permute(0, 3, 1, 2).float().div(255.0)
@@ -285,7 +307,7 @@ def augment_batch(
         x = geometric(x, out_size, cfg, gen)
     else:
         x = center_crop(x, out_size)
-    x = color(x, cfg, gen)
+    x = color(x, cfg, gen, stain)
     if balance_white:
         x = white_balance(x)
     m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
