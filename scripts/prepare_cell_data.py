@@ -9,7 +9,8 @@ Usage::
    else a darkest-and-saturated threshold: multi-Otsu on green) and saves a crop around each; cells inherit the field label
    (Benign → ``nonblast_field``, Early/Pre/Pro → ``blast``: noisy labels by construction).
 3. Splits PBC (by image, stratified by class) and Taleqani (by field, so no field is split) into
-   train/val/test 70/15/15 with seed 0, and writes the split lists to ``benchmarks/splits/`` (paths
+   train/val/test 70/15/15 with seed 0 (Taleqani fields keep the split of the committed lists when
+   they exist, :func:`committed_field_splits`), and writes the split lists to ``benchmarks/splits/`` (paths
    relative to ``--data`` or ``--work``) and absolute-path CSVs to ``--work`` for training.
 4. Splits DeepAPL by **patient** (stratified by diagnosis, 70/15/15, seed 0), maps the
    technologists' classes to the canonical ones (:mod:`hemascope.train.class_maps`; the diagnosis
@@ -144,6 +145,25 @@ def split_deepapl(data: Path, work: Path, splits: Path, seed: int) -> None:
         )
 
 
+SPLITS = ("train", "val", "test")
+
+
+def committed_field_splits(splits: Path) -> dict[str, str]:
+    """Taleqani field → split of the committed lists (``splits/taleqani_*.csv``), empty if absent.
+
+    The crops are cut again by each run (the cell finder changes), but a field never moves
+    between splits: the bundled models' test fields stay unseen.
+    """
+    lists = [splits / f"taleqani_{split}.csv" for split in SPLITS]
+    if not all(path.is_file() for path in lists):
+        return {}
+    return {
+        group: split
+        for split, path in zip(SPLITS, lists, strict=True)
+        for group in pd.read_csv(path)["group"].unique()
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("/work/shared/data"))
@@ -205,7 +225,13 @@ def main() -> None:
         ("pbc", pbc_table, args.data / "pbc"),
         ("taleqani", field_table, crop_dir),
     ):
-        parts = split_table(table, seed=args.seed)
+        fields = committed_field_splits(args.splits) if name == "taleqani" else {}
+        if fields:  # keep every field where the bundled models' split put it
+            where = table["group"].map(fields)
+            print(f"taleqani: the committed field split; {int(where.isna().sum())} cells of new fields dropped")
+            parts = {split: table[where == split] for split in SPLITS}
+        else:
+            parts = split_table(table, seed=args.seed)
         for split, part in parts.items():
             if name == "taleqani":
                 part = part.assign(

@@ -5,11 +5,17 @@ Runs where the packed banks are (``scripts/pack_cell_banks.py``), e.g. on a GPU 
     python scripts/train_multisource.py --data DATA --out OUT --name final \
         --domains pbc,deepapl,taleqani --loss ce --budget-s 300
 
+Fine-tuning a bundled model (how ``wbc`` 0.5.0 was made from 0.4.0, on 2 CPU cores)::
+
+    python scripts/train_multisource.py --data DATA --out OUT --name restain_ft \
+        --init src/hemascope/models/weights/wbc.safetensors --lr 1e-3 --warmup 50 --budget-s 2400
+
 It needs only torch/numpy/pandas/pillow/safetensors and the hemascope modules
-``train.augment``, ``train.lab_shift``, ``train.losses``, ``train.sampling``,
+``train.augment``, ``train.lab_shift``, ``train.restain``, ``train.losses``, ``train.sampling``,
 ``models.architectures``, ``classify.normalize``, ``classify.adapt`` and ``classify.shift``.
 Training: class-first, domain-second balanced sampling over the training domains; the lab
-augmentation (:meth:`AugmentConfig.lab`); per-crop background white balance (as inference);
+augmentation (:meth:`AugmentConfig.lab`, restaining included: each crop's stain is its source's,
+:data:`hemascope.train.restain.DOMAIN_STAIN`); per-crop background white balance (as inference);
 AdamW with cosine decay over as many steps as fit ``--budget-s``; the epoch with the best
 validation macro-F1 (validation cells of the training domains only) is kept. Evaluation on
 every domain's held-out test split (the left-out domain included): macro-F1, per-class F1, blast
@@ -37,6 +43,7 @@ from hemascope.classify.shift import layer_divergences
 from hemascope.models.architectures import build_model
 from hemascope.train.augment import AugmentConfig, augment_batch
 from hemascope.train.losses import make_loss
+from hemascope.train.restain import DOMAIN_STAIN, STAIN_NAMES
 from hemascope.train.sampling import balanced_weights
 
 CLASSES = [
@@ -274,6 +281,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--lr", type=float, default=4e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", type=Path, help="start from these weights (fine-tuning)")
+    ap.add_argument("--warmup", type=int, default=200, help="linear learning-rate warm-up steps")
     ap.add_argument(
         "--class-power", type=float, default=0.5, help="1 = fully class-balanced batches"
     )
@@ -300,7 +309,12 @@ def main() -> None:
     w_t = torch.as_tensor(w / w.sum(), dtype=torch.float32, device=device)
     module = build_model(
         "cellnet", len(CLASSES), {"widths": [int(v) for v in args.widths.split(",")]}
-    ).to(device)
+    )
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        module.load_state_dict(load_file(str(args.init)))
+    module = module.to(device)
     counts = np.bincount(y_tr, minlength=len(CLASSES))
     loss_fn = make_loss(args.loss, counts, epochs=10).to(device)
     opt = torch.optim.AdamW(module.parameters(), lr=args.lr, weight_decay=5e-4)
@@ -308,6 +322,8 @@ def main() -> None:
     gen = torch.Generator(device=device).manual_seed(args.seed)
     bank_tr = bank[torch.as_tensor(tr_idx, device=device)]
     y_tr_t = torch.as_tensor(y_tr, device=device)
+    stain_of = cells["domain"].map(lambda d: STAIN_NAMES.index(DOMAIN_STAIN[d])).to_numpy()
+    stain_tr = torch.as_tensor(stain_of[tr_idx], device=device)
     va_bank = bank[torch.as_tensor(va_idx, device=device)]
     y_va = y_all[va_idx].numpy()
     history, best, best_state = [], -1.0, None
@@ -325,16 +341,19 @@ def main() -> None:
                 )
             )
             eval_every = max(200, total // 25)
+        warm = args.warmup
         lr = (
-            args.lr * (step + 1) / 200
-            if step < 200
-            else args.lr * 0.5 * (1 + math.cos(math.pi * (step - 200) / max(1, total - 200)))
+            args.lr * (step + 1) / warm
+            if step < warm
+            else args.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
         )
         for g in opt.param_groups:
             g["lr"] = lr
         module.train()
         idx = torch.multinomial(w_t, args.batch, replacement=True, generator=gen).to(device)
-        x = augment_batch(bank_tr[idx], INPUT, MEAN, STD, cfg, gen, balance_white=wb)
+        x = augment_batch(
+            bank_tr[idx], INPUT, MEAN, STD, cfg, gen, balance_white=wb, stain=stain_tr[idx]
+        )
         loss = loss_fn(module(x), y_tr_t[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -360,7 +379,7 @@ def main() -> None:
     temperature = fit_temperature(logits_of(module, va_bank, device, wb), y_va)
     result = {
         "name": args.name,
-        "config": vars(args) | {"data": str(args.data), "out": str(args.out)},
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "classes": CLASSES,
         "steps": total,
         "best_val_macro_f1": best,
