@@ -20,7 +20,8 @@ keep their framing and are counted). ``--scale-error F`` gives the
 command ``F ×`` the true µm/px (a user's approximate scale).
 
 Scores: N/L/M/E macro-F1 (the hidden evaluation's figure), macro-F1 over the classes present
-(``unclassified`` = ``smudge``), normal cells (N, L, M, E, B) called blast, myeloblast recall.
+(``unclassified`` = ``smudge``), normal cells (N, L, M, E, B) called blast, myeloblast recall,
+and the calls the domain-shift guard flags (:class:`hemascope.classify.shift.DomainShift`).
 
 Usage::
 
@@ -95,8 +96,8 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model, device="cpu")
-    print("| set | shift | µm/px × | cells | N/L/M/E | macro-F1 | normal → blast | myeloblast recall |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| set | shift | µm/px × | cells | N/L/M/E | macro-F1 | normal → blast | myeloblast recall | calls flagged |")
+    print("|---|---|---|---|---|---|---|---|---|")
     rows = []
     for shift in args.shift:
         for factor in args.scale_error:
@@ -112,21 +113,24 @@ def main() -> None:
                 out = classify_images(images, loaded, used * factor, device="cpu")
                 pred = out.table["class"].replace({"unclassified": "smudge"}).to_numpy()
                 truth = part["class"].to_numpy()
-                per_set.setdefault(name, []).append((truth, pred))
+                flagged = out.domain_shift is not None and bool(out.domain_shift.shifted)
+                per_set.setdefault(name, []).append((truth, pred, flagged))
                 rows += [
                     {"set": name, "shift": shift, "factor": factor, "path": p, "truth": t, "pred": q}
                     for p, t, q in zip(part["path"], truth, pred, strict=True)
                 ]
             for name, pairs in per_set.items():
-                truth = np.concatenate([t for t, _ in pairs])
-                pred = np.concatenate([p for _, p in pairs])
+                truth = np.concatenate([t for t, _, _ in pairs])
+                pred = np.concatenate([p for _, p, _ in pairs])
+                flagged = sum(f for _, _, f in pairs)
                 s = scores(truth, pred)
                 normal = np.isin(truth, NORMAL)
                 blast = truth == "blast"
                 recall = f"{np.mean(pred[blast] == 'blast'):.3f}" if blast.any() else "–"
                 print(
                     f"| {name} | {shift} | {factor:g} | {len(truth)} | {s['macro_f1_nlme']:.3f} | "
-                    f"{s['macro_f1']:.3f} | {np.mean(pred[normal] == 'blast'):.3f} | {recall} |",
+                    f"{s['macro_f1']:.3f} | {np.mean(pred[normal] == 'blast'):.3f} | {recall} | "
+                    f"{flagged}/{len(pairs)} |",
                     flush=True,
                 )
     if args.out is not None:

@@ -140,22 +140,19 @@ def rapid(image: np.ndarray) -> np.ndarray:
     return np.clip(np.round(out - 1.0), 0, 255).astype(np.uint8)
 
 
-# median optical densities (R, G, B; natural log, as the copies here) of nuclei and red cells: this
-# set (masks 255, and 0 where stained) and the Taleqani fields (``find_cells`` nuclei at 0.444 µm/px;
-# stained pixels > 3 µm from every cell)
-_NUCLEUS, _RED_CELL = np.array([0.850, 1.506, 0.356]), np.array([0.233, 0.454, 0.260])
-_TALEQANI_NUCLEUS, _TALEQANI_RED_CELL = np.array([0.479, 0.636, 0.012]), np.array([0.304, 0.253, 0.088])
 _TALEQANI_GLASS = np.array([250.5, 255.0, 254.0])
 
 
-def _stain_map(source: tuple[np.ndarray, np.ndarray], target: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """The 3×3 OD map taking the source nucleus and red-cell ODs to the target's (the third axis,
-    their cross product, to the target's cross product of the same length)."""
-    def basis(nucleus: np.ndarray, red_cell: np.ndarray) -> np.ndarray:
-        third = np.cross(nucleus, red_cell)
-        return np.stack([nucleus, red_cell, 0.3 * third / np.linalg.norm(third)], axis=1)
+def _bluish_map() -> np.ndarray:
+    """The OD map from this set's stain to the Taleqani fields' (:data:`hemascope.train.restain.STAINS`)."""
+    import torch
 
-    return basis(*target) @ np.linalg.inv(basis(*source))
+    from hemascope.train.restain import STAINS, stain_map
+
+    def pair(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return tuple(torch.tensor(od, dtype=torch.float64) for od in STAINS[name])  # type: ignore[return-value]
+
+    return stain_map(pair("cellavision"), pair("taleqani")).numpy()
 
 
 def bluish(image: np.ndarray) -> np.ndarray:
@@ -163,7 +160,7 @@ def bluish(image: np.ndarray) -> np.ndarray:
     rgb = image.astype(np.float64) + 1.0
     glass = np.percentile(rgb.reshape(-1, 3), 99, axis=0)
     od = -np.log(np.clip(rgb / glass, 1e-3, 1.0))
-    od = np.maximum(od @ _stain_map((_NUCLEUS, _RED_CELL), (_TALEQANI_NUCLEUS, _TALEQANI_RED_CELL)).T, 0.0)
+    od = np.maximum(od @ _bluish_map().T, 0.0)
     return np.clip(np.round(_TALEQANI_GLASS * np.exp(-od) - 1.0), 0, 255).astype(np.uint8)
 
 
