@@ -147,12 +147,9 @@ def _bluish_map() -> np.ndarray:
     """The OD map from this set's stain to the Taleqani fields' (:data:`hemascope.train.restain.STAINS`)."""
     import torch
 
-    from hemascope.train.restain import STAINS, stain_map
+    from hemascope.train.restain import reference, stain_map
 
-    def pair(name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return tuple(torch.tensor(od, dtype=torch.float64) for od in STAINS[name])  # type: ignore[return-value]
-
-    return stain_map(pair("cellavision"), pair("taleqani")).numpy()
+    return stain_map(reference("cellavision", torch.float64), reference("taleqani", torch.float64)).numpy()
 
 
 def bluish(image: np.ndarray) -> np.ndarray:

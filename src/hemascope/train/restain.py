@@ -48,10 +48,10 @@ def stain_map(
     return _basis(*target) @ torch.linalg.inv(_basis(*source))
 
 
-def reference(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def reference(name: str, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """The (nucleus, red cell) ODs of a reference stain in :data:`STAINS`."""
     nucleus, red_cell = STAINS[name]
-    return torch.tensor(nucleus), torch.tensor(red_cell)
+    return torch.tensor(nucleus, dtype=dtype), torch.tensor(red_cell, dtype=dtype)
 
 
 def apply_map(x: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
