@@ -26,10 +26,10 @@ TRAINING_DATA = [
     "Taleqani Hospital B-ALL fields (Aria, Ghaderzadeh et al. 2021), cells cut by scripts/prepare_cell_data.py at 0.444 um/px, Early/Pre/Pro field label inherited as blast (noisy), 1,390 training cells",
     "splits: benchmarks/splits/*.csv (seed 0, 70/15/15; PBC by image, Taleqani by field, DeepAPL by patient)",
     "recipe: scripts/train_multisource.py (class-first domain-second balanced sampling with class share ~ sqrt(count), lab augmentation incl. white balance, illumination, blur, low resolution, noise, scale +-25 %, tight framing; per-crop background white balance; CE)",
-    "0.5.0: 0.4.0 fine-tuned 1,000 steps x 1,024 crops (AdamW, lr 1e-3, cosine; best validation step 600) with "
-    "restaining added (hemascope.train.restain: half the crops given a random stain between CellaVision MGG and the "
-    "Taleqani fields' blue-grey one), so that the stain is no longer a cue for blast; its Taleqani crops re-cut by "
-    "the current find_cells on the same field split (3,000 training cells)",
+    "0.5.0: the average of the weights of 0.4.0 and of 0.4.0 fine-tuned 1,000 steps x 1,024 crops (AdamW, lr 1e-3, "
+    "cosine; best validation step 600) with restaining added (hemascope.train.restain: half the crops given a random "
+    "stain between CellaVision MGG and the Taleqani fields' blue-grey one), so that the stain is less of a cue for "
+    "blast; the fine-tune's Taleqani crops re-cut by the current find_cells on the same field split (3,000 training cells)",
 ]
 LICENCE = (
     "weights: BSD-3-Clause (hemascope); trained on PBC (CC BY 4.0), DeepAPL (Johns Hopkins, research use, "
