@@ -5,7 +5,8 @@ Runs where the packed banks are (``scripts/pack_cell_banks.py``), e.g. on a GPU 
     python scripts/train_multisource.py --data DATA --out OUT --name final \
         --domains pbc,deepapl,taleqani --loss ce --budget-s 300
 
-Fine-tuning a bundled model (how ``wbc`` 0.5.0 was made from 0.4.0, on 2 CPU cores)::
+Fine-tuning a bundled model (``restain_ft``, on 2 CPU cores; ``wbc`` 0.5.0 averages its weights with
+0.4.0's, BENCHMARKS.md "Restained")::
 
     python scripts/train_multisource.py --data DATA --out OUT --name restain_ft \
         --init src/hemascope/models/weights/wbc.safetensors --lr 1e-3 --warmup 50 --budget-s 2400
