@@ -42,6 +42,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import sys
 import time
@@ -143,6 +144,7 @@ def rapid(image: np.ndarray) -> np.ndarray:
 _TALEQANI_GLASS = np.array([250.5, 255.0, 254.0])
 
 
+@functools.cache
 def _bluish_map() -> np.ndarray:
     """The OD map from this set's stain to the Taleqani fields' (:data:`hemascope.train.restain.STAINS`)."""
     import torch
