@@ -1,4 +1,5 @@
-"""Few-shot recipe: the head refitted on frozen features (LP) before fine-tuning, on a tiny set."""
+"""Few-shot recipe on a tiny set: class centres on the pretrained head, or the head refitted on
+frozen features (LP) before fine-tuning."""
 
 import copy
 import json
@@ -13,6 +14,7 @@ from hemascope.classify.adapt import adapt_batchnorm
 from hemascope.cli.main import main
 from hemascope.errors import DataError
 from hemascope.models import ModelCard, build_model, load_model, save_model
+from hemascope.models.architectures import ClassPrototypes
 from hemascope.train.augment import AugmentConfig, augment_batch
 from hemascope.train.few_shot import dihedral_embeddings, probe_head, validates_apart
 
@@ -160,7 +162,8 @@ def test_cli_train_cells_starts_from_the_bundled_model_unless_told_otherwise(tmp
     card = load_model(tmp_path / "default" / "lab.json").card
     wbc = load_model("wbc").card
     assert any(t.startswith("initialised from wbc@") for t in card.training_data)
-    assert (card.input_size, card.mpp, card.arch_params) == (wbc.input_size, wbc.mpp, wbc.arch_params)
+    assert (card.input_size, card.mpp) == (wbc.input_size, wbc.mpp)
+    assert card.arch_params == {**wbc.arch_params, "prototypes": {"scale": 20.0, "absent_margin": 6.0}}
     # 'wbc' keeps the starting model's reject output: smudge cells stay out of the differential
     assert card.classes == wbc.classes and card.reject_classes == wbc.reject_classes == ["smudge"]
     assert main([*args, "--init", "none", "--out", str(tmp_path / "scratch")]) == 0
@@ -188,3 +191,39 @@ def test_cli_init_without_val_trains_on_every_few_shot_cell(tmp_path, capsys):
     assert sum(metrics["train_class_counts"].values()) == 20
     assert [h["epoch"] for h in metrics["history"]] == [-1]
     assert not (tmp_path / "run" / "splits").exists()
+
+
+def test_class_centres_raise_labelled_classes_and_keep_the_others_a_margin_behind():
+    protos = ClassPrototypes(4, 2, scale=10.0, absent_margin=3.0)
+    emb = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    assert torch.equal(protos(emb), torch.zeros(2, 4))  # no centres yet: nothing added
+    protos.centres[0] = torch.tensor([2.0, 0.0])
+    protos.centres[1] = torch.tensor([1.0, 1.0])
+    protos.present[:2] = True
+    offsets = protos(emb)
+    c = 2 ** -0.5
+    expected = torch.tensor([[10.0, 10 * c, 7.0, 7.0], [0.0, 10 * c, 10 * c - 3, 10 * c - 3]])
+    assert torch.allclose(offsets, expected)
+
+
+def test_cli_few_shot_adds_class_centres_to_the_pretrained_head(tmp_path):
+    """Validated on its training cells, the run keeps the pretrained head and its features and
+    stores the cells' class centres; the other cells of those classes are called by them; a
+    model made so can start another run."""
+    src = save_model(_net(), _card(), tmp_path / "src")
+    train, other = _cells_csv(tmp_path, "train", seed=3), _cells_csv(tmp_path, "other", seed=4)
+    assert main([*_init_args(src, train, train), "--epochs", "2", "--out", str(tmp_path / "fs")]) == 0
+    history = json.loads((tmp_path / "fs" / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [-1] and history[0]["step"].startswith("class centres")
+    out, source = load_model(tmp_path / "fs" / "fs.json"), load_model(src).module
+    assert out.card.arch_params["prototypes"] == {"scale": 20.0, "absent_margin": 6.0}
+    assert torch.equal(out.module.head.weight, source.head.weight)
+    assert out.module.prototypes.present.tolist() == [True, True, False]
+    bank, y = _bank(10, seed=5)
+    with torch.no_grad():
+        x = augment_batch(bank, 16, [0.5] * 3, [0.25] * 3, AugmentConfig.off())
+        assert (out.module(x).argmax(1).numpy() == y).mean() >= 0.9
+    # a few-shot model starts another run (its centres are its lab's: not carried over)
+    assert main([*_init_args(tmp_path / "fs" / "fs.json", train, other), "--epochs", "1",
+                 "--out", str(tmp_path / "again")]) == 0
+    assert "prototypes" not in load_model(tmp_path / "again" / "fs.json").card.arch_params

@@ -82,8 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--probe-head",
         action="store_true",
         help="with --init: first refit the head on the frozen features of the training cells "
-        "(seconds; LP-FT, kept unless a fine-tuned epoch beats it; --epochs 0 = head only; "
-        "always, and head only, when the --val cells are all training cells)",
+        "(seconds; LP-FT, kept unless a fine-tuned epoch beats it; --epochs 0 = head only). When the "
+        "--val cells are all training cells (a few-shot set) the run keeps the features and, without "
+        "this option, adds the cells' class centres to the pretrained head instead (measured "
+        "better, and blasts are still called when only normal cells are labelled)",
     )
     fit = parser.add_argument_group("training")
     fit.add_argument("--epochs", type=int, default=12)
@@ -263,8 +265,8 @@ def run(args: argparse.Namespace) -> int:
     if val is None and args.init and _few_shot(train):
         # a held-out sixth of ten cells validates nothing and costs training cells: all train,
         # and (validated on themselves) only the head is refitted, the measured-best recipe
-        print(f"{len(train)} cells: all used for training, the head refitted on them "
-              "(give --val cells of other slides to fine-tune the network)")
+        print(f"{len(train)} cells: all used for training, the network's features kept "
+              "(give --val cells of other slides to fine-tune it)")
         val = train
     elif val is None:
         parts = split_table(train, seed=args.seed)
@@ -295,6 +297,7 @@ def run(args: argparse.Namespace) -> int:
         recalibrate_bn=bool(args.init) if args.recalibrate_bn is None else args.recalibrate_bn,
         init=args.init,
         probe_head=bool(args.init) and args.probe_head,
+        prototypes=bool(args.init) and not args.probe_head,
         seed=args.seed,
         amp=args.amp,
         device=args.device,

@@ -3,7 +3,8 @@
 A :class:`CellNet` is a four-stage VGG-like CNN with batch norm and global average pooling. It
 is small on purpose (about 0.3 M parameters at the default widths, ~1.2 MB of float32 weights)
 so that it trains on a couple of CPU cores and classifies thousands of cells per second. The
-pooled feature vector (``embed``) is what slide-level (MIL) models consume.
+pooled feature vector (``embed``) is what slide-level (MIL) models consume. A network adapted to
+a lab from a few labelled cells also carries their class centres (:class:`ClassPrototypes`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,51 @@ def _conv_bn(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
+#: ``arch_params`` key of a :class:`CellNet`'s class prototypes (``{"scale": .., "absent_margin": ..}``).
+PROTOTYPES_PARAM = "prototypes"
+
+
+class ClassPrototypes(nn.Module):
+    """Logit offsets from the cosine similarity of a cell's features to labelled class centres.
+
+    Few-shot lab adaptation (:func:`hemascope.train.few_shot.fit_prototypes`) stores the mean
+    features of a lab's labelled cells per class (``centres``; ``present`` marks the classes it
+    labelled). A class with a centre gains ``scale × cos(features, centre)``; a class without one
+    competes as if it sat ``absent_margin`` logits below the nearest labelled class
+    (``scale × max cos − absent_margin``), so a cell far from every labelled class can still be
+    called, e.g., blast when the lab labelled only normal cells. Without centres (``present`` all
+    false) it adds nothing.
+
+    Parameters
+    ----------
+    n_classes, dim
+        Output classes and feature size.
+    scale
+        Logits per unit of cosine similarity.
+    absent_margin
+        Logits by which a class without a centre trails the nearest labelled class.
+    """
+
+    centres: torch.Tensor
+    present: torch.Tensor
+
+    def __init__(self, n_classes: int, dim: int, scale: float, absent_margin: float) -> None:
+        super().__init__()
+        self.scale = float(scale)
+        self.absent_margin = float(absent_margin)
+        self.register_buffer("centres", torch.zeros(n_classes, dim))
+        self.register_buffer("present", torch.zeros(n_classes, dtype=torch.bool))
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        """``(batch, n_classes)`` logit offsets of pooled features ``(batch, dim)``."""
+        present = self.present
+        if not bool(present.any()):
+            return emb.new_zeros(emb.shape[0], present.numel())
+        sims = nn.functional.normalize(emb, dim=1) @ nn.functional.normalize(self.centres.to(emb), dim=1).T
+        nearest = sims[:, present].max(dim=1, keepdim=True).values
+        return torch.where(present, self.scale * sims, self.scale * nearest - self.absent_margin)
+
+
 class CellNet(nn.Module):
     """A compact CNN: stem, three double-conv stages, global average pooling, linear head.
 
@@ -37,10 +83,17 @@ class CellNet(nn.Module):
         Channels of the stem and of the three stages; the last one is the embedding size.
     dropout
         Dropout probability before the classification head.
+    prototypes
+        ``{"scale": .., "absent_margin": ..}``: add :class:`ClassPrototypes` to the head's logits
+        (a few-shot adapted network; its centres are weights like any other).
     """
 
     def __init__(
-        self, n_classes: int, widths: Sequence[int] = (16, 32, 64, 128), dropout: float = 0.2
+        self,
+        n_classes: int,
+        widths: Sequence[int] = (16, 32, 64, 128),
+        dropout: float = 0.2,
+        prototypes: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         if n_classes < 2:
@@ -65,6 +118,7 @@ class CellNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(w3, n_classes)
         self.embed_dim = w3
+        self.prototypes = ClassPrototypes(n_classes, w3, **prototypes) if prototypes is not None else None
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features ``(batch, embed_dim)`` of normalised images ``(batch, 3, H, W)``."""
@@ -72,12 +126,15 @@ class CellNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits ``(batch, n_classes)``."""
-        return self.head(self.dropout(self.embed(x)))
+        return self.forward_with_embedding(x)[0]
 
     def forward_with_embedding(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits and embeddings in one pass."""
         emb = self.embed(x)
-        return self.head(self.dropout(emb)), emb
+        logits = self.head(self.dropout(emb))
+        if self.prototypes is not None:
+            logits = logits + self.prototypes(emb)
+        return logits, emb
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {"cellnet": CellNet}

@@ -32,12 +32,13 @@ from hemascope.devices import resolve_device
 from hemascope.errors import DataError
 from hemascope.files import atomic_write_json
 from hemascope.models import ModelCard, build_model, save_model
+from hemascope.models.architectures import PROTOTYPES_PARAM
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 from hemascope.train.augment import AugmentConfig, augment_batch, plain_batches
 from hemascope.train.batchnorm import recalibrate_batchnorm
 from hemascope.train.checkpoint import load_checkpoint, save_checkpoint
 from hemascope.train.datasets import load_crop_bank
-from hemascope.train.few_shot import probe_head, validates_apart
+from hemascope.train.few_shot import PROTOTYPES, fit_prototypes, probe_head, validates_apart
 from hemascope.train.losses import LDAMLoss, make_loss
 from hemascope.train.metrics import classification_metrics
 from hemascope.train.noise import inject_symmetric_noise
@@ -69,6 +70,7 @@ class TrainConfig:
     recalibrate_bn: bool = False  # BatchNorm statistics from un-augmented crops (batchnorm.py)
     init: str | None = None  # start from this cell model's weights (head rows by class name)
     probe_head: bool = False  # with init: refit the head on frozen features first (few_shot.py)
+    prototypes: bool = False  # with init, validated on its training cells: class centres, not a refitted head
     preprocess: dict[str, Any] | None = (
         None  # input normalisation (None: the init model's, or none)
     )
@@ -193,6 +195,12 @@ def train_cells(
     torch.manual_seed(config.seed)
     classes = list(config.classes or sorted(set(train["class"])))
     device = resolve_device(config.device)
+    # few-shot with the training cells as the only validation cells: an epoch choice (or a
+    # fine-tune at all) cannot be validated, so the run keeps the frozen features
+    head_only = bool(config.init) and not validates_apart(train, val)
+    arch_params: dict[str, Any] = {"widths": list(config.widths)}
+    if head_only and config.prototypes:
+        arch_params[PROTOTYPES_PARAM] = dict(PROTOTYPES)
     preprocess, reject = config.preprocess, []
     if config.init and preprocess is None:
         from hemascope.models.registry import load_model
@@ -210,7 +218,7 @@ def train_cells(
         classes=classes,
         input_size=config.input_size,
         mpp=config.mpp,
-        arch_params={"widths": list(config.widths)},
+        arch_params=arch_params,
         training_data=list(config.training_data),
         licence=config.licence,
         description=config.description,
@@ -245,19 +253,20 @@ def train_cells(
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, best_f1, history = 0, -1.0, []
     val_pick = _val_subset(len(y_val), config.val_per_epoch, config.seed)
-    # few-shot with the training cells as the only validation cells: an epoch choice (or a
-    # fine-tune at all) cannot be validated, so the run keeps the head fitted on frozen features
-    head_only = bool(config.init) and not validates_apart(train, val)
     epochs = 0 if head_only else config.epochs
     if config.init and (config.probe_head or head_only):
         # LP-FT: the head first, on frozen features; kept unless a fine-tuned epoch beats it
         if config.recalibrate_bn:
             # the features of the new lab's own cells: BatchNorm statistics of its plain crops
             recalibrate_batchnorm(module, banks["train"], card, device, seed=config.seed)
-        probe_head(module, banks["train"], y_train, card, device)
+        if PROTOTYPES_PARAM in card.arch_params:
+            fit_prototypes(module, banks["train"], y_train, card, device)
+            note = "class centres of the training cells added to the pretrained head"
+        else:
+            probe_head(module, banks["train"], y_train, card, device)
+            note = "head fitted on frozen features"
         val_pred = _logits(module, banks["val"][val_pick], card, device).argmax(1)
         best_f1 = classification_metrics(y_val[val_pick], val_pred, classes)["macro_f1"]
-        note = "head fitted on frozen features"
         if head_only:
             note += "; no fine-tuning: the validation cells are the training cells"
         history.append({"epoch": -1, "step": note, "val_macro_f1": best_f1})

@@ -1,7 +1,7 @@
 """Start a training run from a registry model's weights (``hemascope train cells --init MODEL``).
 
 :func:`init_from_model` copies every tensor of a trained cell model into a freshly built network
-of the same architecture and widths. The classification head is copied row by row for the classes
+of the same architecture and widths (a few-shot source's class centres aside). The classification head is copied row by row for the classes
 the two models share by name (all of it when the classes are the same; e.g. the 10-output ``wbc``
 into a ``--classes wbc`` model keeps the 9 white-cell rows), so a few-shot fine-tune starts from
 the pretrained decision, not from a random one; classes the source lacks keep their random rows. The input crop (size, µm/px) and the normalisation must match: features learnt on other
@@ -16,10 +16,18 @@ import torch
 
 from hemascope.errors import ModelIntegrityError
 from hemascope.models import ModelCard
+from hemascope.models.architectures import PROTOTYPES_PARAM
 from hemascope.models.registry import load_model
 
 #: Parameter names of the classification head (left out when the classes differ).
 HEAD_PREFIX = "head."
+#: Tensor names of a few-shot network's class centres (a lab's own: never carried over).
+PROTOTYPES_PREFIX = f"{PROTOTYPES_PARAM}."
+
+
+def _shape(arch_params: dict) -> dict:
+    """The parameters that shape the network (its class centres aside)."""
+    return {k: v for k, v in arch_params.items() if k != PROTOTYPES_PARAM}
 
 
 @dataclass
@@ -75,7 +83,7 @@ def init_from_model(module: torch.nn.Module, card: ModelCard, name_or_path: str)
         f"{what} {a!r} vs {b!r}"
         for what, a, b in (
             ("architecture", src.architecture, card.architecture),
-            ("arch_params", src.arch_params, card.arch_params),
+            ("arch_params", _shape(src.arch_params), _shape(card.arch_params)),
             ("input_size", src.input_size, card.input_size),
             ("mpp", src.mpp, card.mpp),
             ("mean", list(src.mean), list(card.mean)),
@@ -93,6 +101,8 @@ def init_from_model(module: torch.nn.Module, card: ModelCard, name_or_path: str)
     target = module.state_dict()
     copied, skipped = [], []
     for key, value in source.module.state_dict().items():
+        if key.startswith(PROTOTYPES_PREFIX):
+            continue
         if key.startswith(HEAD_PREFIX) and not same_head:
             if not shared:
                 continue
