@@ -264,7 +264,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if val is None and args.init and _few_shot(train):
         # a held-out sixth of ten cells validates nothing and costs training cells: all train,
-        # and (validated on themselves) only the head is refitted, the measured-best recipe
+        # and (validated on themselves) the features are kept: class centres on the pretrained head
         print(f"{len(train)} cells: all used for training, the network's features kept "
               "(give --val cells of other slides to fine-tune it)")
         val = train

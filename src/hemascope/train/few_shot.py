@@ -9,8 +9,8 @@ mean features of the lab's cells of that class (:class:`~hemascope.models.archit
 a nearest-class-mean classifier on top of the pretrained one). Classes the lab did not label keep
 competing a fixed margin behind the nearest labelled one, so a blast is still called blast when
 the lab labelled only normal cells. Measured (BENCHMARKS.md, "Few-shot by class centres"): over
-eleven shifted copies of three labs' cells, N/L/M/E 0.774 (refitted head) -> 0.808, myeloblasts
-still called blast 5 % -> 59 % (pretrained model 80 %).
+eleven shifted copies of three labs' cells, ten cells per class, N/L/M/E 0.740 (refitted head) ->
+0.774 (pretrained model 0.760), myeloblasts still called blast 5 % -> 59 % (pretrained model 92 %).
 
 :func:`probe_head` fits the head first on the frozen embeddings of the labelled cells ("LP-FT",
 Kumar et al. 2022), which gives a fine-tune a head that already separates them, and on its own is
