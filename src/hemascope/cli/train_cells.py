@@ -297,7 +297,6 @@ def run(args: argparse.Namespace) -> int:
         recalibrate_bn=bool(args.init) if args.recalibrate_bn is None else args.recalibrate_bn,
         init=args.init,
         probe_head=bool(args.init) and args.probe_head,
-        prototypes=bool(args.init) and not args.probe_head,
         seed=args.seed,
         amp=args.amp,
         device=args.device,

@@ -70,7 +70,7 @@ class TrainConfig:
     recalibrate_bn: bool = False  # BatchNorm statistics from un-augmented crops (batchnorm.py)
     init: str | None = None  # start from this cell model's weights (head rows by class name)
     probe_head: bool = False  # with init: refit the head on frozen features first (few_shot.py)
-    prototypes: bool = False  # with init, validated on its training cells: class centres, not a refitted head
+    prototypes: bool = True  # with init, validated on its training cells, no probe_head: class centres (few_shot.py)
     preprocess: dict[str, Any] | None = (
         None  # input normalisation (None: the init model's, or none)
     )
@@ -199,7 +199,7 @@ def train_cells(
     # fine-tune at all) cannot be validated, so the run keeps the frozen features
     head_only = bool(config.init) and not validates_apart(train, val)
     arch_params: dict[str, Any] = {"widths": list(config.widths)}
-    if head_only and config.prototypes:
+    if head_only and config.prototypes and not config.probe_head:
         arch_params[PROTOTYPES_PARAM] = dict(PROTOTYPES)
     preprocess, reject = config.preprocess, []
     if config.init and preprocess is None:
