@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from skimage.transform import rescale
@@ -15,6 +16,7 @@ from hemascope.classify.cell_scale import (
     HEAD_FILE,
     cell_scale,
     combine,
+    head_network,
     load_cell_scale_model,
     picture_scale,
     read_scale_head,
@@ -84,6 +86,28 @@ def test_the_head_is_checked_against_the_network_it_was_trained_on(tmp_path):
         read_scale_head(other, loaded)
     shutil.copy(BUNDLED_DIR / HEAD_FILE, tmp_path / "same.safetensors")
     assert read_scale_head(tmp_path / "same.safetensors", loaded).head is not None
+
+
+@pytest.mark.parametrize(("hidden", "depth", "members"), [(64, 1, 1), (8, 2, 3)])
+def test_the_head_takes_its_shape_from_its_file(tmp_path, hidden, depth, members):
+    """A head file says its hidden units, layers and averaged members (a one-layer head of 64 units
+    without ``depth``/``members`` is the format of ``wbc`` 0.5.0's first head)."""
+    loaded = load_cell_scale_model().loaded
+    with safe_open(str(BUNDLED_DIR / HEAD_FILE), framework="pt") as f:
+        meta = dict(f.metadata())
+        n_inputs = f.get_tensor("mean").numel()
+    head = head_network(n_inputs, hidden, depth, members)
+    tensors = {f"net.{k}": v for k, v in head.state_dict().items()}
+    tensors |= {"mean": torch.zeros(n_inputs), "std": torch.ones(n_inputs)}
+    shape = {"hidden": str(hidden)} | ({} if members == 1 else {"depth": str(depth), "members": str(members)})
+    meta = {k: v for k, v in meta.items() if k not in ("hidden", "depth", "members")} | shape
+    save_file(tensors, str(tmp_path / "head.safetensors"), metadata=meta)
+    read = read_scale_head(tmp_path / "head.safetensors", loaded)
+    x = torch.randn(5, n_inputs)
+    assert torch.allclose(read.head(x), head(x))
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, "hidden": str(hidden + 1)})
+    with pytest.raises(ModelIntegrityError, match="not a scale head"):
+        read_scale_head(tmp_path / "bad.safetensors", loaded)
 
 
 def test_ten_cells_that_agree_make_a_confident_pooled_scale_red_cell_guesses_do_not():

@@ -44,8 +44,8 @@ from hemascope.segment.scale import ScaleEstimate, estimate_mpp
 
 #: The bundled head's file, beside its backbone's weights.
 HEAD_FILE = "wbc-scale.safetensors"
-#: Hidden units of the head.
-HEAD_HIDDEN = 64
+#: Hidden units, hidden layers and averaged members of the head (the file's metadata says which it has).
+HEAD_HIDDEN, HEAD_DEPTH, HEAD_MEMBERS = 128, 2, 3
 #: Claimed µm/px of the first look (12 steps of ×1.4 from 0.03 to 1.2: 100x oil to 10x).
 GRID = tuple(float(v) for v in np.exp(np.linspace(np.log(0.03), np.log(1.2), 12)))
 #: Claims around the current answer of each refinement (the head was trained on 0.5-2×).
@@ -73,11 +73,31 @@ CELL_CONFIDENCE = 0.45
 NO_CONFIDENCE_SPREAD = 0.2
 
 
-def head_network(n_inputs: int) -> torch.nn.Sequential:
-    """The scale head: standardised features and logits → :data:`HEAD_HIDDEN` ReLU units → log factor."""
-    return torch.nn.Sequential(
-        torch.nn.Linear(n_inputs, HEAD_HIDDEN), torch.nn.ReLU(), torch.nn.Linear(HEAD_HIDDEN, 1)
-    )
+class MeanOf(torch.nn.Module):
+    """The mean answer of several networks (an ensemble of heads trained with different seeds)."""
+
+    def __init__(self, members: Sequence[torch.nn.Module]) -> None:
+        super().__init__()
+        self.members = torch.nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' answers to ``x``, averaged."""
+        return torch.stack([m(x) for m in self.members]).mean(0)
+
+
+def head_network(
+    n_inputs: int, hidden: int = HEAD_HIDDEN, depth: int = HEAD_DEPTH, members: int = HEAD_MEMBERS
+) -> torch.nn.Module:
+    """The scale head: standardised features and logits → ``depth`` layers of ``hidden`` ReLU units →
+    log factor; ``members`` such networks averaged (:class:`MeanOf`) when more than one."""
+
+    def mlp() -> torch.nn.Sequential:
+        layers: list[torch.nn.Module] = []
+        for k in range(depth):
+            layers += [torch.nn.Linear(n_inputs if k == 0 else hidden, hidden), torch.nn.ReLU()]
+        return torch.nn.Sequential(*layers, torch.nn.Linear(hidden, 1))
+
+    return mlp() if members == 1 else MeanOf([mlp() for _ in range(members)])
 
 
 @dataclass
@@ -85,7 +105,7 @@ class CellScaleModel:
     """The cell network (a verified :class:`~hemascope.models.registry.LoadedModel`) and its scale head."""
 
     loaded: LoadedModel
-    head: torch.nn.Sequential
+    head: torch.nn.Module
     mean: torch.Tensor
     std: torch.Tensor
 
@@ -147,9 +167,10 @@ def read_scale_head(path: str | Path, loaded: LoadedModel) -> CellScaleModel:
             f"({str(meta.get('backbone_sha256', '?'))[:12]}…) than these ({loaded.card.sha256[:12]}…)"
         )
     try:
-        head = head_network(tensors["mean"].numel())
+        head = head_network(tensors["mean"].numel(), int(meta.get("hidden", HEAD_HIDDEN)),
+                            int(meta.get("depth", 1)), int(meta.get("members", 1)))
         head.load_state_dict({k.removeprefix("net."): v for k, v in tensors.items() if k.startswith("net.")})
-    except (KeyError, RuntimeError) as exc:
+    except (KeyError, RuntimeError, ValueError) as exc:
         raise ModelIntegrityError(f"{path.name}: not a scale head ({exc})") from None
     return CellScaleModel(loaded, head.eval(), tensors["mean"], tensors["std"])
 
