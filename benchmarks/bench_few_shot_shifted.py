@@ -12,8 +12,9 @@ is a set of cells under one shift of ``bench_segment_recoloured.py`` (stain, cam
 
 For every domain and draw (seeded), ``hemascope train cells --init wbc --classes wbc --train T
 --val T --epochs 10`` runs in-process (``T`` = the draw's CSV, validated on itself as a lab with
-ten cells per class would; ``--method probe-head`` adds ``--probe-head``, the head refitted on the
-frozen features), then :func:`hemascope.classify.classify_images` classifies the test cells at
+ten cells per class would; ``--methods probe-head`` adds ``--probe-head``, the head refitted on the
+frozen features; ``fine-tune`` gives ``--val`` 5 other cells per class of the pool, so the network
+is fine-tuned), then :func:`hemascope.classify.classify_images` classifies the test cells at
 their µm/px, as ``hemascope classify FOLDER --model CARD --mpp M`` does. ``zero-shot`` is the
 bundled ``wbc`` on the same test cells.
 
@@ -50,7 +51,8 @@ SHIFTS = {
     "deepapl": ("bluish", "rapid"),
 }
 MPP = {"wbcseg": 0.1, "pbc": 0.1048, "deepapl": 0.21}
-METHODS = {"default": [], "probe-head": ["--probe-head"]}
+#: ``train cells`` options per method; ``fine-tune`` validates on 5 other cells per class of the pool.
+METHODS = {"default": [], "probe-head": ["--probe-head"], "fine-tune": []}
 
 
 def source_cells(work: Path, source: str) -> pd.DataFrame:
@@ -87,16 +89,22 @@ def shifted_copies(cells: pd.DataFrame, source: str, shift: str, cache: Path) ->
     return table
 
 
-def draw(cells: pd.DataFrame, seed: int, per_class: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training cells: ``per_class`` of each of N/L/M/E from the pool, test cells)."""
+def draw(cells: pd.DataFrame, seed: int, per_class: int = 10,
+         val_per_class: int = 5) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(training cells: ``per_class`` of each of N/L/M/E from the pool, ``val_per_class`` other
+    ones, test cells). Validation cells come only from a separate pool (``part == "pool"``: none
+    for ``wbcseg``, whose 100 cells are all needed to test) and after the training draw."""
     rng = np.random.default_rng(seed)
     pool = cells[cells["part"].isin(["pool", "all"])]
-    pick = []
+    pick, val = [], []
     for cls in NLME:
         index = pool.index[pool["class"] == cls].to_numpy()
         pick += list(rng.choice(index, min(per_class, len(index)), replace=False))
+    for cls in NLME:
+        index = np.setdiff1d(cells.index[(cells["part"] == "pool") & (cells["class"] == cls)].to_numpy(), pick)
+        val += list(rng.choice(index, min(val_per_class, len(index)), replace=False))
     test = cells[(cells["part"] == "test") | ((cells["part"] == "all") & ~cells.index.isin(pick))]
-    return cells.loc[pick], test
+    return cells.loc[pick], cells.loc[val], test
 
 
 def score(truth: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -112,8 +120,9 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/hemascope_cells"))
     ap.add_argument("--cache", type=Path, default=Path("/tmp/hemascope_fewshot"))
     ap.add_argument("--draws", type=int, default=5)
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    ap.add_argument("--methods", nargs="+", default=["default", "probe-head"], choices=list(METHODS))
     ap.add_argument("--sources", nargs="+", default=list(SHIFTS), choices=list(SHIFTS))
+    ap.add_argument("--shifts", nargs="+", default=None, help="only these shifts (default: each source's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="per-run CSV")
     args = ap.parse_args()
@@ -126,22 +135,28 @@ def main() -> None:
     for source in args.sources:
         base = source_cells(args.work, source)
         for shift in SHIFTS[source]:
+            if args.shifts and shift not in args.shifts:
+                continue
             cells = shifted_copies(base, source, shift, args.cache)
             mpp = float(cells["mpp"].iloc[0])
             for seed in range(args.draws):
-                train, test = draw(cells, seed)
+                train, val, test = draw(cells, seed)
                 truth = test["class"].to_numpy()
                 if seed == 0 or source == "wbcseg":  # the test cells of pbc/deepapl are the same in every draw
                     zero = classify_images(list(test["path"]), "wbc", mpp, device="cpu")
                     zero_score = score(truth, zero.table["class"].to_numpy())
                 rows.append({"domain": f"{source}_{shift}", "draw": seed, "method": "zero-shot", **zero_score})
                 with tempfile.TemporaryDirectory() as tmp:
-                    csv = Path(tmp) / "train.csv"
+                    csv, val_csv = Path(tmp) / "train.csv", Path(tmp) / "val.csv"
                     train.assign(mpp=mpp)[["path", "class", "mpp"]].to_csv(csv, index=False)
+                    val.assign(mpp=mpp)[["path", "class", "mpp"]].to_csv(val_csv, index=False)
                     for method in args.methods:
+                        if method == "fine-tune" and val.empty:
+                            continue
                         out = Path(tmp) / method
+                        validation = val_csv if method == "fine-tune" else csv
                         code = cli(["train", "cells", "--init", "wbc", "--classes", "wbc", "--train", str(csv),
-                                    "--val", str(csv), "--name", "fs", "--epochs", "10", "--out", str(out),
+                                    "--val", str(validation), "--name", "fs", "--epochs", "10", "--out", str(out),
                                     "--threads", str(args.threads), "--device", "cpu", "--quiet", *METHODS[method]])
                         if code != 0:
                             raise SystemExit(f"train cells failed ({code}) on {source}_{shift} draw {seed}")

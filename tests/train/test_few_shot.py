@@ -114,10 +114,10 @@ def test_cli_init_validated_on_its_training_cells_keeps_the_head_only(tmp_path):
     # BatchNorm statistics of the new cells (default with --init), convolutions untouched
     assert not torch.equal(out.state_dict()["features.0.1.running_mean"], source.state_dict()["features.0.1.running_mean"])
     assert torch.equal(out.state_dict()["features.0.0.weight"], source.state_dict()["features.0.0.weight"])
-    # other validation cells: the fine-tuning epochs run
+    # other validation cells: the class centres are the first candidate, then the fine-tuning epochs run
     assert main([*_init_args(src, train, other), "--epochs", "2", "--out", str(tmp_path / "b")]) == 0
     history = json.loads((tmp_path / "b" / "metrics.json").read_text())["history"]
-    assert [h["epoch"] for h in history] == [0, 1]
+    assert [h["epoch"] for h in history] == [-1, 0, 1] and history[0]["step"].startswith("class centres")
 
 
 def test_cli_init_fits_the_head_first_and_drops_the_source_decision_rules(tmp_path):
@@ -223,7 +223,7 @@ def test_cli_few_shot_adds_class_centres_to_the_pretrained_head(tmp_path):
     with torch.no_grad():
         x = augment_batch(bank, 16, [0.5] * 3, [0.25] * 3, AugmentConfig.off())
         assert (out.module(x).argmax(1).numpy() == y).mean() >= 0.9
-    # a few-shot model starts another run (its centres are its lab's: not carried over)
-    assert main([*_init_args(tmp_path / "fs" / "fs.json", train, other), "--epochs", "1",
-                 "--out", str(tmp_path / "again")]) == 0
-    assert "prototypes" not in load_model(tmp_path / "again" / "fs.json").card.arch_params
+    # a few-shot model starts another run, which takes its own centres (here of other cells)
+    assert main([*_init_args(tmp_path / "fs" / "fs.json", other, other), "--out", str(tmp_path / "again")]) == 0
+    again = load_model(tmp_path / "again" / "fs.json").module
+    assert not torch.equal(again.prototypes.centres, out.module.prototypes.centres)

@@ -137,6 +137,14 @@ def fit_prototypes(
     return present
 
 
+def clear_prototypes(module: torch.nn.Module) -> None:
+    """Forget ``module``'s class centres: its prototypes add nothing until :func:`fit_prototypes` again."""
+    prototypes = getattr(module, "prototypes", None)
+    if prototypes is not None:
+        with torch.no_grad():
+            prototypes.present.zero_()
+
+
 def probe_head(
     module: torch.nn.Module,
     bank: torch.Tensor,

@@ -38,7 +38,13 @@ from hemascope.train.augment import AugmentConfig, augment_batch, plain_batches
 from hemascope.train.batchnorm import recalibrate_batchnorm
 from hemascope.train.checkpoint import load_checkpoint, save_checkpoint
 from hemascope.train.datasets import load_crop_bank
-from hemascope.train.few_shot import PROTOTYPES, fit_prototypes, probe_head, validates_apart
+from hemascope.train.few_shot import (
+    PROTOTYPES,
+    clear_prototypes,
+    fit_prototypes,
+    probe_head,
+    validates_apart,
+)
 from hemascope.train.losses import LDAMLoss, make_loss
 from hemascope.train.metrics import classification_metrics
 from hemascope.train.noise import inject_symmetric_noise
@@ -70,7 +76,7 @@ class TrainConfig:
     recalibrate_bn: bool = False  # BatchNorm statistics from un-augmented crops (batchnorm.py)
     init: str | None = None  # start from this cell model's weights (head rows by class name)
     probe_head: bool = False  # with init: refit the head on frozen features first (few_shot.py)
-    prototypes: bool = True  # with init, validated on its training cells, no probe_head: class centres (few_shot.py)
+    prototypes: bool = True  # with init, no probe_head: class centres first, kept unless an epoch beats them (few_shot.py)
     preprocess: dict[str, Any] | None = (
         None  # input normalisation (None: the init model's, or none)
     )
@@ -199,7 +205,8 @@ def train_cells(
     # fine-tune at all) cannot be validated, so the run keeps the frozen features
     head_only = bool(config.init) and not validates_apart(train, val)
     arch_params: dict[str, Any] = {"widths": list(config.widths)}
-    if head_only and config.prototypes and not config.probe_head:
+    centres = bool(config.init) and config.prototypes and not config.probe_head
+    if centres:
         arch_params[PROTOTYPES_PARAM] = dict(PROTOTYPES)
     preprocess, reject = config.preprocess, []
     if config.init and preprocess is None:
@@ -254,8 +261,8 @@ def train_cells(
     start_epoch, best_f1, history = 0, -1.0, []
     val_pick = _val_subset(len(y_val), config.val_per_epoch, config.seed)
     epochs = 0 if head_only else config.epochs
-    if config.init and (config.probe_head or head_only):
-        # LP-FT: the head first, on frozen features; kept unless a fine-tuned epoch beats it
+    if config.init and (config.probe_head or head_only or centres):
+        # frozen features first (class centres, or LP-FT's head): kept unless a fine-tuned epoch beats it
         if config.recalibrate_bn:
             # the features of the new lab's own cells: BatchNorm statistics of its plain crops
             recalibrate_batchnorm(module, banks["train"], card, device, seed=config.seed)
@@ -271,6 +278,8 @@ def train_cells(
             note += "; no fine-tuning: the validation cells are the training cells"
         history.append({"epoch": -1, "step": note, "val_macro_f1": best_f1})
     best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    if centres and epochs:
+        clear_prototypes(module)  # the epochs fine-tune the plain network
     if resume:
         restored = load_checkpoint(out_dir, module, opt)
         if restored is not None:
