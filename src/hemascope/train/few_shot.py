@@ -3,7 +3,8 @@
 With ten labelled cells per class, fine-tuning a whole network moves its features before anything
 has learnt where the new lab's cells lie. Two steps that leave the features frozen:
 
-:func:`fit_prototypes` (the default of a few-shot run validated on its own cells) keeps the
+:func:`fit_prototypes` (the default of a run from a model: all of a few-shot run validated on its
+own cells, the first candidate of a fine-tune) keeps the
 pretrained head and adds, per labelled class, the cosine similarity of a cell's features to the
 mean features of the lab's cells of that class (:class:`~hemascope.models.architectures.ClassPrototypes`;
 a nearest-class-mean classifier on top of the pretrained one). Classes the lab did not label keep
