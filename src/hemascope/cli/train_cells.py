@@ -3,8 +3,8 @@
 Writes ``<name>.safetensors`` + ``<name>.json`` (model card with metrics) + ``metrics.json`` and a
 resumable checkpoint into ``--out``. Without ``--val`` the training data are split 70/15/15 with
 ``--seed`` (by ``group``), and the split lists are saved in ``--out/splits`` — except few-shot
-sets (starting from a model, fewer than :data:`FEW_SHOT_MAX_PER_CLASS` cells per class), which
-are all trained on.
+sets (starting from a model, fewer than
+:data:`~hemascope.train.few_shot.FEW_SHOT_MAX_PER_CLASS` cells per class), which are all trained on.
 """
 
 from __future__ import annotations
@@ -16,9 +16,6 @@ from hemascope.cli._options import add_device_argument, add_model_output_argumen
 COMMAND = ("train", "cells")
 #: With ``--init`` (few-shot fine-tuning) an epoch draws at least this many (augmented) samples.
 FEW_SHOT_SAMPLES_PER_EPOCH = 1024
-#: Starting from a model without ``--val``, fewer cells per class than this are all trained on
-#: (a 70/15/15 split of ten cells validates on one or two).
-FEW_SHOT_MAX_PER_CLASS = 30
 #: The network ``train cells --init none`` builds (the bundled model's is given by its card).
 SCRATCH = {"input_size": 48, "model_mpp": 0.5, "widths": "16,32,64,128"}
 
@@ -189,11 +186,6 @@ def _fill_network_shape(args: argparse.Namespace) -> tuple[list[str], list[str]]
     return known, reject
 
 
-def _few_shot(train) -> bool:
-    """Fewer than :data:`FEW_SHOT_MAX_PER_CLASS` cells per class on average."""
-    return len(train) < FEW_SHOT_MAX_PER_CLASS * max(1, train["class"].nunique())
-
-
 def _read_all(paths: list[str] | None, read):
     import pandas as pd
 
@@ -238,6 +230,7 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.errors import DataError, InvalidInputError
     from hemascope.progress import tqdm_progress
     from hemascope.train import AugmentConfig, TrainConfig, split_table, train_cells
+    from hemascope.train.few_shot import is_few_shot
 
     args.init = _starting_point(args)
     known, reject = _fill_network_shape(args)
@@ -262,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
     val = _prepare(_read_all(args.val, read), relabel, classes, known)
     test = _prepare(_read_all(args.test, read), relabel, classes, known)
     out = Path(args.out)
-    if val is None and args.init and _few_shot(train):
+    if val is None and args.init and is_few_shot(train["class"]):
         # a held-out sixth of ten cells validates nothing and costs training cells: all train,
         # and (validated on themselves) the features are kept: class centres on the pretrained head
         print(f"{len(train)} cells: all used for training, the network's features kept "

@@ -3,8 +3,8 @@
 With ten labelled cells per class, fine-tuning a whole network moves its features before anything
 has learnt where the new lab's cells lie. Two steps that leave the features frozen:
 
-:func:`fit_prototypes` (the default of a run from a model: all of a few-shot run validated on its
-own cells, the first candidate of a fine-tune) keeps the
+:func:`fit_prototypes` (the default of a few-shot run from a model, :func:`is_few_shot`: all of it
+when validated on its own cells, else the fine-tune's first candidate) keeps the
 pretrained head and adds, per labelled class, the cosine similarity of a cell's features to the
 mean features of the lab's cells of that class (:class:`~hemascope.models.architectures.ClassPrototypes`;
 a nearest-class-mean classifier on top of the pretrained one). Classes the lab did not label keep
@@ -52,6 +52,15 @@ DEFAULT_L2 = 0.01
 #: chosen on shifted copies of three labs' cells (BENCHMARKS.md, "Few-shot by class centres") as the
 #: best N/L/M/E macro-F1 at which the pretrained model's myeloblast calls mostly survive.
 PROTOTYPES = {"scale": 20.0, "absent_margin": 6.0}
+#: A training set with fewer cells per class than this (on average) is a few-shot set: the class
+#: centres are tried (the setting they were measured in), and ``train cells`` without ``--val``
+#: trains on every cell (a 70/15/15 split of ten cells validates on one or two).
+FEW_SHOT_MAX_PER_CLASS = 30
+
+
+def is_few_shot(labels: pd.Series) -> bool:
+    """Fewer than :data:`FEW_SHOT_MAX_PER_CLASS` labelled cells per class on average."""
+    return len(labels) < FEW_SHOT_MAX_PER_CLASS * max(1, labels.nunique())
 
 
 def validates_apart(train: pd.DataFrame, val: pd.DataFrame) -> bool:

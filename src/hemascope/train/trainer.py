@@ -42,6 +42,7 @@ from hemascope.train.few_shot import (
     PROTOTYPES,
     clear_prototypes,
     fit_prototypes,
+    is_few_shot,
     probe_head,
     validates_apart,
 )
@@ -76,7 +77,7 @@ class TrainConfig:
     recalibrate_bn: bool = False  # BatchNorm statistics from un-augmented crops (batchnorm.py)
     init: str | None = None  # start from this cell model's weights (head rows by class name)
     probe_head: bool = False  # with init: refit the head on frozen features first (few_shot.py)
-    prototypes: bool = True  # with init, no probe_head: class centres first, kept unless an epoch beats them (few_shot.py)
+    prototypes: bool = True  # init, few-shot set, no probe_head: class centres first, kept unless an epoch beats them
     preprocess: dict[str, Any] | None = (
         None  # input normalisation (None: the init model's, or none)
     )
@@ -205,7 +206,7 @@ def train_cells(
     # fine-tune at all) cannot be validated, so the run keeps the frozen features
     head_only = bool(config.init) and not validates_apart(train, val)
     arch_params: dict[str, Any] = {"widths": list(config.widths)}
-    centres = bool(config.init) and config.prototypes and not config.probe_head
+    centres = bool(config.init) and config.prototypes and not config.probe_head and is_few_shot(train["class"])
     if centres:
         arch_params[PROTOTYPES_PARAM] = dict(PROTOTYPES)
     preprocess, reject = config.preprocess, []
@@ -266,7 +267,7 @@ def train_cells(
         if config.recalibrate_bn:
             # the features of the new lab's own cells: BatchNorm statistics of its plain crops
             recalibrate_batchnorm(module, banks["train"], card, device, seed=config.seed)
-        if PROTOTYPES_PARAM in card.arch_params:
+        if centres:
             fit_prototypes(module, banks["train"], y_train, card, device)
             note = "class centres of the training cells added to the pretrained head"
         else:
