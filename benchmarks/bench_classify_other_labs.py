@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--scale-error", nargs="+", type=float, default=[1.0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0, help="seed of the sensor noise")
+    ap.add_argument("--tta", action="store_true", help="classify with test-time augmentation (8 views)")
     ap.add_argument("--out", type=Path, default=None, help="per-cell CSV")
     args = ap.parse_args()
 
@@ -110,7 +111,7 @@ def main() -> None:
                     mask = cell_mask(picture, path, mpp) if "tight" in shift else np.zeros(picture.shape[:2], np.uint8)
                     copy, _, used = shifted(picture, mask, shift, rng, mpp)
                     images.append(copy)
-                out = classify_images(images, loaded, used * factor, device="cpu")
+                out = classify_images(images, loaded, used * factor, device="cpu", tta=args.tta)
                 pred = out.table["class"].replace({"unclassified": "smudge"}).to_numpy()
                 truth = part["class"].to_numpy()
                 flagged = out.domain_shift is not None and bool(out.domain_shift.shifted)

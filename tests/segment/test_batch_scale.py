@@ -134,6 +134,36 @@ def test_classify_pools_the_estimates_of_a_batch(tiny_model):
     assert not result.table["mpp_low_confidence"].any()  # the guess took its source's confident scale
 
 
+def test_a_large_batch_of_one_size_is_surveyed_and_the_rest_take_the_scale_unestimated(tmp_path):
+    """Of 12 pictures of one size, 5 (spread over them) are estimated; they agree, so the other 7
+    take their scale unread; with two magnifications among the surveyed ones every picture is
+    estimated and pooled as before."""
+    from hemascope.classify.images import estimate_picture_scales
+
+    rng = np.random.default_rng(2)
+    paths = []
+    for k in range(12):
+        paths.append(tmp_path / f"p{k:02d}.png")
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(paths[-1])
+    seen = []
+
+    def one_scale(image):
+        seen.append(image.shape)
+        return ScaleEstimate(0.1 + 0.001 * len(seen), 0.9, {"red_cell_arcs": 1})
+
+    scales = estimate_picture_scales(paths, one_scale, survey=5)
+    assert len(seen) == 5 and seen[0] == (40, 50, 3)
+    assert {round(s.mpp, 6) for s in scales} == {0.103}  # the median of the five
+    assert sum("surveyed" in s.cues for s in scales) == 7 and not scales[0].low_confidence
+
+    seen.clear()
+    two = iter(_estimates([0.1, 0.2] * 6, [0.9] * 12))
+    scales = estimate_picture_scales(paths, lambda image: seen.append(1) or next(two), survey=5)
+    assert len(seen) == 12 and not any("surveyed" in s.cues for s in scales)
+    assert {round(s.mpp, 1) for s in scales} == {0.1, 0.2}
+    assert len(estimate_picture_scales(paths[:5], one_scale, survey=5)) == 5  # no survey at or under it
+
+
 def test_an_estimator_that_breaks_on_one_image_fails_that_image_only(tiny_model):
     from hemascope.classify import classify_images
 

@@ -153,6 +153,18 @@ def _pool_group(members: list[ScaleEstimate]) -> tuple[ScaleEstimate, np.ndarray
     return shared, take, mixed
 
 
+def shared_scale(estimates: Sequence[ScaleEstimate]) -> ScaleEstimate | None:
+    """The one scale a group's estimates agree on, when every one of them takes it.
+
+    ``None`` when :func:`pool_estimates` would leave any of them its own estimate: fewer than
+    :data:`MIN_IMAGES`, a second magnification, or a spread wider than :data:`POOL_MAX_SPREAD`.
+    """
+    if len(estimates) < MIN_IMAGES:
+        return None
+    shared, take, mixed = _pool_group(list(estimates))
+    return None if mixed or not take.all() else shared
+
+
 def pool_estimates(estimates: Sequence[float | None], keys: Sequence[Hashable]) -> list[float | None]:
     """Give the images of one source the median of their estimated scales.
 
