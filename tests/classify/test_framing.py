@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hemascope.classify.crops import center_square
-from hemascope.classify.framing import CENTRED, LOCATED, NOT_FOUND, frame_picture, is_field
+from hemascope.classify.framing import CENTRED, LOCATED, NOT_FOUND, frame_picture, in_band, is_field
 from hemascope.models import load_model
 from hemascope.synthetic import render_cell
 
@@ -41,6 +41,34 @@ def test_a_field_is_cropped_on_its_white_cell_wherever_it_is(neutrophil_scene, c
     assert is_field(field.shape, MPP, card)
     assert framing.how == LOCATED
     assert np.hypot(framing.centre[0] - row, framing.centre[1] - (col - 60)) * MPP < 1.5
+
+
+def test_a_small_one_cell_field_is_cropped_on_its_cell_and_a_centred_crop_of_that_size_keeps_its_centre(
+    neutrophil_scene, card
+):
+    """42 µm: a 50 µm field given a µm/px 15 % low is that size, and was classified from its
+    centre (a third of such normal cells called blast)."""
+    image, (row, col) = neutrophil_scene
+    field = image[180:348, 244:412]  # 42 µm, the cell 9 µm below and 7 µm left of the middle
+    assert in_band(field.shape, MPP, card) and not is_field(field.shape, MPP, card)
+    framing = frame_picture(field, MPP, card)
+    assert framing.how == LOCATED
+    assert np.hypot(framing.centre[0] - (row - 180), framing.centre[1] - (col - 244)) * MPP < 1.5
+    assert frame_picture(field, MPP, card, look=False).how == CENTRED  # a source surveyed as centred
+
+    centred = image[216:384, 216:384]  # the same size, the cell in the middle
+    assert frame_picture(centred, MPP, card) == frame_picture(centred, MPP, card, look=False)
+
+
+def test_a_source_of_centred_crops_is_surveyed_once_and_its_crops_not_looked_at(neutrophil_scene, card):
+    from hemascope.classify.images import FRAMING_SURVEY, framing_looks
+
+    image, _ = neutrophil_scene
+    centred = [image[216:384, 216:384]] * (FRAMING_SURVEY + 4)
+    assert framing_looks(centred, [MPP] * len(centred), card) == [False] * len(centred)
+    off = [*centred[:-1], image[180:348, 244:412]]  # one picture of the source off-centre...
+    assert framing_looks(off, [MPP] * len(off), card) == [True] * len(off)  # ...each is looked at
+    assert framing_looks(centred[:FRAMING_SURVEY], [MPP] * FRAMING_SURVEY, card) == [True] * FRAMING_SURVEY
 
 
 def test_a_field_without_white_cells_keeps_its_centre_and_says_so(card):

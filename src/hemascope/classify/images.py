@@ -10,7 +10,7 @@ import numpy as np
 from PIL import UnidentifiedImageError
 
 from hemascope.classify.crops import cell_image_to_crop, check_rgb_uint8
-from hemascope.classify.framing import Framing, frame_picture
+from hemascope.classify.framing import CENTRED, Framing, frame_picture, in_band, look_at
 from hemascope.errors import (
     CorruptSlideError,
     HemascopeError,
@@ -30,6 +30,10 @@ from hemascope.progress import CancelToken, check_cancelled
 #: (:data:`hemascope.segment.batch_scale.CELL_AGREEMENT`), and a second magnification of 5 % of
 #: the pictures still shows in them as ten or so.
 SURVEY_IMAGES = 200
+#: Pictures of one pixel size, in the band of crops or small fields
+#: (:func:`hemascope.classify.framing.in_band`), looked at before the others are taken as centred
+#: crops (:func:`framing_looks`).
+FRAMING_SURVEY = 16
 
 
 def read_cell_image(path: str | Path) -> np.ndarray:
@@ -101,14 +105,15 @@ def load_cell_crops(
     failed: list[tuple[str, str]] = []
     framings: list[Framing] = []
     scales = [mpp] * len(items) if mpp is not None else estimate_picture_scales(items, estimate, cancel)
-    for i, (item, scale) in enumerate(zip(items, scales, strict=True)):
+    looks = framing_looks(items, scales, card)
+    for i, (item, scale, look) in enumerate(zip(items, scales, looks, strict=True)):
         check_cancelled(cancel)
         name = _item_name(item, i)
         try:
             if isinstance(scale, HemascopeError):
                 raise scale
             image = _read_item(item, name)
-            framing = frame_picture(image, scale, card)
+            framing = frame_picture(image, scale, card, look=look)
             crop = cell_image_to_crop(image, scale, card, centre=framing.centre)
         except HemascopeError as exc:
             # the reason without the name (readers put the path first; callers print both)
@@ -119,6 +124,36 @@ def load_cell_crops(
         crops.append(crop)
         framings.append(framing)
     return names, mpps, crops, failed, framings
+
+
+def framing_looks(
+    items: Sequence[np.ndarray | str | Path], scales: Sequence[float | HemascopeError], card: ModelCard
+) -> list[bool]:
+    """Per picture, whether :func:`~hemascope.classify.framing.frame_picture` must look for an
+    off-centre cell: ``False`` for the pictures of a pixel size whose :data:`FRAMING_SURVEY`
+    surveyed members (spread over more of them) all hold a white cell in their centre (a source of
+    centred crops, as CellaVision exports are), ``True`` otherwise."""
+    sizes: dict[tuple[int, int], list[tuple[int, float]]] = defaultdict(list)
+    for i, (item, scale) in enumerate(zip(items, scales, strict=True)):
+        if isinstance(scale, HemascopeError):
+            continue
+        size = _picture_size(item)
+        if size is not None and in_band(size, float(scale), card):
+            sizes[size].append((i, float(scale)))
+    looks = [True] * len(items)
+    for members in sizes.values():
+        if len(members) <= FRAMING_SURVEY:
+            continue
+        surveyed = [members[int(j)] for j in spread_indices(len(members), FRAMING_SURVEY)]
+        try:
+            centred = all(
+                look_at(_read_item(items[i], _item_name(items[i], i)), scale).how == CENTRED for i, scale in surveyed
+            )
+        except HemascopeError:  # an unreadable one: look at each (and fail it) as it comes
+            continue
+        for i, _ in members if centred else ():
+            looks[i] = False
+    return looks
 
 
 def spread_indices(total: int, count: int) -> np.ndarray:

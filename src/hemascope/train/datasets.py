@@ -17,7 +17,7 @@ import pandas as pd
 
 from hemascope.classify.crops import cell_image_to_crop
 from hemascope.classify.framing import frame_picture
-from hemascope.classify.images import estimate_picture_scales, read_cell_image
+from hemascope.classify.images import estimate_picture_scales, framing_looks, read_cell_image
 from hemascope.csv_files import read_csv_file
 from hemascope.errors import DataError, HemascopeError
 from hemascope.io.formats import PICTURE_SUFFIXES
@@ -222,20 +222,21 @@ def load_crop_bank(
     size = bank_size(card, margin)
     key = hashlib.sha256(
         "|".join(f"{p}:{m}" for p, m in zip(table["path"], table["mpp"], strict=True)).encode()
-        + f"{card.mpp}:{size}:{sorted((card.preprocess or {}).items())}:framed".encode()
+        + f"{card.mpp}:{size}:{sorted((card.preprocess or {}).items())}:framed-looked".encode()
     ).hexdigest()[:20]
     cached = Path(cache_dir) / f"bank_{key}.npy" if cache_dir else None
     if cached is not None and cached.is_file():
         return np.load(cached), []
     out = np.full((len(table), size, size, 3), 255, dtype=np.uint8)
     failed: list[tuple[str, str]] = []
-    for i, (path, mpp) in enumerate(zip(table["path"], table["mpp"], strict=True)):
+    looks = framing_looks(list(table["path"]), [float(m) for m in table["mpp"]], card)
+    for i, (path, mpp, look) in enumerate(zip(table["path"], table["mpp"], looks, strict=True)):
         if i % 256 == 0:
             check_cancelled(cancel)
             report(progress, i, len(table), "reading cells")
         try:
             image = read_cell_image(path)
-            centre = frame_picture(image, float(mpp), card).centre
+            centre = frame_picture(image, float(mpp), card, look=look).centre
             out[i] = cell_image_to_crop(image, float(mpp), card, size=size, centre=centre)
         except HemascopeError as exc:
             failed.append((str(path), str(exc)))
