@@ -23,6 +23,9 @@ Scores: N/L/M/E macro-F1 (the hidden evaluation's figure), macro-F1 over the cla
 (``unclassified`` = ``smudge``), normal cells (N, L, M, E, B) called blast, myeloblast recall,
 and the calls the domain-shift guard flags (:class:`hemascope.classify.shift.DomainShift`).
 
+``--tta`` classifies with eight flipped and rotated views, ``--adapt`` with per-batch BatchNorm
+adaptation (both off, as in ``hemascope classify``'s defaults).
+
 Usage::
 
     python benchmarks/bench_classify_other_labs.py --shift none rapid phone+closeup --scale-error 0.85 1 1.15
@@ -89,6 +92,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0, help="seed of the sensor noise")
     ap.add_argument("--tta", action="store_true", help="classify with test-time augmentation (8 views)")
+    ap.add_argument("--adapt", action="store_true", help="per-batch BatchNorm adaptation (AdaBN) on")
     ap.add_argument("--out", type=Path, default=None, help="per-cell CSV")
     args = ap.parse_args()
 
@@ -111,7 +115,8 @@ def main() -> None:
                     mask = cell_mask(picture, path, mpp) if "tight" in shift else np.zeros(picture.shape[:2], np.uint8)
                     copy, _, used = shifted(picture, mask, shift, rng, mpp)
                     images.append(copy)
-                out = classify_images(images, loaded, used * factor, device="cpu", tta=args.tta)
+                out = classify_images(images, loaded, used * factor, device="cpu", tta=args.tta,
+                                      adapt=True if args.adapt else None)
                 pred = out.table["class"].replace({"unclassified": "smudge"}).to_numpy()
                 truth = part["class"].to_numpy()
                 flagged = out.domain_shift is not None and bool(out.domain_shift.shifted)
