@@ -13,7 +13,7 @@ off it — and a µm/px given 15 % low turns a 50 µm field into a 42 µm "crop"
 centre, such pictures of normal cells were called blast one time in three; BENCHMARKS.md). Such a
 picture is looked at (:func:`look_at`, white cells found at :data:`LOOK_MPP`, 24 ms for a
 CellaVision crop): it keeps its centre when the centre lies on a white cell found (or none is
-found), else it is framed on the nearest one. Callers that know a source's pictures are centred
+found wholly inside it), else it is framed on the nearest cell wholly inside it. Callers that know a source's pictures are centred
 crops (:func:`hemascope.classify.images.framing_looks` surveys them) skip the look.
 """
 
