@@ -71,6 +71,13 @@ def _wholly_inside(cells: pd.DataFrame, shape: tuple[int, ...]) -> pd.Series:
     )
 
 
+def _nearest(cells: pd.DataFrame, point: tuple[float, float]) -> tuple[float, float]:
+    """``(row, col)`` of the found cell nearest ``point``."""
+    distance = np.hypot(cells["row"].to_numpy() - point[0], cells["col"].to_numpy() - point[1])
+    best = cells.iloc[int(np.argmin(distance))]
+    return float(best["row"]), float(best["col"])
+
+
 def in_band(shape: tuple[int, ...], mpp: float, card: ModelCard) -> bool:
     """Whether a picture may be a centred crop or a small one-cell field (see the module docstring)."""
     return BAND_FACTOR * card.field_um < min(shape[:2]) * mpp <= FIELD_FACTOR * card.field_um
@@ -80,16 +87,12 @@ def look_at(image: np.ndarray, mpp: float) -> Framing:
     """Frame a picture of the band: its centre if that lies on a white cell found at
     :data:`LOOK_MPP` (or none is found wholly inside the picture), else the white cell wholly
     inside the picture nearest the centre."""
-    from PIL import Image
-
+    from hemascope.classify.crops import resize_rgb
     from hemascope.segment import find_cells
 
     middle = ((image.shape[0] - 1) / 2.0, (image.shape[1] - 1) / 2.0)
     factor = min(mpp / LOOK_MPP, 1.0)
-    small = image
-    if factor < 1.0:
-        size = (max(1, round(image.shape[1] * factor)), max(1, round(image.shape[0] * factor)))
-        small = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+    small = resize_rgb(image, max(1, round(image.shape[0] * factor)), max(1, round(image.shape[1] * factor)))
     try:
         cells = find_cells(small, mpp=mpp / factor, num_workers=1, keep_masks=False).cells
     except HemascopeError:
@@ -103,10 +106,8 @@ def look_at(image: np.ndarray, mpp: float) -> Framing:
     inside = _wholly_inside(cells, small.shape)
     if on.any() or not inside.any():  # a cell cut by the border is not the picture's subject
         return Framing(CENTRED, middle)
-    cells = cells[inside]
-    distance = np.hypot(cells["row"].to_numpy() - r, cells["col"].to_numpy() - c)
-    best = cells.iloc[int(np.argmin(distance))]
-    return Framing(LOCATED, ((float(best["row"]) + 0.5) / factor - 0.5, (float(best["col"]) + 0.5) / factor - 0.5))
+    row, col = _nearest(cells[inside], (r, c))
+    return Framing(LOCATED, ((row + 0.5) / factor - 0.5, (col + 0.5) / factor - 0.5))
 
 
 def frame_picture(image: np.ndarray, mpp: float, card: ModelCard, *, look: bool = True) -> Framing:
@@ -128,8 +129,4 @@ def frame_picture(image: np.ndarray, mpp: float, card: ModelCard, *, look: bool 
     if cells.empty:
         return Framing(NOT_FOUND, middle)
     inside = _wholly_inside(cells, image.shape)
-    if inside.any():
-        cells = cells[inside]
-    distance = np.hypot(cells["row"].to_numpy() - middle[0], cells["col"].to_numpy() - middle[1])
-    best = cells.iloc[int(np.argmin(distance))]
-    return Framing(LOCATED, (float(best["row"]), float(best["col"])))
+    return Framing(LOCATED, _nearest(cells[inside] if inside.any() else cells, middle))
