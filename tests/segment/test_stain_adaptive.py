@@ -172,3 +172,31 @@ def test_a_close_up_among_blue_grey_red_cells_as_dense_as_its_nucleus_is_found()
     cell = seg.cells.iloc[0]
     assert np.hypot(cell["row"] - 150, cell["col"] - 150) < 10
     assert abs(cell["nucleus_area_um2"] - np.pi * 4.5**2) < 0.25 * np.pi * 4.5**2
+
+
+def test_big_white_cells_crowding_a_field_are_not_taken_for_its_red_cells():
+    """A 120 µm field of four big white cells whose pale lilac cytoplasm is more of the stain than
+    the fewer, denser pink red cells: the paler colour cluster (the cytoplasm) became the red-cell
+    colour and its tint the red-cell tint, so every red cell was "a white cell" (20 found) and no
+    cytoplasm was kept."""
+    lilac_nucleus = np.array([0.49, 0.84, 0.21])
+    lilac_cytoplasm = 0.2 * np.array([0.61, 0.77, 0.18])  # directions as measured on CellaVision cells
+    pink_red_cell = 0.35 * np.array([0.44, 0.78, 0.45])
+    od = np.zeros((1200, 1200, 3))
+    cells = [(r, c) for r in (300, 900) for c in (300, 900)]
+    for r, c in cells:
+        for dr, dc in ((-200, 0), (200, 0), (0, -200), (0, 200)):
+            rr, cc = disk((r + dr, c + dc), 37, shape=od.shape[:2])
+            od[rr, cc] = pink_red_cell
+        rr, cc = disk((r, c), 110, shape=od.shape[:2])
+        od[rr, cc] = lilac_cytoplasm
+        rr, cc = disk((r, c), 50, shape=od.shape[:2])
+        od[rr, cc] = lilac_nucleus
+    noise = np.random.default_rng(5).normal(0, 1.0, od.shape)
+    image = np.clip(np.array([255.0, 229.0, 202.0]) * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+    seg = find_cells(image, mpp=0.1)
+    assert len(seg.cells) == len(cells)
+    for r, c in cells:
+        found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
+        assert np.hypot(found["row"] - r, found["col"] - c) < 10
+        assert abs(found["area_um2"] - np.pi * 11.0**2) < 0.2 * np.pi * 11.0**2

@@ -22,6 +22,7 @@ from hemascope.segment.illumination import Illumination, estimate_illumination
 from hemascope.segment.masks import fill_holes
 from hemascope.segment.stain import (
     CLOSE_UP_MAX_RED_CELL_TINT,
+    chroma_tint_cap,
     close_up_red_cell_chroma,
     estimate_background,
     optical_density,
@@ -431,7 +432,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         mask=mask,
         downsample=float(downsample),
         background=(float(bg[0]), float(bg[1]), float(bg[2])),
-        red_cell_tint=red_cell_tint(thumb[::step, ::step], bg, cap),
+        red_cell_tint=red_cell_tint(thumb[::step, ::step], bg, chroma_tint_cap(chroma, cap)),
         red_cell_chroma=chroma,
         outside_field=surround,
         illumination=illumination,

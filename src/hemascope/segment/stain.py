@@ -143,6 +143,9 @@ MAX_RED_CELL_TINT = 0.25
 #: cover most of the stain, and its lilac cytoplasm must not become the red-cell reference.
 CLOSE_UP_MAX_RED_CELL_TINT = 0.02
 CLOSE_UP_UM = 80.0
+#: The red-cell tint lies at most this far above the tint of the red cells' colour direction
+#: (:func:`chroma_tint_cap`).
+CHROMA_TINT_MARGIN = 0.1
 #: The red-cell tint is this quantile of the stained pixels' tint: red cells are the least blue
 #: stained pixels, and in a crop around a white cell they may be well under half of the stain.
 RED_CELL_TINT_QUANTILE = 0.3
@@ -208,6 +211,16 @@ def red_cell_tint(image: np.ndarray, background: np.ndarray | None = None,
     return float(min(np.quantile(ratio, RED_CELL_TINT_QUANTILE), max_tint))
 
 
+def chroma_tint_cap(chroma: tuple[float, float, float] | None, cap: float) -> float:
+    """``cap`` of :func:`red_cell_tint`, lowered to :data:`CHROMA_TINT_MARGIN` above the tint of
+    the red cells' own colour (:func:`red_cell_chroma`) when that is known: in a field crowded by
+    big white cells their lilac cytoplasm is most of the pale stain, and its tint is no red cell's."""
+    if chroma is None:
+        return cap
+    own = float(leukocyte_tint(np.asarray(chroma, dtype=np.float32), floor=0.0))
+    return min(cap, own + CHROMA_TINT_MARGIN)
+
+
 def total_density(od: np.ndarray) -> np.ndarray:
     """Sum of the three channel optical densities (float32, ``(rows, cols)``)."""
     return od.sum(axis=-1, dtype=np.float32)
@@ -217,6 +230,10 @@ def total_density(od: np.ndarray) -> np.ndarray:
 _CLUSTER_COS = float(np.cos(np.radians(12.0)))
 #: Least share of the stained pixels for a colour cluster to be taken for the red cells.
 _MIN_CLUSTER_SHARE = 0.15
+#: Most leukocyte tint of a pink red-cell colour (MGG red cells: about 0).
+PINK_RED_CELL_TINT = 0.08
+#: Least leukocyte tint of white cells' lilac cytoplasm (CellaVision: 0.15-0.3).
+LILAC_CYTOPLASM_TINT = 0.12
 
 
 def _cluster(chroma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -240,7 +257,9 @@ def red_cell_chroma(image: np.ndarray, background: np.ndarray | None = None) -> 
     cells are most of the stain of a smear field, pink, lilac or grey-blue; where white cells
     crowd a field (leukaemia), they may be the largest cluster, but red cells stay the *paler*
     one: of two clusters each holding at least :data:`_MIN_CLUSTER_SHARE` of the stain, the one
-    of lower median density is taken.
+    of lower median density is taken — unless it is lilac and the denser one pink
+    (:func:`_lilac_paler_than_pink`: big white cells whose pale cytoplasm is more of the stain
+    than the red cells).
 
     Parameters
     ----------
@@ -267,10 +286,19 @@ def red_cell_chroma(image: np.ndarray, background: np.ndarray | None = None) -> 
     rest = ~members
     if rest.sum() >= _MIN_CLUSTER_SHARE * len(chroma):
         second, members2 = _cluster(chroma[rest])
-        if members2.sum() >= _MIN_CLUSTER_SHARE * len(chroma) and (
-                np.median(density[rest][members2]) < np.median(density[members])):
-            first = second
+        if members2.sum() >= _MIN_CLUSTER_SHARE * len(chroma):
+            paler_second = np.median(density[rest][members2]) < np.median(density[members])
+            paler, denser = (second, first) if paler_second else (first, second)
+            first = denser if _lilac_paler_than_pink(paler, denser) else paler
     return float(first[0]), float(first[1]), float(first[2])
+
+
+def _lilac_paler_than_pink(paler: np.ndarray, denser: np.ndarray) -> bool:
+    """Whether the paler of two colour clusters is white cells' lilac cytoplasm
+    (:data:`LILAC_CYTOPLASM_TINT`) and the denser pink red cells (:data:`PINK_RED_CELL_TINT`). (Blue-grey
+    red cells beside lilac nuclei are no such case: neither cluster is pink.)"""
+    tints = leukocyte_tint(np.stack([paler, denser]).astype(np.float32), floor=0.0)
+    return bool(tints[0] >= LILAC_CYTOPLASM_TINT and tints[1] < PINK_RED_CELL_TINT)
 
 
 def off_red_cell_density(od: np.ndarray, chroma: tuple[float, float, float] | np.ndarray) -> np.ndarray:
