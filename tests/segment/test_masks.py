@@ -32,3 +32,28 @@ def test_binary_closing_matches_skimage_at_every_radius_and_border():
         np.testing.assert_array_equal(
             binary_closing(mask, radius), morphology.closing(mask, morphology.disk(radius))
         )
+
+
+def test_overlapping_outlines_of_touching_cells_are_painted_to_the_nearest_nucleus():
+    """Two cells each outlined in its own crop, the first taking in its neighbour up to the crop's
+    edge: the second used to overwrite it in table order (a straight cut), and a first cell painted
+    after a second one would have hidden its nucleus."""
+    from hemascope.segment import paint_labels
+    from hemascope.segment.regions import CellMask
+
+    left = np.zeros((20, 30), bool)
+    left[:, :26] = True  # runs into the right cell, cut by its crop at column 26
+    left_nucleus = np.zeros_like(left)
+    left_nucleus[8:12, 4:8] = True
+    right = np.zeros((20, 16), bool)
+    right[:, 2:] = True
+    right_nucleus = np.zeros_like(right)
+    right_nucleus[8:12, 8:12] = True  # columns 22-26 of the picture
+    masks = [CellMask((0, 0), left, left_nucleus), CellMask((0, 14), right, right_nucleus)]
+    for order in (masks, masks[::-1]):
+        cells, nuclei = paint_labels((20, 30), order)
+        first = 1 if order[0] is masks[0] else 2
+        left_value, right_value = first, 3 - first
+        assert (cells[:, :15] == left_value).all() and (cells[:, 16:] == right_value).all()
+        assert (nuclei[8:12, 4:8] == left_value).all() and (nuclei[8:12, 22:26] == right_value).all()
+        assert set(np.unique(nuclei)) == {0, 1, 2}

@@ -61,6 +61,10 @@ class Segmentation:
 def paint_labels(shape: tuple[int, int], masks: list[CellMask]) -> tuple[np.ndarray, np.ndarray]:
     """Paint per-cell masks into uint32 cell and nucleus label images (cell ``i`` gets ``i + 1``).
 
+    Each cell is outlined in its own crop, so the outlines of touching cells may overlap (one
+    taking in part of its neighbour, up to its crop's edge); a pixel claimed by several goes to
+    the cell whose nucleus is nearest (a nucleus pixel stays its own cell's).
+
     Parameters
     ----------
     shape
@@ -75,6 +79,7 @@ def paint_labels(shape: tuple[int, int], masks: list[CellMask]) -> tuple[np.ndar
     """
     cells = np.zeros(shape, dtype=np.uint32)
     nuclei = np.zeros(shape, dtype=np.uint32)
+    nearest = np.full(shape, np.inf, dtype=np.float32)  # each painted pixel's distance to its nucleus
     for value, m in enumerate(masks, start=1):
         r0, c0 = m.origin
         r1, c1 = r0 + m.cell.shape[0], c0 + m.cell.shape[1]
@@ -83,9 +88,24 @@ def paint_labels(shape: tuple[int, int], masks: list[CellMask]) -> tuple[np.ndar
         if a1 <= a0 or b1 <= b0:
             continue
         sub = (slice(a0 - r0, a1 - r0), slice(b0 - c0, b1 - c0))
-        cells[a0:a1, b0:b1][m.cell[sub]] = value
-        nuclei[a0:a1, b0:b1][m.nucleus[sub]] = value
+        box = (slice(a0, a1), slice(b0, b1))
+        distance = _distance_to_nucleus(m)[sub]
+        own = m.cell[sub] & (distance < nearest[box])
+        cells[box][own] = value
+        nearest[box][own] = distance[own]
+        nuclei[box][own] = np.where(m.nucleus[sub][own], value, 0)
     return cells, nuclei
+
+
+def _distance_to_nucleus(mask: CellMask) -> np.ndarray:
+    """Each pixel's distance (px) to the cell's nucleus (to its outline's centroid without one)."""
+    from scipy import ndimage as ndi
+
+    if mask.nucleus.any():
+        return ndi.distance_transform_edt(~mask.nucleus).astype(np.float32)
+    rows, cols = np.nonzero(mask.cell)
+    rr, cc = np.indices(mask.cell.shape, dtype=np.float32)
+    return np.hypot(rr - rows.mean(), cc - cols.mean()).astype(np.float32)
 
 
 def _as_slide(source: Any, mpp: float | None):
