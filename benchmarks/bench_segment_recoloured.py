@@ -29,6 +29,10 @@ Shifts (combine with ``+``, applied left to right, e.g. ``rapid+closeup``):
 * ``lowres``: resampled to the Taleqani fields' 0.444 µm/px (antialiased; mask nearest).
 * ``mosaic``: the picture mirrored on every side into a 3 × 3 field (90 µm at 0.1 µm/px: wider
   than a close-up, so the field path runs), nine mirror copies of the cell, each scored.
+* ``pair``: two white cells touching: the picture beside the next one of the set (by number,
+  the last beside the first), the cell-free columns between their cells cut away until the two
+  annotated outlines lie :data:`PAIR_GAP_PX` apart (packed leukaemic fields; each cell scored).
+  ``pair+mosaic`` makes it a field.
 
 ``--scale-error F [F ...]`` segments each copy at its true µm/px times ``F`` (a scale given only
 approximately, or estimated a little off): one table row per shift and factor.
@@ -163,10 +167,34 @@ def bluish(image: np.ndarray) -> np.ndarray:
     return np.clip(np.round(_TALEQANI_GLASS * np.exp(-od) - 1.0), 0, 255).astype(np.uint8)
 
 
-def shifted(image: np.ndarray, mask: np.ndarray, shift: str, rng: np.random.Generator, mpp: float = MPP) -> Copy:
-    """Apply the ``+``-separated shifts of ``shift`` in order to a picture at ``mpp``."""
+#: Columns between the two annotated outlines of a ``pair`` (the cells touch in the picture; the
+#: annotation keeps them two).
+PAIR_GAP_PX = 2
+
+
+def touching_pair(image: np.ndarray, mask: np.ndarray, other: np.ndarray, other_mask: np.ndarray) -> Copy:
+    """``image`` beside ``other`` with the columns between their annotated cells cut away."""
+    end = int(np.nonzero((mask > 0).any(axis=0))[0].max()) + 1
+    start = int(np.nonzero((other_mask > 0).any(axis=0))[0].min())
+    keep = end + PAIR_GAP_PX // 2
+    rows = min(image.shape[0], other.shape[0])
+    joined = np.concatenate([image[:rows, :keep], other[:rows, start - (PAIR_GAP_PX - PAIR_GAP_PX // 2):]], axis=1)
+    joined_mask = np.concatenate([mask[:rows, :keep], other_mask[:rows, start - (PAIR_GAP_PX - PAIR_GAP_PX // 2):]],
+                                 axis=1)
+    return joined, joined_mask, MPP
+
+
+def shifted(image: np.ndarray, mask: np.ndarray, shift: str, rng: np.random.Generator, mpp: float = MPP,
+            partner: tuple[np.ndarray, np.ndarray] | None = None) -> Copy:
+    """Apply the ``+``-separated shifts of ``shift`` in order to a picture at ``mpp`` (``partner``:
+    the picture and mask a ``pair`` puts beside it)."""
     for step in shift.split("+"):
         if step == "none":
+            continue
+        if step == "pair":
+            if partner is None:
+                raise SystemExit("the shift 'pair' needs a second picture")
+            image, mask, mpp = touching_pair(image, mask, *partner)
             continue
         if step in COLOURS:
             image = recolour(image, step)
@@ -203,14 +231,18 @@ def evaluate(shift: str, names: list[str], segment: Callable, seed: int, factor:
 
     from hemascope.segment.evaluation import paired_files, score_image
 
+    def read(pair: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(Image.open(pair[0]).convert("RGB")), np.asarray(Image.open(pair[1]).convert("L"))
+
     rows = []
-    for index, (image_path, mask_path) in enumerate(paired_files(DATA / "images", DATA / "masks")):
+    files = paired_files(DATA / "images", DATA / "masks")
+    for index, (image_path, mask_path) in enumerate(files):
         if image_path.stem not in names:
             continue
         rng = np.random.default_rng([seed, index])
-        image = np.asarray(Image.open(image_path).convert("RGB"))
-        mask = np.asarray(Image.open(mask_path).convert("L"))
-        image, mask, mpp = shifted(image, mask, shift, rng)
+        image, mask = read((image_path, mask_path))
+        partner = read(files[(index + 1) % len(files)]) if "pair" in shift.split("+") else None
+        image, mask, mpp = shifted(image, mask, shift, rng, partner=partner)
         cells, nuclei, used = segment(image, mpp * factor)
         cell_rows, detection = score_image(cells, nuclei, mask)
         for r in cell_rows:
