@@ -200,3 +200,29 @@ def test_big_white_cells_crowding_a_field_are_not_taken_for_its_red_cells():
         found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
         assert np.hypot(found["row"] - r, found["col"] - c) < 10
         assert abs(found["area_um2"] - np.pi * 11.0**2) < 0.2 * np.pi * 11.0**2
+
+
+def test_two_touching_white_cells_of_a_close_up_are_two_cells():
+    """A 30 × 46 µm close-up of two white cells whose cytoplasm touches: one candidate blob (lobes
+    of a close-up's cell are not split), and only the cell at its centre was kept."""
+    lilac_nucleus = np.array([0.49, 0.84, 0.21])
+    lilac_cytoplasm = 0.4 * np.array([0.61, 0.77, 0.18])
+    pink_red_cell = 0.35 * np.array([0.44, 0.78, 0.45])
+    od = np.zeros((300, 460, 3))
+    for r, c in ((40, 40), (260, 40), (40, 420), (260, 420), (30, 230), (270, 230)):
+        rr, cc = disk((r, c), 37, shape=od.shape[:2])
+        od[rr, cc] = pink_red_cell
+    cells = ((150, 150), (150, 310))
+    for r, c in cells:
+        rr, cc = disk((r, c), 80, shape=od.shape[:2])
+        od[rr, cc] = lilac_cytoplasm
+        rr, cc = disk((r, c), 45, shape=od.shape[:2])
+        od[rr, cc] = lilac_nucleus
+    noise = np.random.default_rng(6).normal(0, 1.0, od.shape)
+    image = np.clip(np.array([255.0, 229.0, 202.0]) * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+    seg = find_cells(image, mpp=0.1)
+    assert len(seg.cells) == 2
+    for r, c in cells:
+        found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
+        assert np.hypot(found["row"] - r, found["col"] - c) < 10
+        assert abs(found["area_um2"] - np.pi * 8.0**2) < 0.2 * np.pi * 8.0**2
