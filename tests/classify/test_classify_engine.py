@@ -133,6 +133,9 @@ def test_classify_images_goes_on_past_bad_files(tmp_path, tiny_model):
     Image.fromarray(np.zeros((60, 60), np.uint8)).save(tmp_path / "gray.png")
     Image.fromarray(np.zeros((60, 60, 4), np.uint8)).save(tmp_path / "rgba.png")
     Image.fromarray(np.zeros((3, 3, 3), np.uint8)).save(tmp_path / "tiny.png")
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "float.tif", _disk_image(60, (30, 30), 10).astype(np.float32) / 255)
     items = [
         good,
         tmp_path / "corrupt.jpg",
@@ -140,12 +143,14 @@ def test_classify_images_goes_on_past_bad_files(tmp_path, tiny_model):
         tmp_path / "rgba.png",
         tmp_path / "tiny.png",
         tmp_path / "missing.png",
+        tmp_path / "float.tif",
         _disk_image(30, (15, 15), 5),
     ]
     res = classify_images(items, tiny_model, mpp=0.5, device="cpu")
-    assert list(res.table["path"]) == [str(good), "<array 6>"]
+    assert list(res.table["path"]) == [str(good), "<array 7>"]
     reasons = dict(res.failed)
-    assert len(reasons) == 5
+    assert len(reasons) == 6
+    assert "float32 samples" in reasons[str(tmp_path / "float.tif")]  # was "cannot identify image file"
     assert "decode" in reasons[str(tmp_path / "corrupt.jpg")]
     assert "grayscale" in reasons[str(tmp_path / "gray.png")]
     assert "RGBA" in reasons[str(tmp_path / "rgba.png")]

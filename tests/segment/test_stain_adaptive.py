@@ -174,55 +174,51 @@ def test_a_close_up_among_blue_grey_red_cells_as_dense_as_its_nucleus_is_found()
     assert abs(cell["nucleus_area_um2"] - np.pi * 4.5**2) < 0.25 * np.pi * 4.5**2
 
 
+#: CellaVision colours (OD directions measured on wbc_seg cells): a lilac nucleus and cytoplasm,
+#: pink red cells.
+LILAC_NUCLEUS = np.array([0.49, 0.84, 0.21])
+LILAC_CYTOPLASM = np.array([0.61, 0.77, 0.18])
+PINK_RED_CELL = 0.35 * np.array([0.44, 0.78, 0.45])
+
+
+def _lilac_cells_among_pink_red_cells(shape: tuple[int, int], red_cells: list[tuple[int, int]],
+                                      cells: list[tuple[int, int]], radii: tuple[int, int],
+                                      cytoplasm_od: float, seed: int) -> np.ndarray:
+    """A 0.1 µm/px picture: pink red cells (radius 37 px) and white cells of ``radii`` (cell,
+    nucleus px) with cytoplasm ``cytoplasm_od`` times :data:`LILAC_CYTOPLASM`, on warm glass."""
+    od = np.zeros((*shape, 3))
+    for r, c in red_cells:
+        od[disk((r, c), 37, shape=shape)] = PINK_RED_CELL
+    for r, c in cells:
+        od[disk((r, c), radii[0], shape=shape)] = cytoplasm_od * LILAC_CYTOPLASM
+        od[disk((r, c), radii[1], shape=shape)] = LILAC_NUCLEUS
+    noise = np.random.default_rng(seed).normal(0, 1.0, od.shape)
+    return np.clip(np.array([255.0, 229.0, 202.0]) * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+
+
+def _each_found_once(seg, cells: list[tuple[int, int]], radius_um: float) -> None:
+    assert len(seg.cells) == len(cells)
+    for r, c in cells:
+        found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
+        assert np.hypot(found["row"] - r, found["col"] - c) < 10
+        assert abs(found["area_um2"] - np.pi * radius_um**2) < 0.2 * np.pi * radius_um**2
+
+
 def test_big_white_cells_crowding_a_field_are_not_taken_for_its_red_cells():
     """A 120 µm field of four big white cells whose pale lilac cytoplasm is more of the stain than
     the fewer, denser pink red cells: the paler colour cluster (the cytoplasm) became the red-cell
     colour and its tint the red-cell tint, so every red cell was "a white cell" (20 found) and no
     cytoplasm was kept."""
-    lilac_nucleus = np.array([0.49, 0.84, 0.21])
-    lilac_cytoplasm = 0.2 * np.array([0.61, 0.77, 0.18])  # directions as measured on CellaVision cells
-    pink_red_cell = 0.35 * np.array([0.44, 0.78, 0.45])
-    od = np.zeros((1200, 1200, 3))
     cells = [(r, c) for r in (300, 900) for c in (300, 900)]
-    for r, c in cells:
-        for dr, dc in ((-200, 0), (200, 0), (0, -200), (0, 200)):
-            rr, cc = disk((r + dr, c + dc), 37, shape=od.shape[:2])
-            od[rr, cc] = pink_red_cell
-        rr, cc = disk((r, c), 110, shape=od.shape[:2])
-        od[rr, cc] = lilac_cytoplasm
-        rr, cc = disk((r, c), 50, shape=od.shape[:2])
-        od[rr, cc] = lilac_nucleus
-    noise = np.random.default_rng(5).normal(0, 1.0, od.shape)
-    image = np.clip(np.array([255.0, 229.0, 202.0]) * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
-    seg = find_cells(image, mpp=0.1)
-    assert len(seg.cells) == len(cells)
-    for r, c in cells:
-        found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
-        assert np.hypot(found["row"] - r, found["col"] - c) < 10
-        assert abs(found["area_um2"] - np.pi * 11.0**2) < 0.2 * np.pi * 11.0**2
+    red_cells = [(r + dr, c + dc) for r, c in cells for dr, dc in ((-200, 0), (200, 0), (0, -200), (0, 200))]
+    image = _lilac_cells_among_pink_red_cells((1200, 1200), red_cells, cells, (110, 50), 0.2, seed=5)
+    _each_found_once(find_cells(image, mpp=0.1), cells, 11.0)
 
 
 def test_two_touching_white_cells_of_a_close_up_are_two_cells():
     """A 30 × 46 µm close-up of two white cells whose cytoplasm touches: one candidate blob (lobes
     of a close-up's cell are not split), and only the cell at its centre was kept."""
-    lilac_nucleus = np.array([0.49, 0.84, 0.21])
-    lilac_cytoplasm = 0.4 * np.array([0.61, 0.77, 0.18])
-    pink_red_cell = 0.35 * np.array([0.44, 0.78, 0.45])
-    od = np.zeros((300, 460, 3))
-    for r, c in ((40, 40), (260, 40), (40, 420), (260, 420), (30, 230), (270, 230)):
-        rr, cc = disk((r, c), 37, shape=od.shape[:2])
-        od[rr, cc] = pink_red_cell
-    cells = ((150, 150), (150, 310))
-    for r, c in cells:
-        rr, cc = disk((r, c), 80, shape=od.shape[:2])
-        od[rr, cc] = lilac_cytoplasm
-        rr, cc = disk((r, c), 45, shape=od.shape[:2])
-        od[rr, cc] = lilac_nucleus
-    noise = np.random.default_rng(6).normal(0, 1.0, od.shape)
-    image = np.clip(np.array([255.0, 229.0, 202.0]) * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
-    seg = find_cells(image, mpp=0.1)
-    assert len(seg.cells) == 2
-    for r, c in cells:
-        found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
-        assert np.hypot(found["row"] - r, found["col"] - c) < 10
-        assert abs(found["area_um2"] - np.pi * 8.0**2) < 0.2 * np.pi * 8.0**2
+    cells = [(150, 150), (150, 310)]
+    red_cells = [(40, 40), (260, 40), (40, 420), (260, 420), (30, 230), (270, 230)]
+    image = _lilac_cells_among_pink_red_cells((300, 460), red_cells, cells, (80, 45), 0.4, seed=6)
+    _each_found_once(find_cells(image, mpp=0.1), cells, 8.0)

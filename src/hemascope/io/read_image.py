@@ -106,6 +106,10 @@ def deep_samples_to_rgb(samples: np.ndarray, name: str) -> np.ndarray:
         raise UnsupportedFormatError(f"{name}: {exc}") from None
 
 
+#: The first four bytes of a TIFF or BigTIFF file (little- and big-endian).
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
 def _deep_picture(path: Path, fmt: str, name: str) -> np.ndarray:
     """A > 8-bit TIFF or PNG decoded at full depth, as 8-bit RGB."""
     if fmt == "TIFF":
@@ -131,14 +135,20 @@ def read_picture(path: Path, name: str | None = None) -> np.ndarray:
     PIL.UnidentifiedImageError, OSError
         The file cannot be decoded.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     name = path.name if name is None else name
     with open(path, "rb") as fh:  # one open: the PNG header's bit depth, then the decoder
         header = fh.read(_PNG_HEADER)
         fh.seek(0)
-        with Image.open(fh) as img:
+        try:
+            img = Image.open(fh)
+        except UnidentifiedImageError:
+            if header[:4] in _TIFF_MAGIC:  # a TIFF that PIL cannot read (floating point, some codecs)
+                return _deep_picture(path, "TIFF", name)
+            raise
+        with img:
             if img.format in ("TIFF", "PNG") and img.mode in ("RGB", "RGBA") and _sample_bits(img, header) > 8:
                 return _deep_picture(path, img.format, name)
             img.load()

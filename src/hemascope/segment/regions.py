@@ -440,16 +440,16 @@ def segment_region_with_masks(
             # a close-up's candidate may be two touching cells (one blob): its crop's other whole cells
             labels = [label, *(_whole_neighbours(cells, nuclei, label, box, crop, region.background)
                                if close_up else [])]
-            for label in labels:
-                one = cells == label
-                (row,) = cell_rows(one.astype(np.int32), (nuclei == label).astype(np.int32), crop, mpp,
+            for cell in labels:
+                one = cells == cell
+                (row,) = cell_rows(one.astype(np.int32), (nuclei == cell).astype(np.int32), crop, mpp,
                                    offset=(r - half, c - half), segmenter=name, segmenter_version=version)
                 cy, cx = row["row"], row["col"]
                 if not region.owns(np.array([cy]), np.array([cx]))[0]:
                     continue
                 if any(math.hypot(cy - y, cx - x) < settings.min_diameter_um / 2 / mpp for y, x in seen):
                     continue  # the same cell reached from a second candidate (e.g. another lobe)
-                mask = _cell_mask(one, nuclei == label, (r - half, c - half))
+                mask = _cell_mask(one, nuclei == cell, (r - half, c - half))
                 if close_up and any(_same_cell(mask, other) for other in masks):
                     continue  # the same cell outlined differently from a second candidate's crop
                 seen.append((cy, cx))
