@@ -39,7 +39,7 @@ def test_overlapping_outlines_of_touching_cells_are_painted_to_the_nearest_nucle
     edge: the second used to overwrite it in table order (a straight cut), and a first cell painted
     after a second one would have hidden its nucleus."""
     from hemascope.segment import paint_labels
-    from hemascope.segment.regions import CellMask
+    from hemascope.segment.crop_cells import CellMask
 
     left = np.zeros((20, 30), bool)
     left[:, :26] = True  # runs into the right cell, cut by its crop at column 26

@@ -60,7 +60,7 @@ def _write_label_pyramid(path: Path, slide, seg) -> None:
     from hemascope.export.labels import lazy_label_image
     from hemascope.files import atomic_path
     from hemascope.io import write_ome_zarr
-    from hemascope.segment.regions import CellMask
+    from hemascope.segment.crop_cells import CellMask
 
     masks = seg.masks or []
     ids = seg.cells["id"].to_numpy()

@@ -134,7 +134,7 @@ def pack_cell_masks(masks: list[Any]) -> dict[str, np.ndarray]:
     Parameters
     ----------
     masks
-        :class:`hemascope.segment.regions.CellMask` objects.
+        :class:`hemascope.segment.crop_cells.CellMask` objects.
 
     Returns
     -------
@@ -151,7 +151,7 @@ def pack_cell_masks(masks: list[Any]) -> dict[str, np.ndarray]:
 
 def unpack_cell_masks(packed: Any) -> list[Any]:
     """The inverse of :func:`pack_cell_masks`: a list of ``CellMask``."""
-    from hemascope.segment.regions import CellMask
+    from hemascope.segment.crop_cells import CellMask
 
     shapes = np.asarray(packed["shapes"])
     sizes = shapes[:, 0] * shapes[:, 1] if len(shapes) else np.zeros(0, np.int64)

@@ -14,7 +14,8 @@ from hemascope.errors import InvalidInputError
 from hemascope.io.limits import check_given_mpp
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 from hemascope.segment.backends import load_backend, resolve_segmenter
-from hemascope.segment.regions import CellMask, plan_regions, segment_region_with_masks, slide_mpp
+from hemascope.segment.crop_cells import CellMask
+from hemascope.segment.regions import plan_regions, segment_region_with_masks, slide_mpp
 from hemascope.segment.scale import ScaleEstimate
 from hemascope.segment.settings import SegmentSettings
 from hemascope.segment.smear import SmearMask, compute_smear_mask

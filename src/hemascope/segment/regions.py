@@ -28,10 +28,17 @@ from hemascope.errors import InvalidInputError
 from hemascope.progress import CancelToken, check_cancelled
 from hemascope.segment.backends import resolve_segmenter, segment_crops, segmenter_version
 from hemascope.segment.candidates import find_candidates
+from hemascope.segment.crop_cells import (
+    CellMask,
+    cut_to_box,
+    same_cell,
+    select_instance,
+    whole_neighbours,
+)
 from hemascope.segment.illumination import Illumination
 from hemascope.segment.settings import SegmentSettings
 from hemascope.segment.smear import SmearMask, compute_smear_mask, flat_field
-from hemascope.segment.stain import is_close_up, leukocyte_tint, optical_density
+from hemascope.segment.stain import is_close_up
 from hemascope.segment.table import as_cell_table, cell_rows, empty_cell_table
 
 Box = tuple[int, int, int, int]
@@ -303,81 +310,9 @@ def _inside_picture(shape: tuple[int, ...], r0: int, c0: int, crop_shape: tuple[
     return None if box == (0, crop_shape[0], 0, crop_shape[1]) else box
 
 
-def _select_instance(cells: np.ndarray, centre: tuple[int, int], max_px: float) -> int:
-    label = int(cells[centre])
-    if label or not cells.any():
-        return label
-    rr, cc = np.nonzero(cells)
-    dist = np.hypot(rr - centre[0], cc - centre[1])
-    k = int(np.argmin(dist))
-    return int(cells[rr[k], cc[k]]) if dist[k] <= max_px else 0
-
-
-#: A close-up's second cell is taken only beside a lilac nucleus (leukocyte tint at least this) ...
-_NEIGHBOUR_MIN_TINT = 0.1
-#: ... and when its own nucleus has at least this share of that tint (red cells outlined as
-#: "cells" in the crop have none; magenta nuclei, whose tint says little, take no neighbours).
-_NEIGHBOUR_TINT_SHARE = 0.75
-
-
-def _whole_neighbours(cells: np.ndarray, nuclei: np.ndarray, label: int, inside: tuple[int, int, int, int] | None,
-                      crop: np.ndarray, background: tuple[float, float, float]) -> list[int]:
-    """The other white cells of a close-up's crop beside cell ``label``: wholly inside the picture
-    (``inside``: its box in the crop, ``None``: all of the crop) and clear of the crop's edges, with
-    a nucleus as lilac as ``label``'s (:data:`_NEIGHBOUR_MIN_TINT`, :data:`_NEIGHBOUR_TINT_SHARE`)."""
-    others = np.unique(cells[cells > 0])
-    if len(others) < 2:
-        return []
-    edge = np.ones(cells.shape, dtype=bool)
-    r0, r1, c0, c1 = inside if inside is not None else (0, cells.shape[0], 0, cells.shape[1])
-    edge[r0 + 1 : r1 - 1, c0 + 1 : c1 - 1] = False
-    cut = set(np.unique(cells[edge & (cells > 0)]).tolist())
-    tint = leukocyte_tint(optical_density(crop, np.asarray(background, dtype=np.float32)))
-    own = float(np.median(tint[nuclei == label])) if (nuclei == label).any() else 0.0
-    if own < _NEIGHBOUR_MIN_TINT:
-        return []
-    return [int(k) for k in others if k != label and k not in cut and (nuclei == k).any()
-            and float(np.median(tint[nuclei == k])) >= _NEIGHBOUR_TINT_SHARE * own]
-
-
-@dataclass(frozen=True)
-class CellMask:
-    """The masks of one found cell: level-0 top-left and boolean cell/nucleus arrays."""
-
-    origin: tuple[int, int]
-    cell: np.ndarray
-    nucleus: np.ndarray
-
-
-def _cell_mask(cell: np.ndarray, nucleus: np.ndarray, origin: tuple[int, int]) -> CellMask:
-    """One cell's masks cut to its box (``origin``: the crop's level-0 top-left)."""
-    rr, cc = np.nonzero(cell)
-    r_lo, c_lo = int(rr.min()), int(cc.min())
-    box = (slice(r_lo, int(rr.max()) + 1), slice(c_lo, int(cc.max()) + 1))
-    return CellMask((int(origin[0] + r_lo), int(origin[1] + c_lo)), cell[box], nucleus[box])
-
-
 #: Candidates segmented together; ``cancel`` is checked between such batches, so a cancelled
 #: run stops within one batch's work however big the region is.
 CANDIDATE_BATCH = 64
-
-#: Two outlines whose whole-cell masks overlap by more than this intersection-over-union are one
-#: cell reached from two candidates (a lobe each) and outlined differently in their two crops.
-_SAME_CELL_IOU = 0.5
-
-
-def _same_cell(a: CellMask, b: CellMask) -> bool:
-    """Whether two found cells are one: whole-cell IoU above :data:`_SAME_CELL_IOU`."""
-    r0, c0 = max(a.origin[0], b.origin[0]), max(a.origin[1], b.origin[1])
-    r1 = min(a.origin[0] + a.cell.shape[0], b.origin[0] + b.cell.shape[0])
-    c1 = min(a.origin[1] + a.cell.shape[1], b.origin[1] + b.cell.shape[1])
-    if r1 <= r0 or c1 <= c0:
-        return False
-    wa = a.cell[r0 - a.origin[0]: r1 - a.origin[0], c0 - a.origin[1]: c1 - a.origin[1]]
-    wb = b.cell[r0 - b.origin[0]: r1 - b.origin[0], c0 - b.origin[1]: c1 - b.origin[1]]
-    shared = int((wa & wb).sum())
-    return shared > _SAME_CELL_IOU * (int(a.cell.sum()) + int(b.cell.sum()) - shared)
-
 
 def segment_region_with_masks(
     slide, region: Region, settings: SegmentSettings | Mapping[str, Any] | None = None,
@@ -402,9 +337,9 @@ def segment_region_with_masks(
     reduced = _as_flat_field(region, read_reduced(slide, region.window, grid), region.window[:2], grid)
     # In a close-up one cell fills the view: its lobes are not split into candidates, and two
     # candidates on it (two lobes) whose crops outline it differently are one cell; a second cell
-    # touching it is found in its crop (_whole_neighbours). Not so on
-    # fields, where touching cells of a packed field may share one outline yet are counted one by
-    # one from their own candidates (docs/segmentation.md).
+    # touching it is found in its crop (crop_cells.whole_neighbours). Not so on fields, where
+    # touching cells of a packed field may share one outline yet are counted one by one from their
+    # own candidates (docs/segmentation.md).
     close_up = is_close_up(slide.shape, mpp)
     centres = find_candidates(
         reduced, mpp * grid, region.background,
@@ -434,11 +369,11 @@ def segment_region_with_masks(
                                 close_up=close_up, seen=inside)
         for (r, c), crop, box, (cells, nuclei) in zip(zip(rows[start:stop], cols[start:stop], strict=True), crops,
                                                       inside, results, strict=True):
-            label = _select_instance(cells, (half, half), settings.min_diameter_um / mpp)
+            label = select_instance(cells, (half, half), settings.min_diameter_um / mpp)
             if not label:
                 continue
             # a close-up's candidate may be two touching cells (one blob): its crop's other whole cells
-            labels = [label, *(_whole_neighbours(cells, nuclei, label, box, crop, region.background)
+            labels = [label, *(whole_neighbours(cells, nuclei, label, box, crop, region.background)
                                if close_up else [])]
             for cell in labels:
                 one = cells == cell
@@ -449,8 +384,8 @@ def segment_region_with_masks(
                     continue
                 if any(math.hypot(cy - y, cx - x) < settings.min_diameter_um / 2 / mpp for y, x in seen):
                     continue  # the same cell reached from a second candidate (e.g. another lobe)
-                mask = _cell_mask(one, nuclei == cell, (r - half, c - half))
-                if close_up and any(_same_cell(mask, other) for other in masks):
+                mask = cut_to_box(one, nuclei == cell, (r - half, c - half))
+                if close_up and any(same_cell(mask, other) for other in masks):
                     continue  # the same cell outlined differently from a second candidate's crop
                 seen.append((cy, cx))
                 tables.append(row)
