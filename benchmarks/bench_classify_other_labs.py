@@ -17,7 +17,8 @@ Shifts (``+`` combines, left to right) are those of ``bench_segment_recoloured.p
 field, its cell ≈ 14 µm off the centre), ``tight`` (cut to the cell's box + 1 µm: the annotated
 mask for ``wbcseg``, else the segmenter's cell nearest the centre; pictures where none is found
 keep their framing and are counted). ``--scale-error F`` gives the
-command ``F ×`` the true µm/px (a user's approximate scale).
+command ``F ×`` the true µm/px (a user's approximate scale); ``--estimated`` gives none (the
+command's zero-configuration scale).
 
 Scores: N/L/M/E macro-F1 (the hidden evaluation's figure), macro-F1 over the classes present
 (``unclassified`` = ``smudge``), normal cells (N, L, M, E, B) called blast, myeloblast recall,
@@ -91,6 +92,8 @@ def main() -> None:
     ap.add_argument("--scale-error", nargs="+", type=float, default=[1.0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0, help="seed of the sensor noise")
+    ap.add_argument("--estimated", action="store_true",
+                    help="no µm/px given: the command estimates it (`hemascope classify FOLDER` without --mpp)")
     ap.add_argument("--tta", action="store_true", help="classify with test-time augmentation (8 views)")
     ap.add_argument("--adapt", action="store_true", help="per-batch BatchNorm adaptation (AdaBN) on")
     ap.add_argument("--out", type=Path, default=None, help="per-cell CSV")
@@ -115,7 +118,8 @@ def main() -> None:
                     mask = cell_mask(picture, path, mpp) if "tight" in shift else np.zeros(picture.shape[:2], np.uint8)
                     copy, _, used = shifted(picture, mask, shift, rng, mpp)
                     images.append(copy)
-                out = classify_images(images, loaded, used * factor, device="cpu", tta=args.tta,
+                given = None if args.estimated else used * factor
+                out = classify_images(images, loaded, given, device="cpu", tta=args.tta,
                                       adapt=True if args.adapt else None)
                 pred = out.table["class"].replace({"unclassified": "smudge"}).to_numpy()
                 truth = part["class"].to_numpy()

@@ -37,6 +37,7 @@ WBC_SEG_SHIFTS = ("closeup", "rapid+closeup", "phone", "magenta", "blur")
 TALEQANI_MPP = 0.444
 RESIZED_BOX = (0.45, 1.0)
 RESIZED_PX = 256
+SETS = ("pbc", "deepapl", "wbcseg", "taleqani", "synthetic")
 
 
 def _cells(work: Path, source: str, n: int, seed: int):
@@ -65,7 +66,7 @@ def _cells(work: Path, source: str, n: int, seed: int):
         yield f"{source}_resized", f"{source}_resized", path, box, mpp * side / box.shape[0]
 
 
-def _wbc_seg(seed: int):
+def _wbc_seg(seed: int, shifts=WBC_SEG_SHIFTS):
     import imageio.v3 as iio
     from bench_segment_recoloured import MPP, shifted
 
@@ -77,7 +78,7 @@ def _wbc_seg(seed: int):
         yield "wbcseg", "wbcseg", str(path), image, MPP
         mask = iio.imread(WBC_SEG / "masks" / path.name)
         mask = mask if mask.ndim == 2 else mask[..., 0]
-        for shift in WBC_SEG_SHIFTS:
+        for shift in shifts:
             copy, _, mpp = shifted(image, mask, shift, rng)
             yield f"wbcseg_{shift}", f"wbcseg_{shift}_{copy.shape[0]}", str(path), copy, mpp
 
@@ -159,16 +160,20 @@ def main() -> None:
     parser.add_argument("--taleqani", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), help="sources to measure")
+    parser.add_argument("--wbcseg-shifts", nargs="+", default=list(WBC_SEG_SHIFTS), metavar="SHIFT",
+                        help="copies of the wbc_seg pictures (bench_segment_recoloured.py shifts, e.g. field)")
     args = parser.parse_args()
     import itertools
 
-    pictures = itertools.chain(
-        _cells(args.work, "pbc", args.per_set, args.seed),
-        _cells(args.work, "deepapl", args.per_set, args.seed),
-        _wbc_seg(args.seed),
-        _taleqani(args.taleqani, args.seed),
-        _synthetic(args.seed),
-    )
+    sources = {
+        "pbc": lambda: _cells(args.work, "pbc", args.per_set, args.seed),
+        "deepapl": lambda: _cells(args.work, "deepapl", args.per_set, args.seed),
+        "wbcseg": lambda: _wbc_seg(args.seed, args.wbcseg_shifts),
+        "taleqani": lambda: _taleqani(args.taleqani, args.seed),
+        "synthetic": lambda: _synthetic(args.seed),
+    }
+    pictures = itertools.chain.from_iterable(sources[name]() for name in args.sets)
     table = run(pictures)
     table.drop(columns=["red", "cell", "picture"]).assign(
         red=[None if v is None else float(v) for v in table["red"]],

@@ -18,6 +18,7 @@ from hemascope.classify.cell_scale import (
     combine,
     head_network,
     load_cell_scale_model,
+    off_centre_cell,
     picture_scale,
     read_scale_head,
 )
@@ -66,6 +67,24 @@ def test_the_cell_scale_follows_the_picture_when_it_is_enlarged():
     one, two = cell_scale(image), cell_scale(enlarged)
     assert 1.6 < one.mpp / two.mpp < 2.5
     assert one.cues["path"] == "cell_model" and one.confidence <= CELL_CONFIDENCE < MIN_CONFIDENCE
+
+
+def test_a_one_cell_field_is_read_at_its_cell_not_at_its_centre():
+    cell, whole, _ = render_cell("lymphocyte", mpp=0.1, size=320, rng=np.random.default_rng(3))
+    glass = np.median(cell.reshape(-1, 3)[:200], axis=0).astype(np.uint8)
+    cell[~whole] = glass  # on bare glass: no red cells to measure, the field's one cell is the ruler
+    field = np.empty((600, 600, 3), dtype=np.uint8)  # 60 µm: the cell 12 µm off the centre in each axis
+    field[:] = glass
+    field[40:360, 40:360] = cell
+    red = estimate_mpp(field)
+    centre = off_centre_cell(red)
+    assert centre is not None and np.hypot(centre[0] - 200, centre[1] - 200) < 30  # the nucleus, not the middle
+    assert off_centre_cell(estimate_mpp(cell)) is None  # a centred crop keeps its centre
+    at_cell = cell_scale(field, centre=centre)
+    assert at_cell.mpp == pytest.approx(cell_scale(cell).mpp, rel=0.1)
+    out = picture_scale(field)
+    assert out.cues["cell_mpp"] == pytest.approx(at_cell.mpp)
+    assert out.mpp == pytest.approx(0.1, rel=0.15)
 
 
 def test_a_field_of_many_red_cells_keeps_the_red_cell_estimate():

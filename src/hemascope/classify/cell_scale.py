@@ -18,7 +18,8 @@ alone it is within ±15 % on 74-96 % of held-out crops of three labs, BENCHMARKS
 ``train cells``, ``predict-bags``, and ``segment``/``analyze`` of pictures): the red-cell estimate
 and the cell's, combined (:func:`combine`); a field (a picture wider than
 :data:`~hemascope.classify.framing.FIELD_FACTOR` model fields at either estimate) keeps the
-red-cell estimate, whose many red cells measure it better than one picture centre.
+red-cell estimate, whose many red cells measure it better than one picture centre — unless that
+estimate is unsure and a white cell lies off the centre (a one-cell field): that cell is read.
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ _NEAR = 1.8
 _AGREE = 1.2
 #: Refinements around the first answer.
 _ROUNDS = 2
+#: Least nucleus (µm across, at the red-cell estimate) of a cell read off the picture's centre:
+#: white cells' are 4-12 µm (:data:`~hemascope.segment.scale.NUCLEUS_RANGE_UM`), platelets 2-3.
+READ_NUCLEUS_UM = 3.4
 #: Red-cell and cell answers further apart than this are not averaged.
 _TOGETHER = 1.5
 #: Answers outside this range (µm/px: within ×1.2 of the grid's ends) are no answer: the head
@@ -109,8 +113,10 @@ class CellScaleModel:
     mean: torch.Tensor
     std: torch.Tensor
 
-    def log_factors(self, image: np.ndarray, claims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted ``log(claim / true µm/px)`` of ``image`` made at each claim it is large enough for.
+    def log_factors(self, image: np.ndarray, claims: np.ndarray,
+                    centre: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted ``log(claim / true µm/px)`` of ``image`` made at each claim it is large enough for
+        (the crop centred on ``centre``, default the picture's centre).
 
         Returns
         -------
@@ -121,7 +127,7 @@ class CellScaleModel:
         crops, used = [], []
         for claim in claims:
             try:
-                crops.append(cell_image_to_crop(image, float(claim), card))
+                crops.append(cell_image_to_crop(image, float(claim), card, centre=centre))
             except InvalidInputError:
                 continue  # smaller than a cell at this claim
             used.append(float(claim))
@@ -175,9 +181,9 @@ def read_scale_head(path: str | Path, loaded: LoadedModel) -> CellScaleModel:
     return CellScaleModel(loaded, head.eval(), tensors["mean"], tensors["std"])
 
 
-def _first_answer(model: CellScaleModel, image: np.ndarray) -> float | None:
+def _first_answer(model: CellScaleModel, image: np.ndarray, centre: tuple[float, float] | None) -> float | None:
     """log µm/px that most claims near it agree on, from the :data:`GRID` look."""
-    claims, factors = model.log_factors(image, np.asarray(GRID))
+    claims, factors = model.log_factors(image, np.asarray(GRID), centre)
     if len(claims) == 0:
         return None
     answers = np.log(claims) - factors
@@ -191,7 +197,8 @@ def _first_answer(model: CellScaleModel, image: np.ndarray) -> float | None:
     return best
 
 
-def cell_scale(image: np.ndarray, model: CellScaleModel | None = None) -> ScaleEstimate:
+def cell_scale(image: np.ndarray, model: CellScaleModel | None = None,
+               centre: tuple[float, float] | None = None) -> ScaleEstimate:
     """µm/px of a single-cell picture (its cell in the centre) from its cell's appearance.
 
     Parameters
@@ -200,6 +207,8 @@ def cell_scale(image: np.ndarray, model: CellScaleModel | None = None) -> ScaleE
         RGB uint8 picture of one white cell (a crop, a tight box or a close-up).
     model
         The network and head (default :func:`load_cell_scale_model`).
+    centre
+        ``(row, col)`` of the cell when it is not the picture's centre (a one-cell field).
 
     Returns
     -------
@@ -214,12 +223,12 @@ def cell_scale(image: np.ndarray, model: CellScaleModel | None = None) -> ScaleE
         :data:`PLAUSIBLE_MPP` (smudged cells can read as ten times too large).
     """
     model = model or load_cell_scale_model()
-    log_mpp = _first_answer(model, image)
+    log_mpp = _first_answer(model, image, centre)
     if log_mpp is None:
         raise InvalidInputError("the picture is too small to hold a cell at any scale")
     spread = 1.0
     for _ in range(_ROUNDS):
-        claims, factors = model.log_factors(image, np.exp(log_mpp) * np.asarray(OFFSETS))
+        claims, factors = model.log_factors(image, np.exp(log_mpp) * np.asarray(OFFSETS), centre)
         if len(claims) == 0:
             break
         answers = np.log(claims) - factors
@@ -278,7 +287,9 @@ def picture_scale(image: np.ndarray) -> ScaleEstimate:
     -------
     ScaleEstimate
         :func:`combine` of :func:`hemascope.segment.estimate_mpp` and :func:`cell_scale` for
-        single-cell pictures, the red-cell estimate for fields.
+        single-cell pictures, the red-cell estimate for fields — unless it is unsure and the
+        picture shows a white cell off its centre (:func:`off_centre_cell`, a one-cell field):
+        that cell is read and combined.
 
     Raises
     ------
@@ -291,13 +302,27 @@ def picture_scale(image: np.ndarray) -> ScaleEstimate:
     card = model.loaded.card
     if not red.low_confidence and is_field(image.shape, red.mpp, card):
         return red
+    centre = off_centre_cell(red)
     try:
-        cell = cell_scale(image, model)
+        cell = cell_scale(image, model, centre)
     except HemascopeError:
         return red
-    if is_field(image.shape, cell.mpp, card):
+    if centre is None and is_field(image.shape, cell.mpp, card):  # the centre of a field: no cell to read
         return red
     return combine(red, cell)
+
+
+def off_centre_cell(red: ScaleEstimate) -> tuple[float, float] | None:
+    """The white cell of a picture to read when it lies off the picture's centre (a one-cell field).
+
+    The nucleus the red-cell estimate found (``lone_nucleus_centre``: wholly inside the picture,
+    its cell not over the picture's centre), when it is a white cell's at that estimate (at least
+    :data:`READ_NUCLEUS_UM` across, not a platelet); else ``None``: the picture's centre is read.
+    """
+    centre = red.cues.get("lone_nucleus_centre")
+    if centre is None or red.cues["lone_nucleus_px"] * red.mpp < READ_NUCLEUS_UM:
+        return None
+    return centre
 
 
 #: Pictures read to check a given µm/px, and the fewest readings that make the check.

@@ -27,6 +27,11 @@ Cues (each in :attr:`ScaleEstimate.cues`):
     granules. The answer is then the cell's whole nucleus (all lobes; ``nucleus_diameter_px``)
     taken as :data:`~hemascope.segment.white_cell_scale.LONE_NUCLEUS_UM` across (``nucleus_mpp``),
     always low confidence (one cell of a biologically variable size).
+``lone_nucleus_centre``
+    Where that nucleus lies (``(row, col)`` of its pixels' mean, in the image), when it is wholly
+    inside the image and its cell does not cover the image's centre: the cell a one-cell field
+    shows off its centre, for the cell model's reading
+    (:func:`hemascope.classify.cell_scale.picture_scale`).
 
 The answer is the weighted mode of the red-cell votes. Confidence (0-1) grows with the amount of
 red-cell edge seen (in whole circumferences) and with the share of votes agreeing with the mode;
@@ -160,6 +165,17 @@ def _centre_crop(image: np.ndarray) -> np.ndarray:
     return image[r0 : r0 + _MAX_SIDE, c0 : c0 + _MAX_SIDE]
 
 
+def _touches_border(mask: np.ndarray) -> bool:
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def _on_centre(stain: np.ndarray, nucleus: np.ndarray) -> bool:
+    """Whether the image's centre lies on the stained object (the cell) holding ``nucleus``."""
+    objects, _ = ndi.label(fill_holes(stain))
+    centre = objects[stain.shape[0] // 2, stain.shape[1] // 2]
+    return bool(centre) and bool((objects[nucleus] == centre).any())
+
+
 def _masks(image: np.ndarray) -> _Masks | None:
     """Red-cell area and white-cell exclusion zone from the image's own colours (``None``: blank)."""
     od = optical_density(image)
@@ -277,7 +293,8 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
     InvalidInputError
         If the image shows neither red cells nor a nucleus (blank, glass only, not a smear).
     """
-    image = _centre_crop(as_rgb_uint8(image))
+    full = as_rgb_uint8(image)
+    image = _centre_crop(full)
     hint = "pass the µm/px explicitly (mpp=..., --mpp)"
     masks = _masks(image)
     if masks is None:
@@ -286,6 +303,10 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
     arcs = arc_votes(filters.gaussian(masks.red.astype(float), sigma=1.0), exclude=masks.exclude)
     discs = _disc_votes(masks.red, masks.exclude)
     cues: dict = {"lone_nucleus_px": nucleus_px}
+    if nucleus_px >= MIN_NUCLEUS_PX and not _touches_border(nucleus) and not _on_centre(masks.stain, nucleus):
+        offset = ((full.shape[0] - image.shape[0]) // 2, (full.shape[1] - image.shape[1]) // 2)
+        rows, cols = np.nonzero(nucleus)
+        cues.update(lone_nucleus_centre=(float(rows.mean()) + offset[0], float(cols.mean()) + offset[1]))
     if nucleus_px >= MIN_NUCLEUS_PX:  # arcs centred on the white cell: its outline, its nucleus's
         zone = white_cell_zone(masks.red, masks.nuclei | nucleus)
         centres = np.round(np.zeros((0, 2)) if arcs.centres is None else arcs.centres).astype(int)
