@@ -303,11 +303,11 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
     arcs = arc_votes(filters.gaussian(masks.red.astype(float), sigma=1.0), exclude=masks.exclude)
     discs = _disc_votes(masks.red, masks.exclude)
     cues: dict = {"lone_nucleus_px": nucleus_px}
-    if nucleus_px >= MIN_NUCLEUS_PX and not _touches_border(nucleus) and not _on_centre(masks.stain, nucleus):
-        offset = ((full.shape[0] - image.shape[0]) // 2, (full.shape[1] - image.shape[1]) // 2)
-        rows, cols = np.nonzero(nucleus)
-        cues.update(lone_nucleus_centre=(float(rows.mean()) + offset[0], float(cols.mean()) + offset[1]))
     if nucleus_px >= MIN_NUCLEUS_PX:  # arcs centred on the white cell: its outline, its nucleus's
+        if not _touches_border(nucleus) and not _on_centre(masks.stain, nucleus):  # a one-cell field's cell
+            offset = ((full.shape[0] - image.shape[0]) // 2, (full.shape[1] - image.shape[1]) // 2)
+            rows, cols = np.nonzero(nucleus)
+            cues.update(lone_nucleus_centre=(float(rows.mean()) + offset[0], float(cols.mean()) + offset[1]))
         zone = white_cell_zone(masks.red, masks.nuclei | nucleus)
         centres = np.round(np.zeros((0, 2)) if arcs.centres is None else arcs.centres).astype(int)
         inside = (centres >= 0).all(axis=1) & (centres[:, 0] < zone.shape[0]) & (centres[:, 1] < zone.shape[1])
