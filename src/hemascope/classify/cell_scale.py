@@ -57,9 +57,10 @@ _NEAR = 1.8
 _AGREE = 1.2
 #: Refinements around the first answer.
 _ROUNDS = 2
-#: Least nucleus (µm across, at the red-cell estimate) of a cell read off the picture's centre:
-#: white cells' are 4-12 µm (:data:`~hemascope.segment.scale.NUCLEUS_RANGE_UM`), platelets 2-3.
-READ_NUCLEUS_UM = 3.4
+#: Least nucleus (µm across, at the red-cell estimate) of a cell read off the picture's centre: a
+#: white cell's whole nucleus (all lobes) is 6-12 µm; platelets, specks and single lobes are less
+#: (3.8-4.5 µm: a speck in a big cell's cytoplasm, BENCHMARKS.md "One-cell fields without --mpp").
+READ_NUCLEUS_UM = 5.0
 #: Red-cell and cell answers further apart than this are not averaged.
 _TOGETHER = 1.5
 #: Answers outside this range (µm/px: within ×1.2 of the grid's ends) are no answer: the head

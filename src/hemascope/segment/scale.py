@@ -29,8 +29,9 @@ Cues (each in :attr:`ScaleEstimate.cues`):
     always low confidence (one cell of a biologically variable size).
 ``lone_nucleus_centre``
     Where that nucleus lies (``(row, col)`` of its pixels' mean, in the image), when it is wholly
-    inside the image and its cell does not cover the image's centre: the cell a one-cell field
-    shows off its centre, for the cell model's reading
+    inside the image and its cell does not cover the image's centre (the centre is off the stained
+    object holding it, or on red cells touching it further than the nucleus's diameter away): the
+    cell a one-cell field shows off its centre, for the cell model's reading
     (:func:`hemascope.classify.cell_scale.picture_scale`).
 
 The answer is the weighted mode of the red-cell votes. Confidence (0-1) grows with the amount of
@@ -157,6 +158,7 @@ class _Masks:
     stain: np.ndarray  # anything stained (not glass, not black print)
     nuclear: np.ndarray  # nuclear-dye density (red-channel OD, smoothed)
     tint: np.ndarray  # leukocyte tint (smoothed)
+    white_tint: float  # tint above which stain may be a white cell's
 
 
 def _centre_crop(image: np.ndarray) -> np.ndarray:
@@ -169,11 +171,17 @@ def _touches_border(mask: np.ndarray) -> bool:
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
-def _on_centre(stain: np.ndarray, nucleus: np.ndarray) -> bool:
-    """Whether the image's centre lies on the stained object (the cell) holding ``nucleus``."""
-    objects, _ = ndi.label(fill_holes(stain))
-    centre = objects[stain.shape[0] // 2, stain.shape[1] // 2]
-    return bool(centre) and bool((objects[nucleus] == centre).any())
+def _on_centre(masks: _Masks, nucleus: np.ndarray, diameter: float) -> bool:
+    """Whether the image's centre lies on the white cell holding ``nucleus``: on the stained object
+    holding it, unless that is red cells touching it (the centre further than the nucleus's
+    diameter from it, on stain of no white cell's tint)."""
+    objects, _ = ndi.label(fill_holes(masks.stain))
+    row, col = masks.stain.shape[0] // 2, masks.stain.shape[1] // 2
+    if not objects[row, col] or not (objects[nucleus] == objects[row, col]).any():
+        return False
+    rows, cols = np.nonzero(nucleus)
+    far = np.hypot(rows.mean() - row, cols.mean() - col) > diameter
+    return not (far and masks.tint[row, col] <= masks.white_tint)
 
 
 def _masks(image: np.ndarray) -> _Masks | None:
@@ -211,7 +219,7 @@ def _masks(image: np.ndarray) -> _Masks | None:
         dist, (ir, ic) = ndi.distance_transform_edt(~nuclei, return_indices=True)
         exclude = dist < radii[labels[ir, ic]] + 2  # the cytoplasm around a nucleus
         diameters = np.sort(2 * radii[1:])[::-1]
-    return _Masks(fill_holes(stained), exclude, diameters, nuclei, rough, red_od, tint)
+    return _Masks(fill_holes(stained), exclude, diameters, nuclei, rough, red_od, tint, float(cut))
 
 
 def _disc_votes(red: np.ndarray, exclude: np.ndarray) -> np.ndarray:
@@ -304,7 +312,7 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
     discs = _disc_votes(masks.red, masks.exclude)
     cues: dict = {"lone_nucleus_px": nucleus_px}
     if nucleus_px >= MIN_NUCLEUS_PX:  # arcs centred on the white cell: its outline, its nucleus's
-        if not _touches_border(nucleus) and not _on_centre(masks.stain, nucleus):  # a one-cell field's cell
+        if not _touches_border(nucleus) and not _on_centre(masks, nucleus, nucleus_px):  # a one-cell field's cell
             offset = ((full.shape[0] - image.shape[0]) // 2, (full.shape[1] - image.shape[1]) // 2)
             rows, cols = np.nonzero(nucleus)
             cues.update(lone_nucleus_centre=(float(rows.mean()) + offset[0], float(cols.mean()) + offset[1]))
