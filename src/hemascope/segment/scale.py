@@ -171,16 +171,14 @@ def _touches_border(mask: np.ndarray) -> bool:
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 
 
-def _on_centre(masks: _Masks, nucleus: np.ndarray, diameter: float) -> bool:
-    """Whether the image's centre lies on the white cell holding ``nucleus``: on the stained object
-    holding it, unless that is red cells touching it (the centre further than the nucleus's
-    diameter from it, on stain of no white cell's tint)."""
-    objects, _ = ndi.label(fill_holes(masks.stain))
-    row, col = masks.stain.shape[0] // 2, masks.stain.shape[1] // 2
-    if not objects[row, col] or not (objects[nucleus] == objects[row, col]).any():
+def _on_centre(masks: _Masks, cell: np.ndarray, centroid: tuple[float, float], diameter: float) -> bool:
+    """Whether the image's centre lies on the white cell whose nucleus (``centroid``, ``diameter``)
+    the stained object ``cell`` holds: on that object, unless only red cells touching the white cell
+    reach the centre (further than the nucleus's diameter from it, on stain of no white cell's tint)."""
+    row, col = cell.shape[0] // 2, cell.shape[1] // 2
+    if not cell[row, col]:
         return False
-    rows, cols = np.nonzero(nucleus)
-    far = np.hypot(rows.mean() - row, cols.mean() - col) > diameter
+    far = np.hypot(centroid[0] - row, centroid[1] - col) > diameter
     return not (far and masks.tint[row, col] <= masks.white_tint)
 
 
@@ -307,15 +305,17 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
     masks = _masks(image)
     if masks is None:
         raise InvalidInputError(f"cannot estimate the pixel size: no stained cells in the image; {hint}")
-    nucleus_px, nucleus = lone_nucleus(masks.stain, masks.nuclear, masks.tint)
+    nucleus_px, nucleus, nucleus_cell = lone_nucleus(masks.stain, masks.nuclear, masks.tint)
     arcs = arc_votes(filters.gaussian(masks.red.astype(float), sigma=1.0), exclude=masks.exclude)
     discs = _disc_votes(masks.red, masks.exclude)
     cues: dict = {"lone_nucleus_px": nucleus_px}
     if nucleus_px >= MIN_NUCLEUS_PX:  # arcs centred on the white cell: its outline, its nucleus's
-        if not _touches_border(nucleus) and not _on_centre(masks, nucleus, nucleus_px):  # a one-cell field's cell
+        rows, cols = np.nonzero(nucleus)
+        centroid = (float(rows.mean()), float(cols.mean()))
+        # a one-cell field's cell, off the centre: for the cell model's reading (picture_scale)
+        if not _touches_border(nucleus) and not _on_centre(masks, nucleus_cell, centroid, nucleus_px):
             offset = ((full.shape[0] - image.shape[0]) // 2, (full.shape[1] - image.shape[1]) // 2)
-            rows, cols = np.nonzero(nucleus)
-            cues.update(lone_nucleus_centre=(float(rows.mean()) + offset[0], float(cols.mean()) + offset[1]))
+            cues.update(lone_nucleus_centre=(centroid[0] + offset[0], centroid[1] + offset[1]))
         zone = white_cell_zone(masks.red, masks.nuclei | nucleus)
         centres = np.round(np.zeros((0, 2)) if arcs.centres is None else arcs.centres).astype(int)
         inside = (centres >= 0).all(axis=1) & (centres[:, 0] < zone.shape[0]) & (centres[:, 1] < zone.shape[1])

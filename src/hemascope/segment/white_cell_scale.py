@@ -88,8 +88,9 @@ def white_cell_zone(stained: np.ndarray, nuclei: np.ndarray, min_share: float = 
     return zone
 
 
-def lone_nucleus(stain: np.ndarray, nuclear: np.ndarray, tint: np.ndarray) -> tuple[float, np.ndarray]:
-    """Equivalent diameter (px) and pixels of the whole nucleus of the white cell holding the largest nucleus.
+def lone_nucleus(stain: np.ndarray, nuclear: np.ndarray, tint: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Equivalent diameter (px) and pixels of the whole nucleus of the white cell holding the largest
+    nucleus, and the stained object holding it (the cell, with any red cell touching it).
 
     Parameters
     ----------
@@ -102,11 +103,12 @@ def lone_nucleus(stain: np.ndarray, nuclear: np.ndarray, tint: np.ndarray) -> tu
 
     Returns
     -------
-    diameter, pixels
+    diameter, pixels, cell
         The diameter in px (0 when there is no nucleus, or when the largest blob is not compact
-        enough to be one, :data:`MIN_SOLIDITY`) and the ``(rows, cols)`` bool nucleus mask.
+        enough to be one, :data:`MIN_SOLIDITY`), the ``(rows, cols)`` bool nucleus mask and the
+        bool mask of the stained object (holes filled) holding it (empty without a nucleus).
     """
-    none = (0.0, np.zeros(stain.shape, dtype=bool))
+    none = (0.0, np.zeros(stain.shape, dtype=bool), np.zeros(stain.shape, dtype=bool))
     if stain.sum() < 50:
         return none
     level = float(filters.threshold_otsu(nuclear[stain]))
@@ -125,5 +127,6 @@ def lone_nucleus(stain: np.ndarray, nuclear: np.ndarray, tint: np.ndarray) -> tu
     centres = np.array(ndi.center_of_mass(nucleus, blobs, np.arange(1, n + 1)))
     near = np.hypot(*(centres - centres[big - 1]).T) < _LOBE_REACH * 2 * np.sqrt(areas[big] / np.pi)
     lobes = np.flatnonzero(near) + 1  # the largest blob and the blobs around it (lobes of one nucleus)
-    whole = np.isin(blobs, lobes) & (cells == cells[blobs == big][0])
-    return float(2 * np.sqrt(whole.sum() / np.pi)), whole
+    cell = cells == cells[blobs == big][0]
+    whole = np.isin(blobs, lobes) & cell
+    return float(2 * np.sqrt(whole.sum() / np.pi)), whole, cell
