@@ -215,6 +215,18 @@ def test_big_white_cells_crowding_a_field_are_not_taken_for_its_red_cells():
     _each_found_once(find_cells(image, mpp=0.1), cells, 11.0)
 
 
+def test_a_crowd_of_big_white_cells_with_few_red_cells_keeps_the_red_cells_colour():
+    """A 150 µm field of nine big white cells and twelve red cells between them, a tenth of the
+    stain: the stain's colour clusters are the white cells' alone, so every red cell was "a white
+    cell" (21 found, no cytoplasm kept). The red cells far from every nucleus, free of the white
+    cells' stain, give their colour."""
+    cells = [(r, c) for r in (250, 750, 1250) for c in (250, 750, 1250)]
+    red_cells = [(r, c) for r in (250, 750, 1250) for c in (500, 1000)]
+    red_cells += [(r, c) for r in (500, 1000) for c in (250, 750, 1250)]
+    image = _lilac_cells_among_pink_red_cells((1500, 1500), red_cells, cells, (130, 60), 0.3, seed=5)
+    _each_found_once(find_cells(image, mpp=0.1), cells, 13.0)
+
+
 def test_two_touching_white_cells_of_a_close_up_are_two_cells():
     """A 30 × 46 µm close-up of two white cells whose cytoplasm touches: one candidate blob (lobes
     of a close-up's cell are not split), and only the cell at its centre was kept."""
@@ -222,3 +234,27 @@ def test_two_touching_white_cells_of_a_close_up_are_two_cells():
     red_cells = [(40, 40), (260, 40), (40, 420), (260, 420), (30, 230), (270, 230)]
     image = _lilac_cells_among_pink_red_cells((300, 460), red_cells, cells, (80, 45), 0.4, seed=6)
     _each_found_once(find_cells(image, mpp=0.1), cells, 8.0)
+
+
+def test_pale_nuclei_of_a_field_among_blue_grey_red_cells_as_dense_as_them_are_found():
+    """A 100 µm field in the colours of the close-up above: the red cells are as dense as the
+    nuclei, so the field was taken to show none (the cells read as on bare glass), and a nucleus
+    this near the red cells' hue carries less density off it (0.07) than the field's floor (0.08):
+    no cell was found."""
+    cells = [(250, 250), (250, 750), (750, 500)]
+    od = np.zeros((1000, 1000, 3))
+    for r in range(40, 1000, 80):
+        for c in range(40 + (r // 80 % 2) * 40, 1000, 80):
+            if min(np.hypot(r - a, c - b) for a, b in cells) > 110:
+                od[disk((r, c), 36, shape=od.shape[:2])] = DENSE_BLUE_GREY_RED_CELL
+    for r, c in cells:
+        od[disk((r, c), 62, shape=od.shape[:2])] = FAINT_CYTOPLASM
+        od[disk((r, c), 45, shape=od.shape[:2])] = PALE_VIOLET_NUCLEUS
+    noise = np.random.default_rng(5).normal(0, 1.0, od.shape)
+    image = np.clip(GLASS * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+    seg = find_cells(image, mpp=0.1)
+    assert len(seg.cells) == len(cells), seg.cells
+    for r, c in cells:
+        found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
+        assert np.hypot(found["row"] - r, found["col"] - c) < 10
+        assert abs(found["nucleus_area_um2"] - np.pi * 4.5**2) < 0.25 * np.pi * 4.5**2

@@ -37,7 +37,8 @@ CANDIDATE_MIN_TINT = 0.07
 MIN_OFF_RED_CELL_OD = 0.08
 #: The same in a close-up among blue-grey red cells (:func:`~hemascope.segment.stain.blue_grey`),
 #: its red-cell colour measured on its own red cells: a nucleus as blue as they are, and often no
-#: denser, carries less. (Fields keep the higher floor: their colour may be a white cell's.)
+#: denser, carries less. On a field among them, blobs above it are added only where they hold no
+#: blob of :data:`MIN_OFF_RED_CELL_OD` (a lower floor alone bridges packed cells into one blob).
 BLUE_GREY_MIN_OFF_RED_CELL_OD = 0.05
 #: A candidate nucleus covers at least this fraction of a disc of ``min_diameter_um`` (10.8 µm² at
 #: 5 µm, a nucleus about 3.7 µm across; platelets, 2-3 µm, stay below even when blurred).
@@ -145,7 +146,8 @@ def find_candidates(
     red_cell_chroma
         The red cells' OD direction. When given (fields, slides), a white-cell pixel is one with
         :data:`MIN_OFF_RED_CELL_OD` (:data:`BLUE_GREY_MIN_OFF_RED_CELL_OD` in a close-up among
-        blue-grey red cells) of density off that direction
+        blue-grey red cells, and for pale nuclei the higher floor misses on a field among them)
+        of density off that direction
         (:func:`~hemascope.segment.stain.off_red_cell_density`), instead of the red-channel and
         tint tests: red-cell clumps carry none, whatever the stain, and nuclei of any hue do
         (magenta nuclei absorb little red light); touching blobs are split
@@ -167,24 +169,39 @@ def find_candidates(
     od = optical_density(image, None if background is None else np.asarray(background, dtype=np.float32))
     sigma = max(0.5 / mpp, 0.5)
     close_up = split is False or is_close_up(image.shape, mpp)  # split=False: the caller's close-up
+    pale = blue_grey(red_cell_chroma)  # nuclei near the red cells' hue carry little density off it
     if red_cell_chroma is None:
         stain = filters.gaussian(nuclear_stain(od), sigma=sigma)
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         nuclear = (stain > min_od) & (tint > CANDIDATE_MIN_TINT)
     else:  # the colour test against the red cells' own colour replaces the tint test
-        floor = BLUE_GREY_MIN_OFF_RED_CELL_OD if close_up and blue_grey(red_cell_chroma) else MIN_OFF_RED_CELL_OD
-        nuclear = filters.gaussian(off_red_cell_density(od, red_cell_chroma), sigma=sigma) > floor
+        off = filters.gaussian(off_red_cell_density(od, red_cell_chroma), sigma=sigma)
+        nuclear = off > (BLUE_GREY_MIN_OFF_RED_CELL_OD if close_up and pale else MIN_OFF_RED_CELL_OD)
     min_area = MIN_NUCLEUS_FRACTION * np.pi * (min_diameter_um / 2) ** 2 / mpp**2
     labels, kept = _nucleus_blobs(nuclear, mpp, min_area)
     if not len(kept) and close_up and red_cell_chroma is None:  # no lilac nucleus: the densest stain
         labels, kept = _nucleus_blobs(densest_stain(od, sigma), mpp, min_area)
-    if not len(kept):
-        return np.zeros((0, 2))
     if split is None:
         split = red_cell_chroma is not None
+    centres = _blob_centres(labels, kept, mpp, min_area, split)
+    if pale and not close_up:
+        # among blue-grey red cells, pale nuclei the field's floor misses: blobs of the lower floor
+        # holding none of its blobs (a lower floor alone would bridge packed cells into one blob)
+        low, low_kept = _nucleus_blobs(off > BLUE_GREY_MIN_OFF_RED_CELL_OD, mpp, min_area)
+        fresh = np.setdiff1d(low_kept, low[np.isin(labels, kept)])
+        centres += _blob_centres(low, fresh, mpp, min_area, split)
+    if not centres:
+        return np.zeros((0, 2))
+    out = np.asarray(centres, dtype=np.float64)
+    return out[np.lexsort((out[:, 1], out[:, 0]))]
+
+
+def _blob_centres(labels: np.ndarray, kept: np.ndarray, mpp: float, min_area: float,
+                  split: bool) -> list[tuple[float, float]]:
+    """Centroid of each kept blob (or of its parts, :func:`split_touching`), from its bounding box only."""
     boxes = ndi.find_objects(labels)
     centres: list[tuple[float, float]] = []
-    for k in kept:  # centroid of each kept blob (or of its parts), from its bounding box only
+    for k in kept:
         rows, cols = boxes[k - 1]
         piece = labels[rows, cols] == k
         parts = split_touching(piece, SPLIT_DEPTH_UM / mpp, min_area) if split else []
@@ -192,5 +209,4 @@ def find_candidates(
             rr, cc = np.nonzero(piece)
             parts = [(float(rr.mean()), float(cc.mean()))]
         centres.extend((r + rows.start, c + cols.start) for r, c in parts)
-    out = np.asarray(centres, dtype=np.float64)
-    return out[np.lexsort((out[:, 1], out[:, 0]))]
+    return centres

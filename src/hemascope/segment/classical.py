@@ -33,6 +33,7 @@ from hemascope.segment.instances import um_to_px as _px
 from hemascope.segment.masks import binary_closing, fill_holes
 from hemascope.segment.reference import local_reference
 from hemascope.segment.stain import (
+    blue_grey,
     estimate_background,
     leukocyte_tint,
     nuclear_stain,
@@ -43,7 +44,7 @@ from hemascope.segment.stain import (
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-7"
+VERSION = "classical-8"
 
 
 def _disk(radius_px: float) -> np.ndarray:
@@ -292,8 +293,8 @@ def segment_classical(
     red_cell_chroma
         The slide's red-cell OD direction (:func:`~hemascope.segment.stain.red_cell_chroma`):
         when given, the nucleus is found on the density off it (nuclei of any hue), pixels with
-        less than ``min_off_red_cell_od`` of it (red cells and their clumps, whatever the stain)
-        are no nucleus, and cytoplasm must carry ``min_off_red_cell_cytoplasm_od``.
+        less than ``min_off_red_cell_od`` of it (``blue_grey_min_off_red_cell_od`` among blue-grey
+        red cells; red cells and their clumps, whatever the stain) are no nucleus, and cytoplasm must carry ``min_off_red_cell_cytoplasm_od``.
     close_up
         ``image`` is (a crop of) a close-up: eosinophil granules are found by their density
         (:func:`cell_mask`), exempt from the cytoplasm colour test.
@@ -324,8 +325,10 @@ def segment_classical(
         outline = nucleus_masks(od, mpp, params, support=False)[0]
     if off is not None:  # red cells and their clumps are no nuclei, however dark
         off = filters.gaussian(off, sigma=max(_px(params.smooth_um, mpp), 0.5))
-        nuclei &= off > params.min_off_red_cell_od
-        outline &= off > params.min_off_red_cell_od
+        # (nuclei near blue-grey red cells' hue carry less density off it)
+        floor = params.blue_grey_min_off_red_cell_od if blue_grey(red_cell_chroma) else params.min_off_red_cell_od
+        nuclei &= off > floor
+        outline &= off > floor
     nuclei |= outline
     support |= nuclei
     if not nuclei.any() or support.sum() < min_nucleus_px(mpp, params):  # no cell can be kept

@@ -30,6 +30,7 @@ class ClassicalParams:
     reference_min_um2: float = 20.0
     max_rim_um: float = 7.0
     min_off_red_cell_od: float = 0.06
+    blue_grey_min_off_red_cell_od: float = 0.04
     nucleus_min_off_od: float = 0.025
     granule_density_factor: float = 1.6
     min_off_red_cell_cytoplasm_od: float = 0.01

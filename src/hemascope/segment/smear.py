@@ -25,11 +25,11 @@ from hemascope.segment.stain import (
     chroma_tint_cap,
     close_up_red_cell_chroma,
     estimate_background,
+    field_red_cell_chroma,
     optical_density,
     red_cell_chroma,
     red_cell_tint,
     red_cell_tint_cap,
-    red_cells_seen,
     total_density,
 )
 
@@ -422,10 +422,11 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
     thumb_mpp = slide.mpp * downsample if slide.mpp else None
     if close_up and thumb_mpp:
         chroma = close_up_red_cell_chroma(thumb, bg, thumb_mpp)
-    elif thumb_mpp is not None and thumb_mpp <= _MAX_RED_CELL_CHECK_MPP and not red_cells_seen(thumb, bg, thumb_mpp):
-        # white cells on bare glass (no red cells in the field): referenced like a close-up, so
-        # that their own cytoplasm does not become the red-cell reference (no cell was found)
-        chroma, cap = None, CLOSE_UP_MAX_RED_CELL_TINT
+    elif thumb_mpp is not None and thumb_mpp <= _MAX_RED_CELL_CHECK_MPP:
+        chroma, seen = field_red_cell_chroma(thumb, bg, thumb_mpp, step)
+        if not seen:  # white cells on bare glass (no red cells in the field): referenced like a
+            # close-up, so that their own cytoplasm does not become the red-cell reference
+            cap = CLOSE_UP_MAX_RED_CELL_TINT
     else:
         chroma = red_cell_chroma(thumb[::step, ::step], bg)
     return SmearMask(

@@ -408,14 +408,71 @@ def _blue_red_cell_reference(image: np.ndarray, background: np.ndarray | None, m
     return od, pick, dense
 
 
-def red_cells_seen(image: np.ndarray, background: np.ndarray | None, mpp: float) -> bool:
-    """Whether a field shows red cells: stain away from every nucleus and its cytoplasm.
+#: Least area (µm²) of stain far from every nucleus (:func:`_red_cell_reference`) whose own colour
+#: is taken for a field's red cells when the stain's colour clusters disagree with it: about six
+#: red cells. Less may be the cytoplasm of big white cells on bare glass, or, in packed leukaemic
+#: fields, a few red cells at the edge of the white cells (their colour measured 15-22° off the
+#: field's red cells on Taleqani Pre-B fields, every one under 260 µm²).
+FAR_RED_CELL_MIN_UM2 = 300.0
+#: ... of which at least this much (µm², about one red cell) lies in stain not joined to any
+#: nucleus: in packed fields every red cell touches the white cells' stain.
+FAR_RED_CELL_FREE_UM2 = 50.0
+#: Least angle (degrees) between that colour and the clusters' for the far stain's to be taken.
+FAR_RED_CELL_MIN_ANGLE = 8.0
 
-    A field of white cells on bare glass (a red-cell-poor area, a cytospin, a lysed preparation)
-    has none; its stain references must not be measured on the white cells themselves (their
-    cytoplasm would become the "red-cell" colour that every white-cell pixel is tested against).
+
+def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp: float,
+                          step: int = 1) -> tuple[tuple[float, float, float] | None, bool]:
+    """The red cells' OD direction of a field (wider than a close-up), and whether it shows red cells.
+
+    The stain's colour clusters (:func:`red_cell_chroma`, on every ``step``-th pixel) give the
+    red-cell colour, unless the field shows red cells far from every nucleus
+    (:func:`_red_cell_reference`) over at least :data:`FAR_RED_CELL_MIN_UM2`, :data:`FAR_RED_CELL_FREE_UM2`
+    of it in stain joined to no nucleus, whose own colour lies more than
+    :data:`FAR_RED_CELL_MIN_ANGLE` from it: where big white cells are much of the
+    stain (leukaemic fields, a crowd of monocytes or eosinophils), the largest or paler cluster
+    is theirs — every red cell is then "off the red-cell colour" and no cell keeps its cytoplasm.
+
+    Parameters
+    ----------
+    image
+        ``(rows, cols, 3)`` uint8 RGB (a field or a slide's thumbnail).
+    background
+        Glass colour (estimated when ``None``).
+    mpp
+        µm/px of ``image``.
+    step
+        Subsampling of the colour clustering (a thumbnail of at most ~1 Mpx).
+
+    Returns
+    -------
+    chroma, seen
+        The unit ``(r, g, b)`` OD direction (``None`` when the field shows no red cells, or
+        fewer than 16 stained pixels) and whether red cells were seen: stain away from every
+        nucleus and its cytoplasm, or blue-grey red cells as dense as the nuclei told apart by
+        their colour (:func:`_blue_red_cell_reference`). A field of white cells on bare glass (a
+        red-cell-poor area, a cytospin, a lysed preparation) shows none; its stain references must
+        not be measured on the white cells themselves.
     """
-    return _red_cell_reference(image, background, mpp) is not None
+    from scipy import ndimage as ndi
+
+    reference = _red_cell_reference(image, background, mpp)
+    if reference is None and _blue_red_cell_reference(image, background, mpp) is None:
+        return None, False
+    chroma = red_cell_chroma(image[::step, ::step], background)
+    if reference is None or chroma is None:
+        return chroma, True
+    od, pick, dense = reference
+    if pick.sum() * mpp**2 < FAR_RED_CELL_MIN_UM2:
+        return chroma, True
+    pieces, _ = ndi.label(od.sum(axis=-1) > 0.15)
+    if (pick & ~np.isin(pieces, pieces[dense])).sum() * mpp**2 < FAR_RED_CELL_FREE_UM2:
+        return chroma, True
+    vectors = od[pick]
+    far, _ = _cluster(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    if np.degrees(np.arccos(np.clip(float(far @ np.asarray(chroma)), -1.0, 1.0))) <= FAR_RED_CELL_MIN_ANGLE:
+        return chroma, True
+    return (float(far[0]), float(far[1]), float(far[2])), True
 
 
 def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp: float,
