@@ -23,6 +23,7 @@ from skimage import filters, measure, morphology, segmentation
 from hemascope.segment.masks import binary_closing, fill_holes
 from hemascope.segment.stain import (
     blue_grey,
+    colour_floor,
     is_close_up,
     leukocyte_tint,
     nuclear_stain,
@@ -126,6 +127,7 @@ def find_candidates(
     red_cell_tint: float = 0.0,
     red_cell_chroma: tuple[float, float, float] | None = None,
     split: bool | None = None,
+    red_cell_scatter: float | None = None,
 ) -> np.ndarray:
     """Centres of white-cell candidates in an RGB image at reduced resolution.
 
@@ -159,6 +161,11 @@ def find_candidates(
         :data:`~hemascope.segment.stain.CLOSE_UP_UM`) without red-cell colour where no blob
         passes the lilac tests, the densest stain (:func:`densest_stain`) is taken instead: a
         magenta nucleus (Wright, Leishman) on bare glass or among red cells of its own hue.
+    red_cell_scatter
+        The scatter of the field's red cells' colour
+        (:attr:`~hemascope.segment.stain.FieldRedCells.scatter`): blobs above twice it (within
+        ``[0.04, 0.08]``, :func:`~hemascope.segment.stain.colour_floor`) that hold none of the
+        :data:`MIN_OFF_RED_CELL_OD` blobs are added — a pale stain's nuclei.
 
     Returns
     -------
@@ -184,10 +191,14 @@ def find_candidates(
     if split is None:
         split = red_cell_chroma is not None
     centres = _blob_centres(labels, kept, mpp, min_area, split)
-    if pale and not close_up:
-        # among blue-grey red cells, pale nuclei the field's floor misses: blobs of the lower floor
-        # holding none of its blobs (a lower floor alone would bridge packed cells into one blob)
-        low, low_kept = _nucleus_blobs(off > BLUE_GREY_MIN_OFF_RED_CELL_OD, mpp, min_area)
+    low_floor = min(BLUE_GREY_MIN_OFF_RED_CELL_OD if pale else MIN_OFF_RED_CELL_OD,
+                    colour_floor(MIN_OFF_RED_CELL_OD, red_cell_scatter, 2.0))
+    if red_cell_chroma is not None and not close_up and low_floor < MIN_OFF_RED_CELL_OD:
+        # pale nuclei the field's floor misses (near blue-grey red cells' hue, or standing out
+        # from red cells of little colour scatter):
+        # blobs of the lower floor holding none of its blobs (a lower floor alone would bridge
+        # packed cells into one blob)
+        low, low_kept = _nucleus_blobs(off > low_floor, mpp, min_area)
         fresh = np.setdiff1d(low_kept, low[np.isin(labels, kept)])
         centres += _blob_centres(low, fresh, mpp, min_area, split)
     if not centres:

@@ -326,7 +326,9 @@ def segment_classical(
     if off is not None:  # red cells and their clumps are no nuclei, however dark
         off = filters.gaussian(off, sigma=max(_px(params.smooth_um, mpp), 0.5))
         # (nuclei near blue-grey red cells' hue carry less density off it)
-        floor = params.blue_grey_min_off_red_cell_od if blue_grey(red_cell_chroma) else params.min_off_red_cell_od
+        floor = params.min_off_red_cell_od
+        if blue_grey(red_cell_chroma):
+            floor = min(floor, params.blue_grey_min_off_red_cell_od)
         nuclei &= off > floor
         outline &= off > floor
     nuclei |= outline

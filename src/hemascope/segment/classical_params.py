@@ -6,7 +6,9 @@ import them without importing each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from hemascope.segment.stain import colour_floor
 
 
 @dataclass(frozen=True)
@@ -39,3 +41,11 @@ class ClassicalParams:
     scale_tolerance: float = 1.25
     red_cell_min_density: float = 0.15
     cytoplasm_min_red_cell_density: float = 0.45
+
+    def for_scatter(self, scatter: float | None) -> ClassicalParams:
+        """These parameters for a field whose red cells' colour scatters by ``scatter``
+        (:class:`~hemascope.segment.stain.FieldRedCells`): the nucleus floor of density off their
+        colour follows it (:func:`~hemascope.segment.stain.colour_floor`, 1.5 times, within
+        ``[0.03, 0.06]``)."""
+        floor = colour_floor(self.min_off_red_cell_od, scatter, 1.5)
+        return self if floor == self.min_off_red_cell_od else replace(self, min_off_red_cell_od=floor)

@@ -17,7 +17,7 @@ import ctypes
 import ctypes.util
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -78,6 +78,9 @@ class Region:
     illumination
         The slide's :attr:`~hemascope.segment.smear.SmearMask.illumination` (``None``: evenly
         lit), divided out of every pixel read.
+    red_cell_scatter
+        The field's :attr:`~hemascope.segment.smear.SmearMask.red_cell_scatter`: the colour
+        floors follow it (:func:`~hemascope.segment.stain.colour_floor`).
     """
 
     index: int
@@ -94,6 +97,7 @@ class Region:
     red_cell_chroma: tuple[float, float, float] | None = None
     outside_field: np.ndarray | None = None
     illumination: Illumination | None = None
+    red_cell_scatter: float | None = None
 
     def owns(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Whether level-0 centroids ``(rows, cols)`` lie in this region's core."""
@@ -231,7 +235,8 @@ def plan_regions(
             regions.append(
                 Region(len(regions), box, window, mpp, source, smear.background, smear.red_cell_tint,
                        smear.mask[cut].copy(), (wr0, wc0), d, grid, smear.red_cell_chroma,
-                       None if outside is None or not outside.any() else outside.copy(), smear.illumination)
+                       None if outside is None or not outside.any() else outside.copy(), smear.illumination,
+                       smear.red_cell_scatter)
             )
     return regions
 
@@ -345,7 +350,9 @@ def segment_region_with_masks(
         reduced, mpp * grid, region.background,
         min_diameter_um=settings.min_diameter_um, min_od=settings.candidate_min_od,
         red_cell_tint=region.red_cell_tint, red_cell_chroma=region.red_cell_chroma, split=not close_up,
+        red_cell_scatter=region.red_cell_scatter,
     )
+    settings = replace(settings, classical=settings.classical.for_scatter(region.red_cell_scatter))
     rows = region.window[0] + centres[:, 0] * grid + (grid - 1) / 2
     cols = region.window[1] + centres[:, 1] * grid + (grid - 1) / 2
     keep = _in_smear(region, rows, cols) if len(rows) else np.zeros(0, dtype=bool)

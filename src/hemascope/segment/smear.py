@@ -86,6 +86,11 @@ class SmearMask:
         The radial fall-off of a photographed field
         (:func:`~hemascope.segment.illumination.estimate_illumination`), divided out of every
         pixel the regions read; ``None`` for slides, close-ups and evenly lit fields.
+    red_cell_scatter
+        The scatter of a field's red cells' colour
+        (:attr:`~hemascope.segment.stain.FieldRedCells.scatter`: the colour floors follow it,
+        :func:`~hemascope.segment.stain.colour_floor`); ``None`` for close-ups, coarse
+        thumbnails and fields without red cells.
     """
 
     mask: np.ndarray
@@ -95,6 +100,7 @@ class SmearMask:
     red_cell_chroma: tuple[float, float, float] | None = None
     outside_field: np.ndarray | None = None
     illumination: Illumination | None = None
+    red_cell_scatter: float | None = None
 
     def as_flat_field(self, image: np.ndarray, top_left: tuple[float, float], step: float = 1.0) -> np.ndarray:
         """``image`` (read at level-0 ``top_left``, ``step`` level-0 pixels per pixel) evenly lit,
@@ -402,6 +408,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
     cap = red_cell_tint_cap(slide.shape, slide.mpp)
     close_up = cap == CLOSE_UP_MAX_RED_CELL_TINT
     illumination = None
+    scatter = None
     # a photographed field: a picture or one-level image, not a scanned slide (a pyramid), nor a
     # close-up or a small crop of a field (too few glass blocks between the cells to fit a fall-off)
     field = slide.format in _PICTURE_FORMATS or len(slide.downsamples) == 1
@@ -423,7 +430,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
     if close_up and thumb_mpp:
         chroma = close_up_red_cell_chroma(thumb, bg, thumb_mpp)
     elif thumb_mpp is not None and thumb_mpp <= _MAX_RED_CELL_CHECK_MPP:
-        chroma, seen = field_red_cell_chroma(thumb, bg, thumb_mpp, step)
+        chroma, seen, scatter = field_red_cell_chroma(thumb, bg, thumb_mpp, step)
         if not seen:  # white cells on bare glass (no red cells in the field): referenced like a
             # close-up, so that their own cytoplasm does not become the red-cell reference
             cap = CLOSE_UP_MAX_RED_CELL_TINT
@@ -437,5 +444,6 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         red_cell_chroma=chroma,
         outside_field=surround,
         illumination=illumination,
+        red_cell_scatter=scatter,
     )
 

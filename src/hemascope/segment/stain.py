@@ -12,6 +12,8 @@ features by a scale factor rather than breaking a fixed RGB threshold:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from hemascope.errors import InvalidInputError
@@ -421,9 +423,21 @@ FAR_RED_CELL_FREE_UM2 = 50.0
 FAR_RED_CELL_MIN_ANGLE = 8.0
 
 
+class FieldRedCells(NamedTuple):
+    """What a field's red cells give the colour tests (:func:`field_red_cell_chroma`)."""
+
+    #: The red cells' unit OD direction (``None``: none seen, or fewer than 16 stained pixels).
+    chroma: tuple[float, float, float] | None
+    #: Whether the field shows red cells at all.
+    seen: bool
+    #: The 99th percentile of the red cells' own density off ``chroma`` (smoothed by 0.5 µm):
+    #: the scatter of their colour that a nucleus must stand out from (``None``: not measured).
+    scatter: float | None = None
+
+
 def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp: float,
-                          step: int = 1) -> tuple[tuple[float, float, float] | None, bool]:
-    """The red cells' OD direction of a field (wider than a close-up), and whether it shows red cells.
+                          step: int = 1) -> FieldRedCells:
+    """The red cells' OD direction of a field (wider than a close-up), and the scatter of their colour.
 
     The stain's colour clusters (:func:`red_cell_chroma`, on every ``step``-th pixel) give the
     red-cell colour, unless the field shows red cells far from every nucleus
@@ -432,6 +446,12 @@ def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp:
     :data:`FAR_RED_CELL_MIN_ANGLE` from it: where big white cells are much of the
     stain (leukaemic fields, a crowd of monocytes or eosinophils), the largest or paler cluster
     is theirs — every red cell is then "off the red-cell colour" and no cell keeps its cytoplasm.
+
+    Red cells are seen where there is stain away from every nucleus and its cytoplasm, or
+    blue-grey red cells as dense as the nuclei told apart by their colour
+    (:func:`_blue_red_cell_reference`). A field of white cells on bare glass (a red-cell-poor
+    area, a cytospin, a lysed preparation) shows none; its stain references must not be measured
+    on the white cells themselves.
 
     Parameters
     ----------
@@ -446,33 +466,49 @@ def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp:
 
     Returns
     -------
-    chroma, seen
-        The unit ``(r, g, b)`` OD direction (``None`` when the field shows no red cells, or
-        fewer than 16 stained pixels) and whether red cells were seen: stain away from every
-        nucleus and its cytoplasm, or blue-grey red cells as dense as the nuclei told apart by
-        their colour (:func:`_blue_red_cell_reference`). A field of white cells on bare glass (a
-        red-cell-poor area, a cytospin, a lysed preparation) shows none; its stain references must
-        not be measured on the white cells themselves.
+    FieldRedCells
+        The colour, whether red cells were seen, and the scatter of their colour
+        (:func:`colour_floor`).
     """
     from scipy import ndimage as ndi
+    from skimage import filters
 
     reference = _red_cell_reference(image, background, mpp)
-    if reference is None and _blue_red_cell_reference(image, background, mpp) is None:
-        return None, False
+    seen = reference if reference is not None else _blue_red_cell_reference(image, background, mpp)
+    if seen is None:
+        return FieldRedCells(None, False)
     chroma = red_cell_chroma(image[::step, ::step], background)
-    if reference is None or chroma is None:
-        return chroma, True
-    od, pick, dense = reference
-    if pick.sum() * mpp**2 < FAR_RED_CELL_MIN_UM2:
-        return chroma, True
-    pieces, _ = ndi.label(od.sum(axis=-1) > 0.15)
-    if (pick & ~np.isin(pieces, pieces[dense])).sum() * mpp**2 < FAR_RED_CELL_FREE_UM2:
-        return chroma, True
+    if chroma is None:
+        return FieldRedCells(None, True)
+    od, pick, dense = seen
+    far = _far_colour(od, pick) if reference is not None and pick.sum() * mpp**2 >= FAR_RED_CELL_MIN_UM2 else None
+    if far is not None and _angle(far, chroma) > FAR_RED_CELL_MIN_ANGLE:
+        pieces, _ = ndi.label(od.sum(axis=-1) > 0.15)
+        if (pick & ~np.isin(pieces, pieces[dense])).sum() * mpp**2 >= FAR_RED_CELL_FREE_UM2:
+            chroma = far
+    off = filters.gaussian(off_red_cell_density(od, chroma), sigma=max(0.5 / mpp, 0.5))
+    return FieldRedCells(chroma, True, float(np.quantile(off[pick], 0.99)))
+
+
+def _far_colour(od: np.ndarray, pick: np.ndarray) -> tuple[float, float, float]:
     vectors = od[pick]
-    far, _ = _cluster(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
-    if np.degrees(np.arccos(np.clip(float(far @ np.asarray(chroma)), -1.0, 1.0))) <= FAR_RED_CELL_MIN_ANGLE:
-        return chroma, True
-    return (float(far[0]), float(far[1]), float(far[2])), True
+    centre, _ = _cluster(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    return float(centre[0]), float(centre[1]), float(centre[2])
+
+
+def _angle(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    return float(np.degrees(np.arccos(np.clip(float(np.dot(a, b)), -1.0, 1.0))))
+
+
+def colour_floor(base: float, scatter: float | None, factor: float) -> float:
+    """A floor of density off the red cells' colour for a field whose red cells scatter by
+    ``scatter`` (:class:`FieldRedCells`): ``factor`` times it, within ``[base / 2, base]``
+    (``base`` when unknown). The fixed floors were chosen on CellaVision fields whose red cells
+    scatter by 0.03 (median; up to 0.1); a pale stain or a clean camera scatters less, and its
+    nuclei, paler too, stand out from it with less density."""
+    if scatter is None:
+        return base
+    return float(np.clip(factor * scatter, base / 2, base))
 
 
 def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp: float,
