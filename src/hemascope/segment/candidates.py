@@ -195,9 +195,8 @@ def find_candidates(
                     colour_floor(MIN_OFF_RED_CELL_OD, red_cell_scatter, 2.0))
     if red_cell_chroma is not None and not close_up and low_floor < MIN_OFF_RED_CELL_OD:
         # pale nuclei the field's floor misses (near blue-grey red cells' hue, or standing out
-        # from red cells of little colour scatter):
-        # blobs of the lower floor holding none of its blobs (a lower floor alone would bridge
-        # packed cells into one blob)
+        # from red cells of little colour scatter): blobs of the lower floor holding none of its
+        # blobs (a lower floor alone would bridge packed cells into one blob)
         low, low_kept = _nucleus_blobs(off > low_floor, mpp, min_area)
         fresh = np.setdiff1d(low_kept, low[np.isin(labels, kept)])
         centres += _blob_centres(low, fresh, mpp, min_area, split)

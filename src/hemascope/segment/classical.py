@@ -294,7 +294,8 @@ def segment_classical(
         The slide's red-cell OD direction (:func:`~hemascope.segment.stain.red_cell_chroma`):
         when given, the nucleus is found on the density off it (nuclei of any hue), pixels with
         less than ``min_off_red_cell_od`` of it (``blue_grey_min_off_red_cell_od`` among blue-grey
-        red cells; red cells and their clumps, whatever the stain) are no nucleus, and cytoplasm must carry ``min_off_red_cell_cytoplasm_od``.
+        red cells; red cells and their clumps, whatever the stain) are no nucleus, and cytoplasm
+        must carry ``min_off_red_cell_cytoplasm_od``.
     close_up
         ``image`` is (a crop of) a close-up: eosinophil granules are found by their density
         (:func:`cell_mask`), exempt from the cytoplasm colour test.
