@@ -339,7 +339,7 @@ BLUE_RED_CELL_TINT = 0.19
 
 
 def _red_cell_reference(image: np.ndarray, background: np.ndarray | None, mpp: float,
-                        reference_um: float = 8.0, min_um2: float = 20.0
+                        reference_um: float = 8.0, min_um2: float = 20.0, any_hue: bool = False
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``(od, red-cell pixels, dense stain)`` of an image, or ``None`` when it shows no red cells.
 
@@ -347,7 +347,9 @@ def _red_cell_reference(image: np.ndarray, background: np.ndarray | None, mpp: f
     (above Otsu's threshold of the stained pixels' density: nuclei, and a cytoplasm rim reaches at
     most ~7 µm beyond them), at least ``min_um2`` of them; where dark red cells pass Otsu's
     threshold too and leave none, the dense stain is the densest of three classes, provided it
-    has the nuclei's lilac tint (see :func:`close_up_red_cell_chroma`).
+    has the nuclei's lilac tint (see :func:`close_up_red_cell_chroma`) — or of any hue with
+    ``any_hue`` (fields, where only whether red cells are there is asked of it: magenta nuclei
+    among dark red cells).
     """
     from scipy import ndimage as ndi
     from skimage import filters
@@ -363,7 +365,7 @@ def _red_cell_reference(image: np.ndarray, background: np.ndarray | None, mpp: f
                else filters.threshold_multiotsu(total[stained][::4], classes=3)[-1])
         dense = total > cut
         pick = coloured & (ndi.distance_transform_edt(~dense) > reference_um / mpp)
-        if pick.sum() >= min_um2 / mpp**2 and (classes == 2 or np.median(leukocyte_tint(od[dense])) >= 0.07):
+        if pick.sum() >= min_um2 / mpp**2 and (classes == 2 or any_hue or np.median(leukocyte_tint(od[dense])) >= 0.07):
             return od, pick, dense  # (three classes: only for lilac nuclei; magenta ones keep the tint-free path)
     return None
 
@@ -473,7 +475,7 @@ def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp:
     from scipy import ndimage as ndi
     from skimage import filters
 
-    reference = _red_cell_reference(image, background, mpp)
+    reference = _red_cell_reference(image, background, mpp, any_hue=True)
     seen = reference if reference is not None else _blue_red_cell_reference(image, background, mpp)
     if seen is None:
         return FieldRedCells(None, False)
