@@ -236,28 +236,51 @@ def test_two_touching_white_cells_of_a_close_up_are_two_cells():
     _each_found_once(find_cells(image, mpp=0.1), cells, 8.0)
 
 
+#: Three white cells of a 100 µm field (0.1 µm/px), far enough apart to have red cells between them.
+THREE_CELLS = [(250, 250), (250, 750), (750, 500)]
+WARM_GLASS = np.array([255.0, 229.0, 202.0])
+
+
+def _three_cells_field(red_cells: list[tuple[int, int]], red_cell: np.ndarray, radii: tuple[int, int],
+                       cytoplasm: np.ndarray, nucleus: np.ndarray, glass: np.ndarray = WARM_GLASS,
+                       red_cell_px: int = 37) -> np.ndarray:
+    """Red cells of OD ``red_cell`` at ``red_cells`` and white cells at :data:`THREE_CELLS` of
+    ``radii`` (cell, nucleus px) with OD ``cytoplasm`` and ``nucleus``, on ``glass``."""
+    od = np.zeros((1000, 1000, 3))
+    for r, c in red_cells:
+        od[disk((r, c), red_cell_px, shape=od.shape[:2])] = red_cell
+    for r, c in THREE_CELLS:
+        od[disk((r, c), radii[0], shape=od.shape[:2])] = cytoplasm
+        od[disk((r, c), radii[1], shape=od.shape[:2])] = nucleus
+    noise = np.random.default_rng(5).normal(0, 1.0, od.shape)
+    return np.clip(glass * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+
+
+def _grid_away_from_the_cells(step: int, clearance: int, start: int = 40, stagger: bool = False
+                              ) -> list[tuple[int, int]]:
+    """Red-cell centres on a grid (every other row shifted by half a step with ``stagger``), none
+    within ``clearance`` px of a white cell's centre."""
+    return [(r, c) for r in range(start, 1000, step)
+            for c in range(start + stagger * (r // step % 2) * step // 2, 1000, step)
+            if min(np.hypot(r - a, c - b) for a, b in THREE_CELLS) > clearance]
+
+
+def _each_nucleus_found_once(seg, radius_um: float) -> None:
+    assert len(seg.cells) == len(THREE_CELLS), seg.cells
+    for r, c in THREE_CELLS:
+        found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
+        assert np.hypot(found["row"] - r, found["col"] - c) < 10
+        assert abs(found["nucleus_area_um2"] - np.pi * radius_um**2) < 0.25 * np.pi * radius_um**2
+
+
 def test_pale_nuclei_of_a_field_among_blue_grey_red_cells_as_dense_as_them_are_found():
     """A 100 µm field in the colours of the close-up above: the red cells are as dense as the
     nuclei, so the field was taken to show none (the cells read as on bare glass), and a nucleus
     this near the red cells' hue carries less density off it (0.07) than the field's floor (0.08):
-    no cell was found."""
-    cells = [(250, 250), (250, 750), (750, 500)]
-    od = np.zeros((1000, 1000, 3))
-    for r in range(40, 1000, 80):
-        for c in range(40 + (r // 80 % 2) * 40, 1000, 80):
-            if min(np.hypot(r - a, c - b) for a, b in cells) > 110:
-                od[disk((r, c), 36, shape=od.shape[:2])] = DENSE_BLUE_GREY_RED_CELL
-    for r, c in cells:
-        od[disk((r, c), 62, shape=od.shape[:2])] = FAINT_CYTOPLASM
-        od[disk((r, c), 45, shape=od.shape[:2])] = PALE_VIOLET_NUCLEUS
-    noise = np.random.default_rng(5).normal(0, 1.0, od.shape)
-    image = np.clip(GLASS * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
-    seg = find_cells(image, mpp=0.1)
-    assert len(seg.cells) == len(cells), seg.cells
-    for r, c in cells:
-        found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
-        assert np.hypot(found["row"] - r, found["col"] - c) < 10
-        assert abs(found["nucleus_area_um2"] - np.pi * 4.5**2) < 0.25 * np.pi * 4.5**2
+    no cell was found (128 "cells")."""
+    image = _three_cells_field(_grid_away_from_the_cells(80, 110, stagger=True), DENSE_BLUE_GREY_RED_CELL,
+                               (62, 45), FAINT_CYTOPLASM, PALE_VIOLET_NUCLEUS, glass=GLASS, red_cell_px=36)
+    _each_nucleus_found_once(find_cells(image, mpp=0.1), 4.5)
 
 
 def test_pale_nuclei_of_a_field_whose_red_cells_scatter_little_are_found():
@@ -267,24 +290,9 @@ def test_pale_nuclei_of_a_field_whose_red_cells_scatter_little_are_found():
     the floor follows it down."""
     pink = PINK_RED_CELL / np.linalg.norm(PINK_RED_CELL)
     nucleus = 0.4 * pink + 0.6 * LILAC_NUCLEUS / np.linalg.norm(LILAC_NUCLEUS)
-    nucleus *= 0.45 / np.linalg.norm(nucleus)
-    cells = [(250, 250), (250, 750), (750, 500)]
-    red_cells = [(r, c) for r in range(60, 1000, 110) for c in range(60, 1000, 110)
-                 if min(np.hypot(r - a, c - b) for a, b in cells) > 140]
-    od = np.zeros((1000, 1000, 3))
-    for r, c in red_cells:
-        od[disk((r, c), 37, shape=od.shape[:2])] = 0.25 * pink
-    for r, c in cells:
-        od[disk((r, c), 90, shape=od.shape[:2])] = 0.1 * LILAC_CYTOPLASM
-        od[disk((r, c), 50, shape=od.shape[:2])] = nucleus
-    noise = np.random.default_rng(5).normal(0, 1.0, od.shape)
-    image = np.clip(np.array([255.0, 229.0, 202.0]) * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
-    seg = find_cells(image, mpp=0.1)
-    assert len(seg.cells) == len(cells), seg.cells
-    for r, c in cells:
-        found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
-        assert np.hypot(found["row"] - r, found["col"] - c) < 10
-        assert abs(found["nucleus_area_um2"] - np.pi * 5.0**2) < 0.25 * np.pi * 5.0**2
+    image = _three_cells_field(_grid_away_from_the_cells(110, 140, start=60), 0.25 * pink, (90, 50),
+                               0.1 * LILAC_CYTOPLASM, 0.45 * nucleus / np.linalg.norm(nucleus))
+    _each_nucleus_found_once(find_cells(image, mpp=0.1), 5.0)
 
 
 def test_magenta_nuclei_among_dark_red_cells_of_a_field_are_found():
@@ -292,20 +300,7 @@ def test_magenta_nuclei_among_dark_red_cells_of_a_field_are_found():
     enough to pass Otsu's density threshold with them: the field was taken to show no red cells
     (the densest of three classes was asked to be lilac), so the bare-glass tint tests ran and no
     magenta nucleus passed them."""
-    cells = [(250, 250), (250, 750), (750, 500)]
-    red_cells = [(r, c) for r in range(40, 1000, 90) for c in range(40, 1000, 90)
-                 if min(np.hypot(r - a, c - b) for a, b in cells) > 120]
-    od = np.zeros((1000, 1000, 3))
-    for r, c in red_cells:
-        od[disk((r, c), 37, shape=od.shape[:2])] = 0.5 * PINK_RED_CELL / np.linalg.norm(PINK_RED_CELL)
-    for r, c in cells:
-        od[disk((r, c), 75, shape=od.shape[:2])] = np.array([0.06, 0.12, 0.05])
-        od[disk((r, c), 50, shape=od.shape[:2])] = np.array([0.33, 0.86, 0.33])  # magenta: tint 0
-    noise = np.random.default_rng(5).normal(0, 1.0, od.shape)
-    image = np.clip(np.array([255.0, 229.0, 202.0]) * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
-    seg = find_cells(image, mpp=0.1)
-    assert len(seg.cells) == len(cells), seg.cells
-    for r, c in cells:
-        found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
-        assert np.hypot(found["row"] - r, found["col"] - c) < 10
-        assert abs(found["nucleus_area_um2"] - np.pi * 5.0**2) < 0.25 * np.pi * 5.0**2
+    magenta = np.array([0.33, 0.86, 0.33])  # tint 0
+    image = _three_cells_field(_grid_away_from_the_cells(90, 120), 0.5 * PINK_RED_CELL / np.linalg.norm(PINK_RED_CELL),
+                               (75, 50), np.array([0.06, 0.12, 0.05]), magenta)
+    _each_nucleus_found_once(find_cells(image, mpp=0.1), 5.0)
