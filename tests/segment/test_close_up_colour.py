@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from skimage.draw import disk
 
-from hemascope.segment.stain import close_up_red_cell_chroma
+from hemascope.segment.red_cells import close_up_red_cell_chroma
 
 GLASS = np.array([250.0, 246.0, 240.0])
 #: Densely stained pink red cells (a dark stain) and a purple nucleus, denser still.

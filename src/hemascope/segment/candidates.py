@@ -21,9 +21,9 @@ from scipy import ndimage as ndi
 from skimage import filters, measure, morphology, segmentation
 
 from hemascope.segment.masks import binary_closing, fill_holes
+from hemascope.segment.red_cells import colour_floor
 from hemascope.segment.stain import (
     blue_grey,
-    colour_floor,
     is_close_up,
     leukocyte_tint,
     nuclear_stain,
@@ -163,8 +163,8 @@ def find_candidates(
         magenta nucleus (Wright, Leishman) on bare glass or among red cells of its own hue.
     red_cell_scatter
         The scatter of the field's red cells' colour
-        (:attr:`~hemascope.segment.stain.FieldRedCells.scatter`): blobs above twice it (within
-        ``[0.04, 0.08]``, :func:`~hemascope.segment.stain.colour_floor`) that hold none of the
+        (:attr:`~hemascope.segment.red_cells.FieldRedCells.scatter`): blobs above twice it (within
+        ``[0.04, 0.08]``, :func:`~hemascope.segment.red_cells.colour_floor`) that hold none of the
         :data:`MIN_OFF_RED_CELL_OD` blobs are added — a pale stain's nuclei.
 
     Returns

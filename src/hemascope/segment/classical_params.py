@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from hemascope.segment.stain import colour_floor
+from hemascope.segment.red_cells import colour_floor
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ class ClassicalParams:
 
     def for_scatter(self, scatter: float | None) -> ClassicalParams:
         """These parameters for a field whose red cells' colour scatters by ``scatter``
-        (:class:`~hemascope.segment.stain.FieldRedCells`): the nucleus floor of density off their
-        colour follows it (:func:`~hemascope.segment.stain.colour_floor`, 1.5 times, within
+        (:class:`~hemascope.segment.red_cells.FieldRedCells`): the nucleus floor of density off their
+        colour follows it (:func:`~hemascope.segment.red_cells.colour_floor`, 1.5 times, within
         ``[0.03, 0.06]``)."""
         floor = colour_floor(self.min_off_red_cell_od, scatter, 1.5)
         return self if floor == self.min_off_red_cell_od else replace(self, min_off_red_cell_od=floor)

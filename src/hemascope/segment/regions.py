@@ -80,7 +80,7 @@ class Region:
         lit), divided out of every pixel read.
     red_cell_scatter
         The field's :attr:`~hemascope.segment.smear.SmearMask.red_cell_scatter`: the colour
-        floors follow it (:func:`~hemascope.segment.stain.colour_floor`).
+        floors follow it (:func:`~hemascope.segment.red_cells.colour_floor`).
     """
 
     index: int

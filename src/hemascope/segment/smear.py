@@ -20,12 +20,11 @@ from skimage import draw, filters, morphology
 from hemascope.errors import InvalidInputError
 from hemascope.segment.illumination import Illumination, estimate_illumination
 from hemascope.segment.masks import fill_holes
+from hemascope.segment.red_cells import close_up_red_cell_chroma, field_red_cell_chroma
 from hemascope.segment.stain import (
     CLOSE_UP_MAX_RED_CELL_TINT,
     chroma_tint_cap,
-    close_up_red_cell_chroma,
     estimate_background,
-    field_red_cell_chroma,
     optical_density,
     red_cell_chroma,
     red_cell_tint,
@@ -77,7 +76,7 @@ class SmearMask:
     red_cell_chroma
         The red cells' OD direction (:func:`~hemascope.segment.stain.red_cell_chroma`; for
         close-ups, fields narrower than :data:`~hemascope.segment.stain.CLOSE_UP_UM` where a white
-        cell may be the dominant stain, :func:`~hemascope.segment.stain.close_up_red_cell_chroma`);
+        cell may be the dominant stain, :func:`~hemascope.segment.red_cells.close_up_red_cell_chroma`);
         ``None`` when no red cells are seen, a close-up's colours are too weak, or the slide is blank.
     outside_field
         Same grid as ``mask``: True outside a photograph's field stop (:func:`outside_field`) and
@@ -88,8 +87,8 @@ class SmearMask:
         pixel the regions read; ``None`` for slides, close-ups and evenly lit fields.
     red_cell_scatter
         The scatter of a field's red cells' colour
-        (:attr:`~hemascope.segment.stain.FieldRedCells.scatter`: the colour floors follow it,
-        :func:`~hemascope.segment.stain.colour_floor`); ``None`` for close-ups, coarse
+        (:attr:`~hemascope.segment.red_cells.FieldRedCells.scatter`: the colour floors follow it,
+        :func:`~hemascope.segment.red_cells.colour_floor`); ``None`` for close-ups, coarse
         thumbnails and fields without red cells.
     """
 
