@@ -121,13 +121,13 @@ def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp:
                           step: int = 1) -> FieldRedCells:
     """The red cells' OD direction of a field (wider than a close-up), and the scatter of their colour.
 
-    The stain's colour clusters (:func:`~hemascope.segment.stain.red_cell_chroma`, on every ``step``-th pixel) give the
-    red-cell colour, unless the field shows red cells far from every nucleus
-    (:func:`_red_cell_reference`) over at least :data:`FAR_RED_CELL_MIN_UM2`, :data:`FAR_RED_CELL_FREE_UM2`
-    of it in stain joined to no nucleus, whose own colour lies more than
-    :data:`FAR_RED_CELL_MIN_ANGLE` from it: where big white cells are much of the
-    stain (leukaemic fields, a crowd of monocytes or eosinophils), the largest or paler cluster
-    is theirs — every red cell is then "off the red-cell colour" and no cell keeps its cytoplasm.
+    The stain's colour clusters (:func:`~hemascope.segment.stain.red_cell_chroma`, on every
+    ``step``-th pixel) give the red-cell colour, unless the field shows red cells far from every
+    nucleus (:func:`_red_cell_reference`) over at least :data:`FAR_RED_CELL_MIN_UM2`,
+    :data:`FAR_RED_CELL_FREE_UM2` of it in stain joined to no nucleus, whose own colour lies more
+    than :data:`FAR_RED_CELL_MIN_ANGLE` from it: where big white cells are much of the stain
+    (leukaemic fields, a crowd of monocytes or eosinophils), the largest or paler cluster is
+    theirs — every red cell is then "off the red-cell colour" and no cell keeps its cytoplasm.
 
     Red cells are seen where there is stain away from every nucleus and its cytoplasm, or
     blue-grey red cells as dense as the nuclei told apart by their colour
@@ -164,7 +164,7 @@ def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp:
         return FieldRedCells(None, True)
     od, pick, dense = seen
     far = _far_colour(od, pick) if reference is not None and pick.sum() * mpp**2 >= FAR_RED_CELL_MIN_UM2 else None
-    if far is not None and _angle(far, chroma) > FAR_RED_CELL_MIN_ANGLE:
+    if far is not None and _angle(far, chroma) > FAR_RED_CELL_MIN_ANGLE:  # the clusters may be white cells
         pieces, _ = ndi.label(od.sum(axis=-1) > 0.15)
         if (pick & ~np.isin(pieces, pieces[dense])).sum() * mpp**2 >= FAR_RED_CELL_FREE_UM2:
             chroma = far
@@ -173,6 +173,7 @@ def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp:
 
 
 def _far_colour(od: np.ndarray, pick: np.ndarray) -> tuple[float, float, float]:
+    """The largest colour cluster of the red-cell pixels ``pick`` (unit OD direction)."""
     vectors = od[pick]
     centre, _ = colour_cluster(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
     return float(centre[0]), float(centre[1]), float(centre[2])
@@ -236,9 +237,8 @@ def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, m
     if reference is None:
         return None
     od, pick, dense = reference
-    vectors = od[pick]
-    centre, _ = colour_cluster(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    centre = _far_colour(od, pick)
     if (np.quantile(off_red_cell_density(od[dense], centre), 0.75) < CLOSE_UP_MIN_COLOUR_CONTRAST
             and not blue_grey(centre)):
         return None
-    return float(centre[0]), float(centre[1]), float(centre[2])
+    return centre
