@@ -33,7 +33,6 @@ from hemascope.segment.instances import um_to_px as _px
 from hemascope.segment.masks import binary_closing, fill_holes
 from hemascope.segment.reference import local_reference
 from hemascope.segment.stain import (
-    blue_grey,
     estimate_background,
     leukocyte_tint,
     nuclear_stain,
@@ -293,9 +292,9 @@ def segment_classical(
     red_cell_chroma
         The slide's red-cell OD direction (:func:`~hemascope.segment.stain.red_cell_chroma`):
         when given, the nucleus is found on the density off it (nuclei of any hue), pixels with
-        less than ``min_off_red_cell_od`` of it (``blue_grey_min_off_red_cell_od`` on a field among
-        blue-grey red cells; red cells and their clumps, whatever the stain) are no nucleus, and cytoplasm
-        must carry ``min_off_red_cell_cytoplasm_od``.
+        less than ``min_off_red_cell_od`` of it (red cells and their clumps, whatever the stain;
+        a field's :meth:`~hemascope.segment.classical_params.ClassicalParams.for_field`) are no
+        nucleus, and cytoplasm must carry ``min_off_red_cell_cytoplasm_od``.
     close_up
         ``image`` is (a crop of) a close-up: eosinophil granules are found by their density
         (:func:`cell_mask`), exempt from the cytoplasm colour test.
@@ -326,11 +325,8 @@ def segment_classical(
         outline = nucleus_masks(od, mpp, params, support=False)[0]
     if off is not None:  # red cells and their clumps are no nuclei, however dark
         off = filters.gaussian(off, sigma=max(_px(params.smooth_um, mpp), 0.5))
-        floor = params.min_off_red_cell_od
-        if blue_grey(red_cell_chroma) and not close_up:  # a field's nuclei near blue-grey red cells'
-            floor = min(floor, params.blue_grey_min_off_red_cell_od)  # hue carry less density off it
-        nuclei &= off > floor
-        outline &= off > floor
+        nuclei &= off > params.min_off_red_cell_od
+        outline &= off > params.min_off_red_cell_od
     nuclei |= outline
     support |= nuclei
     if not nuclei.any() or support.sum() < min_nucleus_px(mpp, params):  # no cell can be kept

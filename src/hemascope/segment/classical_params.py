@@ -42,10 +42,12 @@ class ClassicalParams:
     red_cell_min_density: float = 0.15
     cytoplasm_min_red_cell_density: float = 0.45
 
-    def for_scatter(self, scatter: float | None) -> ClassicalParams:
-        """These parameters for a field whose red cells' colour scatters by ``scatter``
-        (:class:`~hemascope.segment.red_cells.FieldRedCells`): the nucleus floor of density off their
-        colour follows it (:func:`~hemascope.segment.red_cells.colour_floor`, 1.5 times, within
-        ``[0.03, 0.06]``)."""
+    def for_field(self, scatter: float | None, blue_grey_red_cells: bool) -> ClassicalParams:
+        """These parameters on a field (not a close-up): the nucleus floor of density off the red
+        cells' colour follows the scatter of that colour (:func:`~hemascope.segment.red_cells.colour_floor`,
+        1.5 times ``scatter``, within ``[0.03, 0.06]``), and is at most
+        ``blue_grey_min_off_red_cell_od`` among blue-grey red cells, whose hue nuclei lie near."""
         floor = colour_floor(self.min_off_red_cell_od, scatter, 1.5)
+        if blue_grey_red_cells:
+            floor = min(floor, self.blue_grey_min_off_red_cell_od)
         return self if floor == self.min_off_red_cell_od else replace(self, min_off_red_cell_od=floor)

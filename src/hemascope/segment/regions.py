@@ -38,7 +38,7 @@ from hemascope.segment.crop_cells import (
 from hemascope.segment.illumination import Illumination
 from hemascope.segment.settings import SegmentSettings
 from hemascope.segment.smear import SmearMask, compute_smear_mask, flat_field
-from hemascope.segment.stain import is_close_up
+from hemascope.segment.stain import blue_grey, is_close_up
 from hemascope.segment.table import as_cell_table, cell_rows, empty_cell_table
 
 Box = tuple[int, int, int, int]
@@ -352,7 +352,9 @@ def segment_region_with_masks(
         red_cell_tint=region.red_cell_tint, red_cell_chroma=region.red_cell_chroma, split=not close_up,
         red_cell_scatter=region.red_cell_scatter,
     )
-    settings = replace(settings, classical=settings.classical.for_scatter(region.red_cell_scatter))
+    if not close_up:  # a field's nucleus floor follows its red cells' colour
+        field = settings.classical.for_field(region.red_cell_scatter, blue_grey(region.red_cell_chroma))
+        settings = replace(settings, classical=field)
     rows = region.window[0] + centres[:, 0] * grid + (grid - 1) / 2
     cols = region.window[1] + centres[:, 1] * grid + (grid - 1) / 2
     keep = _in_smear(region, rows, cols) if len(rows) else np.zeros(0, dtype=bool)
