@@ -304,3 +304,36 @@ def test_magenta_nuclei_among_dark_red_cells_of_a_field_are_found():
     image = _three_cells_field(_grid_away_from_the_cells(90, 120), 0.5 * PINK_RED_CELL / np.linalg.norm(PINK_RED_CELL),
                                (75, 50), np.array([0.06, 0.12, 0.05]), magenta)
     _each_nucleus_found_once(find_cells(image, mpp=0.1), 5.0)
+
+
+def test_cytoplasm_of_the_red_cells_colour_is_the_cell_up_to_the_glass_and_the_red_cell_it_touches():
+    """A 100 µm field whose white cells' cytoplasm has exactly the red cells' colour, at half
+    their density (a neutrophil in another lab's stain), each cell touching one red cell: no
+    colour test can tell that cytoplasm from the red cells, and only the nuclei were kept
+    (whole-cell areas of the nucleus alone). The cytoplasm is what lies between the nucleus and
+    the glass, up to the red cell it touches, which stays out."""
+    pink = PINK_RED_CELL / np.linalg.norm(PINK_RED_CELL)
+    touching = [(r, c + 60 + 37) for r, c in THREE_CELLS]
+    red_cells = _grid_away_from_the_cells(110, 160, start=60) + touching
+    image = _three_cells_field(red_cells, 0.25 * pink, (60, 35), 0.125 * pink, LILAC_NUCLEUS)
+    seg = find_cells(image, mpp=0.1)
+    _each_nucleus_found_once(seg, 3.5)
+    for r, c in THREE_CELLS:
+        cell = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
+        assert abs(cell["area_um2"] - np.pi * 6.0**2) < 0.2 * np.pi * 6.0**2, cell["area_um2"]
+
+
+def test_a_white_cell_packed_among_red_cells_does_not_take_their_pale_edges():
+    """The same red cells, six touching each white cell, whose thin lilac cytoplasm the colour
+    tests see: the ring beyond it is red cells and glass, so nothing is flooded from the nucleus
+    and the cell keeps its own outline (flooded, it took the red cells' pale rims: +12-24 %)."""
+    pink = PINK_RED_CELL / np.linalg.norm(PINK_RED_CELL)
+    packed = [(r + 83 * np.cos(a), c + 83 * np.sin(a)) for r, c in THREE_CELLS
+              for a in np.linspace(0, 2 * np.pi, 6, endpoint=False)]
+    red_cells = _grid_away_from_the_cells(110, 160, start=60) + [(int(r), int(c)) for r, c in packed]
+    image = _three_cells_field(red_cells, 0.25 * pink, (45, 35), 0.12 * LILAC_CYTOPLASM, LILAC_NUCLEUS)
+    seg = find_cells(image, mpp=0.1)
+    _each_nucleus_found_once(seg, 3.5)
+    for r, c in THREE_CELLS:
+        cell = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
+        assert cell["area_um2"] < 1.15 * np.pi * 4.5**2, cell["area_um2"]

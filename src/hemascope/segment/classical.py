@@ -14,7 +14,9 @@ Steps, all sizes in micrometres:
 3. **whole cell**: pixels bluer than the red cells around the cell (their median tint, measured
    locally, away from the nuclei; every stained pixel for a cell on bare glass) plus the nuclei,
    closed, hole-filled and opened to cut thin bridges to red cells, then kept only where they
-   hold a nucleus;
+   hold a nucleus; a cell whose cytoplasm no colour test sees (the red cells' own colour, in a
+   pale or blue-grey stain) keeps what a watershed floods from it before it floods from the red
+   cells: its cytoplasm up to the glass or to the edge of a red cell it touches;
 4. **touching cells** are split by a watershed on distance-transform markers (h-maxima), so the
    lobes of one neutrophil stay one cell; parts cut through one nucleus (a single maximum of its
    own distance map) are joined again; instances without a nucleus are dropped
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import filters, morphology
+from skimage import filters, morphology, segmentation
 
 from hemascope.segment.classical_params import ClassicalParams
 from hemascope.segment.instances import min_nucleus_px, split_cells
@@ -43,7 +45,13 @@ from hemascope.segment.stain import (
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-8"
+VERSION = "classical-9"
+
+#: A nucleus's cytoplasm is unseen by colour (:func:`_own_basin`) when the ring around it is at
+#: least this share stained and no red cell, and the colour tests keep less than this share of that.
+UNSEEN_MIN_SHARE = 0.5
+#: ... and its nucleus at least this many times ``cell_min_nucleus_um2`` (a scale bar's glyphs are no cell).
+UNSEEN_MIN_NUCLEI = 2
 
 
 def _disk(radius_px: float) -> np.ndarray:
@@ -190,6 +198,8 @@ def cell_mask(
     granules: bool = True,
     off_red_cell: np.ndarray | None = None,
     seen: np.ndarray | None = None,
+    *,
+    trim_after: bool = False,
 ) -> np.ndarray:
     """Boolean mask of white-cell pixels (cytoplasm and nucleus) around the given nuclei.
 
@@ -201,10 +211,11 @@ def cell_mask(
     with fewer than ``reference_min_um2`` of stained pixels around it lies on bare glass, and every
     stained pixel counts (the pink granules of an eosinophil too); among red cells, pixels denser
     than ``granule_density_factor`` times the reference's 90th density percentile count too,
-    whatever their colour (the orange granules of an eosinophil have the red cells' tint). When
-    there is neither room for a local reference nor glass around (a tight crop), the slide's
-    ``red_cell_tint`` is the reference. The glass-or-red-cells decision is checked one
-    ``scale_tolerance`` nearer and farther, for a µm/px that is only approximate
+    whatever their colour (the orange granules of an eosinophil have the red cells' tint); a cell
+    whose cytoplasm these tests do not see keeps what flooding from it reaches first
+    (:func:`_own_basin`). When there is neither room for a local reference nor glass around (a
+    tight crop), the slide's ``red_cell_tint`` is the reference. The glass-or-red-cells decision
+    is checked one ``scale_tolerance`` nearer and farther, for a µm/px that is only approximate
     (:func:`~hemascope.segment.reference.local_reference`).
     Nothing farther than ``max_rim_um`` from a nucleus is cytoplasm. These plus the nuclei are
     closed, hole-filled and opened (cutting thin bridges to red cells); only regions holding a
@@ -225,10 +236,13 @@ def cell_mask(
     granules
         Apply the dense-granule rule (close-ups; on fields the red-cell colour test decides).
     off_red_cell
-        Smoothed density off the red-cell colour: when given, cytoplasm (not granules) must carry
-        ``min_off_red_cell_cytoplasm_od`` of it.
+        Smoothed density off the red-cell colour: when given, cytoplasm (not granules, nor the
+        unseen cytoplasm of :func:`_own_basin`) must carry ``min_off_red_cell_cytoplasm_od`` of it.
     seen
         Pixels inside the picture (``None``: all); the padding outside it is no glass.
+    trim_after
+        Apply the ``off_red_cell`` test to the closed and opened mask (fields) instead of to the
+        pixels before closing (close-ups).
 
     Returns
     -------
@@ -238,9 +252,12 @@ def cell_mask(
     sigma = max(_px(params.tint_smooth_um, mpp), 0.5)
     dense = filters.gaussian(total_density(od), sigma=sigma)
     stained = dense > params.cell_min_od
-    distance = ndi.distance_transform_edt(~nuclei)
+    unseen = np.zeros_like(stained)
+    distance, nearest = ndi.distance_transform_edt(~nuclei, return_indices=True)
+    rim = _px(params.max_rim_um, mpp)
     reference = local_reference(od, dense, stained, nuclei, distance, mpp, red_cell_tint, params, seen)
     local = reference.pixels
+    off_ok = None if off_red_cell is None else (off_red_cell > params.min_off_red_cell_cytoplasm_od) | nuclei
     if reference.glass:  # glass around, no red cells: every stained pixel
         mask = stained | nuclei
     else:  # red cells around (or no room to see): the white cell is what is bluer than they are
@@ -250,18 +267,64 @@ def cell_mask(
             stained = stained & (dense > params.cytoplasm_min_red_cell_density * float(np.median(dense[local])))
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
         mask = (tint > params.tint_threshold) & stained | nuclei
-        if off_red_cell is not None:
-            mask &= (off_red_cell > params.min_off_red_cell_cytoplasm_od) | nuclei
+        if off_ok is not None and not trim_after:
+            mask &= off_ok
         if local is not None and granules:  # granules denser than nearly all red cells (eosinophils: red-cell coloured)
             mask |= dense > params.granule_density_factor * float(np.quantile(dense[local], 0.9))
-    mask &= distance <= _px(params.max_rim_um, mpp)  # cytoplasm is a rim around the nucleus
+        if local is not None:  # the cytoplasm up to the glass or the red cells' edge, whatever its colour
+            coloured = mask if off_ok is None else mask & off_ok
+            unseen = _own_basin(dense, stained, coloured, nuclei, distance, nearest, sigma, rim,
+                                float(np.median(dense[local])), UNSEEN_MIN_NUCLEI * min_nucleus_px(mpp, params))
+            mask |= unseen
+    mask &= distance <= rim  # cytoplasm is a rim around the nucleus
     mask = binary_closing(mask, int(round(_px(params.close_um, mpp))))
     mask = fill_holes(mask)
     mask = morphology.opening(mask, _disk(_px(params.open_um, mpp))) | nuclei
     mask = fill_holes(mask)
+    if off_ok is not None and trim_after:  # the unseen cytoplasm (and its closing) is exempt
+        mask &= off_ok | fill_holes(binary_closing(unseen | nuclei, int(round(_px(params.close_um, mpp)))))
     labels, _ = ndi.label(mask)
     keep = np.unique(labels[nuclei])
     return np.isin(labels, keep[keep > 0])
+
+
+def _own_basin(dense: np.ndarray, stained: np.ndarray, cell: np.ndarray, nuclei: np.ndarray, distance: np.ndarray,
+               nearest: np.ndarray, sigma: float, rim: float, red_cell_density: float, min_nucleus: int) -> np.ndarray:
+    """The cytoplasm the colour tests do not see: the stained pixels that flooding the density's
+    edges from such a cell reaches before flooding from the red cells does, up to the glass or the
+    edge of a red cell it touches, whatever their colour (a neutrophil's cytoplasm of the red cells'
+    hue in a pale or blue-grey stain).
+
+    The red cells are the stain beyond ``rim`` (px) of every nucleus and, in stained regions that
+    reach that far (a cell touching red cells), the pixels outside ``cell`` (the nuclei and the
+    cytoplasm told by colour) at least ``red_cell_density`` dense. A nucleus of at least
+    ``min_nucleus`` px has unseen cytoplasm when the ring 2-4 ``sigma`` (the smoothing, px) out
+    from it (``nearest``: the nearest nucleus pixel's index, from ``distance``'s transform) is at
+    least :data:`UNSEEN_MIN_SHARE` stained and no red cell — cytoplasm all round, not red cells
+    and glass packed against it — and ``cell`` covers less than that share of it. The watershed
+    runs on the edges (Sobel) of ``dense`` from such a nucleus and its blurred edge (stained
+    pixels within 2 ``sigma``), from the red cells and from the other cells' ``cell`` pixels, so
+    that none loses to it; of its basin, the pixels nearer that nucleus than any other are returned.
+    The lobes of one nucleus within 3 ``sigma`` of each other count as one nucleus."""
+    labels, _ = ndi.label(stained | cell)
+    reaching = np.isin(labels, np.unique(labels[(distance > rim) & (stained | cell)]))
+    red = stained & ~cell & ((distance > rim) | (reaching & (dense >= red_cell_density)))
+    owner = ndi.label(ndi.binary_dilation(nuclei, _disk(1.5 * sigma)))[0][tuple(nearest)]
+    size = np.bincount(owner[nuclei], minlength=int(owner.max()) + 1)
+    ring = (distance > 2 * sigma) & (distance <= 4 * sigma)
+    around = np.bincount(owner[ring], minlength=size.size)
+    ring &= stained & ~red
+    filled = np.bincount(owner[ring], minlength=size.size)
+    coloured = np.bincount(owner[ring & cell], minlength=size.size)
+    unseen = (size >= min_nucleus) & (filled >= UNSEEN_MIN_SHARE * around) & (coloured < UNSEEN_MIN_SHARE * filled)
+    unseen[0] = False
+    if not unseen.any():
+        return np.zeros_like(cell)
+    near = (distance <= 2 * sigma) & stained & ~red | nuclei
+    source = unseen[owner] & (cell | near)
+    markers = np.where(source, 1, np.where(red, 2, np.where(cell, 3, 0))).astype(np.int32)
+    basin = segmentation.watershed(filters.sobel(dense), markers, mask=stained | cell | source) == 1
+    return basin & unseen[owner]  # nearer that nucleus than any other
 
 
 def segment_classical(
@@ -333,9 +396,7 @@ def segment_classical(
         empty = np.zeros(nuclei.shape, dtype=np.int32)
         return empty, empty.copy()
     mask = cell_mask(od, support, mpp, params, red_cell_tint, granules=close_up or off is None,
-                     off_red_cell=off if close_up else None, seen=_box_mask(image.shape, seen))
-    if off is not None and not close_up:  # cytoplasm carries at least a little colour other than the red cells'
-        mask &= (off > params.min_off_red_cell_cytoplasm_od) | support
+                     off_red_cell=off, seen=_box_mask(image.shape, seen), trim_after=not close_up)
     cells = split_cells(mask, support, mpp, params, nuclei)
     nucleus_labels = np.where(outline, cells, 0).astype(np.int32)
     return cells, nucleus_labels
