@@ -252,7 +252,7 @@ def cell_mask(
     sigma = max(_px(params.tint_smooth_um, mpp), 0.5)
     dense = filters.gaussian(total_density(od), sigma=sigma)
     stained = dense > params.cell_min_od
-    unseen = np.zeros_like(stained)
+    flooded = np.zeros_like(stained)  # cytoplasm no colour test sees (_own_basin)
     distance, nearest = ndi.distance_transform_edt(~nuclei, return_indices=True)
     rim = _px(params.max_rim_um, mpp)
     reference = local_reference(od, dense, stained, nuclei, distance, mpp, red_cell_tint, params, seen)
@@ -273,16 +273,16 @@ def cell_mask(
             mask |= dense > params.granule_density_factor * float(np.quantile(dense[local], 0.9))
         if local is not None:  # the cytoplasm up to the glass or the red cells' edge, whatever its colour
             coloured = mask if off_ok is None else mask & off_ok
-            unseen = _own_basin(dense, stained, coloured, nuclei, distance, nearest, sigma, rim,
-                                float(np.median(dense[local])), UNSEEN_MIN_NUCLEI * min_nucleus_px(mpp, params))
-            mask |= unseen
+            flooded = _own_basin(dense, stained, coloured, nuclei, distance, nearest, sigma, rim,
+                                 float(np.median(dense[local])), UNSEEN_MIN_NUCLEI * min_nucleus_px(mpp, params))
+            mask |= flooded
     mask &= distance <= rim  # cytoplasm is a rim around the nucleus
     mask = binary_closing(mask, int(round(_px(params.close_um, mpp))))
     mask = fill_holes(mask)
     mask = morphology.opening(mask, _disk(_px(params.open_um, mpp))) | nuclei
     mask = fill_holes(mask)
-    if off_ok is not None and trim_after:  # the unseen cytoplasm (and its closing) is exempt
-        mask &= off_ok | fill_holes(binary_closing(unseen | nuclei, int(round(_px(params.close_um, mpp)))))
+    if off_ok is not None and trim_after:  # the flooded cytoplasm (and its closing) is exempt
+        mask &= off_ok | fill_holes(binary_closing(flooded | nuclei, int(round(_px(params.close_um, mpp)))))
     labels, _ = ndi.label(mask)
     keep = np.unique(labels[nuclei])
     return np.isin(labels, keep[keep > 0])
