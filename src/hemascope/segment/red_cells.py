@@ -26,6 +26,8 @@ from hemascope.segment.stain import (
 #: Least density off the red-cell colour (75th percentile over the dense stain) for a close-up's
 #: colours to be trusted: desaturated images (grey, pale) keep the tint tests.
 CLOSE_UP_MIN_COLOUR_CONTRAST = 0.17
+
+
 def _red_cell_reference(image: np.ndarray, background: np.ndarray | None, mpp: float,
                         reference_um: float = 8.0, min_um2: float = 20.0, any_hue: bool = False
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -65,10 +67,11 @@ def _blue_red_cell_reference(image: np.ndarray, background: np.ndarray | None, m
 
     Blue-grey red cells may be as dense as the nuclei (no density threshold leaves any red cell
     far from the "dense" stain), yet of another colour: the nuclei are then what lies off the
-    stain's main colour (:func:`~hemascope.segment.stain.red_cell_chroma`) beyond Otsu's threshold, and the red cells the
-    stained pixels farther than ``reference_um`` from them — kept only when they are blue-grey
-    (:data:`~hemascope.segment.stain.BLUE_RED_CELL_TINT`), the one case the density path cannot see, and the nuclei at
-    least as blue-lilac as they are (else the main colour was a white cell filling the picture).
+    stain's main colour (:func:`~hemascope.segment.stain.red_cell_chroma`) beyond Otsu's
+    threshold, and the red cells the stained pixels farther than ``reference_um`` from them — kept
+    only when they are blue-grey (:data:`~hemascope.segment.stain.BLUE_RED_CELL_TINT`), the one
+    case the density path cannot see, and the nuclei at least as blue-lilac as they are (else the
+    main colour was a white cell filling the picture).
     """
     from scipy import ndimage as ndi
     from skimage import filters
@@ -197,7 +200,8 @@ def colour_floor(base: float, scatter: float | None, factor: float) -> float:
 def close_up_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp: float,
                              reference_um: float = 8.0, min_um2: float = 20.0
                              ) -> tuple[float, float, float] | None:
-    """The red cells' OD direction in a close-up (a field narrower than :data:`CLOSE_UP_UM`).
+    """The red cells' OD direction in a close-up (a field narrower than
+    :data:`~hemascope.segment.stain.CLOSE_UP_UM`).
 
     In a close-up a white cell may be most of the stain, so the stain's largest colour cluster
     (:func:`~hemascope.segment.stain.red_cell_chroma`) may be the white cell. Here the red cells are the stained pixels

@@ -325,7 +325,6 @@ def off_red_cell_density(od: np.ndarray, chroma: tuple[float, float, float] | np
     return np.sqrt(np.maximum(total - along * along, 0.0)).astype(np.float32)
 
 
-
 #: Least leukocyte tint of a red-cell OD direction for the red cells to count as blue-grey
 #: (:func:`blue_grey`): then the tint tests cannot tell them from white cells. (CellaVision
 #: close-ups' red-cell colour reaches 0.18 where a white cell's cytoplasm is taken for it; the
