@@ -337,3 +337,24 @@ def test_a_white_cell_packed_among_red_cells_does_not_take_their_pale_edges():
     for r, c in THREE_CELLS:
         cell = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
         assert cell["area_um2"] < 1.15 * np.pi * 4.5**2, cell["area_um2"]
+
+
+def test_white_cells_a_little_bluer_than_the_red_cells_and_more_of_the_stain_keep_their_cytoplasm():
+    """A 100 µm field of 16 white cells (8.5 µm) whose cytoplasm is 7° bluer than the red cells
+    between them and much of the stain: the stain's colour cluster lay between the two colours
+    (5.5° off the red cells), and four cells shrank to their nucleus (55 µm² of 227). The red
+    cells far from every nucleus are less blue than that cluster: theirs is the red-cell colour."""
+    pink = PINK_RED_CELL / np.linalg.norm(PINK_RED_CELL)
+    bluer = 0.6 * pink + 0.4 * LILAC_CYTOPLASM / np.linalg.norm(LILAC_CYTOPLASM)
+    cells = [(r, c) for r in range(215, 786, 190) for c in range(215, 786, 190)]
+    od = np.zeros((1000, 1000, 3))
+    for r in range(20, 1000, 90):
+        for c in range(20, 1000, 90):
+            if min(np.hypot(r - a, c - b) for a, b in cells) > 85 + 37:
+                od[disk((r, c), 37, shape=od.shape[:2])] = PINK_RED_CELL
+    for r, c in cells:
+        od[disk((r, c), 85, shape=od.shape[:2])] = 0.25 * bluer / np.linalg.norm(bluer)
+        od[disk((r, c), 35, shape=od.shape[:2])] = LILAC_NUCLEUS
+    noise = np.random.default_rng(5).normal(0, 1.0, od.shape)
+    image = np.clip(WARM_GLASS * 10.0**-od + noise, 0, 255).astype(np.uint8)
+    _each_found_once(find_cells(image, mpp=0.1), cells, 8.5)

@@ -106,6 +106,16 @@ FAR_RED_CELL_MIN_UM2 = 300.0
 FAR_RED_CELL_FREE_UM2 = 50.0
 #: Least angle (degrees) between that colour and the clusters' for the far stain's to be taken.
 FAR_RED_CELL_MIN_ANGLE = 8.0
+#: The far stain's colour is taken whatever its area when it lies between these many degrees from the
+#: clusters' and is less blue by at least :data:`FAR_REDDER_MIN_TINT` (tint ``(OD_r - OD_b) / OD_sum``)
+#: and by :data:`FAR_REDDER_TINT_PER_DEGREE` per degree between them: red cells are the least blue
+#: stain of a smear, and clusters pulled bluer by white cells' cytoplasm (measured 0.008-0.018 per
+#: degree on another lab's fields) are theirs. A far colour that differs otherwise is no red cell:
+#: a pale blast among blue-grey red cells denser than it (0.001 per degree), the pink smudges of
+#: packed leukaemic fields (17-23°, 0.003-0.009 per degree).
+FAR_REDDER_ANGLES = (3.0, 16.5)
+FAR_REDDER_MIN_TINT = 0.03
+FAR_REDDER_TINT_PER_DEGREE = 0.008
 
 
 class FieldRedCells(NamedTuple):
@@ -131,6 +141,9 @@ def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp:
     than :data:`FAR_RED_CELL_MIN_ANGLE` from it: where big white cells are much of the stain
     (leukaemic fields, a crowd of monocytes or eosinophils), the largest or paler cluster is
     theirs — every red cell is then "off the red-cell colour" and no cell keeps its cytoplasm.
+    Whatever its area, the far stain's colour is also taken when it is the clusters' made less
+    blue (:data:`FAR_REDDER_ANGLES`): a cluster pulled towards white cells' cytoplasm (pale
+    stains, where the nuclei then stood out too little from it to be found).
 
     Red cells are seen where there is stain away from every nucleus and its cytoplasm, or
     blue-grey red cells as dense as the nuclei told apart by their colour
@@ -166,8 +179,11 @@ def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp:
     if chroma is None:
         return FieldRedCells(None, True)
     od, pick, dense = seen
-    far = _far_colour(od, pick) if reference is not None and pick.sum() * mpp**2 >= FAR_RED_CELL_MIN_UM2 else None
-    if far is not None and _angle(far, chroma) > FAR_RED_CELL_MIN_ANGLE:  # the clusters may be white cells
+    far = _far_colour(od, pick) if reference is not None else None
+    if far is not None and (
+        (pick.sum() * mpp**2 >= FAR_RED_CELL_MIN_UM2 and _angle(far, chroma) > FAR_RED_CELL_MIN_ANGLE)
+        or _redder(far, chroma)
+    ):  # the clusters may be white cells
         pieces, _ = ndi.label(od.sum(axis=-1) > 0.15)
         if (pick & ~np.isin(pieces, pieces[dense])).sum() * mpp**2 >= FAR_RED_CELL_FREE_UM2:
             chroma = far
@@ -180,6 +196,18 @@ def _far_colour(od: np.ndarray, pick: np.ndarray) -> tuple[float, float, float]:
     vectors = od[pick]
     centre, _ = colour_cluster(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
     return float(centre[0]), float(centre[1]), float(centre[2])
+
+
+def _tint(colour: tuple[float, float, float]) -> float:
+    return float(leukocyte_tint(np.asarray(colour, dtype=np.float32), floor=0.0))
+
+
+def _redder(far: tuple[float, float, float], clusters: tuple[float, float, float]) -> bool:
+    """Whether ``far`` is ``clusters`` made less blue (see :data:`FAR_REDDER_ANGLES`)."""
+    angle = _angle(far, clusters)
+    drop = _tint(clusters) - _tint(far)
+    return (FAR_REDDER_ANGLES[0] < angle <= FAR_REDDER_ANGLES[1]
+            and drop >= max(FAR_REDDER_MIN_TINT, FAR_REDDER_TINT_PER_DEGREE * angle))
 
 
 def _angle(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
