@@ -339,6 +339,40 @@ def test_a_white_cell_packed_among_red_cells_does_not_take_their_pale_edges():
         assert cell["area_um2"] < 1.15 * np.pi * 4.5**2, cell["area_um2"]
 
 
+def _granular_cells_field(red_cells: list[tuple[int, int]], granule_od: float, seed: int = 7) -> np.ndarray:
+    """:func:`_three_cells_field` whose white cells (radius 60 px, nucleus 35) have a cytoplasm
+    of granules (radius 3 px) of the red cells' own colour, ``granule_od`` dense, on a faint base
+    of that colour: an eosinophil whose granules are as dense as the red cells."""
+    pink = PINK_RED_CELL / np.linalg.norm(PINK_RED_CELL)
+    od = np.zeros((1000, 1000, 3))
+    for r, c in red_cells:
+        od[disk((r, c), 37, shape=od.shape[:2])] = PINK_RED_CELL
+    rng = np.random.default_rng(seed)
+    for r, c in THREE_CELLS:
+        od[disk((r, c), 60, shape=od.shape[:2])] = 0.1 * pink
+        for _ in range(400):
+            a, d = rng.uniform(0, 2 * np.pi), np.sqrt(rng.uniform((35 / 57) ** 2, 1)) * 57
+            od[disk((r + d * np.cos(a), c + d * np.sin(a)), 3, shape=od.shape[:2])] = granule_od * pink
+        od[disk((r, c), 35, shape=od.shape[:2])] = LILAC_NUCLEUS
+    noise = rng.normal(0, 1.0, od.shape)
+    return np.clip(WARM_GLASS * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+
+
+def test_granular_cytoplasm_as_dense_as_the_red_cells_it_touches_is_the_cell():
+    """An eosinophil among red cells, its granules of their colour and as dense: neither colour nor
+    density tells its cytoplasm from the red cells it touches, and only the nucleus was kept
+    (38 µm² of 113). Red cells are smooth, granules are specks: the granular stain is no red cell,
+    so the cytoplasm is flooded up to the red cells' edge, which stay out."""
+    packed = [(r + 98 * np.cos(a), c + 98 * np.sin(a)) for r, c in THREE_CELLS
+              for a in np.linspace(0, 2 * np.pi, 5, endpoint=False)]
+    red_cells = _grid_away_from_the_cells(110, 170, start=60) + [(int(r), int(c)) for r, c in packed]
+    seg = find_cells(_granular_cells_field(red_cells, 0.45), mpp=0.1)
+    _each_nucleus_found_once(seg, 3.5)
+    for r, c in THREE_CELLS:
+        cell = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
+        assert abs(cell["area_um2"] - np.pi * 6.0**2) < 0.2 * np.pi * 6.0**2, cell["area_um2"]
+
+
 def test_white_cells_a_little_bluer_than_the_red_cells_and_more_of_the_stain_keep_their_cytoplasm():
     """A 100 µm field of 16 white cells (8.5 µm) whose cytoplasm is 7° bluer than the red cells
     between them and much of the stain: the stain's colour cluster lay between the two colours

@@ -11,12 +11,13 @@ Steps, all sizes in micrometres:
    whose red-channel nuclei lack the lilac tint (magenta nuclei of Wright, Leishman and rapid
    stains, red-cell colour unknown), the density along the nuclei's own colour, thresholded as
    the densest of three classes among red cells of their hue (Otsu on bare glass);
-3. **whole cell**: pixels bluer than the red cells around the cell (their median tint, measured
+3. **whole cell**: pixels bluer than the red cells around the cell (their tint, measured
    locally, away from the nuclei; every stained pixel for a cell on bare glass) plus the nuclei,
    closed, hole-filled and opened to cut thin bridges to red cells, then kept only where they
    hold a nucleus; a cell whose cytoplasm no colour test sees (the red cells' own colour, in a
-   pale or blue-grey stain) keeps what a watershed floods from it before it floods from the red
-   cells: its cytoplasm up to the glass or to the edge of a red cell it touches;
+   pale or blue-grey stain, or granules as dense as the red cells: an eosinophil's, told by their
+   specks) keeps what a watershed floods from it before it floods from the red cells: its
+   cytoplasm up to the glass or to the edge of a red cell it touches;
 4. **touching cells** are split by a watershed on distance-transform markers (h-maxima), so the
    lobes of one neutrophil stay one cell; parts cut through one nucleus (a single maximum of its
    own distance map) are joined again; instances without a nucleus are dropped
@@ -24,6 +25,8 @@ Steps, all sizes in micrometres:
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -33,7 +36,7 @@ from hemascope.segment.classical_params import ClassicalParams
 from hemascope.segment.instances import min_nucleus_px, split_cells
 from hemascope.segment.instances import um_to_px as _px
 from hemascope.segment.masks import binary_closing, fill_holes
-from hemascope.segment.reference import local_reference
+from hemascope.segment.reference import local_reference, reference_tint
 from hemascope.segment.stain import (
     estimate_background,
     leukocyte_tint,
@@ -45,13 +48,20 @@ from hemascope.segment.stain import (
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-9"
+VERSION = "classical-10"
 
 #: A nucleus's cytoplasm is unseen by colour (:func:`_own_basin`) when the ring around it is at
-#: least this share stained and no red cell, and the colour tests keep less than this share of that.
+#: least :data:`UNSEEN_MIN_RING` stained and no red cell, and the colour tests keep less than this share of that.
 UNSEEN_MIN_SHARE = 0.5
+#: ... (an eosinophil's ring may be half glass where its nucleus lies near the cell's edge).
+UNSEEN_MIN_RING = 0.4
 #: ... and its nucleus at least this many times ``cell_min_nucleus_um2`` (a scale bar's glyphs are no cell).
 UNSEEN_MIN_NUCLEI = 2
+#: Radius (µm) of the specks :func:`granularity` measures (an eosinophil's granules).
+GRANULE_UM = 0.6
+#: Stain this many times as granular as the red cells around (their median) is no red cell
+#: (:func:`_own_basin`).
+GRANULAR_FACTOR = 4.0
 
 
 def _disk(radius_px: float) -> np.ndarray:
@@ -205,7 +215,8 @@ def cell_mask(
 
     The stained pixels farther than ``reference_um`` from every nucleus are the *local reference*
     (red cells, at this spot of the slide): white-cell pixels are those bluer than the reference's
-    median tint (or the slide's ``red_cell_tint``, whichever is larger) by ``tint_threshold``, and at
+    tint (:func:`~hemascope.segment.reference.reference_tint`, or the slide's ``red_cell_tint``,
+    whichever is larger) by ``tint_threshold``, and at
     least ``cytoplasm_min_red_cell_density`` times as dense as the reference's median (the faint
     haze around cells of a defocused picture is no cytoplasm); a cell
     with fewer than ``reference_min_um2`` of stained pixels around it lies on bare glass, and every
@@ -262,7 +273,7 @@ def cell_mask(
         mask = stained | nuclei
     else:  # red cells around (or no room to see): the white cell is what is bluer than they are
         if local is not None:
-            red_cell_tint = max(red_cell_tint, float(np.median(leukocyte_tint(od[local]))))
+            red_cell_tint = max(red_cell_tint, reference_tint(od, dense, local, params))
             # the haze and halos of defocus are fainter than red cells; cytoplasm is not
             stained = stained & (dense > params.cytoplasm_min_red_cell_density * float(np.median(dense[local])))
         tint = filters.gaussian(leukocyte_tint(od, red_cell_tint), sigma=sigma)
@@ -273,8 +284,14 @@ def cell_mask(
             mask |= dense > params.granule_density_factor * float(np.quantile(dense[local], 0.9))
         if local is not None:  # the cytoplasm up to the glass or the red cells' edge, whatever its colour
             coloured = mask if off_ok is None else mask & off_ok
+
+            def granular() -> np.ndarray:  # stain as granular as an eosinophil's: no red cell
+                grain = granularity(od, mpp, nuclei)
+                return grain > GRANULAR_FACTOR * float(np.median(grain[local]))
+
             flooded = _own_basin(dense, stained, coloured, nuclei, distance, nearest, sigma, rim,
-                                 float(np.median(dense[local])), UNSEEN_MIN_NUCLEI * min_nucleus_px(mpp, params))
+                                 float(np.median(dense[local])), UNSEEN_MIN_NUCLEI * min_nucleus_px(mpp, params),
+                                 granular)
             mask |= flooded
     mask &= distance <= rim  # cytoplasm is a rim around the nucleus
     mask = binary_closing(mask, int(round(_px(params.close_um, mpp))))
@@ -288,8 +305,19 @@ def cell_mask(
     return np.isin(labels, keep[keep > 0])
 
 
+def granularity(od: np.ndarray, mpp: float, nuclei: np.ndarray) -> np.ndarray:
+    """How granular the stain is around each pixel: the density's small dense specks (a white top-hat
+    of radius ``GRANULE_UM``) averaged over 1 µm outside ``nuclei`` (whose chromatin is specks too).
+    High in an eosinophil's granular cytoplasm, low in red cells, whose edges and pallor are no specks."""
+    density = filters.gaussian(total_density(od), sigma=max(_px(0.1, mpp), 0.5))
+    specks = np.where(nuclei, 0.0, morphology.white_tophat(density, _disk(_px(GRANULE_UM, mpp))))
+    sigma = max(_px(1.0, mpp), 0.5)
+    return filters.gaussian(specks, sigma=sigma) / np.maximum(filters.gaussian((~nuclei).astype(np.float32), sigma=sigma), 0.1)
+
+
 def _own_basin(dense: np.ndarray, stained: np.ndarray, cell: np.ndarray, nuclei: np.ndarray, distance: np.ndarray,
-               nearest: np.ndarray, sigma: float, rim: float, red_cell_density: float, min_nucleus: int) -> np.ndarray:
+               nearest: np.ndarray, sigma: float, rim: float, red_cell_density: float, min_nucleus: int,
+               granular: Callable[[], np.ndarray]) -> np.ndarray:
     """The cytoplasm the colour tests do not see: the stained pixels that flooding the density's
     edges from such a cell reaches before flooding from the red cells does, up to the glass or the
     edge of a red cell it touches, whatever their colour (a neutrophil's cytoplasm of the red cells'
@@ -297,26 +325,31 @@ def _own_basin(dense: np.ndarray, stained: np.ndarray, cell: np.ndarray, nuclei:
 
     The red cells are the stain beyond ``rim`` (px) of every nucleus and, in stained regions that
     reach that far (a cell touching red cells), the pixels outside ``cell`` (the nuclei and the
-    cytoplasm told by colour) at least ``red_cell_density`` dense. A nucleus of at least
-    ``min_nucleus`` px has unseen cytoplasm when the ring 2-4 ``sigma`` (the smoothing, px) out
-    from it (``nearest``: the nearest nucleus pixel's index, from ``distance``'s transform) is at
-    least :data:`UNSEEN_MIN_SHARE` stained and no red cell — cytoplasm all round, not red cells
-    and glass packed against it — and ``cell`` covers less than that share of it. The watershed
+    cytoplasm told by colour) at least ``red_cell_density`` dense, except the ``granular()``
+    pixels (computed only when needed: an eosinophil's granules as dense as red cells). A nucleus
+    of at least ``min_nucleus`` px has unseen cytoplasm when the ring 2-4 ``sigma`` (the
+    smoothing, px) out from it (``nearest``: the nearest nucleus pixel's index, from
+    ``distance``'s transform) is at least :data:`UNSEEN_MIN_RING` stained and no red cell —
+    cytoplasm most of the way round, not red cells and glass packed against it — and ``cell``
+    covers less than :data:`UNSEEN_MIN_SHARE` of that. The watershed
     runs on the edges (Sobel) of ``dense`` from such a nucleus and its blurred edge (stained
     pixels within 2 ``sigma``), from the red cells and from the other cells' ``cell`` pixels, so
     that none loses to it; of its basin, the pixels nearer that nucleus than any other are returned.
     The lobes of one nucleus within 3 ``sigma`` of each other count as one nucleus."""
-    labels, _ = ndi.label(stained | cell)
-    reaching = np.isin(labels, np.unique(labels[(distance > rim) & (stained | cell)]))
-    red = stained & ~cell & ((distance > rim) | (reaching & (dense >= red_cell_density)))
     owner = ndi.label(ndi.binary_dilation(nuclei, _disk(1.5 * sigma)))[0][tuple(nearest)]
     size = np.bincount(owner[nuclei], minlength=int(owner.max()) + 1)
     ring = (distance > 2 * sigma) & (distance <= 4 * sigma)
     around = np.bincount(owner[ring], minlength=size.size)
-    ring &= stained & ~red
-    filled = np.bincount(owner[ring], minlength=size.size)
+    ring &= stained
     coloured = np.bincount(owner[ring & cell], minlength=size.size)
-    unseen = (size >= min_nucleus) & (filled >= UNSEEN_MIN_SHARE * around) & (coloured < UNSEEN_MIN_SHARE * filled)
+    maybe = (size >= min_nucleus) & (coloured < UNSEEN_MIN_SHARE * np.bincount(owner[ring], minlength=size.size))
+    if not maybe[1:].any():  # colour sees most of every large nucleus's stained ring, whatever is red
+        return np.zeros_like(cell)
+    labels, _ = ndi.label(stained | cell)
+    reaching = np.isin(labels, np.unique(labels[(distance > rim) & (stained | cell)]))
+    red = stained & ~cell & ~granular() & ((distance > rim) | (reaching & (dense >= red_cell_density)))
+    filled = np.bincount(owner[ring & ~red], minlength=size.size)
+    unseen = (size >= min_nucleus) & (filled >= UNSEEN_MIN_RING * around) & (coloured < UNSEEN_MIN_SHARE * filled)
     unseen[0] = False
     if not unseen.any():
         return np.zeros_like(cell)

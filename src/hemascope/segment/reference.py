@@ -132,3 +132,18 @@ def local_reference(od: np.ndarray, dense: np.ndarray, stained: np.ndarray, nucl
             return Reference(near, False)  # red cells touching a large cell, inside the stated ring
         return Reference(None, True)
     return Reference(None, False)
+
+
+def reference_tint(od: np.ndarray, dense: np.ndarray, local: np.ndarray, params: ClassicalParams) -> float:
+    """The tint of the local red cells ``local`` (the reference's pixels) that cytoplasm must
+    exceed (:func:`~hemascope.segment.classical.cell_mask`): their median
+    :func:`~hemascope.segment.stain.leukocyte_tint`, and, where most of them are dense (half
+    ``red_cell_min_od`` smoothed), at least their tint ``(OD_r - OD_b) / OD_sum`` less
+    ``tint_threshold``. The tint's floor understates dense blue-grey red cells' tint, so that they
+    passed for cytoplasm bluer than themselves (a lymphocyte took the red cells it touches); a
+    pale reference (the fringe of a big cell's own cytoplasm) keeps the median."""
+    tint = float(np.median(leukocyte_tint(od[local])))
+    dense_local = local & (dense > params.red_cell_min_od / 2)
+    if dense_local.sum() > local.sum() / 2:
+        tint = max(tint, float(leukocyte_tint(od[dense_local].sum(axis=0), floor=0.0)) - params.tint_threshold)
+    return tint
