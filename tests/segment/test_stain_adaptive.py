@@ -146,6 +146,28 @@ def test_white_cells_on_bare_glass_of_a_field_are_found():
         assert abs(found["area_um2"] - np.pi * (whole * 0.1) ** 2) < 0.3 * np.pi * (whole * 0.1) ** 2
 
 
+def test_magenta_white_cells_on_bare_glass_of_a_field_are_found():
+    """The same field with magenta nuclei (Wright, Leishman; OD as measured on wbc_seg cells
+    recoloured so) that absorb little red light and carry no lilac tint: no blob passed the tint
+    tests and, with no red cells to measure colours against, none was found. On glass the densest
+    stain is the nucleus, whatever its hue, as in a close-up."""
+    magenta_nucleus = np.array([0.21, 0.54, 0.22])
+    magenta_cytoplasm = np.array([0.10, 0.17, 0.07])
+    od = np.zeros((1000, 1000, 3))
+    cells = ((300, 300, 45, 60), (650, 420, 45, 62), (500, 750, 50, 80))  # row, col, nucleus, cell px
+    for r, c, nucleus, whole in cells:
+        od[disk((r, c), whole, shape=od.shape[:2])] = magenta_cytoplasm
+        od[disk((r, c), nucleus, shape=od.shape[:2])] = magenta_nucleus
+    noise = np.random.default_rng(4).normal(0, 1.0, od.shape)
+    image = np.clip(np.array([255.0, 229.0, 202.0]) * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+    seg = find_cells(image, mpp=0.1)
+    assert len(seg.cells) == 3
+    for r, c, _, whole in cells:
+        found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
+        assert np.hypot(found["row"] - r, found["col"] - c) < 10
+        assert abs(found["area_um2"] - np.pi * (whole * 0.1) ** 2) < 0.3 * np.pi * (whole * 0.1) ** 2
+
+
 #: Blue-grey red cells as dense as a pale violet nucleus, and the nucleus's faint cytoplasm (OD as
 #: measured on wbc_seg cells restained like the Taleqani fields): the tint (OD_r - OD_b) of the red
 #: cells is as high as the nucleus's, and only the direction of their colour tells them apart.
