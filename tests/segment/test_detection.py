@@ -67,3 +67,26 @@ def test_red_cell_colour_is_the_paler_cluster_and_clumps_are_no_nuclei():
     seg = find_cells(image, mpp=0.5)
     found = seg.cells[["row", "col"]].to_numpy()
     assert len(found) == 2 and np.abs(np.sort(found[:, 0]) - [80, 200]).max() < 4
+
+
+def test_red_cells_most_of_the_stain_keep_their_colour_beside_a_few_slightly_paler_blasts():
+    """Grey-blue red cells, four fifths of the stain, beside pink blasts only a little paler
+    (Taleqani Pro-B fields: median OD 0.160 against the red cells' 0.177): the paler cluster was
+    taken for the red cells, so every red cell was "off the red-cell colour" and found as a white
+    cell. The smaller cluster replaces the largest only when clearly paler."""
+    from skimage.draw import disk
+
+    from hemascope.segment.stain import red_cell_chroma
+
+    grey_blue = np.array([0.13, 0.10, 0.057])  # the Taleqani red cells' colour, |OD| 0.175
+    pink = np.array([0.070, 0.143, 0.007])  # their blasts' (green-absorbing), |OD| 0.160
+    od = np.zeros((400, 400, 3))
+    for r in range(20, 400, 40):
+        for c in range(20, 400, 40):
+            od[disk((r, c), 15, shape=od.shape[:2])] = grey_blue
+    for r, c in ((100, 100), (300, 300), (100, 300)):
+        od[disk((r, c), 38, shape=od.shape[:2])] = pink
+    noise = np.random.default_rng(3).normal(0, 0.5, od.shape)
+    image = np.clip(np.array([255.0, 255.0, 255.0]) * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+    chroma = np.array(red_cell_chroma(image))
+    assert chroma @ (grey_blue / np.linalg.norm(grey_blue)) > 0.99, chroma

@@ -230,6 +230,10 @@ def total_density(od: np.ndarray) -> np.ndarray:
 _CLUSTER_COS = float(np.cos(np.radians(12.0)))
 #: Least share of the stained pixels for a colour cluster to be taken for the red cells.
 _MIN_CLUSTER_SHARE = 0.15
+#: The smaller cluster is the paler (red cells) only when its median density is below this share of
+#: the largest's: pink blasts a little paler than the grey-blue red cells (0.160 against 0.177 OD,
+#: Taleqani Pro-B fields) are not the red cells.
+PALER_CLUSTER_MARGIN = 0.85
 #: Most leukocyte tint of a pink red-cell colour (MGG red cells: about 0).
 PINK_RED_CELL_TINT = 0.08
 #: Least leukocyte tint of white cells' lilac cytoplasm (CellaVision: 0.15-0.3).
@@ -257,7 +261,8 @@ def red_cell_chroma(image: np.ndarray, background: np.ndarray | None = None) -> 
     cells are most of the stain of a smear field, pink, lilac or grey-blue; where white cells
     crowd a field (leukaemia), they may be the largest cluster, but red cells stay the *paler*
     one: of two clusters each holding at least :data:`_MIN_CLUSTER_SHARE` of the stain, the one
-    of lower median density is taken — unless it is lilac and the denser one pink
+    of lower median density is taken (the smaller one only when clearly paler,
+    :data:`PALER_CLUSTER_MARGIN`) — unless it is lilac and the denser one pink
     (:func:`_lilac_paler_than_pink`: big white cells whose pale cytoplasm is more of the stain
     than the red cells).
 
@@ -287,7 +292,7 @@ def red_cell_chroma(image: np.ndarray, background: np.ndarray | None = None) -> 
     if rest.sum() >= _MIN_CLUSTER_SHARE * len(chroma):
         second, members2 = colour_cluster(chroma[rest])
         if members2.sum() >= _MIN_CLUSTER_SHARE * len(chroma):
-            paler_second = np.median(density[rest][members2]) < np.median(density[members])
+            paler_second = np.median(density[rest][members2]) < PALER_CLUSTER_MARGIN * np.median(density[members])
             paler, denser = (second, first) if paler_second else (first, second)
             first = denser if _lilac_paler_than_pink(paler, denser) else paler
     return float(first[0]), float(first[1]), float(first[2])
