@@ -17,6 +17,7 @@ import numpy as np
 from hemascope.segment.stain import (
     blue_grey,
     colour_cluster,
+    colour_tint,
     leukocyte_tint,
     off_red_cell_density,
     optical_density,
@@ -198,14 +199,10 @@ def _far_colour(od: np.ndarray, pick: np.ndarray) -> tuple[float, float, float]:
     return float(centre[0]), float(centre[1]), float(centre[2])
 
 
-def _tint(colour: tuple[float, float, float]) -> float:
-    return float(leukocyte_tint(np.asarray(colour, dtype=np.float32), floor=0.0))
-
-
 def _redder(far: tuple[float, float, float], clusters: tuple[float, float, float]) -> bool:
     """Whether ``far`` is ``clusters`` made less blue (see :data:`FAR_REDDER_ANGLES`)."""
     angle = _angle(far, clusters)
-    drop = _tint(clusters) - _tint(far)
+    drop = colour_tint(clusters) - colour_tint(far)
     return (FAR_REDDER_ANGLES[0] < angle <= FAR_REDDER_ANGLES[1]
             and drop >= max(FAR_REDDER_MIN_TINT, FAR_REDDER_TINT_PER_DEGREE * angle))
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from hemascope.segment.classical_params import ClassicalParams
 from hemascope.segment.instances import um_to_px
-from hemascope.segment.stain import leukocyte_tint
+from hemascope.segment.stain import colour_tint, leukocyte_tint
 
 #: A cell lies on bare glass only if the part of the picture in view beyond its reference ring covers at least
 #: this many times ``reference_min_um2`` (a tight box shows too little around the cell to tell).
@@ -145,5 +145,5 @@ def reference_tint(od: np.ndarray, dense: np.ndarray, local: np.ndarray, params:
     tint = float(np.median(leukocyte_tint(od[local])))
     dense_local = local & (dense > params.red_cell_min_od / 2)
     if dense_local.sum() > local.sum() / 2:
-        tint = max(tint, float(leukocyte_tint(od[dense_local].sum(axis=0), floor=0.0)) - params.tint_threshold)
+        tint = max(tint, colour_tint(od[dense_local].sum(axis=0)) - params.tint_threshold)
     return tint

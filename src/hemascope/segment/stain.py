@@ -211,14 +211,19 @@ def red_cell_tint(image: np.ndarray, background: np.ndarray | None = None,
     return float(min(np.quantile(ratio, RED_CELL_TINT_QUANTILE), max_tint))
 
 
+def colour_tint(colour: tuple[float, float, float] | np.ndarray) -> float:
+    """The tint ``(OD_r - OD_b) / OD_sum`` of one OD vector (a colour direction, or a region's summed
+    density), as :func:`red_cell_tint` measures it: :func:`leukocyte_tint` without its floor."""
+    return float(leukocyte_tint(np.asarray(colour, dtype=np.float32), floor=0.0))
+
+
 def chroma_tint_cap(chroma: tuple[float, float, float] | None, cap: float) -> float:
     """``cap`` of :func:`red_cell_tint`, lowered to :data:`CHROMA_TINT_MARGIN` above the tint of
     the red cells' own colour (:func:`red_cell_chroma`) when that is known: in a field crowded by
     big white cells their lilac cytoplasm is most of the pale stain, and its tint is no red cell's."""
     if chroma is None:
         return cap
-    own = float(leukocyte_tint(np.asarray(chroma, dtype=np.float32), floor=0.0))
-    return min(cap, own + CHROMA_TINT_MARGIN)
+    return min(cap, colour_tint(chroma) + CHROMA_TINT_MARGIN)
 
 
 def total_density(od: np.ndarray) -> np.ndarray:
@@ -342,4 +347,4 @@ def blue_grey(chroma: tuple[float, float, float] | np.ndarray | None) -> bool:
     :data:`BLUE_RED_CELL_TINT` (red cells as blue-lilac, by the tint, as white cells)."""
     if chroma is None:
         return False
-    return bool(leukocyte_tint(np.asarray(chroma, dtype=np.float32), floor=0.0) >= BLUE_RED_CELL_TINT)
+    return colour_tint(chroma) >= BLUE_RED_CELL_TINT
