@@ -397,3 +397,26 @@ def test_white_cells_a_little_bluer_than_the_red_cells_and_more_of_the_stain_kee
     noise = np.random.default_rng(5).normal(0, 1.0, od.shape)
     image = np.clip(WARM_GLASS * 10.0**-od + noise, 0, 255).astype(np.uint8)
     _each_found_once(find_cells(image, mpp=0.1), cells, 8.5)
+
+
+def test_a_pale_cell_touching_a_darker_one_is_found_at_its_own_nucleus():
+    """A 100 µm field: a pale monocyte-like cell (nucleus 0.35 of the lilac dye) touching a
+    lymphocyte-like cell with dense cytoplasm. The crop-wide nucleus threshold, set by the darker
+    cell, passed its cytoplasm but not the pale nucleus: the pale cell's candidate yielded the
+    darker cell a second time (centred on their junction) and the pale cell was never found."""
+    cells = [(500, 420), (500, 580)]
+    od = np.zeros((1000, 1000, 3))
+    for r in range(40, 1000, 110):
+        for c in range(40, 1000, 110):
+            if min(np.hypot(r - a, c - b) for a, b in cells) > 130:
+                od[disk((r, c), 37, shape=od.shape[:2])] = PINK_RED_CELL
+    for (r, c), cytoplasm, nucleus in zip(cells, (0.5, 0.12), (1.0, 0.35), strict=True):
+        od[disk((r, c), 80, shape=od.shape[:2])] = cytoplasm * LILAC_CYTOPLASM
+        od[disk((r, c), 50, shape=od.shape[:2])] = nucleus * LILAC_NUCLEUS
+    noise = np.random.default_rng(3).normal(0, 1.0, od.shape)
+    image = np.clip(WARM_GLASS * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+    seg = find_cells(image, mpp=0.1)
+    assert len(seg.cells) == 2, seg.cells
+    pale = seg.cells.loc[np.hypot(seg.cells["row"] - 500, seg.cells["col"] - 580).idxmin()]
+    assert np.hypot(pale["row"] - 500, pale["col"] - 580) < 10
+    assert abs(pale["nucleus_area_um2"] - np.pi * 5.0**2) < 0.25 * np.pi * 5.0**2

@@ -81,6 +81,7 @@ def segment_crops(
     red_cell_chroma: tuple[float, float, float] | None = None,
     close_up: bool = False,
     seen: list[tuple[int, int, int, int] | None] | None = None,
+    others: list[np.ndarray] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Segment each crop into whole-cell and nucleus instance labels.
 
@@ -104,6 +105,9 @@ def segment_crops(
         Per crop ``(row0, row1, col0, col1)``, its part inside the picture (``None``: all); crops
         are padded with blank glass beyond the picture's edge, which the classical backend must
         not take for glass around a cell.
+    others
+        Per crop, ``(n, 2)`` crop pixels of the other candidates near it (classical backend: their
+        cells' stain is no red-cell reference).
 
     Returns
     -------
@@ -122,9 +126,10 @@ def segment_crops(
 
         return segment_crops_cellpose(crops, mpp, bg, settings, red_cell_tint)
     boxes = seen if seen is not None else [None] * len(crops)
+    near = others if others is not None else [None] * len(crops)
     return [
-        _classical_at_working_scale(crop, mpp, bg, settings, red_cell_tint, red_cell_chroma, close_up, box)
-        for crop, box in zip(crops, boxes, strict=True)
+        _classical_at_working_scale(crop, mpp, bg, settings, red_cell_tint, red_cell_chroma, close_up, box, points)
+        for crop, box, points in zip(crops, boxes, near, strict=True)
     ]
 
 
@@ -143,12 +148,14 @@ def _classical_at_working_scale(
     red_cell_chroma: tuple[float, float, float] | None,
     close_up: bool,
     seen: tuple[int, int, int, int] | None = None,
+    others: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`segment_classical` on ``crop``, at :data:`CLASSICAL_FINEST_MPP` when the crop is finer
     (area-averaged down, labels brought back to the crop's grid by nearest neighbour)."""
     if mpp >= CLASSICAL_FINEST_MPP:
         return segment_classical(crop, mpp, background, settings.classical, red_cell_tint, red_cell_chroma,
-                                 close_up=close_up, seen=seen)
+                                 close_up=close_up, seen=seen, centre=(crop.shape[0] // 2, crop.shape[1] // 2),
+                                 others=others)
     from PIL import Image
 
     rows, cols = crop.shape[:2]
@@ -158,7 +165,9 @@ def _classical_at_working_scale(
         seen = (seen[0] * shape[0] // rows, -(-seen[1] * shape[0] // rows),
                 seen[2] * shape[1] // cols, -(-seen[3] * shape[1] // cols))
     cells, nuclei = segment_classical(small, mpp * cols / shape[1], background, settings.classical, red_cell_tint,
-                                      red_cell_chroma, close_up=close_up, seen=seen)
+                                      red_cell_chroma, close_up=close_up, seen=seen,
+                                      centre=(shape[0] // 2, shape[1] // 2),
+                                      others=None if others is None else others * (shape[0] / rows))
     r = np.minimum((np.arange(rows) + 0.5) * shape[0] / rows, shape[0] - 1).astype(int)
     c = np.minimum((np.arange(cols) + 0.5) * shape[1] / cols, shape[1] - 1).astype(int)
     return cells[np.ix_(r, c)], nuclei[np.ix_(r, c)]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from hemascope.errors import ModelError, ModelNotFoundError
-from hemascope.segment.classical import nuclei_inside
+from hemascope.segment.nuclei import nuclei_inside
 from hemascope.segment.settings import SegmentSettings
 
 #: Default Cellpose model name.

@@ -10,7 +10,9 @@ Steps, all sizes in micrometres:
    magenta ones included), else the red-channel OD (the purple-blue nuclear dye); in a close-up
    whose red-channel nuclei lack the lilac tint (magenta nuclei of Wright, Leishman and rapid
    stains, red-cell colour unknown), the density along the nuclei's own colour, thresholded as
-   the densest of three classes among red cells of their hue (Otsu on bare glass);
+   the densest of three classes among red cells of their hue (Otsu on bare glass); a candidate's
+   own nucleus where a darker neighbour set the crop's threshold above it
+   (:mod:`hemascope.segment.nuclei`);
 3. **whole cell**: pixels bluer than the red cells around the cell (their tint, measured
    locally, away from the nuclei; every stained pixel for a cell on bare glass) plus the nuclei,
    closed, hole-filled and opened to cut thin bridges to red cells, then kept only where they
@@ -35,12 +37,17 @@ from skimage import filters, morphology, segmentation
 from hemascope.segment.classical_params import ClassicalParams
 from hemascope.segment.instances import min_nucleus_px, split_cells
 from hemascope.segment.instances import um_to_px as _px
-from hemascope.segment.masks import binary_closing, fill_holes
+from hemascope.segment.masks import binary_closing, disk, fill_holes
+from hemascope.segment.nuclei import (
+    centre_nucleus,
+    non_lilac_nucleus_colour,
+    nucleus_masks,
+    stain_away_from,
+)
 from hemascope.segment.reference import local_reference, reference_tint
 from hemascope.segment.stain import (
     estimate_background,
     leukocyte_tint,
-    nuclear_stain,
     off_red_cell_density,
     optical_density,
     red_cell_tint_cap,
@@ -48,7 +55,7 @@ from hemascope.segment.stain import (
 )
 from hemascope.segment.stain import red_cell_tint as estimate_red_cell_tint
 
-VERSION = "classical-10"
+VERSION = "classical-11"
 
 #: A nucleus's cytoplasm is unseen by colour (:func:`_own_basin`) when the ring around it is at
 #: least :data:`UNSEEN_MIN_RING` stained and no red cell, and the colour tests keep less than this share of that.
@@ -64,141 +71,6 @@ GRANULE_UM = 0.6
 GRANULAR_FACTOR = 4.0
 
 
-def _disk(radius_px: float) -> np.ndarray:
-    return morphology.disk(max(int(round(radius_px)), 1))
-
-
-def nucleus_mask(
-    od: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams(), *, hysteresis: bool = False
-) -> np.ndarray:
-    """Boolean mask of nuclear-stained pixels.
-
-    Parameters
-    ----------
-    od
-        ``(rows, cols, 3)`` optical densities (:func:`~hemascope.segment.stain.optical_density`).
-    mpp
-        Micrometres per pixel of ``od``.
-    params
-        Backend parameters.
-    hysteresis
-        Also keep fainter stain (down to ``nucleus_hysteresis`` times the threshold) connected to
-        dense chromatin: the *nuclear support* that decides which cells exist (thin band nuclei),
-        wider than the nucleus outline itself.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(rows, cols)`` bool.
-    """
-    nuclei, support = nucleus_masks(od, mpp, params, support=hysteresis)
-    return nuclei if support is None else support  # support: computed when hysteresis
-
-
-def nucleus_masks(
-    od: np.ndarray, mpp: float, params: ClassicalParams = ClassicalParams(), *, support: bool = True,
-    off_red_cell: np.ndarray | None = None, along: np.ndarray | None = None, among_red_cells: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """The nucleus mask and the nuclear support (see :func:`nucleus_mask`) from one smoothing pass.
-
-    The nuclear evidence is smoothed and thresholded at the larger of Otsu's threshold and a floor;
-    specks are removed and holes filled. The evidence is the red-channel OD (floor
-    ``nucleus_min_od``) or, when given, the density off the red cells' colour (floor
-    ``nucleus_min_off_od``), which finds nuclei of any hue relative to the image's own red cells.
-
-    Parameters
-    ----------
-    od
-        ``(rows, cols, 3)`` optical densities.
-    mpp
-        Micrometres per pixel of ``od``.
-    params
-        Backend parameters.
-    support
-        Also compute the hysteresis mask (else ``None`` is returned for it).
-    off_red_cell
-        ``(rows, cols)`` density off the red-cell colour
-        (:func:`~hemascope.segment.stain.off_red_cell_density`), used instead of the red channel.
-    along
-        A unit OD direction (the nuclei's own colour, :func:`non_lilac_nucleus_colour`): the
-        density along it is the evidence instead of the red channel (same floor).
-    among_red_cells
-        With ``along``: red cells of the nuclei's hue are in view, and the threshold is the upper
-        one of a three-class Otsu (pale stain, red cells, nuclei) instead of Otsu's.
-
-    Returns
-    -------
-    nuclei, support : numpy.ndarray
-        ``(rows, cols)`` bool; ``support`` is ``None`` when not asked for.
-    """
-    evidence, floor = nuclear_stain(od), params.nucleus_min_od
-    if off_red_cell is not None:
-        evidence, floor = off_red_cell, params.nucleus_min_off_od
-    elif along is not None:
-        evidence = od @ np.asarray(along, dtype=np.float32)
-    stain = filters.gaussian(evidence, sigma=max(_px(params.smooth_um, mpp), 0.5))
-    threshold = floor
-    dense = stain[stain > floor / 2]
-    if dense.size > 64 and np.ptp(dense) > 1e-3:
-        if along is None or not among_red_cells:
-            threshold = max(threshold, float(filters.threshold_otsu(dense)))
-        else:  # the densest of three classes: pale stain, red cells of the nuclei's hue, nuclei
-            threshold = max(threshold, float(filters.threshold_multiotsu(dense[::4], classes=3)[-1]))
-    min_px = max(int(params.nucleus_min_area_um2 / mpp**2), 1)
-
-    def clean(mask: np.ndarray) -> np.ndarray:
-        return fill_holes(morphology.remove_small_objects(mask, max_size=min_px))
-
-    nuclei = clean(stain > threshold)
-    if not support:
-        return nuclei, None
-    low = max(floor, params.nucleus_hysteresis * threshold)
-    return nuclei, clean(filters.apply_hysteresis_threshold(stain, low, threshold))
-
-
-def non_lilac_nucleus_colour(od: np.ndarray, nuclei: np.ndarray, red_cell_tint: float,
-                             params: ClassicalParams = ClassicalParams()) -> np.ndarray | None:
-    """The nuclei's own OD direction when they lack the blue-lilac tint, else ``None``.
-
-    The red-channel nucleus evidence and the tint tests hold for purple-blue nuclei. Magenta
-    nuclei (Wright, Leishman, rapid stains) absorb green light far more than red and carry almost
-    no leukocyte tint (:func:`~hemascope.segment.stain.leukocyte_tint`); where the median tint
-    of the red-channel nucleus mask is below ``lilac_min_tint``, the mean colour of its pixels
-    (their unit OD direction) is returned, and the density along it finds the nuclei.
-
-    Parameters
-    ----------
-    od
-        ``(rows, cols, 3)`` optical densities.
-    nuclei
-        Red-channel nucleus mask (:func:`nucleus_masks`).
-    red_cell_tint
-        The slide's red-cell tint.
-    params
-        Backend parameters.
-
-    Returns
-    -------
-    numpy.ndarray or None
-        ``(3,)`` float32 unit vector, or ``None`` (lilac nuclei, or no nucleus).
-    """
-    if nuclei.sum() < 16:
-        return None
-    stain = od[nuclei]
-    if float(np.median(leukocyte_tint(stain, red_cell_tint))) >= params.lilac_min_tint:
-        return None
-    colour = stain.mean(axis=0)
-    return (colour / max(float(np.linalg.norm(colour)), 1e-6)).astype(np.float32)
-
-
-def _stain_away_from(od: np.ndarray, nuclei: np.ndarray, mpp: float, params: ClassicalParams) -> bool:
-    """Whether at least ``reference_min_um2`` of dense stain (summed OD above
-    ``red_cell_min_od``) lies farther than ``reference_um`` from the nuclei: red cells in view,
-    not a cell on bare glass (whose pale cytoplasm may reach farther)."""
-    far = ndi.distance_transform_edt(~nuclei) > _px(params.reference_um, mpp)
-    return bool((far & (total_density(od) > params.red_cell_min_od)).sum() >= params.reference_min_um2 / mpp**2)
-
-
 def cell_mask(
     od: np.ndarray,
     nuclei: np.ndarray,
@@ -210,6 +82,7 @@ def cell_mask(
     seen: np.ndarray | None = None,
     *,
     trim_after: bool = False,
+    elsewhere: np.ndarray | None = None,
 ) -> np.ndarray:
     """Boolean mask of white-cell pixels (cytoplasm and nucleus) around the given nuclei.
 
@@ -254,6 +127,9 @@ def cell_mask(
     trim_after
         Apply the ``off_red_cell`` test to the closed and opened mask (fields) instead of to the
         pixels before closing (close-ups).
+    elsewhere
+        Pixels of other white cells (near their candidates, whose nuclei may lie outside the
+        crop): no local red-cell reference.
 
     Returns
     -------
@@ -266,7 +142,7 @@ def cell_mask(
     flooded = np.zeros_like(stained)  # cytoplasm no colour test sees (_own_basin)
     distance, nearest = ndi.distance_transform_edt(~nuclei, return_indices=True)
     rim = _px(params.max_rim_um, mpp)
-    reference = local_reference(od, dense, stained, nuclei, distance, mpp, red_cell_tint, params, seen)
+    reference = local_reference(od, dense, stained, nuclei, distance, mpp, red_cell_tint, params, seen, elsewhere)
     local = reference.pixels
     off_ok = None if off_red_cell is None else (off_red_cell > params.min_off_red_cell_cytoplasm_od) | nuclei
     if reference.glass:  # glass around, no red cells: every stained pixel
@@ -296,7 +172,7 @@ def cell_mask(
     mask &= distance <= rim  # cytoplasm is a rim around the nucleus
     mask = binary_closing(mask, int(round(_px(params.close_um, mpp))))
     mask = fill_holes(mask)
-    mask = morphology.opening(mask, _disk(_px(params.open_um, mpp))) | nuclei
+    mask = morphology.opening(mask, disk(_px(params.open_um, mpp))) | nuclei
     mask = fill_holes(mask)
     if off_ok is not None and trim_after:  # the flooded cytoplasm (and its closing) is exempt
         mask &= off_ok | fill_holes(binary_closing(flooded | nuclei, int(round(_px(params.close_um, mpp)))))
@@ -310,7 +186,7 @@ def granularity(od: np.ndarray, mpp: float, nuclei: np.ndarray) -> np.ndarray:
     of radius ``GRANULE_UM``) averaged over 1 µm outside ``nuclei`` (whose chromatin is specks too).
     High in an eosinophil's granular cytoplasm, low in red cells, whose edges and pallor are no specks."""
     density = filters.gaussian(total_density(od), sigma=max(_px(0.1, mpp), 0.5))
-    specks = np.where(nuclei, 0.0, morphology.white_tophat(density, _disk(_px(GRANULE_UM, mpp))))
+    specks = np.where(nuclei, 0.0, morphology.white_tophat(density, disk(_px(GRANULE_UM, mpp))))
     sigma = max(_px(1.0, mpp), 0.5)
     return filters.gaussian(specks, sigma=sigma) / np.maximum(filters.gaussian((~nuclei).astype(np.float32), sigma=sigma), 0.1)
 
@@ -336,7 +212,7 @@ def _own_basin(dense: np.ndarray, stained: np.ndarray, cell: np.ndarray, nuclei:
     pixels within 2 ``sigma``), from the red cells and from the other cells' ``cell`` pixels, so
     that none loses to it; of its basin, the pixels nearer that nucleus than any other are returned.
     The lobes of one nucleus within 3 ``sigma`` of each other count as one nucleus."""
-    owner = ndi.label(ndi.binary_dilation(nuclei, _disk(1.5 * sigma)))[0][tuple(nearest)]
+    owner = ndi.label(ndi.binary_dilation(nuclei, disk(1.5 * sigma)))[0][tuple(nearest)]
     size = np.bincount(owner[nuclei], minlength=int(owner.max()) + 1)
     ring = (distance > 2 * sigma) & (distance <= 4 * sigma)
     around = np.bincount(owner[ring], minlength=size.size)
@@ -370,6 +246,8 @@ def segment_classical(
     *,
     close_up: bool = False,
     seen: tuple[int, int, int, int] | None = None,
+    centre: tuple[int, int] | None = None,
+    others: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Segment every white cell of an RGB image into whole-cell and nucleus instance labels.
 
@@ -397,6 +275,17 @@ def segment_classical(
     seen
         ``(row0, row1, col0, col1)``: the part of ``image`` inside the picture, when ``image`` is
         a crop padded beyond the picture's edge (``None``: all of it).
+    centre
+        The pixel of the candidate ``image`` was cut around, on a field (``red_cell_chroma``
+        given, not ``close_up``): where a darker cell set the crop's nucleus threshold, the
+        candidate's own nucleus is found by :func:`~hemascope.segment.nuclei.centre_nucleus`.
+    others
+        ``(n, 2)`` pixels ``(row, col)`` of the other candidates near the crop (perhaps outside
+        it). On a field with no red-cell colour (``red_cell_chroma`` ``None``: white cells on bare
+        glass), the stain within ``neighbour_um`` of them is those cells', no red-cell reference
+        for this one's cytoplasm (a neighbour's pale cytoplasm passed for red cells and took this
+        cell's cytoplasm of the same colour). Where the red cells' colour is known, red cells
+        between packed white cells are the reference and stay.
 
     Returns
     -------
@@ -410,11 +299,15 @@ def segment_classical(
     od = optical_density(image, background)
     off = None if red_cell_chroma is None else off_red_cell_density(od, red_cell_chroma)
     nuclei, support = nucleus_masks(od, mpp, params, off_red_cell=off)
+    if centre is not None and off is not None and not close_up:  # a paler cell beside a darker one
+        own = centre_nucleus(od, off, nuclei, centre, mpp, params)
+        if own is not None:
+            nuclei, support = nuclei | own[0], support | own[1]
     if off is None and close_up:  # magenta nuclei (Wright, Leishman): found by their own colour
         colour = non_lilac_nucleus_colour(od, nuclei, red_cell_tint, params)
         if colour is not None:  # among red cells of their hue, nuclei are the densest of three classes
             nuclei, support = nucleus_masks(od, mpp, params, along=colour, among_red_cells=True)
-            if not _stain_away_from(od, nuclei, mpp, params):  # on bare glass: Otsu
+            if not stain_away_from(od, nuclei, mpp, params):  # on bare glass: Otsu
                 nuclei, support = nucleus_masks(od, mpp, params, along=colour)
     outline = nuclei  # the nucleus outline reported
     if close_up and off is not None:  # outline on the red channel (sharper chromatin edge there)
@@ -429,10 +322,22 @@ def segment_classical(
         empty = np.zeros(nuclei.shape, dtype=np.int32)
         return empty, empty.copy()
     mask = cell_mask(od, support, mpp, params, red_cell_tint, granules=close_up or off is None,
-                     off_red_cell=off, seen=_box_mask(image.shape, seen), trim_after=not close_up)
+                     off_red_cell=off, seen=_box_mask(image.shape, seen), trim_after=not close_up,
+                     elsewhere=None if off is not None else _near(image.shape, others, _px(params.neighbour_um, mpp)))
     cells = split_cells(mask, support, mpp, params, nuclei)
     nucleus_labels = np.where(outline, cells, 0).astype(np.int32)
     return cells, nucleus_labels
+
+
+def _near(shape: tuple[int, ...], points: np.ndarray | None, radius_px: float) -> np.ndarray | None:
+    """Pixels within ``radius_px`` of any of ``points`` (``None`` when there are none)."""
+    if points is None or not len(points):
+        return None
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    near = np.zeros(shape[:2], dtype=bool)
+    for r, c in points:
+        near |= (rows - r) ** 2 + (cols - c) ** 2 <= radius_px**2
+    return near
 
 
 def _box_mask(shape: tuple[int, ...], box: tuple[int, int, int, int] | None) -> np.ndarray | None:
@@ -441,30 +346,3 @@ def _box_mask(shape: tuple[int, ...], box: tuple[int, int, int, int] | None) -> 
     mask = np.zeros(shape[:2], dtype=bool)
     mask[box[0] : box[1], box[2] : box[3]] = True
     return mask
-
-
-def nuclei_inside(image: np.ndarray, cells: np.ndarray, mpp: float, background: np.ndarray | None = None,
-                  params: ClassicalParams = ClassicalParams()) -> np.ndarray:
-    """Nucleus labels inside given cell labels (used by backends that only outline whole cells).
-
-    Parameters
-    ----------
-    image
-        ``(rows, cols, 3)`` uint8 RGB.
-    cells
-        Whole-cell instance labels.
-    mpp
-        Micrometres per pixel.
-    background
-        Glass colour (estimated when ``None``).
-    params
-        Backend parameters.
-
-    Returns
-    -------
-    numpy.ndarray
-        int32 labels, nucleus pixels of cell ``k`` labelled ``k``.
-    """
-    nuclei = nucleus_mask(optical_density(image, background), mpp, params)
-    return np.where(nuclei, cells, 0).astype(np.int32)
-

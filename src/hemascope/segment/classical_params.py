@@ -41,6 +41,7 @@ class ClassicalParams:
     scale_tolerance: float = 1.25
     red_cell_min_density: float = 0.15
     cytoplasm_min_red_cell_density: float = 0.45
+    neighbour_um: float = 12.0
 
     def for_field(self, scatter: float | None, blue_grey_red_cells: bool) -> ClassicalParams:
         """These parameters on a field (not a close-up): the nucleus floor of density off the red

@@ -51,6 +51,11 @@ def _cross_step(mask: np.ndarray, grow: bool) -> np.ndarray:
     return out
 
 
+def disk(radius_px: float) -> np.ndarray:
+    """``skimage.morphology.disk`` of a radius in (fractional) pixels, rounded, at least 1."""
+    return morphology.disk(max(int(round(radius_px)), 1))
+
+
 def binary_closing(mask: np.ndarray, radius: int) -> np.ndarray:
     """Closing of a 2-D boolean mask by ``skimage.morphology.disk(radius)`` (same result).
 

@@ -65,7 +65,8 @@ def _coloured_as_red_cells(od: np.ndarray, dense: np.ndarray, ring: np.ndarray, 
 
 def local_reference(od: np.ndarray, dense: np.ndarray, stained: np.ndarray, nuclei: np.ndarray,
                     distance: np.ndarray, mpp: float, red_cell_tint: float,
-                    params: ClassicalParams = ClassicalParams(), seen: np.ndarray | None = None) -> Reference:
+                    params: ClassicalParams = ClassicalParams(), seen: np.ndarray | None = None,
+                    elsewhere: np.ndarray | None = None) -> Reference:
     """The local red-cell reference of the cell(s) around some nuclei.
 
     At the stated scale: the stained pixels farther than ``reference_um`` from the nuclei when they
@@ -104,6 +105,9 @@ def local_reference(od: np.ndarray, dense: np.ndarray, stained: np.ndarray, nucl
         The pixels inside the picture (``None``: all). Outside it a crop is padded with blank
         glass, which is no evidence of glass: a tight box around a cell among red cells is not
         a cell on bare glass.
+    elsewhere
+        Pixels of other white cells (``None``: none known): left out of every ring, as if
+        outside the view.
 
     Returns
     -------
@@ -114,6 +118,8 @@ def local_reference(od: np.ndarray, dense: np.ndarray, stained: np.ndarray, nucl
 
     def ring(reference_um: float, min_um2: float) -> tuple[np.ndarray, bool, bool]:
         far = distance > um_to_px(reference_um, mpp)
+        if elsewhere is not None:
+            far &= ~elsewhere
         local = stained & far
         enough = bool(local.sum() >= min_um2 / mpp**2)
         in_view = bool((far if seen is None else far & seen).sum() >= GLASS_MIN_VIEW * min_um2 / mpp**2)

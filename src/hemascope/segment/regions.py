@@ -315,6 +315,15 @@ def _inside_picture(shape: tuple[int, ...], r0: int, c0: int, crop_shape: tuple[
     return None if box == (0, crop_shape[0], 0, crop_shape[1]) else box
 
 
+def _other_candidates(rows: np.ndarray, cols: np.ndarray, index: int, half: int, reach: float) -> np.ndarray:
+    """Crop pixels ``(row, col)`` of the candidates other than ``index`` whose cells may reach into
+    its crop (``half`` px each side; a cell spans ``reach`` px from its candidate)."""
+    r0, c0 = rows[index] - half, cols[index] - half
+    near = (np.abs(rows - rows[index]) <= half + reach) & (np.abs(cols - cols[index]) <= half + reach)
+    near[index] = False
+    return np.stack([rows[near] - r0, cols[near] - c0], axis=1).astype(np.float64)
+
+
 #: Candidates segmented together; ``cancel`` is checked between such batches, so a cancelled
 #: run stops within one batch's work however big the region is.
 CANDIDATE_BATCH = 64
@@ -374,8 +383,10 @@ def segment_region_with_masks(
         crops = all_crops[start:stop]
         inside = [_inside_picture(slide.shape, r - half, c - half, crop.shape)
                   for r, c, crop in zip(rows[start:stop], cols[start:stop], crops, strict=True)]
+        near = None if close_up else [_other_candidates(rows, cols, i, half, settings.classical.neighbour_um / mpp)
+                                      for i in range(start, min(stop, len(rows)))]
         results = segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma,
-                                close_up=close_up, seen=inside)
+                                close_up=close_up, seen=inside, others=near)
         for (r, c), crop, box, (cells, nuclei) in zip(zip(rows[start:stop], cols[start:stop], strict=True), crops,
                                                       inside, results, strict=True):
             label = select_instance(cells, (half, half), settings.min_diameter_um / mpp)
