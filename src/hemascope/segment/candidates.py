@@ -47,7 +47,7 @@ MIN_NUCLEUS_FRACTION = 0.55
 #: Touching blobs are split where the distance transform dips by at least this much (µm) between
 #: two maxima (fields and slides only: in a close-up one cell fills the view).
 SPLIT_DEPTH_UM = 0.5
-#: Least summed optical density of the densest stain of a close-up or field on bare glass.
+#: Least summed optical density of the densest stain of a close-up on bare glass.
 BARE_GLASS_MIN_OD = 0.3
 
 
@@ -157,9 +157,12 @@ def find_candidates(
     split
         Split blobs of touching cells (default: when ``red_cell_chroma`` is given; pass
         ``False`` for close-ups, where one cell fills the view and its lobes would be split).
-        Without red-cell colour (a close-up, or a field with no red cells) where no blob passes
-        the lilac tests, the densest stain (:func:`densest_stain`) is taken instead: a magenta
-        nucleus (Wright, Leishman) on bare glass or among red cells of its own hue.
+        In a close-up (``split=False``, or an image narrower than
+        :data:`~hemascope.segment.stain.CLOSE_UP_UM`) without red-cell colour where no blob
+        passes the lilac tests, the densest stain (:func:`densest_stain`) is taken instead: a
+        magenta nucleus (Wright, Leishman) on bare glass or among red cells of its own hue. Not
+        on a field: one with no white cell has no red-cell colour either (no nucleus to measure
+        it away from), and its densest stain is its red cells.
     red_cell_scatter
         The scatter of the field's red cells' colour
         (:attr:`~hemascope.segment.red_cells.FieldRedCells.scatter`): blobs above twice it (within
@@ -185,7 +188,7 @@ def find_candidates(
         nuclear = off > (BLUE_GREY_MIN_OFF_RED_CELL_OD if close_up and pale else MIN_OFF_RED_CELL_OD)
     min_area = MIN_NUCLEUS_FRACTION * np.pi * (min_diameter_um / 2) ** 2 / mpp**2
     labels, kept = _nucleus_blobs(nuclear, mpp, min_area)
-    if not len(kept) and red_cell_chroma is None:  # no lilac nucleus: the densest stain
+    if not len(kept) and close_up and red_cell_chroma is None:  # no lilac nucleus: the densest stain
         labels, kept = _nucleus_blobs(densest_stain(od, sigma), mpp, min_area)
     if split is None:
         split = red_cell_chroma is not None
