@@ -383,8 +383,9 @@ def segment_region_with_masks(
         crops = all_crops[start:stop]
         inside = [_inside_picture(slide.shape, r - half, c - half, crop.shape)
                   for r, c, crop in zip(rows[start:stop], cols[start:stop], crops, strict=True)]
-        near = None if close_up else [_other_candidates(rows, cols, i, half, settings.classical.neighbour_um / mpp)
-                                      for i in range(start, min(stop, len(rows)))]
+        near = None if close_up or region.red_cell_chroma is not None else [  # fields on bare glass only
+            _other_candidates(rows, cols, i, half, settings.classical.neighbour_um / mpp)
+            for i in range(start, min(stop, len(rows)))]
         results = segment_crops(crops, mpp, region.background, settings, region.red_cell_tint, region.red_cell_chroma,
                                 close_up=close_up, seen=inside, others=near)
         for (r, c), crop, box, (cells, nuclei) in zip(zip(rows[start:stop], cols[start:stop], strict=True), crops,
