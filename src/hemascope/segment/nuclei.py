@@ -115,8 +115,8 @@ def _support(stain: np.ndarray, floor: float, threshold: float, mpp: float, para
     return _clean(filters.apply_hysteresis_threshold(stain, low, threshold), mpp, params)
 
 
-#: A candidate's crop (:func:`centre_nucleus`) whose nuclear support comes no nearer its centre
-#: than this (µm) ...
+#: A candidate's crop (:func:`centre_nucleus`) whose nuclei come no nearer its centre than this
+#: (µm) ...
 CENTRE_UM = 3.0
 #: ... has the threshold taken again over the stain within this distance (µm) of the centre.
 CENTRE_WINDOW_UM = 6.0
@@ -178,7 +178,8 @@ def centre_nucleus(od: np.ndarray, off_red_cell: np.ndarray | None, nuclei: np.n
             or np.median(stain[nucleus]) < CENTRE_MIN_SHARE * np.median(stain[nuclei])):
         return None
     labels, _ = ndi.label(_support(np.where(near, stain, 0.0), floor, threshold, mpp, params))
-    return nucleus, np.isin(labels, np.unique(labels[nucleus]))
+    own = np.unique(labels[nucleus])
+    return nucleus, np.isin(labels, own[own > 0])
 
 
 def non_lilac_nucleus_colour(od: np.ndarray, nuclei: np.ndarray, red_cell_tint: float,
