@@ -29,6 +29,7 @@ from hemascope.segment.stain import (
     nuclear_stain,
     off_red_cell_density,
     optical_density,
+    red_cell_chroma,
     total_density,
 )
 
@@ -49,6 +50,22 @@ MIN_NUCLEUS_FRACTION = 0.55
 SPLIT_DEPTH_UM = 0.5
 #: Least summed optical density of the densest stain of a close-up on bare glass.
 BARE_GLASS_MIN_OD = 0.3
+#: On a field whose red cells were not seen (no red-cell colour: white cells on bare glass, or red
+#: cells with no nucleus far enough from their dense parts to measure them by), a blob that passes
+#: the lilac tests is a nucleus only when it is this many times denser than the stain outside every
+#: blob (measured at the candidates' 1 µm/px on another lab's fields: red cells with no white cell
+#: 1.0-1.57, nuclei 1.9-6.5).
+DISTINCT_DENSITY_RATIO = 1.6
+#: Where no blob of such a field passes the lilac tests, its densest stain is taken for nuclei
+#: (magenta, on bare glass) where it is this many times denser than the rest and its colour lies
+#: :data:`DISTINCT_DEGREES` from the stain's main colour
+#: (:func:`~hemascope.segment.stain.red_cell_chroma`) over :data:`DENSEST_DISTINCT_SHARE` of its
+#: area. Measured on another lab's fields: magenta and rapid-stain nuclei on glass 2.9-6.2 times
+#: denser, 3.1-4.2° off; red cells' dense parts (overlaps) 2.1-3.6 times, 0.1-3.8° — a few of
+#: them pass both (3-10 of 23-38 blobs), never most of the densest stain as a nucleus does.
+DENSEST_DENSITY_RATIO = 2.5
+DISTINCT_DEGREES = 2.5
+DENSEST_DISTINCT_SHARE = 0.5
 
 
 def densest_stain(od: np.ndarray, sigma: float) -> np.ndarray:
@@ -160,9 +177,11 @@ def find_candidates(
         In a close-up (``split=False``, or an image narrower than
         :data:`~hemascope.segment.stain.CLOSE_UP_UM`) without red-cell colour where no blob
         passes the lilac tests, the densest stain (:func:`densest_stain`) is taken instead: a
-        magenta nucleus (Wright, Leishman) on bare glass or among red cells of its own hue. Not
-        on a field: one with no white cell has no red-cell colour either (no nucleus to measure
-        it away from), and its densest stain is its red cells.
+        magenta nucleus (Wright, Leishman) on bare glass or among red cells of its own hue. On a
+        field without red-cell colour (white cells on bare glass, or red cells and no nucleus to
+        measure their colour away from) blobs must be stain of their own
+        (:data:`DISTINCT_DENSITY_RATIO`; the densest stain only as :data:`DENSEST_DENSITY_RATIO`
+        says): the densest stain of a field of red cells only is its red cells.
     red_cell_scatter
         The scatter of the field's red cells' colour
         (:attr:`~hemascope.segment.red_cells.FieldRedCells.scatter`): blobs above twice it (within
@@ -188,7 +207,9 @@ def find_candidates(
         nuclear = off > (BLUE_GREY_MIN_OFF_RED_CELL_OD if close_up and pale else MIN_OFF_RED_CELL_OD)
     min_area = MIN_NUCLEUS_FRACTION * np.pi * (min_diameter_um / 2) ** 2 / mpp**2
     labels, kept = _nucleus_blobs(nuclear, mpp, min_area)
-    if not len(kept) and close_up and red_cell_chroma is None:  # no lilac nucleus: the densest stain
+    if red_cell_chroma is None and not close_up:  # a field without red-cell colour: drop red cells
+        labels, kept = _stain_of_its_own(image, background, od, sigma, labels, kept, mpp, min_area)
+    elif not len(kept) and close_up and red_cell_chroma is None:  # no lilac nucleus: the densest stain
         labels, kept = _nucleus_blobs(densest_stain(od, sigma), mpp, min_area)
     if split is None:
         split = red_cell_chroma is not None
@@ -206,6 +227,52 @@ def find_candidates(
         return np.zeros((0, 2))
     out = np.asarray(centres, dtype=np.float64)
     return out[np.lexsort((out[:, 1], out[:, 0]))]
+
+
+def _stain_of_its_own(image: np.ndarray, background, od: np.ndarray, sigma: float, labels: np.ndarray,
+                      kept: np.ndarray, mpp: float, min_area: float) -> tuple[np.ndarray, np.ndarray]:
+    """The blobs of a field without red-cell colour that are denser than its red cells
+    (:data:`DISTINCT_DENSITY_RATIO`); where none is, the densest stain's blobs distinct in both
+    density (:data:`DENSEST_DENSITY_RATIO`) and colour (:data:`DISTINCT_DEGREES`): a magenta
+    nucleus on bare glass, which the lilac tests miss."""
+    main = red_cell_chroma(image, None if background is None else np.asarray(background, dtype=np.float32))
+    if main is None:
+        return labels, kept
+    total = filters.gaussian(total_density(od), sigma=sigma)
+    stained = total > 0.15
+    distinct = _distinct_blobs(od, total, stained, labels, kept, DISTINCT_DENSITY_RATIO)
+    if len(distinct):
+        return labels, distinct
+    labels, kept = _nucleus_blobs(densest_stain(od, sigma), mpp, min_area)
+    distinct = _distinct_blobs(od, total, stained, labels, kept, DENSEST_DENSITY_RATIO, np.asarray(main))
+    areas = np.bincount(labels.ravel())
+    if areas[distinct].sum() < DENSEST_DISTINCT_SHARE * areas[kept].sum():  # red cells' dense parts
+        return labels, distinct[:0]
+    return labels, distinct
+
+
+def _distinct_blobs(od: np.ndarray, total: np.ndarray, stained: np.ndarray, labels: np.ndarray,
+                    kept: np.ndarray, ratio: float, main: np.ndarray | None = None) -> np.ndarray:
+    """The labels of ``kept`` whose median density is ``ratio`` times the stain's outside every
+    blob and, with ``main``, whose colour lies :data:`DISTINCT_DEGREES` from that colour."""
+    if not len(kept):
+        return kept
+    inside = np.isin(labels, kept)
+    rest = stained & ~inside
+    base = float(np.median(total[rest])) if rest.sum() >= 16 else 0.0
+    boxes = ndi.find_objects(labels)
+    out = []
+    for k in kept:
+        box = boxes[k - 1]
+        blob = labels[box] == k
+        denser = base <= 0 or float(np.median(total[box][blob])) >= ratio * base
+        if main is not None:
+            colour = od[box][blob].mean(axis=0)
+            cosine = float(colour @ main / max(float(np.linalg.norm(colour)), 1e-6))
+            denser &= bool(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))) >= DISTINCT_DEGREES)
+        if denser:
+            out.append(k)
+    return np.asarray(out, dtype=kept.dtype)
 
 
 def _blob_centres(labels: np.ndarray, kept: np.ndarray, mpp: float, min_area: float,
