@@ -52,10 +52,17 @@ SPLIT_DEPTH_UM = 0.5
 BARE_GLASS_MIN_OD = 0.3
 #: On a field whose red cells were not seen (no red-cell colour: white cells on bare glass, or red
 #: cells with no nucleus far enough from their dense parts to measure them by), a blob that passes
-#: the lilac tests is a nucleus only when it is this many times denser than the stain outside every
-#: blob (measured at the candidates' 1 µm/px on another lab's fields: red cells with no white cell
-#: 1.0-1.57, nuclei 1.9-6.5).
+#: the lilac tests is a nucleus only when it is this many times denser than the stain farther than
+#: :data:`CYTOPLASM_UM` from every blob (measured at the candidates' 1 µm/px on another lab's fields
+#: with their white cell painted out: red cells' purple rims and overlaps 1.0-1.5; nuclei 1.9-6.5).
 DISTINCT_DENSITY_RATIO = 1.6
+#: The stain a blob is compared with lies this far (µm) from every blob: not a white cell's own
+#: cytoplasm (a pale monocyte's nucleus is only 1.3 times denser than it) but red cells. Where
+#: there is none, the blobs lie on bare glass and are kept — unless one of them is larger than
+#: :data:`BRIDGED_BLOB_UM2` (no nucleus, nor a few touching ones): packed red cells whose rims all
+#: pass, bridged into one blob, compared then with the stain around them.
+CYTOPLASM_UM = 6.0
+BRIDGED_BLOB_UM2 = 1000.0
 #: Where no blob of such a field passes the lilac tests, its densest stain is taken for nuclei
 #: (magenta, on bare glass) where it is this many times denser than the rest and its colour lies
 #: :data:`DISTINCT_DEGREES` from the stain's main colour
@@ -240,11 +247,11 @@ def _stain_of_its_own(image: np.ndarray, background, od: np.ndarray, sigma: floa
         return labels, kept
     total = filters.gaussian(total_density(od), sigma=sigma)
     stained = total > 0.15
-    distinct = _distinct_blobs(od, total, stained, labels, kept, DISTINCT_DENSITY_RATIO)
+    distinct = _distinct_blobs(od, total, stained, labels, kept, DISTINCT_DENSITY_RATIO, mpp)
     if len(distinct):
         return labels, distinct
     labels, kept = _nucleus_blobs(densest_stain(od, sigma), mpp, min_area)
-    distinct = _distinct_blobs(od, total, stained, labels, kept, DENSEST_DENSITY_RATIO, np.asarray(main))
+    distinct = _distinct_blobs(od, total, stained, labels, kept, DENSEST_DENSITY_RATIO, mpp, np.asarray(main))
     areas = np.bincount(labels.ravel())
     if areas[distinct].sum() < DENSEST_DISTINCT_SHARE * areas[kept].sum():  # red cells' dense parts
         return labels, distinct[:0]
@@ -252,14 +259,18 @@ def _stain_of_its_own(image: np.ndarray, background, od: np.ndarray, sigma: floa
 
 
 def _distinct_blobs(od: np.ndarray, total: np.ndarray, stained: np.ndarray, labels: np.ndarray,
-                    kept: np.ndarray, ratio: float, main: np.ndarray | None = None) -> np.ndarray:
-    """The labels of ``kept`` whose median density is ``ratio`` times the stain's outside every
-    blob and, with ``main``, whose colour lies :data:`DISTINCT_DEGREES` from that colour."""
+                    kept: np.ndarray, ratio: float, mpp: float, main: np.ndarray | None = None
+                    ) -> np.ndarray:
+    """The labels of ``kept`` (of a ``mpp`` image) whose median density is ``ratio`` times the
+    stain's farther than :data:`CYTOPLASM_UM` from every blob (see there) and, with ``main``, whose
+    colour lies :data:`DISTINCT_DEGREES` from that colour."""
     if not len(kept):
         return kept
     inside = np.isin(labels, kept)
-    rest = stained & ~inside
-    base = float(np.median(total[rest])) if rest.sum() >= 16 else 0.0
+    rest = stained & (ndi.distance_transform_edt(~inside) > CYTOPLASM_UM / mpp)  # no cell's own cytoplasm
+    if rest.sum() < 16 and np.bincount(labels.ravel())[kept].max() * mpp**2 > BRIDGED_BLOB_UM2:
+        rest = stained & ~inside  # packed red cells bridged into one blob: the stain around it
+    base = float(np.median(total[rest])) if rest.sum() >= 16 else 0.0  # none: blobs on bare glass
     boxes = ndi.find_objects(labels)
     out = []
     for k in kept:
