@@ -29,9 +29,9 @@ from hemascope.segment.stain import (
     nuclear_stain,
     off_red_cell_density,
     optical_density,
-    red_cell_chroma,
     total_density,
 )
+from hemascope.segment.stain import red_cell_chroma as main_stain_colour
 
 #: Lowest leukocyte tint of a nuclear-stained pixel, above the image's own red-cell tint.
 CANDIDATE_MIN_TINT = 0.07
@@ -236,13 +236,14 @@ def find_candidates(
     return out[np.lexsort((out[:, 1], out[:, 0]))]
 
 
-def _stain_of_its_own(image: np.ndarray, background, od: np.ndarray, sigma: float, labels: np.ndarray,
-                      kept: np.ndarray, mpp: float, min_area: float) -> tuple[np.ndarray, np.ndarray]:
+def _stain_of_its_own(image: np.ndarray, background: np.ndarray | tuple[float, float, float] | None,
+                      od: np.ndarray, sigma: float, labels: np.ndarray, kept: np.ndarray, mpp: float,
+                      min_area: float) -> tuple[np.ndarray, np.ndarray]:
     """The blobs of a field without red-cell colour that are denser than its red cells
     (:data:`DISTINCT_DENSITY_RATIO`); where none is, the densest stain's blobs distinct in both
     density (:data:`DENSEST_DENSITY_RATIO`) and colour (:data:`DISTINCT_DEGREES`): a magenta
     nucleus on bare glass, which the lilac tests miss."""
-    main = red_cell_chroma(image, None if background is None else np.asarray(background, dtype=np.float32))
+    main = main_stain_colour(image, None if background is None else np.asarray(background, dtype=np.float32))
     if main is None:
         return labels, kept
     total = filters.gaussian(total_density(od), sigma=sigma)
@@ -276,12 +277,12 @@ def _distinct_blobs(od: np.ndarray, total: np.ndarray, stained: np.ndarray, labe
     for k in kept:
         box = boxes[k - 1]
         blob = labels[box] == k
-        denser = base <= 0 or float(np.median(total[box][blob])) >= ratio * base
-        if main is not None:
+        keep = base <= 0 or float(np.median(total[box][blob])) >= ratio * base
+        if keep and main is not None:
             colour = od[box][blob].mean(axis=0)
             cosine = float(colour @ main / max(float(np.linalg.norm(colour)), 1e-6))
-            denser &= bool(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))) >= DISTINCT_DEGREES)
-        if denser:
+            keep = bool(np.degrees(np.arccos(np.clip(cosine, -1.0, 1.0))) >= DISTINCT_DEGREES)
+        if keep:
             out.append(k)
     return np.asarray(out, dtype=kept.dtype)
 
