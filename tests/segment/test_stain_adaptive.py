@@ -175,8 +175,9 @@ def test_a_field_of_red_cells_only_holds_no_white_cell(density):
 def test_a_field_of_purple_rimmed_red_cells_only_holds_no_white_cell(density):
     """Red cells whose rims are darker and more lilac than their bodies (the optics of many
     cameras), and no white cell: with no nucleus, no red-cell colour is measured, and the rims
-    passed the lilac tests — 36-44 false white cells on such a field. A blob of a field without
-    red-cell colour must be far denser than the stain around it to be a nucleus."""
+    passed the lilac tests — 36-44 false white cells on such a field (2 where the denser rims
+    bridge into one blob). A blob of a field without red-cell colour must be far denser than the
+    red cells around it to be a nucleus."""
     rng = np.random.default_rng(8)
     body = np.array([0.44, 0.78, 0.45]) / 1.67
     rim = np.array([0.6, 0.8, 0.25]) / 1.65
