@@ -92,7 +92,11 @@ def densest_stain(od: np.ndarray, sigma: float) -> np.ndarray:
     numpy.ndarray
         ``(rows, cols)`` bool.
     """
-    total = filters.gaussian(total_density(od), sigma=sigma)
+    return _densest(filters.gaussian(total_density(od), sigma=sigma))
+
+
+def _densest(total: np.ndarray) -> np.ndarray:
+    """:func:`densest_stain` of the smoothed summed optical density ``total``."""
     stained = total > 0.15
     threshold = BARE_GLASS_MIN_OD
     if stained.sum() > 16 and np.ptp(total[stained]) > 1e-3:
@@ -251,7 +255,7 @@ def _stain_of_its_own(image: np.ndarray, background: np.ndarray | tuple[float, f
     distinct = _distinct_blobs(od, total, stained, labels, kept, DISTINCT_DENSITY_RATIO, mpp)
     if len(distinct):
         return labels, distinct
-    labels, kept = _nucleus_blobs(densest_stain(od, sigma), mpp, min_area)
+    labels, kept = _nucleus_blobs(_densest(total), mpp, min_area)
     distinct = _distinct_blobs(od, total, stained, labels, kept, DENSEST_DENSITY_RATIO, mpp, np.asarray(main))
     areas = np.bincount(labels.ravel())
     if areas[distinct].sum() < DENSEST_DISTINCT_SHARE * areas[kept].sum():  # red cells' dense parts
