@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
 from skimage.draw import disk
 
 from hemascope.segment import find_cells
@@ -271,6 +272,30 @@ def test_a_crowd_of_big_white_cells_with_few_red_cells_keeps_the_red_cells_colou
     red_cells += [(r, c) for r in (500, 1000) for c in (250, 750, 1250)]
     image = _lilac_cells_among_pink_red_cells((1500, 1500), red_cells, cells, (130, 60), 0.3, seed=5)
     _each_found_once(find_cells(image, mpp=0.1), cells, 13.0)
+
+
+@pytest.mark.parametrize("blur_px", [0, 8])
+def test_big_white_cells_on_bare_glass_whose_cytoplasm_is_their_nucleus_hue_are_found(blur_px):
+    """A 100 µm field of four big cells on glass (nucleus 4.5 µm, cytoplasm reaching 7.5 µm beyond
+    it) whose cytoplasm is their nucleus's dye, thinner (a pale stain; a defocused monocyte): the
+    cytoplasm far from the dense nuclei was taken for red cells, its colour — the nuclei's — for
+    the red-cell colour, and no nucleus stood out from it: none of the four was found (as another
+    lab's pale-stained lymphocyte and neutrophil, blurred monocytes, on such fields)."""
+    nucleus = np.array([0.30, 0.52, 0.13])
+    cells = [(250, 250), (280, 720), (730, 300), (700, 760)]
+    od = np.zeros((1000, 1000, 3))
+    for r, c in cells:
+        od[disk((r, c), 120, shape=od.shape[:2])] = 0.3 * nucleus
+        od[disk((r + 10, c - 15), 45, shape=od.shape[:2])] = nucleus
+    od = ndi.gaussian_filter(od, (blur_px, blur_px, 0))
+    noise = np.random.default_rng(4).normal(0, 1.0, od.shape)
+    image = np.clip(WARM_GLASS * 10.0 ** -od + noise, 0, 255).astype(np.uint8)
+    seg = find_cells(image, mpp=0.1)
+    assert len(seg.cells) == len(cells)
+    for r, c in cells:
+        found = seg.cells.loc[np.hypot(seg.cells["row"] - r, seg.cells["col"] - c).idxmin()]
+        assert np.hypot(found["row"] - r, found["col"] - c) < 10
+        assert abs(found["area_um2"] - np.pi * 12.0**2) < 0.3 * np.pi * 12.0**2  # the pale edge: within 30 %
 
 
 def test_two_touching_white_cells_of_a_close_up_are_two_cells():
