@@ -25,6 +25,7 @@ from hemascope.segment.stain import (
     CLOSE_UP_MAX_RED_CELL_TINT,
     blue_grey,
     chroma_tint_cap,
+    colour_tint,
     estimate_background,
     optical_density,
     red_cell_chroma,
@@ -463,11 +464,14 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
             cap = CLOSE_UP_MAX_RED_CELL_TINT
     else:
         chroma = red_cell_chroma(thumb[::step, ::step], bg)
+    tint = red_cell_tint(thumb[::step, ::step], bg, chroma_tint_cap(chroma, cap))
+    if close_up and blue_grey(chroma):  # measured on the red cells, far from the nucleus: as blue-lilac as they
+        tint = max(tint, colour_tint(chroma))
     return SmearMask(
         mask=mask,
         downsample=float(downsample),
         background=(float(bg[0]), float(bg[1]), float(bg[2])),
-        red_cell_tint=red_cell_tint(thumb[::step, ::step], bg, chroma_tint_cap(chroma, cap)),
+        red_cell_tint=tint,
         red_cell_chroma=chroma,
         outside_field=surround,
         illumination=illumination,
