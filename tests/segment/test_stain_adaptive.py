@@ -280,7 +280,7 @@ def test_big_white_cells_on_bare_glass_whose_cytoplasm_is_their_nucleus_hue_are_
     it) whose cytoplasm is their nucleus's dye, thinner (a pale stain; a defocused monocyte): the
     cytoplasm far from the dense nuclei was taken for red cells, its colour — the nuclei's — for
     the red-cell colour, and no nucleus stood out from it: none of the four was found (as another
-    lab's pale-stained lymphocyte and neutrophil, blurred monocytes, on such fields)."""
+    lab's pale-stained lymphocyte and neutrophil, and a blurred monocyte, on such fields)."""
     nucleus = np.array([0.30, 0.52, 0.13])
     cells = [(250, 250), (280, 720), (730, 300), (700, 760)]
     od = np.zeros((1000, 1000, 3))
