@@ -465,7 +465,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
     else:
         chroma = red_cell_chroma(thumb[::step, ::step], bg)
     tint = red_cell_tint(thumb[::step, ::step], bg, chroma_tint_cap(chroma, cap))
-    if close_up and blue_grey(chroma):  # measured on the red cells, far from the nucleus: as blue-lilac as they
+    if close_up and chroma is not None and blue_grey(chroma):  # measured on the red cells, far from the nucleus
         tint = max(tint, colour_tint(chroma))
     return SmearMask(
         mask=mask,
