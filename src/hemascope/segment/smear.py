@@ -380,7 +380,7 @@ def _mean_uint8(block: np.ndarray, axis=None, **_: object) -> np.ndarray:
 
 
 def _nuclei_only_without(chroma: tuple[float, float, float], scatter: float | None, thumb: np.ndarray,
-                         bg: np.ndarray, mpp: float, step: int, cap: float) -> bool:
+                         bg: np.ndarray, mpp: float, step: int) -> bool:
     """Whether a field's red-cell colour ``chroma`` leaves no white-cell candidate while the tests
     of a field without red-cell colour find nuclei (:func:`~hemascope.segment.candidates.find_candidates`
     on the thumbnail, both ways): the "red cells" seen are then the white cells' own cytoplasm (big
@@ -391,15 +391,13 @@ def _nuclei_only_without(chroma: tuple[float, float, float], scatter: float | No
     from hemascope.segment.settings import SegmentSettings
 
     settings = SegmentSettings()
-    tint = red_cell_tint(thumb[::step, ::step], bg, chroma_tint_cap(chroma, cap))
-    bare = red_cell_tint(thumb[::step, ::step], bg, CLOSE_UP_MAX_RED_CELL_TINT)
     grid = max(int(settings.candidate_mpp / mpp), 1)  # the regions' candidate search sees this grid
     rows, cols = thumb.shape[0] // grid * grid, thumb.shape[1] // grid * grid
     reduced = _mean_uint8(thumb[:rows, :cols].reshape(rows // grid, grid, cols // grid, grid, 3), axis=(1, 3))
     mpp *= grid
-    if len(find_candidates(reduced, mpp, bg, min_od=settings.candidate_min_od, red_cell_tint=tint,
-                           red_cell_chroma=chroma, red_cell_scatter=scatter)):
+    if len(find_candidates(reduced, mpp, bg, red_cell_chroma=chroma, red_cell_scatter=scatter)):  # no tint test
         return False
+    bare = red_cell_tint(thumb[::step, ::step], bg, CLOSE_UP_MAX_RED_CELL_TINT)  # as a field without red cells
     return len(find_candidates(reduced, mpp, bg, min_od=settings.candidate_min_od, red_cell_tint=bare)) > 0
 
 
@@ -457,7 +455,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
     elif thumb_mpp is not None and thumb_mpp <= _MAX_RED_CELL_CHECK_MPP:
         chroma, seen, scatter = field_red_cell_chroma(thumb, bg, thumb_mpp, step)
         if (seen and chroma is not None and not blue_grey(chroma)
-                and _nuclei_only_without(chroma, scatter, thumb, bg, thumb_mpp, step, cap)):
+                and _nuclei_only_without(chroma, scatter, thumb, bg, thumb_mpp, step)):
             chroma, seen, scatter = None, False, None
         if not seen:  # white cells on bare glass (no red cells in the field): referenced like a
             # close-up, so that their own cytoplasm does not become the red-cell reference
