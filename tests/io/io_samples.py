@@ -92,6 +92,10 @@ def write_format(kind: str, directory, image: np.ndarray):
         path = d / "f.jpg"
         Image.fromarray(image).save(path, quality=95)
         return path, None, False
+    if kind == "webp":
+        path = d / "f.webp"
+        Image.fromarray(image).save(path, lossless=True)
+        return path, None, True
     if kind == "plain-tiff":
         path = d / "plain.tif"
         tifffile.imwrite(path, image, photometric="rgb")

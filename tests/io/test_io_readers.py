@@ -26,6 +26,7 @@ FORMATS = {
     "ome-zarr-0.5": ("ome-zarr", True, [256, 256]),
     "png": ("image", False, None),
     "jpeg": ("image", False, None),
+    "webp": ("image", False, None),
     "plain-tiff": ("tiff", False, None),
 }
 
@@ -266,3 +267,18 @@ def test_ome_objective_and_units(tmp_path, image):
         assert slide.format == "ome-tiff"
         assert slide.mpp == pytest.approx(0.25)  # 250 nm
         assert slide.objective_power == 40.0
+
+
+def test_a_folder_of_webp_pictures_is_classified_like_png(tmp_path):
+    """WebP pictures (phone and web exports) are read by the CLI as any flat image."""
+    from PIL import Image
+
+    from hemascope.cli.main import main as cli
+
+    image = smooth_image(96, 96)
+    Image.fromarray(image).save(tmp_path / "cell.webp", lossless=True)
+    out = tmp_path / "calls.csv"
+    assert cli(["classify", str(tmp_path), "--mpp", "0.25", "--out", str(out), "--model", "wbc-demo"]) == 0
+    import pandas as pd
+
+    assert pd.read_csv(out)["path"].str.endswith("cell.webp").tolist() == [True]

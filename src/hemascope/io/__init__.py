@@ -12,7 +12,7 @@ Hamamatsu NDPI             ``ndpi``          TIFF resolution, NDPI ``Magnificati
 Philips TIFF               ``philips-tiff``  ``DICOM_PIXEL_SPACING`` in the XML (empty tiles white)
 OME-Zarr v0.1-v0.5         ``ome-zarr``      level-0 ``scale`` with a length unit (bioformats2raw too)
 DICOM-WSI                  ``dicom``         base pixel spacing (extra ``dicom``, else OpenSlide)
-PNG, JPEG (8-bit RGB)      ``image``         never (pass ``mpp=``); pyramid computed lazily
+PNG, JPEG, BMP, WebP       ``image``         never (pass ``mpp=``); pyramid computed lazily
 MRXS, SCN, BIF, VMS, ...   ``openslide``     OpenSlide's properties (extra ``openslide``)
 =========================  ================  ==================================================
 

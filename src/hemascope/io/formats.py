@@ -11,12 +11,12 @@ TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 """Classic TIFF and BigTIFF headers, both byte orders."""
 
 IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM")
-"""PNG, JPEG and BMP headers (flat images)."""
+"""PNG, JPEG and BMP headers (flat images; WebP's is checked by :func:`is_flat_image`)."""
 
 TIFF_SUFFIXES = (".tif", ".tiff", ".svs", ".ndpi", ".btf", ".tf2", ".tf8")
 """TIFF-family files read by hemascope's own TIFF reader (the magic number decides, not this)."""
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 """Flat images."""
 
 PICTURE_SUFFIXES = IMAGE_SUFFIXES + (".tif", ".tiff")
@@ -38,6 +38,11 @@ SLIDE_SUFFIXES = (
 
 ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
 """Files whose presence makes a directory a zarr node."""
+
+
+def is_flat_image(head: bytes) -> bool:
+    """Whether a file's first 12 bytes or more are a PNG, JPEG, BMP or WebP header."""
+    return head.startswith(IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
 
 
 def manifest_patterns() -> list[str]:

@@ -9,9 +9,9 @@ from pathlib import Path
 from hemascope.errors import SlideNotFoundError, UnsupportedFormatError
 from hemascope.io.formats import (
     DICOM_SUFFIXES,
-    IMAGE_MAGIC,
     OPENSLIDE_SUFFIXES,
     TIFF_MAGIC,
+    is_flat_image,
 )
 from hemascope.io.paths import is_zarr_dir
 from hemascope.io.slide import Slide
@@ -82,7 +82,7 @@ def _dispatch(path: Path) -> Slide:
         from hemascope.io.read_tiff import open_tiff
 
         return open_tiff(path)
-    if head.startswith(IMAGE_MAGIC):
+    if is_flat_image(head):
         from hemascope.io.read_image import open_image
 
         return open_image(path)
@@ -96,5 +96,5 @@ def _dispatch(path: Path) -> Slide:
         return open_with_openslide(path)
     raise UnsupportedFormatError(
         f"{path.name}: not a supported slide format (TIFF/SVS/NDPI/OME-TIFF, OME-Zarr, PNG, JPEG, "
-        "or an OpenSlide format with the 'openslide' extra)"
+        "BMP, WebP or an OpenSlide format with the 'openslide' extra)"
     )
