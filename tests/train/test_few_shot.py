@@ -134,6 +134,22 @@ def test_cli_init_fits_the_head_first_and_drops_the_source_decision_rules(tmp_pa
     assert not torch.equal(out.module.head.weight, load_model(src).module.head.weight)
 
 
+def test_class_centres_keep_the_pretrained_heads_decision_calibration(tmp_path):
+    """The class centres sit on the pretrained head, so its class-mix adaptation and blast rule
+    (fitted on that head's outputs) stay; other class lists cannot use them."""
+    settings = {"default": True, "source_prior": [0.4, 0.4, 0.2]}
+    rules = {"label_shift": settings, "blast_rule": {"min_probability": 0.6}}
+    src = save_model(_net(), _card(rules), tmp_path / "src")
+    train = _cells_csv(tmp_path, "cells", seed=3)
+    assert main([*_init_args(src, train, train), "--out", str(tmp_path / "run")]) == 0
+    out = load_model(tmp_path / "run" / "fs.json").card
+    assert out.arch_params["prototypes"] and out.preprocess["label_shift"] == settings
+    assert out.preprocess["blast_rule"] == rules["blast_rule"]
+    two = [a for a in _init_args(src, train, train) if a not in ("--classes", "red,blue,other")]
+    assert main([*two, "--classes", "red,blue", "--out", str(tmp_path / "two")]) == 0
+    assert "label_shift" not in load_model(tmp_path / "two" / "fs.json").card.preprocess
+
+
 def test_cli_init_reads_a_labs_own_column_and_class_names(tmp_path, capsys):
     """``image,label`` columns, ``Red``/``BLUES`` labels and an unknown label: the cells are
     named as the model's classes, the unknown ones left out and said."""
@@ -163,7 +179,7 @@ def test_cli_train_cells_starts_from_the_bundled_model_unless_told_otherwise(tmp
     wbc = load_model("wbc").card
     assert any(t.startswith("initialised from wbc@") for t in card.training_data)
     assert (card.input_size, card.mpp) == (wbc.input_size, wbc.mpp)
-    assert card.arch_params == {**wbc.arch_params, "prototypes": {"scale": 20.0, "absent_margin": 6.0}}
+    assert card.arch_params == {**wbc.arch_params, "prototypes": {"scale": 10.0, "absent_margin": 3.0}}
     # 'wbc' keeps the starting model's reject output: smudge cells stay out of the differential
     assert card.classes == wbc.classes and card.reject_classes == wbc.reject_classes == ["smudge"]
     assert main([*args, "--init", "none", "--out", str(tmp_path / "scratch")]) == 0
@@ -216,7 +232,7 @@ def test_cli_few_shot_adds_class_centres_to_the_pretrained_head(tmp_path):
     history = json.loads((tmp_path / "fs" / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [-1] and history[0]["step"].startswith("class centres")
     out, source = load_model(tmp_path / "fs" / "fs.json"), load_model(src).module
-    assert out.card.arch_params["prototypes"] == {"scale": 20.0, "absent_margin": 6.0}
+    assert out.card.arch_params["prototypes"] == {"scale": 10.0, "absent_margin": 3.0}
     assert torch.equal(out.module.head.weight, source.head.weight)
     assert out.module.prototypes.present.tolist() == [True, True, False]
     bank, y = _bank(10, seed=5)

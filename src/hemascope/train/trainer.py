@@ -209,17 +209,19 @@ def train_cells(
     centres = bool(config.init) and config.prototypes and not config.probe_head and is_few_shot(train["class"])
     if centres:
         arch_params[PROTOTYPES_PARAM] = dict(PROTOTYPES)
-    preprocess, reject = config.preprocess, []
+    preprocess, reject, decision = config.preprocess, [], {}
     if config.init and preprocess is None:
         from hemascope.models.registry import load_model
 
         source = load_model(config.init, "cpu").card
         # the input pipeline carries over; the source's decision calibration (label shift, blast
-        # rule) was fitted on its own outputs and does not
+        # rule) was fitted on its own outputs: kept only if the pretrained head is (class centres)
         preprocess = {
             k: v for k, v in source.preprocess.items() if k not in DECISION_PREPROCESS_KEYS
         }
         reject = [c for c in source.reject_classes if c in classes]
+        if centres and list(source.classes) == classes:
+            decision = {k: v for k, v in source.preprocess.items() if k in DECISION_PREPROCESS_KEYS}
     card = ModelCard(
         name=config.name,
         version=config.version,
@@ -358,6 +360,9 @@ def train_cells(
             {"epoch": epoch, "best_f1": best_f1, "history": history},
         )
     module.load_state_dict(best_state)
+    if centres and not any(h["epoch"] >= 0 and h["val_macro_f1"] > history[0]["val_macro_f1"] for h in history):
+        # the class centres were kept: the pretrained head, whose decision calibration holds
+        card.preprocess.update(decision)
     val_logits = _logits(module, banks["val"], card, device)
     card.temperature = fit_temperature(val_logits, y_val)
     metrics: dict[str, Any] = {
