@@ -56,3 +56,24 @@ def test_progress_and_cancel(blood_field):
     event.set()
     with pytest.raises(Cancelled):
         find_cells(image, mpp=0.5, region_size=384, cancel=event)
+
+
+def test_a_close_up_of_two_big_touching_cells_finds_both():
+    """A 30 × 50 µm close-up of two 20-µm cells touching in its middle: their nuclei, 4 µm apart,
+    are one candidate between them, whose 37.5-µm crop cut both cells (only one was kept). A
+    close-up's crops now reach its far edges, so both cells are whole in it."""
+    from skimage.draw import disk
+
+    glass = np.array([250.0, 246.0, 240.0])
+    od = np.zeros((300, 500, 3))
+    for r, c in [(30, 40), (270, 60), (30, 460), (270, 450)]:
+        od[disk((r, c), 38, shape=od.shape[:2])] = (0.20, 0.45, 0.30)  # red cells
+    for c in (150, 350):
+        od[disk((150, c), 100, shape=od.shape[:2])] = (0.12, 0.14, 0.05)  # cytoplasm
+    for c in (150, 350):
+        od[disk((150, c), 80, shape=od.shape[:2])] = (0.60, 1.00, 0.30)  # nucleus
+    noise = np.random.default_rng(0).normal(0, 1.5, od.shape)
+    image = np.clip(np.round(glass * 10.0**-od + noise), 0, 255).astype(np.uint8)
+    cells = find_cells(image, mpp=0.1, num_workers=1).cells
+    assert len(cells) == 2
+    assert np.allclose(np.sort(cells["col"].to_numpy()), [150, 350], atol=10)

@@ -293,6 +293,9 @@ def read_reduced(slide, box: Box, grid: int) -> np.ndarray:
     return image
 
 
+#: Half-side of a close-up's crops at most, in largest cell diameters (a field's: 0.75).
+CLOSE_UP_CROP_DIAMETERS = 1.25
+
 #: Above this many candidates in a region, its level-0 window is read once instead of crop by crop.
 _WINDOW_READ_MIN_CANDIDATES = 24
 
@@ -369,6 +372,11 @@ def segment_region_with_masks(
     keep = _in_smear(region, rows, cols) if len(rows) else np.zeros(0, dtype=bool)
     rows, cols = np.round(rows[keep]).astype(int), np.round(cols[keep]).astype(int)
     half = int(math.ceil(0.75 * settings.max_diameter_um / mpp))  # the largest cell fits, off-centre too
+    if close_up and len(rows):
+        # a close-up's crops reach its far edges (up to CLOSE_UP_CROP_DIAMETERS of the largest cell
+        # each side): two big cells touching beside a candidate between them are both whole in its crop
+        reach = max(rows.max(), slide.shape[0] - 1 - rows.min(), cols.max(), slide.shape[1] - 1 - cols.min())
+        half = min(max(half, int(reach)), int(math.ceil(CLOSE_UP_CROP_DIAMETERS * settings.max_diameter_um / mpp)))
     check_cancelled(cancel)
     all_crops = [_as_flat_field(region, crop, (r - half, c - half), 1)  # one window read for the region
                  for crop, r, c in zip(_read_crops(slide, region, rows, cols, half), rows, cols, strict=True)]
