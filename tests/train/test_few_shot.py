@@ -145,6 +145,7 @@ def test_class_centres_keep_the_pretrained_heads_decision_calibration(tmp_path):
     out = load_model(tmp_path / "run" / "fs.json").card
     assert out.arch_params["prototypes"] and out.preprocess["label_shift"] == settings
     assert out.preprocess["blast_rule"] == rules["blast_rule"]
+    assert any(t.startswith("decision calibration (blast_rule, label_shift) kept from") for t in out.training_data)
     two = [a for a in _init_args(src, train, train) if a not in ("--classes", "red,blue,other")]
     assert main([*two, "--classes", "red,blue", "--out", str(tmp_path / "two")]) == 0
     assert "label_shift" not in load_model(tmp_path / "two" / "fs.json").card.preprocess

@@ -363,6 +363,8 @@ def train_cells(
     if centres and not any(h["epoch"] >= 0 and h["val_macro_f1"] > history[0]["val_macro_f1"] for h in history):
         # the class centres were kept: the pretrained head, whose decision calibration holds
         card.preprocess.update(decision)
+        if decision:
+            card.training_data.append(f"decision calibration ({', '.join(sorted(decision))}) kept from {config.init}")
     val_logits = _logits(module, banks["val"], card, device)
     card.temperature = fit_temperature(val_logits, y_val)
     metrics: dict[str, Any] = {
