@@ -125,9 +125,10 @@ def main() -> None:
                 truth = part["class"].to_numpy()
                 flagged = out.domain_shift is not None and bool(out.domain_shift.shifted)
                 per_set.setdefault(name, []).append((truth, pred, flagged))
+                probs = out.table.filter(like="prob_").to_dict("records")
                 rows += [
-                    {"set": name, "shift": shift, "factor": factor, "path": p, "truth": t, "pred": q}
-                    for p, t, q in zip(part["path"], truth, pred, strict=True)
+                    {"set": name, "shift": shift, "factor": factor, "path": p, "truth": t, "pred": q, **r}
+                    for p, t, q, r in zip(part["path"], truth, pred, probs, strict=True)
                 ]
             for name, pairs in per_set.items():
                 truth = np.concatenate([t for t, _, _ in pairs])

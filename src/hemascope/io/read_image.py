@@ -12,6 +12,7 @@ import dask.array as da
 import numpy as np
 
 from hemascope.errors import CorruptSlideError, UnsupportedFormatError
+from hemascope.io.formats import TIFF_MAGIC
 from hemascope.io.lazy import lazy_pyramid
 from hemascope.io.read_openslide import rgba_on_white
 from hemascope.io.slide import Slide
@@ -106,10 +107,6 @@ def deep_samples_to_rgb(samples: np.ndarray, name: str) -> np.ndarray:
         raise UnsupportedFormatError(f"{name}: {exc}") from None
 
 
-#: The first four bytes of a TIFF or BigTIFF file (little- and big-endian).
-_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-
-
 def _deep_picture(path: Path, fmt: str, name: str) -> np.ndarray:
     """A > 8-bit TIFF or PNG decoded at full depth, as 8-bit RGB."""
     if fmt == "TIFF":
@@ -145,7 +142,7 @@ def read_picture(path: Path, name: str | None = None) -> np.ndarray:
         try:
             img = Image.open(fh)
         except UnidentifiedImageError:
-            if header[:4] in _TIFF_MAGIC:  # a TIFF that PIL cannot read (floating point, some codecs)
+            if header[:4] in TIFF_MAGIC:  # a TIFF that PIL cannot read (floating point, some codecs)
                 return _deep_picture(path, "TIFF", name)
             raise
         with img:
