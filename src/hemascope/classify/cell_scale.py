@@ -66,8 +66,9 @@ _TOGETHER = 1.5
 #: Answers outside this range (µm/px: within ×1.2 of the grid's ends) are no answer: the head
 #: was asked beyond what it has seen.
 PLAUSIBLE_MPP = (0.036, 1.0)
-#: An unsure red-cell estimate gives way to the cell's up to this factor apart (beyond it both
-#: are as often wrong: held-out crops, BENCHMARKS.md), and is kept, flagged, further apart.
+#: An unsure red-cell estimate gives way to the cell's; this many times apart or more, the cell's
+#: answer keeps the lower confidence of the two (both are often wrong there: a smudge read as a
+#: huge cell, pieces of red cells), so that a batch's confidence-weighted median leans on others.
 _GIVE_WAY = 3.0
 #: Confidence of the cell's answer at no spread: always flagged (below
 #: :data:`~hemascope.segment.scale.MIN_CONFIDENCE`): one cell's size is a loose ruler, and even its
@@ -250,16 +251,22 @@ def combine(red: ScaleEstimate, cell: ScaleEstimate) -> ScaleEstimate:
     red-cell estimate stays confident when the cell agrees within :data:`_AGREE`; further apart
     the result is flagged, and beyond :data:`_TOGETHER` it is the red cells' answer (the cell's
     is then the more often wrong one). An unsure red-cell estimate further than :data:`_AGREE`
-    from the cell's gives way to it up to :data:`_GIVE_WAY` apart (the red-cell answer of a crop
-    is most often wrong where it is unsure: pieces of red cells, granules, a nucleus taken for a
-    red cell); further apart it is kept, flagged. Chosen on held-out crops of three labs
-    (BENCHMARKS.md, "Scale from the cell"). The result keeps the red cells' ``cues`` (their
-    ``path`` too) and adds both answers (``cell_mpp``, ``red_cell_mpp``).
+    from the cell's gives way to it, however far apart (the red-cell answer of a crop is most
+    often wrong where it is unsure: pieces of red cells, granules, a nucleus taken for a red
+    cell), and so does a picture without red cells (``path`` ``"white_cell"``: one nucleus's size
+    taken for a fixed one, a cruder reading of the same cell than the cell model's). Chosen on
+    held-out crops of three labs (BENCHMARKS.md, "Scale from the cell"; the last two rules on the
+    validation cells of two, "The cell's reading where the red cells are unsure"). The result
+    keeps the red cells' ``cues`` (their ``path`` too) and adds both answers (``cell_mpp``,
+    ``red_cell_mpp``).
     """
     cues = {**red.cues, "cell_mpp": cell.mpp, "cell_spread": cell.cues.get("cell_spread"), "red_cell_mpp": red.mpp,
             "red_cell_confidence": red.confidence}
     apart = abs(float(np.log(red.mpp / cell.mpp)))
     both = float(np.sqrt(red.mpp * cell.mpp))
+    if red.cues.get("path") == "white_cell":  # no red cells: the cell model reads that nucleus and more
+        return ScaleEstimate(cell.mpp, cell.confidence, cues,
+                             f"{cell.reason}; no red cells (the nucleus's size alone: {red.mpp:.4g} µm/px)")
     if not red.low_confidence:
         if apart < np.log(_AGREE):
             return ScaleEstimate(both, red.confidence, cues, f"red cells ({red.mpp:.4g}) and the white cell "
@@ -270,10 +277,8 @@ def combine(red: ScaleEstimate, cell: ScaleEstimate) -> ScaleEstimate:
     if apart < np.log(_AGREE):
         return ScaleEstimate(both, max(red.confidence, cell.confidence), cues,
                              f"red cells and the white cell agree, neither sure ({red.mpp:.4g}, {cell.mpp:.4g} µm/px)")
-    if apart < np.log(_GIVE_WAY):
-        return ScaleEstimate(cell.mpp, cell.confidence, cues, f"{cell.reason}; red cells unsure ({red.mpp:.4g} µm/px)")
-    return ScaleEstimate(red.mpp, min(red.confidence, cell.confidence), cues,
-                         f"{red.reason}; the white cell reads {cell.mpp:.4g} µm/px, neither sure")
+    confidence = cell.confidence if apart < np.log(_GIVE_WAY) else min(red.confidence, cell.confidence)
+    return ScaleEstimate(cell.mpp, confidence, cues, f"{cell.reason}; red cells unsure ({red.mpp:.4g} µm/px)")
 
 
 def picture_scale(image: np.ndarray) -> ScaleEstimate:
