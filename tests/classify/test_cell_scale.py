@@ -22,7 +22,7 @@ from hemascope.classify.cell_scale import (
     picture_scale,
     read_scale_head,
 )
-from hemascope.errors import ModelIntegrityError, ModelNotFoundError
+from hemascope.errors import InvalidInputError, ModelIntegrityError, ModelNotFoundError
 from hemascope.models.registry import BUNDLED_DIR
 from hemascope.segment import estimate_mpp
 from hemascope.segment.batch_scale import estimate_field_scales, pool_estimates
@@ -68,6 +68,14 @@ def test_a_picture_without_red_cells_takes_the_cells_reading_not_its_nucleus_siz
 def _cell_picture(mpp: float = 0.1) -> np.ndarray:
     image, _, _ = render_cell("lymphocyte", mpp=mpp, size=int(32 / mpp), rng=np.random.default_rng(3))
     return image
+
+
+def test_a_reading_at_which_the_picture_is_smaller_than_a_cell_is_no_reading():
+    """The central 5 µm of a lymphocyte (its nucleus) reads ~0.08 µm/px: a 4 µm picture, which no
+    command can classify; ``picture_scale`` then keeps the red cells' answer."""
+    image, _, _ = render_cell("lymphocyte", mpp=0.1, size=320, rng=np.random.default_rng(3))
+    with pytest.raises(InvalidInputError, match="smaller than a cell"):
+        cell_scale(image[135:185, 135:185])
 
 
 def test_the_cell_scale_follows_the_picture_when_it_is_enlarged():

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hemascope.classify.crops import cell_image_to_crop, crops_to_tensor
+from hemascope.classify.crops import MIN_CELL_IMAGE_UM, cell_image_to_crop, crops_to_tensor
 from hemascope.classify.framing import is_field
 from hemascope.errors import (
     HemascopeError,
@@ -221,8 +221,8 @@ def cell_scale(image: np.ndarray, model: CellScaleModel | None = None,
     Raises
     ------
     InvalidInputError
-        The picture is smaller than a cell at every claim, or the answer lies outside
-        :data:`PLAUSIBLE_MPP` (smudged cells can read as ten times too large).
+        The picture is smaller than a cell at every claim or at the answer, or the answer lies
+        outside :data:`PLAUSIBLE_MPP` (smudged cells can read as ten times too large).
     """
     model = model or load_cell_scale_model()
     log_mpp = _first_answer(model, image, centre)
@@ -237,6 +237,9 @@ def cell_scale(image: np.ndarray, model: CellScaleModel | None = None,
         log_mpp, spread = float(np.median(answers)), float(np.std(answers))
     if not PLAUSIBLE_MPP[0] <= np.exp(log_mpp) <= PLAUSIBLE_MPP[1]:
         raise InvalidInputError(f"the cell model reads {np.exp(log_mpp):.3g} µm/px, outside the range it knows")
+    if min(image.shape[:2]) * np.exp(log_mpp) < MIN_CELL_IMAGE_UM:  # a picture of a cell holds one
+        raise InvalidInputError(f"the cell model reads {np.exp(log_mpp):.3g} µm/px, at which the picture "
+                                "is smaller than a cell")
     confidence = CELL_CONFIDENCE * float(np.clip(1.0 - spread / NO_CONFIDENCE_SPREAD, 0.0, 1.0))
     return ScaleEstimate(
         float(np.exp(log_mpp)), confidence, {"path": "cell_model", "cell_spread": spread},
