@@ -360,7 +360,7 @@ def train_cells(
             {"epoch": epoch, "best_f1": best_f1, "history": history},
         )
     module.load_state_dict(best_state)
-    if centres and not any(h["epoch"] >= 0 and h["val_macro_f1"] > history[0]["val_macro_f1"] for h in history):
+    if centres and best_f1 == history[0]["val_macro_f1"]:  # no fine-tuned epoch beat the centres
         # the class centres were kept: the pretrained head, whose decision calibration holds
         card.preprocess.update(decision)
         if decision:
