@@ -122,6 +122,28 @@ def test_fields_of_one_folder_share_one_estimate_and_segment_says_so(tmp_path, c
     assert (table["mpp_source"] == "estimated").all()
 
 
+def test_a_cameras_tiff_fields_are_pictures_pooled_like_pngs(tmp_path):
+    import tifffile
+
+    from hemascope.io import open_slide
+
+    image, _, _ = field()
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    for k, (r, c) in enumerate([(0, 0), (0, 384), (384, 0), (384, 384), (192, 192)]):
+        tifffile.imwrite(folder / f"f{k}.tif", image[r:r + 384, c:c + 384], photometric="rgb")
+    pyramid = tmp_path / "scan.tif"  # a pyramid of its own: a scanned slide, not a picture
+    with tifffile.TiffWriter(pyramid) as tif:
+        tif.write(image, subifds=1, tile=(256, 256), photometric="rgb")
+        tif.write(image[::2, ::2], subfiletype=1, tile=(256, 256), photometric="rgb")
+    with open_slide(folder / "f0.tif") as picture, open_slide(pyramid) as scan:
+        assert picture.format == "tiff" and picture.is_picture and not scan.is_picture
+    paths = sorted(str(p) for p in folder.iterdir())
+    scales = estimate_field_scales(paths)
+    assert {round(scales[p].mpp, 6) for p in paths} == {round(scales[paths[0]].mpp, 6)}
+    assert scales[paths[0]].cues["batch_images"] == 5
+
+
 def test_classify_pools_the_estimates_of_a_batch(tiny_model):
     from hemascope.classify import classify_images
 

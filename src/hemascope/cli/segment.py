@@ -4,7 +4,7 @@ Writes ``cells.csv`` and ``cells.parquet`` (one row per cell, a ``source`` colum
 and ``images.csv`` (one row per input: ``status`` done/failed, ``n_cells``, its label files, its
 µm/px and how it was found, or the ``error``; an input with no cell keeps its scale there)
 into ``--out``; for field images (plain pictures, and single-level files up to
-:data:`FIELD_MAX_PIXELS`) also ``<stem>_cells.tif`` and ``<stem>_nuclei.tif`` (uint32
+:data:`~hemascope.io.slide.PICTURE_MAX_PIXELS`) also ``<stem>_cells.tif`` and ``<stem>_nuclei.tif`` (uint32
 instance labels, 0 = background, values = the table's ``id``); for slides with ``--labels`` an
 OME-Zarr ``<stem>.labels.ome.zarr`` (image pyramid + chunked ``cells``/``nuclei`` label pyramids).
 
@@ -44,17 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 #: Columns of ``images.csv``, one row per input.
 IMAGE_COLUMNS = ("source", "status", "n_cells", "cell_labels", "nucleus_labels", "mpp", "mpp_source",
                  "mpp_confidence", "mpp_low_confidence", "error")
-
-#: A single-level input up to this many pixels is a field (a camera's TIFF, say), with label
-#: TIFFs like a PNG or JPEG; pyramids and larger images write labels only with ``--labels``.
-FIELD_MAX_PIXELS = 50_000_000
-
-
-def _is_field(slide) -> bool:
-    rows, cols = slide.shape[:2]
-    one_level = slide.metadata.get("pyramid") == "computed"  # the file holds no pyramid of its own
-    return slide.format in ("image", "memory") or (one_level and rows * cols <= FIELD_MAX_PIXELS)
-
 
 def _write_label_pyramid(path: Path, slide, seg) -> None:
     from hemascope.export.labels import lazy_label_image
@@ -112,10 +101,10 @@ def _segment_one(path: str, stem: str, args: argparse.Namespace, scale: float | 
             slide.mpp, slide.mpp_source = scale, "estimated"
         seg = find_cells(
             slide, segmenter=args.segmenter, device=args.device, model=args.model,
-            keep_masks=_is_field(slide) or args.labels,
+            keep_masks=slide.is_picture or args.labels,
             progress=tqdm_progress(Path(path).name, disable=args.quiet),
         )
-        if _is_field(slide):
+        if slide.is_picture:
             from hemascope.segment import paint_labels
 
             cells, nuclei = paint_labels(slide.shape, seg.masks or [])

@@ -12,6 +12,9 @@ import numpy as np
 from hemascope.errors import InvalidInputError
 from hemascope.io.tiles import level_downsample
 
+#: A file holding one level of up to this many pixels (a camera's TIFF) is a picture, like a PNG.
+PICTURE_MAX_PIXELS = 50_000_000
+
 
 @dataclass
 class Slide:
@@ -62,6 +65,17 @@ class Slide:
     def shape(self) -> tuple[int, int]:
         """Level-0 ``(rows, cols)``."""
         return tuple(int(s) for s in self.levels[0].shape[:2])  # type: ignore[return-value]
+
+    @property
+    def is_picture(self) -> bool:
+        """Whether this is one photograph rather than a scanned slide: a plain picture (PNG, JPEG,
+        ...), an in-memory image, or a file holding a single level of at most
+        :data:`PICTURE_MAX_PIXELS` (a microscope camera's TIFF). Pictures are handled alike
+        whatever their format: label images beside them, their scale pooled with others of their
+        pixel size, a photographed field's illumination measured."""
+        rows, cols = self.shape
+        one_level = self.metadata.get("pyramid") == "computed"  # the file holds no pyramid of its own
+        return self.format in ("image", "memory") or (one_level and rows * cols <= PICTURE_MAX_PIXELS)
 
     @property
     def n_levels(self) -> int:

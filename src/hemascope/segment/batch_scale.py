@@ -209,7 +209,8 @@ def estimate_field_scales(
 ) -> dict[str, float]:
     """Estimated µm/px of the plain field images among ``paths``, pooled per source.
 
-    Only pictures (PNG, JPEG, ...) without a pixel size in the file are estimated (as
+    Only pictures (:attr:`hemascope.io.Slide.is_picture`: PNG, JPEG, a camera's one-level TIFF, ...)
+    without a pixel size in the file are estimated (as
     :func:`hemascope.segment.regions.slide_mpp` does for one slide); slides that carry their
     scale, and inputs that cannot be opened or scaled, are left out (the caller meets and reports
     them when it processes them).
@@ -236,7 +237,7 @@ def estimate_field_scales(
         value, key = None, None
         try:
             with open_slide(path) as slide:
-                if slide.format == "image" and not slide.mpp:
+                if slide.is_picture and not slide.mpp:
                     value, key = slide_mpp(slide, estimate=estimate)[0], size_key(slide.shape)
         except Exception:  # noqa: BLE001 - reported when the caller processes it (even a bug)
             pass

@@ -48,8 +48,6 @@ OUTSIDE_FIELD_OD = 0.8
 _OUTSIDE_FIELD_EDGE_OD = 0.6
 #: Least area (µm²) of a dark surround touching the image border: far above any nucleus.
 _OUTSIDE_FIELD_MIN_UM2 = 2000.0
-#: Slide formats that are one photograph (given a lazy pyramid when opened), not a scan.
-_PICTURE_FORMATS = ("image", "memory")
 #: Shorter side (pixels, and µm when known) of a picture whose illumination is measured: an
 #: eyepiece's field of view at 100x is about 180-250 µm across.
 _MIN_FIELD_SIDE = 512
@@ -434,7 +432,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
     scatter = None
     # a photographed field: a picture or one-level image, not a scanned slide (a pyramid), nor a
     # close-up or a small crop of a field (too few glass blocks between the cells to fit a fall-off)
-    field = slide.format in _PICTURE_FORMATS or len(slide.downsamples) == 1
+    field = slide.is_picture or len(slide.downsamples) == 1
     if field and min(slide.shape) >= _MIN_FIELD_SIDE and min(slide.shape) * (slide.mpp or 1.0) >= _MIN_FIELD_UM:
         illumination = estimate_illumination(thumb, downsample, outside)
         if illumination is not None:
