@@ -9,7 +9,7 @@ from PIL import Image
 from segment_fields import MPP, field
 
 from hemascope.cli.main import main
-from hemascope.segment.batch_scale import estimate_field_scales, pool_estimates, size_key
+from hemascope.segment.batch_scale import estimate_field_scales, pool_estimates, size_key, size_keys
 from hemascope.segment.scale import ScaleEstimate
 
 
@@ -97,6 +97,23 @@ def test_small_groups_other_sources_and_given_scales_are_left_alone():
     pooled = pool_estimates(many, ["a"] * 5 + ["b"])
     assert pooled[5].mpp == 0.3 and "batch_images" not in pooled[5].cues  # its own source
     assert size_key((360, 363, 3)) == size_key((360, 363)) != size_key((363, 360))
+
+
+def test_pictures_of_sizes_no_others_share_are_pooled_together_when_they_agree():
+    # tight boxes cut from one camera's fields: every picture its own size, one scale
+    values = [0.09, 0.1, 0.1, 0.11, 0.1, 0.13, 0.1]
+    own = _estimates(values, [0.3] * 7)
+    keys = [(100 + k, 90 + k) for k in range(7)]
+    pooled = pool_estimates(own, size_keys(keys))
+    assert {round(p.mpp, 6) for p in pooled} == {0.1}
+    assert pooled[0].cues["batch_images"] == 7 and "sizes no others share" in pooled[0].reason
+    # a size group of its own is pooled apart from them; four lone pictures are too few to pool
+    group = _estimates([0.3] * 5, [0.9] * 5)
+    pooled = pool_estimates([*group, *own[:4]], size_keys([(50, 50)] * 5 + keys[:4]))
+    assert [round(p.mpp, 6) for p in pooled] == [0.3] * 5 + values[:4]
+    # pictures of many sizes and no one scale keep their own estimates
+    spread = _estimates([0.05, 0.1, 0.2, 0.4, 0.8, 0.1], [0.3] * 6)
+    assert pool_estimates(spread, size_keys([(100 + k, 100) for k in range(6)])) == spread
 
 
 def test_fields_of_one_folder_share_one_estimate_and_segment_says_so(tmp_path, capsys):

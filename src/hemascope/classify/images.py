@@ -232,7 +232,7 @@ def estimate_picture_scales(
     survey
         Pictures of one pixel size estimated before the others may take their scale.
     """
-    from hemascope.segment.batch_scale import pool_estimates, shared_scale, size_key
+    from hemascope.segment.batch_scale import pool_estimates, shared_scale, size_key, size_keys
     from hemascope.segment.scale import ScaleEstimate
 
     estimate = estimate or _default_estimator()
@@ -267,7 +267,7 @@ def estimate_picture_scales(
         reason = f"{shared.reason}; not estimated alone: the {len(surveyed)} surveyed images of its size agree"
         for i in rest:
             taken[i] = ScaleEstimate(shared.mpp, shared.confidence, {**shared.cues, "surveyed": len(surveyed)}, reason)
-    pooled = pool_estimates([v if isinstance(v, ScaleEstimate) else None for v in values], keys)
+    pooled = pool_estimates([v if isinstance(v, ScaleEstimate) else None for v in values], size_keys(keys))
     out: list[float | HemascopeError] = []
     for i, (value, shared_value) in enumerate(zip(values, pooled, strict=True)):
         chosen = taken.get(i, shared_value if shared_value is not None else value)

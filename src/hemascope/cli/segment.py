@@ -75,7 +75,7 @@ def _scale_note(seg) -> str:
         return f"{seg.mpp:.4g} µm/px {seg.mpp_source}"
     note = f"{seg.mpp:.4g} µm/px estimated, confidence {seg.scale.confidence:.2f}"
     if "batch_images" in seg.scale.cues:
-        note += f", shared by {seg.scale.cues['batch_images']} images of this size"
+        note += f", shared by {seg.scale.cues['batch_images']} images {seg.scale.cues['batch_of']}"
     if seg.scale.low_confidence:
         note += f" — LOW CONFIDENCE ({seg.scale.reason}); pass --mpp if you know it"
     return note

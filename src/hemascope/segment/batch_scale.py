@@ -15,6 +15,11 @@ read 10-30 % high, a nucleus taken as 11 µm reads AML blasts 20 % low, and a fe
 wrong together), the group takes the confidence-weighted median of all its estimates instead of
 the densest value; a group of close-ups is never split into two magnifications.
 
+Pictures whose pixel size fewer than :data:`MIN_IMAGES` others of the run share (tight boxes
+cut from one camera's fields, each its own size) are pooled together as one more group
+(:func:`size_keys`), by the same rules: on another lab's tight boxes in a rapid stain the per-picture scales cost white-cell
+precision 0.96 → 0.79 (BENCHMARKS.md, "Tight boxes of every size").
+
 Nor is a group pooled whose estimates spread over more than :data:`POOL_MAX_SPREAD` (their
 middle half): pictures resized to one pixel size from crops of different sizes (a public data
 set's tight boxes) share a pixel size, not a µm/px.
@@ -27,13 +32,14 @@ own estimates. Without a second scale a few confident estimates far from the res
 wrong. A small minority at another magnification (under ~10 % of the confident estimates) can go
 unseen and take the main scale: run different magnifications as separate commands.
 
-A pooled estimate is still a ``ScaleEstimate``: its ``cues`` record ``batch_images`` and the
+A pooled estimate is still a ``ScaleEstimate``: its ``cues`` record ``batch_images`` (and
+``batch_of``: which images, "of this size" or "of sizes no others share") and the
 image's own estimate (``own_mpp``, ``own_confidence``), its ``reason`` says it is a batch median.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
@@ -79,9 +85,21 @@ CLOSE_UP_SHARE = 0.8
 CELL_AGREEMENT = 10
 
 
+#: The group of the pictures whose pixel size fewer than :data:`MIN_IMAGES` others share.
+LONE_SIZES = "sizes no others share"
+
+
 def size_key(shape: Sequence[int]) -> tuple[int, int]:
-    """The group an image's scale is pooled over: its pixel size ``(rows, cols)``."""
+    """An image's pixel size ``(rows, cols)``: the group its scale is pooled over (:func:`size_keys`)."""
     return int(shape[0]), int(shape[1])
+
+
+def size_keys(sizes: Sequence[Hashable]) -> list[Hashable]:
+    """The groups a run's images are pooled in: their :func:`size_key`, except that the images
+    whose size fewer than :data:`MIN_IMAGES` of the run share (tight boxes cut from one camera's
+    fields, each its own size) are one group, :data:`LONE_SIZES`; ``None`` (no size) stays."""
+    count = Counter(k for k in sizes if k is not None)
+    return [k if k is None or count[k] >= MIN_IMAGES else LONE_SIZES for k in sizes]
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -126,8 +144,9 @@ def _has_second_scale(log_mpp: np.ndarray, confident: np.ndarray, centre: float)
     return False
 
 
-def _pool_group(members: list[ScaleEstimate]) -> tuple[ScaleEstimate, np.ndarray, bool]:
-    """The group's shared estimate, which members take it, and whether a second scale was seen."""
+def _pool_group(members: list[ScaleEstimate], what: str = "of this size") -> tuple[ScaleEstimate, np.ndarray, bool]:
+    """The group's shared estimate, which members take it, and whether a second scale was seen
+    (``what``: the group's images, as its reason names them)."""
     log_mpp = np.log([m.mpp for m in members])
     confidence = np.array([m.confidence for m in members])
     confident = np.array([not m.low_confidence for m in members])
@@ -144,10 +163,11 @@ def _pool_group(members: list[ScaleEstimate]) -> tuple[ScaleEstimate, np.ndarray
     cells_agreeing = int((near & np.array(["cell_mpp" in m.cues for m in members])).sum())
     pooled_confidence = max(min(1.0, agreeing / FULL_AGREEMENT), min(1.0, cells_agreeing / CELL_AGREEMENT),
                             float(np.median(confidence[take])))
-    reason = (f"median of the {int(take.sum())} images of this size in this run that agree on one scale "
+    reason = (f"median of the {int(take.sum())} images {what} in this run that agree on one scale "
               f"({agreeing} confident estimates and {cells_agreeing} cells' within ±{AGREE:.0%}"
               + ("; the run holds another scale too" if mixed else "") + ")")
-    shared = ScaleEstimate(float(np.exp(centre)), pooled_confidence, {"batch_images": int(take.sum())}, reason)
+    shared = ScaleEstimate(float(np.exp(centre)), pooled_confidence, {"batch_images": int(take.sum()), "batch_of": what},
+                           reason)
     if not mixed and np.subtract(*np.percentile(log_mpp, [75, 25])) > np.log(POOL_MAX_SPREAD):  # no one scale
         take = np.zeros(len(members), dtype=bool)
     return shared, take, mixed
@@ -174,7 +194,7 @@ def pool_estimates(estimates: Sequence[float | None], keys: Sequence[Hashable]) 
         Per image: a :class:`~hemascope.segment.scale.ScaleEstimate` (pooled), or a plain float or
         ``None`` (a given scale, or none: left as it is).
     keys
-        Per image: its group (normally :func:`size_key`); images with equal keys are pooled.
+        Per image: its group (normally :func:`size_keys`); images with equal keys are pooled.
 
     Returns
     -------
@@ -189,11 +209,12 @@ def pool_estimates(estimates: Sequence[float | None], keys: Sequence[Hashable]) 
         if isinstance(estimate, ScaleEstimate):
             groups[key].append(i)
     out = list(estimates)
-    for indices in groups.values():
+    for key, indices in groups.items():
         if len(indices) < MIN_IMAGES:
             continue
         members = [estimates[i] for i in indices]
-        shared, take, mixed = _pool_group(members)  # type: ignore[arg-type]
+        what = "of sizes no others share" if key == LONE_SIZES else "of this size"
+        shared, take, mixed = _pool_group(members, what)  # type: ignore[arg-type]
         for i, own, shares in zip(indices, members, take, strict=True):
             if not shares:
                 continue
@@ -243,5 +264,5 @@ def estimate_field_scales(
             pass
         estimates.append(value)
         keys.append(key)
-    pooled = pool_estimates(estimates, keys)
+    pooled = pool_estimates(estimates, size_keys(keys))
     return {str(p): e for p, e in zip(paths, pooled, strict=True) if e is not None}
