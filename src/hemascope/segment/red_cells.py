@@ -115,6 +115,14 @@ FAR_RED_CELL_MIN_ANGLE = 8.0
 #: a pale blast among blue-grey red cells denser than it (0.001 per degree), the pink smudges of
 #: packed leukaemic fields (17-23°, 0.003-0.009 per degree).
 FAR_REDDER_ANGLES = (3.0, 16.5)
+#: Blue-grey clusters with the dense stain's colour within this many degrees of them may be red
+#: cells denser than the nuclei (Taleqani fields: 1° and 8° on ``Pro-516`` and ``Pre-043``) ...
+DENSE_RED_CELL_ANGLE = 10.0
+#: ... and then a far colour of at least this tint is a pale white cell's lying far from them, not
+#: red cells (0.17 on ``Pro-516``); pink red cells, whose colour a crowd of big lilac white cells
+#: with its nuclei hides from the clusters, have a tint near 0 (BENCHMARKS.md, "A pale white cell
+#: taken for the red cells").
+FAR_PINK_MAX_TINT = 0.1
 FAR_REDDER_MIN_TINT = 0.03
 FAR_REDDER_TINT_PER_DEGREE = 0.008
 
@@ -144,7 +152,9 @@ def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp:
     theirs — every red cell is then "off the red-cell colour" and no cell keeps its cytoplasm.
     Whatever its area, the far stain's colour is also taken when it is the clusters' made less
     blue (:data:`FAR_REDDER_ANGLES`): a cluster pulled towards white cells' cytoplasm (pale
-    stains, where the nuclei then stood out too little from it to be found).
+    stains, where the nuclei then stood out too little from it to be found). Neither is taken
+    where blue-grey red cells are the dense stain and the far stain is a pale white cell's
+    (:func:`_white_cell_far_from_red_cells`).
 
     Red cells are seen where there is stain away from every nucleus and its cytoplasm, or
     blue-grey red cells as dense as the nuclei told apart by their colour
@@ -181,6 +191,8 @@ def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp:
         return FieldRedCells(None, True)
     od, pick, dense = seen
     far = _far_colour(od, pick) if reference is not None else None
+    if far is not None and _white_cell_far_from_red_cells(od, dense, chroma, far):
+        far = None
     if far is not None and (
         (pick.sum() * mpp**2 >= FAR_RED_CELL_MIN_UM2 and _angle(far, chroma) > FAR_RED_CELL_MIN_ANGLE)
         or _redder(far, chroma)
@@ -190,6 +202,19 @@ def field_red_cell_chroma(image: np.ndarray, background: np.ndarray | None, mpp:
             chroma = far
     off = filters.gaussian(off_red_cell_density(od, chroma), sigma=max(0.5 / mpp, 0.5))
     return FieldRedCells(chroma, True, float(np.quantile(off[pick], 0.99)))
+
+
+def _white_cell_far_from_red_cells(od: np.ndarray, dense: np.ndarray, chroma: tuple[float, float, float],
+                                   far: tuple[float, float, float]) -> bool:
+    """Whether the far stain's colour ``far`` is a pale white cell's: the clusters' colour
+    ``chroma`` is blue-grey, the dense stain is of that colour (blue-grey red cells denser than
+    the nuclei, :data:`DENSE_RED_CELL_ANGLE`), and ``far`` is neither pink
+    (:data:`FAR_PINK_MAX_TINT`) nor within :data:`FAR_REDDER_ANGLES` of the clusters (19-40° on
+    the Taleqani fields; a few degrees off, it is those red cells' own colour, made less blue)."""
+    if not blue_grey(chroma) or colour_tint(far) < FAR_PINK_MAX_TINT or _angle(far, chroma) <= FAR_REDDER_ANGLES[1]:
+        return False
+    coloured = dense & (np.linalg.norm(od, axis=-1) > 0.1)
+    return bool(coloured.any()) and _angle(_far_colour(od, coloured), chroma) < DENSE_RED_CELL_ANGLE
 
 
 def _far_colour(od: np.ndarray, pick: np.ndarray) -> tuple[float, float, float]:
