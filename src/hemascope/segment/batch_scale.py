@@ -17,8 +17,8 @@ the densest value; a group of close-ups is never split into two magnifications.
 
 Pictures whose pixel size fewer than :data:`MIN_IMAGES` others of the run share (tight boxes
 cut from one camera's fields, each its own size) are pooled together as one more group
-(:func:`size_keys`), by the same rules: on another lab's tight boxes in a rapid stain the per-picture scales cost white-cell
-precision 0.96 → 0.79 (BENCHMARKS.md, "Tight boxes of every size").
+(:func:`size_keys`), by the same rules: on another lab's tight boxes in a rapid stain, one scale
+per picture cost white-cell precision 0.96 → 0.79 (BENCHMARKS.md, session 29).
 
 Nor is a group pooled whose estimates spread over more than :data:`POOL_MAX_SPREAD` (their
 middle half): pictures resized to one pixel size from crops of different sizes (a public data
@@ -33,7 +33,7 @@ wrong. A small minority at another magnification (under ~10 % of the confident e
 unseen and take the main scale: run different magnifications as separate commands.
 
 A pooled estimate is still a ``ScaleEstimate``: its ``cues`` record ``batch_images`` (and
-``batch_of``: which images, "of this size" or "of sizes no others share") and the
+``batch_of``: "of this size", or "of sizes no others share" for :data:`LONE_SIZES`) and the
 image's own estimate (``own_mpp``, ``own_confidence``), its ``reason`` says it is a batch median.
 """
 
@@ -213,7 +213,7 @@ def pool_estimates(estimates: Sequence[float | None], keys: Sequence[Hashable]) 
         if len(indices) < MIN_IMAGES:
             continue
         members = [estimates[i] for i in indices]
-        what = "of sizes no others share" if key == LONE_SIZES else "of this size"
+        what = f"of {LONE_SIZES}" if key == LONE_SIZES else "of this size"
         shared, take, mixed = _pool_group(members, what)  # type: ignore[arg-type]
         for i, own, shares in zip(indices, members, take, strict=True):
             if not shares:

@@ -120,8 +120,7 @@ FAR_REDDER_ANGLES = (3.0, 16.5)
 DENSE_RED_CELL_ANGLE = 10.0
 #: ... and then a far colour of at least this tint is a pale white cell's lying far from them, not
 #: red cells (0.17 on ``Pro-516``); pink red cells, whose colour a crowd of big lilac white cells
-#: with its nuclei hides from the clusters, have a tint near 0 (BENCHMARKS.md, "A pale white cell
-#: taken for the red cells").
+#: with its nuclei hides from the clusters, have a tint near 0 (BENCHMARKS.md, session 29).
 FAR_PINK_MAX_TINT = 0.1
 FAR_REDDER_MIN_TINT = 0.03
 FAR_REDDER_TINT_PER_DEGREE = 0.008
