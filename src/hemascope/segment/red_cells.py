@@ -115,6 +115,8 @@ FAR_RED_CELL_MIN_ANGLE = 8.0
 #: a pale blast among blue-grey red cells denser than it (0.001 per degree), the pink smudges of
 #: packed leukaemic fields (17-23°, 0.003-0.009 per degree).
 FAR_REDDER_ANGLES = (3.0, 16.5)
+FAR_REDDER_MIN_TINT = 0.03
+FAR_REDDER_TINT_PER_DEGREE = 0.008
 #: Blue-grey clusters with the dense stain's colour within this many degrees of them may be red
 #: cells denser than the nuclei (Taleqani fields: 1° and 8° on ``Pro-516`` and ``Pre-043``) ...
 DENSE_RED_CELL_ANGLE = 10.0
@@ -122,8 +124,6 @@ DENSE_RED_CELL_ANGLE = 10.0
 #: red cells (0.17 on ``Pro-516``); pink red cells, whose colour a crowd of big lilac white cells
 #: with its nuclei hides from the clusters, have a tint near 0 (BENCHMARKS.md, session 29).
 FAR_PINK_MAX_TINT = 0.1
-FAR_REDDER_MIN_TINT = 0.03
-FAR_REDDER_TINT_PER_DEGREE = 0.008
 
 
 class FieldRedCells(NamedTuple):
