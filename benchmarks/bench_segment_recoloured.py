@@ -150,10 +150,10 @@ _TALEQANI_GLASS = np.array([250.5, 255.0, 254.0])
 
 @functools.cache
 def _bluish_map() -> np.ndarray:
-    """The OD map from this set's stain to the Taleqani fields' (:data:`hemascope.train.restain.STAINS`)."""
+    """The OD map from this set's stain to the Taleqani fields' (:data:`hemascope.classify.stain.STAINS`)."""
     import torch
 
-    from hemascope.train.restain import reference, stain_map
+    from hemascope.classify.stain import reference, stain_map
 
     return stain_map(reference("cellavision", torch.float64), reference("taleqani", torch.float64)).numpy()
 

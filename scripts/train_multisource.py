@@ -41,10 +41,11 @@ from PIL import Image
 
 from hemascope.classify.adapt import adapt_batchnorm
 from hemascope.classify.shift import layer_divergences
+from hemascope.classify.stain import STAIN_NAMES
 from hemascope.models.architectures import build_model
 from hemascope.train.augment import AugmentConfig, augment_batch
 from hemascope.train.losses import make_loss
-from hemascope.train.restain import DOMAIN_STAIN, STAIN_NAMES
+from hemascope.train.restain import DOMAIN_STAIN
 from hemascope.train.sampling import balanced_weights
 
 CLASSES = [

@@ -41,6 +41,17 @@ def test_a_failed_check_withholds_blast_percent_and_predictions_but_keeps_counts
         "WARNING: cells unlike the training data (blast % and slide-level predictions withheld)"]
 
 
+def test_a_stain_read_twice_is_a_note_not_a_warning():
+    note = "stain nearest the blue-grey one; also read as CellaVision-stained"
+    checks = {"smear": {"ok": True, "reason": "a smear"},
+              "stain": {"ok": True, "reason": note, "note": note},
+              "domain_shift": {"ok": False, "reason": "cells unlike the training data"}}
+    assert failed_checks(checks) == ["cells unlike the training data"]
+    assert warning_lines(checks) == [
+        "WARNING: cells unlike the training data (blast % and slide-level predictions withheld)",
+        f"NOTE: {note}"]
+
+
 def test_a_differential_on_too_few_cells_says_so_beside_its_blast_percent():
     # the analyze line printed "blasts 80.0%" for a one-field slide with 10 counted cells
     thin = {**_differential(), "sufficient": False,

@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
+from hemascope.classify.stain import apply_map, reference, stain_map
 from hemascope.models import ModelCard, build_model, save_model
 from hemascope.train import AugmentConfig, augment_batch, balanced_weights
 from hemascope.train.class_maps import DEEPAPL_CLASS_MAP, map_classes
 from hemascope.train.lab_shift import tight_framing
-from hemascope.train.restain import apply_map, reference, restain, stain_map
+from hemascope.train.restain import restain
 from hemascope.train.warm_start import init_from_model
 
 

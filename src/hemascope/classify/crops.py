@@ -20,6 +20,7 @@ from hemascope.classify.normalize import (
     wants_white_balance,
     white_balance,
 )
+from hemascope.classify.stain import apply_map
 from hemascope.errors import InvalidInputError, UnsupportedFormatError
 from hemascope.io import Slide
 from hemascope.models.card import ModelCard
@@ -166,15 +167,19 @@ def slide_crop(
 
 
 def crops_to_tensor(
-    crops: np.ndarray, card: ModelCard, device: torch.device | str = "cpu"
+    crops: np.ndarray, card: ModelCard, device: torch.device | str = "cpu", stain: torch.Tensor | None = None
 ) -> torch.Tensor:
     """Normalise a ``(n, size, size, 3)`` uint8 batch into a float ``(n, 3, size, size)`` tensor.
 
     Applies the card's ``preprocess`` (4:2:0 chroma subsampling, background white balance)
-    before the per-channel ``mean``/``std``, exactly as the model's training did.
+    before the per-channel ``mean``/``std``, exactly as the model's training did. ``stain``: a
+    ``(3, 3)`` OD map restaining the crops first (:mod:`hemascope.classify.stain`): the crop as
+    the lab would have photographed it in that stain, then prepared like any other.
     """
     x = torch.from_numpy(np.ascontiguousarray(crops)).to(device)
     x = x.permute(0, 3, 1, 2).float().div_(255.0)
+    if stain is not None:
+        x = apply_map(x, stain)
     if wants_chroma_subsampling(card.preprocess):
         x = chroma_subsample(x).clamp_(0, 1)
     if wants_white_balance(card.preprocess):

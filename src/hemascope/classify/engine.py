@@ -27,6 +27,7 @@ from hemascope.classify.decision import decide, probabilities_table
 from hemascope.classify.images import load_cell_crops
 from hemascope.classify.probe import probe_cells, probe_subset
 from hemascope.classify.shift import DomainShift
+from hemascope.classify.stain import StainReading, read_stain
 from hemascope.devices import resolve_device
 from hemascope.errors import InvalidInputError, ModelError
 from hemascope.io import Slide
@@ -51,12 +52,15 @@ class CellPredictions:
         ``name@version (sha)`` of the model that produced them.
     domain_shift
         The domain-shift guard's verdict on these cells (:mod:`hemascope.classify.shift`).
+    stain
+        Their stain and how it was read (:mod:`hemascope.classify.stain`).
     """
 
     table: pd.DataFrame
     embeddings: np.ndarray | None
     model: str
     domain_shift: DomainShift | None = None
+    stain: StainReading | None = None
 
 
 @dataclass
@@ -68,6 +72,7 @@ class ImagePredictions:
     model: str
     failed: list[tuple[str, str]] = field(default_factory=list)
     domain_shift: DomainShift | None = None
+    stain: StainReading | None = None
 
 
 def _as_loaded(model: str | Path | LoadedModel, device: torch.device) -> LoadedModel:
@@ -142,6 +147,7 @@ def run_model(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
     module: torch.nn.Module | None = None,
+    stain: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Run a model over uint8 crop batches; the engine shared by every entry point.
 
@@ -161,6 +167,10 @@ def run_model(
         See :mod:`hemascope.progress`.
     module
         Run this network instead of ``loaded.module`` (e.g. a copy adapted to the batch).
+    stain
+        A ``(3, 3)`` OD map: every crop is also read restained by it and the two readings'
+        probabilities averaged (:func:`hemascope.classify.stain.read_stain`); the embeddings
+        stay those of the crops as they are (the bag models were trained on them).
 
     Returns
     -------
@@ -183,21 +193,24 @@ def run_model(
     with torch.inference_mode():
         for crops in batches:
             check_cancelled(cancel)
-            x = crops_to_tensor(crops, card, device)
-            views = _tta_views(x) if tta else [x]
+            readings = [crops_to_tensor(crops, card, device)]
+            if stain is not None:
+                readings.append(crops_to_tensor(crops, card, device, stain))
+            views = [v for x in readings for v in (_tta_views(x) if tta else [x])]
+            plain = len(views) // len(readings)  # the first reading's views give the embeddings
             p_sum: torch.Tensor | None = None
             e_sum: torch.Tensor | None = None
-            for view in views:
+            for i, view in enumerate(views):
                 with autocast:
                     logits, emb = module.forward_with_embedding(view)
                 p = calibrated_probabilities(logits, card.temperature)
                 p_sum = p if p_sum is None else p_sum + p
-                if return_embeddings:
+                if return_embeddings and i < plain:
                     e_sum = emb.float() if e_sum is None else e_sum + emb.float()
-            assert p_sum is not None  # views holds 1 or 8 batches
+            assert p_sum is not None  # views holds 1 to 16 batches
             probs.append((p_sum / len(views)).cpu().numpy().astype(np.float32))
             if e_sum is not None:  # return_embeddings
-                embs.append((e_sum / len(views)).cpu().numpy().astype(np.float32))
+                embs.append((e_sum / plain).cpu().numpy().astype(np.float32))
             done += len(crops)
             report(progress, done, total, "classifying")
     k = len(card.classes)
@@ -293,9 +306,10 @@ def predict_cells(
 
     stream = _prefetch(batches(), prefetch)
     first = next(stream, None)
-    module, shift = loaded.module, None
+    module, shift, reading, stain = loaded.module, None, None, None
     if first is not None:
         module, shift = probe_cells(loaded.module, card, first, loaded.device, adapt=adapt)
+        reading, stain = read_stain(first, card)
     prob, emb = run_model(
         loaded,
         itertools.chain([] if first is None else [first], stream),
@@ -305,12 +319,13 @@ def predict_cells(
         progress=progress,
         cancel=cancel,
         module=module,
+        stain=stain,
     )
     calls = decide(prob, card, adapt_priors=adapt_priors, blast_min=blast_min)
     table = probabilities_table(
         calls.probabilities, card.classes, cells.index, card.reject_classes, top=calls.top
     )
-    return CellPredictions(table, emb, loaded.label, shift)
+    return CellPredictions(table, emb, loaded.label, shift, reading)
 
 
 def classify_images(
@@ -381,10 +396,11 @@ def classify_images(
         for start in range(0, len(crops), batch_size):
             yield np.stack(crops[start : start + batch_size])
 
-    module, shift = loaded.module, None
+    module, shift, reading, stain = loaded.module, None, None, None
     if crops:
         sample = np.stack([crops[i] for i in probe_subset(len(crops))])
         module, shift = probe_cells(loaded.module, loaded.card, sample, loaded.device, adapt=adapt)
+        reading, stain = read_stain(sample, loaded.card)
     prob, emb = run_model(
         loaded,
         batches(),
@@ -394,6 +410,7 @@ def classify_images(
         progress=progress,
         cancel=cancel,
         module=module,
+        stain=stain,
     )
     calls = decide(prob, loaded.card, adapt_priors=adapt_priors, blast_min=blast_min)
     table = probabilities_table(
@@ -404,4 +421,4 @@ def classify_images(
     table.insert(1, "mpp_low_confidence", [bool(getattr(m, "low_confidence", False)) for m in mpps])
     table.insert(2, "framing", [f.how for f in framings])
     table.insert(0, "path", names)
-    return ImagePredictions(table, emb, loaded.label, failed, shift)
+    return ImagePredictions(table, emb, loaded.label, failed, shift, reading)

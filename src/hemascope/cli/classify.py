@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         + (f"; {fields} whole fields, cropped on their central white cell" if fields else "")
         + (f" (none found in {not_found}: their centre classified)" if not_found else "")
         + (f"; domain shift: {_shift_line(result.domain_shift)}" if result.domain_shift else "")
+        + (f"; {result.stain.reason}" if result.stain and result.stain.also_read_as else "")
     )
     return EXIT_SOME_FAILED if result.failed else EXIT_OK
 

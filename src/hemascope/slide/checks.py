@@ -9,6 +9,9 @@ Two checks travel with every analysed slide (``SlideResult.checks``):
   (:mod:`hemascope.classify.shift`)? A different microscope, camera or stain moves the
   network's internal statistics; the model's card holds the calibrated threshold.
 
+A third entry, ``stain`` (never failed), says which reference stain the cells' lies nearest and
+whether they were also read in another (:mod:`hemascope.classify.stain`).
+
 :func:`slide_checks` runs them (plus the confidence of an estimated µm/px). When one fails, :func:`withhold` keeps the counts (the cells were found and are reviewable)
 but withholds the blast percentage and every slide-level prediction, saying why: a confident
 wrong answer is worse than none. Neither check can see an unseen *cell type* (the guard measures
@@ -59,6 +62,7 @@ def slide_checks(slide: Any, cells: pd.DataFrame, cell_model: Any) -> dict[str, 
     """
     from hemascope.classify.crops import slide_crop
     from hemascope.classify.probe import probe_cells, probe_subset
+    from hemascope.classify.stain import read_stain
     from hemascope.io.smear_check import smear_likeness
 
     smear = smear_likeness(slide)
@@ -84,6 +88,10 @@ def slide_checks(slide: Any, cells: pd.DataFrame, cell_model: Any) -> dict[str, 
     checks["domain_shift"] = {"ok": (not shift.shifted) if judged else None, "score": _finite(shift.score),
                               "threshold": _finite(shift.threshold), "n_cells": shift.n_cells,
                               "reason": shift.reason, "scope": GUARD_SCOPE}
+    stain, _ = read_stain(crops, card)
+    checks["stain"] = {"ok": True, "nearest": stain.nearest, "angles": stain.angles,
+                       "also_read_as": stain.also_read_as, "reason": stain.reason,
+                       **({"note": stain.reason} if stain.also_read_as else {})}
     return checks
 
 
@@ -137,9 +145,12 @@ def withhold(
 
 
 def warning_lines(checks: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """One ``WARNING: ...`` line per failed check (empty when every check passed or none ran)."""
+    """One ``WARNING: ...`` line per failed check, then one ``NOTE: ...`` per check that passed
+    with a note (how the stain was read); empty when there is nothing to say."""
+    notes = [f"NOTE: {check['note']}" for _, check in sorted(checks.items())
+             if isinstance(check, Mapping) and check.get("ok") is not False and check.get("note")]
     return [f"WARNING: {reason} (blast % and slide-level predictions withheld)"
-            for reason in failed_checks(checks)]
+            for reason in failed_checks(checks)] + notes
 
 
 def thin_differential(differential: Mapping[str, Any]) -> list[str]:

@@ -227,7 +227,7 @@ def color(
 ) -> torch.Tensor:
     """Apply the random stain/colour/blur augmentations to RGB in [0, 1] (NCHW).
 
-    ``stain``: each crop's stain as an index into :data:`hemascope.train.restain.STAIN_NAMES`
+    ``stain``: each crop's stain as an index into :data:`hemascope.classify.stain.STAIN_NAMES`
     (restaining is skipped without it).
     """
     n, dev = x.shape[0], x.device
@@ -298,7 +298,7 @@ def augment_batch(
         Divide each crop by its own background colour after augmentation, exactly as inference
         does for cards with ``preprocess = {"white_balance": "background"}``.
     stain
-        Each crop's stain (index into :data:`hemascope.train.restain.STAIN_NAMES`), for
+        Each crop's stain (index into :data:`hemascope.classify.stain.STAIN_NAMES`), for
         ``cfg.restain_p``.
     """
     cfg = cfg or AugmentConfig()

@@ -1,10 +1,9 @@
 """Restaining: give a crop another lab's stain, so that the stain stops being a class cue.
 
-A stain is described by two optical densities (natural log, relative to the glass): the median
-of the white cells' nuclei and of the red cells. :func:`stain_map` is the 3 × 3 linear OD map
-taking one such pair onto another (the third axis, their cross product, onto the target's);
-:func:`restain` applies it per crop, towards a random stain between the reference stains
-(:data:`STAINS`), each with its own jitter.
+A stain is described by two optical densities relative to the glass, of the nuclei and of the
+red cells (:mod:`hemascope.classify.stain`: the reference stains and the OD maps between them);
+:func:`restain` maps each crop towards a random stain between the reference stains, each with its
+own jitter.
 
 Why: the bundled cell model learned blasts mostly from one lab whose red cells are blue-grey
 (the Taleqani B-ALL fields) and normal cells from CellaVision labs, so it read "this stain" as
@@ -18,53 +17,10 @@ from __future__ import annotations
 
 import torch
 
-from hemascope.classify.normalize import background_rgb
+from hemascope.classify.stain import STAIN_NAMES, apply_map, reference, stain_map
 
-# (nucleus OD, red-cell OD), R/G/B, measured: CellaVision MGG on the wbc_seg masks; the Taleqani
-# fields' find_cells nuclei and the stained pixels > 3 µm from every cell (40 seeded fields,
-# 0.444 µm/px). benchmarks/bench_segment_recoloured.py's ``bluish`` copies use the same pairs.
-STAINS: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
-    "cellavision": ((0.850, 1.506, 0.356), (0.233, 0.454, 0.260)),
-    "taleqani": ((0.479, 0.636, 0.012), (0.304, 0.253, 0.088)),
-}
-STAIN_NAMES = tuple(STAINS)
 # the stain of each training source (hemascope.train.class_maps' domain names)
 DOMAIN_STAIN = {"pbc": "cellavision", "deepapl": "cellavision", "taleqani": "taleqani"}
-
-
-def _basis(nucleus: torch.Tensor, red_cell: torch.Tensor) -> torch.Tensor:
-    third = torch.linalg.cross(nucleus, red_cell, dim=-1)
-    third = 0.3 * third / third.norm(dim=-1, keepdim=True)
-    return torch.stack([nucleus, red_cell, third], dim=-1)
-
-
-def stain_map(
-    source: tuple[torch.Tensor, torch.Tensor], target: tuple[torch.Tensor, torch.Tensor]
-) -> torch.Tensor:
-    """The OD maps (``(..., 3, 3)``) taking ``source``'s (nucleus, red cell) ODs onto ``target``'s.
-
-    Each of the four tensors is ``(..., 3)``; ``od_target = map @ od_source``.
-    """
-    return _basis(*target) @ torch.linalg.inv(_basis(*source))
-
-
-def reference(name: str, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (nucleus, red cell) ODs of a reference stain in :data:`STAINS`."""
-    nucleus, red_cell = STAINS[name]
-    return torch.tensor(nucleus, dtype=dtype), torch.tensor(red_cell, dtype=dtype)
-
-
-def apply_map(x: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-    """Restain RGB in [0, 1] (NCHW) by per-crop OD ``maps`` (``(n, 3, 3)``).
-
-    Optical densities are taken relative to each crop's own glass colour
-    (:func:`hemascope.classify.normalize.background_rgb`), which stays as it was: the light is
-    not the stain.
-    """
-    glass = background_rgb(x).view(-1, 3, 1, 1)
-    od = -torch.log((x / glass).clamp(1 / 255, 1.0))
-    od = torch.einsum("nij,njhw->nihw", maps.to(x), od).clamp_min(0)
-    return (glass * torch.exp(-od)).clamp(0, 1)
 
 
 def restain(
