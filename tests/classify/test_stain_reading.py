@@ -92,3 +92,19 @@ def test_the_restained_reading_keeps_the_glass():
     y = apply_map(x, stain_map(reference("taleqani"), reference("cellavision")))
     assert torch.allclose(x[:, :, 0, 0], y[:, :, 0, 0], atol=0.02)  # a corner of glass
     assert not torch.allclose(x, y, atol=0.05)
+
+
+def test_hemascope_classify_says_when_the_cells_were_read_twice(tmp_path, capsys):
+    from PIL import Image
+
+    from hemascope.cli.main import main
+
+    for stain in ("taleqani", "cellavision"):
+        folder = tmp_path / stain
+        folder.mkdir()
+        for i, crop in enumerate(_crops(stain, n=4)):
+            Image.fromarray(crop).save(folder / f"{i}.png")
+        assert main(["classify", str(folder), "--mpp", "0.5", "--out", str(tmp_path / f"{stain}.csv"), "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "also read restained like the CellaVision labs'" in out[0]
+    assert "also read" not in out[1]
