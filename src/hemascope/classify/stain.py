@@ -147,7 +147,8 @@ def estimate_stain(crops: np.ndarray, mpp: float) -> tuple[np.ndarray, np.ndarra
     h, w = od.shape[-2:]
     rows, cols = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
     radius = (rows**2 + cols**2).sqrt() * mpp
-    near, far = radius <= NUCLEUS_RADIUS_UM, radius >= RED_CELL_MIN_UM
+    near = radius <= max(NUCLEUS_RADIUS_UM, float(radius.min()))  # (coarse cards: the central pixels)
+    far = radius >= RED_CELL_MIN_UM
     density = od.sum(1)
     centre = density[:, near]  # (n, pixels near the centre)
     top = centre.topk(max(1, int(NUCLEUS_SHARE * centre.shape[1])), dim=1)
