@@ -1,5 +1,6 @@
 """The registry loads safetensors + card, verifies hashes and shapes, and never unpickles."""
 
+import copy
 import json
 import pickle
 
@@ -8,7 +9,14 @@ import pytest
 import torch
 
 from hemascope.errors import ModelIntegrityError, ModelNotFoundError
-from hemascope.models import BUNDLED_DIR, ModelCard, list_models, load_model, sha256_file
+from hemascope.models import (
+    BUNDLED_DIR,
+    ModelCard,
+    list_models,
+    load_model,
+    save_model,
+    sha256_file,
+)
 
 
 def test_roundtrip_from_card_and_weights_path(tiny_model):
@@ -90,3 +98,22 @@ def test_bundled_models_verify(card_path):
     assert card.training_data and card.licence and card.metrics
     x = torch.full((1, 3, card.input_size, card.input_size), 0.0)
     assert loaded.module(x).shape == (1, len(card.classes))
+
+
+def test_a_cpu_model_runs_channels_last_with_the_same_outputs_and_saves_plain_tensors(tmp_path):
+    from safetensors.torch import load_file
+
+    from hemascope.classify.crops import crops_to_tensor
+
+    loaded = load_model("wbc", device="cpu")
+    convs = [p for p in loaded.module.parameters() if p.ndim == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    plain = copy.deepcopy(loaded.module).to(memory_format=torch.contiguous_format)
+    x = crops_to_tensor(np.random.default_rng(0).integers(0, 256, (8, 48, 48, 3), dtype=np.uint8), loaded.card)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.module(x), plain(x), atol=1e-4, rtol=1e-4)
+    card = copy.deepcopy(loaded.card)
+    card.name = "copy"
+    saved = load_file(str(save_model(loaded.module, card, tmp_path).with_suffix(".safetensors")))
+    bundled = load_file(str(BUNDLED_DIR / "wbc.safetensors"))
+    assert saved.keys() == bundled.keys() and all(torch.equal(saved[k], bundled[k]) for k in saved)
