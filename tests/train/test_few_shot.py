@@ -244,3 +244,23 @@ def test_cli_few_shot_adds_class_centres_to_the_pretrained_head(tmp_path):
     assert main([*_init_args(tmp_path / "fs" / "fs.json", other, other), "--out", str(tmp_path / "again")]) == 0
     again = load_model(tmp_path / "again" / "fs.json").module
     assert not torch.equal(again.prototypes.centres, out.module.prototypes.centres)
+
+
+def test_batchnorm_of_a_lab_read_twice_is_measured_on_both_readings():
+    """A few-shot card reads a blue-grey lab's cells twice (hemascope.classify.stain); the
+    BatchNorm statistics recomputed on the lab's cells then cover both readings, half each."""
+    from hemascope.classify.stain import apply_map, reference, stain_map
+    from hemascope.train.batchnorm import recalibrate_batchnorm
+
+    wbc = load_model("wbc", device="cpu")
+    bank = torch.from_numpy(np.random.default_rng(0).integers(60, 250, (16, 72, 72, 3), dtype=np.uint8))
+    stain = stain_map(reference("taleqani"), reference("cellavision"))
+    restained = (apply_map(bank.permute(0, 3, 1, 2).float() / 255, stain) * 255).round().byte()
+    means = []
+    for crops, second in ((bank, None), (restained.permute(0, 2, 3, 1), None), (bank, stain)):
+        module = copy.deepcopy(wbc.module)
+        recalibrate_batchnorm(module, crops, wbc.card, torch.device("cpu"), batch=16, stain=second)
+        first = next(m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        means.append(first.running_mean.clone())
+    assert not torch.allclose(means[0], means[1], atol=1e-3)
+    torch.testing.assert_close(means[2], (means[0] + means[1]) / 2, atol=1e-4, rtol=1e-4)

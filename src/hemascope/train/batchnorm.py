@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from hemascope.classify.normalize import wants_white_balance
+from hemascope.classify.stain import apply_map
 from hemascope.models.card import ModelCard
 from hemascope.train.augment import AugmentConfig, augment_batch
 
@@ -20,6 +21,7 @@ def recalibrate_batchnorm(
     cells: int = 2048,
     batch: int = 256,
     seed: int = 0,
+    stain: torch.Tensor | None = None,
 ) -> None:
     """Replace every BatchNorm layer's running mean and variance by their average over plain crops.
 
@@ -48,6 +50,10 @@ def recalibrate_batchnorm(
         Crops per forward pass.
     seed
         Picks the subset.
+    stain
+        A ``(3, 3)`` OD map: the crops restained by it are averaged over too, as the network will
+        also see them at inference (the card's second reading of their stain,
+        :func:`hemascope.classify.stain.read_stain`).
     """
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms or len(bank) == 0:
@@ -66,6 +72,10 @@ def recalibrate_batchnorm(
             x = bank[idx].to(device)
             wb = wants_white_balance(card.preprocess)
             module(augment_batch(x, card.input_size, card.mean, card.std, off, balance_white=wb))
+            if stain is not None:
+                rgb = apply_map(x.permute(0, 3, 1, 2).float() / 255, stain.to(device))
+                x = (rgb * 255).round().byte().permute(0, 2, 3, 1)
+                module(augment_batch(x, card.input_size, card.mean, card.std, off, balance_white=wb))
     for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     module.eval()

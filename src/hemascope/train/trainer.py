@@ -28,6 +28,7 @@ from hemascope.classify.normalize import (
     wants_chroma_subsampling,
     wants_white_balance,
 )
+from hemascope.classify.stain import read_stain
 from hemascope.devices import resolve_device
 from hemascope.errors import DataError
 from hemascope.files import atomic_write_json
@@ -263,12 +264,14 @@ def train_cells(
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, best_f1, history = 0, -1.0, []
     val_pick = _val_subset(len(y_val), config.val_per_epoch, config.seed)
+    second_reading = read_stain(banks["train"].numpy(), card)[1] if len(banks["train"]) else None
     epochs = 0 if head_only else config.epochs
     if config.init and (config.probe_head or head_only or centres):
         # frozen features first (class centres, or LP-FT's head): kept unless a fine-tuned epoch beats it
         if config.recalibrate_bn:
-            # the features of the new lab's own cells: BatchNorm statistics of its plain crops
-            recalibrate_batchnorm(module, banks["train"], card, device, seed=config.seed)
+            # the features of the new lab's own cells: BatchNorm statistics of its plain crops (and
+            # of their second reading, where the card reads their stain twice)
+            recalibrate_batchnorm(module, banks["train"], card, device, seed=config.seed, stain=second_reading)
         if centres:
             fit_prototypes(module, banks["train"], y_train, card, device)
             note = "class centres of the training cells added to the pretrained head"
@@ -338,7 +341,7 @@ def train_cells(
                 f"epoch {epoch + 1} loss {running / (step + 1):.3f}",
             )
         if config.recalibrate_bn:
-            recalibrate_batchnorm(module, banks["train"], card, device, seed=config.seed)
+            recalibrate_batchnorm(module, banks["train"], card, device, seed=config.seed, stain=second_reading)
         val_pred = _logits(module, banks["val"][val_pick], card, device).argmax(1)
         val_f1 = classification_metrics(y_val[val_pick], val_pred, classes)["macro_f1"]
         history.append(
