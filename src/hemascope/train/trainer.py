@@ -28,6 +28,7 @@ from hemascope.classify.normalize import (
     wants_chroma_subsampling,
     wants_white_balance,
 )
+from hemascope.classify.probe import probe_subset
 from hemascope.classify.stain import read_stain
 from hemascope.devices import resolve_device
 from hemascope.errors import DataError
@@ -264,7 +265,9 @@ def train_cells(
     opt = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, best_f1, history = 0, -1.0, []
     val_pick = _val_subset(len(y_val), config.val_per_epoch, config.seed)
-    second_reading = read_stain(banks["train"].numpy(), card)[1] if len(banks["train"]) else None
+    second_reading = None  # the card's second reading of the training cells' stain, if any
+    if config.recalibrate_bn and (card.preprocess or {}).get("stain_reading") and len(banks["train"]):
+        second_reading = read_stain(banks["train"][probe_subset(len(banks["train"]))].numpy(), card)[1]
     epochs = 0 if head_only else config.epochs
     if config.init and (config.probe_head or head_only or centres):
         # frozen features first (class centres, or LP-FT's head): kept unless a fine-tuned epoch beats it
