@@ -80,17 +80,22 @@ def reference(name: str, dtype: torch.dtype = torch.float32) -> tuple[torch.Tens
     return torch.tensor(nucleus, dtype=dtype), torch.tensor(red_cell, dtype=dtype)
 
 
+def glass_density(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Optical densities of RGB in [0, 1] (NCHW) relative to each crop's own glass colour
+    (:func:`hemascope.classify.normalize.background_rgb`), and that colour (``(n, 3, 1, 1)``)."""
+    glass = background_rgb(x).view(-1, 3, 1, 1)
+    return -torch.log((x / glass).clamp(1 / 255, 1.0)), glass
+
+
 def apply_map(x: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
     """Restain RGB in [0, 1] (NCHW) by per-crop OD ``maps`` (``(n, 3, 3)``, or one ``(3, 3)``).
 
-    Optical densities are taken relative to each crop's own glass colour
-    (:func:`hemascope.classify.normalize.background_rgb`), which stays as it was: the light is
-    not the stain.
+    Optical densities are taken relative to each crop's own glass colour (:func:`glass_density`),
+    which stays as it was: the light is not the stain.
     """
     if maps.ndim == 2:
         maps = maps.expand(x.shape[0], 3, 3)
-    glass = background_rgb(x).view(-1, 3, 1, 1)
-    od = -torch.log((x / glass).clamp(1 / 255, 1.0))
+    od, glass = glass_density(x)
     od = torch.einsum("nij,njhw->nihw", maps.to(x), od).clamp_min(0)
     return (glass * torch.exp(-od)).clamp(0, 1)
 
@@ -142,8 +147,7 @@ def estimate_stain(crops: np.ndarray, mpp: float) -> tuple[np.ndarray, np.ndarra
         ``(3,)`` ODs relative to each crop's glass; ``red_cell`` is ``None`` when fewer than
         :data:`MIN_RED_CELL_PIXELS` red-cell pixels were seen (tight boxes, close-ups).
     """
-    x = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255.0)
-    od = -torch.log((x / background_rgb(x).view(-1, 3, 1, 1)).clamp(1 / 255, 1.0))
+    od, _ = glass_density(torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2).float().div_(255.0))
     h, w = od.shape[-2:]
     rows, cols = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
     radius = (rows**2 + cols**2).sqrt() * mpp
