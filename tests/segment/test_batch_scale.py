@@ -74,7 +74,22 @@ def test_two_magnifications_of_one_size_are_not_averaged_and_the_pooled_ones_are
     assert all(p.mpp == pytest.approx(e.mpp, rel=0.1) for p, e in zip(pooled[:9], own[:9], strict=True))
     assert all(p.low_confidence for p in pooled[:5]) and not any(p.low_confidence for p in pooled[5:9])
     assert pooled[9].mpp == pytest.approx(0.101, rel=0.03) and pooled[9].low_confidence  # either scale
-    assert pooled[10].mpp == 0.3 and pooled[10].low_confidence  # near neither: its own guess
+    # a guess near neither takes the nearer scale (the second), still flagged
+    assert pooled[10].mpp == pytest.approx(0.2, rel=0.03) and pooled[10].low_confidence
+    assert pooled[10].cues["own_mpp"] == 0.3 and "second scale" in pooled[10].reason
+
+
+def test_a_guess_far_from_both_scales_of_a_run_takes_the_nearer_one_not_its_own():
+    """Ten leukaemic fields of one size (Taleqani): two magnifications seen, and two flagged
+    guesses 2.7-6.4 times below both (a field read from one nucleus, one from three red-cell
+    arcs) kept their own scale before — the blasts then cut at six times their size."""
+    own = _estimates([0.64, 0.643, 0.563, 0.528, 0.488, 0.454, 0.486, 0.069, 0.175, 0.471],
+                     [0.59, 0.59, 0.68, 0.8, 0.79, 0.95, 0.68, 0.1, 0.13, 0.73])
+    pooled = pool_estimates(own, ["a"] * 10)
+    assert pooled[0].mpp == 0.64 and pooled[1].mpp == 0.643  # the second scale's confident ones: their own
+    for guess in pooled[7:9]:
+        assert guess.mpp == pytest.approx(0.486, rel=0.05) and guess.low_confidence
+        assert "this image alone" in guess.reason
 
 
 def test_pictures_of_one_size_but_no_one_scale_keep_their_own_estimates():
