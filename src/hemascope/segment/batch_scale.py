@@ -30,8 +30,8 @@ peak more than :data:`AGREE` away, parted from the main one by a valley and hold
 flagged low-confidence (an image there may belong to either scale), and the others keep their
 own estimates — except unsure ones that no confident estimate agrees with (a close-up read from
 one nucleus, a field whose few red cells were misread: 2.7-6.4 times off in a folder of leukaemic
-fields), which take the nearer of the two scales, still flagged. Without a second scale a few confident estimates far from the rest are taken as
-wrong. A small minority at another magnification (under ~10 % of the confident estimates) can go
+fields), which take the nearer of the two scales, still flagged. Without a second scale a few
+confident estimates far from the rest are taken as wrong. A small minority at another magnification (under ~10 % of the confident estimates) can go
 unseen and take the main scale: run different magnifications as separate commands.
 
 A pooled estimate is still a ``ScaleEstimate``: its ``cues`` record ``batch_images`` (and
@@ -175,23 +175,23 @@ def _pool_group(members: list[ScaleEstimate], what: str = "of this size"
         take = np.zeros(len(members), dtype=bool)
     targets: list[ScaleEstimate | None] = [shared if t else None for t in take]
     if mixed:
-        for i, second in _strays_nearer_the_second_scale(log_mpp, confident, near, centre, what):
+        for i, second in _stray_targets(log_mpp, confident, near, centre, what):
             targets[i] = second if second is not None else shared
     return shared, targets, mixed
 
 
-def _strays_nearer_the_second_scale(log_mpp: np.ndarray, confident: np.ndarray, near: np.ndarray, centre: float,
-                                    what: str) -> list[tuple[int, ScaleEstimate | None]]:
+def _stray_targets(log_mpp: np.ndarray, confident: np.ndarray, near: np.ndarray, centre: float,
+                   what: str) -> list[tuple[int, ScaleEstimate | None]]:
     """In a group of two scales, the unsure estimates that no confident one agrees with (within
     :data:`AGREE`), each with the scale it takes: ``None`` for the main one (``centre``, log
-    µm/px), else the second scale (the weighted median of the confident estimates away from the
-    main one) when it lies nearer."""
+    µm/px; ``near`` it: the members within :data:`AGREE`), else the second scale (the median of
+    the confident estimates away from the main one) when it lies nearer."""
     backed = (np.abs(log_mpp[:, None] - log_mpp[confident][None, :]) <= np.log1p(AGREE)).any(axis=1)
     strays = np.flatnonzero(~confident & ~near & ~backed)
     if not len(strays):
         return []
     away = confident & ~near
-    second = _weighted_median(log_mpp[away], np.ones(int(away.sum())))
+    second = float(np.median(log_mpp[away]))
     other = ScaleEstimate(float(np.exp(second)), 0.0, {"batch_images": int(away.sum()), "batch_of": what},
                           f"median of the {int(away.sum())} confident estimates {what} in this run at its second scale")
     return [(int(i), other if abs(log_mpp[i] - second) < abs(log_mpp[i] - centre) else None) for i in strays]
