@@ -142,7 +142,8 @@ def test_cli_train_evaluate_classify_models(tmp_path, capsys, monkeypatch):
         ]
     )
     assert code == 0 and (tmp_path / "eval" / "confusion.png").is_file()
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["shift"] == "blur"
+    evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert evaluated["shift"] == "blur" and evaluated["decision"].startswith("the network alone")
     (data / "round" / "broken.png").write_bytes(b"garbage")
     code = main(
         [

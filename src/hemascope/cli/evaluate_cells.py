@@ -8,6 +8,10 @@ from hemascope.cli._options import add_device_argument
 
 COMMAND = ("evaluate", "cells")
 HELP = "evaluate a cell classifier on labelled cells (optionally under a stain/blur/scale shift)"
+#: What the figures measure, printed and recorded: not the answers ``hemascope classify`` gives.
+NETWORK_ALONE = ("the network alone: the most probable class of each crop; `hemascope classify` adds the "
+                 "model card's decision (class-mix adaptation, blast rule, a second stain reading) and "
+                 "the framing of whole pictures, so its answers can differ")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,10 +65,12 @@ def run(args: argparse.Namespace) -> int:
     metrics, _ = evaluate_model(
         loaded, table, shift=args.shift, amount=args.amount, tta=args.tta, cache_dir=args.cache_dir
     )
+    metrics["decision"] = NETWORK_ALONE
     print(
         f"{loaded.label} shift={args.shift}: n={metrics['n']} accuracy={metrics['accuracy']:.4f} "
         f"macro_f1={metrics['macro_f1']:.4f} ece={metrics['ece']:.4f}"
     )
+    print(f"  ({NETWORK_ALONE})")
     for name, pc in metrics["per_class"].items():
         if pc["support"] or pc["precision"]:
             print(
