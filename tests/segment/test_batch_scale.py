@@ -81,8 +81,8 @@ def test_two_magnifications_of_one_size_are_not_averaged_and_the_pooled_ones_are
 
 def test_a_guess_far_from_both_scales_of_a_run_takes_the_nearer_one_not_its_own():
     """Ten leukaemic fields of one size (Taleqani): two magnifications seen, and two flagged
-    guesses 2.7-6.4 times below both (a field read from one nucleus, one from three red-cell
-    arcs) kept their own scale before — the blasts then cut at six times their size."""
+    guesses 2.7-6.4 times below both (a field read from one nucleus, one from 3.6 red-cell
+    circumferences) kept their own scale before — its blasts then cut at up to six times their size."""
     own = _estimates([0.64, 0.643, 0.563, 0.528, 0.488, 0.454, 0.486, 0.069, 0.175, 0.471],
                      [0.59, 0.59, 0.68, 0.8, 0.79, 0.95, 0.68, 0.1, 0.13, 0.73])
     pooled = pool_estimates(own, ["a"] * 10)
