@@ -186,8 +186,15 @@ def _stray_targets(log_mpp: np.ndarray, confident: np.ndarray, near: np.ndarray,
     :data:`AGREE`), each with the scale it takes: ``None`` for the main one (``centre``, log
     µm/px; ``near`` it: the members within :data:`AGREE`), else the second scale (the median of
     the confident estimates away from the main one) when it lies nearer."""
-    backed = (np.abs(log_mpp[:, None] - log_mpp[confident][None, :]) <= np.log1p(AGREE)).any(axis=1)
-    strays = np.flatnonzero(~confident & ~near & ~backed)
+    unsure = np.flatnonzero(~confident & ~near)
+    if not len(unsure):
+        return []
+    # the nearest confident estimate of each, from the sorted ones (no n × n matrix, as _main_scale)
+    ref = np.sort(log_mpp[confident])  # a second scale holds three or more
+    at = np.searchsorted(ref, log_mpp[unsure])
+    gap = np.minimum(np.abs(log_mpp[unsure] - ref[np.clip(at - 1, 0, len(ref) - 1)]),
+                     np.abs(log_mpp[unsure] - ref[np.clip(at, 0, len(ref) - 1)]))
+    strays = unsure[gap > np.log1p(AGREE)]
     if not len(strays):
         return []
     away = confident & ~near
