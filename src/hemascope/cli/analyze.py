@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-export", action="store_true",
                         help="save results only, skip the exports (" + ", ".join(e.file_name for e in bundle_exports())
                         + "; write them later with `hemascope export`)")
+    parser.add_argument("--pool", action="store_true",
+                        help="the pictures of each folder are fields of one specimen: also count their cells "
+                             "together (one differential, blast %% and slide-level answer per folder: "
+                             "<out>/pooled.csv, <out>/pooled/<folder>/)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -92,7 +96,7 @@ def slide_line(row: Any) -> str:
     answers = row.answers if isinstance(row.answers, str) and row.answers else ""
     warnings = getattr(row, "warnings", None)
     warnings = f"; {warnings}" if isinstance(warnings, str) and warnings else ""
-    return f"{row.status:<7} {row.slide}: {row.n_cells} cells{blasts}" + (f"; {answers}" if answers else "") + \
+    return f"{row.status:<7} {row.slide}: {int(row.n_cells)} cells{blasts}" + (f"; {answers}" if answers else "") + \
         warnings + f" -> {row.out_dir}"
 
 
@@ -139,4 +143,27 @@ def run(args: argparse.Namespace) -> int:
         print(slide_line(row), file=sys.stderr if row.status == "failed" else sys.stdout)
     failed = int((summary["status"] == "failed").sum())
     print(f"{len(summary) - failed}/{len(summary)} slides analysed; summary: {out / SUMMARY_FILE}")
+    if args.pool:
+        pool(summary, out)
     return exit_code(summary)
+
+
+def pool(summary: Any, out: Any) -> None:
+    """Count each folder's analysed pictures together (``--pool``): save the pools, write
+    ``<out>/pooled.csv`` (the summary's columns, one row per folder) and print one line each."""
+    import pandas as pd
+
+    from hemascope.distributed import SUMMARY_COLUMNS, summary_row
+    from hemascope.files import atomic_write_table
+    from hemascope.pooled import POOLED_DIR, pool_folders
+
+    done = summary[summary["status"] != "failed"]
+    lost = summary[summary["status"] == "failed"]
+    pools = pool_folders(list(zip(done["slide"], done["out_dir"], strict=True)),
+                         dict(zip(lost["slide"], lost["error"], strict=True)), out)
+    rows = [{**summary_row(folder, directory, "pooled", 0.0, result), "n_fields": result.slide["n_fields"]}
+            for folder, directory, result in pools]
+    table = pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "n_fields"])
+    atomic_write_table(out / f"{POOLED_DIR}.csv", table)
+    for row in table.itertuples():
+        print(slide_line(row))

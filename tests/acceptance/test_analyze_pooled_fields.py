@@ -1,0 +1,80 @@
+"""``hemascope analyze FOLDER --pool``: a camera's fields of one specimen counted together."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+
+def _fields(root: Path, name: str, seeds: list[int]) -> Path:
+    from hemascope.synthetic import SmearSpec, render_field
+
+    folder = root / name
+    folder.mkdir(parents=True)
+    for seed in seeds:
+        image, _ = render_field(SmearSpec(size=(384, 384), mpp=0.5, seed=seed, glass_margin=0.0), masks=False)
+        Image.fromarray(image).save(folder / f"field-{seed}.png")
+    return folder
+
+
+def test_pool_counts_each_folders_fields_together(cli, tmp_path, capsys):
+    root = tmp_path / "specimens"
+    _fields(root, "patient-a", [3, 4, 5])
+    _fields(root, "patient-b", [6])
+    (root / "patient-a" / "broken.png").write_bytes(b"not a picture")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert cli("analyze", root, "--out", out, "--mpp", "0.5", "--pool", "--quiet") == 1  # the broken field
+    fields = pd.read_csv(out / "summary.csv")
+    pooled = pd.read_csv(out / "pooled.csv").set_index("slide")
+    assert list(pooled.index) == [str(root / "patient-a"), str(root / "patient-b")]
+    assert list(pooled["n_fields"]) == [4, 1] and set(pooled["status"]) == {"pooled"}
+    for folder, row in pooled.iterrows():
+        mine = fields[fields["slide"].str.startswith(folder + "/") & (fields["status"] == "done")]
+        assert row["n_cells"] == mine["n_cells"].sum() > 0  # every analysed field's cells, once
+        assert row["n_counted"] == mine["n_counted"].sum()
+    a = out / "pooled" / "patient-a"
+    report = json.loads((a / "exports" / "report.json").read_text())
+    assert report["notice"] == "research use only — not for diagnosis"
+    assert report["checks"]["fields"]["left_out"] == {"broken.png": report["checks"]["fields"]["left_out"]["broken.png"]}
+    assert report["checks"]["fields"]["left_out"]["broken.png"].startswith("not analysed")
+    assert report["differential"]["n_counted"] == pooled.loc[str(root / "patient-a"), "n_counted"]
+    cells = pd.read_csv(a / "exports" / "cells.csv")
+    assert set(cells["field"]) == {"field-3.png", "field-4.png", "field-5.png"}
+    assert cells["id"].tolist() == list(range(1, len(cells) + 1))
+    assert np.asarray(Image.open(a / "exports" / "report.png")).std() > 10
+    printed = capsys.readouterr().out
+    assert f"pooled  {root / 'patient-a'}:" in printed and "1 of 4 fields left out" in printed
+    assert re.search(r"field-4\.png: \d+ cells", printed)  # a count, not "9.0 cells" beside a failed row
+
+
+def test_a_pools_unsure_scale_or_a_field_unlike_training_is_said_and_withheld():
+    from hemascope.config import AnalysisConfig
+    from hemascope.pooled import pool_fields
+    from hemascope.results import SlideResult
+
+    def field(classes: list[str], **checks: dict) -> SlideResult:
+        cells = pd.DataFrame({"id": range(1, len(classes) + 1), "class": classes})
+        return SlideResult(cells=cells, config=AnalysisConfig(), checks=checks, slide={"mpp": 0.5})
+
+    sure = {"ok": True, "reason": "µm/px estimated (confidence 0.9)"}
+    unsure = {"ok": False, "reason": "µm/px estimated (confidence 0.2); low confidence: pass the scale (--mpp)"}
+    shifted = {"ok": False, "reason": "the cells are unlike the training data"}
+    fields = {"a.png": field(["blast"] * 60 + ["lymphocyte"] * 60, scale=sure),
+              "b.png": field(["blast"] * 50, scale=sure, domain_shift=shifted)}
+    pooled = pool_fields(fields, path="specimen", models=[])
+    assert pooled.n_cells == 120  # b.png is left out, and says why
+    assert pooled.checks["fields"]["left_out"] == {"b.png": "the cells are unlike the training data"}
+    assert pooled.differential["blast_percent"] == 50.0
+    fields["a.png"].checks["scale"] = unsure
+    pooled = pool_fields(fields, path="specimen", models=[])
+    assert pooled.differential["blast_percent"] is None and "low confidence" in pooled.differential["withheld"]
+    fields["a.png"].checks["domain_shift"] = shifted
+    pooled = pool_fields(fields, path="specimen", models=[])
+    assert pooled.n_cells == 170 and pooled.checks["fields"]["ok"] is False  # nothing passed: all counted, withheld
+    assert pooled.differential["blast_percent"] is None
