@@ -28,17 +28,13 @@ import pandas as pd
 from hemascope._version import __version__
 from hemascope.errors import InvalidInputError
 from hemascope.pipeline import cached_cell_model, slide_model_plan
-from hemascope.results import SlideResult
+from hemascope.results import POOLED_FORMAT, SlideResult
 from hemascope.slide.checks import failed_checks, withhold
 from hemascope.slide.differential import DEFAULT_MIN_CELLS
 from hemascope.slide.summary import summarize
 
-#: The ``slide["format"]`` of a pooled result.
-POOLED_FORMAT = "pooled fields"
 #: Where a run's pools are saved, under its output root.
 POOLED_DIR = "pooled"
-#: The exports written for a pool (its cells lie in several pictures: no outlines, no labels).
-POOLED_EXPORTS = "cells_csv,report_json,report_png"
 
 
 def _left_out(fields: Mapping[str, SlideResult]) -> dict[str, str]:
@@ -185,7 +181,8 @@ def pool_folders(
         Picture path -> why it could not be analysed (named in its folder's pool).
     out_root
         The run's output root: each folder's pool is saved to ``<out_root>/pooled/<folder name>/``
-        (:meth:`SlideResult.save`), its cell table, report JSON and figure in ``exports/``.
+        (:meth:`SlideResult.save`), its exports in ``exports/`` (no GeoJSON: the cells lie in
+        several pictures).
 
     Returns
     -------
@@ -208,9 +205,9 @@ def pool_folders(
         pooled = pool_fields(fields, path=folder, failed=lost.get(folder))
         directory = Path(out_root) / POOLED_DIR / name
         pooled.save(directory)
-        export_all(pooled, directory / "exports", POOLED_EXPORTS)
+        export_all(pooled, directory / "exports")
         out.append((folder, directory, pooled))
     return out
 
 
-__all__ = ["POOLED_DIR", "POOLED_EXPORTS", "POOLED_FORMAT", "pool_fields", "pool_folders"]
+__all__ = ["POOLED_DIR", "pool_fields", "pool_folders"]

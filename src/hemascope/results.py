@@ -35,6 +35,8 @@ from hemascope.files import (
 
 COMPLETE_MARKER = "COMPLETE"
 RESULT_FORMAT_VERSION = 1
+#: ``slide["format"]`` of a result pooled from several pictures (:mod:`hemascope.pooled`).
+POOLED_FORMAT = "pooled fields"
 
 
 def read_cell_table(path: str | Path) -> pd.DataFrame:
@@ -112,6 +114,11 @@ class SlideResult:
     def n_cells(self) -> int:
         """Number of cells found."""
         return len(self.cells)
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the cells lie in several pictures (fields of one specimen counted together)."""
+        return self.slide.get("format") == POOLED_FORMAT
 
     def save(self, directory: str | Path) -> Path:
         """Save to ``directory`` atomically, file by file, writing the completion marker last.
@@ -228,6 +235,7 @@ class SlideResult:
 
 __all__ = [
     "COMPLETE_MARKER",
+    "POOLED_FORMAT",
     "SlideResult",
     "is_complete",
     "read_cell_table",

@@ -30,6 +30,7 @@ def test_pool_counts_each_folders_fields_together(cli, tmp_path, capsys):
     out = tmp_path / "out"
     capsys.readouterr()
     assert cli("analyze", root, "--out", out, "--mpp", "0.5", "--pool", "--quiet") == 1  # the broken field
+    printed = capsys.readouterr().out
     fields = pd.read_csv(out / "summary.csv")
     pooled = pd.read_csv(out / "pooled.csv").set_index("slide")
     assert list(pooled.index) == [str(root / "patient-a"), str(root / "patient-b")]
@@ -48,7 +49,14 @@ def test_pool_counts_each_folders_fields_together(cli, tmp_path, capsys):
     assert set(cells["field"]) == {"field-3.png", "field-4.png", "field-5.png"}
     assert cells["id"].tolist() == list(range(1, len(cells) + 1))
     assert np.asarray(Image.open(a / "exports" / "report.png")).std() > 10
-    printed = capsys.readouterr().out
+    # its cells lie in three pictures: no GeoJSON (one picture's pixels), here or from `export`
+    assert not (a / "exports" / "cells.geojson").exists()
+    assert cli("export", a, "--out", tmp_path / "again") == 0
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == [
+        "EXPORTED", "cells.csv", "cells.parquet", "report.json", "report.png"]
+    capsys.readouterr()
+    assert cli("export", a, "--out", tmp_path / "geo", "--only", "geojson") == 2
+    assert "export each field's result" in capsys.readouterr().err
     assert f"pooled  {root / 'patient-a'}:" in printed and "1 of 4 fields left out" in printed
     assert re.search(r"field-4\.png: \d+ cells", printed)  # a count, not "9.0 cells" beside a failed row
 

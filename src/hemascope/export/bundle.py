@@ -10,7 +10,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from hemascope.export.registry import select_exports
+from hemascope.errors import InvalidInputError
+from hemascope.export.registry import ALL_EXPORTS, select_exports
 from hemascope.files import atomic_write_json
 from hemascope.results import SlideResult
 
@@ -63,9 +64,16 @@ def export_all(
     Raises
     ------
     InvalidInputError
-        An unknown export name.
+        An unknown export name, or one that places cells in one picture (GeoJSON) named for a
+        pooled result (without names, those are left out for it).
     """
     exports = select_exports(names)
+    if result.pooled:  # its cells lie in several pictures: nothing placed in one picture's pixels
+        one_picture = [e.name for e in exports if e.one_picture]
+        if one_picture and names is not None and names != ALL_EXPORTS:
+            raise InvalidInputError(f"{', '.join(one_picture)}: a pooled result's cells lie in "
+                                    f"{result.slide.get('n_fields', 'several')} pictures; export each field's result")
+        exports = tuple(e for e in exports if not e.one_picture)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     marker = directory / EXPORTS_COMPLETE

@@ -63,6 +63,9 @@ class Export:
         ``write(result, path) -> path``; ``None`` for a napari-only format (it needs the layers).
     napari
         The napari writer hook, when napari can save layers in this format.
+    one_picture
+        Places the cells in one picture's pixels: not written for a pooled result, whose cells
+        lie in several (:attr:`~hemascope.results.SlideResult.pooled`).
     """
 
     name: str
@@ -70,6 +73,7 @@ class Export:
     description: str
     write: Callable[[SlideResult, Path], Path] | None
     napari: NapariWriter | None = None
+    one_picture: bool = False
 
     @property
     def extension(self) -> str:
@@ -121,7 +125,7 @@ EXPORTS: tuple[Export, ...] = (
            _cell_table, NapariWriter("write_points_csv", ("points",), "hemascope cell table")),
     Export("cells_parquet", "cells.parquet", "the same cell table as Parquet", _cell_table),
     Export("geojson", "cells.geojson", "QuPath detections (cell outlines with class and measurements)",
-           _geojson, NapariWriter("write_points_geojson", ("points",), "QuPath GeoJSON")),
+           _geojson, NapariWriter("write_points_geojson", ("points",), "QuPath GeoJSON"), one_picture=True),
     Export("report_json", "report.json", "slide report: differential, blast %, slide models, provenance",
            _report_json),
     Export("report_png", "report.png", "the slide report as a figure", _report_png),
