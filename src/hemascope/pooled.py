@@ -169,7 +169,7 @@ def pool_fields(
 
 
 def pool_folders(
-    analysed: Sequence[tuple[str, Path]], failed: Mapping[str, str], out_root: str | Path,
+    analysed: Sequence[tuple[str, Path]], failed: Mapping[str, str], out_root: str | Path, *, export: bool = True,
 ) -> list[tuple[str, Path, SlideResult]]:
     """Pool the analysed pictures of each folder (one specimen per folder) and save each pool.
 
@@ -183,6 +183,8 @@ def pool_folders(
         The run's output root: each folder's pool is saved to ``<out_root>/pooled/<folder name>/``
         (:meth:`SlideResult.save`), its exports in ``exports/`` (no GeoJSON: the cells lie in
         several pictures).
+    export
+        Write the exports (else the saved results only, as ``analyze --no-export``).
 
     Returns
     -------
@@ -205,7 +207,8 @@ def pool_folders(
         pooled = pool_fields(fields, path=folder, failed=lost.get(folder))
         directory = Path(out_root) / POOLED_DIR / name
         pooled.save(directory)
-        export_all(pooled, directory / "exports")
+        if export:
+            export_all(pooled, directory / "exports")
         out.append((folder, directory, pooled))
     return out
 

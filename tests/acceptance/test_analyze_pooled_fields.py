@@ -57,6 +57,13 @@ def test_pool_counts_each_folders_fields_together(cli, tmp_path, capsys):
     capsys.readouterr()
     assert cli("export", a, "--out", tmp_path / "geo", "--only", "geojson") == 2
     assert "export each field's result" in capsys.readouterr().err
+    # `analyze --no-export --pool`: the pools' results only
+    from hemascope.pooled import pool_folders
+
+    done = fields[fields["status"] == "done"]
+    (_, saved, _), _ = pool_folders(list(zip(done["slide"], done["out_dir"], strict=True)), {}, tmp_path / "bare",
+                                    export=False)
+    assert (saved / "COMPLETE").is_file() and not (saved / "exports").exists()
     assert f"pooled  {root / 'patient-a'}:" in printed and "1 of 4 fields left out" in printed
     assert re.search(r"field-4\.png: \d+ cells", printed)  # a count, not "9.0 cells" beside a failed row
 

@@ -144,11 +144,11 @@ def run(args: argparse.Namespace) -> int:
     failed = int((summary["status"] == "failed").sum())
     print(f"{len(summary) - failed}/{len(summary)} slides analysed; summary: {out / SUMMARY_FILE}")
     if args.pool:
-        pool(summary, out)
+        pool(summary, out, export=not args.no_export)
     return exit_code(summary)
 
 
-def pool(summary: Any, out: Any) -> None:
+def pool(summary: Any, out: Any, *, export: bool) -> None:
     """Count each folder's analysed pictures together (``--pool``): save the pools, write
     ``<out>/pooled.csv`` (the summary's columns, one row per folder) and print one line each."""
     import pandas as pd
@@ -160,7 +160,7 @@ def pool(summary: Any, out: Any) -> None:
     done = summary[summary["status"] != "failed"]
     lost = summary[summary["status"] == "failed"]
     pools = pool_folders(list(zip(done["slide"], done["out_dir"], strict=True)),
-                         dict(zip(lost["slide"], lost["error"], strict=True)), out)
+                         dict(zip(lost["slide"], lost["error"], strict=True)), out, export=export)
     rows = [{**summary_row(folder, directory, "pooled", 0.0, result), "n_fields": result.slide["n_fields"]}
             for folder, directory, result in pools]
     table = pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "n_fields"])
