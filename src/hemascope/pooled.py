@@ -10,9 +10,11 @@ Each field keeps the calls its own analysis made (its class-mix adaptation, the 
 field whose picture failed its checks (not a smear, unlike the training data;
 :mod:`hemascope.slide.checks`) is left out of the pooled count and answers, and named with its
 reason; when every field failed, the counts of all of them are kept and the blast percentage and
-answers are withheld, as for a slide. The scale is judged for the pool: when a counted field's
-µm/px was estimated with low confidence, the pooled blast percentage and answers are withheld
-too (the fields of one size share their scale). Research use only — not for diagnosis.
+answers are withheld, as for a slide. The scale and the domain shift are judged for the pool: when
+a counted field's µm/px was estimated with low confidence (the fields of one size share their
+scale), or the pooled cells are unlike the training data (the guard needs more cells than a small
+field holds), the pooled blast percentage and answers are withheld too. Research use only — not
+for diagnosis.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from hemascope._version import __version__
-from hemascope.errors import InvalidInputError
+from hemascope.errors import HemascopeError, InvalidInputError
 from hemascope.pipeline import cached_cell_model, slide_model_plan
 from hemascope.results import POOLED_FORMAT, SlideResult
 from hemascope.slide.checks import failed_checks, withhold
@@ -89,6 +91,33 @@ def _fields_check(fields: Mapping[str, SlideResult], left_out: Mapping[str, str]
     return check
 
 
+def _pooled_cell_checks(fields: Mapping[str, SlideResult], cells: pd.DataFrame, config: Any) -> dict[str, Any]:
+    """The domain shift and stain judged on the pooled cells (a seeded sample of up to
+    :data:`~hemascope.classify.probe.PROBE_CELLS`, cropped again from each field's picture), as
+    :func:`~hemascope.slide.checks.slide_checks` judges a slide's: small fields hold too few cells
+    each for the guard (:data:`~hemascope.classify.shift.MIN_CELLS`)."""
+    from hemascope.classify.crops import slide_crop
+    from hemascope.classify.probe import probe_subset
+    from hemascope.io import open_slide
+    from hemascope.slide.checks import GUARD_SCOPE, cell_checks
+
+    model = cached_cell_model(config.cell_model, config.device)
+    picked = cells.iloc[probe_subset(len(cells))]
+    crops = []
+    try:
+        for name, part in picked.groupby("field", sort=False):
+            facts = fields[str(name)].slide
+            with open_slide(facts["path"], mpp=facts.get("mpp")) as slide:
+                level = slide.best_level_for_mpp(model.card.mpp)
+                crops += [slide_crop(slide, r, c, model.card, level) for r, c in zip(part["row"], part["col"], strict=True)]
+    except (OSError, HemascopeError, KeyError) as exc:
+        why = f"the fields' pictures could not be read again to judge the pooled cells ({exc})"
+        return {"domain_shift": {"ok": None, "score": None, "reason": why, "scope": GUARD_SCOPE}}
+    if not crops:
+        return {"domain_shift": {"ok": None, "score": None, "reason": "no cells to judge", "scope": GUARD_SCOPE}}
+    return cell_checks(np.stack(crops), model)
+
+
 def pool_fields(
     fields: Mapping[str, SlideResult],
     *,
@@ -144,6 +173,8 @@ def pool_fields(
     scale = _scale_check(counted)
     if scale is not None:
         checks["scale"] = scale
+    if {"row", "col"} <= set(cells.columns):
+        checks.update(_pooled_cell_checks(counted, cells, config))
     differential, subtypes = withhold(summary.differential.to_dict(), [s.to_dict() for s in summary.subtypes],
                                       failed_checks(checks))
     mpps = [float(r.slide["mpp"]) for r in counted.values() if r.slide.get("mpp") is not None]

@@ -24,8 +24,8 @@ def _fields(root: Path, name: str, seeds: list[int]) -> Path:
 
 def test_pool_counts_each_folders_fields_together(cli, tmp_path, capsys):
     root = tmp_path / "specimens"
-    _fields(root, "patient-a", [3, 4, 5])
-    _fields(root, "patient-b", [6])
+    _fields(root, "patient-a", [3, 4, 5, 6, 7])
+    _fields(root, "patient-b", [8])
     (root / "patient-a" / "broken.png").write_bytes(b"not a picture")
     out = tmp_path / "out"
     capsys.readouterr()
@@ -34,7 +34,7 @@ def test_pool_counts_each_folders_fields_together(cli, tmp_path, capsys):
     fields = pd.read_csv(out / "summary.csv")
     pooled = pd.read_csv(out / "pooled.csv").set_index("slide")
     assert list(pooled.index) == [str(root / "patient-a"), str(root / "patient-b")]
-    assert list(pooled["n_fields"]) == [4, 1] and set(pooled["status"]) == {"pooled"}
+    assert list(pooled["n_fields"]) == [6, 1] and set(pooled["status"]) == {"pooled"}
     for folder, row in pooled.iterrows():
         mine = fields[fields["slide"].str.startswith(folder + "/") & (fields["status"] == "done")]
         assert row["n_cells"] == mine["n_cells"].sum() > 0  # every analysed field's cells, once
@@ -42,11 +42,16 @@ def test_pool_counts_each_folders_fields_together(cli, tmp_path, capsys):
     a = out / "pooled" / "patient-a"
     report = json.loads((a / "exports" / "report.json").read_text())
     assert report["notice"] == "research use only — not for diagnosis"
+    # too few cells in any one field for the domain-shift guard; the pool is judged on its cells
+    for field in fields[fields["slide"].str.contains("patient-a/field")]["out_dir"]:
+        assert json.loads((Path(field) / "result.json").read_text())["checks"]["domain_shift"]["ok"] is None
+    shift = report["checks"]["domain_shift"]
+    assert shift["ok"] is True and shift["n_cells"] == report["n_cells"] >= 16 and report["checks"]["stain"]["nearest"]
     assert report["checks"]["fields"]["left_out"] == {"broken.png": report["checks"]["fields"]["left_out"]["broken.png"]}
     assert report["checks"]["fields"]["left_out"]["broken.png"].startswith("not analysed")
     assert report["differential"]["n_counted"] == pooled.loc[str(root / "patient-a"), "n_counted"]
     cells = pd.read_csv(a / "exports" / "cells.csv")
-    assert set(cells["field"]) == {"field-3.png", "field-4.png", "field-5.png"}
+    assert set(cells["field"]) == {f"field-{seed}.png" for seed in (3, 4, 5, 6, 7)}
     assert cells["id"].tolist() == list(range(1, len(cells) + 1))
     assert np.asarray(Image.open(a / "exports" / "report.png")).std() > 10
     # its cells lie in three pictures: no GeoJSON (one picture's pixels), here or from `export`
@@ -64,7 +69,7 @@ def test_pool_counts_each_folders_fields_together(cli, tmp_path, capsys):
     (_, saved, _), _ = pool_folders(list(zip(done["slide"], done["out_dir"], strict=True)), {}, tmp_path / "bare",
                                     export=False)
     assert (saved / "COMPLETE").is_file() and not (saved / "exports").exists()
-    assert f"pooled  {root / 'patient-a'}:" in printed and "1 of 4 fields left out" in printed
+    assert f"pooled  {root / 'patient-a'}:" in printed and "1 of 6 fields left out" in printed
     assert re.search(r"field-4\.png: \d+ cells", printed)  # a count, not "9.0 cells" beside a failed row
 
 

@@ -61,8 +61,7 @@ def slide_checks(slide: Any, cells: pd.DataFrame, cell_model: Any) -> dict[str, 
         ``None`` when a check could not be judged.
     """
     from hemascope.classify.crops import slide_crop
-    from hemascope.classify.probe import probe_cells, probe_subset
-    from hemascope.classify.stain import read_stain
+    from hemascope.classify.probe import probe_subset
     from hemascope.io.smear_check import smear_likeness
 
     smear = smear_likeness(slide)
@@ -83,16 +82,41 @@ def slide_checks(slide: Any, cells: pd.DataFrame, cell_model: Any) -> dict[str, 
     level = slide.best_level_for_mpp(card.mpp)
     crops = np.stack([slide_crop(slide, r, c, card, level)
                       for r, c in zip(picked["row"], picked["col"], strict=True)])
+    checks.update(cell_checks(crops, cell_model))
+    return checks
+
+
+def cell_checks(crops: np.ndarray, cell_model: Any) -> dict[str, dict[str, Any]]:
+    """The checks judged on the cells themselves: ``domain_shift`` and ``stain``.
+
+    Parameters
+    ----------
+    crops
+        ``(n, size, size, 3)`` uint8 crops at the cell model's scale: a sample of the cells (of one
+        slide, or of the fields of one specimen).
+    cell_model
+        The :class:`~hemascope.models.LoadedModel` that classified them (run unadapted).
+
+    Returns
+    -------
+    dict
+        ``{"domain_shift": {...}, "stain": {...}}`` as in :func:`slide_checks`.
+    """
+    from hemascope.classify.probe import probe_cells
+    from hemascope.classify.stain import read_stain
+
+    card = cell_model.card
     _, shift = probe_cells(cell_model.module, card, crops, cell_model.device, adapt=False)
     judged = math.isfinite(shift.score) and math.isfinite(shift.threshold)
-    checks["domain_shift"] = {"ok": (not shift.shifted) if judged else None, "score": _finite(shift.score),
-                              "threshold": _finite(shift.threshold), "n_cells": shift.n_cells,
-                              "reason": shift.reason, "scope": GUARD_SCOPE}
     stain, _ = read_stain(crops, card)
-    checks["stain"] = {"ok": True, "nearest": stain.nearest, "angles": stain.angles,
-                       "also_read_as": stain.also_read_as, "reason": stain.reason,
-                       **({"note": stain.reason} if stain.also_read_as else {})}
-    return checks
+    return {
+        "domain_shift": {"ok": (not shift.shifted) if judged else None, "score": _finite(shift.score),
+                         "threshold": _finite(shift.threshold), "n_cells": shift.n_cells,
+                         "reason": shift.reason, "scope": GUARD_SCOPE},
+        "stain": {"ok": True, "nearest": stain.nearest, "angles": stain.angles,
+                  "also_read_as": stain.also_read_as, "reason": stain.reason,
+                  **({"note": stain.reason} if stain.also_read_as else {})},
+    }
 
 
 def failed_checks(checks: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -166,4 +190,4 @@ def thin_differential(differential: Mapping[str, Any]) -> list[str]:
     return [line]
 
 
-__all__ = ["GUARD_SCOPE", "failed_checks", "slide_checks", "thin_differential", "warning_lines", "withhold"]
+__all__ = ["GUARD_SCOPE", "cell_checks", "failed_checks", "slide_checks", "thin_differential", "warning_lines", "withhold"]
