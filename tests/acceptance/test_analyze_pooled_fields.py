@@ -98,3 +98,12 @@ def test_a_pools_unsure_scale_or_a_field_unlike_training_is_said_and_withheld():
     pooled = pool_fields(fields, path="specimen", models=[])
     assert pooled.n_cells == 170 and pooled.checks["fields"]["ok"] is False  # nothing passed: all counted, withheld
     assert pooled.differential["blast_percent"] is None
+
+
+def test_without_pool_a_folder_of_thin_fields_gets_a_hint(cli, tmp_path, capsys):
+    folder = _fields(tmp_path, "specimen", [3, 4])
+    capsys.readouterr()
+    assert cli("analyze", folder, "--out", tmp_path / "out", "--mpp", "0.5") == 0
+    err = capsys.readouterr().err
+    assert "hint: 2 pictures in 1 folder(s) hold fewer than 100 white cells each" in err and "--pool" in err
+    assert not (tmp_path / "out" / "pooled.csv").exists()

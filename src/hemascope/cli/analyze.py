@@ -145,7 +145,25 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(summary) - failed}/{len(summary)} slides analysed; summary: {out / SUMMARY_FILE}")
     if args.pool:
         pool(summary, out, export=not args.no_export)
+    elif not args.quiet and (hint := pool_hint(summary, config)):
+        print(hint, file=sys.stderr)
     return exit_code(summary)
+
+
+def pool_hint(summary: Any, config: Any) -> str:
+    """A line pointing to ``--pool`` when a folder holds several pictures too small for a
+    differential each (empty otherwise)."""
+    from pathlib import Path
+
+    from hemascope.slide.differential import DEFAULT_MIN_CELLS
+
+    least = config.min_cells if config.min_cells is not None else DEFAULT_MIN_CELLS
+    thin = summary[(summary["status"] != "failed") & (summary["n_counted"].fillna(0) < least)]
+    folders = thin.groupby([str(Path(s).parent) for s in thin["slide"]]).size()
+    if not (folders >= 2).any():
+        return ""
+    return (f"hint: {int(folders[folders >= 2].sum())} pictures in {int((folders >= 2).sum())} folder(s) hold fewer "
+            f"than {least} white cells each; if each folder is one specimen, --pool counts its pictures together")
 
 
 def pool(summary: Any, out: Any, *, export: bool) -> None:
