@@ -175,6 +175,56 @@ def example_cells(slide: Any, cells: Any, *, per_class: int = EXAMPLES_PER_CLASS
     return out
 
 
+#: Fields of a pooled result shown in its overview (a 3 x 3 sheet).
+_SHEET_FIELDS = 9
+
+
+def _open_fields(result: SlideResult) -> dict[str, Any]:
+    """A pooled result's field pictures that can still be read, opened lazily, by field name."""
+    from hemascope.io import open_slide
+
+    opened = {}
+    for name, facts in (result.slide.get("fields") or {}).items():
+        try:
+            opened[name] = open_slide(facts["path"], mpp=facts.get("mpp"))
+        except Exception:  # noqa: BLE001 - a field that cannot be read is drawn without its pictures
+            continue
+    return opened
+
+
+def pooled_pictures(result: SlideResult, fields: dict[str, Any], *, per_class: int = EXAMPLES_PER_CLASS
+                    ) -> tuple[dict[str, list[np.ndarray]], tuple[np.ndarray, float] | None]:
+    """A pooled result's example cells (the most confident of the pool per class, each cut from its
+    field) and a sheet of its first fields' thumbnails with their cells dotted (``None`` without
+    readable fields)."""
+    from hemascope.classify.crops import resize_rgb
+
+    cells = result.cells
+    if not fields or not len(cells) or not {"field", "class", "row", "col"} <= set(cells.columns):
+        return {}, None
+    order = cells.sort_values("confidence", ascending=False) if "confidence" in cells else cells
+    examples: dict[str, list[np.ndarray]] = {}
+    for cls, group in order[order["field"].isin(list(fields))].groupby("class", sort=False):
+        examples[str(cls)] = [crop for field, part in group.head(per_class).groupby("field", sort=False)
+                              for crop in example_cells(fields[str(field)], part, per_class=per_class)[str(cls)]]
+    size, tiles = 213, []
+    for name in list(fields)[:_SHEET_FIELDS]:
+        image, down = slide_thumbnail(fields[name], max_size=size)
+        tile = np.full((size, size, 3), 255, np.uint8)
+        scale = size / max(image.shape[:2])
+        image = resize_rgb(image, max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
+        tile[: image.shape[0], : image.shape[1]] = image
+        mine = cells[cells["field"] == name]
+        for (row, col), cls in zip(mine[["row", "col"]].to_numpy(float), mine["class"], strict=True):
+            r, c = int(row / down * scale), int(col / down * scale)
+            rgb = [int(class_color(str(cls)).lstrip("#")[k : k + 2], 16) for k in (0, 2, 4)]
+            tile[max(r - 3, 0) : r + 3, max(c - 3, 0) : c + 3] = rgb
+        tiles.append(np.pad(tile, ((2, 2), (2, 2), (0, 0)), constant_values=200))
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % 3)
+    rows = [np.concatenate(tiles[i : i + 3], axis=1) for i in range(0, len(tiles), 3)]
+    return examples, (np.concatenate(rows, axis=0), 1.0)
+
+
 def _mosaic(examples: dict[str, list[np.ndarray]], order: list[str], per_class: int) -> tuple[np.ndarray, list[str]]:
     pad, size = 4, _EXAMPLE_PX
     names = [n for n in order if examples.get(n)]
@@ -222,13 +272,18 @@ def write_report_png(path: str | Path, result: SlideResult, *, dpi: int = 110, p
     from matplotlib.figure import Figure
 
     subtypes = subtypes_of(result)
-    slide = _open_source(result) if pictures else None
+    slide = _open_source(result) if pictures and not result.pooled else None
+    fields = _open_fields(result) if pictures and result.pooled else {}
     try:
-        examples = example_cells(slide, result.cells) if slide is not None else {}
-        thumb = slide_thumbnail(slide) if slide is not None else None
+        if result.pooled:
+            examples, thumb = pooled_pictures(result, fields)
+        else:
+            examples = example_cells(slide, result.cells) if slide is not None else {}
+            thumb = slide_thumbnail(slide) if slide is not None else None
     finally:
-        if slide is not None:
-            slide.close()
+        for opened in [slide, *fields.values()]:
+            if opened is not None:
+                opened.close()
     n_sub = max(1, len(subtypes))
     order = _class_order(result)
     n_rows = len([n for n in order if examples.get(n)])
@@ -237,7 +292,12 @@ def write_report_png(path: str | Path, result: SlideResult, *, dpi: int = 110, p
     heights = [5.0] + ([0.62 * n_rows + 0.4] if n_rows else [])
     grid = fig.add_gridspec(len(heights), 3, height_ratios=heights, width_ratios=[1.3, 1.3, 1.0])
     thumb_ax = fig.add_subplot(grid[0, 0])
-    if thumb is not None:
+    if thumb is not None and result.pooled:
+        thumb_ax.imshow(thumb[0])
+        shown = min(len(fields), _SHEET_FIELDS)
+        thumb_ax.set_title(f"{result.slide.get('n_fields', len(fields))} fields pooled ({shown} shown); "
+                           "dots: cells by class", fontsize=8)
+    elif thumb is not None:
         image, down = thumb
         thumb_ax.imshow(image)
         cells = result.cells
@@ -289,6 +349,7 @@ __all__ = [
     "excluded_text",
     "plot_differential",
     "plot_subtype",
+    "pooled_pictures",
     "slide_thumbnail",
     "write_report_png",
 ]
