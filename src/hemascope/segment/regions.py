@@ -38,7 +38,7 @@ from hemascope.segment.crop_cells import (
 from hemascope.segment.illumination import Illumination
 from hemascope.segment.settings import SegmentSettings
 from hemascope.segment.smear import SmearMask, compute_smear_mask, flat_field
-from hemascope.segment.stain import blue_grey, is_close_up
+from hemascope.segment.stain import blue_grey, coloured_stain, ink_like, is_close_up
 from hemascope.segment.table import as_cell_table, cell_rows, empty_cell_table
 
 Box = tuple[int, int, int, int]
@@ -382,6 +382,7 @@ def segment_region_with_masks(
                  for crop, r, c in zip(_read_crops(slide, region, rows, cols, half), rows, cols, strict=True)]
     name = resolve_segmenter(settings)
     version = segmenter_version(name, settings.model)
+    coloured = coloured_stain(reduced, region.background)  # else no ink to tell from stain
     tables: list[dict[str, Any]] = []
     masks: list[CellMask] = []
     seen: list[tuple[float, float]] = []  # centroids of the cells kept
@@ -411,6 +412,8 @@ def segment_region_with_masks(
                 cy, cx = row["row"], row["col"]
                 if not region.owns(np.array([cy]), np.array([cx]))[0]:
                     continue
+                if coloured and ink_like([row[f"nucleus_mean_{k}"] for k in "rgb"], region.background):
+                    continue  # a scale bar or text burnt into the picture, not a nucleus
                 if any(math.hypot(cy - y, cx - x) < settings.min_diameter_um / 2 / mpp for y, x in seen):
                     continue  # the same cell reached from a second candidate (e.g. another lobe)
                 mask = cut_to_box(one, nuclei == cell, (r - half, c - half))

@@ -226,6 +226,59 @@ def chroma_tint_cap(chroma: tuple[float, float, float] | None, cap: float) -> fl
     return min(cap, colour_tint(chroma) + CHROMA_TINT_MARGIN)
 
 
+#: No stain's nuclei absorb blue light nearly as much as green: their blue OD is 0.0-0.73 of their
+#: green OD relative to the glass (segmented nuclei of PBC, DeepAPL and Taleqani pictures, and of
+#: another lab's cells in eleven stain, camera and optics copies, rapid stains and a desaturated copy
+#: among them). Ink does: scale bars and text burnt into camera pictures, black ones 0.92-0.99.
+INK_BLUE_GREEN = 0.88
+#: Ink is also known by its colour in the picture itself: neutral grey (channel spread under this
+#: share of the mean; stained nuclei 0.13 and up), whatever the glass's tint (grey text on a white
+#: label over yellow glass reads 0.64 relative to the glass) ...
+INK_NEUTRAL_SPREAD = 0.1
+#: ... or red (red OD under this share of green; nuclei 0.27 and up, magenta stains the lowest)
+#: from this blue-to-green ratio up (red text 0.86).
+INK_RED_GREEN = 0.25
+INK_BLUE_GREEN_RED = 0.78
+
+
+def ink_like(rgb: tuple[float, float, float] | np.ndarray, background: tuple[float, float, float] | np.ndarray) -> bool:
+    """Whether a mean colour (a found nucleus's) is ink rather than stain: its optical density in
+    blue (relative to ``background``, the glass) reaches :data:`INK_BLUE_GREEN` of that in green, or
+    the colour is neutral grey, or red. Too pale a colour (green OD under 0.05) is not judged. Only
+    meaningful where the stain itself has colour (:func:`coloured_stain`)."""
+    colour, glass = np.asarray(rgb, dtype=np.float64), np.asarray(background, dtype=np.float64)
+    if not (np.all(np.isfinite(colour)) and np.all(glass > 0)):
+        return False
+    od = np.maximum(-np.log10(np.clip(colour, 1.0, 255.0) / glass), 0.0)  # as optical_density
+    if od[1] < 0.05:
+        return False
+    blue = od[2] / od[1]
+    neutral = (colour.max() - colour.min()) < INK_NEUTRAL_SPREAD * max(colour.mean(), 1.0)
+    red = od[0] < INK_RED_GREEN * od[1] and blue >= INK_BLUE_GREEN_RED
+    return bool(blue >= INK_BLUE_GREEN or neutral or red)
+
+
+#: A picture's stain has colour when its stained pixels' OD directions lie this far (degrees,
+#: median) from neutral grey: MGG red cells 17, nuclei 27, blue-grey red cells 23; a monochrome
+#: camera's picture about 0.
+COLOURED_STAIN_DEGREES = 8.0
+
+
+def coloured_stain(image: np.ndarray, background: np.ndarray | tuple[float, float, float]) -> bool:
+    """Whether a picture's stain has colour: the median angle between its stained pixels' OD
+    (summed OD over 0.15: red cells, cytoplasm, nuclei) and neutral grey reaches
+    :data:`COLOURED_STAIN_DEGREES`. A picture without colour (a monochrome camera's, saved as RGB)
+    has none to tell ink by."""
+    od = optical_density(image, np.asarray(background, dtype=np.float32))
+    total = od.sum(axis=-1)
+    stained = total > 0.15
+    if stained.sum() < 16:
+        return True
+    vectors = od[stained]
+    cosine = total[stained] / (np.sqrt(3.0) * np.maximum(np.linalg.norm(vectors, axis=1), 1e-6))
+    return bool(np.degrees(np.arccos(np.clip(np.median(cosine), -1.0, 1.0))) >= COLOURED_STAIN_DEGREES)
+
+
 def total_density(od: np.ndarray) -> np.ndarray:
     """Sum of the three channel optical densities (float32, ``(rows, cols)``)."""
     return od.sum(axis=-1, dtype=np.float32)
