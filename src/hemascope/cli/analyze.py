@@ -4,7 +4,8 @@ Each slide gets ``<out>/<slide name>/`` with the saved result (cells, embeddings
 COMPLETE marker) and its exports (``exports/``, EXPORTED marker); ``<out>/summary.csv`` lists every
 slide's status, time, cell counts and slide-level answers. ``--resume`` skips finished slides (result
 *and* exports complete) and continues unfinished ones from their last finished region; a failed
-slide is never counted as finished.
+slide is never counted as finished. ``--pool`` also counts the pictures of each folder together,
+as fields of one specimen (:mod:`hemascope.pooled`: ``<out>/pooled.csv``, ``<out>/pooled/<folder>/``).
 
 Slide-level models follow one rule (:mod:`hemascope.slide.applicability`): a slide model runs only
 on the embeddings of the cell model it was trained on; by default every such registry model that
