@@ -12,6 +12,8 @@ features by a scale factor rather than breaking a fixed RGB threshold:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from hemascope.errors import InvalidInputError
@@ -241,7 +243,7 @@ INK_RED_GREEN = 0.25
 INK_BLUE_GREEN_RED = 0.78
 
 
-def ink_like(rgb: tuple[float, float, float] | np.ndarray, background: tuple[float, float, float] | np.ndarray) -> bool:
+def ink_like(rgb: Sequence[float] | np.ndarray, background: Sequence[float] | np.ndarray) -> bool:
     """Whether a mean colour (a found nucleus's) is ink rather than stain: its optical density in
     blue (relative to ``background``, the glass) reaches :data:`INK_BLUE_GREEN` of that in green, or
     the colour is neutral grey, or red. Too pale a colour (green OD under 0.05) is not judged. Only
