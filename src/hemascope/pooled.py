@@ -66,8 +66,7 @@ def _scale_check(fields: Mapping[str, SlideResult]) -> dict[str, Any] | None:
 def _pooled_cells(fields: Mapping[str, SlideResult]) -> tuple[pd.DataFrame, np.ndarray | None]:
     """The fields' cells in one table (``field``, ``field_id``, a new ``id``) and their embeddings
     (``None`` when a field with cells has none)."""
-    tables = [result.cells.assign(field=name) for name, result in fields.items()]
-    cells = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["field", "class"])
+    cells = pd.concat([result.cells.assign(field=name) for name, result in fields.items()], ignore_index=True)
     cells = cells[["field", *[c for c in cells.columns if c != "field"]]].rename(columns={"id": "field_id"})
     cells.insert(0, "id", np.arange(1, len(cells) + 1))
     arrays = [r.embeddings for r in fields.values() if r.n_cells]
@@ -99,7 +98,7 @@ def _pooled_cell_checks(fields: Mapping[str, SlideResult], cells: pd.DataFrame, 
     from hemascope.classify.crops import slide_crop
     from hemascope.classify.probe import probe_subset
     from hemascope.io import open_slide
-    from hemascope.slide.checks import GUARD_SCOPE, cell_checks
+    from hemascope.slide.checks import cell_checks, unjudged_shift
 
     model = cached_cell_model(config.cell_model, config.device)
     picked = cells.iloc[probe_subset(len(cells))]
@@ -111,10 +110,10 @@ def _pooled_cell_checks(fields: Mapping[str, SlideResult], cells: pd.DataFrame, 
                 level = slide.best_level_for_mpp(model.card.mpp)
                 crops += [slide_crop(slide, r, c, model.card, level) for r, c in zip(part["row"], part["col"], strict=True)]
     except (OSError, HemascopeError, KeyError) as exc:
-        why = f"the fields' pictures could not be read again to judge the pooled cells ({exc})"
-        return {"domain_shift": {"ok": None, "score": None, "reason": why, "scope": GUARD_SCOPE}}
+        return {"domain_shift": unjudged_shift(f"the fields' pictures could not be read again to judge the "
+                                               f"pooled cells ({exc})")}
     if not crops:
-        return {"domain_shift": {"ok": None, "score": None, "reason": "no cells to judge", "scope": GUARD_SCOPE}}
+        return {"domain_shift": unjudged_shift("no cells to judge")}
     return cell_checks(np.stack(crops), model)
 
 

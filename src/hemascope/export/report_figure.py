@@ -179,12 +179,26 @@ def example_cells(slide: Any, cells: Any, *, per_class: int = EXAMPLES_PER_CLASS
 _SHEET_FIELDS = 9
 
 
-def _open_fields(result: SlideResult) -> dict[str, Any]:
-    """A pooled result's field pictures that can still be read, opened lazily, by field name."""
+def _most_confident(cells: Any, per_class: int) -> Any:
+    """The ``per_class`` most confident cells of each class (all, in order, without confidences)."""
+    order = cells.sort_values("confidence", ascending=False) if "confidence" in cells else cells
+    return order.groupby("class", sort=False).head(per_class)
+
+
+def _open_fields(result: SlideResult, per_class: int = EXAMPLES_PER_CLASS) -> dict[str, Any]:
+    """The field pictures a pooled result's figure draws (its first :data:`_SHEET_FIELDS` and those
+    of its example cells) that can still be read, opened lazily, by field name, in its order."""
     from hemascope.io import open_slide
 
+    listed = result.slide.get("fields") or {}
+    cells = result.cells
+    wanted = set(list(listed)[:_SHEET_FIELDS])
+    if {"field", "class"} <= set(cells.columns):
+        wanted |= set(_most_confident(cells, per_class)["field"].astype(str))
     opened = {}
-    for name, facts in (result.slide.get("fields") or {}).items():
+    for name, facts in listed.items():
+        if name not in wanted:
+            continue
         try:
             opened[name] = open_slide(facts["path"], mpp=facts.get("mpp"))
         except Exception:  # noqa: BLE001 - a field that cannot be read is drawn without its pictures
@@ -193,7 +207,7 @@ def _open_fields(result: SlideResult) -> dict[str, Any]:
 
 
 def pooled_pictures(result: SlideResult, fields: dict[str, Any], *, per_class: int = EXAMPLES_PER_CLASS
-                    ) -> tuple[dict[str, list[np.ndarray]], tuple[np.ndarray, float] | None]:
+                    ) -> tuple[dict[str, list[np.ndarray]], np.ndarray | None]:
     """A pooled result's example cells (the most confident of the pool per class, each cut from its
     field) and a sheet of its first fields' thumbnails with their cells dotted (``None`` without
     readable fields)."""
@@ -202,10 +216,10 @@ def pooled_pictures(result: SlideResult, fields: dict[str, Any], *, per_class: i
     cells = result.cells
     if not fields or not len(cells) or not {"field", "class", "row", "col"} <= set(cells.columns):
         return {}, None
-    order = cells.sort_values("confidence", ascending=False) if "confidence" in cells else cells
+    readable = _most_confident(cells[cells["field"].isin(list(fields))], per_class)
     examples: dict[str, list[np.ndarray]] = {}
-    for cls, group in order[order["field"].isin(list(fields))].groupby("class", sort=False):
-        examples[str(cls)] = [crop for field, part in group.head(per_class).groupby("field", sort=False)
+    for cls, group in readable.groupby("class", sort=False):
+        examples[str(cls)] = [crop for field, part in group.groupby("field", sort=False)
                               for crop in example_cells(fields[str(field)], part, per_class=per_class)[str(cls)]]
     size, tiles = 213, []
     for name in list(fields)[:_SHEET_FIELDS]:
@@ -222,7 +236,7 @@ def pooled_pictures(result: SlideResult, fields: dict[str, Any], *, per_class: i
         tiles.append(np.pad(tile, ((2, 2), (2, 2), (0, 0)), constant_values=200))
     tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % 3)
     rows = [np.concatenate(tiles[i : i + 3], axis=1) for i in range(0, len(tiles), 3)]
-    return examples, (np.concatenate(rows, axis=0), 1.0)
+    return examples, np.concatenate(rows, axis=0)
 
 
 def _mosaic(examples: dict[str, list[np.ndarray]], order: list[str], per_class: int) -> tuple[np.ndarray, list[str]]:
@@ -274,9 +288,11 @@ def write_report_png(path: str | Path, result: SlideResult, *, dpi: int = 110, p
     subtypes = subtypes_of(result)
     slide = _open_source(result) if pictures and not result.pooled else None
     fields = _open_fields(result) if pictures and result.pooled else {}
+    sheet = None
     try:
         if result.pooled:
-            examples, thumb = pooled_pictures(result, fields)
+            examples, sheet = pooled_pictures(result, fields)
+            thumb = None
         else:
             examples = example_cells(slide, result.cells) if slide is not None else {}
             thumb = slide_thumbnail(slide) if slide is not None else None
@@ -292,8 +308,8 @@ def write_report_png(path: str | Path, result: SlideResult, *, dpi: int = 110, p
     heights = [5.0] + ([0.62 * n_rows + 0.4] if n_rows else [])
     grid = fig.add_gridspec(len(heights), 3, height_ratios=heights, width_ratios=[1.3, 1.3, 1.0])
     thumb_ax = fig.add_subplot(grid[0, 0])
-    if thumb is not None and result.pooled:
-        thumb_ax.imshow(thumb[0])
+    if sheet is not None:
+        thumb_ax.imshow(sheet)
         shown = min(len(fields), _SHEET_FIELDS)
         thumb_ax.set_title(f"{result.slide.get('n_fields', len(fields))} fields pooled ({shown} shown); "
                            "dots: cells by class", fontsize=8)

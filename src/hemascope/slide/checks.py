@@ -75,7 +75,7 @@ def slide_checks(slide: Any, cells: pd.DataFrame, cell_model: Any) -> dict[str, 
                       f"{slide.mpp.confidence:.2f})" + ("; low confidence: pass the scale (--mpp)" if low else ""),
         }
     if len(cells) == 0 or "row" not in cells:
-        checks["domain_shift"] = {"ok": None, "score": None, "reason": "no cells to judge", "scope": GUARD_SCOPE}
+        checks["domain_shift"] = unjudged_shift("no cells to judge")
         return checks
     card = cell_model.card
     picked = cells.iloc[probe_subset(len(cells))]
@@ -84,6 +84,11 @@ def slide_checks(slide: Any, cells: pd.DataFrame, cell_model: Any) -> dict[str, 
                       for r, c in zip(picked["row"], picked["col"], strict=True)])
     checks.update(cell_checks(crops, cell_model))
     return checks
+
+
+def unjudged_shift(reason: str) -> dict[str, Any]:
+    """The ``domain_shift`` check when it could not be judged, and why."""
+    return {"ok": None, "score": None, "reason": reason, "scope": GUARD_SCOPE}
 
 
 def cell_checks(crops: np.ndarray, cell_model: Any) -> dict[str, dict[str, Any]]:
@@ -190,4 +195,5 @@ def thin_differential(differential: Mapping[str, Any]) -> list[str]:
     return [line]
 
 
-__all__ = ["GUARD_SCOPE", "cell_checks", "failed_checks", "slide_checks", "thin_differential", "warning_lines", "withhold"]
+__all__ = ["GUARD_SCOPE", "cell_checks", "failed_checks", "slide_checks", "thin_differential",
+           "unjudged_shift", "warning_lines", "withhold"]
