@@ -57,3 +57,30 @@ def test_overlapping_outlines_of_touching_cells_are_painted_to_the_nearest_nucle
         assert (cells[:, :15] == left_value).all() and (cells[:, 16:] == right_value).all()
         assert (nuclei[8:12, 4:8] == left_value).all() and (nuclei[8:12, 22:26] == right_value).all()
         assert set(np.unique(nuclei)) == {0, 1, 2}
+
+
+def test_label_images_written_chunk_by_chunk_are_the_ones_painted_whole():
+    """What `analyze` and `segment --labels` write (a dask image painted chunk by chunk) is what
+    `segment` paints for a picture: the left cell's outline running into its neighbour used to
+    overwrite it, or be overwritten, in table order, and the nucleus image was painted apart from
+    the cell image (a pixel could be one cell's nucleus inside another cell)."""
+    from hemascope.export.labels import lazy_label_image
+    from hemascope.segment import paint_labels
+    from hemascope.segment.crop_cells import CellMask
+
+    left = np.zeros((20, 30), bool)
+    left[:, :26] = True
+    left_nucleus = np.zeros_like(left)
+    left_nucleus[8:12, 4:8] = True
+    right = np.zeros((20, 16), bool)
+    right[:, 2:] = True
+    right_nucleus = np.zeros_like(right)
+    right_nucleus[8:12, 8:12] = True
+    masks = [CellMask((0, 0), left, left_nucleus), CellMask((0, 14), right, right_nucleus)]
+    for order in (masks, masks[::-1]):
+        cells, nuclei = paint_labels((20, 30), order)
+        ids = np.arange(1, 3)
+        for chunks in (7, 1024):
+            np.testing.assert_array_equal(lazy_label_image((20, 30), order, ids, chunks=chunks).compute(), cells)
+            np.testing.assert_array_equal(
+                lazy_label_image((20, 30), order, ids, chunks=chunks, part="nucleus").compute(), nuclei)

@@ -49,12 +49,11 @@ def _write_label_pyramid(path: Path, slide, seg) -> None:
     from hemascope.export.labels import lazy_label_image
     from hemascope.files import atomic_path
     from hemascope.io import write_ome_zarr
-    from hemascope.segment.crop_cells import CellMask
 
     masks = seg.masks or []
     ids = seg.cells["id"].to_numpy()
-    nuclei = [CellMask(m.origin, m.nucleus, m.nucleus) for m in masks]
-    labels = {"cells": lazy_label_image(slide.shape, masks, ids), "nuclei": lazy_label_image(slide.shape, nuclei, ids)}
+    labels = {"cells": lazy_label_image(slide.shape, masks, ids),
+              "nuclei": lazy_label_image(slide.shape, masks, ids, part="nucleus")}
     with atomic_path(path) as tmp:
         write_ome_zarr(tmp, slide.levels, mpp=seg.mpp, labels=labels)
 

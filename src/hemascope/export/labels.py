@@ -170,29 +170,33 @@ def unpack_cell_masks(packed: Any) -> list[Any]:
 
 def lazy_label_image(shape: tuple[int, int], masks: list[Any], values: Any, *, chunks: int = 1024,
                      part: str = "cell") -> Any:
-    """A lazy (dask) uint32 label image painting ``masks[i].cell`` (or ``.nucleus``) with ``values[i]``.
+    """A lazy (dask) uint32 label image of the cells (or their nuclei), mask ``i`` as ``values[i]``.
 
     Each chunk paints only the masks whose box meets it, so whole-slide label images are written
-    chunk by chunk in bounded memory.
+    chunk by chunk in bounded memory, by the rule of :func:`hemascope.segment.paint_window`: a
+    pixel two outlines claim is the cell's whose nucleus is nearest, in the cell image and the
+    nucleus image alike (the image ``hemascope segment`` paints for a picture).
 
     Parameters
     ----------
     shape
         Level-0 ``(rows, cols)``.
     masks
-        Per-cell masks (``origin``, ``cell``).
+        Per-cell masks (``origin``, ``cell``, ``nucleus``).
     values
         Label value of each mask (e.g. the cell ``id`` column, 1..N).
     chunks
         Chunk edge in pixels.
     part
-        ``"cell"`` or ``"nucleus"``: which mask of each cell to paint.
+        ``"cell"`` or ``"nucleus"``: which label image.
 
     Returns
     -------
     dask.array.Array
     """
     import dask.array as da
+
+    from hemascope.segment import paint_window
 
     if part not in ("cell", "nucleus"):
         raise ValueError(f"part must be 'cell' or 'nucleus', got {part!r}")
@@ -203,14 +207,9 @@ def lazy_label_image(shape: tuple[int, int], masks: list[Any], values: Any, *, c
     def paint(block_info: dict | None = None) -> np.ndarray:
         assert block_info is not None  # map_blocks passes it to a function that takes it
         (r0, r1), (c0, c1) = block_info[None]["array-location"]
-        out = np.zeros((r1 - r0, c1 - c0), dtype=np.uint32)
         hit = np.nonzero((boxes[:, 0] < r1) & (boxes[:, 2] > r0) & (boxes[:, 1] < c1) & (boxes[:, 3] > c0))[0]
-        for i in hit:
-            br0, bc0, br1, bc1 = boxes[i]
-            a0, a1, b0, b1 = max(br0, r0), min(br1, r1), max(bc0, c0), min(bc1, c1)
-            sub = getattr(masks[i], part)[a0 - br0 : a1 - br0, b0 - bc0 : b1 - bc0]
-            out[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0][sub] = values[i]
-        return out
+        cells, nuclei = paint_window((r0, c0, r1, c1), masks, values, hit)
+        return cells if part == "cell" else nuclei
 
     return da.map_blocks(paint, dtype=np.uint32, chunks=da.core.normalize_chunks((chunks, chunks), shape))
 

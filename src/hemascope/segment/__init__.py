@@ -11,7 +11,7 @@
 * :data:`CELL_COLUMNS` — the cell table's columns.
 """
 
-from hemascope.segment.find import Segmentation, find_cells, paint_labels
+from hemascope.segment.find import Segmentation, find_cells, paint_labels, paint_window
 from hemascope.segment.regions import Region, plan_regions, segment_region
 from hemascope.segment.scale import estimate_mpp
 from hemascope.segment.settings import SEGMENTERS, SegmentSettings
@@ -28,6 +28,7 @@ __all__ = [
     "estimate_mpp",
     "find_cells",
     "paint_labels",
+    "paint_window",
     "plan_regions",
     "segment_region",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -64,7 +65,7 @@ def paint_labels(shape: tuple[int, int], masks: list[CellMask]) -> tuple[np.ndar
 
     Each cell is outlined in its own crop, so the outlines of touching cells may overlap (one
     taking in part of its neighbour, up to its crop's edge); a pixel claimed by several goes to
-    the cell whose nucleus is nearest (a nucleus pixel stays its own cell's).
+    the cell whose nucleus is nearest (a nucleus pixel stays its own cell's): :func:`paint_window`.
 
     Parameters
     ----------
@@ -78,23 +79,55 @@ def paint_labels(shape: tuple[int, int], masks: list[CellMask]) -> tuple[np.ndar
     cells, nuclei
         uint32 label images.
     """
+    return paint_window((0, 0, int(shape[0]), int(shape[1])), masks, np.arange(1, len(masks) + 1))
+
+
+def paint_window(window: tuple[int, int, int, int], masks: Sequence[CellMask], values: Sequence[int] | np.ndarray,
+                 which: Iterable[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Paint the masks that meet ``window`` (level-0 ``(row0, col0, row1, col1)``) into its cell and
+    nucleus label arrays, mask ``i`` as ``values[i]``.
+
+    A pixel claimed by several outlines goes to the cell whose nucleus is nearest (a nucleus pixel
+    stays its own cell's; between equals, the first in order): the rule is per pixel, so a label
+    image painted window by window (:func:`hemascope.export.labels.lazy_label_image`) is the one
+    painted whole, and its cell and nucleus images agree.
+
+    Parameters
+    ----------
+    window
+        Level-0 box painted.
+    masks
+        Per-cell masks (``origin``, ``cell``, ``nucleus``).
+    values
+        Label value of each mask.
+    which
+        Indices of the masks to paint (default: all), in painting order.
+
+    Returns
+    -------
+    cells, nuclei
+        uint32 arrays of the window's shape.
+    """
+    w0, v0, w1, v1 = window
+    shape = (w1 - w0, v1 - v0)
     cells = np.zeros(shape, dtype=np.uint32)
     nuclei = np.zeros(shape, dtype=np.uint32)
     nearest = np.full(shape, np.inf, dtype=np.float32)  # each painted pixel's distance to its nucleus
-    for value, m in enumerate(masks, start=1):
+    for index in range(len(masks)) if which is None else which:
+        m = masks[index]
         r0, c0 = m.origin
         r1, c1 = r0 + m.cell.shape[0], c0 + m.cell.shape[1]
-        a0, b0 = max(r0, 0), max(c0, 0)
-        a1, b1 = min(r1, shape[0]), min(c1, shape[1])
+        a0, b0 = max(r0, w0), max(c0, v0)
+        a1, b1 = min(r1, w1), min(c1, v1)
         if a1 <= a0 or b1 <= b0:
             continue
         sub = (slice(a0 - r0, a1 - r0), slice(b0 - c0, b1 - c0))
-        box = (slice(a0, a1), slice(b0, b1))
+        box = (slice(a0 - w0, a1 - w0), slice(b0 - v0, b1 - v0))
         distance = _distance_to_nucleus(m)[sub]
         own = m.cell[sub] & (distance < nearest[box])
-        cells[box][own] = value
+        cells[box][own] = values[index]
         nearest[box][own] = distance[own]
-        nuclei[box][own] = np.where(m.nucleus[sub][own], value, 0)
+        nuclei[box][own] = np.where(m.nucleus[sub][own], values[index], 0)
     return cells, nuclei
 
 
