@@ -65,7 +65,8 @@ def paint_labels(shape: tuple[int, int], masks: list[CellMask]) -> tuple[np.ndar
 
     Each cell is outlined in its own crop, so the outlines of touching cells may overlap (one
     taking in part of its neighbour, up to its crop's edge); a pixel claimed by several goes to
-    the cell whose nucleus is nearest (a nucleus pixel stays its own cell's): :func:`paint_window`.
+    the cell whose nucleus is nearest (a nucleus pixel stays its own cell's), between equals the
+    one whose outline's centre is nearest: :func:`paint_window`.
 
     Parameters
     ----------
@@ -88,7 +89,9 @@ def paint_window(window: tuple[int, int, int, int], masks: Sequence[CellMask], v
     nucleus label arrays, mask ``i`` as ``values[i]``.
 
     A pixel claimed by several outlines goes to the cell whose nucleus is nearest (a nucleus pixel
-    stays its own cell's; between equals, the first in order): the rule is per pixel, so a label
+    stays its own cell's) and, between equals — the nucleus mask that touching cells of a packed
+    field share, each up to its own crop's edge — to the cell whose outline's centre is nearest
+    (the first painted kept all it outlined, cut straight by its crop): the rule is per pixel, so a label
     image painted window by window (:func:`hemascope.export.labels.lazy_label_image`) is the one
     painted whole, and its cell and nucleus images agree.
 
@@ -113,6 +116,8 @@ def paint_window(window: tuple[int, int, int, int], masks: Sequence[CellMask], v
     cells = np.zeros(shape, dtype=np.uint32)
     nuclei = np.zeros(shape, dtype=np.uint32)
     nearest = np.full(shape, np.inf, dtype=np.float32)  # each painted pixel's distance to its nucleus
+    owner = np.full(shape, -1, dtype=np.int64)  # the mask each painted pixel came from
+    centres: dict[int, tuple[float, float]] = {}  # level-0 centres of the outlines met in a tie
     for index in range(len(masks)) if which is None else which:
         m = masks[index]
         r0, c0 = m.origin
@@ -125,8 +130,20 @@ def paint_window(window: tuple[int, int, int, int], masks: Sequence[CellMask], v
         box = (slice(a0 - w0, a1 - w0), slice(b0 - v0, b1 - v0))
         distance = _distance_to_nucleus(m)[sub]
         own = m.cell[sub] & (distance < nearest[box])
+        tie = m.cell[sub] & (distance == nearest[box])
+        if tie.any():  # a nucleus (or a point) as near to both: the nearer outline's centre
+            rows, cols = np.nonzero(tie)
+            others = owner[box][tie]
+            for k in (index, *np.unique(others)):
+                if int(k) not in centres:
+                    centres[int(k)] = _outline_centre(masks[int(k)])
+            here = np.array([centres[int(k)] for k in others]).reshape(-1, 2)
+            mine = centres[index]
+            rows, cols = rows + a0, cols + b0
+            own[tie] = np.hypot(rows - mine[0], cols - mine[1]) < np.hypot(rows - here[:, 0], cols - here[:, 1])
         cells[box][own] = values[index]
         nearest[box][own] = distance[own]
+        owner[box][own] = index
         nuclei[box][own] = np.where(m.nucleus[sub][own], values[index], 0)
     return cells, nuclei
 
@@ -140,6 +157,12 @@ def _distance_to_nucleus(mask: CellMask) -> np.ndarray:
     rows, cols = np.nonzero(mask.cell)
     rr, cc = np.indices(mask.cell.shape, dtype=np.float32)
     return np.hypot(rr - rows.mean(), cc - cols.mean()).astype(np.float32)
+
+
+def _outline_centre(mask: CellMask) -> tuple[float, float]:
+    """The level-0 centroid of the cell's outline."""
+    rows, cols = np.nonzero(mask.cell)
+    return mask.origin[0] + float(rows.mean()), mask.origin[1] + float(cols.mean())
 
 
 def _as_slide(source: Any, mpp: float | None):
