@@ -91,9 +91,10 @@ def paint_window(window: tuple[int, int, int, int], masks: Sequence[CellMask], v
     A pixel claimed by several outlines goes to the cell whose nucleus is nearest (a nucleus pixel
     stays its own cell's) and, between equals — the nucleus mask that touching cells of a packed
     field share, each up to its own crop's edge — to the cell whose outline's centre is nearest
-    (the first painted kept all it outlined, cut straight by its crop): the rule is per pixel, so a label
-    image painted window by window (:func:`hemascope.export.labels.lazy_label_image`) is the one
-    painted whole, and its cell and nucleus images agree.
+    (not to the first painted, which would keep all it outlined, cut straight by its crop). The
+    rule is per pixel, so a label image painted window by window
+    (:func:`hemascope.export.labels.lazy_label_image`) is the one painted whole, and its cell and
+    nucleus images agree.
 
     Parameters
     ----------
@@ -118,7 +119,7 @@ def paint_window(window: tuple[int, int, int, int], masks: Sequence[CellMask], v
     nearest = np.full(shape, np.inf, dtype=np.float32)  # each painted pixel's distance to its nucleus
     owner = np.full(shape, -1, dtype=np.int64)  # the mask each painted pixel came from
     centres: dict[int, tuple[float, float]] = {}  # level-0 centres of the outlines met in a tie
-    for index in range(len(masks)) if which is None else which:
+    for index in map(int, range(len(masks)) if which is None else which):
         m = masks[index]
         r0, c0 = m.origin
         r1, c1 = r0 + m.cell.shape[0], c0 + m.cell.shape[1]
@@ -133,14 +134,14 @@ def paint_window(window: tuple[int, int, int, int], masks: Sequence[CellMask], v
         tie = m.cell[sub] & (distance == nearest[box])
         if tie.any():  # a nucleus (or a point) as near to both: the nearer outline's centre
             rows, cols = np.nonzero(tie)
-            others = owner[box][tie]
-            for k in (index, *np.unique(others)):
-                if int(k) not in centres:
-                    centres[int(k)] = _outline_centre(masks[int(k)])
-            here = np.array([centres[int(k)] for k in others]).reshape(-1, 2)
+            others, which_other = np.unique(owner[box][tie], return_inverse=True)
+            for k in (index, *map(int, others)):
+                if k not in centres:
+                    centres[k] = _outline_centre(masks[k])
+            theirs = np.array([centres[int(k)] for k in others])[which_other]
             mine = centres[index]
             rows, cols = rows + a0, cols + b0
-            own[tie] = np.hypot(rows - mine[0], cols - mine[1]) < np.hypot(rows - here[:, 0], cols - here[:, 1])
+            own[tie] = np.hypot(rows - mine[0], cols - mine[1]) < np.hypot(rows - theirs[:, 0], cols - theirs[:, 1])
         cells[box][own] = values[index]
         nearest[box][own] = distance[own]
         owner[box][own] = index

@@ -464,8 +464,10 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
     else:
         chroma = red_cell_chroma(thumb[::step, ::step], bg)
     tint = red_cell_tint(thumb[::step, ::step], bg, chroma_tint_cap(chroma, cap))
-    if apart and chroma is not None and blue_grey(chroma):  # blue-grey red cells are their own tint: under
-        tint = max(tint, colour_tint(chroma))  # the cap, those touching a white cell pass for its cytoplasm
+    if apart and chroma is not None and blue_grey(chroma):
+        # blue-grey red cells are their own tint: under the cap, those touching a white cell
+        # passed for its cytoplasm
+        tint = max(tint, colour_tint(chroma))
     return SmearMask(
         mask=mask,
         downsample=float(downsample),
