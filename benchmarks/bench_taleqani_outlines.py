@@ -9,7 +9,7 @@ whole-cell / nucleus area, and how many are more than 2.5 times their nucleus or
 
 Usage::
 
-    python benchmarks/bench_taleqani_outlines.py --work /tmp/hemascope_cells [--fields 20] [--out F.csv]
+    python benchmarks/bench_taleqani_outlines.py --work /tmp/hemascope_cells [--fields 20] [--mpp 0.444] [--out F.csv]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/hemascope_cells"))
     parser.add_argument("--fields", type=int, default=20, help="test fields per label")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--mpp", type=float, default=MPP, help="µm/px given (the data set's 0.444; ±15 %% as a user's guess)")
     parser.add_argument("--out", type=Path, default=None, help="per-cell CSV")
     args = parser.parse_args()
 
@@ -40,7 +41,7 @@ def main() -> None:
     tables = []
     for label, part in fields.groupby("field_label", sort=True):
         for group in part.sample(args.fields, random_state=args.seed)["group"]:
-            cells = find_cells(iio.imread(DATA / group)[..., :3], mpp=MPP, num_workers=1).cells
+            cells = find_cells(iio.imread(DATA / group)[..., :3], mpp=args.mpp, num_workers=1).cells
             tables.append(cells[["row", "col", "area_um2", "nucleus_area_um2"]].assign(label=label, field=group))
     cells = pd.concat(tables, ignore_index=True)
     cells["ratio"] = cells["area_um2"] / cells["nucleus_area_um2"]
