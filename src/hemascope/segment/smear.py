@@ -448,9 +448,7 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         thumb[outside] = np.round(bg).astype(np.uint8)
     step = max(int(np.ceil(np.sqrt(thumb.shape[0] * thumb.shape[1] / 1e6))), 1)  # <= ~1 Mpx
     thumb_mpp = slide.mpp * downsample if slide.mpp else None
-    # the red cells' colour measured apart from the nuclei (a close-up's far stain, a field's
-    # clusters), not on a slide's coarse thumbnail where the two blend
-    apart = thumb_mpp is not None and (close_up or thumb_mpp <= _MAX_RED_CELL_CHECK_MPP)
+    apart = True  # the red cells' colour measured apart from the nuclei (a close-up's far stain, a field's clusters)
     if close_up and thumb_mpp:
         chroma = close_up_red_cell_chroma(thumb, bg, thumb_mpp)
     elif thumb_mpp is not None and thumb_mpp <= _MAX_RED_CELL_CHECK_MPP:
@@ -461,8 +459,9 @@ def compute_smear_mask(slide, roi_um=None, mask_mpp: float = 8.0) -> SmearMask:
         if not seen:  # white cells on bare glass (no red cells in the field): referenced like a
             # close-up, so that their own cytoplasm does not become the red-cell reference
             cap = CLOSE_UP_MAX_RED_CELL_TINT
-    else:
+    else:  # a slide's coarse thumbnail, where red cells and nuclei blend
         chroma = red_cell_chroma(thumb[::step, ::step], bg)
+        apart = False
     tint = red_cell_tint(thumb[::step, ::step], bg, chroma_tint_cap(chroma, cap))
     if apart and chroma is not None and blue_grey(chroma):
         # blue-grey red cells are their own tint: under the cap, those touching a white cell
