@@ -1,8 +1,15 @@
 """CellaVision Dice on shifted copies of ``wbc_seg_cellavision``: stain, camera, optics and scale.
 
 Each image (and, where its geometry changes, its mask) is transformed, then segmented at the
-copy's µm/px (given) or with the scale estimated (``--scale estimated``); whole-cell and nucleus
-Dice and detection recall (mask IoU >= 0.5) against the annotated cell. Evaluation only.
+copy's µm/px (``--scale given``) or without it; whole-cell and nucleus Dice and detection recall
+(mask IoU >= 0.5) against the annotated cell. Evaluation only. Without the µm/px:
+
+* ``--scale estimated``: :func:`hemascope.segment.find_cells`'s own estimate (red cells), per
+  picture — the Python API called with ``mpp=None``;
+* ``--scale picture``: :func:`hemascope.classify.cell_scale.picture_scale` per picture (red
+  cells and the cell) — ``hemascope segment PICTURE`` on one picture;
+* ``--scale command``: the same, pooled over the run's copies as ``hemascope segment FOLDER``
+  pools a folder's pictures of one size (:func:`hemascope.segment.batch_scale.pool_estimates`).
 
 Shifts (combine with ``+``, applied left to right, e.g. ``rapid+closeup``):
 
@@ -81,19 +88,26 @@ def off_centre_field(
 ) -> Copy:
     """Grow a centred crop into a field with its cell ``offset_um`` off the centre in each axis.
 
-    The border is mirrored outwards in strips of 15 % of the side, so only the crop's cell-free
-    margin (red cells, glass) is repeated; the sides grown are drawn from ``rng``.
+    The border is mirrored outwards in strips of at most 15 % of the side and never wider than
+    the crop's cell-free margin on that side, so only that margin (red cells, glass) is repeated,
+    never a piece of the annotated cell; the sides grown are drawn from ``rng``.
     """
     grow = int(round(2 * offset_um / mpp))
-    strip = max(1, int(0.15 * min(image.shape[:2])))
     before = rng.integers(0, 2, size=2)
-    while grow > 0:
-        step = min(strip, grow)
-        rows = (step, 0) if before[0] else (0, step)
-        cols = (step, 0) if before[1] else (0, step)
-        image = np.pad(image, (rows, cols, (0, 0)), mode="reflect")
-        mask = np.pad(mask, (rows, cols), mode="reflect")
-        grow -= step
+    rows_in, cols_in = np.nonzero(mask)
+    strips = []
+    for axis, where in ((0, rows_in), (1, cols_in)):
+        margin = (where.min() if before[axis] else mask.shape[axis] - 1 - where.max()) if where.size else mask.shape[axis]
+        strips.append(int(max(1, min(0.15 * min(image.shape[:2]), margin - 1))))  # reflect skips the edge row
+    for axis in (0, 1):
+        todo = grow
+        while todo > 0:
+            step = min(strips[axis], todo)
+            pad = [(0, 0)] * 3
+            pad[axis] = (step, 0) if before[axis] else (0, step)
+            image = np.pad(image, pad, mode="reflect")
+            mask = np.pad(mask, pad[:2], mode="reflect")
+            todo -= step
     return image, mask, mpp
 
 
@@ -224,9 +238,10 @@ def shifted(image: np.ndarray, mask: np.ndarray, shift: str, rng: np.random.Gene
     return image, mask, mpp
 
 
-def evaluate(shift: str, names: list[str], segment: Callable, seed: int, factor: float = 1.0) -> pd.DataFrame:
+def evaluate(shift: str, names: list[str], segment: Callable, seed: int, factor: float = 1.0,
+             scales: Callable | None = None) -> pd.DataFrame:
     """One row per annotated cell of the images ``names`` under ``shift``, segmented at the copy's
-    µm/px times ``factor``."""
+    µm/px times ``factor``, or at ``scales(copies)`` (one µm/px per copy) when given."""
     from PIL import Image
 
     from hemascope.segment.evaluation import paired_files, score_image
@@ -234,7 +249,7 @@ def evaluate(shift: str, names: list[str], segment: Callable, seed: int, factor:
     def read(pair: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(Image.open(pair[0]).convert("RGB")), np.asarray(Image.open(pair[1]).convert("L"))
 
-    rows = []
+    copies = []
     files = paired_files(DATA / "images", DATA / "masks")
     for index, (image_path, mask_path) in enumerate(files):
         if image_path.stem not in names:
@@ -242,20 +257,41 @@ def evaluate(shift: str, names: list[str], segment: Callable, seed: int, factor:
         rng = np.random.default_rng([seed, index])
         image, mask = read((image_path, mask_path))
         partner = read(files[(index + 1) % len(files)]) if "pair" in shift.split("+") else None
-        image, mask, mpp = shifted(image, mask, shift, rng, partner=partner)
-        cells, nuclei, used = segment(image, mpp * factor)
+        copies.append((image_path.stem, *shifted(image, mask, shift, rng, partner=partner)))
+    given = [mpp * factor for *_, mpp in copies] if scales is None else scales([c[1] for c in copies])
+    rows = []
+    for (stem, image, mask, mpp), at in zip(copies, given, strict=True):
+        cells, nuclei, used = segment(image, at)
         cell_rows, detection = score_image(cells, nuclei, mask)
         for r in cell_rows:
-            rows.append({"shift": shift, "factor": factor, "image": image_path.stem, "mpp": mpp, "mpp_used": used,
+            rows.append({"shift": shift, "factor": factor, "image": stem, "mpp": mpp, "mpp_used": used,
                          "found": r["cell_iou"] >= 0.5, "extra": detection.false_positives, **r})
     return pd.DataFrame(rows)
+
+
+def command_scales(images: list[np.ndarray], pooled: bool) -> list[float | None]:
+    """µm/px of each picture as the commands estimate it without ``--mpp``: ``picture_scale``,
+    pooled over pictures of one size (``pooled``) as a folder is; ``None`` where it fails."""
+    from hemascope.classify.cell_scale import picture_scale
+    from hemascope.errors import HemascopeError
+    from hemascope.segment.batch_scale import pool_estimates, size_key, size_keys
+
+    estimates = []
+    for image in images:
+        try:
+            estimates.append(picture_scale(image))
+        except HemascopeError:
+            estimates.append(None)
+    if pooled:
+        estimates = pool_estimates(estimates, size_keys([size_key(i.shape[:2]) for i in images]))
+    return [None if e is None else float(e) for e in estimates]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shift", "--recolour", nargs="+", dest="shift",
                         default=["none", "yellow", "pale", "grey", "dark", "magenta"])
-    parser.add_argument("--scale", choices=("given", "estimated"), default="given")
+    parser.add_argument("--scale", choices=("given", "estimated", "picture", "command"), default="given")
     parser.add_argument("--split", choices=("all", "odd", "even"), default="all",
                         help="images by number: odd (tuning) or even (held out) half")
     parser.add_argument("--scale-error", type=float, nargs="+", default=[1.0], metavar="F",
@@ -264,13 +300,13 @@ def main() -> None:
     parser.add_argument("--segmenter", default="classical", help="classical, learned, cellpose or auto")
     parser.add_argument("--out", type=Path, default=None, help="per-cell CSV")
     args = parser.parse_args()
-    if args.scale == "estimated" and args.scale_error != [1.0]:
+    if args.scale != "given" and args.scale_error != [1.0]:
         parser.error("--scale-error needs --scale given")
 
     from hemascope.segment import find_cells
 
     def segment(image: np.ndarray, mpp: float):
-        seg = find_cells(image, mpp=mpp if args.scale == "given" else None, num_workers=1, segmenter=args.segmenter)
+        seg = find_cells(image, mpp=None if args.scale == "estimated" else mpp, num_workers=1, segmenter=args.segmenter)
         return seg.cell_labels, seg.nucleus_labels, seg.mpp
 
     names = sorted(p.stem for p in (DATA / "images").iterdir())
@@ -282,7 +318,9 @@ def main() -> None:
     tables = []
     start = time.perf_counter()
     for shift, factor in [(s, f) for s in args.shift for f in args.scale_error]:
-        t = evaluate(shift, names, segment, args.seed, factor)
+        scales = (functools.partial(command_scales, pooled=args.scale == "command")
+                  if args.scale in ("picture", "command") else None)
+        t = evaluate(shift, names, segment, args.seed, factor, scales)
         tables.append(t)
         per_image = t.groupby("image")[["found", "extra"]].first()
         print(f"| {shift} | {factor:g} | {args.split} | {args.scale} | {len(t)} | {t['cell_dice'].mean():.3f} | "
