@@ -157,6 +157,7 @@ class _Masks:
     nuclei: np.ndarray  # white-cell nucleus pixels
     stain: np.ndarray  # anything stained (not glass, not black print)
     nuclear: np.ndarray  # nuclear-dye density (red-channel OD, smoothed)
+    green: np.ndarray  # green-channel OD, smoothed
     tint: np.ndarray  # leukocyte tint (smoothed)
     white_tint: float  # tint above which stain may be a white cell's
 
@@ -217,7 +218,8 @@ def _masks(image: np.ndarray) -> _Masks | None:
         dist, (ir, ic) = ndi.distance_transform_edt(~nuclei, return_indices=True)
         exclude = dist < radii[labels[ir, ic]] + 2  # the cytoplasm around a nucleus
         diameters = np.sort(2 * radii[1:])[::-1]
-    return _Masks(fill_holes(stained), exclude, diameters, nuclei, rough, red_od, tint, float(cut))
+    green_od = filters.gaussian(od[..., 1], sigma=1.0)
+    return _Masks(fill_holes(stained), exclude, diameters, nuclei, rough, red_od, green_od, tint, float(cut))
 
 
 def _disc_votes(red: np.ndarray, exclude: np.ndarray) -> np.ndarray:
@@ -305,7 +307,7 @@ def estimate_mpp(image: np.ndarray, red_cell_um: float = RED_CELL_DIAMETER_UM) -
     masks = _masks(image)
     if masks is None:
         raise InvalidInputError(f"cannot estimate the pixel size: no stained cells in the image; {hint}")
-    nucleus_px, nucleus, nucleus_cell = lone_nucleus(masks.stain, masks.nuclear, masks.tint)
+    nucleus_px, nucleus, nucleus_cell = lone_nucleus(masks.stain, masks.nuclear, masks.tint, masks.green)
     arcs = arc_votes(filters.gaussian(masks.red.astype(float), sigma=1.0), exclude=masks.exclude)
     discs = _disc_votes(masks.red, masks.exclude)
     cues: dict = {"lone_nucleus_px": nucleus_px}

@@ -39,6 +39,10 @@ MIN_SOLIDITY = 0.7
 _LOBE_REACH = 1.5
 #: Least leukocyte tint of a nucleus pixel (red cells are near 0, nuclei 0.15-0.3).
 _NUCLEUS_TINT = 0.05
+#: Least green-to-red optical density of a nucleus pixel. A nucleus absorbs green at least as much
+#: as red in every stain measured; blue-grey red cells (the Taleqani fields' stain), as dense in red
+#: as a nucleus and as blue, absorb less green than red (0.6-0.9 of it), pink ones far more.
+_NUCLEUS_GREEN = 1.0
 
 
 def white_cell_zone(stained: np.ndarray, nuclei: np.ndarray, min_share: float = 0.25) -> np.ndarray:
@@ -88,7 +92,9 @@ def white_cell_zone(stained: np.ndarray, nuclei: np.ndarray, min_share: float = 
     return zone
 
 
-def lone_nucleus(stain: np.ndarray, nuclear: np.ndarray, tint: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+def lone_nucleus(
+    stain: np.ndarray, nuclear: np.ndarray, tint: np.ndarray, green: np.ndarray | None = None
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Equivalent diameter (px) and pixels of the whole nucleus of the white cell holding the largest
     nucleus, and the stained object holding it (the cell, with any red cell touching it).
 
@@ -100,6 +106,9 @@ def lone_nucleus(stain: np.ndarray, nuclear: np.ndarray, tint: np.ndarray) -> tu
         ``(rows, cols)`` nuclear-dye density (red-channel optical density, smoothed).
     tint
         ``(rows, cols)`` leukocyte tint (:func:`hemascope.segment.stain.leukocyte_tint`, smoothed).
+    green
+        ``(rows, cols)`` green-channel optical density, smoothed as ``nuclear``: a nucleus pixel
+        absorbs at least :data:`_NUCLEUS_GREEN` times as much green as red (``None``: not tested).
 
     Returns
     -------
@@ -112,7 +121,10 @@ def lone_nucleus(stain: np.ndarray, nuclear: np.ndarray, tint: np.ndarray) -> tu
     if stain.sum() < 50:
         return none
     level = float(filters.threshold_otsu(nuclear[stain]))
-    nucleus = fill_holes(ndi.binary_opening((nuclear > level) & stain & (tint > _NUCLEUS_TINT)))
+    dye = (nuclear > level) & stain & (tint > _NUCLEUS_TINT)
+    if green is not None:
+        dye &= green >= _NUCLEUS_GREEN * nuclear
+    nucleus = fill_holes(ndi.binary_opening(dye))
     blobs, n = ndi.label(nucleus)
     if not n:
         return none
