@@ -93,7 +93,7 @@ def white_cell_zone(stained: np.ndarray, nuclei: np.ndarray, min_share: float = 
 
 
 def lone_nucleus(
-    stain: np.ndarray, nuclear: np.ndarray, tint: np.ndarray, green: np.ndarray | None = None
+    stain: np.ndarray, nuclear: np.ndarray, tint: np.ndarray, green: np.ndarray
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """Equivalent diameter (px) and pixels of the whole nucleus of the white cell holding the largest
     nucleus, and the stained object holding it (the cell, with any red cell touching it).
@@ -108,7 +108,7 @@ def lone_nucleus(
         ``(rows, cols)`` leukocyte tint (:func:`hemascope.segment.stain.leukocyte_tint`, smoothed).
     green
         ``(rows, cols)`` green-channel optical density, smoothed as ``nuclear``: a nucleus pixel
-        absorbs at least :data:`_NUCLEUS_GREEN` times as much green as red (``None``: not tested).
+        absorbs at least :data:`_NUCLEUS_GREEN` times as much green as red.
 
     Returns
     -------
@@ -121,9 +121,7 @@ def lone_nucleus(
     if stain.sum() < 50:
         return none
     level = float(filters.threshold_otsu(nuclear[stain]))
-    dye = (nuclear > level) & stain & (tint > _NUCLEUS_TINT)
-    if green is not None:
-        dye &= green >= _NUCLEUS_GREEN * nuclear
+    dye = (nuclear > level) & stain & (tint > _NUCLEUS_TINT) & (green >= _NUCLEUS_GREEN * nuclear)
     nucleus = fill_holes(ndi.binary_opening(dye))
     blobs, n = ndi.label(nucleus)
     if not n:
