@@ -317,9 +317,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     tables = []
     start = time.perf_counter()
+    scales = (functools.partial(command_scales, pooled=args.scale == "command")
+              if args.scale in ("picture", "command") else None)
     for shift, factor in [(s, f) for s in args.shift for f in args.scale_error]:
-        scales = (functools.partial(command_scales, pooled=args.scale == "command")
-                  if args.scale in ("picture", "command") else None)
         t = evaluate(shift, names, segment, args.seed, factor, scales)
         tables.append(t)
         per_image = t.groupby("image")[["found", "extra"]].first()
