@@ -9,7 +9,8 @@ copy's µm/px (``--scale given``) or without it; whole-cell and nucleus Dice and
 * ``--scale picture``: :func:`hemascope.classify.cell_scale.picture_scale` per picture (red
   cells and the cell) — ``hemascope segment PICTURE`` on one picture;
 * ``--scale command``: the same, pooled over the run's copies as ``hemascope segment FOLDER``
-  pools a folder's pictures of one size (:func:`hemascope.segment.batch_scale.pool_estimates`).
+  pools a folder's pictures of one size (:func:`hemascope.classify.images.estimate_picture_scales`:
+  under 200 pictures of one size it estimates each, as ``hemascope segment`` does).
 
 Shifts (combine with ``+``, applied left to right, e.g. ``rapid+closeup``):
 
@@ -270,21 +271,14 @@ def evaluate(shift: str, names: list[str], segment: Callable, seed: int, factor:
 
 
 def command_scales(images: list[np.ndarray], pooled: bool) -> list[float | None]:
-    """µm/px of each picture as the commands estimate it without ``--mpp``: ``picture_scale``,
-    pooled over pictures of one size (``pooled``) as a folder is; ``None`` where it fails."""
-    from hemascope.classify.cell_scale import picture_scale
+    """µm/px of each picture as the commands estimate it without ``--mpp``
+    (:func:`hemascope.classify.images.estimate_picture_scales`): all in one run (``pooled``: a
+    folder, pooled over pictures of one size) or one picture per run; ``None`` where it fails."""
+    from hemascope.classify.images import estimate_picture_scales
     from hemascope.errors import HemascopeError
-    from hemascope.segment.batch_scale import pool_estimates, size_key, size_keys
 
-    estimates = []
-    for image in images:
-        try:
-            estimates.append(picture_scale(image))
-        except HemascopeError:
-            estimates.append(None)
-    if pooled:
-        estimates = pool_estimates(estimates, size_keys([size_key(i.shape[:2]) for i in images]))
-    return [None if e is None else float(e) for e in estimates]
+    found = estimate_picture_scales(images) if pooled else [estimate_picture_scales([i])[0] for i in images]
+    return [None if isinstance(e, HemascopeError) else float(e) for e in found]
 
 
 def main() -> None:
