@@ -171,3 +171,27 @@ def test_a_pixel_size_in_other_units_is_one_line_and_exit_2(command, blank_png, 
     assert cli(*argv, "--mpp", "100", "--quiet") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "100 µm/px is no microscope pixel size" in err[0], err
+
+
+@pytest.mark.parametrize("command", ["classify", "predict-bags", "evaluate-segmentation"])
+def test_a_table_named_without_csv_or_parquet_is_refused_before_any_work(command, field_png, cli, tmp_path,
+                                                                        capsys, monkeypatch):
+    """``classify FOLDER --out results`` classified every picture, then failed writing the table."""
+    import hemascope.classify
+    import hemascope.segment.evaluation
+    import hemascope.train.bags_predict
+
+    def boom(*args, **kwargs):
+        raise AssertionError("computation started before the table name was checked")
+
+    monkeypatch.setattr(hemascope.classify, "classify_images", boom)
+    monkeypatch.setattr(hemascope.train.bags_predict, "predict_bag_sources", boom)
+    monkeypatch.setattr(hemascope.segment.evaluation, "evaluate_mask_folder", boom)
+    argv = {
+        "classify": ["classify", field_png, "--out", tmp_path / "results", "--quiet"],
+        "predict-bags": ["predict-bags", tmp_path, "--out", tmp_path / "bags.tsv", "--quiet"],
+        "evaluate-segmentation": ["evaluate", "segmentation", tmp_path, tmp_path, "--out", tmp_path / "s.xlsx"],
+    }[command]
+    assert cli(*argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "must end in .csv or .parquet" in err[0], err

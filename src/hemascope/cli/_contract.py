@@ -73,6 +73,21 @@ def check_output_file(path: str | Path, *, option: str = "--out") -> Path:
     return path
 
 
+def check_output_table(path: str | Path, *, option: str = "--out") -> Path:
+    """:func:`check_output_file` for a table: the name must also end in ``.csv`` or ``.parquet``.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`check_output_file`, or the name has another suffix (``--out results`` for a
+        folder, ``.tsv``, ``.xlsx``...).
+    """
+    path = check_output_file(path, option=option)
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise InvalidInputError(f"{option} {path}: a table file must end in .csv or .parquet")
+    return path
+
+
 def check_output_dir(path: str | Path, *, option: str = "--out") -> Path:
     """Check, before any work, that ``path`` is (or can become) a writable folder; returns it.
 

@@ -61,12 +61,12 @@ def run(args: argparse.Namespace) -> int:
 
     from hemascope.classify import classify_images, expand_image_paths
     from hemascope.classify.framing import CENTRED, NOT_FOUND
-    from hemascope.cli._contract import EXIT_OK, EXIT_SOME_FAILED, check_output_file
+    from hemascope.cli._contract import EXIT_OK, EXIT_SOME_FAILED, check_output_table
     from hemascope.errors import DataError
     from hemascope.files import atomic_write_table
     from hemascope.progress import tqdm_progress
 
-    check_output_file(args.out)
+    check_output_table(args.out)
     if args.blast_min is not None and not 0 <= args.blast_min < 1:
         from hemascope.errors import InvalidInputError
 

@@ -46,12 +46,15 @@ def run(args: argparse.Namespace) -> int:
 
     from hemascope.classes import canonical_cell_class
     from hemascope.classify import resolve_device
+    from hemascope.cli._contract import check_output_dir
     from hemascope.errors import InvalidInputError
     from hemascope.files import atomic_write_json
     from hemascope.models import load_model
     from hemascope.train import read_cell_table, save_confusion_png
     from hemascope.train.evaluate import evaluate_model
 
+    if args.out:
+        check_output_dir(args.out)
     try:
         relabel = dict(item.split("=", 1) for item in args.relabel)
     except ValueError:

@@ -34,11 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Segment each image, score it and print the summary."""
     from hemascope.classify.cell_scale import picture_scale
+    from hemascope.cli._contract import check_output_table
     from hemascope.files import atomic_write_table
     from hemascope.segment import find_cells
     from hemascope.segment.batch_scale import estimate_field_scales
     from hemascope.segment.evaluation import evaluate_mask_folder, paired_files
 
+    if args.out is not None:
+        check_output_table(args.out)
     images = [p for p, _ in paired_files(args.images, args.masks)]
     names = None
     if args.split:

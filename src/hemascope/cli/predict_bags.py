@@ -63,7 +63,12 @@ def run(args: argparse.Namespace) -> int:
     """Predict every bag and write the CSV; see the module docstring for the exit codes."""
     import sys
 
-    from hemascope.cli._contract import EXIT_BAD_INPUT, EXIT_OK, EXIT_SOME_FAILED, check_output_file
+    from hemascope.cli._contract import (
+        EXIT_BAD_INPUT,
+        EXIT_OK,
+        EXIT_SOME_FAILED,
+        check_output_table,
+    )
     from hemascope.errors import InvalidInputError
     from hemascope.files import atomic_write_table
     from hemascope.io.limits import check_given_mpp
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.slide import load_bag_model
     from hemascope.train.bags_predict import ERROR_PREFIX, check_cell_model, predict_bag_sources
 
-    check_output_file(args.out)
+    check_output_table(args.out)
     if args.mpp is not None:
         check_given_mpp(args.mpp, "--mpp")
     if args.min_blasts is not None and args.min_blasts < 1:
