@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from hemascope.classes import RESEARCH_USE_ONLY
 from hemascope.config import AnalysisConfig, load_config
 from hemascope.errors import Cancelled, InvalidInputError
 from hemascope.files import atomic_write_table
@@ -31,7 +32,7 @@ from hemascope.results import SlideResult, is_complete
 SUMMARY_FILE = "summary.csv"
 SUMMARY_COLUMNS = (
     "slide", "status", "seconds", "n_cells", "n_counted", "blast_percent", "subtype", "subtype_model",
-    "abstained", "answers", "warnings", "error_type", "error", "out_dir",
+    "abstained", "answers", "warnings", "error_type", "error", "out_dir", "notice",
 )
 
 
@@ -59,7 +60,9 @@ def summary_row(slide: str, out_dir: Path, status: str, seconds: float, result: 
     -------
     dict
         ``answers`` holds every slide model's answer or abstention (``"; "``-separated), or why no
-        slide model applies; ``error_type`` the exception's class name.
+        slide model applies; ``error_type`` the exception's class name; ``notice``
+        :data:`hemascope.classes.RESEARCH_USE_ONLY` (on every row: the table carries blast
+        percentages and slide-level answers).
     """
     from hemascope.export.report import no_slide_model_text, subtype_line, subtypes_of
     from hemascope.slide.checks import thin_differential, warning_lines
@@ -67,7 +70,7 @@ def summary_row(slide: str, out_dir: Path, status: str, seconds: float, result: 
     row: dict[str, Any] = dict.fromkeys(SUMMARY_COLUMNS)
     error_type, _, _ = error.partition(":") if error else ("", "", "")
     row.update(slide=str(slide), status=status, seconds=round(seconds, 3), error=error,
-               error_type=error_type or None, out_dir=str(out_dir))
+               error_type=error_type or None, out_dir=str(out_dir), notice=RESEARCH_USE_ONLY)
     if result is not None:
         diff, sub = result.differential, result.subtype or {}
         subs = subtypes_of(result)

@@ -25,6 +25,7 @@ def test_analyze_sample_with_defaults_exits_0_with_every_export(analyzed_sample,
         assert (folder / "exports" / name).is_file(), name
     row = _slide_rows(folder.parent).iloc[0]
     assert row["status"] == "done" and row["n_cells"] > 100
+    assert row["notice"] == "research use only — not for diagnosis"  # the table carries blast % and answers
     report = json.loads((folder / "exports" / "report.json").read_text())
     # the default slide models fit the default cell model, and no demo model answers a real-data run
     assert report["models"]["cell"]["name"] == "wbc"

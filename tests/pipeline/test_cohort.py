@@ -61,7 +61,7 @@ def test_cli_analyze_with_config_file(smear_paths, config, tmp_path, capsys):
     code = main(["analyze", str(smear_paths[0]), "--out", str(tmp_path / "out"), "--config", str(cfg), "--quiet"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "1/1 slides analysed" in printed
+    assert "1/1 slides analysed" in printed and "research use only" in printed
     result = SlideResult.load(tmp_path / "out" / "smear0")
     assert result.config == config
     assert (tmp_path / "out" / "smear0" / "exports" / "cells.geojson").is_file()

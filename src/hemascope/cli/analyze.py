@@ -116,6 +116,7 @@ def exit_code(summary: Any) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the analysis; see the module docstring for the exit codes."""
+    from hemascope.classes import RESEARCH_USE_ONLY
     from hemascope.cli._contract import check_output_dir
     from hemascope.distributed import SUMMARY_FILE, analyze_cohort
     from hemascope.errors import InvalidInputError
@@ -143,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
     for row in summary.itertuples():
         print(slide_line(row), file=sys.stderr if row.status == "failed" else sys.stdout)
     failed = int((summary["status"] == "failed").sum())
-    print(f"{len(summary) - failed}/{len(summary)} slides analysed; summary: {out / SUMMARY_FILE}")
+    print(f"{len(summary) - failed}/{len(summary)} slides analysed; summary: {out / SUMMARY_FILE} "
+          f"({RESEARCH_USE_ONLY})")
     if args.pool:
         pool(summary, out, export=not args.no_export)
     elif not args.quiet and (hint := pool_hint(summary, config)):
