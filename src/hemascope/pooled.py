@@ -30,13 +30,10 @@ import pandas as pd
 from hemascope._version import __version__
 from hemascope.errors import HemascopeError, InvalidInputError
 from hemascope.pipeline import cached_cell_model, slide_model_plan
-from hemascope.results import POOLED_FORMAT, SlideResult
+from hemascope.results import POOLED_DIR, POOLED_FORMAT, SlideResult
 from hemascope.slide.checks import failed_checks, withhold
 from hemascope.slide.differential import DEFAULT_MIN_CELLS
 from hemascope.slide.summary import summarize
-
-#: Where a run's pools are saved, under its output root.
-POOLED_DIR = "pooled"
 
 
 def _left_out(fields: Mapping[str, SlideResult]) -> dict[str, str]:

@@ -61,6 +61,27 @@ def is_complete(directory: str | Path) -> bool:
     return (Path(directory) / COMPLETE_MARKER).is_file()
 
 
+#: Where ``hemascope analyze --pool`` saves its folders' pooled results, under its output root.
+POOLED_DIR = "pooled"
+
+
+def result_folders(path: str | Path) -> list[Path]:
+    """The result folders ``path`` names: itself when it holds a result, else the complete results
+    directly inside it (the ``--out`` folder of ``hemascope analyze``, one sub-folder per slide, and
+    ``pooled/`` below it: its folders' results), sorted by name.
+
+    Returns ``[path]`` when neither is found, so that loading it says what is wrong.
+    """
+    path = Path(path)
+    if is_complete(path) or not path.is_dir():
+        return [path]
+    found = sorted(p for p in path.iterdir() if p.is_dir() and is_complete(p))
+    pooled = path / POOLED_DIR
+    if pooled.is_dir() and not is_complete(pooled):
+        found += sorted(p for p in pooled.iterdir() if p.is_dir() and is_complete(p))
+    return found or [path]
+
+
 # --- the result ----------------------------------------------------------------------------------
 @dataclass
 class SlideResult:

@@ -63,6 +63,11 @@ def test_pool_counts_each_folders_fields_together(cli, tmp_path, capsys):
     capsys.readouterr()
     assert cli("export", a, "--out", tmp_path / "geo", "--only", "geojson") == 2
     assert "export each field's result" in capsys.readouterr().err
+    # the run's --out folder stands for all its results: every field's and every pool's
+    assert cli("export", out, "--out", tmp_path / "all", "--only", "cells_csv") == 0
+    written = sorted(p.parent.relative_to(tmp_path / "all").as_posix() for p in (tmp_path / "all").rglob("cells.csv"))
+    fields_done = sorted(Path(d).name for d in fields.loc[fields["status"] == "done", "out_dir"])
+    assert written == sorted([*fields_done, "pooled/patient-a", "pooled/patient-b"])
     # `analyze --no-export --pool`: the pools' results only
     from hemascope.pooled import pool_folders
 

@@ -2,8 +2,10 @@
 
 Reads result folders written by ``hemascope analyze`` (or ``SlideResult.save``) and writes the
 exports named by ``--only`` (default: every one; the list is
-:data:`hemascope.export.registry.EXPORTS`). One result: the files go straight into ``--out``;
-several: into ``--out/<result folder name>/``. Exit 1 when some results could not be exported
+:data:`hemascope.export.registry.EXPORTS`). A folder that is no result but holds results (the
+``--out`` folder of ``analyze``) stands for them (:func:`hemascope.results.result_folders`). One
+result: the files go straight into ``--out``; several: into ``--out/<result folder name>/``
+(``--out/pooled/<folder>/`` for pooled results). Exit 1 when some results could not be exported
 (listed on stderr), 2 when none could.
 """
 
@@ -21,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from hemascope.export.registry import ALL_EXPORTS, bundle_exports
 
     parser.add_argument("results", nargs="+", metavar="RESULT_DIR",
-                        help="result folders written by `hemascope analyze`")
+                        help="result folders written by `hemascope analyze` (or its --out folder: all of them)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the exports")
     names = ", ".join(f"{e.name} ({e.file_name})" for e in bundle_exports())
     parser.add_argument("--only", default=ALL_EXPORTS, metavar="NAMES",
@@ -36,13 +38,15 @@ def run(args: argparse.Namespace) -> int:
     from hemascope.errors import HemascopeError
     from hemascope.export.bundle import export_all
     from hemascope.export.registry import select_exports
-    from hemascope.results import SlideResult
+    from hemascope.results import SlideResult, result_folders
 
     select_exports(args.only)  # an unknown name is a user mistake: refused before any work
     out = check_output_dir(args.out)
+    results = [(folder, Path(given)) for given in args.results for folder in result_folders(given)]
     failed = []
-    for folder in args.results:
-        target = out if len(args.results) == 1 else out / Path(folder).resolve().name
+    for folder, given in results:
+        name = folder.relative_to(given) if folder != given else Path(folder.resolve().name)
+        target = out if len(results) == 1 else out / name
         try:
             paths = export_all(SlideResult.load(folder), target, args.only)
         except (HemascopeError, OSError) as exc:
@@ -53,4 +57,4 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: {path}")
     if not failed:
         return EXIT_OK
-    return EXIT_BAD_INPUT if len(failed) == len(args.results) else EXIT_SOME_FAILED
+    return EXIT_BAD_INPUT if len(failed) == len(results) else EXIT_SOME_FAILED
