@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
     results = [(folder, Path(given)) for given in args.results for folder in result_folders(given)]
     failed = []
     for folder, given in results:
-        name = folder.relative_to(given) if folder != given else Path(folder.resolve().name)
-        target = out if len(results) == 1 else out / name
+        where = folder.relative_to(given) if folder != given else Path(folder.resolve().name)
+        target = out if len(results) == 1 else out / where
         try:
             paths = export_all(SlideResult.load(folder), target, args.only)
         except (HemascopeError, OSError) as exc:
