@@ -61,10 +61,11 @@ def _packed_field(seed: int, mpp: float = 0.444) -> np.ndarray:
             inside = disk(centre, radius, shape=taken.shape)
             if taken[inside].mean() < 0.1:
                 break
-        od[inside] = colour * rng.uniform(0.9, 1.1)
-        if diameter_um > 10:
+        if diameter_um > 10:  # a blast: the nucleus in a 2-px rim of cytoplasm
             od[inside] = BLAST_CYTOPLASM
             od[disk(centre, radius - 2.0, shape=taken.shape)] = colour
+        else:
+            od[inside] = colour * rng.uniform(0.9, 1.1)
         taken[inside] = True
     image = GLASS * 10.0 ** -od + rng.normal(0, 1.0, od.shape)
     return np.clip(np.round(image), 0, 255).astype(np.uint8)
