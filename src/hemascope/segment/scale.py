@@ -51,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import feature, filters
+from skimage import feature, filters, morphology
 
 from hemascope.errors import InvalidInputError
 from hemascope.segment.arcs import ArcVotes, arc_votes
@@ -60,6 +60,7 @@ from hemascope.segment.stain import as_rgb_uint8, leukocyte_tint, optical_densit
 from hemascope.segment.white_cell_scale import (
     LONE_NUCLEUS_UM,
     MIN_NUCLEUS_PX,
+    absorbs_green,
     lone_nucleus,
     white_cell_zone,
 )
@@ -245,7 +246,7 @@ def _blue_grey(stained: np.ndarray, red_od: np.ndarray, green_od: np.ndarray) ->
     measured; pink red cells do too (0-6 % of CellaVision crops' stain does not), blue-grey ones
     do not (median 75 % of the Taleqani fields' stain; BENCHMARKS.md, "Blue-grey fields packed
     with blasts")."""
-    return bool(stained.any()) and float((green_od[stained] < red_od[stained]).mean()) >= _BLUE_GREY_SHARE
+    return bool(stained.any()) and float((~absorbs_green(red_od[stained], green_od[stained])).mean()) >= _BLUE_GREY_SHARE
 
 
 def _green_nuclei(stained: np.ndarray, red_od: np.ndarray, green_od: np.ndarray) -> np.ndarray:
@@ -255,13 +256,8 @@ def _green_nuclei(stained: np.ndarray, red_od: np.ndarray, green_od: np.ndarray)
     miss the nuclei wherever white cells are a large part of the stain (a field packed with blasts:
     their outlines then voted as red cells a third too large). Thin rims (one-pixel opening) and
     specks under :data:`_GREEN_NUCLEUS_MIN_PX` are dropped."""
-    nuclei = fill_holes(ndi.binary_opening(stained & (green_od >= red_od)))
-    labels, n = ndi.label(nuclei)
-    if not n:
-        return nuclei
-    keep = np.bincount(labels.ravel()) >= _GREEN_NUCLEUS_MIN_PX
-    keep[0] = False
-    return keep[labels]
+    nuclei = fill_holes(ndi.binary_opening(stained & absorbs_green(red_od, green_od)))
+    return morphology.remove_small_objects(nuclei, max_size=_GREEN_NUCLEUS_MIN_PX - 1)
 
 
 def _disc_votes(red: np.ndarray, exclude: np.ndarray) -> np.ndarray:

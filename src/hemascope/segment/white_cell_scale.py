@@ -45,6 +45,13 @@ _NUCLEUS_TINT = 0.05
 _NUCLEUS_GREEN = 1.0
 
 
+def absorbs_green(nuclear: np.ndarray, green: np.ndarray) -> np.ndarray:
+    """Where the stain absorbs at least :data:`_NUCLEUS_GREEN` times as much green as red, as every
+    nucleus measured does (blue-grey red cells do not); ``nuclear`` and ``green`` are the red- and
+    green-channel optical densities."""
+    return green >= _NUCLEUS_GREEN * nuclear
+
+
 def white_cell_zone(stained: np.ndarray, nuclei: np.ndarray, min_share: float = 0.25) -> np.ndarray:
     """Where the circle centres of white-cell (and nucleus) outlines lie.
 
@@ -121,7 +128,7 @@ def lone_nucleus(
     if stain.sum() < 50:
         return none
     level = float(filters.threshold_otsu(nuclear[stain]))
-    dye = (nuclear > level) & stain & (tint > _NUCLEUS_TINT) & (green >= _NUCLEUS_GREEN * nuclear)
+    dye = (nuclear > level) & stain & (tint > _NUCLEUS_TINT) & absorbs_green(nuclear, green)
     nucleus = fill_holes(ndi.binary_opening(dye))
     blobs, n = ndi.label(nucleus)
     if not n:
