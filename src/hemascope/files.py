@@ -124,11 +124,15 @@ def atomic_write_npy(path: str | Path, array: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+#: Suffixes of the table files :func:`atomic_write_table` writes.
+TABLE_SUFFIXES = (".parquet", ".csv")
+
+
 def atomic_write_table(path: str | Path, table: pd.DataFrame) -> Path:
     """Write a DataFrame atomically as Parquet (``.parquet``) or CSV (``.csv``); returns ``path``."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
+    if suffix not in TABLE_SUFFIXES:
         raise ResultError(f"table files must end in .parquet or .csv, got {path.name}")
     with atomic_path(path) as tmp:
         if suffix == ".parquet":

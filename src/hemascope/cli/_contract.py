@@ -82,8 +82,10 @@ def check_output_table(path: str | Path, *, option: str = "--out") -> Path:
         As :func:`check_output_file`, or the name has another suffix (``--out results`` for a
         folder, ``.tsv``, ``.xlsx``...).
     """
+    from hemascope.files import TABLE_SUFFIXES
+
     path = check_output_file(path, option=option)
-    if path.suffix.lower() not in (".csv", ".parquet"):
+    if path.suffix.lower() not in TABLE_SUFFIXES:
         raise InvalidInputError(f"{option} {path}: a table file must end in .csv or .parquet")
     return path
 
