@@ -218,3 +218,14 @@ def test_cli_train_bad_options(tmp_path, bad):
         )
         == 2
     )
+
+
+def test_models_lists_the_bundled_cell_model_held_out_figures_per_source(capsys):
+    """A card measured per source (the bundled ``wbc``) shows each source's test macro-F1 in
+    ``hemascope models``, not "no held-out metrics"."""
+    test = load_model("wbc").card.metrics["test"]
+    assert main(["models", "--kind", "cell"]) == 0
+    line = next(row for row in capsys.readouterr().out.splitlines() if row.startswith("wbc "))
+    assert "no held-out metrics" not in line
+    for source, scores in test.items():
+        assert f"{source} {scores['macro_f1']:.3f}" in line

@@ -25,10 +25,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _headline_metric(metrics: dict) -> str:
-    """The card's headline figure: held-out test macro-F1, else cross-validated AUC/accuracy."""
+    """The card's headline figure: held-out test macro-F1 (per source where the card gives one
+    per source), else cross-validated AUC/accuracy."""
     test = metrics.get("test") or {}
     if "macro_f1" in test:
         return f"test macro-F1 {test['macro_f1']:.3f}"
+    per_source = {source: scores["macro_f1"] for source, scores in test.items()
+                  if isinstance(scores, dict) and scores.get("macro_f1") is not None}
+    if per_source:
+        return "test macro-F1 " + ", ".join(f"{source} {value:.3f}"
+                                            for source, value in per_source.items())
     cv = (metrics.get("cross_validation") or {}).get("metrics") or {}
     auc, acc = (cv.get(k, {}).get("mean") for k in ("auc", "accuracy"))
     if auc is not None and acc is not None:
