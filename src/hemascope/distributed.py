@@ -31,7 +31,8 @@ from hemascope.results import SlideResult, is_complete
 
 SUMMARY_FILE = "summary.csv"
 SUMMARY_COLUMNS = (
-    "slide", "status", "seconds", "n_cells", "n_counted", "blast_percent", "subtype", "subtype_model",
+    "slide", "status", "seconds", "n_cells", "n_counted", "blast_percent", "possible_blasts",
+    "blast_percent_with_possible", "subtype", "subtype_model",
     "abstained", "answers", "warnings", "error_type", "error", "out_dir", "notice",
 )
 
@@ -76,6 +77,8 @@ def summary_row(slide: str, out_dir: Path, status: str, seconds: float, result: 
         subs = subtypes_of(result)
         row.update(
             n_cells=result.n_cells, n_counted=diff.get("n_counted"), blast_percent=diff.get("blast_percent"),
+            possible_blasts=diff.get("possible_blasts"),
+            blast_percent_with_possible=diff.get("blast_percent_with_possible"),
             subtype=sub.get("label"), subtype_model=sub.get("model"), abstained=sub.get("abstained"),
             answers="; ".join(subtype_line(s) for s in subs) if subs else no_slide_model_text(result),
             warnings="; ".join(warning_lines(result.checks) + thin_differential(diff)) or None,

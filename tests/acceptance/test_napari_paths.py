@@ -62,8 +62,13 @@ def test_dock_run_fills_report_and_gallery(viewer_with_slide, qtbot, cell_model)
     assert report.subtype.text().startswith("slide level:")
     qtbot.waitUntil(lambda: gallery.thumbnails_pending == 0, timeout=60_000)
     assert gallery.list.count() > 0
-    classes = [gallery.class_combo.itemText(i) for i in range(gallery.class_combo.count())][1:]
-    assert set(classes) == set(viewer.layers["cells"].features["class"])
+    from hemascope.napari.gallery_widget import POSSIBLE_BLASTS
+    from hemascope.napari.review import has_possible_blasts
+
+    entries = [gallery.class_combo.itemText(i) for i in range(gallery.class_combo.count())][1:]
+    features = viewer.layers["cells"].features
+    assert (POSSIBLE_BLASTS in entries) == has_possible_blasts(features)
+    assert set(entries) - {POSSIBLE_BLASTS} == set(features["class"])
     assert not viewer.layers["blast probability"].visible if "blast probability" in viewer.layers else True
 
 
@@ -84,6 +89,22 @@ def test_report_widget_shows_abstentions_with_null_probabilities(qtbot, analyzed
     qtbot.addWidget(widget)
     widget.set_result(result)
     assert "ABSTAINED" in widget.subtype.text() and "too few blasts" in widget.subtype.text()
+
+
+def test_report_widget_names_the_possible_blasts(qtbot, analyzed_sample):
+    """Cells whose blast call the rule withheld are named in the report with the blast % they allow."""
+    from napari.components import ViewerModel
+
+    from hemascope.napari.report_widget import ReportWidget
+    from hemascope.results import SlideResult
+
+    _, folder = analyzed_sample
+    result = SlideResult.load(folder)
+    result.differential = {**result.differential, "possible_blasts": 3, "blast_percent_with_possible": 12.5}
+    widget = ReportWidget(ViewerModel())
+    qtbot.addWidget(widget)
+    widget.set_result(result)
+    assert "3 possible blasts to review" in widget.blast.text() and "12.5% if all are" in widget.blast.text()
 
 
 def test_geojson_export_reopens_aligned_with_the_slide(analyzed_sample, sample_path):

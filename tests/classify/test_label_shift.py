@@ -138,6 +138,7 @@ def test_decide_table_calls_a_whole_slide_from_its_plain_probabilities() -> None
     assert called["class"].tolist() == [card.classes[t] for t in expected.top]
     assert np.allclose(called["prob_blast"], expected.probabilities[:, 2])
     assert (cells["class"] == "plain").all() and (called["id"] == cells["id"]).all()  # a copy
+    assert called["possible_blast"].tolist() == expected.blast_withheld.tolist()
     with pytest.raises(InvalidInputError, match="prob_blast"):
         decide_table(cells.drop(columns="prob_blast"), card)
 
@@ -173,3 +174,15 @@ def test_cli_classify_adapts_by_card_and_can_switch_it_off(tmp_path):
     assert not ((adapted["class"] == "blast") & (adapted["prob_blast"] < 0.6)).any()
     assert main([*base, "--out", str(tmp_path / "bad.csv"), "--blast-min", "1.5"]) == 2
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_a_withheld_blast_call_is_flagged_as_a_possible_blast_in_the_table() -> None:
+    """The cell the rule does not call blast keeps its next class and is flagged for review;
+    a model without a blast class has no flag column."""
+    card = _card({"blast_rule": {"min_probability": 0.6}})
+    prob = np.array([[0.35, 0.10, 0.55], [0.05, 0.05, 0.90], [0.70, 0.20, 0.10]])
+    table = decide(prob, card).table(card)
+    assert table["class"].tolist() == ["lymphocyte", "blast", "lymphocyte"]
+    assert table["possible_blast"].tolist() == [True, False, False]
+    two = dataclasses.replace(card, classes=["lymphocyte", "neutrophil", "monocyte"])
+    assert "possible_blast" not in decide(prob, two).table(two).columns

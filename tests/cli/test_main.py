@@ -32,3 +32,18 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "hemascope.cli.main", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     assert "COMMAND" in out.stdout
+
+
+def test_analyze_line_says_how_many_possible_blasts_and_the_blast_percentage_with_them():
+    import pandas as pd
+
+    from hemascope.cli.analyze import slide_line
+    from hemascope.distributed import SUMMARY_COLUMNS
+
+    row = dict.fromkeys(SUMMARY_COLUMNS)
+    row.update(slide="s.tif", status="done", n_cells=12, blast_percent=10.0, possible_blasts=2,
+               blast_percent_with_possible=30.0, out_dir="out/s")
+    line = slide_line(next(pd.DataFrame([row]).itertuples()))
+    assert "blasts 10.0% (+2 possible: up to 30.0%)" in line
+    row.update(possible_blasts=0, blast_percent_with_possible=10.0)
+    assert "possible" not in slide_line(next(pd.DataFrame([row]).itertuples()))

@@ -79,4 +79,19 @@ def test_gallery_sorts_by_attention(cell_table):
     groups = gallery_order(cells, sort_by="attention")
     # cell 8 and 17 are blasts (class index 8 of 9): the most attended comes first
     assert groups["blast"][:2] == [8, 17]
-    assert sort_columns(cells) == ["confidence", "attention"]
+    assert sort_columns(cells) == ["confidence", "prob_blast", "attention"]
+
+
+def test_gallery_shows_only_the_possible_blasts_when_asked(cell_table):
+    from hemascope.napari.review import has_possible_blasts
+
+    assert not has_possible_blasts(cell_table)
+    assert gallery_order(cell_table, possible_blasts_only=True) == {}
+    cells = cell_table.copy()
+    cells["possible_blast"] = False
+    cells.loc[cells.index[[2, 5]], "possible_blast"] = True
+    assert has_possible_blasts(cells)
+    groups = gallery_order(cells, possible_blasts_only=True)
+    assert sorted(p for positions in groups.values() for p in positions) == [2, 5]
+    for cls, positions in groups.items():
+        assert set(cells["class"].iloc[positions]) == {cls}

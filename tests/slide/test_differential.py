@@ -56,3 +56,18 @@ def test_unknown_labels_are_refused():
         differential_count(["blast", "dragon"])
     with pytest.raises(InvalidInputError):
         differential_count(["blast"], min_cells=-1)
+
+
+def test_possible_blasts_are_counted_with_the_blast_percentage_were_they_all_blasts():
+    labels = ["blast", "lymphocyte", "lymphocyte", "unclassified", "neutrophil"]
+    d = differential_count(labels, possible_blast=[False, True, None, True, False], min_cells=1)
+    assert d.possible_blasts == 2 and d.blast_percent == 25.0
+    # 1 blast + 2 possible of 4 counted + the possible one called unclassified
+    assert d.blast_percent_with_possible == 60.0
+    assert d.to_dict()["possible_blasts"] == 2 and d.to_dict()["blast_percent_with_possible"] == 60.0
+    # a reviewer called the flagged cell blast: a blast, not a possible one
+    corrected = differential_count(["blast", "blast", "lymphocyte"], possible_blast=[False, True, False])
+    assert corrected.possible_blasts == 0 and corrected.blast_percent_with_possible == corrected.blast_percent
+    assert differential_count(labels).possible_blasts == 0
+    with pytest.raises(InvalidInputError):
+        differential_count(labels, possible_blast=[True])

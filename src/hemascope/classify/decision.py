@@ -15,7 +15,9 @@
    sources (never on a test set).
 
 The probabilities returned are the adapted ones (they still sum to one per cell); ``class`` and
-``confidence`` follow the decision.
+``confidence`` follow the decision. A cell whose blast call the rule withheld is flagged in the
+``possible_blast`` column (:data:`POSSIBLE_BLAST`) so that it can be reviewed: its most likely
+class was ``blast``, its call is its next class.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ from hemascope.models.card import ModelCard
 BLAST_RULE_KEY = "blast_rule"
 #: ``preprocess`` keys calibrated on one model's outputs (not inherited by a fine-tuned model).
 DECISION_PREPROCESS_KEYS = (CARD_KEY, BLAST_RULE_KEY)
+#: Cell-table column: True where ``blast`` was the most likely class but the blast rule withheld
+#: the call (the cell is called its next class); present for models with a ``blast`` class.
+POSSIBLE_BLAST = "possible_blast"
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,15 @@ class Decisions:
     top: np.ndarray
     prior: np.ndarray | None
     blast_withheld: np.ndarray
+
+    def table(self, card: ModelCard, index: pd.Index | None = None) -> pd.DataFrame:
+        """``class``, ``confidence`` and ``prob_<class>`` of each cell (:func:`probabilities_table`),
+        and :data:`POSSIBLE_BLAST` when the model has a ``blast`` class."""
+        table = probabilities_table(self.probabilities, card.classes, index, card.reject_classes,
+                                    top=self.top)
+        if "blast" in card.classes:
+            table[POSSIBLE_BLAST] = np.asarray(self.blast_withheld, dtype=bool)
+        return table
 
 
 def blast_min_probability(card: ModelCard) -> float:
@@ -212,7 +226,8 @@ def decide_table(
     Returns
     -------
     pandas.DataFrame
-        A copy of ``cells`` with ``class``, ``confidence`` and ``prob_<class>`` replaced.
+        A copy of ``cells`` with ``class``, ``confidence``, ``prob_<class>`` (and
+        :data:`POSSIBLE_BLAST`) replaced.
     """
     columns = [f"prob_{c}" for c in card.classes]
     missing = [c for c in columns if c not in cells.columns]
@@ -220,8 +235,7 @@ def decide_table(
         raise InvalidInputError(f"the cell table lacks the probability columns {missing}")
     calls = decide(cells[columns].to_numpy(dtype=np.float64), card, adapt_priors=adapt_priors,
                    blast_min=blast_min)
-    table = probabilities_table(calls.probabilities, card.classes, cells.index, card.reject_classes,
-                                top=calls.top)
+    table = calls.table(card, cells.index)
     out = cells.copy()
     for name in table.columns:
         out[name] = table[name]

@@ -23,7 +23,7 @@ import torch
 
 from hemascope.classify.calibration import calibrated_probabilities
 from hemascope.classify.crops import crops_to_tensor, slide_crop
-from hemascope.classify.decision import decide, probabilities_table
+from hemascope.classify.decision import decide
 from hemascope.classify.images import load_cell_crops
 from hemascope.classify.probe import probe_cells, probe_subset
 from hemascope.classify.shift import DomainShift
@@ -45,7 +45,8 @@ class CellPredictions:
     Attributes
     ----------
     table
-        One row per input cell (same index): ``class``, ``confidence`` and ``prob_<class>``.
+        One row per input cell (same index): ``class``, ``confidence``, ``prob_<class>`` and, for
+        models with a ``blast`` class, ``possible_blast`` (a blast call the blast rule withheld).
     embeddings
         ``(n_cells, embed_dim)`` float32 pooled features, or ``None`` when not requested.
     model
@@ -321,10 +322,7 @@ def predict_cells(
         module=module,
         stain=stain,
     )
-    calls = decide(prob, card, adapt_priors=adapt_priors, blast_min=blast_min)
-    table = probabilities_table(
-        calls.probabilities, card.classes, cells.index, card.reject_classes, top=calls.top
-    )
+    table = decide(prob, card, adapt_priors=adapt_priors, blast_min=blast_min).table(card, cells.index)
     return CellPredictions(table, emb, loaded.label, shift, reading)
 
 
@@ -382,8 +380,8 @@ def classify_images(
     -------
     ImagePredictions
         ``table`` with columns ``path`` (``"<array i>"`` for arrays), ``mpp``, ``mpp_low_confidence``,
-        ``framing``, ``class``,
-        ``confidence`` and ``prob_<class>``; ``failed`` as ``(path, reason)`` pairs.
+        ``framing``, ``class``, ``confidence``, ``prob_<class>`` and ``possible_blast`` (models
+        with a ``blast`` class); ``failed`` as ``(path, reason)`` pairs.
     """
     if len(images_or_paths) == 0:
         raise InvalidInputError("no images to classify")
@@ -412,10 +410,7 @@ def classify_images(
         module=module,
         stain=stain,
     )
-    calls = decide(prob, loaded.card, adapt_priors=adapt_priors, blast_min=blast_min)
-    table = probabilities_table(
-        calls.probabilities, loaded.card.classes, reject=loaded.card.reject_classes, top=calls.top
-    )
+    table = decide(prob, loaded.card, adapt_priors=adapt_priors, blast_min=blast_min).table(loaded.card)
     table.insert(0, "mpp", np.asarray(mpps, dtype=float))
     # estimated scales (segment.scale.ScaleEstimate) say when they are not to be trusted
     table.insert(1, "mpp_low_confidence", [bool(getattr(m, "low_confidence", False)) for m in mpps])

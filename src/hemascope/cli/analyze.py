@@ -19,7 +19,6 @@ option or model) or every slide was unusable. Research use only — not for diag
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import Any
 
@@ -92,8 +91,14 @@ def slide_line(row: Any) -> str:
     """One line of the terminal summary for a slide's summary row."""
     if row.status == "failed":
         return f"FAILED  {row.slide}: {row.error}"
-    blast = row.blast_percent
-    blasts = "" if blast is None or (isinstance(blast, float) and math.isnan(blast)) else f", blasts {blast:.1f}%"
+    from hemascope.export.report import finite_number
+
+    blast = finite_number(row.blast_percent)
+    blasts = "" if blast is None else f", blasts {blast:.1f}%"
+    possible = finite_number(getattr(row, "possible_blasts", None))
+    upper = finite_number(getattr(row, "blast_percent_with_possible", None))
+    if blasts and possible and upper is not None:
+        blasts += f" (+{int(possible)} possible: up to {upper:.1f}%)"
     answers = row.answers if isinstance(row.answers, str) and row.answers else ""
     warnings = getattr(row, "warnings", None)
     warnings = f"; {warnings}" if isinstance(warnings, str) and warnings else ""

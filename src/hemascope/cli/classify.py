@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from hemascope.classify import classify_images, expand_image_paths
+    from hemascope.classify.decision import POSSIBLE_BLAST
     from hemascope.classify.framing import CENTRED, NOT_FOUND
     from hemascope.cli._contract import EXIT_OK, EXIT_SOME_FAILED, check_output_table
     from hemascope.errors import DataError
@@ -100,12 +101,15 @@ def run(args: argparse.Namespace) -> int:
     framing = result.table["framing"]
     fields = int((framing != CENTRED).sum())
     not_found = int((framing == NOT_FOUND).sum())
+    possible = int(result.table[POSSIBLE_BLAST].sum()) if POSSIBLE_BLAST in result.table else 0
     print(
         f"{len(result.table)} images classified with {result.model} -> {out}"
         + (f"; {len(result.failed)} skipped" if result.failed else "")
         + (f"; {low} with a LOW-CONFIDENCE estimated µm/px (pass --mpp)" if low else "")
         + (f"; {fields} whole fields, cropped on their central white cell" if fields else "")
         + (f" (none found in {not_found}: their centre classified)" if not_found else "")
+        + (f"; {possible} possible blasts (most likely blast, below the blast rule's threshold: "
+           f"called their next class; column {POSSIBLE_BLAST}) to review" if possible else "")
         + (f"; domain shift: {_shift_line(result.domain_shift)}" if result.domain_shift else "")
         + (f"; {result.stain.reason}" if result.stain and result.stain.also_read_as else "")
     )

@@ -36,6 +36,17 @@ def excluded_text(differential: dict[str, Any]) -> str:
     return "not in the count (not white cells / not classified): " + ", ".join(parts)
 
 
+def possible_blasts_text(differential: dict[str, Any]) -> str:
+    """How many cells were most likely blasts but below the blast rule's threshold, and the blast
+    percentage were they all blasts ("" when none, or when the blast percentage is withheld)."""
+    n = int(differential.get("possible_blasts") or 0)
+    upper = finite_number(differential.get("blast_percent_with_possible"))
+    if not n or upper is None:
+        return ""
+    return (f"{n} possible blast{'s' if n > 1 else ''} to review (most likely blast, below the blast "
+            f"rule's threshold: counted as the next class); blasts {upper:.1f}% if all are")
+
+
 def _number_or(value: Any, default: float) -> float:
     """``value`` as a finite float, else ``default``."""
     number = finite_number(value)
@@ -83,9 +94,7 @@ def plot_differential(ax: Any, differential: dict[str, Any]) -> None:
         lines.append(str(differential.get("reason", "insufficient")))
     if differential.get("note"):
         lines.append(str(differential["note"]))
-    extra = excluded_text(differential)
-    if extra:
-        lines.append(extra)
+    lines += [text for text in (excluded_text(differential), possible_blasts_text(differential)) if text]
     ax.set_title("\n".join(_wrap(line, 70) for line in lines), fontsize=8)
 
 
@@ -363,6 +372,7 @@ __all__ = [
     "EXAMPLES_PER_CLASS",
     "example_cells",
     "excluded_text",
+    "possible_blasts_text",
     "plot_differential",
     "plot_subtype",
     "pooled_pictures",

@@ -34,6 +34,7 @@ from hemascope.napari.review import (
     cell_thumbnail,
     focus_on_cell,
     gallery_order,
+    has_possible_blasts,
     reclassify,
     save_reviewed_labels,
     sort_columns,
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     import napari
 
 ALL_CLASSES = "all classes"
+#: Class-menu entry for the cells whose blast call the blast rule withheld.
+POSSIBLE_BLASTS = "possible blasts"
 THUMB = 64
 #: Thumbnails read per event-loop turn.
 ICONS_PER_TICK = 8
@@ -163,7 +166,8 @@ class GalleryWidget(QWidget):
             self.help.setText(_keys_help(self.keys))
             present = list(dict.fromkeys(layer.features["class"].astype(str)))
             order = [c for c in (*classes, "unclassified") if c in present]
-            self.class_combo.addItems([ALL_CLASSES, *order, *(c for c in present if c not in order)])
+            possible = [POSSIBLE_BLASTS] if has_possible_blasts(layer.features) else []
+            self.class_combo.addItems([ALL_CLASSES, *possible, *order, *(c for c in present if c not in order)])
             self.sort_combo.addItems(sort_columns(layer.features) or ["table order"])
         self.class_combo.blockSignals(False)
         self.sort_combo.blockSignals(False)
@@ -181,7 +185,8 @@ class GalleryWidget(QWidget):
         groups = gallery_order(
             cells,
             sort_by=sort_by if sort_by in cells.columns else None,
-            classes=None if chosen in ("", ALL_CLASSES) else [chosen],
+            classes=None if chosen in ("", ALL_CLASSES, POSSIBLE_BLASTS) else [chosen],
+            possible_blasts_only=chosen == POSSIBLE_BLASTS,
             per_class=self.per_class,
         )
         for cls, positions in groups.items():

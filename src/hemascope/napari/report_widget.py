@@ -157,7 +157,12 @@ class ReportWidget(QWidget):
     def set_result(self, result: Any) -> None:
         """Show the report of a :class:`~hemascope.results.SlideResult`."""
         from hemascope.export.report import models_caption, no_slide_model_text, subtypes_of
-        from hemascope.export.report_figure import excluded_text, plot_differential, plot_subtype
+        from hemascope.export.report_figure import (
+            excluded_text,
+            plot_differential,
+            plot_subtype,
+            possible_blasts_text,
+        )
         from hemascope.slide.checks import warning_lines
 
         self.result = result
@@ -172,7 +177,7 @@ class ReportWidget(QWidget):
         else:
             text = f"blasts: {_fmt(diff.get('blast_percent'))}% (95% CI {_fmt(ci[0])}–{_fmt(ci[1])})"
         notes = [*warning_lines(result.checks), diff.get("reason") if diff.get("sufficient") is False else "",
-                 diff.get("note") or "", excluded_text(diff)]
+                 diff.get("note") or "", excluded_text(diff), possible_blasts_text(diff)]
         text += "".join(f"\n{n}" for n in notes if n)
         self.blast.setText(text)
         self.blast.setWordWrap(True)

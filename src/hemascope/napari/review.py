@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hemascope.classes import CELL_CLASSES, CLASS_COLORS, class_rgba
+from hemascope.classify.decision import POSSIBLE_BLAST
 from hemascope.errors import InvalidInputError
 from hemascope.napari.layers import CENTROID_COLUMNS
 
@@ -28,8 +29,15 @@ CROP_FIELD_UM = 36.0
 
 
 def sort_columns(cells: pd.DataFrame) -> list[str]:
-    """The columns the gallery can sort by: ``confidence`` (probability) and ``attention``."""
-    return [c for c in ("confidence", "attention") if c in cells.columns]
+    """The columns the gallery can sort by: ``confidence`` (probability), ``prob_blast`` (the most
+    blast-like cells of each class first) and ``attention``."""
+    return [c for c in ("confidence", "prob_blast", "attention") if c in cells.columns]
+
+
+def has_possible_blasts(cells: pd.DataFrame) -> bool:
+    """Whether any cell's blast call was withheld by the cell model's blast rule
+    (:data:`~hemascope.classify.decision.POSSIBLE_BLAST`)."""
+    return POSSIBLE_BLAST in cells.columns and bool(cells[POSSIBLE_BLAST].fillna(False).astype(bool).any())
 
 
 def gallery_order(
@@ -39,6 +47,7 @@ def gallery_order(
     descending: bool = True,
     classes: list[str] | None = None,
     per_class: int = 48,
+    possible_blasts_only: bool = False,
 ) -> dict[str, list[int]]:
     """Cell indices to show, grouped by class (palette order) and sorted within each class.
 
@@ -54,6 +63,9 @@ def gallery_order(
         Classes to include (default: every class present).
     per_class
         Most cells shown per class.
+    possible_blasts_only
+        Only the cells whose blast call the blast rule withheld (grouped by the class they were
+        called), for review.
 
     Returns
     -------
@@ -69,8 +81,14 @@ def gallery_order(
     order = [c for c in known if c in present] + sorted(c for c in present if c not in known)
     groups: dict[str, list[int]] = {}
     labels = cells["class"].astype(str).to_numpy()
+    keep = np.ones(len(cells), dtype=bool)
+    if possible_blasts_only:
+        keep = (cells[POSSIBLE_BLAST].fillna(False).astype(bool).to_numpy() if POSSIBLE_BLAST in cells.columns
+                else ~keep)
     for cls in order if classes is None else [c for c in order if c in classes]:
-        positions = np.flatnonzero(labels == cls)
+        positions = np.flatnonzero((labels == cls) & keep)
+        if not positions.size:
+            continue
         if sort_by is not None:
             values = cells[sort_by].to_numpy(dtype=float)[positions]
             values = np.nan_to_num(values, nan=-np.inf)

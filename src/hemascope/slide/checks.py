@@ -150,8 +150,8 @@ def withhold(
     Returns
     -------
     (differential, subtypes)
-        Copies: the differential keeps its counts but has ``blast_percent``/``blast_ci`` set to
-        ``None`` and ``withheld`` set to the reasons; every prediction is an abstention whose
+        Copies: the differential keeps its counts but has ``blast_percent``/``blast_ci`` (and
+        ``blast_percent_with_possible``) set to ``None`` and ``withheld`` set to the reasons; every prediction is an abstention whose
         reason names the failed checks.
     """
     if not reasons:
@@ -160,6 +160,8 @@ def withhold(
     diff = copy.deepcopy(differential)
     diff["blast_percent"] = None
     diff["blast_ci"] = [None, None]
+    if "blast_percent_with_possible" in diff:
+        diff["blast_percent_with_possible"] = None
     diff["withheld"] = f"blast % withheld: {why}"
     out = []
     for subtype in subtypes:

@@ -75,6 +75,12 @@ class DifferentialCount:
         Blasts as % of the counted cells (``nan`` when nothing was counted).
     blast_ci : tuple of float
         Wilson interval of the blast percentage (in %).
+    possible_blasts : int
+        Cells whose most likely class was ``blast`` but whose blast call the cell model's blast
+        rule withheld (they are counted as their next class): cells to review.
+    blast_percent_with_possible : float
+        The blast percentage were every possible blast a blast (``nan`` when nothing was counted
+        or the model has no ``blast`` class): with ``blast_percent``, the range review can move it in.
     sufficient : bool
         True when ``n_counted >= min_cells``.
     reason : str
@@ -98,6 +104,8 @@ class DifferentialCount:
     reason: str
     min_cells: int
     excluded: tuple[str, ...] = DEFAULT_EXCLUDED
+    possible_blasts: int = 0
+    blast_percent_with_possible: float = float("nan")
     kind: str = "differential"
     note: str = ""
     notice: str = field(default=RESEARCH_USE_ONLY)
@@ -140,6 +148,8 @@ class DifferentialCount:
             "ci_high": {k: clean(v) for k, v in self.ci_high.items()},
             "blast_percent": clean(self.blast_percent),
             "blast_ci": [clean(v) for v in self.blast_ci],
+            "possible_blasts": self.possible_blasts,
+            "blast_percent_with_possible": clean(self.blast_percent_with_possible),
             "sufficient": self.sufficient,
             "reason": self.reason,
             "min_cells": self.min_cells,
@@ -157,6 +167,7 @@ def differential_count(
     min_cells: int = DEFAULT_MIN_CELLS,
     excluded: Iterable[str] = DEFAULT_EXCLUDED,
     classes: Iterable[str] | None = None,
+    possible_blast: Iterable[bool] | None = None,
 ) -> DifferentialCount:
     """Count white cells per class with percentages, Wilson intervals and a minimum-cell rule.
 
@@ -180,6 +191,9 @@ def differential_count(
         The cell model's classes in output order (default
         :data:`hemascope.classes.CELL_CLASSES`); labels of the white-cell classes are accepted
         whatever the model.
+    possible_blast : iterable of bool, optional
+        One flag per cell: its blast call was withheld by the cell model's blast rule (the
+        ``possible_blast`` column of a cell table); counted in ``possible_blasts``.
 
     Returns
     -------
@@ -190,11 +204,20 @@ def differential_count(
     Raises
     ------
     InvalidInputError
-        If a label is not a known class or ``min_cells`` is negative.
+        If a label is not a known class, ``min_cells`` is negative or ``possible_blast`` does
+        not give one flag per cell.
     """
     if min_cells < 0:
         raise InvalidInputError(f"min_cells must be >= 0, got {min_cells}")
     values = [str(v) for v in (labels.tolist() if hasattr(labels, "tolist") else labels)]
+    flags = np.zeros(len(values), dtype=bool)
+    if possible_blast is not None:
+        given = pd.Series(list(possible_blast), dtype=object)
+        if len(given) != len(values):
+            raise InvalidInputError(f"possible_blast needs one flag per cell ({len(values)}), got {len(given)}")
+        # missing flags (cells of a table without the column) are no flag; a cell now called blast
+        # (a reviewer's correction) is a blast, not a possible one
+        flags = given.fillna(False).astype(bool).to_numpy() & (np.asarray(values, dtype=object) != "blast")
     model_classes = tuple(CELL_CLASSES) if classes is None else tuple(str(c) for c in classes)
     white_cells = set(model_classes) <= set(CELL_CLASSES)
     listed = tuple(CELL_CLASSES) if white_cells else model_classes
@@ -224,6 +247,11 @@ def differential_count(
         percent[name] = 100.0 * count / n_counted if n_counted else float("nan")
         ci_low[name], ci_high[name] = 100.0 * low, 100.0 * high
     blast_pct = percent.get("blast", float("nan"))
+    # every possible blast a blast: those called an excluded class join the denominator too
+    possible_out = int(sum(flag and value in excluded_t for flag, value in zip(flags, values, strict=True)))
+    with_possible = float("nan")
+    if "blast" in counts and n_counted + possible_out:
+        with_possible = 100.0 * (counts["blast"] + int(flags.sum())) / (n_counted + possible_out)
     blast_ci = (ci_low.get("blast", float("nan")), ci_high.get("blast", float("nan")))
     sufficient = n_counted >= min_cells and n_counted > 0
     reason = ""
@@ -245,6 +273,8 @@ def differential_count(
         reason=reason,
         min_cells=min_cells,
         excluded=excluded_t,
+        possible_blasts=int(flags.sum()),
+        blast_percent_with_possible=with_possible,
         kind=kind,
         note=note,
     )

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from hemascope.classes import RESEARCH_USE_ONLY
+from hemascope.classify.decision import POSSIBLE_BLAST
 from hemascope.errors import InvalidInputError
 from hemascope.progress import CancelToken, ProgressCallback, check_cancelled, report
 from hemascope.slide.applicability import applicable_bag_models, resolve_slide_models
@@ -137,7 +138,7 @@ def summarize(
     model_list = list(models) if embeddings is not None or cells_table.empty else []
     total = 1 + len(model_list)
     differential = differential_count(cells_table["class"].astype(str), min_cells=min_cells,
-                                      classes=classes)
+                                      classes=classes, possible_blast=cells_table.get(POSSIBLE_BLAST))
     report(progress, 1, total, "differential count")
     subtypes = []
     for i, name in enumerate(model_list, start=2):
