@@ -28,7 +28,8 @@ command's zero-configuration scale).
 Scores: N/L/M/E macro-F1 (the hidden evaluation's figure), macro-F1 over the classes present
 (``unclassified`` = ``smudge``), normal cells (N, L, M, E, B) called blast, blast recall (DeepAPL:
 myeloblasts and promonocytes; Taleqani: the B-ALL fields),
-and the calls the domain-shift guard flags (:class:`hemascope.classify.shift.DomainShift`).
+and the calls the domain-shift guard flags (:class:`hemascope.classify.shift.DomainShift`); normal cells
+flagged ``possible_blast`` (a blast call the blast rule withheld) and blasts called blast or flagged.
 
 ``--tta`` classifies with eight flipped and rotated views, ``--adapt`` with per-batch BatchNorm
 adaptation (both off, as in ``hemascope classify``'s defaults).
@@ -117,8 +118,9 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     loaded = load_model(args.model, device="cpu")
-    print("| set | shift | µm/px × | cells | N/L/M/E | macro-F1 | normal → blast | blast recall | calls flagged |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| set | shift | µm/px × | cells | N/L/M/E | macro-F1 | normal → blast | blast recall | calls flagged "
+          "| normal → possible blast | blasts called or possible |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for shift in args.shift:
         for factor in args.scale_error:
@@ -137,20 +139,25 @@ def main() -> None:
                 pred = out.table["class"].replace({"unclassified": "smudge"}).to_numpy()
                 truth = part["class"].to_numpy()
                 flagged = out.domain_shift is not None and bool(out.domain_shift.shifted)
-                per_set.setdefault(name, []).append((truth, pred, flagged))
+                possible = out.table.get("possible_blast", pd.Series(False, index=out.table.index)).to_numpy(bool)
+                per_set.setdefault(name, []).append((truth, pred, flagged, possible))
                 probs = out.table.filter(like="prob_").to_dict("records")
                 rows += [
-                    {"set": name, "shift": shift, "factor": factor, "path": p, "truth": t, "pred": q, **r}
-                    for p, t, q, r in zip(part["path"], truth, pred, probs, strict=True)
+                    {"set": name, "shift": shift, "factor": factor, "path": p, "truth": t, "pred": q,
+                     "possible_blast": b, **r}
+                    for p, t, q, b, r in zip(part["path"], truth, pred, possible, probs, strict=True)
                 ]
             for name, pairs in per_set.items():
-                truth = np.concatenate([t for t, _, _ in pairs])
-                pred = np.concatenate([p for _, p, _ in pairs])
-                flagged = sum(f for _, _, f in pairs)
+                truth = np.concatenate([t for t, _, _, _ in pairs])
+                pred = np.concatenate([p for _, p, _, _ in pairs])
+                possible = np.concatenate([b for _, _, _, b in pairs])
+                flagged = sum(f for _, _, f, _ in pairs)
                 normal = np.isin(truth, NORMAL)
                 blast = truth == "blast"
                 recall = f"{np.mean(pred[blast] == 'blast'):.3f}" if blast.any() else "–"
                 called = f"{np.mean(pred[normal] == 'blast'):.3f}" if normal.any() else "–"
+                normal_possible = f"{np.mean(possible[normal]):.3f}" if normal.any() else "–"
+                either = f"{np.mean((pred[blast] == 'blast') | possible[blast]):.3f}" if blast.any() else "–"
                 nlme = macro = "–"  # the Taleqani fields hold blasts and hematogones only
                 if not name.startswith("taleqani"):
                     s = scores(truth, pred)
@@ -158,7 +165,7 @@ def main() -> None:
                 print(
                     f"| {name} | {shift} | {factor:g} | {len(truth)} | {nlme} | "
                     f"{macro} | {called} | {recall} | "
-                    f"{flagged}/{len(pairs)} |",
+                    f"{flagged}/{len(pairs)} | {normal_possible} | {either} |",
                     flush=True,
                 )
     if args.out is not None:
