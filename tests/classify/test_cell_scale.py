@@ -165,3 +165,20 @@ def test_a_few_pictures_are_scaled_by_the_estimator_the_command_passes(tmp_path)
         iio.imwrite(paths[-1], _cell_picture())
     scales = estimate_field_scales(paths, lambda image: _est(0.123, 0.9))
     assert {float(v) for v in scales.values()} == {0.123} and len(scales) == 2
+
+
+def test_a_crop_that_only_its_red_cells_make_a_field_is_checked_against_its_cell():
+    """A 320-px crop of a lymphocyte at 0.1 µm/px among red cells drawn as at 0.16 µm/px (red cells
+    that read too small: granules, pieces of red cells in real crops) is a 50-µm "field" at the red
+    cells' confident answer. The cell model reads it as one cell, so the answer is no longer
+    confident (before: the red cells' 0.155, confidence 0.96)."""
+    from scipy import ndimage as ndi
+
+    cell, whole, _ = render_cell("lymphocyte", mpp=0.1, size=320, rng=np.random.default_rng(3))
+    picture, other, _ = render_cell("lymphocyte", mpp=0.16, size=320, rng=np.random.default_rng(13))
+    picture[ndi.binary_dilation(other, iterations=3)] = np.median(cell.reshape(-1, 3)[:200], axis=0)
+    picture[whole] = cell[whole]
+    red = estimate_mpp(picture)
+    assert not red.low_confidence and red.mpp > 0.15  # a field of 48 µm or more at this answer
+    out = picture_scale(picture)
+    assert out.low_confidence and out.cues["cell_mpp"] < 0.13

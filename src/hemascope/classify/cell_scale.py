@@ -70,6 +70,11 @@ PLAUSIBLE_MPP = (0.036, 1.0)
 #: answer keeps the lower confidence of the two (both are often wrong there: a smudge read as a
 #: huge cell, pieces of red cells), so that a batch's confidence-weighted median leans on others.
 _GIVE_WAY = 3.0
+#: A confident red-cell answer that makes a picture of at most this many px (short side) a field is
+#: checked against the cell model's reading of the picture's centre: crops and close-ups (224-576
+#: px in public sets) whose granules or pieces of red cells read as red cells 2-10 times too large
+#: (BENCHMARKS.md, "A confident field that is one cell"). Larger pictures are a camera's fields.
+CHECKED_FIELD_PX = 640
 #: Confidence of the cell's answer at no spread: always flagged (below
 #: :data:`~hemascope.segment.scale.MIN_CONFIDENCE`): one cell's size is a loose ruler, and even its
 #: most self-consistent answers are > 25 % off in 1-2 % of held-out crops (BENCHMARKS.md).
@@ -298,7 +303,9 @@ def picture_scale(image: np.ndarray) -> ScaleEstimate:
         :func:`combine` of :func:`hemascope.segment.estimate_mpp` and :func:`cell_scale` for
         single-cell pictures, the red-cell estimate for fields — unless it is unsure and the
         picture shows a white cell off its centre (:func:`off_centre_cell`, a one-cell field):
-        that cell is read and combined.
+        that cell is read and combined. A picture of at most :data:`CHECKED_FIELD_PX` that only
+        a confident red-cell answer makes a field is read at its centre too, and combined when
+        the cell model does not read it as a field.
 
     Raises
     ------
@@ -309,9 +316,10 @@ def picture_scale(image: np.ndarray) -> ScaleEstimate:
     red = estimate_mpp(image)  # raises when there is neither a red cell nor a nucleus: no cell to read either
     model = load_cell_scale_model()
     card = model.loaded.card
-    if not red.low_confidence and is_field(image.shape, red.mpp, card):
+    red_field = not red.low_confidence and is_field(image.shape, red.mpp, card)
+    if red_field and min(image.shape[:2]) > CHECKED_FIELD_PX:
         return red
-    centre = off_centre_cell(red)
+    centre = None if red_field else off_centre_cell(red)
     try:
         cell = cell_scale(image, model, centre)
     except HemascopeError:
