@@ -34,10 +34,17 @@ def sort_columns(cells: pd.DataFrame) -> list[str]:
     return [c for c in ("confidence", "prob_blast", "attention") if c in cells.columns]
 
 
+def _possible_blasts(cells: pd.DataFrame) -> np.ndarray:
+    """Per cell: its blast call was withheld by the cell model's blast rule
+    (:data:`~hemascope.classify.decision.POSSIBLE_BLAST`; all False without the column)."""
+    if POSSIBLE_BLAST not in cells.columns:
+        return np.zeros(len(cells), dtype=bool)
+    return cells[POSSIBLE_BLAST].fillna(False).astype(bool).to_numpy()
+
+
 def has_possible_blasts(cells: pd.DataFrame) -> bool:
-    """Whether any cell's blast call was withheld by the cell model's blast rule
-    (:data:`~hemascope.classify.decision.POSSIBLE_BLAST`)."""
-    return POSSIBLE_BLAST in cells.columns and bool(cells[POSSIBLE_BLAST].fillna(False).astype(bool).any())
+    """Whether any cell's blast call was withheld by the cell model's blast rule."""
+    return bool(_possible_blasts(cells).any())
 
 
 def gallery_order(
@@ -81,10 +88,7 @@ def gallery_order(
     order = [c for c in known if c in present] + sorted(c for c in present if c not in known)
     groups: dict[str, list[int]] = {}
     labels = cells["class"].astype(str).to_numpy()
-    keep = np.ones(len(cells), dtype=bool)
-    if possible_blasts_only:
-        keep = (cells[POSSIBLE_BLAST].fillna(False).astype(bool).to_numpy() if POSSIBLE_BLAST in cells.columns
-                else ~keep)
+    keep = _possible_blasts(cells) if possible_blasts_only else np.ones(len(cells), dtype=bool)
     for cls in order if classes is None else [c for c in order if c in classes]:
         positions = np.flatnonzero((labels == cls) & keep)
         if not positions.size:
