@@ -22,7 +22,8 @@ per picture cost white-cell precision 0.96 → 0.79 (BENCHMARKS.md, session 29).
 
 Nor is a group pooled whose estimates spread over more than :data:`POOL_MAX_SPREAD` (their
 middle half): pictures resized to one pixel size from crops of different sizes (a public data
-set's tight boxes) share a pixel size, not a µm/px.
+set's tight boxes) share a pixel size, not a µm/px — even when a few confident estimates among
+them bunch at two scales, unless :data:`TWO_SCALES_SHARE` of all the estimates lie at one of them.
 
 Two magnifications of one pixel size are not averaged: when the confident estimates show a second
 peak more than :data:`AGREE` away, parted from the main one by a valley and holding at least
@@ -66,6 +67,12 @@ _VALLEY = 0.7
 #: of 5 close-ups; crops cut to boxes of 45-100 % and resized to one pixel size, each at its own
 #: µm/px: 1.48-1.56 (BENCHMARKS.md, "Pictures of one size, not of one scale").
 POOL_MAX_SPREAD = 1.4
+#: A group whose middle half spans more than :data:`POOL_MAX_SPREAD` is two magnifications only
+#: when this share of all its estimates lies within :data:`AGREE` of one of the two scales: else
+#: it is a continuum of scales (boxes of 45-100 % of DeepAPL crops resized to 256 px: 0.71, two of
+#: its seven confident estimates 1.4 times apart taken for a second scale; two magnifications of
+#: ten pictures: 0.91; BENCHMARKS.md, "Resized boxes are no two magnifications").
+TWO_SCALES_SHARE = 0.8
 #: Fewest images of one source for which their estimates are pooled.
 MIN_IMAGES = 5
 #: Estimates within this (relative) of each other count as one scale.
@@ -161,6 +168,11 @@ def _pool_group(members: list[ScaleEstimate], what: str = "of this size"
     near = np.abs(log_mpp - centre) <= np.log1p(AGREE)
     # nor a second magnification: close-ups' confident answers are not sure enough to show one
     mixed = not close_ups and _has_second_scale(log_mpp, confident, centre)
+    spread = float(np.subtract(*np.percentile(log_mpp, [75, 25])))
+    if mixed and spread > np.log(POOL_MAX_SPREAD):  # two scales, or a continuum of them?
+        second_scale = float(np.median(log_mpp[confident & ~near]))
+        on_either = near | (np.abs(log_mpp - second_scale) <= np.log1p(AGREE))
+        mixed = bool(on_either.mean() >= TWO_SCALES_SHARE)
     take = near if mixed else np.ones(len(members), dtype=bool)
     agreeing = int((confident & near).sum())
     cells_agreeing = int((near & np.array(["cell_mpp" in m.cues for m in members])).sum())
@@ -171,7 +183,7 @@ def _pool_group(members: list[ScaleEstimate], what: str = "of this size"
               + ("; the run holds another scale too" if mixed else "") + ")")
     shared = ScaleEstimate(float(np.exp(centre)), pooled_confidence, {"batch_images": int(take.sum()), "batch_of": what},
                            reason)
-    if not mixed and np.subtract(*np.percentile(log_mpp, [75, 25])) > np.log(POOL_MAX_SPREAD):  # no one scale
+    if not mixed and spread > np.log(POOL_MAX_SPREAD):  # no one scale
         take = np.zeros(len(members), dtype=bool)
     targets: list[ScaleEstimate | None] = [shared if t else None for t in take]
     if mixed:
