@@ -47,3 +47,7 @@ def test_analyze_line_says_how_many_possible_blasts_and_the_blast_percentage_wit
     assert "blasts 10.0% (+2 possible: up to 30.0%)" in line
     row.update(possible_blasts=0, blast_percent_with_possible=10.0)
     assert "possible" not in slide_line(next(pd.DataFrame([row]).itertuples()))
+    # no cell counted (the one cell flagged was called unclassified): no blast %, the flag still said
+    row.update(n_cells=1, blast_percent=None, possible_blasts=1, blast_percent_with_possible=100.0)
+    line = slide_line(next(pd.DataFrame([row]).itertuples()))
+    assert line == "done    s.tif: 1 cells, 1 possible blast -> out/s"

@@ -97,8 +97,10 @@ def slide_line(row: Any) -> str:
     blasts = "" if blast is None else f", blasts {blast:.1f}%"
     possible = finite_number(getattr(row, "possible_blasts", None))
     upper = finite_number(getattr(row, "blast_percent_with_possible", None))
-    if blasts and possible and upper is not None:
+    if possible and blasts and upper is not None:
         blasts += f" (+{int(possible)} possible: up to {upper:.1f}%)"
+    elif possible:  # no blast % (no cell counted, or withheld): the flagged cells still want review
+        blasts += f", {int(possible)} possible blast{'s' if possible > 1 else ''}"
     answers = row.answers if isinstance(row.answers, str) and row.answers else ""
     warnings = getattr(row, "warnings", None)
     warnings = f"; {warnings}" if isinstance(warnings, str) and warnings else ""
