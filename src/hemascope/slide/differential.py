@@ -248,7 +248,7 @@ def differential_count(
         ci_low[name], ci_high[name] = 100.0 * low, 100.0 * high
     blast_pct = percent.get("blast", float("nan"))
     # every possible blast a blast: those called an excluded class join the denominator too
-    possible_out = int(sum(flag and value in excluded_t for flag, value in zip(flags, values, strict=True)))
+    possible_out = int((flags & np.isin(np.asarray(values, dtype=object), excluded_t)).sum())
     with_possible = float("nan")
     if "blast" in counts and n_counted + possible_out:
         with_possible = 100.0 * (counts["blast"] + int(flags.sum())) / (n_counted + possible_out)
