@@ -170,8 +170,7 @@ def _pool_group(members: list[ScaleEstimate], what: str = "of this size"
     mixed = not close_ups and _has_second_scale(log_mpp, confident, centre)
     spread = float(np.subtract(*np.percentile(log_mpp, [75, 25])))
     if mixed and spread > np.log(POOL_MAX_SPREAD):  # two scales, or a continuum of them?
-        second_scale = float(np.median(log_mpp[confident & ~near]))
-        on_either = near | (np.abs(log_mpp - second_scale) <= np.log1p(AGREE))
+        on_either = near | (np.abs(log_mpp - _second_scale(log_mpp, confident, near)) <= np.log1p(AGREE))
         mixed = bool(on_either.mean() >= TWO_SCALES_SHARE)
     take = near if mixed else np.ones(len(members), dtype=bool)
     agreeing = int((confident & near).sum())
@@ -192,6 +191,12 @@ def _pool_group(members: list[ScaleEstimate], what: str = "of this size"
     return shared, targets, mixed
 
 
+def _second_scale(log_mpp: np.ndarray, confident: np.ndarray, near: np.ndarray) -> float:
+    """log µm/px of a group's second scale: the median of its confident estimates away from the
+    main one (``near`` it: within :data:`AGREE`)."""
+    return float(np.median(log_mpp[confident & ~near]))
+
+
 def _stray_targets(log_mpp: np.ndarray, confident: np.ndarray, near: np.ndarray, centre: float,
                    what: str) -> list[tuple[int, ScaleEstimate | None]]:
     """In a group of two scales, the unsure estimates that no confident one agrees with (within
@@ -210,7 +215,7 @@ def _stray_targets(log_mpp: np.ndarray, confident: np.ndarray, near: np.ndarray,
     if not len(strays):
         return []
     away = confident & ~near
-    second = float(np.median(log_mpp[away]))
+    second = _second_scale(log_mpp, confident, near)
     other = ScaleEstimate(float(np.exp(second)), 0.0, {"batch_images": int(away.sum()), "batch_of": what},
                           f"median of the {int(away.sum())} confident estimates {what} in this run at its second scale")
     return [(int(i), other if abs(log_mpp[i] - second) < abs(log_mpp[i] - centre) else None) for i in strays]
